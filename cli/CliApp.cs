@@ -1,0 +1,26 @@
+using System.CommandLine;
+
+namespace Farm.Cli;
+
+/// <summary>Entry point of the farm command: one root command, each subcommand in its own file.</summary>
+public static class CliApp
+{
+    public static int Run(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var root = new RootCommand("Farm: a distributed build farm for container images.");
+        var debug = new Command("debug", "Inspect how Farm reads a Dockerfile.");
+        foreach (var command in DebugCommands())
+        {
+            debug.Subcommands.Add(command);
+        }
+
+        root.Subcommands.Add(debug);
+        return root.Parse(args).Invoke();
+    }
+
+    private static IEnumerable<Command> DebugCommands()
+    {
+        yield break;
+    }
+}
