@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, every tool and service Farm's tests and a local farm use.
+# Idempotent: installs only what is missing.
+set -euo pipefail
+packages=(
+  runc docker-registry redis-server rabbitmq-server busybox-static skopeo umoci
+  podman buildah slirp4netns uidmap fuse-overlayfs
+  pigz zstd hyperfine apache2-utils openssl jq curl ca-certificates iproute2 procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "infra: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  # Services must not start under their system units: infra/up.sh starts them on loopback under its own state dir.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# podman here must run containers with runc and without default ulimits (see DESIGN.md).
+conf=/etc/containers/containers.conf
+if ! grep -q '^default_ulimits = \[\]' "$conf" 2>/dev/null; then
+  mkdir -p /etc/containers
+  {
+    echo "# written by farm infra/install.sh"
+    echo "[containers]"
+    echo "default_ulimits = []"
+    echo "[engine]"
+    echo 'runtime = "runc"'
+  } > "$conf"
+fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# redis-server on 127.0.0.1:${FARM_REDIS_PORT:-6379}: start | stop | status
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+port="${FARM_REDIS_PORT:-6379}"
+dir="$FARM_INFRA_DIR/redis"
+pidfile="$dir/redis.pid"
+case "${1:-start}" in
+  start)
+    need_cmd redis-server redis-server
+    if pid_alive "$pidfile" || redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then exit 0; fi
+    mkdir -p "$dir"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
+      --pidfile "$pidfile" --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null
+    wait_until 30 "redis on 127.0.0.1:$port" "$dir/redis.log" sh -c "redis-cli -p $port ping | grep -q PONG"
+    log "redis on 127.0.0.1:$port"
+    ;;
+  stop) stop_pidfile redis "$pidfile" ;;
+  status) pid_alive "$pidfile" ;;
+  *) die "usage: $0 start|stop|status" ;;
+esac
