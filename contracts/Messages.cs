@@ -1,0 +1,223 @@
+namespace Farm.Contracts;
+
+// Messages between the CLI, the coordinator and the workers. Records without behaviour; digests travel as
+// strings ("sha256:...") so this assembly depends on nothing. Commands are orders, events are past tense.
+// MassTransit names exchanges after the full type name: renaming or moving a type is a wire break.
+
+/// <summary>Submit a build. Published to RabbitMQ (or posted over HTTP); answered with the build id at once.</summary>
+public sealed record SubmitBuild
+{
+    /// <summary>Chosen by the submitter so it can follow the build; the coordinator assigns one when empty.</summary>
+    public Guid BuildId { get; init; }
+
+    /// <summary>The Dockerfile's text.</summary>
+    public required string Dockerfile { get; init; }
+
+    /// <summary>The Dockerfile's path in the context, for error messages.</summary>
+    public string DockerfilePath { get; init; } = "Dockerfile";
+
+    /// <summary>Digest of the context tar in the blob store.</summary>
+    public required string ContextDigest { get; init; }
+
+    /// <summary>Digest of the context index (path, mode, size, sha256 of each file) in the blob store.</summary>
+    public string? ContextIndexDigest { get; init; }
+
+    public IReadOnlyDictionary<string, string> BuildArgs { get; init; } = new Dictionary<string, string>();
+
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    public string? Target { get; init; }
+
+    /// <summary>Image names to tag the result with, e.g. <c>127.0.0.1:5100/app:1.0</c>.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = [];
+
+    public bool Push { get; init; }
+
+    public bool NoCache { get; init; }
+
+    public bool Pull { get; init; }
+}
+
+/// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>
+public sealed record BuildLayer
+{
+    public required Guid JobId { get; init; }
+
+    public required Guid BuildId { get; init; }
+
+    /// <summary>Stable within a build, e.g. <c>stage-1/step-3</c>.</summary>
+    public required string StepId { get; init; }
+
+    public required string CacheKey { get; init; }
+
+    /// <summary>1 for the first delivery; the coordinator bounds retries after a worker vanished.</summary>
+    public int Attempt { get; init; } = 1;
+
+    /// <summary>Where parent layers are read and the result is written, e.g. <c>registry://127.0.0.1:5100/farm/cache</c> or <c>oci-layout:/var/lib/farm/store</c>.</summary>
+    public required string BlobStore { get; init; }
+
+    /// <summary>The layers below this step, bottom first.</summary>
+    public IReadOnlyList<LayerRef> Parents { get; init; } = [];
+
+    public required LayerStep Step { get; init; }
+
+    /// <summary><c>gzip</c> (default) or <c>zstd</c>.</summary>
+    public string Compression { get; init; } = "gzip";
+
+    public DateTimeOffset EnqueuedAt { get; init; }
+}
+
+/// <summary>A layer blob: compressed digest, uncompressed digest (diff_id), media type and size.</summary>
+public sealed record LayerRef(string Digest, string DiffId, string MediaType, long Size);
+
+/// <summary>What one layer-producing step does. Exactly one of the payloads is set, per <see cref="Kind"/>.</summary>
+public sealed record LayerStep
+{
+    public required StepKind Kind { get; init; }
+
+    /// <summary>The instruction as the user wrote it (expanded), for logs and history.</summary>
+    public required string Display { get; init; }
+
+    public RunStep? Run { get; init; }
+
+    public CopyStep? Copy { get; init; }
+
+    /// <summary>For <see cref="StepKind.Workdir"/>: the directory to create.</summary>
+    public string? Workdir { get; init; }
+}
+
+public enum StepKind
+{
+    Run,
+    Copy,
+    Add,
+    Workdir,
+}
+
+/// <summary>A RUN step.</summary>
+public sealed record RunStep
+{
+    /// <summary>The process to run: for the shell form, the stage's SHELL followed by the command line.</summary>
+    public required IReadOnlyList<string> Args { get; init; }
+
+    /// <summary>KEY=value, ENV and ARGs in scope.</summary>
+    public IReadOnlyList<string> Env { get; init; } = [];
+
+    /// <summary>user[:group], names or ids; empty is root.</summary>
+    public string User { get; init; } = string.Empty;
+
+    public string WorkingDir { get; init; } = "/";
+
+    /// <summary><c>host</c> (default) or <c>none</c>.</summary>
+    public string Network { get; init; } = "host";
+
+    /// <summary>Heredoc bodies to provide as files (path in the container, content, mode).</summary>
+    public IReadOnlyList<InlineFile> Files { get; init; } = [];
+}
+
+/// <summary>A COPY or ADD step.</summary>
+public sealed record CopyStep
+{
+    public required IReadOnlyList<string> Sources { get; init; }
+
+    public required string Destination { get; init; }
+
+    public string WorkingDir { get; init; } = "/";
+
+    public string? Chown { get; init; }
+
+    public string? Chmod { get; init; }
+
+    public IReadOnlyList<string> Exclude { get; init; } = [];
+
+    /// <summary>For ADD of a URL: the expected digest.</summary>
+    public string? Checksum { get; init; }
+
+    /// <summary>Where sources come from: the build context tar, or another stage's or image's layers.</summary>
+    public required CopySource From { get; init; }
+
+    /// <summary>Heredoc bodies copied as files.</summary>
+    public IReadOnlyList<InlineFile> Files { get; init; } = [];
+}
+
+/// <summary>The source of a COPY: a context tar blob, or a root filesystem made of layers.</summary>
+public sealed record CopySource
+{
+    public string? ContextDigest { get; init; }
+
+    public IReadOnlyList<LayerRef>? Layers { get; init; }
+}
+
+public sealed record InlineFile(string Path, string Content, int Mode);
+
+/// <summary>A worker finished a <see cref="BuildLayer"/> job.</summary>
+public sealed record LayerBuilt
+{
+    public required Guid JobId { get; init; }
+
+    public required Guid BuildId { get; init; }
+
+    public required string StepId { get; init; }
+
+    public required string CacheKey { get; init; }
+
+    /// <summary>Null when the step changed nothing: no layer, only a history entry.</summary>
+    public LayerRef? Layer { get; init; }
+
+    public required string Worker { get; init; }
+
+    public required PhaseTimings Timings { get; init; }
+}
+
+/// <summary>A worker could not build a layer.</summary>
+public sealed record LayerBuildFailed
+{
+    public required Guid JobId { get; init; }
+
+    public required Guid BuildId { get; init; }
+
+    public required string StepId { get; init; }
+
+    public required string Worker { get; init; }
+
+    /// <summary>The FARMnnnn code of the error.</summary>
+    public required string Code { get; init; }
+
+    public required string Message { get; init; }
+
+    /// <summary>The step's exit code when a RUN failed.</summary>
+    public int? ExitCode { get; init; }
+
+    /// <summary>The last lines of the step's output.</summary>
+    public IReadOnlyList<string> OutputTail { get; init; } = [];
+
+    /// <summary>True when the failure says nothing about the step itself (a store or worker fault): retry elsewhere.</summary>
+    public bool Retryable { get; init; }
+}
+
+/// <summary>One line a running step printed.</summary>
+public sealed record StepLogLine(Guid BuildId, string StepId, Guid JobId, string Stream, string Line, DateTimeOffset At);
+
+/// <summary>When each phase of a job started and ended, after the Remote Execution API's ExecutedActionMetadata.</summary>
+public sealed record PhaseTimings
+{
+    public DateTimeOffset Queued { get; init; }
+
+    public DateTimeOffset WorkerStart { get; init; }
+
+    public DateTimeOffset InputFetchStart { get; init; }
+
+    public DateTimeOffset InputFetchEnd { get; init; }
+
+    public DateTimeOffset ExecutionStart { get; init; }
+
+    public DateTimeOffset ExecutionEnd { get; init; }
+
+    public DateTimeOffset DiffStart { get; init; }
+
+    public DateTimeOffset DiffEnd { get; init; }
+
+    public DateTimeOffset UploadStart { get; init; }
+
+    public DateTimeOffset UploadEnd { get; init; }
+}
