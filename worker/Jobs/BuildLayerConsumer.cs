@@ -1,0 +1,68 @@
+using Farm.Contracts;
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Farm.Worker.Jobs;
+
+/// <summary>
+/// Consumes <see cref="BuildLayer"/> jobs from the workers' queue. The message is acknowledged only when this method
+/// returns, after the result is published, so a job whose worker dies is delivered again to another worker.
+/// </summary>
+public sealed partial class BuildLayerConsumer(
+    ILayerJobExecutor executor,
+    IOptions<WorkerOptions> options,
+    ILogger<BuildLayerConsumer> logger) : IConsumer<BuildLayer>
+{
+    public async Task Consume(ConsumeContext<BuildLayer> context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var job = context.Message;
+        var worker = options.Value.Name;
+        LogJobStarted(logger, job.JobId, job.StepId, worker);
+        try
+        {
+            var result = await executor.ExecuteAsync(
+                job,
+                (stream, line) => context.Publish(new StepLogLine(job.BuildId, job.StepId, job.JobId, stream, line, DateTimeOffset.UtcNow)),
+                context.CancellationToken).ConfigureAwait(false);
+            await context.Publish(new LayerBuilt
+            {
+                JobId = job.JobId,
+                BuildId = job.BuildId,
+                StepId = job.StepId,
+                CacheKey = job.CacheKey,
+                Layer = result.Layer,
+                Worker = worker,
+                Timings = result.Timings,
+            }).ConfigureAwait(false);
+            LogJobFinished(logger, job.JobId, result.Layer?.Digest ?? "no layer");
+        }
+        catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
+        {
+            var stepFailure = e as IStepFailure;
+            LogJobFailed(logger, job.JobId, e.Message);
+            await context.Publish(new LayerBuildFailed
+            {
+                JobId = job.JobId,
+                BuildId = job.BuildId,
+                StepId = job.StepId,
+                Worker = worker,
+                Code = (e as FarmException)?.Code ?? "FARM3000",
+                Message = e.Message,
+                ExitCode = stepFailure?.ExitCode,
+                OutputTail = stepFailure?.OutputTail ?? [],
+                Retryable = stepFailure is null,
+            }).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} ({StepId}) started on {Worker}")]
+    private static partial void LogJobStarted(ILogger logger, Guid jobId, string stepId, string worker);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} finished: {Layer}")]
+    private static partial void LogJobFinished(ILogger logger, Guid jobId, string layer);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} failed: {Error}")]
+    private static partial void LogJobFailed(ILogger logger, Guid jobId, string error);
+}
