@@ -27,6 +27,9 @@ internal static partial class Native
     [LibraryImport(Libc, EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int Lchown(string path, uint owner, uint group);
 
+    [LibraryImport(Libc, EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int Chmod(string path, uint mode);
+
     [LibraryImport(Libc, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int StatxCall(int dirFd, string path, int flags, uint mask, out StatxBuffer buffer);
 
@@ -51,6 +54,15 @@ internal static partial class Native
         }
 
         return new FileStatus(b.Mode, b.Uid, b.Gid, (long)b.Size, b.RdevMajor, b.RdevMinor);
+    }
+
+    /// <summary>chmod that ignores the umask and throws on failure.</summary>
+    internal static void SetMode(string path, uint mode)
+    {
+        if (Chmod(path, mode) != 0)
+        {
+            throw new IOException($"chmod {path} failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
     }
 
     /// <summary>Whether an extended attribute exists on the path itself (symlinks not followed).</summary>
