@@ -31,6 +31,12 @@ public sealed record RunSpec
     /// <summary>The mounted root file system (an overlay's merged directory); written to, never made read-only.</summary>
     public required string RootfsPath { get; init; }
 
+    /// <summary>
+    /// The overlay upperdir beneath <see cref="RootfsPath"/>, when it is an overlay: the run records which mount
+    /// points existed so their stubs can be removed from it afterwards (<see cref="OverlaySnapshot.Seal"/>).
+    /// </summary>
+    public string? UpperDir { get; init; }
+
     /// <summary><c>KEY=value</c> entries; PATH, HOSTNAME and HOME get defaults when absent (<c>process.env</c>).</summary>
     public IReadOnlyList<string> Env { get; init; } = [];
 
