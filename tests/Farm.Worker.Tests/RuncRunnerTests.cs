@@ -87,7 +87,7 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
 
         var (_, output) = await fx.RunAsync(snap, ["ls", "/sys/class/net"]);
 
-        var hostInterfaces = Directory.GetFileSystemEntries("/sys/class/net").Select(Path.GetFileName).Order().ToList();
+        var hostInterfaces = Directory.GetFileSystemEntries("/sys/class/net").Select(p => Path.GetFileName(p)!).Order().ToList();
         Assert.Equal(hostInterfaces, SandboxFixture.Stdout(output).Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToList());
     }
 

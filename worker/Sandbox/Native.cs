@@ -30,6 +30,9 @@ internal static partial class Native
     [LibraryImport(Libc, EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int Chmod(string path, uint mode);
 
+    [LibraryImport(Libc, EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameCall(string oldPath, string newPath);
+
     [LibraryImport(Libc, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int StatxCall(int dirFd, string path, int flags, uint mask, out StatxBuffer buffer);
 
@@ -62,6 +65,15 @@ internal static partial class Native
         if (Chmod(path, mode) != 0)
         {
             throw new IOException($"chmod {path} failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
+    }
+
+    /// <summary>rename(2): atomic replace, and it moves a symlink to a directory (File.Move refuses that).</summary>
+    internal static void Rename(string oldPath, string newPath)
+    {
+        if (RenameCall(oldPath, newPath) != 0)
+        {
+            throw new IOException($"rename {oldPath} to {newPath} failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         }
     }
 

@@ -121,7 +121,7 @@ public sealed class OverlaySnapshotter
         // Build aside and rename into place: concurrent snapshots of the same layer race on this name.
         var temp = link + "." + RandomName();
         File.CreateSymbolicLink(temp, target);
-        File.Move(temp, link, overwrite: true);
+        Native.Rename(temp, link);
         return link;
     }
 
