@@ -191,6 +191,32 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
         Assert.False(Directory.Exists(snap.Directory));
     }
 
+    [Fact]
+    public async Task A_command_missing_from_the_image_is_reported_by_name()
+    {
+        await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
+
+        var e = await Assert.ThrowsAsync<SandboxException>(() => fx.RunAsync(snap, ["no-such-tool", "--help"]));
+
+        Assert.Equal("FARM3003", e.Code);
+        Assert.Contains("no-such-tool", e.Message);
+        Assert.Empty(await fx.Runner.ListContainersAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_failing_output_handler_stops_the_command_and_is_reported()
+    {
+        await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
+        var spec = new RunSpec { Args = ["sh", "-c", "echo started; exec sleep 100"], RootfsPath = snap.MergedDir, UpperDir = snap.UpperDir };
+
+        var e = await Assert.ThrowsAsync<SandboxException>(() => fx.Runner.RunAsync(
+            spec, (_, _) => throw new InvalidOperationException("log sink is gone"), CancellationToken.None));
+
+        Assert.IsType<InvalidOperationException>(e.InnerException);
+        Assert.Empty(await fx.Runner.ListContainersAsync(CancellationToken.None));
+        Assert.Empty(SleepProcesses());
+    }
+
     private static IEnumerable<string> SleepProcesses() =>
         Directory.EnumerateDirectories("/proc")
             .Where(d => Path.GetFileName(d).All(char.IsAsciiDigit))

@@ -113,15 +113,19 @@ public sealed class RuncRunner
 
         var tail = new OutputTail(_options.OutputTailLines);
         using var gate = new SemaphoreSlim(1, 1);
+        // Cancelled by the caller, or by a failing output callback: either way the container must die.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Exception? callbackError = null;
         async Task PumpAsync(StreamReader reader, OutputStream stream)
         {
-            // Not cancellable: the pipes reach EOF once the container is dead, which cancellation ensures.
+            // Not cancellable: the pipes reach EOF once the container is dead, which stopping ensures.
             while (await reader.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is { } text)
             {
                 var line = new OutputLine(stream, text);
                 tail.Add(line);
-                if (onOutput is null)
+                if (onOutput is null || stop.IsCancellationRequested)
                 {
+                    // Keep draining so a stopping container never blocks on a full pipe.
                     continue;
                 }
 
@@ -130,9 +134,14 @@ public sealed class RuncRunner
                 {
                     await onOutput(line, cancellationToken).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                catch (Exception e) when (!(e is OperationCanceledException && cancellationToken.IsCancellationRequested))
                 {
-                    // Keep draining so the process can exit; cancellation is handled below.
+                    callbackError ??= e;
+                    await stop.CancelAsync().ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The caller cancelled; handled where the exit is awaited.
                 }
                 finally
                 {
@@ -147,13 +156,14 @@ public sealed class RuncRunner
 
         try
         {
-            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+            await process.WaitForExitAsync(stop.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             await KillAsync(id, process).ConfigureAwait(false);
             await pumps.ConfigureAwait(false);
-            throw;
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new SandboxException($"the output handler failed while '{string.Join(' ', spec.Args)}' ran, so the step was stopped: {callbackError?.Message}", callbackError);
         }
 
         await pumps.ConfigureAwait(false);
@@ -166,7 +176,7 @@ public sealed class RuncRunner
         if (RuncError(logFile) is { } error)
         {
             throw new SandboxException(
-                $"runc could not run the step in {spec.RootfsPath}: {error}. Check that the worker runs as root and that runc works (runc --version), or fix the image path it names.");
+                $"runc could not start '{string.Join(' ', spec.Args)}': {error}. When it names the command or a path in the image, fix the RUN line or the image; otherwise check that the worker runs as root and runc works (runc --version).");
         }
 
         throw new RunFailedException(exitCode, spec.Args, tail.Snapshot());
