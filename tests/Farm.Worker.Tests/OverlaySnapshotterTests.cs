@@ -94,5 +94,9 @@ public sealed class OverlaySnapshotterTests(SandboxFixture fx)
         Assert.Equal("base", File.ReadAllText(Path.Combine(b.MergedDir, "f")));
         Assert.Equal("base", File.ReadAllText(Path.Combine(layer, "f")));
         Assert.Single(Directory.EnumerateFileSystemEntries(Path.Combine(fx.Snapshotter.Root, "l")), l => new FileInfo(l).LinkTarget == layer);
+
+        fx.Snapshotter.ForgetLayer(layer);
+
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(Path.Combine(fx.Snapshotter.Root, "l")), l => new FileInfo(l).LinkTarget == layer);
     }
 }

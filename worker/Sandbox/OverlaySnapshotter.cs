@@ -83,6 +83,20 @@ public sealed class OverlaySnapshotter
         }
     }
 
+    /// <summary>
+    /// Removes the short link of an evicted layer directory. Call it when the layer store deletes a layer that
+    /// no mounted snapshot uses; links otherwise stay for the next snapshot of the same layer.
+    /// </summary>
+    public void ForgetLayer(string lowerDir)
+    {
+        var target = Path.GetFullPath(lowerDir).TrimEnd('/');
+        var link = Path.Combine(_root, "l", ShortName(Encoding.UTF8.GetBytes(target)));
+        if (new FileInfo(link).LinkTarget == target)
+        {
+            File.Delete(link);
+        }
+    }
+
     internal static string MountData(IReadOnlyList<string> lowers, string upper, string work)
     {
         var data = $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work}";

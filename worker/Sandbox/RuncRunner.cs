@@ -34,6 +34,18 @@ public sealed record RunResult(int ExitCode, ResolvedUser User, MountStubs Mount
 /// Runs a RUN step under runc (foreground <c>runc run</c>, no terminal, stdin at EOF) in a bundle it writes
 /// and always removes, with runc's state in a private <c>--root</c> so the worker never sees or touches other containers.
 /// </summary>
+/// <example>
+/// A RUN step, from mount to a layer-ready upperdir:
+/// <code>
+/// await using var snapshot = await snapshotter.CreateAsync(parentLayerDirs, ct);
+/// var result = await runner.RunAsync(
+///     new RunSpec { Args = ["/bin/sh", "-c", command], RootfsPath = snapshot.MergedDir, UpperDir = snapshot.UpperDir, User = user, Env = env },
+///     (line, token) => sink.WriteAsync(line, token),
+///     ct);
+/// snapshot.Seal(result.MountStubs);   // unmount, drop /proc, /etc/hosts, ... stubs
+/// // diff snapshot.UpperDir into a layer, then let the snapshot be disposed
+/// </code>
+/// </example>
 public sealed class RuncRunner
 {
     private readonly RuncRunnerOptions _options;
