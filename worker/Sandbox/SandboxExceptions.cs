@@ -1,0 +1,72 @@
+using Farm.Contracts;
+
+namespace Farm.Worker.Sandbox;
+
+/// <summary>FARM3001: a USER names a user or group the image does not define.</summary>
+public sealed class UnknownUserException : FarmException
+{
+    public UnknownUserException(string userSpec, string message)
+        : base("FARM3001", message)
+    {
+        UserSpec = userSpec;
+    }
+
+    /// <summary>The USER value as written, e.g. <c>app:staff</c>.</summary>
+    public string UserSpec { get; }
+}
+
+/// <summary>FARM3002: a RUN command exited with a non-zero status.</summary>
+public sealed class RunFailedException : FarmException
+{
+    public RunFailedException(int exitCode, IReadOnlyList<string> args, IReadOnlyList<OutputLine> outputTail)
+        : base("FARM3002", Describe(exitCode, args, outputTail))
+    {
+        ExitCode = exitCode;
+        OutputTail = outputTail;
+    }
+
+    /// <summary>The process's exit status (128 + n when killed by signal n).</summary>
+    public int ExitCode { get; }
+
+    /// <summary>The last lines the command wrote, stdout and stderr interleaved in arrival order.</summary>
+    public IReadOnlyList<OutputLine> OutputTail { get; }
+
+    private static string Describe(int exitCode, IReadOnlyList<string> args, IReadOnlyList<OutputLine> tail)
+    {
+        var command = string.Join(' ', args);
+        var text = $"the command '{command}' exited with code {exitCode}; fix the command or the files it needs and rebuild.";
+        if (tail.Count > 0)
+        {
+            text += $" Last {tail.Count} lines of output:{Environment.NewLine}" + string.Join(Environment.NewLine, tail.Select(l => l.Text));
+        }
+
+        return text;
+    }
+}
+
+/// <summary>FARM3003: runc itself failed (missing binary, bad bundle, kernel refused a namespace or mount).</summary>
+public sealed class SandboxException : FarmException
+{
+    public SandboxException(string message, Exception? innerException = null)
+        : base("FARM3003", message, innerException)
+    {
+    }
+}
+
+/// <summary>FARM3004: an overlayfs snapshot could not be mounted or removed.</summary>
+public sealed class SnapshotException : FarmException
+{
+    public SnapshotException(string message, Exception? innerException = null)
+        : base("FARM3004", message, innerException)
+    {
+    }
+}
+
+/// <summary>FARM3005: a path inside the image escapes or cannot be used (e.g. WORKDIR is a file).</summary>
+public sealed class RootfsPathException : FarmException
+{
+    public RootfsPathException(string message, Exception? innerException = null)
+        : base("FARM3005", message, innerException)
+    {
+    }
+}
