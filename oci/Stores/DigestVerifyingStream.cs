@@ -16,6 +16,7 @@ public sealed class DigestVerifyingStream : Stream
     private readonly string _what;
     private readonly IDisposable? _owner;
     private readonly IncrementalHash _hash;
+    private readonly bool _leaveOpen;
     private long _read;
     private bool _verified;
 
@@ -24,8 +25,10 @@ public sealed class DigestVerifyingStream : Stream
     /// <param name="expectedSize">The size the content must have, when known.</param>
     /// <param name="what">Names the content in the error, e.g. "blob sha256:... from 127.0.0.1:5100/farm/cache".</param>
     /// <param name="owner">Disposed with the stream (an HTTP response, a file handle).</param>
-    public DigestVerifyingStream(Stream inner, Digest expected, long? expectedSize, string what, IDisposable? owner = null)
+    /// <param name="leaveOpen">Leave <paramref name="inner"/> open when this stream is disposed.</param>
+    public DigestVerifyingStream(Stream inner, Digest expected, long? expectedSize, string what, IDisposable? owner = null, bool leaveOpen = false)
     {
+        _leaveOpen = leaveOpen;
         ArgumentNullException.ThrowIfNull(inner);
         _inner = inner;
         _expected = expected;
@@ -85,7 +88,11 @@ public sealed class DigestVerifyingStream : Stream
     {
         if (disposing)
         {
-            _inner.Dispose();
+            if (!_leaveOpen)
+            {
+                _inner.Dispose();
+            }
+
             _owner?.Dispose();
             _hash.Dispose();
         }
