@@ -46,7 +46,7 @@ public sealed class OciLayoutStore : IBlobStore, IDisposable
             }
             else
             {
-                await store.WriteAtomicallyAsync(layoutPath, LayoutContent, cancellationToken).ConfigureAwait(false);
+                await WriteAtomicallyAsync(layoutPath, LayoutContent, cancellationToken).ConfigureAwait(false);
             }
 
             if (!File.Exists(Path.Combine(store.Root, IndexFile)))
