@@ -36,8 +36,9 @@ public sealed record ImageManifest
     public IReadOnlyDictionary<string, string>? Annotations { get; init; }
 
     /// <summary>Fields this model does not know, kept so a read-modify-write loses nothing.</summary>
+    /// <remarks>Settable because System.Text.Json cannot fill init-only extension data.</remarks>
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 
     /// <summary>True for a Docker v2s2 manifest.</summary>
     [JsonIgnore]
@@ -99,7 +100,7 @@ public sealed record ImageIndex
     public IReadOnlyDictionary<string, string>? Annotations { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 
     /// <summary>
     /// The manifest for <paramref name="platform"/>: an exact os/architecture match, preferring an entry
