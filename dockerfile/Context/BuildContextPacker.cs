@@ -83,7 +83,11 @@ public static class BuildContextPacker
                     // An exception pattern may re-include something below: emit this directory only if it does.
                     pendingParents.Add((path, subdir));
                     await WalkAsync(subdir, path, ignore, writer, entries, pendingParents, state, cancellationToken).ConfigureAwait(false);
-                    pendingParents.RemoveAt(pendingParents.Count - 1);
+                    if (pendingParents.Count > 0 && pendingParents[^1].Path == path)
+                    {
+                        // Nothing below was included: the directory stays out.
+                        pendingParents.RemoveAt(pendingParents.Count - 1);
+                    }
                 }
                 else
                 {
@@ -167,7 +171,7 @@ public static class BuildContextPacker
 
     // FileInfo also describes fifos, sockets and devices; only regular files can be read into the tar.
     private static bool IsRegular(FileInfo file) =>
-        file.Exists && (file.Attributes & (FileAttributes.Device | FileAttributes.System)) == 0 && file.LinkTarget is null;
+        file.LinkTarget is null && FileKind.IsRegularFile(file.FullName);
 
     private sealed class WalkState(IProgress<ContextProgress>? progress)
     {
