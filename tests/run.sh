@@ -11,7 +11,7 @@ results="$root/artifacts/test-results"
 rm -rf "$results"; mkdir -p "$results"
 dotnet build Farm.sln -nologo -v q -clp:NoSummary
 status=0
-dotnet test Farm.sln --no-build -nologo --logger "trx" --logger "console;verbosity=normal" \
+dotnet test Farm.sln --no-build -nologo --logger "trx" \
   --results-directory "$results" "$@" 2>&1 | tee "$results/console.log" || status=$?
 # Sum the per-assembly summaries into the one line CI reads.
 awk '/^(Passed|Failed)! +- Failed:/ {
