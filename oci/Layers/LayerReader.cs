@@ -436,7 +436,8 @@ public static class LayerReader
         {
             if (options.OverlayLowerDir)
             {
-                var errno = Interop.SetXattr($"/proc/self/fd/{directory}", "trusted.overlay.opaque", "y"u8.ToArray());
+                // "/." makes the lookup go through the magic link to the directory itself, which O_PATH fsetxattr cannot do.
+                var errno = Interop.SetXattr($"/proc/self/fd/{directory}/.", "trusted.overlay.opaque", "y"u8.ToArray());
                 if (errno != 0)
                 {
                     throw new LayerIoException("setxattr trusted.overlay.opaque", directoryPath, errno);

@@ -107,38 +107,44 @@ public static class LayerWriter
 
         private void WalkDirectory(string fullDir, string relDir, CancellationToken cancellationToken)
         {
-            var children = new List<(byte[] Key, string Name)>();
+            var upper = kind == LayerSourceKind.OverlayUpperDir;
+            var children = new List<(byte[] Key, string Name, FileStat Stat)>();
             foreach (var path in Directory.EnumerateFileSystemEntries(fullDir))
             {
                 var name = Path.GetFileName(path);
-                children.Add((Encoding.UTF8.GetBytes(name), name));
+                var errno = Interop.Lstat(Interop.AtFdCwd, path, out var st);
+                if (errno == Interop.ENOENT)
+                {
+                    continue; // vanished between readdir and lstat: it is not part of the tree any more
+                }
+
+                if (errno != 0)
+                {
+                    throw new LayerIoException("statx", path, errno);
+                }
+
+                // Sorted by the name the entry gets in the tar, so a whiteout sorts as ".wh.<name>".
+                var tarName = upper && IsWhiteout(st) ? ".wh." + name : name;
+                children.Add((Encoding.UTF8.GetBytes(tarName), name, st));
             }
 
-            // Byte order of UTF-8 names, the order Go and GNU tools sort in; string ordinal order differs above U+E000.
+            // Byte order of UTF-8 names per directory, depth first: parents precede children, and the order is
+            // what Go and GNU tools sort by (string ordinal order differs above U+E000).
             children.Sort((a, b) => a.Key.AsSpan().SequenceCompareTo(b.Key));
-            foreach (var (_, name) in children)
+            foreach (var (_, name, st) in children)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                EmitEntry(Path.Join(fullDir, name), relDir + name, relDir, name, cancellationToken);
+                EmitEntry(Path.Join(fullDir, name), relDir + name, relDir, name, st, cancellationToken);
             }
         }
+
+        private static bool IsWhiteout(FileStat st) => st.Type == Interop.SIfChr && st.RdevMajor == 0 && st.RdevMinor == 0;
 
         private long Mtime(long seconds) =>
             options.ZeroTimestamps ? 0 : _clamp is { } clamp && seconds > clamp ? clamp : Math.Max(0, seconds);
 
-        private void EmitEntry(string full, string rel, string relDir, string name, CancellationToken cancellationToken)
+        private void EmitEntry(string full, string rel, string relDir, string name, FileStat st, CancellationToken cancellationToken)
         {
-            var errno = Interop.Lstat(Interop.AtFdCwd, full, out var st);
-            if (errno != 0)
-            {
-                if (errno == Interop.ENOENT)
-                {
-                    return; // vanished between readdir and lstat: it is not part of the tree any more
-                }
-
-                throw new LayerIoException("statx", full, errno);
-            }
-
             var type = st.Type;
             if (type == Interop.SIfSock)
             {
@@ -146,7 +152,7 @@ public static class LayerWriter
             }
 
             var upper = kind == LayerSourceKind.OverlayUpperDir;
-            if (upper && type == Interop.SIfChr && st.RdevMajor == 0 && st.RdevMinor == 0)
+            if (upper && IsWhiteout(st))
             {
                 Emit(new TarHeader { Name = relDir + ".wh." + name, TypeFlag = TarHeader.Regular, MtimeSeconds = Mtime(st.MtimeSeconds) });
                 return;

@@ -83,12 +83,13 @@ public sealed class LayerWriterTests
             entries.Add(e);
         }
 
-        Assert.Equal(["a-b", "a/", "a/y", "b/", "b/z.txt"], entries.Select(e => e.Name));
+        // Depth first, byte order within a directory: "a" and its children before "a-b".
+        Assert.Equal(["a/", "a/y", "a-b", "b/", "b/z.txt"], entries.Select(e => e.Name));
         Assert.Equal(5, result.EntryCount);
         Assert.All(entries, e => Assert.Equal(System.Formats.Tar.TarEntryFormat.Ustar, e.Format));
         Assert.All(entries, e => Assert.Equal(string.Empty, ((System.Formats.Tar.PosixTarEntry)e).UserName));
-        Assert.Equal(Epoch, entries[0].ModificationTime);
-        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(1_000), entries[2].ModificationTime);
+        Assert.Equal(Epoch, entries[2].ModificationTime);
+        Assert.Equal(DateTimeOffset.FromUnixTimeSeconds(1_000), entries[1].ModificationTime);
     }
 
     [Fact]
