@@ -300,7 +300,7 @@ internal sealed class LayerPipeline(Stream destination, LayerWriteOptions option
     private readonly int _parallelism = Math.Max(1, options.Parallelism);
     private System.Collections.Concurrent.BlockingCollection<Task<Chunk>>? _queue;
     private CancellationToken _token;
-    private byte[] _current = new byte[ChunkSize];
+    private byte[] _current = System.Buffers.ArrayPool<byte>.Shared.Rent(ChunkSize);
     private int _used;
 
     private sealed record Chunk(byte[] Raw, int RawLength, byte[]? Output, int OutputLength, bool Final);
@@ -312,7 +312,7 @@ internal sealed class LayerPipeline(Stream destination, LayerWriteOptions option
             Submit(final: false);
         }
 
-        return _current.AsSpan(_used);
+        return _current.AsSpan(_used, ChunkSize - _used);
     }
 
     public void Advance(int count) => _used += count;
@@ -338,7 +338,8 @@ internal sealed class LayerPipeline(Stream destination, LayerWriteOptions option
             ? Task.Run(() => Deflate(raw, length, final, level))
             : Task.FromResult(new Chunk(raw, length, null, 0, final));
         _queue!.Add(task, _token);
-        _current = new byte[ChunkSize];
+        // Pooled: fresh 1 MiB arrays live on the large object heap and would cost a gen2 GC every few chunks.
+        _current = System.Buffers.ArrayPool<byte>.Shared.Rent(ChunkSize);
         _used = 0;
     }
 
@@ -478,6 +479,7 @@ internal sealed class LayerPipeline(Stream destination, LayerWriteOptions option
             }
 
             first = false;
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk.Raw);
         }
 
         destination.Flush();
