@@ -101,7 +101,24 @@ public sealed class OverlaySnapshotter
     {
         var data = $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work}";
         // index=on would tie each lower to the first upper it was used with; shared layers need it off.
-        return File.Exists("/sys/module/overlay/parameters/index") ? data + ",index=off" : data;
+        // redirect_dir and metacopy would put renames and metadata-only copies in xattrs the layer differ cannot express.
+        const string parameters = "/sys/module/overlay/parameters/";
+        if (File.Exists(parameters + "index"))
+        {
+            data += ",index=off";
+        }
+
+        if (File.Exists(parameters + "redirect_dir"))
+        {
+            data += ",redirect_dir=off";
+        }
+
+        if (File.Exists(parameters + "metacopy"))
+        {
+            data += ",metacopy=off";
+        }
+
+        return data;
     }
 
     private string EmptyLower()
