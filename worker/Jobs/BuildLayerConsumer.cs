@@ -52,10 +52,21 @@ public sealed partial class BuildLayerConsumer(
                 Message = e.Message,
                 ExitCode = stepFailure?.ExitCode,
                 OutputTail = stepFailure?.OutputTail ?? [],
-                Retryable = stepFailure is null,
+                Retryable = IsRetryable(e),
             }).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Faults of the farm (a store, the sandbox machinery, an unexpected exception) are worth another worker's try;
+    /// faults of the step (a failing RUN, a bad COPY source, an unknown USER) fail the same way everywhere.
+    /// </summary>
+    internal static bool IsRetryable(Exception e) => e switch
+    {
+        IStepFailure => false,
+        FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is "FARM3003" or "FARM3004",
+        _ => true,
+    };
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} ({StepId}) started on {Worker}")]
     private static partial void LogJobStarted(ILogger logger, Guid jobId, string stepId, string worker);

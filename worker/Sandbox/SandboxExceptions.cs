@@ -16,7 +16,7 @@ public sealed class UnknownUserException : FarmException
 }
 
 /// <summary>FARM3002: a RUN command exited with a non-zero status.</summary>
-public sealed class RunFailedException : FarmException
+public sealed class RunFailedException : FarmException, Jobs.IStepFailure
 {
     public RunFailedException(int exitCode, IReadOnlyList<string> args, IReadOnlyList<OutputLine> outputTail)
         : base("FARM3002", Describe(exitCode, args, outputTail))
@@ -30,6 +30,10 @@ public sealed class RunFailedException : FarmException
 
     /// <summary>The last lines the command wrote, stdout and stderr interleaved in arrival order.</summary>
     public IReadOnlyList<OutputLine> OutputTail { get; }
+
+    int? Jobs.IStepFailure.ExitCode => ExitCode;
+
+    IReadOnlyList<string> Jobs.IStepFailure.OutputTail => [.. OutputTail.Select(l => l.Text)];
 
     private static string Describe(int exitCode, IReadOnlyList<string> args, IReadOnlyList<OutputLine> tail)
     {

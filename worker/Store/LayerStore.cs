@@ -16,8 +16,11 @@ namespace Farm.Worker.Store;
 /// </remarks>
 public sealed class LayerStore
 {
-    /// <summary>Extracts a layer into an empty directory, as an overlay lower directory (whiteouts as 0/0 devices).</summary>
-    public delegate Task ExtractLayer(LayerRef layer, string targetDirectory, CancellationToken cancellationToken);
+    /// <summary>
+    /// Extracts a layer, read from the blob store at <paramref name="source"/>, into an empty directory as an overlay
+    /// lower directory (whiteouts as 0/0 devices).
+    /// </summary>
+    public delegate Task ExtractLayer(LayerRef layer, string source, string targetDirectory, CancellationToken cancellationToken);
 
     private const string TempPrefix = "tmp-";
     private const string SizeFile = "size";
@@ -76,7 +79,7 @@ public sealed class LayerStore
     /// Makes sure the layer is extracted and leases it: a leased layer is never evicted. Dispose the lease when the
     /// job no longer needs the directory.
     /// </summary>
-    public async Task<LayerLease> AcquireAsync(LayerRef layer, CancellationToken cancellationToken)
+    public async Task<LayerLease> AcquireAsync(LayerRef layer, string source, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(layer);
         var id = IdOf(layer.DiffId);
@@ -93,7 +96,7 @@ public sealed class LayerStore
                 }
             }
 
-            var work = _inFlight.GetOrAdd(id, key => new Lazy<Task<StoredLayer>>(() => ExtractAsync(layer, key)));
+            var work = _inFlight.GetOrAdd(id, key => new Lazy<Task<StoredLayer>>(() => ExtractAsync(layer, source, key)));
             try
             {
                 // Extraction is shared: one caller's cancellation must not fail the others, so only the wait is cancelled.
@@ -122,14 +125,14 @@ public sealed class LayerStore
         Evict();
     }
 
-    private async Task<StoredLayer> ExtractAsync(LayerRef layer, string id)
+    private async Task<StoredLayer> ExtractAsync(LayerRef layer, string source, string id)
     {
         var temp = Path.Combine(_root, TempPrefix + Guid.NewGuid().ToString("N")[..12]);
         var fs = Path.Combine(temp, "fs");
         Directory.CreateDirectory(fs);
         try
         {
-            await _extract(layer, fs, CancellationToken.None).ConfigureAwait(false);
+            await _extract(layer, source, fs, CancellationToken.None).ConfigureAwait(false);
             var size = MeasureBytes(fs);
             await File.WriteAllTextAsync(Path.Combine(temp, SizeFile), size.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
             var final = Path.Combine(_root, id);

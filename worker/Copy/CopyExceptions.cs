@@ -1,0 +1,95 @@
+using Farm.Contracts;
+
+namespace Farm.Worker.Copy;
+
+/// <summary>
+/// FARM1203: a COPY/ADD source resolves outside its source root (<c>../x</c>, or a symlink that leaves the
+/// build context). See https://docs.docker.com/reference/dockerfile/#copy.
+/// </summary>
+public sealed class SourceOutsideContextException : FarmException
+{
+    public SourceOutsideContextException(string instruction, string source, Exception? innerException = null)
+        : base("FARM1203", $"{instruction} source '{source}' is outside the build context; only files inside the context (or the --from stage) can be copied, so move the file into the context", innerException)
+    {
+        SourcePath = source;
+    }
+
+    /// <summary>The source as written in the Dockerfile.</summary>
+    public string SourcePath { get; }
+}
+
+/// <summary>FARM1204: a COPY/ADD source (or wildcard) matched nothing.</summary>
+public sealed class CopySourceNotFoundException : FarmException
+{
+    public CopySourceNotFoundException(string instruction, string pattern, Exception? innerException = null)
+        : base("FARM1204", $"{instruction} source '{pattern}' matched no file or directory; check the path, its case, and that .dockerignore does not exclude it", innerException)
+    {
+        Pattern = pattern;
+    }
+
+    /// <summary>The pattern as written.</summary>
+    public string Pattern { get; }
+}
+
+/// <summary>FARM1205: the destination cannot take what is being copied.</summary>
+public sealed class CopyDestinationException : FarmException
+{
+    public CopyDestinationException(string message, Exception? innerException = null)
+        : base("FARM1205", message, innerException)
+    {
+    }
+}
+
+/// <summary>FARM1206: an option of COPY/ADD (<c>--chown</c>, <c>--chmod</c>, <c>--checksum</c>, a pattern) is invalid.</summary>
+public sealed class CopyOptionException : FarmException
+{
+    public CopyOptionException(string message, Exception? innerException = null)
+        : base("FARM1206", message, innerException)
+    {
+    }
+}
+
+/// <summary>FARM1207: a downloaded ADD source does not have the digest given with <c>--checksum</c>.</summary>
+public sealed class ChecksumMismatchException : FarmException
+{
+    public ChecksumMismatchException(string url, string expected, string actual)
+        : base("FARM1207", $"ADD source '{url}' has checksum {actual}, but --checksum expects {expected}; the file changed on the server or the checksum is wrong: verify it and update --checksum")
+    {
+        Expected = expected;
+        Actual = actual;
+    }
+
+    public string Expected { get; }
+
+    public string Actual { get; }
+}
+
+/// <summary>FARM1208: an archive given to ADD has an entry that would land outside the destination.</summary>
+public sealed class UnsafeArchiveException : FarmException
+{
+    public UnsafeArchiveException(string archive, string entry, string reason)
+        : base("FARM1208", $"ADD archive '{archive}' was refused: entry '{entry}' {reason}; nothing was extracted. Rebuild the archive with relative paths inside one directory")
+    {
+        Entry = entry;
+    }
+
+    public string Entry { get; }
+}
+
+/// <summary>FARM1209: a remote ADD source could not be downloaded.</summary>
+public sealed class RemoteSourceException : FarmException
+{
+    public RemoteSourceException(string url, string message, Exception? innerException = null)
+        : base("FARM1209", $"ADD source '{url}': {message}", innerException)
+    {
+    }
+}
+
+/// <summary>FARM1210: a source holds something COPY/ADD cannot reproduce (a corrupt archive, an unsupported tar entry).</summary>
+public sealed class UnsupportedSourceException : FarmException
+{
+    public UnsupportedSourceException(string message, Exception? innerException = null)
+        : base("FARM1210", message, innerException)
+    {
+    }
+}

@@ -1,0 +1,279 @@
+using System.Security.Cryptography;
+
+namespace Farm.Worker.Copy;
+
+/// <summary>
+/// Runs Dockerfile COPY and ADD as plain filesystem operations from a source root into a target root
+/// filesystem, with Docker's rules for destinations, wildcards, ownership and modes.
+/// See https://docs.docker.com/reference/dockerfile/#copy and https://docs.docker.com/reference/dockerfile/#add.
+/// </summary>
+/// <remarks>
+/// Every source is matched and resolved, and every remote source downloaded and verified, before anything is
+/// written, so a refused instruction leaves the target as it was.
+/// </remarks>
+public sealed class CopyOperation
+{
+    private readonly HttpClient _http;
+
+    /// <param name="http">The worker's one HttpClient, used for ADD of http(s) URLs.</param>
+    public CopyOperation(HttpClient http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        _http = http;
+    }
+
+    /// <summary>Runs a COPY instruction.</summary>
+    public Task<CopyResult> CopyAsync(CopyRequest request, CancellationToken cancellationToken) =>
+        RunAsync(request, isAdd: false, cancellationToken);
+
+    /// <summary>Runs an ADD instruction: COPY plus local tar extraction and http(s) downloads.</summary>
+    public Task<CopyResult> AddAsync(CopyRequest request, CancellationToken cancellationToken) =>
+        RunAsync(request, isAdd: true, cancellationToken);
+
+    private async Task<CopyResult> RunAsync(CopyRequest request, bool isAdd, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var instruction = isAdd ? "ADD" : "COPY";
+        if (request.Sources.Count == 0)
+        {
+            throw new CopyOptionException($"{instruction} needs at least one source and a destination");
+        }
+
+        var owner = request.Chown is null ? (FileOwner?)null : FileOwner.Parse(request.Chown, request.TargetRoot);
+        var mode = request.Chmod is null ? null : ModeSpec.Parse(request.Chmod);
+        var excludes = new ExcludeMatcher(request.Excludes);
+        var checksum = request.Checksum is null ? null : ExpectedChecksum.Parse(request.Checksum);
+        if (checksum is not null && (!isAdd || request.Sources.Any(s => !IsUrl(s))))
+        {
+            throw new CopyOptionException($"--checksum applies only to ADD of an http(s) URL; remove it from {instruction} '{string.Join(' ', request.Sources)}'");
+        }
+
+        var destination = ImageDestination(request);
+        var destinationIsDirectory = EndsAsDirectory(request.Destination);
+        var downloads = new List<Download>();
+        try
+        {
+            // Plan: match, resolve and download everything before the first write.
+            var local = new List<SourceMatch>();
+            foreach (var source in request.Sources)
+            {
+                if (isAdd && IsUrl(source))
+                {
+                    downloads.Add(await DownloadAsync(new Uri(source), checksum, cancellationToken).ConfigureAwait(false));
+                    continue;
+                }
+
+                foreach (var match in SourceMatcher.Expand(request.SourceRoot, source, request.SourceKind, instruction, cancellationToken))
+                {
+                    if (!excludes.IsExcluded(match.LogicalPath, match.Name))
+                    {
+                        local.Add(match);
+                    }
+                }
+            }
+
+            if ((request.Sources.Count > 1 || local.Count + downloads.Count > 1) && !destinationIsDirectory)
+            {
+                throw new CopyDestinationException(
+                    $"{instruction} with more than one source file needs a directory destination ending with '/'; write '{request.Destination}/'");
+            }
+
+            // Write.
+            var writer = new TargetWriter(request.TargetRoot, owner ?? FileOwner.Root, mode, excludes);
+            foreach (var match in local)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (isAdd && match.Stat.IsRegular && ArchiveExtractor.IsArchive(match.HostPath))
+                {
+                    ArchiveExtractor.Validate(match.HostPath, match.Pattern, cancellationToken);
+                    var into = writer.Resolve(destination, followFinal: true);
+                    writer.EnsureDirectory(into, owner ?? FileOwner.Root);
+                    ArchiveExtractor.Extract(match.HostPath, match.Pattern, into, writer, owner, cancellationToken);
+                    continue;
+                }
+
+                CopyLocal(writer, match, destination, destinationIsDirectory, request.Parents, cancellationToken);
+            }
+
+            foreach (var download in downloads)
+            {
+                var target = FileTarget(writer, destination, destinationIsDirectory, download.FileName, download.Url.ToString());
+                writer.EnsureDirectory(Path.GetDirectoryName(target)!, writer.Owner);
+                writer.ClearForNonDirectory(target);
+                File.Move(download.TempPath, target);
+                NativeFs.Lchown(target, writer.Owner.Uid, writer.Owner.Gid);
+                NativeFs.Chmod(target, mode?.Apply(0x180, isDirectory: false) ?? 0x180);
+                if (download.LastModified is { } lastModified)
+                {
+                    NativeFs.SetTimes(target, lastModified);
+                }
+
+                writer.CountFile(download.Length);
+            }
+
+            return writer.Result;
+        }
+        finally
+        {
+            foreach (var download in downloads)
+            {
+                File.Delete(download.TempPath);
+            }
+        }
+    }
+
+    private static void CopyLocal(TargetWriter writer, SourceMatch match, string destination, bool destinationIsDirectory, bool parents, CancellationToken cancellationToken)
+    {
+        var kept = parents ? ParentsPath(match) : string.Empty;
+        if (match.Stat.IsDirectory)
+        {
+            // A directory's contents are copied, not the directory itself.
+            var dirImagePath = kept.Length == 0 ? destination : destination.TrimEnd('/') + "/" + kept;
+            var into = writer.Resolve(dirImagePath, followFinal: true);
+            var created = writer.EnsureDirectory(into, writer.Owner);
+            writer.CopyTree(match.HostPath, into, string.Empty, match.LogicalPath, cancellationToken);
+            if (created)
+            {
+                writer.ApplyMetadata(into, match.Stat, writer.Owner, isDirectory: true);
+            }
+
+            return;
+        }
+
+        string target;
+        if (parents)
+        {
+            target = writer.Resolve(destination.TrimEnd('/') + "/" + kept, followFinal: false);
+        }
+        else
+        {
+            target = FileTarget(writer, destination, destinationIsDirectory, match.Name, match.Pattern);
+        }
+
+        writer.EnsureDirectory(Path.GetDirectoryName(target)!, writer.Owner);
+        writer.CopyEntry(match.HostPath, match.Stat, target);
+    }
+
+    /// <summary>file -> existing directory or dest ending in '/' gives dest/name; otherwise exactly dest.</summary>
+    private static string FileTarget(TargetWriter writer, string destination, bool destinationIsDirectory, string name, string source)
+    {
+        var resolved = writer.Resolve(destination, followFinal: true);
+        if (destinationIsDirectory || NativeFs.TryLstat(resolved) is { IsDirectory: true })
+        {
+            if (name.Length == 0)
+            {
+                throw new CopyDestinationException($"cannot tell a file name for '{source}'; give a file name as the destination instead of a directory");
+            }
+
+            return writer.Resolve(destination.TrimEnd('/') + "/" + name, followFinal: false);
+        }
+
+        return writer.Resolve(destination, followFinal: false);
+    }
+
+    /// <summary>--parents keeps the matched path, below a '/./' pivot in the pattern when there is one.</summary>
+    private static string ParentsPath(SourceMatch match)
+    {
+        var pivot = match.Pattern.IndexOf("/./", StringComparison.Ordinal);
+        var skip = pivot < 0 ? 0 : RootedPath.Split(RootedPath.Clean(match.Pattern[..pivot])).Length;
+        return string.Join('/', RootedPath.Split(match.LogicalPath).Skip(skip));
+    }
+
+    private static string ImageDestination(CopyRequest request)
+    {
+        var destination = request.Destination;
+        if (destination.Length == 0)
+        {
+            throw new CopyOptionException("COPY/ADD needs a destination; write '.' for the working directory");
+        }
+
+        return destination.StartsWith('/') ? destination : request.WorkingDirectory.TrimEnd('/') + "/" + destination;
+    }
+
+    private static bool EndsAsDirectory(string destination) =>
+        destination.EndsWith('/') || destination is "." or ".." || destination.EndsWith("/.", StringComparison.Ordinal)
+        || destination.EndsWith("/..", StringComparison.Ordinal);
+
+    private static bool IsUrl(string source) =>
+        source.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || source.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
+    private async Task<Download> DownloadAsync(Uri url, ExpectedChecksum? checksum, CancellationToken cancellationToken)
+    {
+        var tempPath = Path.Combine(Path.GetTempPath(), "farm-add-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                throw new RemoteSourceException(url.ToString(), $"the server answered {(int)response.StatusCode} {response.ReasonPhrase}; check the URL");
+            }
+
+            using var hash = IncrementalHash.CreateHash(checksum?.Algorithm ?? HashAlgorithmName.SHA256);
+            long length = 0;
+            var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            await using (body.ConfigureAwait(false))
+            {
+                var output = new FileStream(tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
+                await using (output.ConfigureAwait(false))
+                {
+                    var buffer = new byte[1 << 16];
+                    int read;
+                    while ((read = await body.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                    {
+                        hash.AppendData(buffer, 0, read);
+                        await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                        length += read;
+                    }
+                }
+            }
+
+            if (checksum is not null)
+            {
+                var actual = checksum.Prefix + Convert.ToHexStringLower(hash.GetHashAndReset());
+                if (!string.Equals(actual, checksum.Text, StringComparison.Ordinal))
+                {
+                    throw new ChecksumMismatchException(url.ToString(), checksum.Text, actual);
+                }
+            }
+
+            var name = Uri.UnescapeDataString(url.AbsolutePath.TrimEnd('/'));
+            name = name[(name.LastIndexOf('/') + 1)..];
+            return new Download(url, tempPath, name, length, response.Content.Headers.LastModified);
+        }
+        catch (HttpRequestException e)
+        {
+            File.Delete(tempPath);
+            throw new RemoteSourceException(url.ToString(), $"the download failed ({e.Message}); check the URL and the network", e);
+        }
+        catch
+        {
+            File.Delete(tempPath);
+            throw;
+        }
+    }
+
+    private sealed record Download(Uri Url, string TempPath, string FileName, long Length, DateTimeOffset? LastModified);
+
+    private sealed record ExpectedChecksum(HashAlgorithmName Algorithm, string Prefix, string Text)
+    {
+        public static ExpectedChecksum Parse(string text)
+        {
+            var colon = text.IndexOf(':');
+            var algorithm = colon < 0 ? string.Empty : text[..colon];
+            var hex = colon < 0 ? string.Empty : text[(colon + 1)..];
+            (HashAlgorithmName Name, int Length)? known = algorithm switch
+            {
+                "sha256" => (HashAlgorithmName.SHA256, 64),
+                "sha384" => (HashAlgorithmName.SHA384, 96),
+                "sha512" => (HashAlgorithmName.SHA512, 128),
+                _ => null,
+            };
+            if (known is not { } k || hex.Length != k.Length || !hex.All(char.IsAsciiHexDigitLower))
+            {
+                throw new CopyOptionException($"--checksum={text} is not a digest; write --checksum=sha256:<64 lowercase hex digits>");
+            }
+
+            return new ExpectedChecksum(k.Name, algorithm + ":", text);
+        }
+    }
+}

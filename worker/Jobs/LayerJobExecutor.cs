@@ -1,0 +1,228 @@
+using Farm.Contracts;
+using Farm.Oci;
+using Farm.Oci.Layers;
+using Farm.Oci.Stores;
+using Farm.Worker.Copy;
+using Farm.Worker.Sandbox;
+using Farm.Worker.Store;
+
+namespace Farm.Worker.Jobs;
+
+/// <summary>
+/// Turns one step into one layer: fetch and extract the parent layers (once per worker), mount them under a fresh
+/// upperdir, run the step (RUN in runc, COPY/ADD, WORKDIR), write the upperdir as a layer, upload it.
+/// </summary>
+public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
+{
+    private readonly BlobStoreLocator _stores;
+    private readonly LayerStore _layers;
+    private readonly OverlaySnapshotter _snapshotter;
+    private readonly RuncRunner _runner;
+    private readonly CopyOperation _copy;
+    private readonly HttpClient _http;
+    private readonly string _scratch;
+    private readonly TimeProvider _time;
+
+    public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _stores = stores ?? throw new ArgumentNullException(nameof(stores));
+        _time = time ?? TimeProvider.System;
+        var state = Path.GetFullPath(options.StateDirectory);
+        _scratch = Path.Combine(state, "tmp");
+        Directory.CreateDirectory(_scratch);
+        _layers = new LayerStore(Path.Combine(state, "layers"), options.LayerStoreBytes, ExtractAsync);
+        _snapshotter = new OverlaySnapshotter(Path.Combine(state, "ov"));
+        _runner = new RuncRunner(new RuncRunnerOptions { StateDirectory = Path.Combine(state, "run") });
+        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10) }) { Timeout = TimeSpan.FromMinutes(30) };
+        _copy = new CopyOperation(_http);
+    }
+
+    /// <summary>The extracted-layer store, for metrics and tests.</summary>
+    public LayerStore Layers => _layers;
+
+    public async Task<LayerJobResult> ExecuteAsync(BuildLayer job, Func<string, string, Task> output, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        ArgumentNullException.ThrowIfNull(output);
+        var timings = new PhaseTimings { Queued = job.EnqueuedAt, WorkerStart = Now() };
+        var store = await _stores.OpenAsync(job.BlobStore, cancellationToken).ConfigureAwait(false);
+        var leases = new List<LayerLease>();
+        try
+        {
+            timings = timings with { InputFetchStart = Now() };
+            var parents = await AcquireAllAsync(job.Parents, job.BlobStore, leases, cancellationToken).ConfigureAwait(false);
+            var copySource = job.Step.Copy is { } copy
+                ? await AcquireCopySourceAsync(copy.From, job.BlobStore, leases, cancellationToken).ConfigureAwait(false)
+                : null;
+            timings = timings with { InputFetchEnd = Now() };
+
+            // Overlay wants the topmost lower first; parents come bottom first.
+            await using var snapshot = await _snapshotter.CreateAsync([.. parents.AsEnumerable().Reverse()], cancellationToken).ConfigureAwait(false);
+            await using var sourceView = copySource is { Count: > 1 }
+                ? await _snapshotter.CreateAsync([.. copySource.AsEnumerable().Reverse()], cancellationToken).ConfigureAwait(false)
+                : null;
+
+            timings = timings with { ExecutionStart = Now() };
+            var stubs = MountStubs.None;
+            switch (job.Step.Kind)
+            {
+                case StepKind.Run:
+                    stubs = await RunAsync(job, snapshot, output, cancellationToken).ConfigureAwait(false);
+                    break;
+                case StepKind.Copy or StepKind.Add:
+                    await CopyAsync(job.Step.Copy!, job.Step.Kind == StepKind.Add, sourceView?.MergedDir ?? copySource?.SingleOrDefault() ?? string.Empty, snapshot.MergedDir, cancellationToken).ConfigureAwait(false);
+                    break;
+                case StepKind.Workdir:
+                    Directory.CreateDirectory(RootfsPath.Resolve(snapshot.MergedDir, job.Step.Workdir ?? "/"));
+                    break;
+            }
+
+            timings = timings with { ExecutionEnd = Now() };
+            snapshot.Seal(stubs);
+
+            timings = timings with { DiffStart = Now() };
+            var layerFile = Path.Combine(_scratch, job.JobId.ToString("N") + ".layer");
+            try
+            {
+                LayerResult result;
+                var file = new FileStream(layerFile, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+                await using (file.ConfigureAwait(false))
+                {
+                    var compression = job.Compression == "zstd" ? LayerCompression.Zstd : LayerCompression.Gzip;
+                    result = await LayerWriter.WriteUpperDirAsync(snapshot.UpperDir, file, new LayerWriteOptions { Compression = compression }, cancellationToken).ConfigureAwait(false);
+                    timings = timings with { DiffEnd = Now() };
+                    if (result.IsEmpty)
+                    {
+                        var now = Now();
+                        return new LayerJobResult(null, timings with { UploadStart = now, UploadEnd = now });
+                    }
+
+                    timings = timings with { UploadStart = Now() };
+                    file.Position = 0;
+                    if (await store.StatAsync(result.Descriptor.Digest, cancellationToken).ConfigureAwait(false) is null)
+                    {
+                        await store.PutAsync(result.Descriptor, file, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    timings = timings with { UploadEnd = Now() };
+                }
+
+                var d = result.Descriptor;
+                return new LayerJobResult(new LayerRef(d.Digest.ToString(), result.DiffId.ToString(), d.MediaType, d.Size), timings);
+            }
+            finally
+            {
+                File.Delete(layerFile);
+            }
+        }
+        finally
+        {
+            foreach (var lease in leases)
+            {
+                lease.Dispose();
+            }
+        }
+    }
+
+    private async Task<MountStubs> RunAsync(BuildLayer job, OverlaySnapshot snapshot, Func<string, string, Task> output, CancellationToken cancellationToken)
+    {
+        var run = job.Step.Run ?? throw new ArgumentException($"Job {job.JobId} is a RUN step without a command.", nameof(job));
+        var inline = Path.Combine(_scratch, job.JobId.ToString("N") + ".files");
+        var mounts = new List<BindMount>();
+        try
+        {
+            // Heredoc files are mounted, not written, so they do not end up in the layer.
+            for (var i = 0; i < run.Files.Count; i++)
+            {
+                var file = run.Files[i];
+                Directory.CreateDirectory(inline);
+                var source = Path.Combine(inline, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                await File.WriteAllTextAsync(source, file.Content, cancellationToken).ConfigureAwait(false);
+                File.SetUnixFileMode(source, (UnixFileMode)file.Mode);
+                mounts.Add(new BindMount(source, file.Path));
+            }
+
+            var result = await _runner.RunAsync(
+                new RunSpec
+                {
+                    Args = run.Args,
+                    RootfsPath = snapshot.MergedDir,
+                    UpperDir = snapshot.UpperDir,
+                    Env = run.Env,
+                    WorkingDirectory = run.WorkingDir,
+                    User = run.User,
+                    Network = run.Network == "none" ? NetworkMode.None : NetworkMode.Host,
+                    Mounts = mounts,
+                },
+                (line, _) => new ValueTask(output(line.Stream == OutputStream.Stdout ? "stdout" : "stderr", line.Text)),
+                cancellationToken).ConfigureAwait(false);
+            return result.MountStubs;
+        }
+        finally
+        {
+            if (Directory.Exists(inline))
+            {
+                Directory.Delete(inline, recursive: true);
+            }
+        }
+    }
+
+    private async Task CopyAsync(CopyStep copy, bool isAdd, string sourceRoot, string targetRoot, CancellationToken cancellationToken)
+    {
+        var request = new CopyRequest
+        {
+            SourceRoot = sourceRoot,
+            SourceKind = copy.From.ContextDigest is not null ? CopySourceKind.BuildContext : CopySourceKind.RootFilesystem,
+            Sources = copy.Sources,
+            Destination = copy.Destination,
+            WorkingDirectory = copy.WorkingDir,
+            TargetRoot = targetRoot,
+            Chown = copy.Chown,
+            Chmod = copy.Chmod,
+            Excludes = copy.Exclude,
+            Checksum = copy.Checksum,
+        };
+        _ = isAdd ? await _copy.AddAsync(request, cancellationToken).ConfigureAwait(false) : await _copy.CopyAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<List<string>> AcquireAllAsync(IReadOnlyList<LayerRef> layers, string storeAddress, List<LayerLease> leases, CancellationToken cancellationToken)
+    {
+        var acquired = await Task.WhenAll(layers.Select(l => _layers.AcquireAsync(l, storeAddress, cancellationToken))).ConfigureAwait(false);
+        leases.AddRange(acquired);
+        return [.. acquired.Select(l => l.Directory)];
+    }
+
+    private async Task<List<string>?> AcquireCopySourceAsync(CopySource from, string storeAddress, List<LayerLease> leases, CancellationToken cancellationToken)
+    {
+        if (from.ContextDigest is { } context)
+        {
+            // A context tar is an uncompressed layer without whiteouts: the layer store caches its extraction too.
+            return await AcquireAllAsync([new LayerRef(context, context, MediaTypes.OciLayerTar, 0)], storeAddress, leases, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await AcquireAllAsync(from.Layers ?? [], storeAddress, leases, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ExtractAsync(LayerRef layer, string source, string target, CancellationToken cancellationToken)
+    {
+        var store = await _stores.OpenAsync(source, cancellationToken).ConfigureAwait(false);
+        var digest = Digest.Parse(layer.Digest);
+        var blob = await store.OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
+        await using (blob.ConfigureAwait(false))
+        {
+            var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true }, cancellationToken).ConfigureAwait(false);
+            if (applied.DiffId.ToString() != layer.DiffId)
+            {
+                throw new DigestMismatchException(Digest.Parse(layer.DiffId), applied.DiffId, $"The uncompressed layer {layer.Digest}");
+            }
+        }
+    }
+
+    private DateTimeOffset Now() => _time.GetUtcNow();
+
+    public void Dispose()
+    {
+        _http.Dispose();
+    }
+}
