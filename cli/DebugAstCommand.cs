@@ -32,7 +32,8 @@ internal static class DebugAstCommand
 
             try
             {
-                var ast = DockerfileParser.Parse(text, path.Name);
+                // The path as typed, so the location can be pasted into an editor.
+                var ast = DockerfileParser.Parse(text, path.ToString());
                 output.Write(AstDumper.Dump(ast) + "\n");
                 return 0;
             }

@@ -368,7 +368,7 @@ internal static class LineParsers
                 {
                     throw new LineParseException(
                         DockerfileErrorCodes.JsonNotStringArray,
-                        $"the JSON array holds a {element.ValueKind.ToString().ToLowerInvariant()} ({element.GetRawText()}); in exec form every element must be a string, e.g. [\"echo\", \"hello\"]");
+                        $"the JSON array holds a non-string element ({element.GetRawText()}); in exec form every element must be a string, e.g. [\"echo\", \"hello\"]");
                 }
 
                 try
