@@ -352,7 +352,8 @@ internal static class LineParsers
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(rest);
+            // Go's decoder nests up to 10000 levels; the default 64 would turn deep arrays into shell text.
+            doc = JsonDocument.Parse(rest, new JsonDocumentOptions { MaxDepth = 10000 });
         }
         catch (JsonException)
         {
