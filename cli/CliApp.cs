@@ -21,6 +21,6 @@ public static class CliApp
 
     private static IEnumerable<Command> DebugCommands()
     {
-        yield break;
+        yield return DebugAstCommand.Create();
     }
 }
