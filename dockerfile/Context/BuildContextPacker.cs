@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Farm.Contracts;
+using Farm.Oci.IO;
 using Farm.Dockerfile.Ignore;
 
 namespace Farm.Dockerfile.Context;
@@ -145,8 +146,7 @@ public static class BuildContextPacker
         var stream = new FileStream(file.FullName, new FileStreamOptions { Mode = FileMode.Open, Access = FileAccess.Read, Options = FileOptions.SequentialScan, BufferSize = 0 });
         await using (stream.ConfigureAwait(false))
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            var hashing = new HashingReadStream(stream, hash);
+            using var hashing = new HashingReadStream(stream, leaveOpen: true);
             var entry = new PaxTarEntry(TarEntryType.RegularFile, path) { ModificationTime = file.LastWriteTimeUtc, DataStream = hashing };
             Normalize(entry, file.UnixFileMode);
             await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
@@ -155,7 +155,7 @@ public static class BuildContextPacker
                 throw new BuildContextException("FARM1204", $"'{path}' changed size while the build context was packed. Stop whatever is writing it and build again.");
             }
 
-            entries.Add(new ContextEntry(path, ContextEntryType.File, (int)file.UnixFileMode, file.Length, Convert.ToHexStringLower(hash.GetHashAndReset()), null));
+            entries.Add(new ContextEntry(path, ContextEntryType.File, (int)file.UnixFileMode, file.Length, hashing.Digest().Encoded, null));
             state.Add(file.Length);
         }
     }
@@ -240,50 +240,3 @@ public sealed class ContextIndex(IReadOnlyList<ContextEntry> entries)
 
 /// <summary>The build context cannot be used as it is.</summary>
 public sealed class BuildContextException(string code, string message, Exception? inner = null) : FarmException(code, message, inner);
-
-/// <summary>Passes reads through while hashing them, so a file is read once for both the tar and the index.</summary>
-internal sealed class HashingReadStream(Stream inner, IncrementalHash hash) : Stream
-{
-    public long BytesRead { get; private set; }
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => inner.Length;
-
-    public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        var n = inner.Read(buffer);
-        hash.AppendData(buffer[..n]);
-        BytesRead += n;
-        return n;
-    }
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-        hash.AppendData(buffer.Span[..n]);
-        BytesRead += n;
-        return n;
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-}

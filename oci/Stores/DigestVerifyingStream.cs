@@ -8,7 +8,7 @@ namespace Farm.Oci;
 /// consumes the stream to its end therefore never accepts corrupt content, without buffering the blob.
 /// </summary>
 /// <remarks>Content longer than the expected size is refused as soon as the excess is read.</remarks>
-public sealed class DigestVerifyingStream : Stream
+public sealed class DigestVerifyingStream : IO.ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly Digest _expected;
@@ -41,12 +41,6 @@ public sealed class DigestVerifyingStream : Stream
     /// <summary>Bytes read so far.</summary>
     public long BytesRead => _read;
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => _expectedSize ?? throw new NotSupportedException();
 
     public override long Position
@@ -55,8 +49,6 @@ public sealed class DigestVerifyingStream : Stream
         set => throw new NotSupportedException();
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
     public override int Read(Span<byte> buffer)
     {
         var n = _inner.Read(buffer);
@@ -64,25 +56,12 @@ public sealed class DigestVerifyingStream : Stream
         return n;
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var n = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         Account(buffer.Span[..n]);
         return n;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {
