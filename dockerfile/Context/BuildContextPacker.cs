@@ -171,7 +171,7 @@ public static class BuildContextPacker
 
     // FileInfo also describes fifos, sockets and devices; only regular files can be read into the tar.
     private static bool IsRegular(FileInfo file) =>
-        file.LinkTarget is null && FileKind.IsRegularFile(file.FullName);
+        UnixFile.Lstat(file.FullName) is { IsRegularFile: true };
 
     private sealed class WalkState(IProgress<ContextProgress>? progress)
     {

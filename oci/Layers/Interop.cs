@@ -232,7 +232,8 @@ internal static partial class Interop
 }
 
 /// <summary>The parts of struct statx a layer needs.</summary>
-internal readonly record struct FileStat(
+/// <summary>What statx(2) says of a path, without following a final symlink.</summary>
+public readonly record struct FileStat(
     uint Mode,
     uint Uid,
     uint Gid,
@@ -248,4 +249,10 @@ internal readonly record struct FileStat(
     public uint Type => Mode & Interop.SIfMt;
 
     public uint Permissions => Mode & 0xFFF;
+
+    public bool IsRegularFile => Type == Interop.SIfReg;
+
+    public bool IsDirectory => Type == Interop.SIfDir;
+
+    public bool IsSymlink => Type == Interop.SIfLnk;
 }
