@@ -117,7 +117,7 @@ internal sealed unsafe class ZstdEncoder : IDisposable
 }
 
 /// <summary>A read-only stream that decompresses zstd frames (one or more, concatenated) from an inner stream.</summary>
-internal sealed unsafe class ZstdDecompressStream : Stream
+public sealed unsafe class ZstdDecompressStream : Stream
 {
     private const int ParamWindowLogMax = 100;
 

@@ -3,7 +3,6 @@ using System.IO.Compression;
 using SharpCompress.Compressors;
 using SharpCompress.Compressors.BZip2;
 using SharpCompress.Compressors.Xz;
-using ZstdSharp;
 
 namespace Farm.Worker.Copy;
 
@@ -235,7 +234,7 @@ internal static class ArchiveExtractor
 
             if (head.StartsWith(ZstdMagic))
             {
-                return new DecompressionStream(file, 0, checkEndOfStream: true, leaveOpen: false);
+                return new Farm.Oci.Layers.ZstdDecompressStream(file);
             }
 
             return file;
