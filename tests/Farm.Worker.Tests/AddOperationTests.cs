@@ -1,0 +1,268 @@
+using System.Formats.Tar;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Farm.Worker.Copy;
+
+namespace Farm.Worker.Tests;
+
+public sealed class AddOperationTests : IDisposable
+{
+    private readonly CopySandbox _box = new();
+    private readonly HttpClient _http = new();
+    private readonly CopyOperation _copy;
+
+    public AddOperationTests()
+    {
+        _copy = new CopyOperation(_http);
+    }
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _box.Dispose();
+    }
+
+    private Task<CopyResult> Add(CopyRequest request) => _copy.AddAsync(request, CancellationToken.None);
+
+    /// <summary>Makes payload.tar (one dir, one file owned 1234:5678, one symlink) and compresses it with the named tool.</summary>
+    private string MakeArchive(string compressor)
+    {
+        var src = Path.Combine(_box.Root, "payload");
+        Directory.CreateDirectory(Path.Combine(src, "pkg/bin"));
+        File.WriteAllText(Path.Combine(src, "pkg/bin/tool"), "tool");
+        File.CreateSymbolicLink(Path.Combine(src, "pkg/current"), "bin/tool");
+        var tar = _box.InContext("payload.tar");
+        Posix.Run(_box.Root, "tar", "-C", src, "--owner=1234", "--group=5678", "--numeric-owner", "-cf", tar, "pkg");
+        if (compressor.Length == 0)
+        {
+            return "payload.tar";
+        }
+
+        // zstd keeps its input unless told otherwise; the others replace it.
+        Posix.Run(_box.Context, compressor, compressor == "zstd" ? ["-q", "--rm", "payload.tar"] : ["-q", "payload.tar"]);
+        var compressed = Directory.GetFiles(_box.Context, "payload.tar.*").Single();
+        // Named without a telling extension: ADD must recognise the archive by its content.
+        File.Move(compressed, _box.InContext("payload.bin"));
+        return "payload.bin";
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("gzip")]
+    [InlineData("bzip2")]
+    [InlineData("xz")]
+    [InlineData("zstd")]
+    public async Task A_local_archive_is_extracted_keeping_its_owners(string compressor)
+    {
+        var archive = MakeArchive(compressor);
+
+        var result = await Add(_box.Request("/opt", archive));
+
+        Assert.Equal("tool", File.ReadAllText(_box.InTarget("opt/pkg/bin/tool")));
+        Assert.Equal("bin/tool", new FileInfo(_box.InTarget("opt/pkg/current")).LinkTarget);
+        var (uid, gid, _) = Posix.Stat(_box.InTarget("opt/pkg/bin/tool"));
+        Assert.Equal((1234u, 5678u), (uid, gid));
+        Assert.False(File.Exists(_box.InTarget("opt/" + archive)));
+        Assert.Equal(1, result.Files);
+    }
+
+    [Fact]
+    public async Task Chown_overrides_the_owners_in_the_archive()
+    {
+        var archive = MakeArchive("gzip");
+
+        await Add(_box.Request("/opt/", archive) with { Chown = "7:8" });
+
+        var (uid, gid, _) = Posix.Stat(_box.InTarget("opt/pkg/bin/tool"));
+        Assert.Equal((7u, 8u), (uid, gid));
+    }
+
+    [Fact]
+    public async Task Copy_does_not_extract_archives()
+    {
+        var archive = MakeArchive("gzip");
+
+        await _copy.CopyAsync(_box.Request("/opt/", archive), CancellationToken.None);
+
+        Assert.True(File.Exists(_box.InTarget("opt/" + archive)));
+        Assert.False(Directory.Exists(_box.InTarget("opt/pkg")));
+    }
+
+    [Fact]
+    public async Task A_file_that_is_not_an_archive_is_copied()
+    {
+        _box.WriteContext("notes.tar.gz", "just text pretending");
+
+        await Add(_box.Request("/docs/", "notes.tar.gz"));
+
+        Assert.Equal("just text pretending", File.ReadAllText(_box.InTarget("docs/notes.tar.gz")));
+    }
+
+    public static TheoryData<string> HostileArchives => ["dotdot", "symlink-escape", "through-own-symlink", "hardlink-escape"];
+
+    [Theory]
+    [MemberData(nameof(HostileArchives))]
+    public async Task A_hostile_archive_is_refused_and_nothing_is_extracted(string kind)
+    {
+        var outside = Path.Combine(_box.Root, "outside");
+        Directory.CreateDirectory(outside);
+        var path = _box.InContext("evil.tar");
+        using (var stream = File.Create(path))
+        using (var writer = new TarWriter(stream, TarEntryFormat.Pax))
+        {
+            writer.WriteEntry(TarFile("harmless.txt", "fine"));
+            switch (kind)
+            {
+                case "dotdot":
+                    writer.WriteEntry(TarFile("../../outside/pwned", "owned"));
+                    break;
+                case "symlink-escape":
+                    writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "up") { LinkName = "../../../outside" });
+                    break;
+                case "through-own-symlink":
+                    writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "esc") { LinkName = outside });
+                    writer.WriteEntry(TarFile("esc/pwned", "owned"));
+                    break;
+                default:
+                    writer.WriteEntry(new PaxTarEntry(TarEntryType.HardLink, "passwd") { LinkName = "../../../etc/passwd" });
+                    break;
+            }
+        }
+
+        var e = await Assert.ThrowsAsync<UnsafeArchiveException>(() => Add(_box.Request("/x/", "evil.tar")));
+
+        Assert.StartsWith("FARM1208:", e.Message);
+        Assert.Empty(_box.TargetTree());
+        Assert.Empty(Directory.GetFileSystemEntries(outside));
+    }
+
+    [Fact]
+    public async Task Absolute_symlinks_in_an_archive_resolve_inside_the_target()
+    {
+        var path = _box.InContext("links.tar");
+        using (var stream = File.Create(path))
+        using (var writer = new TarWriter(stream, TarEntryFormat.Pax))
+        {
+            writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "cfg") { LinkName = "/etc/app" });
+        }
+
+        Directory.CreateDirectory(_box.InTarget("x"));
+        File.CreateSymbolicLink(_box.InTarget("x/lib"), "/usr/lib");
+
+        await Add(_box.Request("/x/", "links.tar"));
+
+        Assert.Equal("/etc/app", new FileInfo(_box.InTarget("x/cfg")).LinkTarget);
+    }
+
+    [Fact]
+    public async Task A_url_is_downloaded_with_mode_0600_and_its_last_modified_time()
+    {
+        var body = "remote content"u8.ToArray();
+        var lastModified = new DateTimeOffset(2020, 5, 6, 7, 8, 9, TimeSpan.Zero);
+        using var server = new TinyServer(body, lastModified);
+        var sha = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(body));
+
+        var result = await Add(_box.Request("/downloads/", server.Url("files/hello.txt")) with { Checksum = sha });
+
+        var file = _box.InTarget("downloads/hello.txt");
+        Assert.Equal(body, File.ReadAllBytes(file));
+        Assert.Equal(0x180u, Posix.Stat(file).Mode & 0xFFF);
+        Assert.Equal((0u, 0u), (Posix.Stat(file).Uid, Posix.Stat(file).Gid));
+        Assert.Equal(lastModified.UtcDateTime, File.GetLastWriteTimeUtc(file));
+        Assert.Equal(body.Length, result.Bytes);
+    }
+
+    [Fact]
+    public async Task A_url_with_a_wrong_checksum_is_refused_naming_both_digests()
+    {
+        var body = "remote content"u8.ToArray();
+        using var server = new TinyServer(body, null);
+        var wrong = "sha256:" + new string('0', 64);
+        var actual = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(body));
+
+        var e = await Assert.ThrowsAsync<ChecksumMismatchException>(
+            () => Add(_box.Request("/downloads/", server.Url("files/hello.txt")) with { Checksum = wrong }));
+
+        Assert.StartsWith("FARM1207:", e.Message);
+        Assert.Contains(wrong, e.Message);
+        Assert.Contains(actual, e.Message);
+        Assert.Empty(_box.TargetTree());
+    }
+
+    [Fact]
+    public async Task A_remote_archive_is_not_extracted()
+    {
+        var archive = MakeArchive("gzip");
+        using var server = new TinyServer(File.ReadAllBytes(_box.InContext(archive)), null);
+
+        await Add(_box.Request("/dl/pkg.tgz", server.Url("pkg.tgz")));
+
+        Assert.True(File.Exists(_box.InTarget("dl/pkg.tgz")));
+        Assert.False(Directory.Exists(_box.InTarget("dl/pkg")));
+    }
+
+    [Fact]
+    public async Task Checksum_on_a_local_source_is_refused()
+    {
+        _box.WriteContext("a.txt", "a");
+
+        await Assert.ThrowsAsync<CopyOptionException>(
+            () => Add(_box.Request("/a.txt", "a.txt") with { Checksum = "sha256:" + new string('0', 64) }));
+    }
+
+    private static PaxTarEntry TarFile(string name, string content) =>
+        new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)) };
+
+    /// <summary>Serves one body for every GET on 127.0.0.1, for as long as the test runs.</summary>
+    private sealed class TinyServer : IDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private readonly Task _loop;
+
+        public TinyServer(byte[] body, DateTimeOffset? lastModified)
+        {
+            var probe = new TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            Port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
+            _listener.Start();
+            _loop = Task.Run(async () =>
+            {
+                while (_listener.IsListening)
+                {
+                    HttpListenerContext context;
+                    try
+                    {
+                        context = await _listener.GetContextAsync();
+                    }
+                    catch (Exception) when (!_listener.IsListening)
+                    {
+                        return;
+                    }
+
+                    if (lastModified is { } lm)
+                    {
+                        context.Response.Headers["Last-Modified"] = lm.ToString("R");
+                    }
+
+                    context.Response.ContentLength64 = body.Length;
+                    await context.Response.OutputStream.WriteAsync(body);
+                    context.Response.Close();
+                }
+            });
+        }
+
+        public int Port { get; }
+
+        public string Url(string path) => $"http://127.0.0.1:{Port}/{path}";
+
+        public void Dispose()
+        {
+            _listener.Stop();
+            _listener.Close();
+            _loop.Wait(TimeSpan.FromSeconds(10));
+        }
+    }
+}
