@@ -34,6 +34,9 @@ internal sealed partial class BuildGraphBuilder
     private readonly Dictionary<string, string> _globalArgs = new(StringComparer.Ordinal);
     private readonly HashSet<string> _predefinedArgs = new(StringComparer.Ordinal);
     private readonly HashSet<string> _consumedArgs = new(StringComparer.Ordinal);
+
+    // Global ARGs each global ARG default used: a FROM that uses IMAGE=alpine:$VERSION consumes VERSION too.
+    private readonly Dictionary<string, HashSet<string>> _globalDeps = new(StringComparer.Ordinal);
     private readonly List<BuildWarning> _warnings = [];
 
     public BuildGraphBuilder(DockerfileAst ast, BuildGraphOptions options)
@@ -75,7 +78,7 @@ internal sealed partial class BuildGraphBuilder
                 continue;
             }
 
-            _consumedArgs.UnionWith(header.UsedArgs);
+            ConsumeGlobal(header.UsedArgs);
             var (state, pending, resolved) = InitialState(header, finalStates);
             var steps = new List<BuildStep>();
             var number = 0;
@@ -106,6 +109,17 @@ internal sealed partial class BuildGraphBuilder
             GlobalArgs = new SortedDictionary<string, string>(_globalArgs, StringComparer.Ordinal),
             Warnings = _warnings,
         };
+    }
+
+    private void ConsumeGlobal(IEnumerable<string> names)
+    {
+        foreach (var name in names)
+        {
+            if (_consumedArgs.Add(name) && _globalDeps.TryGetValue(name, out var deps))
+            {
+                ConsumeGlobal(deps);
+            }
+        }
     }
 
     private (List<ArgInstruction> GlobalArgs, List<List<Instruction>> Stages) Split(IReadOnlyList<Instruction> instructions)
@@ -164,6 +178,13 @@ internal sealed partial class BuildGraphBuilder
                 {
                     var result = ExpandWord(arg.DefaultRaw, instruction.Location, Lookup(_globalArgs));
                     _globalArgs[arg.Name] = result.Value;
+                    var deps = new HashSet<string>(result.MatchedNames.Where(n => n != arg.Name), StringComparer.Ordinal);
+                    if (result.MatchedNames.Contains(arg.Name) && _globalDeps.TryGetValue(arg.Name, out var previous))
+                    {
+                        deps.UnionWith(previous);
+                    }
+
+                    _globalDeps[arg.Name] = deps;
                 }
             }
         }

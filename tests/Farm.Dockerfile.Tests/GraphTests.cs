@@ -210,9 +210,9 @@ public sealed class GraphTests
     [Fact]
     public void StageArgsEndWithTheStageButAChildStageInheritsThem()
     {
-        var graph = Plan("FROM alpine AS a\nARG X=1\nFROM alpine AS b\nRUN echo $X\nFROM a\nRUN echo $X\n", target: null);
-
-        Assert.Null(EnvOf(Run(graph.Stages[1], 1), "X"));
+        const string Text = "FROM alpine AS a\nARG X=1\nFROM alpine AS b\nRUN echo $X\nFROM a\nRUN echo $X\n";
+        Assert.Null(EnvOf(Run(Plan(Text, target: "b").Stages[1], 1), "X"));
+        var graph = Plan(Text);
 
         // BuildKit starts a FROM <stage> from the parent's state, ARGs included.
         Assert.Equal("1", EnvOf(Run(graph.Stages[2], 1), "X"));
@@ -237,13 +237,13 @@ public sealed class GraphTests
     public void UnusedBuildArgsGiveOneWarningListingThem()
     {
         var graph = Plan(
-            "ARG USED_GLOBAL\nFROM alpine:$USED_GLOBAL AS a\nARG IN_PRUNED\nFROM alpine\nARG IN_STAGE\n",
-            new() { ["USED_GLOBAL"] = "3", ["IN_STAGE"] = "1", ["IN_PRUNED"] = "1", ["ZZZ"] = "1", ["HTTP_PROXY"] = "http://p", ["TARGETARCH"] = "arm64" });
+            "ARG USED_GLOBAL\nARG PRUNED_GLOBAL\nFROM alpine:$PRUNED_GLOBAL AS a\nARG IN_PRUNED\nFROM alpine:$USED_GLOBAL\nARG IN_STAGE\n",
+            new() { ["USED_GLOBAL"] = "3", ["IN_STAGE"] = "1", ["IN_PRUNED"] = "1", ["PRUNED_GLOBAL"] = "1", ["ZZZ"] = "1", ["HTTP_PROXY"] = "http://p", ["TARGETARCH"] = "arm64" });
 
         var warning = Assert.Single(graph.Warnings);
         Assert.Equal(BuildGraphErrorCodes.UnusedBuildArgs, warning.Code);
-        Assert.Equal(["IN_PRUNED", "ZZZ"], warning.Names);
-        Assert.Equal("[Warning] One or more build-args [IN_PRUNED ZZZ] were not consumed", warning.Message);
+        Assert.Equal(["IN_PRUNED", "PRUNED_GLOBAL", "ZZZ"], warning.Names);
+        Assert.Equal("[Warning] One or more build-args [IN_PRUNED PRUNED_GLOBAL ZZZ] were not consumed", warning.Message);
     }
 
     [Fact]
