@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text;
-using System.Text.RegularExpressions;
-using Farm.Contracts;
 using Farm.Dockerfile.Expansion;
 using Farm.Dockerfile.Instructions;
 using Farm.Dockerfile.Parsing;
@@ -16,8 +12,6 @@ namespace Farm.Dockerfile.Graph;
 internal sealed partial class BuildGraphBuilder
 {
     private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-    private static readonly string[] DefaultShell = ["/bin/sh", "-c"];
 
     private static readonly HashSet<string> ProxyArgs = new(StringComparer.OrdinalIgnoreCase)
     {
