@@ -22,5 +22,6 @@ public static class CliApp
     private static IEnumerable<Command> DebugCommands()
     {
         yield return DebugAstCommand.Create();
+        yield return DebugPlanCommand.Create();
     }
 }
