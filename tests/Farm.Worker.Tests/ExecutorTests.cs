@@ -225,3 +225,95 @@ public sealed class ExecutorTests(ExecutorFixture fx)
         return bundle;
     }
 }
+
+/// <summary>Less common paths through the executor: heredoc files, COPY --from layers, zstd, failures that must leave nothing behind.</summary>
+[Collection(ExecutorCollection.Name)]
+public sealed class ExecutorEdgeTests(ExecutorFixture fx)
+{
+    [Fact]
+    public async Task A_heredoc_file_is_available_to_the_run_but_is_not_in_the_layer()
+    {
+        var step = ExecutorFixture.Run("sh /farm-heredoc/script > /out", r => r with
+        {
+            Files = [new InlineFile("/farm-heredoc/script", "echo from-heredoc\n", 0x1ED)],
+        });
+
+        var (result, _) = await fx.ExecuteAsync(fx.Job(step));
+
+        var entries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer));
+        Assert.Equal(["out"], entries.Select(e => e.Name).ToList());
+        Assert.Equal("from-heredoc\n", entries[0].Content);
+    }
+
+    [Fact]
+    public async Task Copy_from_a_stage_made_of_several_layers_sees_the_upper_layers_changes()
+    {
+        var (stage, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("mkdir -p /out && echo built > /out/artifact && rm /etc/motd")));
+        var stageLayers = new[] { fx.BaseLayer, stage.Layer! };
+        var step = new LayerStep
+        {
+            Kind = StepKind.Copy,
+            Display = "COPY --from=build /out/ /dist/",
+            Copy = new CopyStep { Sources = ["/out/"], Destination = "/dist/", From = new CopySource { Layers = stageLayers } },
+        };
+
+        var (result, _) = await fx.ExecuteAsync(fx.Job(step));
+        var entries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer));
+        Assert.Equal("built\n", entries.Single(e => e.Name == "dist/artifact").Content);
+
+        var missing = step with { Copy = step.Copy with { Sources = ["/etc/motd"], Destination = "/x" } };
+        var e = await Assert.ThrowsAnyAsync<FarmException>(() => fx.ExecuteAsync(fx.Job(missing)));
+        Assert.Equal("FARM1204", e.Code);
+    }
+
+    [Fact]
+    public async Task A_zstd_job_produces_a_zstd_layer()
+    {
+        var (result, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("echo z > /z")) with { Compression = "zstd" });
+
+        var layer = Assert.IsType<LayerRef>(result.Layer);
+        Assert.Equal(MediaTypes.OciLayerZstd, layer.MediaType);
+        var blob = await fx.Store.OpenReadAsync(Digest.Parse(layer.Digest), CancellationToken.None);
+        await using (blob)
+        {
+            var magic = new byte[4];
+            await blob.ReadExactlyAsync(magic);
+            Assert.Equal(new byte[] { 0x28, 0xB5, 0x2F, 0xFD }, magic);
+        }
+    }
+
+    [Fact]
+    public async Task Failed_and_cancelled_jobs_leave_no_mount_snapshot_container_or_lease_behind()
+    {
+        using var executor = fx.NewExecutor("w-clean");
+        var state = Path.Combine(fx.Root, "w-clean");
+        await Assert.ThrowsAnyAsync<Exception>(() => fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("exit 1")), executor));
+        var emptyContext = await fx.PublishTarAsync(new byte[1024]);
+        await Assert.ThrowsAnyAsync<FarmException>(() => fx.ExecuteAsync(fx.Job(new LayerStep
+        {
+            Kind = StepKind.Copy,
+            Display = "COPY nothing /",
+            Copy = new CopyStep { Sources = ["nothing"], Destination = "/", From = new CopySource { ContextDigest = emptyContext } },
+        }), executor));
+
+        using var cts = new CancellationTokenSource();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = executor.ExecuteAsync(fx.Job(ExecutorFixture.Run("echo started; sleep 60")), (_, line) =>
+        {
+            if (line == "started")
+            {
+                started.TrySetResult();
+            }
+
+            return Task.CompletedTask;
+        }, cts.Token);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+
+        Assert.Empty(SandboxFixture.MountsUnder(state));
+        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(state, "ov", "s")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(state, "tmp")));
+        Assert.Equal(string.Empty, (await Tool.RunAsync("runc", "--root", Path.Combine(state, "run", "runc"), "list", "--quiet")).Trim());
+    }
+}

@@ -188,9 +188,18 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
 
     private async Task<List<string>> AcquireAllAsync(IReadOnlyList<LayerRef> layers, string storeAddress, List<LayerLease> leases, CancellationToken cancellationToken)
     {
-        var acquired = await Task.WhenAll(layers.Select(l => _layers.AcquireAsync(l, storeAddress, cancellationToken))).ConfigureAwait(false);
-        leases.AddRange(acquired);
-        return [.. acquired.Select(l => l.Directory)];
+        var tasks = layers.Select(l => _layers.AcquireAsync(l, storeAddress, cancellationToken)).ToList();
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        finally
+        {
+            // When one layer fails, the others' leases must still be returned, or they could never be evicted.
+            leases.AddRange(tasks.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result));
+        }
+
+        return [.. tasks.Select(t => t.Result.Directory)];
     }
 
     private async Task<List<string>?> AcquireCopySourceAsync(CopySource from, string storeAddress, List<LayerLease> leases, CancellationToken cancellationToken)
