@@ -125,6 +125,51 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
         }
     }
 
+    /// <summary>
+    /// Removes what a previous process with this state directory left behind when it died mid-job: containers,
+    /// mounted snapshots, scratch files. Call before taking jobs. Returns how many containers and snapshots went.
+    /// </summary>
+    public async Task<int> RecoverAsync(CancellationToken cancellationToken)
+    {
+        var removed = await _runner.RemoveAllContainersAsync(cancellationToken).ConfigureAwait(false);
+        var snapshots = Path.Combine(_snapshotter.Root, "s");
+        foreach (var mount in MountedUnder(snapshots))
+        {
+            // Detach: a process of the dead worker may still hold files open in it.
+            Native.Umount2(mount, Native.MntDetach);
+        }
+
+        if (Directory.Exists(snapshots))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(snapshots))
+            {
+                Directory.Delete(dir, recursive: true);
+                removed++;
+            }
+        }
+
+        foreach (var entry in Directory.EnumerateFileSystemEntries(_scratch))
+        {
+            if (Directory.Exists(entry))
+            {
+                Directory.Delete(entry, recursive: true);
+            }
+            else
+            {
+                File.Delete(entry);
+            }
+        }
+
+        return removed;
+    }
+
+    private static List<string> MountedUnder(string path) =>
+        File.ReadLines("/proc/self/mountinfo")
+            .Select(l => l.Split(' ')[4])
+            .Where(m => m.StartsWith(path + "/", StringComparison.Ordinal))
+            .OrderByDescending(m => m.Length)
+            .ToList();
+
     private async Task<MountStubs> RunAsync(BuildLayer job, OverlaySnapshot snapshot, Func<string, string, Task> output, CancellationToken cancellationToken)
     {
         var run = job.Step.Run ?? throw new ArgumentException($"Job {job.JobId} is a RUN step without a command.", nameof(job));
