@@ -19,7 +19,7 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root: overlay mounts and runc need it" >&2; exit 1; }
 
 cleanup() {
-  grep -o " $out/[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -o " $out/[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   buildah "${bstore[@]}" rm --all >/dev/null 2>&1 || true
 }
 bstore=(--root "$out/containers" --runroot "$out/runroot" --storage-driver overlay)
