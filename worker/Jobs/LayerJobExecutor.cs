@@ -125,6 +125,51 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
         }
     }
 
+    /// <summary>
+    /// Removes what a previous process with this state directory left behind when it died mid-job: containers,
+    /// mounted snapshots, scratch files. Call before taking jobs. Returns how many containers and snapshots went.
+    /// </summary>
+    public async Task<int> RecoverAsync(CancellationToken cancellationToken)
+    {
+        var removed = await _runner.RemoveAllContainersAsync(cancellationToken).ConfigureAwait(false);
+        var snapshots = Path.Combine(_snapshotter.Root, "s");
+        foreach (var mount in MountedUnder(snapshots))
+        {
+            // Detach: a process of the dead worker may still hold files open in it.
+            Native.Umount2(mount, Native.MntDetach);
+        }
+
+        if (Directory.Exists(snapshots))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(snapshots))
+            {
+                Directory.Delete(dir, recursive: true);
+                removed++;
+            }
+        }
+
+        foreach (var entry in Directory.EnumerateFileSystemEntries(_scratch))
+        {
+            if (Directory.Exists(entry))
+            {
+                Directory.Delete(entry, recursive: true);
+            }
+            else
+            {
+                File.Delete(entry);
+            }
+        }
+
+        return removed;
+    }
+
+    private static List<string> MountedUnder(string path) =>
+        File.ReadLines("/proc/self/mountinfo")
+            .Select(l => l.Split(' ')[4])
+            .Where(m => m.StartsWith(path + "/", StringComparison.Ordinal))
+            .OrderByDescending(m => m.Length)
+            .ToList();
+
     private async Task<MountStubs> RunAsync(BuildLayer job, OverlaySnapshot snapshot, Func<string, string, Task> output, CancellationToken cancellationToken)
     {
         var run = job.Step.Run ?? throw new ArgumentException($"Job {job.JobId} is a RUN step without a command.", nameof(job));
@@ -188,9 +233,18 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
 
     private async Task<List<string>> AcquireAllAsync(IReadOnlyList<LayerRef> layers, string storeAddress, List<LayerLease> leases, CancellationToken cancellationToken)
     {
-        var acquired = await Task.WhenAll(layers.Select(l => _layers.AcquireAsync(l, storeAddress, cancellationToken))).ConfigureAwait(false);
-        leases.AddRange(acquired);
-        return [.. acquired.Select(l => l.Directory)];
+        var tasks = layers.Select(l => _layers.AcquireAsync(l, storeAddress, cancellationToken)).ToList();
+        try
+        {
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        finally
+        {
+            // When one layer fails, the others' leases must still be returned, or they could never be evicted.
+            leases.AddRange(tasks.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result));
+        }
+
+        return [.. tasks.Select(t => t.Result.Directory)];
     }
 
     private async Task<List<string>?> AcquireCopySourceAsync(CopySource from, string storeAddress, List<LayerLease> leases, CancellationToken cancellationToken)

@@ -248,6 +248,27 @@ public sealed class RuncRunner
         return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
+    /// <summary>
+    /// Kills and deletes every container in this runner's state directory: after a worker process died, its
+    /// containers run on as orphans. Returns how many were removed.
+    /// </summary>
+    public async Task<int> RemoveAllContainersAsync(CancellationToken cancellationToken)
+    {
+        var containers = await ListContainersAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var id in containers)
+        {
+            await RuncAsync(["kill", id, "KILL"]).ConfigureAwait(false);
+            await DeleteContainerAsync(id).ConfigureAwait(false);
+        }
+
+        if (Directory.Exists(BundlesDirectory))
+        {
+            Directory.Delete(BundlesDirectory, recursive: true);
+        }
+
+        return containers.Count;
+    }
+
     private ProcessStartInfo RuncStartInfo(IReadOnlyList<string> args)
     {
         var start = new ProcessStartInfo(_options.RuncPath)

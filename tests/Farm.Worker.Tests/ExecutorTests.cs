@@ -1,0 +1,319 @@
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Text;
+using Farm.Contracts;
+using Farm.Oci;
+using Farm.Oci.Stores;
+using Farm.Testing;
+using Farm.Worker.Jobs;
+
+namespace Farm.Worker.Tests;
+
+/// <summary>
+/// BuildLayer jobs through <see cref="LayerJobExecutor"/> against the real registry, overlayfs and runc; the layers
+/// it uploads are read back with the BCL's tar reader and unpacked with umoci.
+/// </summary>
+[Collection(ExecutorCollection.Name)]
+public sealed class ExecutorTests(ExecutorFixture fx)
+{
+    /// <summary>Paths the sandbox mounts on; none may appear in a layer.</summary>
+    private static readonly string[] SandboxPaths = ["proc", "dev", "sys", "dev/shm", "dev/pts", "dev/mqueue", "etc/resolv.conf", "etc/hosts", "etc/hostname"];
+
+    [Fact]
+    public async Task A_run_that_adds_modifies_and_deletes_makes_a_layer_that_umoci_unpacks_to_the_expected_tree()
+    {
+        var (result, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(
+            "echo new > /new.txt && echo changed > /etc/keep && rm /etc/todelete && rm -r /var/junk")));
+
+        var layer = Assert.IsType<LayerRef>(result.Layer);
+        var entries = await fx.ReadLayerAsync(layer);
+        var names = entries.Select(e => e.Name).ToList();
+        Assert.Contains("etc/.wh.todelete", names);
+        Assert.Contains("var/.wh.junk", names);
+        Assert.Equal("new\n", entries.Single(e => e.Name == "new.txt").Content);
+        Assert.DoesNotContain(names, n => SandboxPaths.Contains(n));
+
+        var bundle = await UnpackAsync(layer);
+        var rootfs = Path.Combine(bundle, "rootfs");
+        Assert.Equal("new\n", File.ReadAllText(Path.Combine(rootfs, "new.txt")));
+        Assert.Equal("changed\n", File.ReadAllText(Path.Combine(rootfs, "etc", "keep")));
+        Assert.Equal("lower\n", File.ReadAllText(Path.Combine(rootfs, "etc", "motd")));
+        Assert.False(File.Exists(Path.Combine(rootfs, "etc", "todelete")), "the deleted file is still in the unpacked image");
+        Assert.False(Directory.Exists(Path.Combine(rootfs, "var", "junk")), "the deleted directory is still in the unpacked image");
+        Assert.True(Directory.Exists(Path.Combine(rootfs, "var")), "deleting /var/junk must not delete /var");
+        Assert.True(File.Exists(Path.Combine(rootfs, "bin", "busybox")));
+    }
+
+    [Fact]
+    public async Task A_failing_run_reports_its_exit_code_and_the_tail_of_its_output()
+    {
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("echo oops; exit 3"))));
+
+        var failure = Assert.IsAssignableFrom<IStepFailure>(e);
+        Assert.Equal(3, failure.ExitCode);
+        Assert.Contains("oops", failure.OutputTail);
+        Assert.Contains("FARM3002", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_run_as_user_app_creates_files_owned_by_uid_1000()
+    {
+        var (result, output) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(
+            "id -u && touch /home/app/mine", r => r with { User = "app" })));
+
+        Assert.Contains("1000", output);
+        var entries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer));
+        var mine = entries.Single(e => e.Name == "home/app/mine");
+        Assert.Equal((1000, 1000), (mine.Uid, mine.Gid));
+    }
+
+    [Fact]
+    public async Task Network_none_leaves_only_loopback_while_host_sees_the_hosts_interfaces()
+    {
+        const string interfaces = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
+        var (_, none) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(interfaces, r => r with { Network = "none" })));
+        var (_, host) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(interfaces)));
+
+        Assert.Equal(["lo"], none);
+        var hostInterfaces = File.ReadLines("/proc/net/dev").Skip(2).Select(l => l.Split(':')[0].Trim()).Order().ToList();
+        Assert.Equal(hostInterfaces, host.Order().ToList());
+    }
+
+    [Fact]
+    public async Task Copy_from_the_context_lands_as_root_unless_chowned_and_add_extracts_a_tar_gz()
+    {
+        var context = await fx.PublishTarAsync(ContextTar());
+        var from = new CopySource { ContextDigest = context };
+
+        var (copied, _) = await fx.ExecuteAsync(fx.Job(Copy(StepKind.Copy, ["app"], "/opt/app", from)));
+        var copiedEntries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(copied.Layer));
+        var hello = copiedEntries.Single(e => e.Name == "opt/app/hello.txt");
+        Assert.Equal("hello\n", hello.Content);
+        Assert.Equal((0, 0), (hello.Uid, hello.Gid));
+        Assert.Equal(0x1A4 /* 0644 */, hello.Mode & 0xFFF);
+
+        var (chowned, _) = await fx.ExecuteAsync(fx.Job(Copy(StepKind.Copy, ["app/run.sh"], "/usr/local/bin/", from) with
+        {
+            Copy = Copy(StepKind.Copy, ["app/run.sh"], "/usr/local/bin/", from).Copy! with { Chown = "app", Chmod = "0755" },
+        }));
+        var run = (await fx.ReadLayerAsync(Assert.IsType<LayerRef>(chowned.Layer))).Single(e => e.Name == "usr/local/bin/run.sh");
+        Assert.Equal((1000, 1000), (run.Uid, run.Gid));
+        Assert.Equal(0x1ED /* 0755 */, run.Mode & 0xFFF);
+
+        var (added, _) = await fx.ExecuteAsync(fx.Job(Copy(StepKind.Add, ["bundle.tar.gz"], "/srv/", from)));
+        var addedEntries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(added.Layer));
+        Assert.Equal("inner\n", addedEntries.Single(e => e.Name == "srv/x/inner.txt").Content);
+        Assert.DoesNotContain(addedEntries, e => e.Name.EndsWith("bundle.tar.gz", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Workdir_that_creates_a_directory_makes_a_layer_and_a_run_that_changes_nothing_makes_none()
+    {
+        var (workdir, _) = await fx.ExecuteAsync(fx.Job(new LayerStep { Kind = StepKind.Workdir, Display = "WORKDIR /work/dir", Workdir = "/work/dir" }));
+        var entries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(workdir.Layer));
+        Assert.Equal(["work", "work/dir"], entries.Select(e => e.Name).Order(StringComparer.Ordinal).ToList());
+        Assert.All(entries, e => Assert.Equal(TarEntryType.Directory, e.Type));
+
+        var (nothing, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("true")));
+        Assert.Null(nothing.Layer);
+    }
+
+    [Fact]
+    public async Task Sandbox_mount_points_never_reach_a_layer_even_when_the_step_writes_next_to_them()
+    {
+        var (result, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(
+            "echo x > /etc/written && cat /etc/hosts /etc/resolv.conf > /dev/null && ls /proc /sys /dev > /dev/null")));
+
+        var names = (await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer))).Select(e => e.Name).ToList();
+        Assert.Equal(["etc", "etc/written"], names.Order(StringComparer.Ordinal).ToList());
+    }
+
+    [Fact]
+    public async Task A_parent_layer_is_extracted_once_when_two_jobs_need_it_at_the_same_time()
+    {
+        using var executor = fx.NewExecutor("w-once");
+        var jobs = new[] { fx.Job(ExecutorFixture.Run("echo 1 > /one")), fx.Job(ExecutorFixture.Run("echo 2 > /two")) };
+
+        var results = await Task.WhenAll(jobs.Select(j => fx.ExecuteAsync(j, executor)));
+
+        Assert.Equal(1, executor.Layers.Extractions);
+        Assert.All(results, r => Assert.NotNull(r.Result.Layer));
+        Assert.NotEqual(results[0].Result.Layer!.Digest, results[1].Result.Layer!.Digest);
+    }
+
+    [Fact]
+    public async Task A_run_sees_only_its_own_processes_and_its_writes_to_root_stay_in_the_layer()
+    {
+        var marker = "farm-escape-" + Guid.NewGuid().ToString("N")[..8];
+        var (result, output) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(
+            $"ls /proc | grep -c '^[0-9]' ; echo x > /{marker}")));
+
+        var pids = int.Parse(Assert.Single(output), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(pids, 1, 4);
+        Assert.False(File.Exists("/" + marker), "a RUN step wrote to the host's root file system");
+        var names = (await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer))).Select(e => e.Name);
+        Assert.Contains(marker, names);
+    }
+
+    private static LayerStep Copy(StepKind kind, string[] sources, string destination, CopySource from) => new()
+    {
+        Kind = kind,
+        Display = $"{kind.ToString().ToUpperInvariant()} {string.Join(' ', sources)} {destination}",
+        Copy = new CopyStep { Sources = sources, Destination = destination, From = from },
+    };
+
+    /// <summary>app/hello.txt (0644), app/run.sh (0600), bundle.tar.gz holding x/inner.txt; owned by 501 as on a laptop.</summary>
+    private static byte[] ContextTar()
+    {
+        using var inner = new MemoryStream();
+        using (var gzip = new GZipStream(inner, CompressionLevel.Fastest, leaveOpen: true))
+        using (var writer = new TarWriter(gzip, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            writer.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "x/") { Mode = (UnixFileMode)0x1ED });
+            writer.WriteEntry(File("x/inner.txt", "inner\n", 0x1A4));
+        }
+
+        using var tar = new MemoryStream();
+        using (var writer = new TarWriter(tar, TarEntryFormat.Pax, leaveOpen: true))
+        {
+            writer.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "app/") { Mode = (UnixFileMode)0x1ED, Uid = 501, Gid = 20 });
+            writer.WriteEntry(File("app/hello.txt", "hello\n", 0x1A4));
+            writer.WriteEntry(File("app/run.sh", "#!/bin/sh\necho run\n", 0x180));
+            var bundle = new PaxTarEntry(TarEntryType.RegularFile, "bundle.tar.gz") { Mode = (UnixFileMode)0x1A4, Uid = 501, Gid = 20 };
+            inner.Position = 0;
+            bundle.DataStream = inner;
+            writer.WriteEntry(bundle);
+        }
+
+        return tar.ToArray();
+
+        static PaxTarEntry File(string name, string content, int mode) => new(TarEntryType.RegularFile, name)
+        {
+            Mode = (UnixFileMode)mode,
+            Uid = 501,
+            Gid = 20,
+            DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)),
+        };
+    }
+
+    /// <summary>Assembles base + <paramref name="layer"/> into an OCI layout and unpacks it with umoci; returns the bundle.</summary>
+    private async Task<string> UnpackAsync(LayerRef layer)
+    {
+        var dir = Path.Combine(fx.Root, "img-" + Guid.NewGuid().ToString("N")[..6]);
+        using var layout = await OciLayoutStore.OpenOrCreateAsync(Path.Combine(dir, "layout"), CancellationToken.None);
+        var config = ImageConfig.CreateEmpty();
+        var layers = new List<Descriptor>();
+        foreach (var l in new[] { fx.BaseLayer, layer })
+        {
+            var descriptor = new Descriptor { MediaType = l.MediaType, Digest = Digest.Parse(l.Digest), Size = l.Size };
+            var blob = await fx.Store.OpenReadAsync(descriptor.Digest, CancellationToken.None);
+            await using (blob)
+            {
+                await layout.PutAsync(descriptor, blob, CancellationToken.None);
+            }
+
+            layers.Add(descriptor);
+            config.AddLayer(Digest.Parse(l.DiffId), new HistoryEntry { CreatedBy = "test" });
+        }
+
+        var configDescriptor = await layout.PutBytesAsync(config.ToBytes(), MediaTypes.OciConfig, CancellationToken.None);
+        var manifest = await layout.PutManifestAsync(new ImageManifest { Config = configDescriptor, Layers = layers }, CancellationToken.None);
+        await layout.TagAsync("test", manifest, CancellationToken.None);
+
+        var bundle = Path.Combine(dir, "bundle");
+        await Tool.RunAsync("umoci", "unpack", "--image", Path.Combine(dir, "layout") + ":test", bundle);
+        return bundle;
+    }
+}
+
+/// <summary>Less common paths through the executor: heredoc files, COPY --from layers, zstd, failures that must leave nothing behind.</summary>
+[Collection(ExecutorCollection.Name)]
+public sealed class ExecutorEdgeTests(ExecutorFixture fx)
+{
+    [Fact]
+    public async Task A_heredoc_file_is_available_to_the_run_but_is_not_in_the_layer()
+    {
+        var step = ExecutorFixture.Run("sh /farm-heredoc/script > /out", r => r with
+        {
+            Files = [new InlineFile("/farm-heredoc/script", "echo from-heredoc\n", 0x1ED)],
+        });
+
+        var (result, _) = await fx.ExecuteAsync(fx.Job(step));
+
+        var entries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer));
+        Assert.Equal(["out"], entries.Select(e => e.Name).ToList());
+        Assert.Equal("from-heredoc\n", entries[0].Content);
+    }
+
+    [Fact]
+    public async Task Copy_from_a_stage_made_of_several_layers_sees_the_upper_layers_changes()
+    {
+        var (stage, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("mkdir -p /out && echo built > /out/artifact && rm /etc/motd")));
+        var stageLayers = new[] { fx.BaseLayer, stage.Layer! };
+        var step = new LayerStep
+        {
+            Kind = StepKind.Copy,
+            Display = "COPY --from=build /out/ /dist/",
+            Copy = new CopyStep { Sources = ["/out/"], Destination = "/dist/", From = new CopySource { Layers = stageLayers } },
+        };
+
+        var (result, _) = await fx.ExecuteAsync(fx.Job(step));
+        var entries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer));
+        Assert.Equal("built\n", entries.Single(e => e.Name == "dist/artifact").Content);
+
+        var missing = step with { Copy = step.Copy with { Sources = ["/etc/motd"], Destination = "/x" } };
+        var e = await Assert.ThrowsAnyAsync<FarmException>(() => fx.ExecuteAsync(fx.Job(missing)));
+        Assert.Equal("FARM1204", e.Code);
+    }
+
+    [Fact]
+    public async Task A_zstd_job_produces_a_zstd_layer()
+    {
+        var (result, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("echo z > /z")) with { Compression = "zstd" });
+
+        var layer = Assert.IsType<LayerRef>(result.Layer);
+        Assert.Equal(MediaTypes.OciLayerZstd, layer.MediaType);
+        var blob = await fx.Store.OpenReadAsync(Digest.Parse(layer.Digest), CancellationToken.None);
+        await using (blob)
+        {
+            var magic = new byte[4];
+            await blob.ReadExactlyAsync(magic);
+            Assert.Equal(new byte[] { 0x28, 0xB5, 0x2F, 0xFD }, magic);
+        }
+    }
+
+    [Fact]
+    public async Task Failed_and_cancelled_jobs_leave_no_mount_snapshot_container_or_lease_behind()
+    {
+        using var executor = fx.NewExecutor("w-clean");
+        var state = Path.Combine(fx.Root, "w-clean");
+        await Assert.ThrowsAnyAsync<Exception>(() => fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("exit 1")), executor));
+        var emptyContext = await fx.PublishTarAsync(new byte[1024]);
+        await Assert.ThrowsAnyAsync<FarmException>(() => fx.ExecuteAsync(fx.Job(new LayerStep
+        {
+            Kind = StepKind.Copy,
+            Display = "COPY nothing /",
+            Copy = new CopyStep { Sources = ["nothing"], Destination = "/", From = new CopySource { ContextDigest = emptyContext } },
+        }), executor));
+
+        using var cts = new CancellationTokenSource();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = executor.ExecuteAsync(fx.Job(ExecutorFixture.Run("echo started; sleep 60")), (_, line) =>
+        {
+            if (line == "started")
+            {
+                started.TrySetResult();
+            }
+
+            return Task.CompletedTask;
+        }, cts.Token);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+
+        Assert.Empty(SandboxFixture.MountsUnder(state));
+        Assert.Empty(Directory.EnumerateDirectories(Path.Combine(state, "ov", "s")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(state, "tmp")));
+        Assert.Equal(string.Empty, (await Tool.RunAsync("runc", "--root", Path.Combine(state, "run", "runc"), "list", "--quiet")).Trim());
+    }
+}

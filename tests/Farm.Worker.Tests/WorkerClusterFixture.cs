@@ -1,0 +1,302 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Farm.Contracts;
+using Farm.Testing;
+using Farm.Worker.Sandbox;
+using MassTransit;
+
+namespace Farm.Worker.Tests;
+
+/// <summary>
+/// Two worker processes (<c>dotnet Farm.Worker.dll</c>, one slot each, own state directories) on a RabbitMQ
+/// virtual host made for this test run, and a test bus on the same virtual host that publishes jobs and collects
+/// the workers' events. RabbitMQ (with its management plugin) and the registry must run: infra/up.sh.
+/// </summary>
+public sealed class WorkerClusterFixture : IAsyncLifetime
+{
+    private const string Management = "http://127.0.0.1:15672/api/";
+    private readonly HttpClient _management = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private IBusControl? _bus;
+
+    public WorkerClusterFixture()
+    {
+        VirtualHost = "farm-test-" + Guid.NewGuid().ToString("N")[..10];
+        _management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.ASCII.GetBytes("guest:guest")));
+    }
+
+    public string VirtualHost { get; }
+
+    /// <summary>The registry repository and busybox base layer the jobs build on.</summary>
+    public ExecutorFixture Store { get; } = new();
+
+    public List<WorkerProcess> Workers { get; } = [];
+
+    public ConcurrentQueue<LayerBuilt> Built { get; } = new();
+
+    public ConcurrentQueue<LayerBuildFailed> Failed { get; } = new();
+
+    public ConcurrentQueue<StepLogLine> Logs { get; } = new();
+
+    public IBus Bus => _bus ?? throw new InvalidOperationException("The fixture is not initialised.");
+
+    public async Task InitializeAsync()
+    {
+        await Store.InitializeAsync();
+        await CreateVirtualHostAsync();
+
+        _bus = MassTransit.Bus.Factory.CreateUsingRabbitMq(cfg =>
+        {
+            cfg.Host("127.0.0.1", 5672, VirtualHost, h =>
+            {
+                h.Username("guest");
+                h.Password("guest");
+            });
+            cfg.ReceiveEndpoint("farm-test-events", e =>
+            {
+                e.Handler<LayerBuilt>(c =>
+                {
+                    Built.Enqueue(c.Message);
+                    return Task.CompletedTask;
+                });
+                e.Handler<LayerBuildFailed>(c =>
+                {
+                    Failed.Enqueue(c.Message);
+                    return Task.CompletedTask;
+                });
+                e.Handler<StepLogLine>(c =>
+                {
+                    Logs.Enqueue(c.Message);
+                    return Task.CompletedTask;
+                });
+            });
+        });
+        await _bus.StartAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+
+        Workers.Add(WorkerProcess.Start("worker-a", Path.Combine(Store.Root, "wa"), VirtualHost));
+        Workers.Add(WorkerProcess.Start("worker-b", Path.Combine(Store.Root, "wb"), VirtualHost));
+        // A job published before a worker bound the queue would be dropped by the exchange.
+        await WaitForAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
+            () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
+    }
+
+    /// <summary>Starts a dead worker again with its name and state directory, and waits until it consumes.</summary>
+    public async Task<WorkerProcess> RestartAsync(WorkerProcess dead)
+    {
+        var index = Workers.IndexOf(dead);
+        // Only stop it: what the dead process left is for the new one's recovery to remove.
+        await dead.StopAsync();
+        var worker = WorkerProcess.Start(dead.Name, dead.StateDirectory, VirtualHost);
+        Workers[index] = worker;
+        // The management API's consumer count lags by seconds and still counts the dead connection: wait for the
+        // bus to start, which the worker's recovery precedes.
+        await WaitForAsync(() => Task.FromResult(worker.OutputTail().Contains("Bus started", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
+            () => $"{dead.Name} to start its bus again after its restart" + Diagnostics());
+        return worker;
+    }
+
+    /// <summary>Consumers RabbitMQ counts on a queue of the test's virtual host (0 when the queue does not exist yet).</summary>
+    public async Task<int> ConsumersAsync(string queue)
+    {
+        using var response = await _management.GetAsync($"{Management}queues/{Uri.EscapeDataString(VirtualHost)}/{queue}");
+        if (!response.IsSuccessStatusCode)
+        {
+            return 0;
+        }
+
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return doc.RootElement.TryGetProperty("consumers", out var c) ? c.GetInt32() : 0;
+    }
+
+    public string Diagnostics() =>
+        string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails naming what was expected.</summary>
+    public static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> expected)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (deadline.Elapsed > timeout)
+            {
+                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0} s waiting for {expected()}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task CreateVirtualHostAsync()
+    {
+        try
+        {
+            using var created = await _management.PutAsync($"{Management}vhosts/{VirtualHost}", null);
+            created.EnsureSuccessStatusCode();
+            using var permissions = await _management.PutAsync(
+                $"{Management}permissions/{VirtualHost}/guest",
+                new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json"));
+            permissions.EnsureSuccessStatusCode();
+        }
+        catch (HttpRequestException e)
+        {
+            throw new InvalidOperationException(
+                "RabbitMQ's management API at 127.0.0.1:15672 (guest/guest) did not answer: start RabbitMQ with infra/up.sh (or infra/rabbitmq.sh start).", e);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var worker in Workers)
+        {
+            await worker.DisposeAsync();
+        }
+
+        if (_bus is not null)
+        {
+            await _bus.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        }
+
+        try
+        {
+            using var _ = await _management.DeleteAsync($"{Management}vhosts/{VirtualHost}");
+        }
+        catch (HttpRequestException)
+        {
+            // The vhost only holds this run's queues; a missing RabbitMQ already failed the tests.
+        }
+
+        _management.Dispose();
+        await Store.DisposeAsync();
+    }
+}
+
+/// <summary>A worker process started with <c>dotnet Farm.Worker.dll</c>; disposing kills it and whatever its jobs left.</summary>
+public sealed class WorkerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private WorkerProcess(string name, string stateDirectory, Process process)
+    {
+        Name = name;
+        StateDirectory = stateDirectory;
+        _process = process;
+    }
+
+    public string Name { get; }
+
+    public string StateDirectory { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>runc's state directory of this worker (see RuncRunner: StateDirectory/run/runc).</summary>
+    public string RuncRoot => Path.Combine(StateDirectory, "run", "runc");
+
+    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "Farm.Worker.dll");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(dll);
+        start.Environment["Farm__Worker__Name"] = name;
+        start.Environment["Farm__Worker__StateDirectory"] = stateDirectory;
+        start.Environment["Farm__Worker__Slots"] = "1";
+        start.Environment["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{virtualHost}";
+        start.Environment["Logging__LogLevel__Default"] = "Information";
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
+        var worker = new WorkerProcess(name, stateDirectory, process);
+        process.OutputDataReceived += (_, e) => worker.Add(e.Data);
+        process.ErrorDataReceived += (_, e) => worker.Add(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return worker;
+    }
+
+    /// <summary>The containers runc runs for this worker right now.</summary>
+    public async Task<IReadOnlyList<string>> ContainersAsync()
+    {
+        if (!Directory.Exists(RuncRoot))
+        {
+            return [];
+        }
+
+        return (await Tool.RunAsync("runc", "--root", RuncRoot, "list", "--quiet")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    /// <summary>SIGKILL: the process gets no chance to finish, acknowledge or clean up.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+        }
+
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>Kills the containers a dead worker left running, as a restarted worker would.</summary>
+    public async Task RemoveOrphansAsync()
+    {
+        foreach (var id in await ContainersAsync())
+        {
+            await Tool.RunAsync("runc", "--root", RuncRoot, "delete", "--force", id);
+        }
+    }
+
+    public string OutputTail() => string.Join(Environment.NewLine, _output.TakeLast(40));
+
+    private void Add(string? line)
+    {
+        if (line is not null)
+        {
+            _output.Enqueue(line);
+        }
+    }
+
+    /// <summary>Stops the process (SIGTERM, then SIGKILL) without touching what it left behind.</summary>
+    public async Task StopAsync()
+    {
+        if (!_process.HasExited)
+        {
+            // SIGTERM first: the graceful path is what production uses.
+            await Tool.RunAsync("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            try
+            {
+                await _process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        try
+        {
+            await RemoveOrphansAsync();
+        }
+        catch (InvalidOperationException)
+        {
+            // runc failed on a half-deleted container; the mounts below are still removed.
+        }
+
+        foreach (var mount in SandboxFixture.MountsUnder(StateDirectory).OrderByDescending(m => m.Length))
+        {
+            Native.Umount2(mount, Native.MntDetach);
+        }
+
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,135 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Farm.Contracts;
+
+namespace Farm.Worker.Tests;
+
+/// <summary>
+/// Two worker processes competing on one RabbitMQ queue: jobs spread over both, and a job whose worker is killed
+/// mid-step is delivered again and finished by the other one.
+/// </summary>
+public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFixture<WorkerClusterFixture>
+{
+    private static readonly TimeSpan JobTimeout = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task Jobs_spread_over_both_workers_and_each_comes_back_built()
+    {
+        var jobs = Enumerable.Range(0, 8)
+            .Select(i => cluster.Store.Job(ExecutorFixture.Run($"echo {i} > /file{i}")))
+            .ToList();
+
+        foreach (var job in jobs)
+        {
+            await cluster.Bus.Publish(job);
+        }
+
+        var ids = jobs.Select(j => j.JobId).ToHashSet();
+        await WorkerClusterFixture.WaitForAsync(
+            () => Task.FromResult(ids.All(id => cluster.Built.Any(b => b.JobId == id)) || cluster.Failed.Any(f => ids.Contains(f.JobId))),
+            JobTimeout,
+            () => $"LayerBuilt for all {ids.Count} jobs; got {cluster.Built.Count(b => ids.Contains(b.JobId))}" + cluster.Diagnostics());
+
+        Assert.Empty(cluster.Failed.Where(f => ids.Contains(f.JobId)).Select(f => f.Message));
+        var built = cluster.Built.Where(b => ids.Contains(b.JobId)).ToList();
+        Assert.Equal(ids.Count, built.Select(b => b.JobId).Distinct().Count());
+        Assert.Equal(["worker-a", "worker-b"], built.Select(b => b.Worker).Distinct().Order(StringComparer.Ordinal).ToList());
+        Assert.All(built, b => Assert.NotNull(b.Layer));
+        Assert.Equal(ids.Count, built.Select(b => b.Layer!.Digest).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_job_whose_worker_is_killed_mid_step_is_finished_by_the_other_worker()
+    {
+        // The step waits until the test answers on a port; it does not answer before the first worker is dead.
+        var port = FreePort();
+        var job = cluster.Store.Job(ExecutorFixture.Run(
+            $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done"));
+        await cluster.Bus.Publish(job);
+
+        await WorkerClusterFixture.WaitForAsync(
+            () => Task.FromResult(cluster.Logs.Any(l => l.JobId == job.JobId && l.Line == "started")),
+            JobTimeout,
+            () => "the step to print 'started'" + cluster.Diagnostics());
+        WorkerProcess? victim = null;
+        await WorkerClusterFixture.WaitForAsync(
+            async () =>
+            {
+                foreach (var w in cluster.Workers)
+                {
+                    if ((await w.ContainersAsync()).Count > 0)
+                    {
+                        victim = w;
+                    }
+                }
+
+                return victim is not null;
+            },
+            TimeSpan.FromSeconds(30),
+            () => "a runc container of the job in one worker's state directory" + cluster.Diagnostics());
+        var survivor = cluster.Workers.Single(w => w != victim);
+
+        await victim!.KillAsync();
+        Assert.DoesNotContain(cluster.Built, b => b.JobId == job.JobId);
+        // The dead worker's container goes on waiting as an orphan with its overlay mounted: a restarted worker
+        // removes both before it takes jobs.
+        Assert.NotEmpty(await victim.ContainersAsync());
+        var restarted = await cluster.RestartAsync(victim);
+        Assert.Empty(await restarted.ContainersAsync());
+        Assert.Empty(SandboxFixture.MountsUnder(Path.Combine(restarted.StateDirectory, "ov")));
+
+        using var answer = new CancellationTokenSource();
+        var listener = new TcpListener(IPAddress.Loopback, port);
+        listener.Start();
+        var server = AnswerAsync(listener, answer.Token);
+        try
+        {
+            await WorkerClusterFixture.WaitForAsync(
+                () => Task.FromResult(cluster.Built.Any(b => b.JobId == job.JobId) || cluster.Failed.Any(f => f.JobId == job.JobId)),
+                JobTimeout,
+                () => $"the job to be redelivered to {survivor.Name} and built" + cluster.Diagnostics());
+        }
+        finally
+        {
+            await answer.CancelAsync();
+            listener.Stop();
+            await server;
+        }
+
+        Assert.Empty(cluster.Failed.Where(f => f.JobId == job.JobId).Select(f => f.Message));
+        var built = Assert.Single(cluster.Built, b => b.JobId == job.JobId);
+        Assert.Equal(survivor.Name, built.Worker);
+        var entries = await cluster.Store.ReadLayerAsync(Assert.IsType<LayerRef>(built.Layer));
+        Assert.Contains("done", entries.Select(e => e.Name));
+    }
+
+    private static int FreePort()
+    {
+        var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        return port;
+    }
+
+    /// <summary>Answers every connection with an empty 200 until cancelled.</summary>
+    private static async Task AnswerAsync(TcpListener listener, CancellationToken cancellationToken)
+    {
+        var response = Encoding.ASCII.GetBytes("HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        try
+        {
+            while (true)
+            {
+                using var client = await listener.AcceptTcpClientAsync(cancellationToken);
+                var stream = client.GetStream();
+                var buffer = new byte[4096];
+                _ = await stream.ReadAsync(buffer, cancellationToken);
+                await stream.WriteAsync(response, cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException or IOException)
+        {
+        }
+    }
+}
