@@ -214,42 +214,62 @@ public sealed class AddOperationTests : IDisposable
     private static PaxTarEntry TarFile(string name, string content) =>
         new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)) };
 
-    /// <summary>Serves one body for every GET on 127.0.0.1, for as long as the test runs.</summary>
+    /// <summary>
+    /// Serves one body for every GET on 127.0.0.1, for as long as the test runs. A plain socket server: it keeps
+    /// the port it was given, where HttpListener on Linux re-binds on close and can collide with parallel tests.
+    /// </summary>
     private sealed class TinyServer : IDisposable
     {
-        private readonly HttpListener _listener = new();
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
 
         public TinyServer(byte[] body, DateTimeOffset? lastModified)
         {
-            var probe = new TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
             _listener.Start();
+            Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+            var header = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/octet-stream\r\n" +
+                $"Content-Length: {body.Length}\r\n" +
+                (lastModified is { } lm ? $"Last-Modified: {lm.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}\r\n" : string.Empty) +
+                "\r\n";
             _loop = Task.Run(async () =>
             {
-                while (_listener.IsListening)
+                while (!_stop.IsCancellationRequested)
                 {
-                    HttpListenerContext context;
+                    TcpClient client;
                     try
                     {
-                        context = await _listener.GetContextAsync();
+                        client = await _listener.AcceptTcpClientAsync(_stop.Token);
                     }
-                    catch (Exception) when (!_listener.IsListening)
+                    catch (OperationCanceledException)
                     {
                         return;
                     }
 
-                    if (lastModified is { } lm)
+                    using (client)
+                    try
                     {
-                        context.Response.Headers["Last-Modified"] = lm.ToString("R");
-                    }
+                        var stream = client.GetStream();
+                        var request = new byte[8192];
+                        var seen = 0;
+                        while (seen < request.Length && !System.Text.Encoding.ASCII.GetString(request, 0, seen).Contains("\r\n\r\n", StringComparison.Ordinal))
+                        {
+                            var n = await stream.ReadAsync(request.AsMemory(seen), _stop.Token);
+                            if (n == 0)
+                            {
+                                break;
+                            }
 
-                    context.Response.ContentLength64 = body.Length;
-                    await context.Response.OutputStream.WriteAsync(body);
-                    context.Response.Close();
+                            seen += n;
+                        }
+
+                        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(header), _stop.Token);
+                        await stream.WriteAsync(body, _stop.Token);
+                    }
+                    catch (IOException)
+                    {
+                        // The client hung up early (a refused download); serve the next one.
+                    }
                 }
             });
         }
@@ -260,9 +280,10 @@ public sealed class AddOperationTests : IDisposable
 
         public void Dispose()
         {
+            _stop.Cancel();
             _listener.Stop();
-            _listener.Close();
             _loop.Wait(TimeSpan.FromSeconds(10));
+            _stop.Dispose();
         }
     }
 }
