@@ -1,6 +1,4 @@
-using Farm.Oci.Stores;
 using Farm.Worker.Hosting;
-using Farm.Worker.Jobs;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -48,10 +46,6 @@ public static partial class WorkerProgram
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
-        services.AddSingleton(_ => new BlobStoreLocator());
-        services.AddSingleton<LayerJobExecutor>(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
-        services.AddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
-        services.AddHostedService<WorkerRecoveryService>();
 
         var slots = configuration.GetSection(WorkerOptions.Section).GetValue(nameof(WorkerOptions.Slots), new WorkerOptions().Slots);
         services.AddMassTransit(x =>

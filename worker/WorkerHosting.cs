@@ -1,6 +1,10 @@
 using Farm.Worker.Jobs;
 using MassTransit;
+using Farm.Oci.Stores;
+using Farm.Worker.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Farm.Worker;
 
@@ -10,7 +14,11 @@ public static class WorkerHosting
     /// <summary>The queue all workers compete on.</summary>
     public const string QueueName = "farm-build-layer";
 
-    /// <summary>Adds the worker's services; call <see cref="AddFarmWorkerConsumers"/> inside the MassTransit setup.</summary>
+    /// <summary>
+    /// Adds the worker's services whatever the transport: options, blob stores, the job executor and the start-up
+    /// recovery. Call <see cref="AddFarmWorkerConsumers"/> inside the MassTransit setup, with RabbitMQ for a worker
+    /// process or the in-memory transport for the embedded farm.
+    /// </summary>
     public static IServiceCollection AddFarmWorker(this IServiceCollection services, Action<WorkerOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -20,6 +28,10 @@ public static class WorkerHosting
             options.Configure(configure);
         }
 
+        services.TryAddSingleton(_ => new BlobStoreLocator());
+        services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
+        services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
+        services.AddHostedService<WorkerRecoveryService>();
         return services;
     }
 

@@ -246,6 +246,31 @@ public sealed class ExecutorEdgeTests(ExecutorFixture fx)
     }
 
     [Fact]
+    public async Task A_copy_heredoc_becomes_a_file_with_its_content_and_mode()
+    {
+        var step = new LayerStep
+        {
+            Kind = StepKind.Copy,
+            Display = "COPY --chmod=755 <<EOF /usr/local/bin/hello",
+            Copy = new CopyStep
+            {
+                Sources = ["EOF"],
+                Destination = "/usr/local/bin/hello",
+                Chmod = "755",
+                From = new CopySource(),
+                Files = [new InlineFile("EOF", "#!/bin/sh\necho hello\n", 0x1A4)],
+            },
+        };
+
+        var (result, _) = await fx.ExecuteAsync(fx.Job(step));
+
+        var entries = await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer));
+        var file = Assert.Single(entries, e => e.Name == "usr/local/bin/hello");
+        Assert.Equal("#!/bin/sh\necho hello\n", file.Content);
+        Assert.Equal(0x1ED, file.Mode & 0xFFF);
+    }
+
+    [Fact]
     public async Task Copy_from_a_stage_made_of_several_layers_sees_the_upper_layers_changes()
     {
         var (stage, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("mkdir -p /out && echo built > /out/artifact && rm /etc/motd")));

@@ -71,7 +71,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
                     stubs = await RunAsync(job, snapshot, output, cancellationToken).ConfigureAwait(false);
                     break;
                 case StepKind.Copy or StepKind.Add:
-                    await CopyAsync(job.Step.Copy!, job.Step.Kind == StepKind.Add, sourceView?.MergedDir ?? copySource?.SingleOrDefault() ?? string.Empty, snapshot.MergedDir, cancellationToken).ConfigureAwait(false);
+                    await CopyAsync(job, job.Step.Kind == StepKind.Add, sourceView?.MergedDir ?? copySource?.SingleOrDefault() ?? string.Empty, snapshot.MergedDir, cancellationToken).ConfigureAwait(false);
                     break;
                 case StepKind.Workdir:
                     Directory.CreateDirectory(RootfsPath.Resolve(snapshot.MergedDir, job.Step.Workdir ?? "/"));
@@ -213,8 +213,36 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
         }
     }
 
-    private async Task CopyAsync(CopyStep copy, bool isAdd, string sourceRoot, string targetRoot, CancellationToken cancellationToken)
+    private async Task CopyAsync(BuildLayer job, bool isAdd, string sourceRoot, string targetRoot, CancellationToken cancellationToken)
     {
+        var copy = job.Step.Copy!;
+        if (copy.Files.Count > 0)
+        {
+            // COPY <<EOF: the heredoc bodies are the sources, as files in a context of their own.
+            var inline = Path.Combine(_scratch, job.JobId.ToString("N") + ".copy");
+            try
+            {
+                foreach (var file in copy.Files)
+                {
+                    var path = RootfsPath.Resolve(inline, file.Path);
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    await File.WriteAllTextAsync(path, file.Content, cancellationToken).ConfigureAwait(false);
+                    File.SetUnixFileMode(path, (UnixFileMode)file.Mode);
+                }
+
+                var inlineCopy = copy with { Files = [], Sources = [.. copy.Files.Select(f => f.Path)], From = new CopySource { ContextDigest = "inline" } };
+                await CopyAsync(job with { Step = job.Step with { Copy = inlineCopy } }, isAdd, inline, targetRoot, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            finally
+            {
+                if (Directory.Exists(inline))
+                {
+                    Directory.Delete(inline, recursive: true);
+                }
+            }
+        }
+
         var request = new CopyRequest
         {
             SourceRoot = sourceRoot,
