@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
+using Farm.Oci.IO;
+
 namespace Farm.Oci.Layers;
 
 /// <summary>
@@ -95,12 +97,14 @@ internal static partial class Interop
     [LibraryImport(LibC, EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static unsafe partial int UtimensAtRaw(int dirFd, string path, long* times, int flags);
 
-    public static int UtimensAt(int dirFd, string path, long seconds, int flags)
+    public static int UtimensAt(int dirFd, string path, long seconds, int flags) => UtimensAt(dirFd, path, seconds, 0, flags);
+
+    public static int UtimensAt(int dirFd, string path, long seconds, long nanoseconds, int flags)
     {
         unsafe
         {
             // atime and mtime alike: atime is not part of a layer, so the same value keeps it deterministic.
-            long* times = stackalloc long[4] { seconds, 0, seconds, 0 };
+            long* times = stackalloc long[4] { seconds, nanoseconds, seconds, nanoseconds };
             return UtimensAtRaw(dirFd, path, times, flags);
         }
     }
@@ -135,6 +139,7 @@ internal static partial class Interop
                 Inode: *(ulong*)(b + 32),
                 Size: *(long*)(b + 40),
                 MtimeSeconds: *(long*)(b + 112),
+                MtimeNanoseconds: *(uint*)(b + 120),
                 RdevMajor: *(uint*)(b + 128),
                 RdevMinor: *(uint*)(b + 132),
                 DevMajor: *(uint*)(b + 136),
@@ -229,30 +234,4 @@ internal static partial class Interop
             }
         }
     }
-}
-
-/// <summary>The parts of struct statx a layer needs.</summary>
-/// <summary>What statx(2) says of a path, without following a final symlink.</summary>
-public readonly record struct FileStat(
-    uint Mode,
-    uint Uid,
-    uint Gid,
-    uint Nlink,
-    ulong Inode,
-    long Size,
-    long MtimeSeconds,
-    uint RdevMajor,
-    uint RdevMinor,
-    uint DevMajor,
-    uint DevMinor)
-{
-    public uint Type => Mode & Interop.SIfMt;
-
-    public uint Permissions => Mode & 0xFFF;
-
-    public bool IsRegularFile => Type == Interop.SIfReg;
-
-    public bool IsDirectory => Type == Interop.SIfDir;
-
-    public bool IsSymlink => Type == Interop.SIfLnk;
 }

@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 
+using Farm.Oci.IO;
+
 namespace Farm.Oci.Layers;
 
 /// <summary>Where a layer's tree comes from.</summary>

@@ -1,5 +1,7 @@
 using Farm.Worker.Sandbox;
 
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Tests;
 
 [Collection(SandboxCollection.Name)]
@@ -61,7 +63,7 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
         Assert.True(File.Exists(Path.Combine(fx.BaseLayer, "etc", "motd")));
         Assert.Equal("x\n", File.ReadAllText(Path.Combine(snap.UpperDir, marker)));
         Assert.Equal("y\n", File.ReadAllText(Path.Combine(snap.UpperDir, "etc", marker)));
-        var whiteout = Native.Lstat(Path.Combine(snap.UpperDir, "etc", "motd"));
+        var whiteout = UnixFile.Lstat(Path.Combine(snap.UpperDir, "etc", "motd"));
         Assert.True(whiteout is { IsCharDevice: true, RdevMajor: 0, RdevMinor: 0 }, $"expected a 0/0 whiteout, got {whiteout}");
     }
 
@@ -112,7 +114,7 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
         Assert.Equal("1000", lines[1]);
         Assert.Contains("50", lines[2].Split(' '));
         Assert.Equal("/home/app", lines[3]);
-        var made = Native.Lstat(Path.Combine(snap.UpperDir, "home", "app", "made"));
+        var made = UnixFile.Lstat(Path.Combine(snap.UpperDir, "home", "app", "made"));
         Assert.True(made is { Uid: 1000, Gid: 1000 }, $"expected 1000:1000, got {made}");
     }
 
@@ -152,7 +154,7 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
 
         Assert.Equal("/srv/app", SandboxFixture.Stdout(output));
         Assert.Equal(["srv"], Directory.EnumerateFileSystemEntries(snap.UpperDir).Select(Path.GetFileName));
-        var created = Native.Lstat(Path.Combine(snap.UpperDir, "srv", "app"));
+        var created = UnixFile.Lstat(Path.Combine(snap.UpperDir, "srv", "app"));
         Assert.True(created is { IsDirectory: true, Uid: 0, Gid: 0, Permissions: 0x1ED }, $"expected a root-owned 0755 directory, got {created}");
     }
 

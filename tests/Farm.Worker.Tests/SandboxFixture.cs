@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Farm.Worker.Sandbox;
 
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Tests;
 
 /// <summary>
@@ -95,7 +97,7 @@ public sealed class SandboxFixture : IDisposable
             "root:x:0:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n");
         File.WriteAllText(Path.Combine(dir, "etc", "motd"), "lower\n");
         Directory.CreateDirectory(Path.Combine(dir, "home", "app"));
-        Native.Lchown(Path.Combine(dir, "home", "app"), 1000, 1000);
+        UnixFile.Lchown(Path.Combine(dir, "home", "app"), 1000, 1000);
         Directory.CreateDirectory(Path.Combine(dir, "root"));
     }
 

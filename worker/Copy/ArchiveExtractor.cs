@@ -4,6 +4,8 @@ using SharpCompress.Compressors;
 using SharpCompress.Compressors.BZip2;
 using SharpCompress.Compressors.Xz;
 
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -128,7 +130,7 @@ internal static class ArchiveExtractor
             switch (entry.EntryType)
             {
                 case TarEntryType.Directory or TarEntryType.DirectoryList:
-                    var existing = NativeFs.TryLstat(target);
+                    var existing = UnixFile.Lstat(target);
                     if (existing is { IsDirectory: false })
                     {
                         File.Delete(target);
@@ -140,8 +142,8 @@ internal static class ArchiveExtractor
                         writer.CountDirectory();
                     }
 
-                    NativeFs.Lchown(target, entryOwner.Uid, entryOwner.Gid);
-                    NativeFs.Chmod(target, mode);
+                    UnixFile.Lchown(target, entryOwner.Uid, entryOwner.Gid);
+                    UnixFile.Chmod(target, mode);
                     directories.Add((target, entry.ModificationTime));
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
@@ -157,25 +159,25 @@ internal static class ArchiveExtractor
                 case TarEntryType.SymbolicLink:
                     writer.ClearForNonDirectory(target);
                     File.CreateSymbolicLink(target, entry.LinkName);
-                    NativeFs.Lchown(target, entryOwner.Uid, entryOwner.Gid);
-                    NativeFs.SetTimes(target, entry.ModificationTime);
+                    UnixFile.Lchown(target, entryOwner.Uid, entryOwner.Gid);
+                    UnixFile.SetTimes(target, entry.ModificationTime);
                     writer.CountSymlink();
                     break;
                 case TarEntryType.HardLink:
                     var linked = RootedPath.Resolve(destination, RootedPath.Clean(entry.LinkName), followFinal: false, confined: false)!;
                     writer.ClearForNonDirectory(target);
-                    NativeFs.Link(linked, target);
+                    UnixFile.Link(linked, target);
                     writer.CountFile(0);
                     break;
                 default:
                     writer.ClearForNonDirectory(target);
                     var type = entry.EntryType switch
                     {
-                        TarEntryType.Fifo => FsStat.Fifo,
-                        TarEntryType.CharacterDevice => FsStat.CharDevice,
-                        _ => FsStat.BlockDevice,
+                        TarEntryType.Fifo => FileStat.Fifo,
+                        TarEntryType.CharacterDevice => FileStat.CharDevice,
+                        _ => FileStat.BlockDevice,
                     };
-                    NativeFs.Mknod(target, type | mode, (uint)((PosixTarEntry)entry).DeviceMajor, (uint)((PosixTarEntry)entry).DeviceMinor);
+                    UnixFile.Mknod(target, type | mode, (uint)((PosixTarEntry)entry).DeviceMajor, (uint)((PosixTarEntry)entry).DeviceMinor);
                     SetMetadata(target, entryOwner, mode, entry.ModificationTime);
                     writer.CountFile(0);
                     break;
@@ -185,15 +187,15 @@ internal static class ArchiveExtractor
         // Directory mtimes last, deepest first: writing their contents changed them.
         for (var i = directories.Count - 1; i >= 0; i--)
         {
-            NativeFs.SetTimes(directories[i].Path, directories[i].Time);
+            UnixFile.SetTimes(directories[i].Path, directories[i].Time);
         }
     }
 
     private static void SetMetadata(string target, FileOwner owner, uint mode, DateTimeOffset mtime)
     {
-        NativeFs.Lchown(target, owner.Uid, owner.Gid);
-        NativeFs.Chmod(target, mode);
-        NativeFs.SetTimes(target, mtime);
+        UnixFile.Lchown(target, owner.Uid, owner.Gid);
+        UnixFile.Chmod(target, mode);
+        UnixFile.SetTimes(target, mtime);
     }
 
     private static TarEntry? Next(TarReader reader, string displayName)

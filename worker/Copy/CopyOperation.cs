@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -83,7 +85,7 @@ public sealed class CopyOperation
             foreach (var match in local)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (isAdd && match.Stat.IsRegular && ArchiveExtractor.IsArchive(match.HostPath))
+                if (isAdd && match.Stat.IsRegularFile && ArchiveExtractor.IsArchive(match.HostPath))
                 {
                     ArchiveExtractor.Validate(match.HostPath, match.Pattern, cancellationToken);
                     var into = writer.Resolve(destination, followFinal: true);
@@ -101,11 +103,11 @@ public sealed class CopyOperation
                 writer.EnsureDirectory(Path.GetDirectoryName(target)!, writer.Owner);
                 writer.ClearForNonDirectory(target);
                 File.Move(download.TempPath, target);
-                NativeFs.Lchown(target, writer.Owner.Uid, writer.Owner.Gid);
-                NativeFs.Chmod(target, mode?.Apply(0x180, isDirectory: false) ?? 0x180);
+                UnixFile.Lchown(target, writer.Owner.Uid, writer.Owner.Gid);
+                UnixFile.Chmod(target, mode?.Apply(0x180, isDirectory: false) ?? 0x180);
                 if (download.LastModified is { } lastModified)
                 {
-                    NativeFs.SetTimes(target, lastModified);
+                    UnixFile.SetTimes(target, lastModified);
                 }
 
                 writer.CountFile(download.Length);
@@ -158,7 +160,7 @@ public sealed class CopyOperation
     private static string FileTarget(TargetWriter writer, string destination, bool destinationIsDirectory, string name, string source)
     {
         var resolved = writer.Resolve(destination, followFinal: true);
-        if (destinationIsDirectory || NativeFs.TryLstat(resolved) is { IsDirectory: true })
+        if (destinationIsDirectory || UnixFile.Lstat(resolved) is { IsDirectory: true })
         {
             if (name.Length == 0)
             {

@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -79,7 +81,7 @@ public static class CopySourceHasher
                 continue;
             }
 
-            var stat = NativeFs.Lstat(host);
+            var stat = UnixFile.LstatExisting(host);
             entries[rootPath] = await EntryAsync(rootPath, host, stat, cancellationToken).ConfigureAwait(false);
             if (stat.IsDirectory)
             {
@@ -88,11 +90,11 @@ public static class CopySourceHasher
         }
     }
 
-    private static async Task<CopySourceEntry> EntryAsync(string path, string host, FsStat stat, CancellationToken cancellationToken)
+    private static async Task<CopySourceEntry> EntryAsync(string path, string host, FileStat stat, CancellationToken cancellationToken)
     {
         var sha = string.Empty;
         long size = 0;
-        if (stat.IsRegular)
+        if (stat.IsRegularFile)
         {
             var file = new FileStream(host, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
             await using (file.ConfigureAwait(false))

@@ -1,3 +1,5 @@
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -61,7 +63,7 @@ internal static class RootedPath
                 continue;
             }
 
-            var stat = NativeFs.TryLstat(candidate);
+            var stat = UnixFile.Lstat(candidate);
             if (stat is not { IsSymlink: true })
             {
                 resolved.Add(part);

@@ -1,3 +1,5 @@
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>One source path a COPY/ADD pattern selected.</summary>
@@ -5,7 +7,7 @@ namespace Farm.Worker.Copy;
 /// <param name="LogicalPath">Path relative to the source root as matched (symlinks not resolved), without leading slash.</param>
 /// <param name="HostPath">The resolved host path (the named source itself is followed, within the root).</param>
 /// <param name="Stat">lstat of <paramref name="HostPath"/>.</param>
-internal sealed record SourceMatch(string Pattern, string LogicalPath, string HostPath, FsStat Stat)
+internal sealed record SourceMatch(string Pattern, string LogicalPath, string HostPath, FileStat Stat)
 {
     /// <summary>The name a file source gets inside a destination directory.</summary>
     public string Name => LogicalPath.Length == 0 ? string.Empty : LogicalPath[(LogicalPath.LastIndexOf('/') + 1)..];
@@ -42,7 +44,7 @@ internal static class SourceMatcher
         {
             var host = RootedPath.Resolve(root, path, followFinal: true, confined)
                 ?? throw new SourceOutsideContextException(instruction, pattern);
-            if (NativeFs.TryLstat(host) is not { } stat)
+            if (UnixFile.Lstat(host) is not { } stat)
             {
                 // A wildcard listed the name, so a miss here is a dangling symlink: nothing to copy.
                 continue;

@@ -1,3 +1,5 @@
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -48,7 +50,7 @@ internal sealed class TargetWriter
         foreach (var part in RootedPath.Split(hostPath[TargetRoot.Length..]))
         {
             current += "/" + part;
-            var stat = NativeFs.TryLstat(current);
+            var stat = UnixFile.Lstat(current);
             if (stat is { IsDirectory: true })
             {
                 created = false;
@@ -62,8 +64,8 @@ internal sealed class TargetWriter
             }
 
             Directory.CreateDirectory(current);
-            NativeFs.Lchown(current, owner.Uid, owner.Gid);
-            NativeFs.Chmod(current, 0x1ED);
+            UnixFile.Lchown(current, owner.Uid, owner.Gid);
+            UnixFile.Chmod(current, 0x1ED);
             _directories++;
             created = true;
         }
@@ -74,7 +76,7 @@ internal sealed class TargetWriter
     /// <summary>Makes room for a non-directory at a host path: removes a file or symlink there, refuses to replace a directory.</summary>
     public void ClearForNonDirectory(string hostPath)
     {
-        var existing = NativeFs.TryLstat(hostPath);
+        var existing = UnixFile.Lstat(hostPath);
         if (existing is null)
         {
             return;
@@ -90,23 +92,23 @@ internal sealed class TargetWriter
     }
 
     /// <summary>Copies one non-directory source entry (file, symlink, device, fifo) to a host path.</summary>
-    public void CopyEntry(string source, FsStat stat, string target, FileOwner? ownerOverride = null)
+    public void CopyEntry(string source, FileStat stat, string target, FileOwner? ownerOverride = null)
     {
         var owner = ownerOverride ?? Owner;
         ClearForNonDirectory(target);
         switch (stat.Type)
         {
-            case FsStat.Regular:
-                if (stat.Links > 1 && _hardlinks.TryGetValue((stat.Device, stat.Inode), out var first))
+            case FileStat.Regular:
+                if (stat.Nlink > 1 && _hardlinks.TryGetValue((stat.Device, stat.Inode), out var first))
                 {
-                    NativeFs.Link(first, target);
+                    UnixFile.Link(first, target);
                     _files++;
                     return;
                 }
 
                 File.Copy(source, target, overwrite: false);
                 ApplyMetadata(target, stat, owner, isDirectory: false);
-                if (stat.Links > 1)
+                if (stat.Nlink > 1)
                 {
                     _hardlinks[(stat.Device, stat.Inode)] = target;
                 }
@@ -114,14 +116,14 @@ internal sealed class TargetWriter
                 _files++;
                 _bytes += stat.Size;
                 return;
-            case FsStat.Symlink:
+            case FileStat.Symlink:
                 File.CreateSymbolicLink(target, new FileInfo(source).LinkTarget ?? string.Empty);
-                NativeFs.Lchown(target, owner.Uid, owner.Gid);
-                NativeFs.SetTimes(target, stat.MtimeSeconds, stat.MtimeNanoseconds);
+                UnixFile.Lchown(target, owner.Uid, owner.Gid);
+                UnixFile.SetTimes(target, stat.MtimeSeconds, stat.MtimeNanoseconds);
                 _symlinks++;
                 return;
-            case FsStat.Fifo or FsStat.CharDevice or FsStat.BlockDevice:
-                NativeFs.Mknod(target, stat.Type | stat.Permissions, stat.RdevMajor, stat.RdevMinor);
+            case FileStat.Fifo or FileStat.CharDevice or FileStat.BlockDevice:
+                UnixFile.Mknod(target, stat.Type | stat.Permissions, stat.RdevMajor, stat.RdevMinor);
                 ApplyMetadata(target, stat, owner, isDirectory: false);
                 _files++;
                 return;
@@ -148,20 +150,20 @@ internal sealed class TargetWriter
 
             var source = sourceDir + "/" + name;
             var target = targetDir + "/" + name;
-            var stat = NativeFs.Lstat(source);
+            var stat = UnixFile.LstatExisting(source);
             if (!stat.IsDirectory)
             {
                 CopyEntry(source, stat, target);
                 continue;
             }
 
-            var existing = NativeFs.TryLstat(target);
+            var existing = UnixFile.Lstat(target);
             var into = target;
             if (existing is { IsSymlink: true })
             {
                 // A directory symlink in the image (say /lib -> usr/lib) is followed, within the target root.
                 var resolved = Resolve(ImagePath(target), followFinal: true);
-                if (NativeFs.TryLstat(resolved) is { IsDirectory: true })
+                if (UnixFile.Lstat(resolved) is { IsDirectory: true })
                 {
                     into = resolved;
                 }
@@ -192,12 +194,12 @@ internal sealed class TargetWriter
     }
 
     /// <summary>Owner, then mode (chown clears setuid), then mtime.</summary>
-    public void ApplyMetadata(string target, FsStat stat, FileOwner owner, bool isDirectory)
+    public void ApplyMetadata(string target, FileStat stat, FileOwner owner, bool isDirectory)
     {
-        NativeFs.Lchown(target, owner.Uid, owner.Gid);
+        UnixFile.Lchown(target, owner.Uid, owner.Gid);
         var permissions = Mode?.Apply(stat.Permissions, isDirectory) ?? stat.Permissions;
-        NativeFs.Chmod(target, permissions);
-        NativeFs.SetTimes(target, stat.MtimeSeconds, stat.MtimeNanoseconds);
+        UnixFile.Chmod(target, permissions);
+        UnixFile.SetTimes(target, stat.MtimeSeconds, stat.MtimeNanoseconds);
     }
 
     public void CountFile(long bytes)

@@ -1,3 +1,5 @@
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Sandbox;
 
 /// <summary>
@@ -42,8 +44,8 @@ public sealed class MountStubs
                     continue;
                 }
 
-                var merged = Native.Lstat(Path.Combine(rootfs, relative));
-                before[relative] = new PathState(merged, Native.Lstat(Path.Combine(upperDir, relative)) is not null, IsLeaf: i == parts.Length);
+                var merged = UnixFile.Lstat(Path.Combine(rootfs, relative));
+                before[relative] = new PathState(merged, UnixFile.Lstat(Path.Combine(upperDir, relative)) is not null, IsLeaf: i == parts.Length);
                 if (merged is { IsDirectory: false })
                 {
                     // A file or symlink: runc resolves a symlink inside the rootfs and mounts elsewhere; what lies
@@ -74,7 +76,7 @@ public sealed class MountStubs
             }
 
             var path = Path.Combine(upperDir, relative);
-            var now = Native.Lstat(path);
+            var now = UnixFile.Lstat(path);
             if (now is not { } current)
             {
                 continue;
@@ -115,5 +117,5 @@ public sealed class MountStubs
         return removed;
     }
 
-    private readonly record struct PathState(FileStatus? Merged, bool InUpperBefore, bool IsLeaf);
+    private readonly record struct PathState(FileStat? Merged, bool InUpperBefore, bool IsLeaf);
 }

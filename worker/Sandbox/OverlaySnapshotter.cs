@@ -2,6 +2,8 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Sandbox;
 
 /// <summary>
@@ -56,7 +58,7 @@ public sealed class OverlaySnapshotter
             Directory.CreateDirectory(snapshot.WorkDir);
             Directory.CreateDirectory(snapshot.MergedDir);
             // The upperdir's root becomes the layer's "/" metadata; images expect 0755.
-            Native.SetMode(snapshot.UpperDir, 0x1ED /* 0755 */);
+            UnixFile.Chmod(snapshot.UpperDir, 0x1ED /* 0755 */);
 
             var data = MountData(lowers, snapshot.UpperDir, snapshot.WorkDir);
             if (data.Length > MaxMountDataLength)

@@ -1,3 +1,5 @@
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Sandbox;
 
 /// <summary>
@@ -35,7 +37,7 @@ public static class RootfsPath
             }
 
             var candidate = root + "/" + string.Join('/', resolved.Append(part));
-            var status = Native.Lstat(candidate);
+            var status = UnixFile.Lstat(candidate);
             if (status is { IsSymlink: true })
             {
                 if (++links > MaxSymlinks)

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 
+using Farm.Oci.IO;
+
 namespace Farm.Worker.Sandbox;
 
 /// <summary>Where and how <see cref="RuncRunner"/> runs runc.</summary>
@@ -305,8 +307,8 @@ public sealed class RuncRunner
         var hosts = Path.Combine(bundle, "hosts");
         File.WriteAllText(resolv, File.Exists(_options.HostResolvConf) ? File.ReadAllText(_options.HostResolvConf) : "");
         File.WriteAllText(hosts, RuntimeSpecGenerator.HostsFileContent(hostname));
-        Native.SetMode(resolv, 0x1A4 /* 0644 */);
-        Native.SetMode(hosts, 0x1A4);
+        UnixFile.Chmod(resolv, 0x1A4 /* 0644 */);
+        UnixFile.Chmod(hosts, 0x1A4);
         return new(resolv, hosts);
     }
 
@@ -318,7 +320,7 @@ public sealed class RuncRunner
     {
         var root = Path.GetFullPath(rootfs).TrimEnd('/');
         var path = RootfsPath.Resolve(root, workingDirectory);
-        var status = Native.Lstat(path);
+        var status = UnixFile.Lstat(path);
         if (status is { IsDirectory: true })
         {
             return;
@@ -334,11 +336,11 @@ public sealed class RuncRunner
         foreach (var part in RootfsPath.Split(path[root.Length..]))
         {
             current += "/" + part;
-            var s = Native.Lstat(current);
+            var s = UnixFile.Lstat(current);
             if (s is null)
             {
                 Directory.CreateDirectory(current);
-                Native.SetMode(current, 0x1ED /* 0755 */);
+                UnixFile.Chmod(current, 0x1ED /* 0755 */);
             }
             else if (!s.Value.IsDirectory)
             {
