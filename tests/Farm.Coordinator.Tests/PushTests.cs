@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Farm.Contracts;
+using Farm.Coordinator.Assembly;
+using Farm.Dockerfile.Graph;
+using Farm.Oci;
+using Farm.Oci.Layers;
+using Farm.Oci.Registry;
+using Farm.Oci.Stores;
+using Farm.Testing;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// A busybox image built the way the farm builds one: a busybox layer and a <c>/hello.txt</c> layer stored in a
+/// cache repository of the anonymous registry, assembled from a planned Dockerfile.
+/// </summary>
+public sealed class BusyboxImageFixture : IAsyncLifetime
+{
+    public const string Hello = "hello from farm\n";
+
+    public const string Dockerfile = """
+        FROM busybox
+        ENV A=b
+        WORKDIR /app
+        COPY hello.txt /
+        EXPOSE 80
+        LABEL org.example.team=farm
+        CMD ["cat", "/hello.txt"]
+        USER 1000
+        """;
+
+    public string Namespace { get; } = $"test-{Guid.NewGuid():N}";
+
+    public string WorkDir { get; } = Directory.CreateTempSubdirectory("farm-assembly-").FullName;
+
+    /// <summary>An empty Docker config, so the host user's credentials never leak into a test.</summary>
+    public DockerConfig Credentials => new(Path.Combine(WorkDir, "docker", "config.json"));
+
+    public BlobStoreLocator Locator { get; private set; } = null!;
+
+    public RegistryBlobStore Cache { get; private set; } = null!;
+
+    public AssembledImage Image { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        await TestRegistries.EnsureAnsweringAsync(TestRegistries.Anonymous);
+        Locator = new BlobStoreLocator(credentials: Credentials);
+        Cache = new RegistryBlobStore(Locator.ClientFor(TestRegistries.Anonymous), $"{Namespace}/cache");
+
+        var rootfs = Directory.CreateDirectory(Path.Combine(WorkDir, "busybox", "bin")).FullName;
+        File.Copy("/bin/busybox", Path.Combine(rootfs, "busybox"));
+        File.SetUnixFileMode(Path.Combine(rootfs, "busybox"), (UnixFileMode)0b111_101_101);
+        foreach (var applet in (await Tool.RunAsync("/bin/busybox", "--list")).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (applet != "busybox")
+            {
+                File.CreateSymbolicLink(Path.Combine(rootfs, applet), "busybox");
+            }
+        }
+
+        var helloDir = Directory.CreateDirectory(Path.Combine(WorkDir, "hello")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(helloDir, "hello.txt"), Hello);
+        File.SetUnixFileMode(Path.Combine(helloDir, "hello.txt"), (UnixFileMode)0b110_100_100);
+
+        var busybox = await StoreLayerAsync(Path.GetDirectoryName(rootfs)!);
+        var hello = await StoreLayerAsync(helloDir);
+
+        var baseConfig = ImageConfig.CreateEmpty();
+        baseConfig.AddLayer(busybox.DiffId, new HistoryEntry { CreatedBy = "busybox-static", Created = DateTimeOffset.UnixEpoch });
+        var stage = BuildGraph.Create(Dockerfile).Target;
+        var helloRef = new LayerRef(hello.Descriptor.Digest.ToString(), hello.DiffId.ToString(), hello.Descriptor.MediaType, hello.Descriptor.Size);
+        Image = new ImageAssembler().Assemble(new AssemblyRequest
+        {
+            Base = new BaseImage { Config = baseConfig, Layers = [busybox.Descriptor] },
+            Steps = [.. stage.Steps.Select(s => AssemblyStep.From(s, s.Instruction == "COPY" ? helloRef : null))],
+            Config = stage.Config,
+            Created = DateTimeOffset.FromUnixTimeSeconds(1_700_000_000),
+        });
+    }
+
+    public Task DisposeAsync()
+    {
+        Locator.Dispose();
+        Directory.Delete(WorkDir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    public string Reference(string registry, string repository, string tag = "1") => $"{registry}/{Namespace}/{repository}:{tag}";
+
+    private async Task<LayerResult> StoreLayerAsync(string directory)
+    {
+        using var blob = new MemoryStream();
+        var layer = await LayerWriter.WriteDirectoryAsync(directory, blob, new LayerWriteOptions(), CancellationToken.None);
+        blob.Position = 0;
+        await Cache.PutAsync(layer.Descriptor, blob, CancellationToken.None);
+        return layer;
+    }
+}
+
+/// <summary>Pushes the busybox image and checks it with skopeo and podman.</summary>
+public sealed class PushTests(BusyboxImageFixture fixture) : IClassFixture<BusyboxImageFixture>
+{
+    [Fact]
+    public async Task Pushed_image_has_the_config_runs_and_a_second_repository_mounts_every_layer()
+    {
+        var pusher = new ImagePusher(fixture.Locator.ClientFor);
+        var app = fixture.Reference(TestRegistries.Anonymous, "app");
+        var reported = new List<BlobPushed>();
+        var first = await pusher.PushAsync(fixture.Image, [app], [fixture.Cache], new SyncProgress(reported), CancellationToken.None);
+
+        Assert.Equal(fixture.Image.Digest, first.Digest);
+        Assert.Equal(first.Blobs.Count, reported.Count);
+        var config = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", "--config", $"docker://{app}"))!["config"]!;
+        Assert.Contains("A=b", config["Env"]!.AsArray().Select(e => (string?)e));
+        Assert.Equal(["cat", "/hello.txt"], config["Cmd"]!.AsArray().Select(e => (string?)e));
+        Assert.Equal("/app", (string?)config["WorkingDir"]);
+        Assert.Equal(["80/tcp"], config["ExposedPorts"]!.AsObject().Select(p => p.Key));
+        Assert.Equal("farm", (string?)config["Labels"]!["org.example.team"]);
+        var history = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", "--config", $"docker://{app}"))!["history"]!.AsArray();
+        Assert.Equal(
+            [("busybox-static", false), ("ENV A=b", true), ("WORKDIR /app", true), ("COPY hello.txt / # buildkit", false), ("EXPOSE map[80/tcp:{}]", true),
+             ("LABEL org.example.team=farm", true), ("CMD [\"cat\" \"/hello.txt\"]", true), ("USER 1000", true)],
+            history.Select(h => ((string?)h!["created_by"], h["empty_layer"] is not null)));
+
+        try
+        {
+            Assert.Equal(BusyboxImageFixture.Hello, await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", app));
+        }
+        finally
+        {
+            await RemovePodmanImageAsync(app);
+        }
+
+        var other = fixture.Reference(TestRegistries.Anonymous, "other");
+        var second = await pusher.PushAsync(fixture.Image, [other, fixture.Reference(TestRegistries.Anonymous, "other", "latest")], [fixture.Cache], null, CancellationToken.None);
+        var layers = second.Blobs.Where(b => b.Blob.Digest != fixture.Image.ConfigDescriptor.Digest).ToList();
+        Assert.Equal(fixture.Image.Manifest.Layers.Count, layers.Count);
+        Assert.All(layers, b => Assert.Equal(BlobOutcome.Mounted, b.Outcome));
+        Assert.Equal(2, second.References.Count);
+        var inspected = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", $"docker://{fixture.Reference(TestRegistries.Anonymous, "other", "latest")}"))!;
+        Assert.Equal(fixture.Image.Digest.ToString(), (string?)inspected["Digest"]);
+    }
+
+    [Fact]
+    public async Task Push_to_another_registry_copies_the_blobs_with_credentials_from_docker_login()
+    {
+        await TestRegistries.EnsureAnsweringAsync(TestRegistries.Basic);
+        var dockerDir = Path.Combine(fixture.WorkDir, "login");
+        var login = new DockerConfig(Path.Combine(dockerDir, "config.json"));
+        await login.LoginAsync(TestRegistries.Basic, new RegistryCredential { Username = TestRegistries.BasicUser, Password = TestRegistries.BasicPassword }, CancellationToken.None);
+        using var locator = new BlobStoreLocator(credentials: login);
+        var pusher = new ImagePusher(locator.ClientFor);
+        var target = fixture.Reference(TestRegistries.Basic, "app");
+
+        var result = await pusher.PushAsync(fixture.Image, [target], [fixture.Cache], null, CancellationToken.None);
+
+        Assert.All(result.Blobs, b => Assert.Equal(BlobOutcome.Uploaded, b.Outcome));
+        var inspected = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", "--authfile", login.Path, $"docker://{target}"))!;
+        Assert.Equal(fixture.Image.Digest.ToString(), (string?)inspected["Digest"]);
+
+        var again = await pusher.PushAsync(fixture.Image, [target], [fixture.Cache], null, CancellationToken.None);
+        Assert.All(again.Blobs, b => Assert.Equal(BlobOutcome.Exists, b.Outcome));
+    }
+
+    [Fact]
+    public async Task A_missing_blob_fails_the_push_before_any_tag_is_written()
+    {
+        var missing = new LayerRef("sha256:" + new string('e', 64), "sha256:" + new string('f', 64), MediaTypes.OciLayerGzip, 123);
+        var image = new ImageAssembler().Assemble(new AssemblyRequest
+        {
+            Base = new BaseImage { Config = fixture.Image.Config, Layers = fixture.Image.Manifest.Layers },
+            Steps = [new AssemblyStep { CreatedBy = "RUN lost # buildkit", IsLayerStep = true, Layer = missing }],
+            Config = new StageImageConfig(),
+            ConfigIncludesBase = false,
+            Created = DateTimeOffset.UnixEpoch,
+        });
+        var client = fixture.Locator.ClientFor(TestRegistries.Anonymous);
+        var repository = $"{fixture.Namespace}/partial";
+
+        var error = await Assert.ThrowsAsync<BlobUnavailableException>(() =>
+            new ImagePusher(fixture.Locator.ClientFor).PushAsync(image, [$"{TestRegistries.Anonymous}/{repository}:1"], [fixture.Cache], null, CancellationToken.None));
+
+        Assert.StartsWith("FARM4111", error.Message, StringComparison.Ordinal);
+        Assert.Null(await client.HeadManifestAsync(repository, "1", CancellationToken.None));
+
+        // The blobs that were there did arrive: only the tag is withheld.
+        Assert.NotNull(await client.StatBlobAsync(repository, fixture.Image.Manifest.Layers[0].Digest, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Digest_references_are_not_push_targets()
+    {
+        var error = await Assert.ThrowsAsync<InvalidPushTargetException>(() =>
+            new ImagePusher(fixture.Locator.ClientFor).PushAsync(fixture.Image, [$"{TestRegistries.Anonymous}/x/y@{fixture.Image.Digest}"], [fixture.Cache], null, CancellationToken.None));
+        Assert.StartsWith("FARM4110", error.Message, StringComparison.Ordinal);
+    }
+
+    internal static async Task RemovePodmanImageAsync(string reference)
+    {
+        using var process = Process.Start(new ProcessStartInfo("podman", ["rmi", "-f", reference]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        await process.WaitForExitAsync();
+    }
+
+    /// <summary>Records synchronously (Progress&lt;T&gt; posts to the thread pool, so a count could race).</summary>
+    private sealed class SyncProgress(List<BlobPushed> sink) : IProgress<BlobPushed>
+    {
+        public void Report(BlobPushed value)
+        {
+            lock (sink)
+            {
+                sink.Add(value);
+            }
+        }
+    }
+}
