@@ -34,7 +34,7 @@ public sealed class RedisActionCache : IActionCache
             // StackExchange.Redis takes no token; its own timeouts bound the call.
             value = await _database.StringGetAsync(redisKey).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or TimeoutException)
         {
             throw Unavailable("read", e);
         }
@@ -51,7 +51,7 @@ public sealed class RedisActionCache : IActionCache
             var expiry = _options.TimeToLive is { } ttl ? new Expiration(ttl) : Expiration.Default;
             await _database.StringSetAsync(redisKey, ActionCacheJson.Serialize(entry), expiry).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or TimeoutException)
         {
             throw Unavailable("write", e);
         }
@@ -64,7 +64,7 @@ public sealed class RedisActionCache : IActionCache
         {
             await _database.KeyDeleteAsync(redisKey).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (RedisException e)
+        catch (Exception e) when (e is RedisException or TimeoutException)
         {
             throw Unavailable("delete", e);
         }
@@ -76,7 +76,7 @@ public sealed class RedisActionCache : IActionCache
         return new RedisKey(_options.KeyPrefix + key);
     }
 
-    private ActionCacheUnavailableException Unavailable(string operation, RedisException e) =>
+    private ActionCacheUnavailableException Unavailable(string operation, Exception e) =>
                 // Endpoints, not the configuration string: that may hold the password.
         new($"Redis ({string.Join(", ", _database.Multiplexer.GetEndPoints().Select(p => p.ToString()))})", $"{operation} failed: {e.Message}", e);
 }
