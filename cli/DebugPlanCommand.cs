@@ -2,15 +2,22 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Farm.Contracts;
+using Farm.Coordinator.Planning;
+using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
+using Farm.Dockerfile.Ignore;
 
 namespace Farm.Cli;
 
 /// <summary>
 /// <c>farm debug plan [-f FILE] [--build-arg K=V]… [--target S] CONTEXT</c>: prints the build graph
-/// (stages, expanded steps, warnings) as JSON, without building anything.
+/// (stages, expanded steps, warnings) as JSON, without building anything. Each layer step also shows its cache key
+/// (<c>cacheKey</c>, <c>parentKey</c>, <c>cacheable</c>, <c>notCacheableReason</c>), computed from the context as
+/// packed here (with its .dockerignore). No registry is asked: base images are keyed by their NAME and marked
+/// "unpinned", i.e. not cacheable; the build pins them to digests, so its keys differ from these.
 /// </summary>
 internal static class DebugPlanCommand
 {
@@ -41,7 +48,7 @@ internal static class DebugPlanCommand
         command.Options.Add(buildArgs);
         command.Options.Add(target);
         command.Options.Add(platform);
-        command.SetAction(parseResult =>
+        command.SetAction(async (parseResult, cancellationToken) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
             var error = parseResult.InvocationConfiguration.Error;
@@ -92,7 +99,19 @@ internal static class DebugPlanCommand
 
                 // The path as typed, so locations in errors can be pasted into an editor.
                 var graph = BuildGraph.Create(text, path, options);
-                output.Write(JsonSerializer.Serialize(graph, Json.BuildGraph) + "\n");
+                var json = JsonSerializer.SerializeToNode(graph, Json.BuildGraph)!.AsObject();
+                try
+                {
+                    var keys = await ComputeKeysAsync(graph, contextDir.FullName, path, cancellationToken).ConfigureAwait(false);
+                    AddKeys(json, keys);
+                }
+                catch (FarmException e)
+                {
+                    // The plan is still worth showing; the build itself would stop here.
+                    error.WriteLine($"farm: cache keys not computed: {e.Message}");
+                }
+
+                output.Write(json.ToJsonString(Json.Options) + "\n");
                 foreach (var warning in graph.Warnings)
                 {
                     error.WriteLine($"farm: {warning.Code}: {warning.Message}");
@@ -107,6 +126,39 @@ internal static class DebugPlanCommand
             }
         });
         return command;
+    }
+
+    private static async Task<CacheKeyPlan> ComputeKeysAsync(BuildGraph graph, string contextDir, string dockerfilePath, CancellationToken cancellationToken)
+    {
+        var ignorePath = DockerIgnoreFile.Locate(contextDir, dockerfilePath);
+        var ignore = ignorePath is null
+            ? PatternMatcher.Empty
+            : (await DockerIgnoreFile.LoadAsync(ignorePath, cancellationToken).ConfigureAwait(false)).CreateMatcher();
+
+        // Only the index is needed: the tar goes nowhere.
+        var index = await BuildContextPacker.PackAsync(contextDir, ignore, Stream.Null, progress: null, cancellationToken).ConfigureAwait(false);
+        return CacheKeyPlanner.Compute(graph, index, name => name, new CacheKeyOptions());
+    }
+
+    private static void AddKeys(JsonObject plan, CacheKeyPlan keys)
+    {
+        plan["cacheKeyFormat"] = CacheKeyWriter.FormatVersion;
+        foreach (var stage in plan["stages"]!.AsArray())
+        {
+            foreach (var step in stage!["steps"]!.AsArray())
+            {
+                if (keys.Find(step!["id"]!.GetValue<string>()) is { } key)
+                {
+                    step["cacheKey"] = key.Key;
+                    step["parentKey"] = key.ParentKey;
+                    step["cacheable"] = key.Cacheable;
+                    if (key.NotCacheableReason is { } reason)
+                    {
+                        step["notCacheableReason"] = reason;
+                    }
+                }
+            }
+        }
     }
 }
 

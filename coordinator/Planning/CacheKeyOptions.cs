@@ -1,0 +1,13 @@
+namespace Farm.Coordinator.Planning;
+
+/// <summary>Farm-wide settings of cache keys.</summary>
+public sealed record CacheKeyOptions
+{
+    /// <summary>
+    /// Mixed into every key. Changing it disowns every entry in the action cache at once, e.g. after a poisoned
+    /// layer was cached (DESIGN.md, "Cache keys"). Not a secret, but kept out of logs anyway.
+    /// </summary>
+    public string Salt { get; init; } = string.Empty;
+
+    public override string ToString() => $"CacheKeyOptions {{ Salt = {(Salt.Length == 0 ? "(none)" : "***")} }}";
+}

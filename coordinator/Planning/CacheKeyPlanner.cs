@@ -1,0 +1,314 @@
+using System.Globalization;
+using Farm.Dockerfile.Context;
+using Farm.Dockerfile.Graph;
+using Farm.Oci;
+
+namespace Farm.Coordinator.Planning;
+
+/// <summary>
+/// Computes the cache key of every layer step of a build graph (DESIGN.md, "Cache keys"):
+/// <c>key(step) = SHA-256(format, salt, key(parent), instruction after expansion, inputs)</c>.
+/// </summary>
+/// <remarks>
+/// <para>Inputs per step, written in this order with <see cref="CacheKeyWriter"/> after the fields
+/// <c>salt</c>, <c>parent</c>, <c>instruction</c> (the keyword) and <c>text</c> (the expanded instruction):</para>
+/// <list type="bullet">
+/// <item>Stage base: an image is its platform and its <b>resolved manifest digest</b> (never the tag); scratch is a
+/// fixed key (only the salt and the format change it); a stage built on another stage starts from that stage's
+/// final key.</item>
+/// <item>RUN: argv as executed (SHELL included), env (base image ENV, ENV and every ARG in scope, sorted; proxy
+/// args excluded, as BuildKit does), user, workdir, network, security, each <c>--mount</c> as written plus the key
+/// of what it binds (a stage's final key, an image digest, or the selected context files for a bind from the
+/// context), heredoc bodies. Secret values never appear in a mount spec, so they never reach a key.</item>
+/// <item>COPY/ADD: sources as written, workdir, destination, --chown, --chmod, --link, --parents, --exclude,
+/// --checksum, --keep-git-dir, --unpack, inline heredoc files, and the content of what the sources select: from
+/// the context, each selected entry's path, type, mode, uid/gid (0:0, the context tar's), size and sha256 (never a
+/// time), selected by <see cref="ContextSourceSelector"/> with the worker's rules; <c>--from=stage</c> the stage's
+/// final key; <c>--from=image</c> the image's digest. An http(s) URL is its text plus <c>--checksum</c>; without a
+/// checksum (or for a git source) the step is not cacheable.</item>
+/// <item>WORKDIR: the path and the user.</item>
+/// </list>
+/// <para>Config-only steps (ENV, ARG, USER, LABEL, CMD, EXPOSE, ...) get no key and are not links of the chain:
+/// a change there reaches the layers only through what later steps actually use (RUN's env, user and workdir, the
+/// expanded words of COPY). So changing a LABEL or CMD keeps every layer cached, as in BuildKit.</para>
+/// <para>A step that is not cacheable still gets a deterministic key (for display and single flight within a
+/// build), but it and everything built on it, in its stage and in dependent stages, is marked not cacheable.</para>
+/// </remarks>
+public static class CacheKeyPlanner
+{
+    /// <summary>Computes keys for the stages the target needs.</summary>
+    /// <param name="graph">The planned Dockerfile.</param>
+    /// <param name="index">The build context's index (paths, modes, sizes, hashes).</param>
+    /// <param name="resolveImageDigest">
+    /// Maps an image reference to its manifest digest (<c>sha256:...</c>), pinned once per build by the caller.
+    /// A value that is not a digest (an unresolved name) still yields keys, marked not cacheable.
+    /// </param>
+    /// <param name="options">The farm-wide salt.</param>
+    /// <exception cref="BuildContextException">A COPY source leaves the context, matches nothing, or is malformed.</exception>
+    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex index, Func<string, string> resolveImageDigest, CacheKeyOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(index);
+        ArgumentNullException.ThrowIfNull(resolveImageDigest);
+        var planner = new Planner(graph, new ContextSourceSelector(index), resolveImageDigest, options ?? new CacheKeyOptions());
+        return planner.Run();
+    }
+
+    /// <summary>Whether ADD treats a source as a remote URL (the worker downloads http and https).</summary>
+    internal static bool IsUrl(string source) =>
+        source.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || source.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Git sources ADD accepts in BuildKit; a branch or tag moves, so they are never cached.</summary>
+    internal static bool IsGit(string source) =>
+        source.StartsWith("git@", StringComparison.Ordinal) || source.StartsWith("git://", StringComparison.OrdinalIgnoreCase)
+        || source.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase)
+        || (IsUrl(source) && (source.Split('#')[0].EndsWith(".git", StringComparison.OrdinalIgnoreCase)));
+
+    private sealed class Planner(BuildGraph graph, ContextSourceSelector context, Func<string, string> resolve, CacheKeyOptions options)
+    {
+        private readonly Dictionary<int, StageCacheKey> _stages = [];
+        private readonly Dictionary<string, string> _images = new(StringComparer.Ordinal);
+
+        public CacheKeyPlan Run()
+        {
+            var steps = new List<StepCacheKey>();
+            foreach (var stage in graph.StagesToBuild)
+            {
+                var (baseKey, cacheable, reason) = BaseKey(stage);
+                var parent = baseKey;
+                foreach (var step in stage.Steps)
+                {
+                    if (step.Kind != StepKind.Layer)
+                    {
+                        continue;
+                    }
+
+                    var (key, stepReason) = StepKey(stage, step, parent);
+                    if (cacheable && stepReason is not null)
+                    {
+                        cacheable = false;
+                        reason = $"{step.Id} ({step.Instruction}): {stepReason}";
+                    }
+
+                    steps.Add(new StepCacheKey(step.Id, stage.Index, key, parent, cacheable, cacheable ? null : reason));
+                    parent = key;
+                }
+
+                _stages[stage.Index] = new StageCacheKey(stage.Index, baseKey, parent, cacheable, cacheable ? null : reason);
+            }
+
+            return new CacheKeyPlan(steps, [.. _stages.Values.OrderBy(s => s.StageIndex)]);
+        }
+
+        private (string Key, bool Cacheable, string? Reason) BaseKey(BuildStage stage)
+        {
+            using var w = new CacheKeyWriter();
+            w.Add("salt", options.Salt).Add("instruction", "FROM");
+            switch (stage.BaseKind)
+            {
+                case StageBaseKind.Scratch:
+                    // Nothing about scratch varies, not even the platform: an empty root is the same everywhere.
+                    w.Add("base", "scratch");
+                    return (w.Finish(), true, null);
+                case StageBaseKind.Stage:
+                    var from = StageKey(stage.BaseStage!.Value);
+                    w.Add("base", "stage").Add("stage-key", from.FinalKey).Add("platform", stage.Platform);
+                    return (w.Finish(), from.Cacheable, from.Cacheable ? null : $"base stage {from.StageIndex} is not cacheable: {from.NotCacheableReason}");
+                default:
+                    var image = stage.BaseImage ?? string.Empty;
+                    var (digest, pinned) = Image(image);
+                    w.Add("base", "image").Add("platform", stage.Platform).Add("digest", digest);
+                    return (w.Finish(), pinned, pinned ? null : Unpinned(image));
+            }
+        }
+
+        private (string Key, string? NotCacheable) StepKey(BuildStage stage, BuildStep step, string parent)
+        {
+            using var w = new CacheKeyWriter();
+            w.Add("salt", options.Salt).Add("parent", parent).Add("instruction", step.Instruction).Add("text", step.Text);
+            var reason = step.Payload switch
+            {
+                RunPayload run => Run(w, stage, run),
+                CopyPayload copy => Copy(w, stage, copy),
+                WorkdirPayload workdir => Workdir(w, workdir),
+                _ => throw new InvalidOperationException($"Step {step.Id} is a layer step with a {step.Payload.GetType().Name}; the planner knows RUN, COPY, ADD and WORKDIR."),
+            };
+            return (w.Finish(), reason);
+        }
+
+        private string? Run(CacheKeyWriter w, BuildStage stage, RunPayload run)
+        {
+            string? reason = null;
+            w.Add("argv", run.Argv)
+                .Add("env", [.. run.Env.Order(StringComparer.Ordinal)])
+                .Add("user", run.User)
+                .Add("workdir", run.Workdir)
+                .Add("network", run.Network)
+                .Add("security", run.Security)
+                .Add("mounts", run.Mounts.Count);
+            foreach (var mount in run.Mounts)
+            {
+                w.Add("mount", mount);
+                var fields = ParseMount(mount);
+                var type = fields.GetValueOrDefault("type") ?? "bind";
+                if (fields.GetValueOrDefault("from") is { Length: > 0 } from)
+                {
+                    var (key, why) = FromKey(stage, from);
+                    w.Add("mount-from", key);
+                    reason ??= why;
+                }
+                else if (type == "bind")
+                {
+                    // A bind from the context: what the command reads is part of its input.
+                    var source = fields.GetValueOrDefault("source") ?? fields.GetValueOrDefault("src") ?? ".";
+                    AddEntries(w, context.Select([source], [], "RUN --mount"));
+                }
+            }
+
+            w.Add("files", run.Files.Count);
+            foreach (var file in run.Files)
+            {
+                w.Add("file-name", file.Name).Add("file-fd", file.FileDescriptor).Add("file-expand", file.Expand).Add("file-content", file.Content);
+            }
+
+            return reason;
+        }
+
+        private string? Copy(CacheKeyWriter w, BuildStage stage, CopyPayload copy)
+        {
+            string? reason = null;
+            w.Add("sources", copy.Sources)
+                .Add("workdir", copy.Workdir)
+                .Add("destination", copy.Destination)
+                .Add("chown", copy.Chown)
+                .Add("chmod", copy.Chmod)
+                .Add("link", copy.Link)
+                .Add("parents", copy.Parents)
+                .Add("exclude", copy.Exclude)
+                .Add("checksum", copy.Checksum)
+                .Add("keep-git-dir", copy.KeepGitDir)
+                .Add("unpack", copy.Unpack?.ToString(CultureInfo.InvariantCulture));
+            w.Add("inline-files", copy.InlineFiles.Count);
+            foreach (var file in copy.InlineFiles)
+            {
+                w.Add("file-name", file.Name).Add("file-expand", file.Expand).Add("file-content", file.Content);
+            }
+
+            switch (copy.From.Kind)
+            {
+                case CopySourceKind.Stage:
+                    var from = StageKey(copy.From.Stage!.Value);
+                    w.Add("from", "stage").Add("from-key", from.FinalKey);
+                    return from.Cacheable ? null : $"--from stage {from.StageIndex} is not cacheable: {from.NotCacheableReason}";
+                case CopySourceKind.Image:
+                    var image = copy.From.Image ?? string.Empty;
+                    var (digest, pinned) = Image(image);
+                    w.Add("from", "image").Add("platform", stage.Platform).Add("from-digest", digest);
+                    return pinned ? null : Unpinned(image);
+            }
+
+            w.Add("from", "context");
+            var local = new List<string>();
+            foreach (var source in copy.Sources)
+            {
+                if (copy.Instruction == "ADD" && IsGit(source))
+                {
+                    reason ??= $"ADD of the git source '{source}' is never cached: a branch or tag can move";
+                }
+                else if (copy.Instruction == "ADD" && IsUrl(source))
+                {
+                    // The URL's text and the checksum are already in the key; the bytes behind the URL are only
+                    // known when --checksum pins them.
+                    reason ??= copy.Checksum is null ? $"ADD of '{source}' has no --checksum, so its content is unknown until downloaded; add --checksum=sha256:... to cache it" : null;
+                }
+                else
+                {
+                    local.Add(source);
+                }
+            }
+
+            if (local.Count > 0)
+            {
+                AddEntries(w, context.Select(local, copy.Exclude, copy.Instruction));
+            }
+
+            return reason;
+        }
+
+        private static string? Workdir(CacheKeyWriter w, WorkdirPayload workdir)
+        {
+            w.Add("path", workdir.Path).Add("user", workdir.User);
+            return null;
+        }
+
+        private static void AddEntries(CacheKeyWriter w, IReadOnlyList<ContextEntry> entries)
+        {
+            w.Add("entries", entries.Count);
+            foreach (var e in entries)
+            {
+                // The context tar stores every owner as 0:0, so uid and gid are constants today; they stay in the
+                // format so a context that keeps owners needs no new version.
+                w.Add("path", e.Path)
+                    .Add("type", e.Type.ToString())
+                    .Add("mode", e.Mode)
+                    .Add("uid", 0)
+                    .Add("gid", 0)
+                    .Add("size", e.Size)
+                    .Add("sha256", e.Sha256)
+                    .Add("link", e.LinkTarget);
+            }
+        }
+
+        private (string Key, string? NotCacheable) FromKey(BuildStage stage, string from)
+        {
+            var named = graph.Stages.FirstOrDefault(s => s.Index < stage.Index && string.Equals(s.Name, from, StringComparison.OrdinalIgnoreCase));
+            var index = named?.Index;
+            if (index is null && int.TryParse(from, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n < stage.Index)
+            {
+                index = n;
+            }
+
+            if (index is { } i)
+            {
+                var key = StageKey(i);
+                return (key.FinalKey, key.Cacheable ? null : $"--mount from stage {i} is not cacheable: {key.NotCacheableReason}");
+            }
+
+            var (digest, pinned) = Image(from);
+            return (stage.Platform + "@" + digest, pinned ? null : Unpinned(from));
+        }
+
+        private StageCacheKey StageKey(int index) =>
+            _stages.TryGetValue(index, out var key)
+                ? key
+                : throw new InvalidOperationException($"Stage {index} is used before it was planned; the graph must list dependencies first.");
+
+        private (string Digest, bool Pinned) Image(string reference)
+        {
+            if (!_images.TryGetValue(reference, out var digest))
+            {
+                digest = resolve(reference) ?? string.Empty;
+                _images[reference] = digest;
+            }
+
+            return (digest, Digest.TryParse(digest, out _));
+        }
+
+        private static string Unpinned(string image) =>
+            $"image '{image}' is not pinned to a manifest digest (unpinned): a tag can move, so the key may not describe its content";
+
+        /// <summary>Splits a <c>--mount</c> value (<c>type=bind,from=x,source=/a</c>) into lower-case keys and values.</summary>
+        private static Dictionary<string, string> ParseMount(string mount)
+        {
+            var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var part in mount.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var eq = part.IndexOf('=', StringComparison.Ordinal);
+                var name = (eq < 0 ? part : part[..eq]).ToLowerInvariant();
+                fields[name] = eq < 0 ? string.Empty : part[(eq + 1)..].Trim('"');
+            }
+
+            return fields;
+        }
+    }
+}
