@@ -6,11 +6,7 @@ namespace Farm.Dockerfile.Context;
 /// <c>\</c> escapes. Written by hand because .NET's globbing (Microsoft.Extensions.FileSystemGlobbing) has
 /// other rules: no classes, no escapes.
 /// </summary>
-/// <remarks>
-/// The same matcher as the worker's <c>Farm.Worker.Copy.GoGlob</c>, which it duplicates for now: the coordinator
-/// must select exactly the files the worker copies, and cannot reference the worker. The worker should move to
-/// this one.
-/// </remarks>
+/// <remarks>Shared by the worker (which copies) and the coordinator (which keys what would be copied).</remarks>
 public static class ContextGlob
 {
     /// <summary>Whether the pattern uses any wildcard syntax.</summary>

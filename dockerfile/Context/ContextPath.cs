@@ -2,7 +2,7 @@ namespace Farm.Dockerfile.Context;
 
 /// <summary>
 /// Lexical rules for slash paths inside a build context or a stage's root, as COPY/ADD apply them.
-/// Mirrors the lexical half of the worker's <c>RootedPath</c> (duplicated for now; see <see cref="ContextGlob"/>).
+/// The worker's <c>RootedPath</c> adds the symlink-aware half on top of these.
 /// </summary>
 public static class ContextPath
 {

@@ -5,8 +5,7 @@ namespace Farm.Dockerfile.Context;
 /// <c>**</c> spans any number of directories, a pattern that matches a directory excludes everything in it,
 /// and a later <c>!pattern</c> re-includes. See https://docs.docker.com/reference/dockerfile/#copy---exclude.
 /// </summary>
-/// <remarks>Duplicates the worker's <c>ExcludeMatcher</c> for now (see <see cref="ContextGlob"/>): both sides must
-/// exclude the same files, or a cache key would not describe what the worker copied.</remarks>
+/// <remarks>Shared by the worker and the coordinator: both must exclude the same files, or a cache key would not describe what the worker copied.</remarks>
 public sealed class CopyExcludeMatcher
 {
     private readonly (string[] Parts, bool Negated)[] _patterns;

@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 
 using Farm.Oci.IO;
 
+using Farm.Dockerfile.Context;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -43,7 +45,7 @@ public sealed class CopyOperation
 
         var owner = request.Chown is null ? (FileOwner?)null : FileOwner.Parse(request.Chown, request.TargetRoot);
         var mode = request.Chmod is null ? null : ModeSpec.Parse(request.Chmod);
-        var excludes = new ExcludeMatcher(request.Excludes);
+        var excludes = new CopyExcludeMatcher(request.Excludes);
         var checksum = request.Checksum is null ? null : ExpectedChecksum.Parse(request.Checksum);
         if (checksum is not null && (!isAdd || request.Sources.Any(s => !IsUrl(s))))
         {

@@ -1,5 +1,7 @@
 using Farm.Oci.IO;
 
+using Farm.Dockerfile.Context;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -96,50 +98,12 @@ internal static class RootedPath
     }
 
     /// <summary>Whether a path, cleaned lexically (no symlinks), climbs above its root.</summary>
-    public static bool EscapesLexically(string path)
-    {
-        var depth = 0;
-        foreach (var part in Split(path))
-        {
-            if (part == "..")
-            {
-                if (--depth < 0)
-                {
-                    return true;
-                }
-            }
-            else if (part is not ("" or "."))
-            {
-                depth++;
-            }
-        }
-
-        return false;
-    }
+    public static bool EscapesLexically(string path) => ContextPath.EscapesLexically(path);
 
     /// <summary>Lexically cleans a slash path into its components (no leading slash, no dots).</summary>
-    public static string Clean(string path)
-    {
-        var parts = new List<string>();
-        foreach (var part in Split(path))
-        {
-            if (part == "..")
-            {
-                if (parts.Count > 0)
-                {
-                    parts.RemoveAt(parts.Count - 1);
-                }
-            }
-            else if (part is not ("" or "."))
-            {
-                parts.Add(part);
-            }
-        }
+    public static string Clean(string path) => ContextPath.Clean(path);
 
-        return string.Join('/', parts);
-    }
-
-    public static string[] Split(string path) => path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+    public static string[] Split(string path) => ContextPath.Split(path);
 
     private static string Join(string root, List<string> parts, string last) =>
         parts.Count == 0 ? root + "/" + last : root + "/" + string.Join('/', parts) + "/" + last;

@@ -1,5 +1,7 @@
 using Farm.Oci.IO;
 
+using Farm.Dockerfile.Context;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>One source path a COPY/ADD pattern selected.</summary>
@@ -29,7 +31,7 @@ internal static class SourceMatcher
         {
             try
             {
-                GoGlob.Validate(part);
+                ContextGlob.Validate(part);
             }
             catch (FormatException e)
             {
@@ -73,7 +75,7 @@ internal static class SourceMatcher
         }
 
         var part = parts[index];
-        if (!GoGlob.HasMeta(part))
+        if (!ContextGlob.HasMeta(part))
         {
             prefix.Add(part);
             ExpandInto(root, prefix, parts, index + 1, confined, instruction, pattern, results, cancellationToken);
@@ -92,7 +94,7 @@ internal static class SourceMatcher
         names.Sort(StringComparer.Ordinal);
         foreach (var name in names)
         {
-            if (GoGlob.IsMatch(part, name))
+            if (ContextGlob.IsMatch(part, name))
             {
                 prefix.Add(name);
                 ExpandInto(root, prefix, parts, index + 1, confined, instruction, pattern, results, cancellationToken);

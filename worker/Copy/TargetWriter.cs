@@ -1,5 +1,7 @@
 using Farm.Oci.IO;
 
+using Farm.Dockerfile.Context;
+
 namespace Farm.Worker.Copy;
 
 /// <summary>
@@ -14,7 +16,7 @@ internal sealed class TargetWriter
     private long _symlinks;
     private long _bytes;
 
-    public TargetWriter(string targetRoot, FileOwner owner, ModeSpec? mode, ExcludeMatcher excludes)
+    public TargetWriter(string targetRoot, FileOwner owner, ModeSpec? mode, CopyExcludeMatcher excludes)
     {
         TargetRoot = Path.TrimEndingDirectorySeparator(Path.GetFullPath(targetRoot));
         Owner = owner;
@@ -28,7 +30,7 @@ internal sealed class TargetWriter
 
     public ModeSpec? Mode { get; }
 
-    public ExcludeMatcher Excludes { get; }
+    public CopyExcludeMatcher Excludes { get; }
 
     public CopyResult Result => new(_files, _directories, _symlinks, _bytes);
 
