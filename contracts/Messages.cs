@@ -178,6 +178,12 @@ public sealed record LayerBuildFailed
 
     public required string StepId { get; init; }
 
+    /// <summary>
+    /// The job's cache key, so the coordinator routes the failure to the one grain that waits for it. Null from a
+    /// worker older than this field: such a failure cannot be routed and the job runs into its deadline.
+    /// </summary>
+    public string? CacheKey { get; init; }
+
     public required string Worker { get; init; }
 
     /// <summary>The FARMnnnn code of the error.</summary>

@@ -47,6 +47,7 @@ public sealed partial class BuildLayerConsumer(
                 JobId = job.JobId,
                 BuildId = job.BuildId,
                 StepId = job.StepId,
+                CacheKey = job.CacheKey,
                 Worker = worker,
                 Code = (e as FarmException)?.Code ?? "FARM3000",
                 Message = e.Message,

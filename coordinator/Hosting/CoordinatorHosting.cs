@@ -1,0 +1,158 @@
+using System.Net;
+using Farm.Contracts;
+using Farm.Coordinator.Dispatch;
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Serialization;
+using StackExchange.Redis;
+
+namespace Farm.Coordinator.Hosting;
+
+/// <summary>Registers a coordinator in a host: the Orleans silo with the layer grains and the MassTransit bus.</summary>
+public static class CoordinatorHosting
+{
+    /// <summary>The grain storage provider of the layer grains.</summary>
+    public const string LayerStorage = "farm-layers";
+
+    /// <summary>
+    /// Adds the silo (localhost clustering and memory storage, or Redis for both when <see cref="CoordinatorOptions.Redis"/>
+    /// is set), the results and log consumers, and the bus over RabbitMQ or in memory per
+    /// <see cref="CoordinatorOptions.Transport"/>. <paramref name="configureBus"/> adds more consumers to the same
+    /// bus: the embedded farm adds the worker's there (<c>AddFarmWorkerConsumers</c>).
+    /// </summary>
+    /// <exception cref="CoordinatorConfigurationException">The <c>Farm:Coordinator</c> settings are invalid.</exception>
+    public static IHostApplicationBuilder AddFarmCoordinator(
+        this IHostApplicationBuilder builder,
+        Action<CoordinatorOptions>? configure = null,
+        Action<IBusRegistrationConfigurator>? configureBus = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+
+        // The silo and the transport are chosen while the host is built, before options can be resolved: bind and
+        // validate a copy now, and register the same binding for everything resolved later.
+        var options = new CoordinatorOptions();
+        builder.Configuration.GetSection(CoordinatorOptions.Section).Bind(options);
+        configure?.Invoke(options);
+        Validate(options);
+        var registered = builder.Services.AddOptions<CoordinatorOptions>().BindConfiguration(CoordinatorOptions.Section);
+        if (configure is not null)
+        {
+            registered.Configure(configure);
+        }
+
+        registered.ValidateDataAnnotations().ValidateOnStart();
+
+        builder.Services.AddSingleton<BuildLogHub>();
+        builder.UseOrleans(silo => silo.AddFarmCoordinatorSilo(options));
+
+        if (options.Transport == FarmTransport.RabbitMq)
+        {
+            var configuration = builder.Configuration;
+            builder.Services.AddOptions<CoordinatorRabbitMqOptions>()
+                .BindConfiguration(CoordinatorRabbitMqOptions.Section)
+                .PostConfigure(o =>
+                {
+                    if (configuration[CoordinatorRabbitMqOptions.UrlVariable] is { Length: > 0 } url)
+                    {
+                        o.ApplyUrl(url);
+                    }
+                })
+                .ValidateDataAnnotations()
+                .ValidateOnStart();
+        }
+
+        // A coordinator whose bus cannot start must not report healthy: start-up waits for the bus and fails with it.
+        builder.Services.Configure<MassTransitHostOptions>(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromSeconds(60);
+            o.StopTimeout = TimeSpan.FromSeconds(30);
+        });
+        builder.Services.AddMassTransit(x =>
+        {
+            x.AddFarmCoordinatorConsumers();
+            configureBus?.Invoke(x);
+            if (options.Transport == FarmTransport.RabbitMq)
+            {
+                x.UsingRabbitMq((context, cfg) =>
+                {
+                    var rabbit = context.GetRequiredService<IOptions<CoordinatorRabbitMqOptions>>().Value;
+                    cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
+                    {
+                        h.Username(rabbit.User);
+                        h.Password(rabbit.Password);
+                    });
+                    cfg.ConfigureEndpoints(context);
+                });
+            }
+            else
+            {
+                x.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+            }
+        });
+        return builder;
+    }
+
+    /// <summary>The coordinator's consumers: job results to the layer grains, log lines to the <see cref="BuildLogHub"/>.</summary>
+    public static void AddFarmCoordinatorConsumers(this IBusRegistrationConfigurator bus)
+    {
+        ArgumentNullException.ThrowIfNull(bus);
+        // A grain call fails while a silo joins or leaves; a result must still arrive, so retry before faulting.
+        bus.AddConsumer<LayerResultsConsumer>(c => c.UseMessageRetry(r => r.Exponential(8, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500))))
+            .Endpoint(e => e.Name = LayerResultsConsumer.QueueName);
+        bus.AddConsumer<StepLogConsumer>()
+            .Endpoint(e =>
+            {
+                e.Name = "farm-coordinator-logs";
+                e.InstanceId = "-" + Guid.NewGuid().ToString("N")[..12];
+                e.Temporary = true;
+            });
+    }
+
+    /// <summary>The silo: clustering, the layer grains' storage, serialization of contract types and call timeouts.</summary>
+    public static ISiloBuilder AddFarmCoordinatorSilo(this ISiloBuilder silo, CoordinatorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(silo);
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.Redis))
+        {
+            silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, primarySiloEndpoint: null, options.ServiceId, options.ClusterId);
+            silo.AddMemoryGrainStorage(LayerStorage);
+        }
+        else
+        {
+            var redis = options.Redis;
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = options.ClusterId;
+                o.ServiceId = options.ServiceId;
+            });
+            // Loopback: every process of this farm runs on one machine (infra/cluster.sh).
+            silo.ConfigureEndpoints(IPAddress.Loopback, options.SiloPort, options.GatewayPort);
+            silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+        }
+
+        // Contract records (LayerStep, LayerRef) cross grain calls as the JSON they are on the wire (see LayerJobRequest).
+        var contracts = typeof(BuildLayer).Namespace;
+        silo.Services.AddSerializer(s => s.AddJsonSerializer(isSupported: t => t.Namespace == contracts));
+
+        // A caller of BuildAsync waits for the whole job: Orleans' default 30 s call timeout would cut it short.
+        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = options.JobTimeout + TimeSpan.FromMinutes(1));
+        return silo;
+    }
+
+    private static void Validate(CoordinatorOptions options)
+    {
+        var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new System.ComponentModel.DataAnnotations.ValidationContext(options), errors, validateAllProperties: true))
+        {
+            throw new CoordinatorConfigurationException(
+                $"invalid {CoordinatorOptions.Section} settings: {string.Join("; ", errors.Select(e => e.ErrorMessage))}");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+
+namespace Farm.Coordinator.Hosting;
+
+/// <summary>How the coordinator's jobs travel: in this process (embedded farm, tests) or through RabbitMQ.</summary>
+public enum FarmTransport
+{
+    InMemory,
+    RabbitMq,
+}
+
+/// <summary>Settings of a coordinator, bound from the <c>Farm:Coordinator</c> configuration section.</summary>
+public sealed class CoordinatorOptions
+{
+    public const string Section = "Farm:Coordinator";
+
+    /// <summary>Silos with the same cluster id form one cluster.</summary>
+    [Required]
+    public string ClusterId { get; set; } = "farm";
+
+    /// <summary>Identifies the farm's persisted grain state across cluster restarts.</summary>
+    [Required]
+    public string ServiceId { get; set; } = "farm";
+
+    /// <summary>Silo-to-silo port.</summary>
+    [Range(1, 65535)]
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Orleans client gateway port.</summary>
+    [Range(1, 65535)]
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>
+    /// A StackExchange.Redis connection string (<c>127.0.0.1:6379</c>): Redis clustering and Redis grain storage.
+    /// Empty: one localhost silo with grain state in memory (embedded farm, tests).
+    /// </summary>
+    public string? Redis { get; set; }
+
+    public FarmTransport Transport { get; set; } = FarmTransport.RabbitMq;
+
+    /// <summary>Jobs a layer grain publishes for one outcome: retryable failures (store or worker faults) are tried again up to this.</summary>
+    [Range(1, 20)]
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>A job with no result after this long fails (FARM4003): no worker took it, or its result was lost.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan JobTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Loopback port of the coordinator process's HTTP endpoints (<c>/healthz</c>); 0 picks a free one.</summary>
+    [Range(0, 65535)]
+    public int HttpPort { get; set; } = 8480;
+
+    /// <summary>The Redis connection string may hold a password: not shown.</summary>
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"cluster {ClusterId}/{ServiceId}, silo :{SiloPort}, gateway :{GatewayPort}, {(string.IsNullOrEmpty(Redis) ? "localhost clustering, memory storage" : "Redis clustering and storage")}, {Transport}, {MaxAttempts} attempts, job timeout {JobTimeout}");
+}

@@ -1,0 +1,206 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Farm.Coordinator.Hosting;
+using Farm.Testing;
+using Farm.Worker;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// Two worker processes (<c>dotnet Farm.Worker.dll</c>, one slot each) and the coordinator's silo in the test
+/// process, all on a RabbitMQ virtual host made for this run (after Farm.Worker.Tests' WorkerClusterFixture).
+/// RabbitMQ with its management plugin and the registry must run: infra/up.sh.
+/// </summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    private const string Management = "http://127.0.0.1:15672/api/";
+    private readonly HttpClient _management = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private IHost? _host;
+
+    public ClusterFixture()
+    {
+        VirtualHost = "farm-test-" + Guid.NewGuid().ToString("N")[..10];
+        _management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.ASCII.GetBytes("guest:guest")));
+    }
+
+    public string VirtualHost { get; }
+
+    public LayerStoreFixture Store { get; } = new();
+
+    public List<WorkerProcess> Workers { get; } = [];
+
+    public IGrainFactory Grains => (_host ?? throw new InvalidOperationException("The fixture is not initialised.")).Services.GetRequiredService<IGrainFactory>();
+
+    public async Task InitializeAsync()
+    {
+        await Store.InitializeAsync();
+        await CreateVirtualHostAsync();
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration[CoordinatorRabbitMqOptions.UrlVariable] = $"amqp://guest:guest@127.0.0.1:5672/{VirtualHost}";
+        builder.AddFarmCoordinator(o =>
+        {
+            o.Transport = FarmTransport.RabbitMq;
+            o.SiloPort = LayerStoreFixture.FreePort();
+            o.GatewayPort = LayerStoreFixture.FreePort();
+            o.JobTimeout = TimeSpan.FromMinutes(5);
+        });
+        _host = builder.Build();
+        await _host.StartAsync();
+
+        Workers.Add(WorkerProcess.Start("worker-a", Path.Combine(Store.Root, "wa"), VirtualHost));
+        Workers.Add(WorkerProcess.Start("worker-b", Path.Combine(Store.Root, "wb"), VirtualHost));
+        // A job published before a worker bound the queue would be dropped by the exchange, or all go to one worker.
+        await LayerStoreFixture.WaitForAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
+            () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
+    }
+
+    /// <summary>Consumers RabbitMQ counts on a queue of the test's virtual host (0 when the queue does not exist yet).</summary>
+    public async Task<int> ConsumersAsync(string queue)
+    {
+        using var response = await _management.GetAsync($"{Management}queues/{Uri.EscapeDataString(VirtualHost)}/{queue}");
+        if (!response.IsSuccessStatusCode)
+        {
+            return 0;
+        }
+
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return doc.RootElement.TryGetProperty("consumers", out var c) ? c.GetInt32() : 0;
+    }
+
+    public string Diagnostics() =>
+        string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
+
+    private async Task CreateVirtualHostAsync()
+    {
+        try
+        {
+            using var created = await _management.PutAsync($"{Management}vhosts/{VirtualHost}", null);
+            created.EnsureSuccessStatusCode();
+            using var permissions = await _management.PutAsync(
+                $"{Management}permissions/{VirtualHost}/guest",
+                new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json"));
+            permissions.EnsureSuccessStatusCode();
+        }
+        catch (HttpRequestException e)
+        {
+            throw new InvalidOperationException(
+                "RabbitMQ's management API at 127.0.0.1:15672 (guest/guest) did not answer: start them with infra/up.sh (or infra/rabbitmq.sh start).", e);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var worker in Workers)
+        {
+            await worker.DisposeAsync();
+        }
+
+        if (_host is not null)
+        {
+            await _host.StopAsync();
+            _host.Dispose();
+        }
+
+        try
+        {
+            using var _ = await _management.DeleteAsync($"{Management}vhosts/{VirtualHost}");
+        }
+        catch (HttpRequestException)
+        {
+            // The vhost only holds this run's queues; a missing RabbitMQ already failed the tests.
+        }
+
+        _management.Dispose();
+        await Store.DisposeAsync();
+    }
+}
+
+/// <summary>A worker process started with <c>dotnet Farm.Worker.dll</c>; disposing stops it and removes what its jobs left.</summary>
+public sealed class WorkerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private WorkerProcess(string name, string stateDirectory, Process process)
+    {
+        Name = name;
+        StateDirectory = stateDirectory;
+        _process = process;
+    }
+
+    public string Name { get; }
+
+    public string StateDirectory { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost)
+    {
+        // The worker's own build output, not this test's: the coordinator pulls in ASP.NET Core's shared framework,
+        // so this directory lacks the Microsoft.Extensions.* files a plain worker process loads from next to it.
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        var dll = Path.Combine(RepoPaths.RepoRoot, "worker", "bin", output.Parent!.Name, output.Name, "Farm.Worker.dll");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        start.ArgumentList.Add(dll);
+        start.Environment["Farm__Worker__Name"] = name;
+        start.Environment["Farm__Worker__StateDirectory"] = stateDirectory;
+        start.Environment["Farm__Worker__Slots"] = "1";
+        start.Environment["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{virtualHost}";
+        start.Environment["Logging__LogLevel__Default"] = "Information";
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
+        var worker = new WorkerProcess(name, stateDirectory, process);
+        process.OutputDataReceived += (_, e) => worker.Add(e.Data);
+        process.ErrorDataReceived += (_, e) => worker.Add(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return worker;
+    }
+
+    public string OutputTail() => string.Join(Environment.NewLine, _output.TakeLast(40));
+
+    private void Add(string? line)
+    {
+        if (line is not null)
+        {
+            _output.Enqueue(line);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            // SIGTERM first: the graceful path is what production uses.
+            await Tool.RunAsync("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            try
+            {
+                await _process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+        }
+
+        foreach (var mount in LayerStoreFixture.MountsUnder(StateDirectory).OrderByDescending(m => m.Length))
+        {
+            await Tool.RunAsync("umount", "-l", mount);
+        }
+
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using Farm.Contracts;
+using Farm.Coordinator.Dispatch;
+using Farm.Coordinator.Grains;
+using Farm.Coordinator.Hosting;
+using Farm.Worker;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// The embedded farm in the test process: a localhost silo on free ports, MassTransit's in-memory bus, and the real
+/// worker (AddFarmWorker, two slots) running jobs with runc against a busybox base in the test registry. Every
+/// <see cref="BuildLayer"/> the grains publish is recorded, to count jobs.
+/// </summary>
+public sealed class GrainFixture : IAsyncLifetime
+{
+    private IHost? _host;
+
+    public LayerStoreFixture Store { get; } = new();
+
+    /// <summary>Every job published on the bus, in order.</summary>
+    public ConcurrentQueue<BuildLayer> Published { get; } = new();
+
+    /// <summary>Called before each <see cref="BuildLayer"/> is sent: tests inject faults here.</summary>
+    public Action<BuildLayer>? BeforePublish { get; set; }
+
+    public IServiceProvider Services => _host?.Services ?? throw new InvalidOperationException("The fixture is not initialised.");
+
+    public IGrainFactory Grains => Services.GetRequiredService<IGrainFactory>();
+
+    public BuildLogHub Logs => Services.GetRequiredService<BuildLogHub>();
+
+    public int MaxAttempts => 3;
+
+    public async Task InitializeAsync()
+    {
+        await Store.InitializeAsync();
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddFarmWorker(o =>
+        {
+            o.Name = "embedded";
+            o.StateDirectory = Path.Combine(Store.Root, "w");
+            o.Slots = 2;
+        });
+        builder.AddFarmCoordinator(
+            o =>
+            {
+                o.Transport = FarmTransport.InMemory;
+                o.SiloPort = LayerStoreFixture.FreePort();
+                o.GatewayPort = LayerStoreFixture.FreePort();
+                o.MaxAttempts = MaxAttempts;
+                o.JobTimeout = TimeSpan.FromMinutes(5);
+            },
+            bus => bus.AddFarmWorkerConsumers(2));
+        _host = builder.Build();
+        await _host.StartAsync();
+        _host.Services.GetRequiredService<IBus>().ConnectPublishObserver(new JobRecorder(this));
+    }
+
+    /// <summary>The jobs published for <paramref name="cacheKey"/>.</summary>
+    public List<BuildLayer> JobsFor(string cacheKey) => Published.Where(j => j.CacheKey == cacheKey).ToList();
+
+    public LayerJobRequest Request(string command, string? blobStore = null) => new()
+    {
+        BuildId = Guid.NewGuid(),
+        StepId = "stage-0/step-1",
+        BlobStore = blobStore ?? Store.StoreAddress,
+        Parents = [Store.BaseLayer],
+        Step = LayerStoreFixture.Run(command),
+    };
+
+    public async Task DisposeAsync()
+    {
+        if (_host is not null)
+        {
+            await _host.StopAsync();
+            _host.Dispose();
+        }
+
+        await Store.DisposeAsync();
+    }
+
+    private sealed class JobRecorder(GrainFixture fixture) : IPublishObserver
+    {
+        public Task PrePublish<T>(PublishContext<T> context)
+            where T : class
+        {
+            if (context.Message is BuildLayer job)
+            {
+                fixture.Published.Enqueue(job);
+                fixture.BeforePublish?.Invoke(job);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task PostPublish<T>(PublishContext<T> context)
+            where T : class => Task.CompletedTask;
+
+        public Task PublishFault<T>(PublishContext<T> context, Exception exception)
+            where T : class => Task.CompletedTask;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class GrainCollection : ICollectionFixture<GrainFixture>
+{
+    public const string Name = "embedded farm";
+}

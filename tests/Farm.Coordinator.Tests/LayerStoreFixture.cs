@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Farm.Contracts;
+using Farm.Oci.Layers;
+using Farm.Oci.Stores;
+using Farm.Testing;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// A busybox base layer published into a fresh repository of the anonymous test registry (after
+/// Farm.Worker.Tests' ExecutorFixture, which this project cannot reference). The registry must run (infra/up.sh);
+/// runc and busybox-static must be installed.
+/// </summary>
+public sealed class LayerStoreFixture : IAsyncDisposable
+{
+    private readonly BlobStoreLocator _stores = new();
+
+    public LayerStoreFixture()
+    {
+        Root = Path.Combine("/tmp", "cx" + Guid.NewGuid().ToString("N")[..6]);
+        Repository = $"farm/test-{Guid.NewGuid():N}";
+        StoreAddress = $"registry://{TestRegistries.Anonymous}/{Repository}";
+    }
+
+    /// <summary>Short scratch root (overlayfs mount options are limited): workers' state directories live below it.</summary>
+    public string Root { get; }
+
+    public string Repository { get; }
+
+    public string StoreAddress { get; }
+
+    public LayerRef BaseLayer { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists("/usr/sbin/runc") && !File.Exists("/usr/bin/runc"))
+        {
+            throw new InvalidOperationException("runc is required: apt-get install runc (or run infra/install.sh).");
+        }
+
+        // Fails naming infra/up.sh when the registry does not answer.
+        await TestRegistries.EnsureAnsweringAsync(TestRegistries.Anonymous);
+
+        Directory.CreateDirectory(Root);
+        var store = await _stores.OpenAsync(StoreAddress, CancellationToken.None);
+        var baseDir = Path.Combine(Root, "base");
+        BuildBusyboxLayer(baseDir);
+        using var buffer = new MemoryStream();
+        var result = await LayerWriter.WriteDirectoryAsync(baseDir, buffer, new LayerWriteOptions(), CancellationToken.None);
+        buffer.Position = 0;
+        await store.PutAsync(result.Descriptor, buffer, CancellationToken.None);
+        BaseLayer = new LayerRef(result.Descriptor.Digest.ToString(), result.DiffId.ToString(), result.Descriptor.MediaType, result.Descriptor.Size);
+    }
+
+    public static LayerStep Run(string command) =>
+        new() { Kind = StepKind.Run, Display = "RUN " + command, Run = new RunStep { Args = ["/bin/sh", "-c", command] } };
+
+    /// <summary>A cache key no other test uses.</summary>
+    public static string NewKey() => "sha256:" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails naming what was expected.</summary>
+    public static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> expected)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (deadline.Elapsed > timeout)
+            {
+                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0} s waiting for {expected()}");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>busybox in /bin with its applet links, and the /etc/passwd and /etc/group a RUN needs.</summary>
+    private static void BuildBusyboxLayer(string dir)
+    {
+        Directory.CreateDirectory(Path.Combine(dir, "bin"));
+        File.Copy("/bin/busybox", Path.Combine(dir, "bin", "busybox"));
+        var list = Process.Start(new ProcessStartInfo("/bin/busybox", "--list-full") { RedirectStandardOutput = true })
+            ?? throw new InvalidOperationException("busybox-static is required: apt-get install busybox-static.");
+        var applets = list.StandardOutput.ReadToEnd();
+        list.WaitForExit();
+        foreach (var applet in applets.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(a => a.Trim()))
+        {
+            var link = Path.Combine(dir, applet);
+            if (applet == "bin/busybox" || File.Exists(link))
+            {
+                continue;
+            }
+
+            Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+            File.CreateSymbolicLink(link, "/bin/busybox");
+        }
+
+        Directory.CreateDirectory(Path.Combine(dir, "etc"));
+        File.WriteAllText(Path.Combine(dir, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
+        File.WriteAllText(Path.Combine(dir, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
+        Directory.CreateDirectory(Path.Combine(dir, "root"));
+    }
+
+    /// <summary>Mount points below <paramref name="path"/>, from /proc/self/mountinfo.</summary>
+    public static List<string> MountsUnder(string path) =>
+        File.ReadLines("/proc/self/mountinfo")
+            .Select(l => l.Split(' ')[4])
+            .Where(m => m == path || m.StartsWith(path + "/", StringComparison.Ordinal))
+            .ToList();
+
+    public async ValueTask DisposeAsync()
+    {
+        // Leave nothing mounted even when a test failed half-way.
+        foreach (var mount in MountsUnder(Root).OrderByDescending(m => m.Length))
+        {
+            await Tool.RunAsync("umount", "-l", mount);
+        }
+
+        _stores.Dispose();
+        if (Directory.Exists(Root))
+        {
+            Directory.Delete(Root, recursive: true);
+        }
+    }
+}
