@@ -2,6 +2,7 @@ using Farm.Worker.Jobs;
 using MassTransit;
 using Farm.Oci.Stores;
 using Farm.Worker.Hosting;
+using Farm.Worker.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -31,6 +32,12 @@ public static class WorkerHosting
         services.TryAddSingleton(_ => new BlobStoreLocator());
         services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
+        services.TryAddSingleton(sp =>
+        {
+            var telemetry = new WorkerTelemetry();
+            telemetry.ObserveLayerStore(() => sp.GetRequiredService<LayerJobExecutor>().Layers.SizeBytes);
+            return telemetry;
+        });
         services.AddHostedService<WorkerRecoveryService>();
         return services;
     }

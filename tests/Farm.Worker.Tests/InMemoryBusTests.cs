@@ -1,4 +1,7 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Farm.Contracts;
+using Farm.Worker.Telemetry;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -12,6 +15,45 @@ public sealed class InMemoryBusTests(ExecutorFixture fixture)
     [Fact]
     public async Task A_job_published_on_the_in_memory_bus_is_built_and_reported()
     {
+        var spans = new List<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == WorkerTelemetry.Name,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activity =>
+            {
+                lock (spans)
+                {
+                    spans.Add(activity);
+                }
+            },
+        };
+        ActivitySource.AddActivityListener(listener);
+        var phases = new List<string>();
+        using var meters = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Name == WorkerTelemetry.Name)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        meters.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "phase")
+                {
+                    lock (phases)
+                    {
+                        phases.Add((string)tag.Value!);
+                    }
+                }
+            }
+        });
+        meters.Start();
         var results = new ResultSink();
         var builder = Host.CreateApplicationBuilder();
         builder.Services.AddSingleton(results);
@@ -40,6 +82,23 @@ public sealed class InMemoryBusTests(ExecutorFixture fixture)
             Assert.NotNull(built.Layer);
             Assert.Contains(await fixture.ReadLayerAsync(built.Layer!), e => e.Name == "hi.txt" && e.Content == "hi\n");
             Assert.Contains("from-the-bus", await results.FirstLine.Task.WaitAsync(TimeSpan.FromMinutes(1)), StringComparison.Ordinal);
+
+            // One span for the step, with the cache key, and a child span per phase.
+            Activity step;
+            lock (spans)
+            {
+                step = Assert.Single(spans, a => a.OperationName == $"step {job.StepId}" && (string?)a.GetTagItem("farm.cache_key") == job.CacheKey);
+                var children = spans.Where(a => a.ParentSpanId == step.SpanId).Select(a => a.OperationName).Order(StringComparer.Ordinal);
+                Assert.Equal(["diff", "execute", "input_fetch", "queued", "upload"], children);
+            }
+
+            Assert.Equal("built", step.GetTagItem("farm.outcome"));
+            Assert.Equal("embedded", step.GetTagItem("farm.worker"));
+            lock (phases)
+            {
+                Assert.Contains("execute", phases);
+                Assert.Contains("upload", phases);
+            }
         }
         finally
         {

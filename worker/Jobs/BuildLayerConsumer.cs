@@ -1,4 +1,5 @@
 using Farm.Contracts;
+using Farm.Worker.Telemetry;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -12,6 +13,7 @@ namespace Farm.Worker.Jobs;
 public sealed partial class BuildLayerConsumer(
     ILayerJobExecutor executor,
     IOptions<WorkerOptions> options,
+    WorkerTelemetry telemetry,
     ILogger<BuildLayerConsumer> logger) : IConsumer<BuildLayer>
 {
     public async Task Consume(ConsumeContext<BuildLayer> context)
@@ -20,6 +22,8 @@ public sealed partial class BuildLayerConsumer(
         var job = context.Message;
         var worker = options.Value.Name;
         LogJobStarted(logger, job.JobId, job.StepId, worker);
+        using var busy = telemetry.TrackBusySlot();
+        using var activity = WorkerTelemetry.StartJob(job, worker);
         try
         {
             var result = await executor.ExecuteAsync(
@@ -36,11 +40,13 @@ public sealed partial class BuildLayerConsumer(
                 Worker = worker,
                 Timings = result.Timings,
             }).ConfigureAwait(false);
+            telemetry.JobBuilt(activity, result.Layer, result.Timings);
             LogJobFinished(logger, job.JobId, result.Layer?.Digest ?? "no layer");
         }
         catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
         {
             var stepFailure = e as IStepFailure;
+            telemetry.JobFailed(activity, (e as FarmException)?.Code ?? "FARM3000", stepFailure?.ExitCode, e.Message);
             LogJobFailed(logger, job.JobId, e.Message);
             await context.Publish(new LayerBuildFailed
             {
