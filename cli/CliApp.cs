@@ -16,6 +16,8 @@ public static class CliApp
         }
 
         root.Subcommands.Add(debug);
+        root.Subcommands.Add(LoginCommands.Login());
+        root.Subcommands.Add(LoginCommands.Logout());
         return root.Parse(args).Invoke();
     }
 
