@@ -1,0 +1,204 @@
+using System.Text.Json.Nodes;
+using Farm.Coordinator.Assembly;
+using Farm.Coordinator.Builds;
+using Farm.Coordinator.Cache;
+using Farm.Dockerfile.Context;
+using Farm.Dockerfile.Graph;
+using Farm.Dockerfile.Ignore;
+using Farm.Oci;
+using Farm.Oci.Registry;
+using Farm.Oci.Stores;
+using Farm.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// Whole builds through the embedded farm (silo, in-memory bus, the real worker with runc): a busybox base image in
+/// the test registry, a context in the cache store, the orchestrator from Dockerfile to pushed image.
+/// </summary>
+[Collection(GrainCollection.Name)]
+public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetime
+{
+    private const string Dockerfile = """
+        ARG BASE
+        FROM ${BASE} AS build
+        RUN echo built > /out
+        FROM ${BASE}
+        COPY --from=build /out /out
+        COPY hello.txt /hello.txt
+        ENV A=b
+        WORKDIR /srv
+        CMD ["cat","/hello.txt"]
+        """;
+
+    private readonly string _namespace = $"test-{Guid.NewGuid():N}";
+    private readonly string _work = Directory.CreateTempSubdirectory("farm-build-").FullName;
+    private readonly List<string> _podmanImages = [];
+    private BlobStoreLocator _stores = null!;
+    private IBlobStore _cacheStore = null!;
+    private string _base = null!;
+
+    public async Task InitializeAsync()
+    {
+        _stores = new BlobStoreLocator(credentials: new DockerConfig(Path.Combine(_work, "docker", "config.json")));
+        _cacheStore = await _stores.OpenAsync(fixture.Store.StoreAddress, CancellationToken.None);
+
+        // The base image: the fixture's busybox layer with a PATH, pushed as <namespace>/busybox:1.
+        var busybox = new ImageAssembler().Assemble(new AssemblyRequest
+        {
+            Base = BaseImage.Scratch(),
+            Steps = [new AssemblyStep { CreatedBy = "busybox-static", IsLayerStep = true, Layer = fixture.Store.BaseLayer }],
+            Config = new StageImageConfig { Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
+            ConfigIncludesBase = false,
+            Created = DateTimeOffset.UnixEpoch,
+        });
+        _base = $"{TestRegistries.Anonymous}/{_namespace}/busybox:1";
+        await new ImagePusher(_stores.ClientFor).PushAsync(busybox, [_base], [_cacheStore], null, CancellationToken.None);
+        Directory.CreateDirectory(Path.Combine(_work, "ctx"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var image in _podmanImages)
+        {
+            await PushTests.RemovePodmanImageAsync(image);
+        }
+
+        _stores.Dispose();
+        Directory.Delete(_work, recursive: true);
+    }
+
+    [Fact]
+    public async Task Multi_stage_build_pushes_a_runnable_image_a_rebuild_is_fully_cached_and_a_changed_file_rebuilds_from_its_copy()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_work, "ctx", "hello.txt"), "hello from the farm\n");
+        var app1 = $"{TestRegistries.Anonymous}/{_namespace}/app:1";
+        var first = await BuildAsync(app1);
+
+        Assert.Equal(["s0/1", "s1/1", "s1/2", "s1/4"], first.Result.Steps.Select(s => s.StepId));
+        Assert.All(first.Result.Steps, s => Assert.False(s.Cached));
+        Assert.All(first.Result.Steps, s => Assert.Equal("embedded", s.Worker));
+        Assert.Equal(4, first.Jobs);
+        Assert.Equal([app1], first.Result.Pushed);
+        Assert.Equal(4, first.Events.OfType<StepFinished>().Count());
+        Assert.Single(first.Events.OfType<BuildFinished>());
+        Assert.Single(first.Events.OfType<BaseImageResolved>());
+
+        var config = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", "--config", $"docker://{app1}"))!["config"]!;
+        Assert.Contains("A=b", config["Env"]!.AsArray().Select(e => (string?)e));
+        Assert.Equal("/srv", (string?)config["WorkingDir"]);
+        Assert.Equal(["cat", "/hello.txt"], config["Cmd"]!.AsArray().Select(e => (string?)e));
+        var inspected = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", $"docker://{app1}"))!;
+        Assert.Equal(first.Result.ImageDigest, (string?)inspected["Digest"]);
+
+        Assert.Equal("hello from the farm\n", await PodmanRunAsync(app1));
+        Assert.Equal("built\n", await PodmanRunAsync(app1, "cat", "/out"));
+
+        // Unchanged: every layer step comes from the action cache, no job runs, the image is the same.
+        var second = await BuildAsync(app1);
+        Assert.All(second.Result.Steps, s => Assert.True(s.Cached, $"{s.StepId} was not cached"));
+        Assert.Equal(0, second.Jobs);
+        Assert.Equal(first.Result.ImageDigest, second.Result.ImageDigest);
+
+        // hello.txt changed: only its COPY and the layer steps after it in that stage run again.
+        await File.WriteAllTextAsync(Path.Combine(_work, "ctx", "hello.txt"), "hello again\n");
+        var app2 = $"{TestRegistries.Anonymous}/{_namespace}/app:2";
+        var third = await BuildAsync(app2);
+        Assert.Equal(["s0/1", "s1/1"], third.Result.Steps.Where(s => s.Cached).Select(s => s.StepId));
+        Assert.Equal(["s1/2", "s1/4"], third.Result.Steps.Where(s => !s.Cached).Select(s => s.StepId));
+        Assert.Equal(2, third.Jobs);
+        Assert.NotEqual(first.Result.ImageDigest, third.Result.ImageDigest);
+        Assert.Equal("hello again\n", await PodmanRunAsync(app2));
+    }
+
+    [Fact]
+    public async Task A_failing_run_fails_the_build_naming_the_step_its_exit_code_and_output()
+    {
+        var events = new SyncProgress();
+        var request = await RequestAsync("""
+            ARG BASE
+            FROM ${BASE}
+            RUN echo doomed-output; exit 7
+            """, []);
+
+        var error = await Assert.ThrowsAsync<BuildStepFailedException>(() => Orchestrator().RunAsync(request, events, CancellationToken.None));
+
+        Assert.Equal("FARM4201", error.Code);
+        Assert.Equal("s0/1", error.StepId);
+        Assert.Equal(7, error.ExitCode);
+        Assert.Contains("s0/1", error.Message, StringComparison.Ordinal);
+        Assert.Contains("exited with code 7", error.Message, StringComparison.Ordinal);
+        Assert.Contains("doomed-output", error.Message, StringComparison.Ordinal);
+        var failed = Assert.Single(events.Events.OfType<BuildFailed>());
+        Assert.Equal("FARM4201", failed.Code);
+        Assert.Empty(events.Events.OfType<BuildFinished>());
+    }
+
+    private BuildOrchestrator Orchestrator() => new(
+        fixture.Grains,
+        new VerifyingActionCache(new FileActionCache(Path.Combine(_work, "ac")), _cacheStore, NullLogger<VerifyingActionCache>.Instance),
+        _stores,
+        fixture.Services.GetRequiredService<Dispatch.BuildLogHub>());
+
+    private async Task<(BuildResult Result, List<BuildEvent> Events, int Jobs)> BuildAsync(string tag)
+    {
+        var events = new SyncProgress();
+        var request = await RequestAsync(Dockerfile, [tag]);
+        var result = await Orchestrator().RunAsync(request, events, CancellationToken.None);
+        return (result, events.Events, fixture.Published.Count(j => j.BuildId == request.BuildId));
+    }
+
+    /// <summary>Packs the context directory and stores its tar in the cache store, as the CLI does.</summary>
+    private async Task<BuildRequest> RequestAsync(string dockerfile, IReadOnlyList<string> tags)
+    {
+        using var tar = new MemoryStream();
+        var index = await BuildContextPacker.PackAsync(Path.Combine(_work, "ctx"), PatternMatcher.Empty, tar, null, CancellationToken.None);
+        tar.Position = 0;
+        var digest = Digest.Sha256(tar.ToArray());
+        await _cacheStore.PutAsync(new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = digest, Size = tar.Length }, tar, CancellationToken.None);
+        return new BuildRequest
+        {
+            BuildId = Guid.NewGuid(),
+            Dockerfile = dockerfile,
+            ContextDigest = digest.ToString(),
+            ContextIndex = index,
+            CacheStore = fixture.Store.StoreAddress,
+            BuildArgs = new Dictionary<string, string> { ["BASE"] = _base },
+            Tags = tags,
+            Push = tags.Count > 0,
+        };
+    }
+
+    private async Task<string> PodmanRunAsync(string reference, params string[] command)
+    {
+        _podmanImages.Add(reference);
+        return await Tool.RunAsync("podman", ["run", "--rm", "--runtime", "runc", "--tls-verify=false", reference, .. command]);
+    }
+
+    /// <summary>Records synchronously: stages report from several threads.</summary>
+    private sealed class SyncProgress : IProgress<BuildEvent>
+    {
+        private readonly List<BuildEvent> _events = [];
+
+        public List<BuildEvent> Events
+        {
+            get
+            {
+                lock (_events)
+                {
+                    return [.. _events];
+                }
+            }
+        }
+
+        public void Report(BuildEvent value)
+        {
+            lock (_events)
+            {
+                _events.Add(value);
+            }
+        }
+    }
+}
