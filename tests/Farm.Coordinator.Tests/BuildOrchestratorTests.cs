@@ -136,6 +136,32 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         Assert.Empty(events.Events.OfType<BuildFinished>());
     }
 
+    [Fact]
+    public async Task A_stage_built_on_a_stage_exports_its_rootfs_and_no_cache_runs_every_step_again()
+    {
+        const string onStage = """
+            ARG BASE
+            FROM ${BASE} AS a
+            RUN echo a > /a
+            FROM a
+            RUN cat /a > /b
+            """;
+        var rootfs = Path.Combine(_work, "rootfs");
+        var request = await RequestAsync(onStage, []) with { Output = OutputSpec.Parse($"type=local,dest={rootfs}") };
+
+        var first = await Orchestrator().RunAsync(request, null, CancellationToken.None);
+
+        Assert.Equal(["s0/1", "s1/1"], first.Steps.Select(s => s.StepId));
+        Assert.Equal("a\n", await File.ReadAllTextAsync(Path.Combine(rootfs, "b")));
+        Assert.True(File.Exists(Path.Combine(rootfs, "bin", "busybox")));
+        Assert.Equal(3, first.Image.Manifest.Layers.Count);
+
+        var again = await RequestAsync(onStage, []) with { NoCache = true };
+        var second = await Orchestrator().RunAsync(again, null, CancellationToken.None);
+        Assert.All(second.Steps, s => Assert.False(s.Cached));
+        Assert.Equal(2, fixture.Published.Count(j => j.BuildId == again.BuildId));
+    }
+
     private BuildOrchestrator Orchestrator() => new(
         fixture.Grains,
         new VerifyingActionCache(new FileActionCache(Path.Combine(_work, "ac")), _cacheStore, NullLogger<VerifyingActionCache>.Instance),
