@@ -162,6 +162,33 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         Assert.Equal(2, fixture.Published.Count(j => j.BuildId == again.BuildId));
     }
 
+    [Fact]
+    public async Task Independent_stages_are_in_flight_at_the_same_time()
+    {
+        // The listener's RUN only ends when the talker's RUN reaches it (host network): built one stage after the
+        // other, the build could never finish. The token only bounds a broken build; nothing is timed.
+        var port = LayerStoreFixture.FreePort();
+        var dockerfile = $$"""
+            ARG BASE
+            FROM ${BASE} AS listener
+            RUN nc -l -p {{port}} > /got < /dev/null
+            FROM ${BASE} AS talker
+            RUN until echo hi | nc 127.0.0.1 {{port}}; do :; done; echo sent > /sent
+            FROM ${BASE}
+            COPY --from=listener /got /got
+            COPY --from=talker /sent /sent
+            """;
+        var rootfs = Path.Combine(_work, "both");
+        var request = await RequestAsync(dockerfile, []) with { Output = OutputSpec.Parse($"type=local,dest={rootfs}") };
+        using var guard = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+
+        var result = await Orchestrator().RunAsync(request, null, guard.Token);
+
+        Assert.Equal(4, result.JobsRun);
+        Assert.Equal("hi\n", await File.ReadAllTextAsync(Path.Combine(rootfs, "got")));
+        Assert.Equal("sent\n", await File.ReadAllTextAsync(Path.Combine(rootfs, "sent")));
+    }
+
     private BuildOrchestrator Orchestrator() => new(
         fixture.Grains,
         new VerifyingActionCache(new FileActionCache(Path.Combine(_work, "ac")), _cacheStore, NullLogger<VerifyingActionCache>.Instance),
