@@ -6,6 +6,7 @@ using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Grains;
 using Farm.Coordinator.Planning;
+using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 using Farm.Oci;
 using Farm.Oci.Registry;
@@ -76,6 +77,36 @@ public sealed partial class BuildOrchestrator
             progress?.Report(new BuildFailed(buildId, _time.GetUtcNow(), code, e.Message));
             LogBuildFailed(_logger, e, buildId, code);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The request for a submitted build: reads its context index from <paramref name="cacheStore"/> (where the CLI
+    /// uploaded it beside the context tar).
+    /// </summary>
+    /// <exception cref="ContextIndexUnavailableException">The index is not named, not in the store, or unreadable (FARM4203).</exception>
+    public async Task<BuildRequest> LoadRequestAsync(SubmitBuild submit, string cacheStore, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(submit);
+        if (!Digest.TryParse(submit.ContextIndexDigest, out var digest))
+        {
+            throw new ContextIndexUnavailableException(submit.ContextIndexDigest, cacheStore, "the submission names no valid index digest");
+        }
+
+        var store = await _stores.OpenAsync(cacheStore, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var blob = await store.OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
+            await using (blob.ConfigureAwait(false))
+            {
+                using var buffer = new MemoryStream();
+                await blob.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+                return BuildRequest.From(submit, ContextIndex.Parse(buffer.ToArray()), cacheStore);
+            }
+        }
+        catch (Exception e) when (e is FarmException or System.Text.Json.JsonException or FormatException)
+        {
+            throw new ContextIndexUnavailableException(submit.ContextIndexDigest, cacheStore, e.Message, e);
         }
     }
 
@@ -351,7 +382,7 @@ public sealed partial class BuildOrchestrator
             pulled = await client.PullManifestAsync(parsed, cancellationToken).ConfigureAwait(false);
             config = await client.GetConfigAsync(parsed.Repository, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
         }
-        catch (FarmException e)
+        catch (Exception e) when (e is FarmException or HttpRequestException)
         {
             throw new BaseImageUnavailableException(reference, e.Message, e);
         }

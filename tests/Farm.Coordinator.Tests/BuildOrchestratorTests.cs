@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Cache;
@@ -189,6 +190,42 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         Assert.Equal("sent\n", await File.ReadAllTextAsync(Path.Combine(rootfs, "sent")));
     }
 
+    [Fact]
+    public async Task A_base_image_that_does_not_exist_fails_before_any_job()
+    {
+        var events = new SyncProgress();
+        var request = await RequestAsync($"FROM {TestRegistries.Anonymous}/{_namespace}/missing:1\nRUN true\n", []);
+
+        var error = await Assert.ThrowsAsync<BaseImageUnavailableException>(() => Orchestrator().RunAsync(request, events, CancellationToken.None));
+
+        Assert.StartsWith("FARM4202", error.Message, StringComparison.Ordinal);
+        Assert.Contains("missing:1", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(fixture.Published, j => j.BuildId == request.BuildId);
+        Assert.Equal("FARM4202", Assert.Single(events.Events.OfType<BuildFailed>()).Code);
+    }
+
+    [Fact]
+    public async Task A_copy_source_missing_from_the_context_fails_before_any_job()
+    {
+        var request = await RequestAsync("ARG BASE\nFROM ${BASE}\nRUN true\nCOPY nothere.txt /\n", []);
+
+        var error = await Assert.ThrowsAsync<BuildContextException>(() => Orchestrator().RunAsync(request, null, CancellationToken.None));
+
+        Assert.StartsWith("FARM12", error.Code, StringComparison.Ordinal);
+        Assert.Contains("nothere.txt", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(fixture.Published, j => j.BuildId == request.BuildId);
+    }
+
+    [Fact]
+    public async Task A_submission_whose_context_index_is_not_in_the_store_is_refused()
+    {
+        var submit = new SubmitBuild { Dockerfile = "FROM scratch\n", ContextDigest = "sha256:" + new string('0', 64), ContextIndexDigest = "sha256:" + new string('1', 64) };
+
+        var error = await Assert.ThrowsAsync<ContextIndexUnavailableException>(() => Orchestrator().LoadRequestAsync(submit, fixture.Store.StoreAddress, CancellationToken.None));
+
+        Assert.StartsWith("FARM4203", error.Message, StringComparison.Ordinal);
+    }
+
     private BuildOrchestrator Orchestrator() => new(
         fixture.Grains,
         new VerifyingActionCache(new FileActionCache(Path.Combine(_work, "ac")), _cacheStore, NullLogger<VerifyingActionCache>.Instance),
@@ -203,7 +240,7 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         return (result, events.Events, fixture.Published.Count(j => j.BuildId == request.BuildId));
     }
 
-    /// <summary>Packs the context directory and stores its tar in the cache store, as the CLI does.</summary>
+    /// <summary>Packs the context directory, stores its tar and index in the cache store and submits, as the CLI does.</summary>
     private async Task<BuildRequest> RequestAsync(string dockerfile, IReadOnlyList<string> tags)
     {
         using var tar = new MemoryStream();
@@ -211,17 +248,20 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         tar.Position = 0;
         var digest = Digest.Sha256(tar.ToArray());
         await _cacheStore.PutAsync(new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = digest, Size = tar.Length }, tar, CancellationToken.None);
-        return new BuildRequest
+        var indexBytes = index.ToBytes();
+        var indexDigest = Digest.Sha256(indexBytes);
+        await _cacheStore.PutAsync(new Descriptor { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = indexDigest, Size = indexBytes.Length }, new MemoryStream(indexBytes), CancellationToken.None);
+        var submit = new SubmitBuild
         {
             BuildId = Guid.NewGuid(),
             Dockerfile = dockerfile,
             ContextDigest = digest.ToString(),
-            ContextIndex = index,
-            CacheStore = fixture.Store.StoreAddress,
+            ContextIndexDigest = indexDigest.ToString(),
             BuildArgs = new Dictionary<string, string> { ["BASE"] = _base },
             Tags = tags,
             Push = tags.Count > 0,
         };
+        return await Orchestrator().LoadRequestAsync(submit, fixture.Store.StoreAddress, CancellationToken.None);
     }
 
     private async Task<string> PodmanRunAsync(string reference, params string[] command)
