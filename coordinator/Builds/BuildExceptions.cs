@@ -44,3 +44,10 @@ public sealed class BaseImageUnavailableException(string reference, string reaso
 /// <summary>FARM4203: the context index a submitted build names is missing from the cache store or unreadable.</summary>
 public sealed class ContextIndexUnavailableException(string? digest, string store, string reason, Exception? inner = null)
     : FarmException("FARM4203", $"The context index {digest ?? "(none)"} cannot be read from {store}: {reason}. Upload the context and its index again (farm build does it) and resubmit.", inner);
+
+/// <summary>FARM4204: the Dockerfile uses a feature the farm cannot build yet; refused before any job rather than built wrong.</summary>
+public sealed class UnsupportedBuildFeatureException(string fileName, string location, string feature)
+    : FarmException("FARM4204", $"{fileName}:{location}: {feature} is not supported by Farm yet. Remove it from the Dockerfile (or build this image with docker buildx) and build again.")
+{
+    public string Feature { get; } = feature;
+}

@@ -130,6 +130,8 @@ public sealed partial class BuildOrchestrator
             request.DockerfilePath,
             graphOptions with { ResolveBaseImage = (reference, _) => images.TryGetValue(reference, out var image) ? image.BaseConfig : null });
 
+        RefuseUnsupported(graph);
+
         // 2. Cache keys, with every image pinned to the digest resolved above.
         var plan = CacheKeyPlanner.Compute(
             graph,
@@ -142,7 +144,8 @@ public sealed partial class BuildOrchestrator
         // 3. One task per stage; a stage awaits only the stages it depends on. The first failure cancels the rest.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var run = new BuildRun(request, graph, plan, images, progress);
-        var stageTasks = new Dictionary<int, Task<StageResult>>();
+        // Concurrent: stage tasks read their dependencies' entries while later stages are still being added.
+        var stageTasks = new ConcurrentDictionary<int, Task<StageResult>>();
         foreach (var stage in stagesToBuild)
         {
             var dependencies = stage.Dependencies.Select(d => stageTasks[d]).ToList();
@@ -151,9 +154,9 @@ public sealed partial class BuildOrchestrator
 
         try
         {
-            await Task.WhenAll(stageTasks.Values).ConfigureAwait(false);
+            await Task.WhenAll(stagesToBuild.Select(s => stageTasks[s.Index])).ConfigureAwait(false);
         }
-        catch (Exception) when (stageTasks.Values.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException) is { } first)
+        catch (Exception) when (stagesToBuild.Select(s => stageTasks[s.Index]).Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException) is { } first)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
             throw;
@@ -184,6 +187,33 @@ public sealed partial class BuildOrchestrator
         };
     }
 
+    /// <summary>Features whose result the job contract cannot express: building without them would be wrong, not slower.</summary>
+    private static void RefuseUnsupported(BuildGraph graph)
+    {
+        foreach (var stage in graph.StagesToBuild)
+        {
+            if (stage.PendingOnBuild.Count > 0)
+            {
+                throw new UnsupportedBuildFeatureException(graph.FileName, stage.Location.ToString(), $"ONBUILD triggers of the base ({stage.PendingOnBuild[0]})");
+            }
+
+            foreach (var step in stage.Steps)
+            {
+                var feature = step.Payload switch
+                {
+                    RunPayload { Mounts.Count: > 0 } r => $"RUN --mount={r.Mounts[0]}",
+                    RunPayload { Security: "insecure" } => "RUN --security=insecure",
+                    CopyPayload { Parents: true } c => $"{c.Instruction} --parents",
+                    _ => null,
+                };
+                if (feature is not null)
+                {
+                    throw new UnsupportedBuildFeatureException(graph.FileName, step.Location.ToString(), feature);
+                }
+            }
+        }
+    }
+
     private static IEnumerable<string> ImagesOf(BuildGraph graph) =>
         graph.StagesToBuild
             .SelectMany(s => (s.BaseKind == StageBaseKind.Image && s.BaseImage is { } b ? [b] : Array.Empty<string>()).Concat(s.ImageReferences))
@@ -193,7 +223,7 @@ public sealed partial class BuildOrchestrator
         BuildRun run,
         BuildStage stage,
         List<Task<StageResult>> dependencies,
-        Dictionary<int, Task<StageResult>> stageTasks,
+        ConcurrentDictionary<int, Task<StageResult>> stageTasks,
         CancellationTokenSource failed)
     {
         try
@@ -208,7 +238,7 @@ public sealed partial class BuildOrchestrator
         }
     }
 
-    private async Task<StageResult> RunStageAsync(BuildRun run, BuildStage stage, Dictionary<int, Task<StageResult>> stageTasks, CancellationToken cancellationToken)
+    private async Task<StageResult> RunStageAsync(BuildRun run, BuildStage stage, ConcurrentDictionary<int, Task<StageResult>> stageTasks, CancellationToken cancellationToken)
     {
         // Dependencies have completed: reading their results does not block.
         var layers = stage.BaseKind switch
@@ -295,7 +325,7 @@ public sealed partial class BuildOrchestrator
     }
 
     /// <summary>The job payload of a layer step, its <c>COPY --from</c> sources resolved to layers.</summary>
-    private static LayerStep ToLayerStep(BuildRun run, BuildStep step, Dictionary<int, Task<StageResult>> stageTasks) => step.Payload switch
+    private static LayerStep ToLayerStep(BuildRun run, BuildStep step, ConcurrentDictionary<int, Task<StageResult>> stageTasks) => step.Payload switch
     {
         RunPayload r => new LayerStep
         {

@@ -88,7 +88,7 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         Assert.Single(first.Events.OfType<BaseImageResolved>());
 
         var config = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", "--config", $"docker://{app1}"))!["config"]!;
-        Assert.Contains("A=b", config["Env"]!.AsArray().Select(e => (string?)e));
+        Assert.Equal(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=b"], config["Env"]!.AsArray().Select(e => (string?)e));
         Assert.Equal("/srv", (string?)config["WorkingDir"]);
         Assert.Equal(["cat", "/hello.txt"], config["Cmd"]!.AsArray().Select(e => (string?)e));
         var inspected = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", $"docker://{app1}"))!;
@@ -213,6 +213,17 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
 
         Assert.StartsWith("FARM12", error.Code, StringComparison.Ordinal);
         Assert.Contains("nothere.txt", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(fixture.Published, j => j.BuildId == request.BuildId);
+    }
+
+    [Fact]
+    public async Task A_run_mount_is_refused_naming_the_line_before_any_job()
+    {
+        var request = await RequestAsync("ARG BASE\nFROM ${BASE}\nRUN true\nRUN --mount=type=cache,target=/c true\n", []);
+
+        var error = await Assert.ThrowsAsync<UnsupportedBuildFeatureException>(() => Orchestrator().RunAsync(request, null, CancellationToken.None));
+
+        Assert.StartsWith("FARM4204: Dockerfile:4:1: RUN --mount=type=cache,target=/c", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(fixture.Published, j => j.BuildId == request.BuildId);
     }
 
