@@ -1,0 +1,136 @@
+using Farm.Contracts;
+using Farm.Coordinator.Assembly;
+using Farm.Coordinator.Grains;
+using Farm.Dockerfile.Context;
+
+namespace Farm.Coordinator.Builds;
+
+/// <summary>
+/// One build to run: the fields of a <see cref="SubmitBuild"/> plus what the coordinator already holds for it (the
+/// context index, read from the blob store) and where layers live.
+/// </summary>
+public sealed record BuildRequest
+{
+    public Guid BuildId { get; init; }
+
+    public required string Dockerfile { get; init; }
+
+    public string DockerfilePath { get; init; } = "Dockerfile";
+
+    /// <summary>Digest of the context tar (an uncompressed tar) in <see cref="CacheStore"/>.</summary>
+    public required string ContextDigest { get; init; }
+
+    /// <summary>The context index the cache keys of COPY and ADD are computed from.</summary>
+    public required ContextIndex ContextIndex { get; init; }
+
+    /// <summary>Where parents are read and layers written, e.g. <c>registry://127.0.0.1:5100/farm/cache</c>; holds the context tar.</summary>
+    public required string CacheStore { get; init; }
+
+    public IReadOnlyDictionary<string, string> BuildArgs { get; init; } = new Dictionary<string, string>();
+
+    public IReadOnlyDictionary<string, string> Labels { get; init; } = new Dictionary<string, string>();
+
+    public string? Target { get; init; }
+
+    public IReadOnlyList<string> Tags { get; init; } = [];
+
+    /// <summary>Push the image to every tag.</summary>
+    public bool Push { get; init; }
+
+    /// <summary>Skip action-cache lookups (results are still recorded) and never reuse a layer a grain remembers.</summary>
+    public bool NoCache { get; init; }
+
+    /// <summary>Export the image besides (or instead of) pushing it.</summary>
+    public OutputSpec? Output { get; init; }
+
+    /// <summary>The config and history time (SOURCE_DATE_EPOCH). Null uses the Unix epoch, so an unchanged build yields the same digest.</summary>
+    public DateTimeOffset? Created { get; init; }
+
+    /// <summary><c>gzip</c> or <c>zstd</c>.</summary>
+    public string Compression { get; init; } = "gzip";
+
+    /// <summary>A request for a submitted build whose context index was read from the blob store.</summary>
+    public static BuildRequest From(SubmitBuild submit, ContextIndex index, string cacheStore)
+    {
+        ArgumentNullException.ThrowIfNull(submit);
+        return new BuildRequest
+        {
+            BuildId = submit.BuildId,
+            Dockerfile = submit.Dockerfile,
+            DockerfilePath = submit.DockerfilePath,
+            ContextDigest = submit.ContextDigest,
+            ContextIndex = index,
+            CacheStore = cacheStore,
+            BuildArgs = submit.BuildArgs,
+            Labels = submit.Labels,
+            Target = submit.Target,
+            Tags = submit.Tags,
+            Push = submit.Push,
+            NoCache = submit.NoCache,
+        };
+    }
+}
+
+/// <summary>What happened to one layer step.</summary>
+/// <param name="StepId">The graph's step id, <c>s{stage}/{n}</c>.</param>
+/// <param name="Display">The instruction as expanded.</param>
+/// <param name="CacheKey">The step's cache key.</param>
+/// <param name="Cached">True when the action cache answered and no grain was asked.</param>
+/// <param name="Layer">The layer, or null when the step changed nothing.</param>
+/// <param name="Worker">The worker that built the layer (for a cached step: the one that built it first).</param>
+/// <param name="JobId">The job that built it; null when cached.</param>
+/// <param name="Started">When the orchestrator started the step.</param>
+/// <param name="Finished">When the step's layer was known.</param>
+/// <param name="Timings">The worker's phase timings; null when cached.</param>
+public sealed record StepOutcome(
+    string StepId,
+    string Display,
+    string CacheKey,
+    bool Cached,
+    LayerRef? Layer,
+    string Worker,
+    Guid? JobId,
+    DateTimeOffset Started,
+    DateTimeOffset Finished,
+    JobTimings? Timings)
+{
+    public TimeSpan Duration => Finished - Started;
+}
+
+/// <summary>A finished build: the image and what each layer step did.</summary>
+public sealed record BuildResult
+{
+    public required Guid BuildId { get; init; }
+
+    /// <summary>The manifest digest, <c>sha256:...</c>.</summary>
+    public required string ImageDigest { get; init; }
+
+    public required AssembledImage Image { get; init; }
+
+    /// <summary>Every layer step of the stages built, in graph order.</summary>
+    public required IReadOnlyList<StepOutcome> Steps { get; init; }
+
+    /// <summary>The references pushed; empty when the image was not pushed.</summary>
+    public IReadOnlyList<string> Pushed { get; init; } = [];
+
+    public int JobsRun => Steps.Count(s => !s.Cached);
+}
+
+/// <summary>Progress of a build, as the CLI and the dashboard show it.</summary>
+public abstract record BuildEvent(Guid BuildId, DateTimeOffset At);
+
+public sealed record BuildStarted(Guid BuildId, DateTimeOffset At, int Stages, int LayerSteps) : BuildEvent(BuildId, At);
+
+/// <summary>A base image was pinned to a manifest digest.</summary>
+public sealed record BaseImageResolved(Guid BuildId, DateTimeOffset At, string Reference, string Digest) : BuildEvent(BuildId, At);
+
+public sealed record StepStarted(Guid BuildId, DateTimeOffset At, string StepId, string Display, string CacheKey) : BuildEvent(BuildId, At);
+
+public sealed record StepFinished(Guid BuildId, DateTimeOffset At, StepOutcome Outcome) : BuildEvent(BuildId, At);
+
+/// <summary>A line a running step printed (only for jobs that run under this build's id).</summary>
+public sealed record StepLog(Guid BuildId, DateTimeOffset At, StepLogLine Line) : BuildEvent(BuildId, At);
+
+public sealed record BuildFinished(Guid BuildId, DateTimeOffset At, string ImageDigest, IReadOnlyList<string> Pushed) : BuildEvent(BuildId, At);
+
+public sealed record BuildFailed(Guid BuildId, DateTimeOffset At, string Code, string Message) : BuildEvent(BuildId, At);

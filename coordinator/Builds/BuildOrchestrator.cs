@@ -1,0 +1,501 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Farm.Contracts;
+using Farm.Coordinator.Assembly;
+using Farm.Coordinator.Cache;
+using Farm.Coordinator.Dispatch;
+using Farm.Coordinator.Grains;
+using Farm.Coordinator.Planning;
+using Farm.Dockerfile.Context;
+using Farm.Dockerfile.Graph;
+using Farm.Oci;
+using Farm.Oci.Registry;
+using Farm.Oci.Stores;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using GraphStepKind = Farm.Dockerfile.Graph.StepKind;
+using StepKind = Farm.Contracts.StepKind;
+
+namespace Farm.Coordinator.Builds;
+
+/// <summary>
+/// Runs one build from its request to a pushed (or exported) image (DESIGN.md, "A build, step by step", 3 to 10):
+/// plans the Dockerfile, pins every base image once, computes cache keys, answers layer steps from the action cache
+/// or through the layer grains (one task per stage, a stage waiting only for the stages it needs), assembles the
+/// target stage and pushes it.
+/// </summary>
+public sealed partial class BuildOrchestrator
+{
+    private readonly IGrainFactory _grains;
+    private readonly IActionCache _cache;
+    private readonly BlobStoreLocator _stores;
+    private readonly BuildLogHub? _logs;
+    private readonly CacheKeyOptions _keyOptions;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public BuildOrchestrator(
+        IGrainFactory grains,
+        IActionCache cache,
+        BlobStoreLocator stores,
+        BuildLogHub? logs = null,
+        CacheKeyOptions? keyOptions = null,
+        TimeProvider? time = null,
+        ILogger<BuildOrchestrator>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        ArgumentNullException.ThrowIfNull(cache);
+        ArgumentNullException.ThrowIfNull(stores);
+        _grains = grains;
+        _cache = cache;
+        _stores = stores;
+        _logs = logs;
+        _keyOptions = keyOptions ?? new CacheKeyOptions();
+        _time = time ?? TimeProvider.System;
+        _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
+    }
+
+    /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
+    /// <exception cref="BuildStepFailedException">A step failed (FARM4201).</exception>
+    /// <exception cref="BaseImageUnavailableException">A base image could not be pinned (FARM4202).</exception>
+    /// <exception cref="FarmException">The Dockerfile, the context or the push failed (their own codes).</exception>
+    public async Task<BuildResult> RunAsync(BuildRequest request, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var buildId = request.BuildId == Guid.Empty ? Guid.NewGuid() : request.BuildId;
+        using var logSubscription = _logs?.Subscribe(buildId, line => progress?.Report(new StepLog(buildId, _time.GetUtcNow(), line)));
+        try
+        {
+            var result = await RunCoreAsync(request with { BuildId = buildId }, progress, cancellationToken).ConfigureAwait(false);
+            progress?.Report(new BuildFinished(buildId, _time.GetUtcNow(), result.ImageDigest, result.Pushed));
+            LogBuildFinished(_logger, buildId, result.ImageDigest, result.JobsRun, result.Steps.Count);
+            return result;
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            var code = e is FarmException farm ? farm.Code : "FARM4200";
+            progress?.Report(new BuildFailed(buildId, _time.GetUtcNow(), code, e.Message));
+            LogBuildFailed(_logger, e, buildId, code);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The request for a submitted build: reads its context index from <paramref name="cacheStore"/> (where the CLI
+    /// uploaded it beside the context tar).
+    /// </summary>
+    /// <exception cref="ContextIndexUnavailableException">The index is not named, not in the store, or unreadable (FARM4203).</exception>
+    public async Task<BuildRequest> LoadRequestAsync(SubmitBuild submit, string cacheStore, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(submit);
+        if (!Digest.TryParse(submit.ContextIndexDigest, out var digest))
+        {
+            throw new ContextIndexUnavailableException(submit.ContextIndexDigest, cacheStore, "the submission names no valid index digest");
+        }
+
+        var store = await _stores.OpenAsync(cacheStore, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var blob = await store.OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
+            await using (blob.ConfigureAwait(false))
+            {
+                using var buffer = new MemoryStream();
+                await blob.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+                return BuildRequest.From(submit, ContextIndex.Parse(buffer.ToArray()), cacheStore);
+            }
+        }
+        catch (Exception e) when (e is FarmException or System.Text.Json.JsonException or FormatException)
+        {
+            throw new ContextIndexUnavailableException(submit.ContextIndexDigest, cacheStore, e.Message, e);
+        }
+    }
+
+    private async Task<BuildResult> RunCoreAsync(BuildRequest request, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
+    {
+        var cacheStore = await _stores.OpenAsync(request.CacheStore, cancellationToken).ConfigureAwait(false);
+
+        // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
+        var graphOptions = new BuildGraphOptions { BuildArgs = request.BuildArgs, Target = request.Target };
+        var draft = BuildGraph.Create(request.Dockerfile, request.DockerfilePath, graphOptions);
+        var images = new Dictionary<string, ResolvedImage>(StringComparer.Ordinal);
+        foreach (var reference in ImagesOf(draft))
+        {
+            var resolved = await ResolveImageAsync(request.BuildId, reference, cacheStore, cancellationToken).ConfigureAwait(false);
+            images[reference] = resolved;
+            progress?.Report(new BaseImageResolved(request.BuildId, _time.GetUtcNow(), reference, resolved.Digest.ToString()));
+        }
+
+        var graph = BuildGraph.Create(
+            request.Dockerfile,
+            request.DockerfilePath,
+            graphOptions with { ResolveBaseImage = (reference, _) => images.TryGetValue(reference, out var image) ? image.BaseConfig : null });
+
+        RefuseUnsupported(graph);
+
+        // 2. Cache keys, with every image pinned to the digest resolved above.
+        var plan = CacheKeyPlanner.Compute(
+            graph,
+            request.ContextIndex,
+            reference => images.TryGetValue(reference, out var image) ? image.Digest.ToString() : reference,
+            _keyOptions);
+        var stagesToBuild = graph.StagesToBuild.ToList();
+        progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), stagesToBuild.Count, plan.Steps.Count));
+
+        // 3. One task per stage; a stage awaits only the stages it depends on. The first failure cancels the rest.
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var run = new BuildRun(request, graph, plan, images, progress);
+        // Concurrent: stage tasks read their dependencies' entries while later stages are still being added.
+        var stageTasks = new ConcurrentDictionary<int, Task<StageResult>>();
+        foreach (var stage in stagesToBuild)
+        {
+            var dependencies = stage.Dependencies.Select(d => stageTasks[d]).ToList();
+            stageTasks[stage.Index] = RunStageGuardedAsync(run, stage, dependencies, stageTasks, failed);
+        }
+
+        try
+        {
+            await Task.WhenAll(stagesToBuild.Select(s => stageTasks[s.Index])).ConfigureAwait(false);
+        }
+        catch (Exception) when (stagesToBuild.Select(s => stageTasks[s.Index]).Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException) is { } first)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+            throw;
+        }
+
+        // 4. Assemble the target (its chain of stages down to an image or scratch), then push and export.
+        var image = Assemble(request, graph, images, stageTasks.ToDictionary(p => p.Key, p => p.Value.Result));
+        var pushed = new List<string>();
+        if (request.Push && request.Tags.Count > 0)
+        {
+            var pusher = new ImagePusher(_stores.ClientFor);
+            var result = await pusher.PushAsync(image, request.Tags, [cacheStore], null, cancellationToken).ConfigureAwait(false);
+            pushed.AddRange(result.References);
+        }
+
+        if (request.Output is { } output)
+        {
+            await ImageExporter.WriteAsync(image, output, request.Tags, [cacheStore], cancellationToken).ConfigureAwait(false);
+        }
+
+        return new BuildResult
+        {
+            BuildId = request.BuildId,
+            ImageDigest = image.Digest.ToString(),
+            Image = image,
+            Steps = [.. plan.Steps.Select(k => run.Outcomes[k.StepId])],
+            Pushed = pushed,
+        };
+    }
+
+    /// <summary>Features whose result the job contract cannot express: building without them would be wrong, not slower.</summary>
+    private static void RefuseUnsupported(BuildGraph graph)
+    {
+        foreach (var stage in graph.StagesToBuild)
+        {
+            if (stage.PendingOnBuild.Count > 0)
+            {
+                throw new UnsupportedBuildFeatureException(graph.FileName, stage.Location.ToString(), $"ONBUILD triggers of the base ({stage.PendingOnBuild[0]})");
+            }
+
+            foreach (var step in stage.Steps)
+            {
+                var feature = step.Payload switch
+                {
+                    RunPayload { Mounts.Count: > 0 } r => $"RUN --mount={r.Mounts[0]}",
+                    RunPayload { Security: "insecure" } => "RUN --security=insecure",
+                    CopyPayload { Parents: true } c => $"{c.Instruction} --parents",
+                    _ => null,
+                };
+                if (feature is not null)
+                {
+                    throw new UnsupportedBuildFeatureException(graph.FileName, step.Location.ToString(), feature);
+                }
+            }
+        }
+    }
+
+    private static IEnumerable<string> ImagesOf(BuildGraph graph) =>
+        graph.StagesToBuild
+            .SelectMany(s => (s.BaseKind == StageBaseKind.Image && s.BaseImage is { } b ? [b] : Array.Empty<string>()).Concat(s.ImageReferences))
+            .Distinct(StringComparer.Ordinal);
+
+    private async Task<StageResult> RunStageGuardedAsync(
+        BuildRun run,
+        BuildStage stage,
+        List<Task<StageResult>> dependencies,
+        ConcurrentDictionary<int, Task<StageResult>> stageTasks,
+        CancellationTokenSource failed)
+    {
+        try
+        {
+            await Task.WhenAll(dependencies).ConfigureAwait(false);
+            return await RunStageAsync(run, stage, stageTasks, failed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await failed.CancelAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<StageResult> RunStageAsync(BuildRun run, BuildStage stage, ConcurrentDictionary<int, Task<StageResult>> stageTasks, CancellationToken cancellationToken)
+    {
+        // Dependencies have completed: reading their results does not block.
+        var layers = stage.BaseKind switch
+        {
+            StageBaseKind.Image => [.. run.Images[stage.BaseImage!].Layers],
+            StageBaseKind.Stage => [.. stageTasks[stage.BaseStage!.Value].Result.Layers],
+            _ => new List<LayerRef>(),
+        };
+
+        var stepLayers = new List<LayerRef?>();
+        foreach (var step in stage.Steps)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (step.Kind != GraphStepKind.Layer)
+            {
+                stepLayers.Add(null);
+                continue;
+            }
+
+            var key = run.Plan.Find(step.Id) ?? throw new InvalidOperationException($"The cache key plan has no key for layer step {step.Id}.");
+            var layerStep = ToLayerStep(run, step, stageTasks);
+            var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], cancellationToken).ConfigureAwait(false);
+            run.Outcomes[step.Id] = outcome;
+            stepLayers.Add(outcome.Layer);
+            if (outcome.Layer is { } layer)
+            {
+                layers.Add(layer);
+            }
+        }
+
+        return new StageResult(layers, stepLayers);
+    }
+
+    private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, CancellationToken cancellationToken)
+    {
+        var request = run.Request;
+        var started = _time.GetUtcNow();
+        run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key));
+        StepOutcome outcome;
+        var entry = key.Cacheable && !request.NoCache ? await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) : null;
+        if (entry is not null)
+        {
+            outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: true, entry.Layer, entry.Worker, JobId: null, started, _time.GetUtcNow(), Timings: null);
+            LogStepCached(_logger, request.BuildId, step.Id, key.Key);
+        }
+        else
+        {
+            // A key that does not determine the layer, or --no-cache, must never meet a layer a grain remembers.
+            var grainKey = key.Cacheable && !request.NoCache ? key.Key : $"{key.Key}#{request.BuildId:N}";
+            var job = await _grains.GetGrain<ILayerGrain>(grainKey)
+                .BuildAsync(new LayerJobRequest
+                {
+                    BuildId = request.BuildId,
+                    StepId = step.Id,
+                    BlobStore = request.CacheStore,
+                    Parents = parents,
+                    Step = layerStep,
+                    Compression = request.Compression,
+                })
+                .WaitAsync(cancellationToken)
+                .ConfigureAwait(false);
+            if (job.Success is not { } success)
+            {
+                var failure = job.Failure ?? new JobFailure { Code = "FARM4200", Message = "the layer grain returned neither a layer nor a failure" };
+                throw new BuildStepFailedException(step.Id, step.Text, step.Location.ToString(), failure.Code, failure.Message, failure.ExitCode, failure.OutputTail);
+            }
+
+            var layer = success.Layer?.ToLayerRef();
+            if (key.Cacheable)
+            {
+                // The worker stored the blob before it reported LayerBuilt: the entry may be written now.
+                await _cache.PutAsync(
+                    key.Key,
+                    new ActionCacheEntry { Layer = layer, Worker = success.Worker, Created = _time.GetUtcNow(), BuildId = request.BuildId },
+                    cancellationToken).ConfigureAwait(false);
+            }
+
+            outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: false, layer, success.Worker, job.JobId, started, _time.GetUtcNow(), success.Timings);
+            LogStepBuilt(_logger, request.BuildId, step.Id, key.Key, success.Worker);
+        }
+
+        run.Progress?.Report(new StepFinished(request.BuildId, outcome.Finished, outcome));
+        return outcome;
+    }
+
+    /// <summary>The job payload of a layer step, its <c>COPY --from</c> sources resolved to layers.</summary>
+    private static LayerStep ToLayerStep(BuildRun run, BuildStep step, ConcurrentDictionary<int, Task<StageResult>> stageTasks) => step.Payload switch
+    {
+        RunPayload r => new LayerStep
+        {
+            Kind = StepKind.Run,
+            Display = step.Text,
+            Run = new RunStep
+            {
+                Args = r.Argv,
+                Env = [.. r.Env, .. r.ProxyEnv],
+                User = r.User ?? string.Empty,
+                WorkingDir = r.Workdir,
+                Network = r.Network is null or "default" or "host" ? "host" : r.Network,
+                Files = [.. r.Files.Select(f => new Contracts.InlineFile("/dev/pipes/" + f.Name, f.Content, 0b111_101_101))],
+            },
+        },
+        CopyPayload c => new LayerStep
+        {
+            Kind = string.Equals(c.Instruction, "ADD", StringComparison.OrdinalIgnoreCase) ? StepKind.Add : StepKind.Copy,
+            Display = step.Text,
+            Copy = new CopyStep
+            {
+                Sources = c.Sources,
+                Destination = c.Destination,
+                WorkingDir = c.Workdir,
+                Chown = c.Chown,
+                Chmod = c.Chmod,
+                Exclude = c.Exclude,
+                Checksum = c.Checksum,
+                From = c.From.Kind switch
+                {
+                    CopySourceKind.Stage => new Contracts.CopySource { Layers = stageTasks[c.From.Stage!.Value].Result.Layers },
+                    CopySourceKind.Image => new Contracts.CopySource { Layers = run.Images[c.From.Image!].Layers },
+                    _ => new Contracts.CopySource { ContextDigest = run.Request.ContextDigest },
+                },
+                Files = [.. c.InlineFiles.Select(f => new Contracts.InlineFile(f.Name, f.Content, 0b110_100_100))],
+            },
+        },
+        WorkdirPayload w => new LayerStep { Kind = StepKind.Workdir, Display = step.Text, Workdir = w.Path },
+        _ => throw new InvalidOperationException($"Step {step.Id} ({step.Instruction}) is a layer step without a layer payload."),
+    };
+
+    private AssembledImage Assemble(BuildRequest request, BuildGraph graph, IReadOnlyDictionary<string, ResolvedImage> images, Dictionary<int, StageResult> stages)
+    {
+        // The target's chain: the target, its base stage, that one's base ... down to an image or scratch.
+        var chain = new List<BuildStage>();
+        for (var stage = graph.Target; ; stage = graph.Stages[stage.BaseStage!.Value])
+        {
+            chain.Insert(0, stage);
+            if (stage.BaseKind != StageBaseKind.Stage)
+            {
+                break;
+            }
+        }
+
+        var root = chain[0];
+        var baseImage = root.BaseKind == StageBaseKind.Image
+            ? new BaseImage { Config = images[root.BaseImage!].Config, Layers = images[root.BaseImage!].Manifest.Layers }
+            : BaseImage.Scratch();
+        var steps = chain.SelectMany(s => s.Steps.Zip(stages[s.Index].StepLayers, AssemblyStep.From)).ToList();
+        return new ImageAssembler(_time).Assemble(new AssemblyRequest
+        {
+            Base = baseImage,
+            Steps = steps,
+            Config = graph.Target.Config,
+            ConfigIncludesBase = root.BaseKind == StageBaseKind.Scratch || root.BaseConfigResolved,
+            BuildLabels = request.Labels,
+            Created = request.Created ?? DateTimeOffset.UnixEpoch,
+        });
+    }
+
+    /// <summary>Pins an image to its manifest digest and makes its layers readable from the cache store.</summary>
+    private async Task<ResolvedImage> ResolveImageAsync(Guid buildId, string reference, IBlobStore cacheStore, CancellationToken cancellationToken)
+    {
+        if (!ImageReference.TryParse(reference, out var parsed))
+        {
+            throw new BaseImageUnavailableException(reference, "it is not a valid image reference");
+        }
+
+        PulledImage pulled;
+        ImageConfig config;
+        var client = _stores.ClientFor(parsed.Registry);
+        try
+        {
+            pulled = await client.PullManifestAsync(parsed, cancellationToken).ConfigureAwait(false);
+            config = await client.GetConfigAsync(parsed.Repository, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is FarmException or HttpRequestException)
+        {
+            throw new BaseImageUnavailableException(reference, e.Message, e);
+        }
+
+        if (config.DiffIds.Count != pulled.Manifest.Layers.Count)
+        {
+            throw new BaseImageUnavailableException(reference, $"its manifest lists {pulled.Manifest.Layers.Count} layers but its config {config.DiffIds.Count} diff_ids");
+        }
+
+        var layers = pulled.Manifest.Layers
+            .Zip(config.DiffIds, (l, d) => new LayerRef(l.Digest.ToString(), d.ToString(), l.MediaType, l.Size))
+            .ToList();
+        foreach (var layer in pulled.Manifest.Layers)
+        {
+            await EnsureInStoreAsync(layer, client, parsed.Repository, cacheStore, cancellationToken).ConfigureAwait(false);
+        }
+
+        LogBaseResolved(_logger, buildId, reference, pulled.Digest);
+        return new ResolvedImage(
+            pulled.Digest,
+            config,
+            pulled.Manifest,
+            layers,
+            new BaseImageConfig { Env = config.Env, WorkingDir = config.WorkingDir, User = config.User, Shell = StringList(config.Config["Shell"]), OnBuild = StringList(config.Config["OnBuild"]) ?? [] });
+    }
+
+    private static List<string>? StringList(System.Text.Json.Nodes.JsonNode? node) =>
+        node is System.Text.Json.Nodes.JsonArray array ? [.. array.Select(n => (string?)n ?? string.Empty)] : null;
+
+    /// <summary>Cross-repo mount when the cache store sits in the same registry, else a copy; nothing when present.</summary>
+    private static async Task EnsureInStoreAsync(Descriptor layer, RegistryClient source, string sourceRepository, IBlobStore cacheStore, CancellationToken cancellationToken)
+    {
+        if (await cacheStore.StatAsync(layer.Digest, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            return;
+        }
+
+        if (cacheStore is RegistryBlobStore registry
+            && string.Equals(registry.Client.Registry, source.Registry, StringComparison.OrdinalIgnoreCase)
+            && await registry.MountFromAsync(layer.Digest, sourceRepository, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var blob = await source.OpenBlobAsync(sourceRepository, layer.Digest, layer.Size, cancellationToken).ConfigureAwait(false);
+        await using (blob.ConfigureAwait(false))
+        {
+            await cacheStore.PutAsync(layer, blob, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: base image {Reference} pinned to {Digest}")]
+    private static partial void LogBaseResolved(ILogger logger, Guid buildId, string reference, Digest digest);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Build {BuildId}: step {StepId} cached under {CacheKey}")]
+    private static partial void LogStepCached(ILogger logger, Guid buildId, string stepId, string cacheKey);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: step {StepId} built under {CacheKey} by {Worker}")]
+    private static partial void LogStepBuilt(ILogger logger, Guid buildId, string stepId, string cacheKey, string worker);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} finished: image {Digest}, {Jobs} of {Steps} layer steps built")]
+    private static partial void LogBuildFinished(ILogger logger, Guid buildId, string digest, int jobs, int steps);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId} failed with {Code}")]
+    private static partial void LogBuildFailed(ILogger logger, Exception exception, Guid buildId, string code);
+
+    private sealed record ResolvedImage(Digest Digest, ImageConfig Config, ImageManifest Manifest, IReadOnlyList<LayerRef> Layers, BaseImageConfig BaseConfig);
+
+    /// <summary>A built stage: its whole filesystem (base layers first) and the layer of each step (null for none).</summary>
+    private sealed record StageResult(IReadOnlyList<LayerRef> Layers, IReadOnlyList<LayerRef?> StepLayers);
+
+    private sealed class BuildRun(BuildRequest request, BuildGraph graph, CacheKeyPlan plan, IReadOnlyDictionary<string, ResolvedImage> images, IProgress<BuildEvent>? progress)
+    {
+        public BuildRequest Request { get; } = request;
+
+        public BuildGraph Graph { get; } = graph;
+
+        public CacheKeyPlan Plan { get; } = plan;
+
+        public IReadOnlyDictionary<string, ResolvedImage> Images { get; } = images;
+
+        public IProgress<BuildEvent>? Progress { get; } = progress;
+
+        public ConcurrentDictionary<string, StepOutcome> Outcomes { get; } = new(StringComparer.Ordinal);
+    }
+}
