@@ -3,6 +3,8 @@ using Farm.Worker.Sandbox;
 
 using Farm.Oci.IO;
 
+using Farm.Testing;
+
 namespace Farm.Worker.Tests;
 
 /// <summary>
@@ -57,11 +59,7 @@ public sealed class SandboxFixture : IDisposable
         string.Join('\n', output.Where(l => l.Stream == OutputStream.Stdout).Select(l => l.Text));
 
     /// <summary>Mount points in this process's namespace that lie under <paramref name="path"/>.</summary>
-    public static List<string> MountsUnder(string path) =>
-        File.ReadLines("/proc/self/mountinfo")
-            .Select(l => l.Split(' ')[4])
-            .Where(m => m == path || m.StartsWith(path + "/", StringComparison.Ordinal))
-            .ToList();
+    public static List<string> MountsUnder(string path) => Mounts.Under(path);
 
     public void Dispose()
     {

@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using System.Text;
 using Farm.Contracts;
 
+using Farm.Testing;
+
 namespace Farm.Worker.Tests;
 
 /// <summary>
