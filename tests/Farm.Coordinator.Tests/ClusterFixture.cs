@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -118,89 +116,5 @@ public sealed class ClusterFixture : IAsyncLifetime
 
         _management.Dispose();
         await Store.DisposeAsync();
-    }
-}
-
-/// <summary>A worker process started with <c>dotnet Farm.Worker.dll</c>; disposing stops it and removes what its jobs left.</summary>
-public sealed class WorkerProcess : IAsyncDisposable
-{
-    private readonly Process _process;
-    private readonly ConcurrentQueue<string> _output = new();
-
-    private WorkerProcess(string name, string stateDirectory, Process process)
-    {
-        Name = name;
-        StateDirectory = stateDirectory;
-        _process = process;
-    }
-
-    public string Name { get; }
-
-    public string StateDirectory { get; }
-
-    public bool HasExited => _process.HasExited;
-
-    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost)
-    {
-        // The worker's own build output, not this test's: the coordinator pulls in ASP.NET Core's shared framework,
-        // so this directory lacks the Microsoft.Extensions.* files a plain worker process loads from next to it.
-        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
-        var dll = Path.Combine(RepoPaths.RepoRoot, "worker", "bin", output.Parent!.Name, output.Name, "Farm.Worker.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-        };
-        start.ArgumentList.Add(dll);
-        start.Environment["Farm__Worker__Name"] = name;
-        start.Environment["Farm__Worker__StateDirectory"] = stateDirectory;
-        start.Environment["Farm__Worker__Slots"] = "1";
-        start.Environment["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{virtualHost}";
-        start.Environment["Logging__LogLevel__Default"] = "Information";
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
-        var worker = new WorkerProcess(name, stateDirectory, process);
-        process.OutputDataReceived += (_, e) => worker.Add(e.Data);
-        process.ErrorDataReceived += (_, e) => worker.Add(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return worker;
-    }
-
-    public string OutputTail() => string.Join(Environment.NewLine, _output.TakeLast(40));
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _output.Enqueue(line);
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (!_process.HasExited)
-        {
-            // SIGTERM first: the graceful path is what production uses.
-            await Tool.RunAsync("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-            try
-            {
-                await _process.WaitForExitAsync(grace.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-        }
-
-        foreach (var mount in LayerStoreFixture.MountsUnder(StateDirectory).OrderByDescending(m => m.Length))
-        {
-            await Tool.RunAsync("umount", "-l", mount);
-        }
-
-        _process.Dispose();
     }
 }

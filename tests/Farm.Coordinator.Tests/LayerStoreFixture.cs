@@ -109,17 +109,10 @@ public sealed class LayerStoreFixture : IAsyncDisposable
         Directory.CreateDirectory(Path.Combine(dir, "root"));
     }
 
-    /// <summary>Mount points below <paramref name="path"/>, from /proc/self/mountinfo.</summary>
-    public static List<string> MountsUnder(string path) =>
-        File.ReadLines("/proc/self/mountinfo")
-            .Select(l => l.Split(' ')[4])
-            .Where(m => m == path || m.StartsWith(path + "/", StringComparison.Ordinal))
-            .ToList();
-
     public async ValueTask DisposeAsync()
     {
         // Leave nothing mounted even when a test failed half-way.
-        foreach (var mount in MountsUnder(Root).OrderByDescending(m => m.Length))
+        foreach (var mount in Mounts.Under(Root).OrderByDescending(m => m.Length))
         {
             await Tool.RunAsync("umount", "-l", mount);
         }
