@@ -23,13 +23,8 @@ public sealed class BuildRegistry
     public (BuildRecord Record, bool Added) Add(SubmitBuild submit, DateTimeOffset at)
     {
         ArgumentNullException.ThrowIfNull(submit);
-        var added = false;
-        var record = _builds.GetOrAdd(submit.BuildId, _ =>
-        {
-            added = true;
-            return new BuildRecord(submit, at);
-        });
-        return (record, added && ReferenceEquals(record.Submission, submit));
+        var record = _builds.GetOrAdd(submit.BuildId, _ => new BuildRecord(submit, at));
+        return (record, ReferenceEquals(record.Submission, submit));
     }
 
     public bool TryGet(Guid buildId, out BuildRecord record) => _builds.TryGetValue(buildId, out record!);

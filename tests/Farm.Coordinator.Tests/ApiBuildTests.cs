@@ -33,6 +33,8 @@ public sealed class ApiFixture : IAsyncLifetime
 
     public HttpClient Http { get; private set; } = null!;
 
+    public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("The fixture is not initialised.");
+
     public SubmitContext Context { get; private set; } = null!;
 
     public async Task InitializeAsync()
