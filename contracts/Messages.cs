@@ -227,3 +227,28 @@ public sealed record PhaseTimings
 
     public DateTimeOffset UploadEnd { get; init; }
 }
+
+/// <summary>The coordinator recorded a <see cref="SubmitBuild"/> as queued: the answer to a request, sent at once.</summary>
+public sealed record BuildAccepted
+{
+    public required Guid BuildId { get; init; }
+}
+
+/// <summary>A submitted build ended: the image digest when it succeeded, the FARMnnnn code and message when it failed.</summary>
+public sealed record BuildCompleted
+{
+    public required Guid BuildId { get; init; }
+
+    public required bool Succeeded { get; init; }
+
+    /// <summary>The manifest digest, <c>sha256:...</c>; null when the build failed.</summary>
+    public string? ImageDigest { get; init; }
+
+    /// <summary>The references pushed.</summary>
+    public IReadOnlyList<string> Pushed { get; init; } = [];
+
+    /// <summary>The FARMnnnn code of the failure; null when the build succeeded.</summary>
+    public string? ErrorCode { get; init; }
+
+    public string? Error { get; init; }
+}

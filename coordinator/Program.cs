@@ -1,3 +1,4 @@
+using Farm.Coordinator.Api;
 using Farm.Coordinator.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -11,7 +12,7 @@ namespace Farm.Coordinator;
 
 /// <summary>
 /// The coordinator process: an Orleans silo with the layer grains, MassTransit over RabbitMQ, and HTTP on loopback
-/// (<c>GET /healthz</c>). Settings come from appsettings.json, environment variables (<c>Farm__Coordinator__Redis</c>,
+/// (<c>GET /healthz</c>, and the build API: <c>POST /builds</c>, <c>GET /builds/{id}</c>, <c>/events</c>, <c>/logs</c>). Settings come from appsettings.json, environment variables (<c>Farm__Coordinator__Redis</c>,
 /// <c>FARM_RABBITMQ</c>) and arguments (<c>--Farm:Coordinator:HttpPort=8480</c>).
 /// </summary>
 public static partial class CoordinatorProgram
@@ -24,12 +25,15 @@ public static partial class CoordinatorProgram
         // Loopback only: the endpoints carry no authentication yet.
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Services.AddHealthChecks();
+        builder.Services.AddFarmBuildApi();
 
         await using var app = builder.Build();
         // Kestrel starts after the silo and the bus (hosted services start in registration order, and the bus waits
         // until it is connected): /healthz answering means grains can be called and jobs published. MassTransit's
         // own bus health check reports a lost RabbitMQ connection afterwards.
         app.MapHealthChecks("/healthz");
+        app.UseFarmApiErrors();
+        app.MapFarmBuildApi();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Farm.Coordinator");
         var options = app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value;

@@ -1,5 +1,6 @@
 using System.Net;
 using Farm.Contracts;
+using Farm.Coordinator.Builds;
 using Farm.Coordinator.Dispatch;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
@@ -47,6 +48,7 @@ public static class CoordinatorHosting
         registered.ValidateDataAnnotations().ValidateOnStart();
 
         builder.Services.AddSingleton<BuildLogHub>();
+        builder.Services.AddFarmBuildService();
         builder.UseOrleans(silo => silo.AddFarmCoordinatorSilo(options));
 
         if (options.Transport == FarmTransport.RabbitMq)
@@ -97,7 +99,7 @@ public static class CoordinatorHosting
         return builder;
     }
 
-    /// <summary>The coordinator's consumers: job results to the layer grains, log lines to the <see cref="BuildLogHub"/>.</summary>
+    /// <summary>The coordinator's consumers: job results to the layer grains, log lines to the <see cref="BuildLogHub"/>, submitted builds to the <see cref="BuildService"/>.</summary>
     public static void AddFarmCoordinatorConsumers(this IBusRegistrationConfigurator bus)
     {
         ArgumentNullException.ThrowIfNull(bus);
@@ -111,6 +113,7 @@ public static class CoordinatorHosting
                 e.InstanceId = "-" + Guid.NewGuid().ToString("N")[..12];
                 e.Temporary = true;
             });
+        bus.AddConsumer<SubmitBuildConsumer>().Endpoint(e => e.Name = SubmitBuildConsumer.QueueName);
     }
 
     /// <summary>The silo: clustering, the layer grains' storage, serialization of contract types and call timeouts.</summary>

@@ -1,0 +1,48 @@
+using System.Text.Json;
+using Farm.Contracts;
+using Farm.Coordinator.Builds;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Farm.Coordinator.Api;
+
+/// <summary>
+/// The one place exceptions become status codes: an unknown build 404, a body that is not a valid submission 400,
+/// another Farm error 422, anything else 500. The body is <c>{ "code": "FARMnnnn", "error": "..." }</c>.
+/// </summary>
+public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!context.Response.HasStarted && !(e is OperationCanceledException && context.RequestAborted.IsCancellationRequested))
+        {
+            var (status, code) = e switch
+            {
+                BuildNotFoundException f => (StatusCodes.Status404NotFound, f.Code),
+                InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
+                BadHttpRequestException bad => (bad.StatusCode, "FARM4211"),
+                JsonException => (StatusCodes.Status400BadRequest, "FARM4211"),
+                FarmException f => (StatusCodes.Status422UnprocessableEntity, f.Code),
+                _ => (StatusCodes.Status500InternalServerError, "FARM4200"),
+            };
+            if (status >= 500)
+            {
+                LogUnhandled(logger, e, context.Request.Method, context.Request.Path);
+            }
+
+            // A binding failure's own message says little; its inner JsonException names the field.
+            var message = e is BadHttpRequestException { InnerException: { } inner } ? $"{e.Message} {inner.Message}" : e.Message;
+            context.Response.Clear();
+            context.Response.StatusCode = status;
+            await context.Response.WriteAsJsonAsync(new { code, error = message }, BuildApi.Json, context.RequestAborted).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Method} {Path} failed")]
+    private static partial void LogUnhandled(ILogger logger, Exception exception, string method, string path);
+}

@@ -1,0 +1,20 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Farm.Coordinator.Builds;
+
+/// <summary>Settings of the coordinator's build service, bound from the <c>Farm:Builds</c> configuration section.</summary>
+public sealed class BuildServiceOptions
+{
+    public const string Section = "Farm:Builds";
+
+    /// <summary>
+    /// The blob store submitted builds use: the context tar and its index are uploaded here before submitting, parent
+    /// layers are read and new layers written here.
+    /// </summary>
+    [Required]
+    public string CacheStore { get; set; } = "registry://127.0.0.1:5100/farm/cache";
+
+    /// <summary>The coordinator's own files: the action cache lives in <c>action-cache</c> below it when no Redis is configured.</summary>
+    [Required]
+    public string StateDirectory { get; set; } = "/var/lib/farm/coordinator";
+}

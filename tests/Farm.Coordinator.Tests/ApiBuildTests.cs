@@ -1,0 +1,258 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Farm.Contracts;
+using Farm.Coordinator.Api;
+using Farm.Coordinator.Assembly;
+using Farm.Coordinator.Builds;
+using Farm.Coordinator.Hosting;
+using Farm.Dockerfile.Context;
+using Farm.Dockerfile.Graph;
+using Farm.Dockerfile.Ignore;
+using Farm.Oci;
+using Farm.Oci.Registry;
+using Farm.Oci.Stores;
+using Farm.Testing;
+using Farm.Worker;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// The coordinator's HTTP API in the test process: the embedded farm (silo, in-memory bus, the real worker) with the
+/// build service and the API on a free loopback port.
+/// </summary>
+public sealed class ApiFixture : IAsyncLifetime
+{
+    private WebApplication? _app;
+
+    public LayerStoreFixture Store { get; } = new();
+
+    public HttpClient Http { get; private set; } = null!;
+
+    public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("The fixture is not initialised.");
+
+    public SubmitContext Context { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        await Store.InitializeAsync();
+        var port = LayerStoreFixture.FreePort();
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.Services.AddFarmWorker(o =>
+        {
+            o.Name = "embedded";
+            o.StateDirectory = Path.Combine(Store.Root, "w");
+            o.Slots = 2;
+        });
+        builder.AddFarmCoordinator(
+            o =>
+            {
+                o.Transport = FarmTransport.InMemory;
+                o.SiloPort = LayerStoreFixture.FreePort();
+                o.GatewayPort = LayerStoreFixture.FreePort();
+                o.JobTimeout = TimeSpan.FromMinutes(5);
+            },
+            bus => bus.AddFarmWorkerConsumers(2));
+        builder.Services.Configure<BuildServiceOptions>(o =>
+        {
+            o.CacheStore = Store.StoreAddress;
+            o.StateDirectory = Path.Combine(Store.Root, "coordinator");
+        });
+        builder.Services.AddFarmBuildApi();
+        _app = builder.Build();
+        _app.UseFarmApiErrors();
+        _app.MapFarmBuildApi();
+        await _app.StartAsync();
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(5) };
+        Context = await SubmitContext.CreateAsync(Store.StoreAddress, Store.BaseLayer);
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http?.Dispose();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+
+        Context?.Dispose();
+        await Store.DisposeAsync();
+    }
+}
+
+/// <summary>What a submitter does before submitting: a busybox base image in the test registry, a context tar and its index in the cache store.</summary>
+public sealed class SubmitContext : IDisposable
+{
+    public const string TwoStageDockerfile = """
+        ARG BASE
+        FROM ${BASE} AS build
+        RUN echo built > /out
+        FROM ${BASE}
+        COPY --from=build /out /out
+        COPY hello.txt /hello.txt
+        CMD ["cat","/hello.txt"]
+        """;
+
+    private readonly string _work = Directory.CreateTempSubdirectory("farm-submit-").FullName;
+
+    private SubmitContext(BlobStoreLocator stores) => Stores = stores;
+
+    public BlobStoreLocator Stores { get; }
+
+    public string Namespace { get; } = $"test-{Guid.NewGuid():N}";
+
+    public string BaseImage { get; private set; } = null!;
+
+    public string ContextDigest { get; private set; } = null!;
+
+    public string ContextIndexDigest { get; private set; } = null!;
+
+    public static async Task<SubmitContext> CreateAsync(string storeAddress, LayerRef baseLayer)
+    {
+        var context = new SubmitContext(new BlobStoreLocator(credentials: new DockerConfig(Path.Combine(Path.GetTempPath(), $"farm-submit-{Guid.NewGuid():N}", "config.json"))));
+        var store = await context.Stores.OpenAsync(storeAddress, CancellationToken.None);
+        var busybox = new ImageAssembler().Assemble(new AssemblyRequest
+        {
+            Base = Coordinator.Assembly.BaseImage.Scratch(),
+            Steps = [new AssemblyStep { CreatedBy = "busybox-static", IsLayerStep = true, Layer = baseLayer }],
+            Config = new StageImageConfig { Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
+            ConfigIncludesBase = false,
+            Created = DateTimeOffset.UnixEpoch,
+        });
+        context.BaseImage = $"{TestRegistries.Anonymous}/{context.Namespace}/busybox:1";
+        await new ImagePusher(context.Stores.ClientFor).PushAsync(busybox, [context.BaseImage], [store], null, CancellationToken.None);
+
+        // The context: a tar blob and its index blob, both in the cache store (what `farm build` uploads).
+        var dir = Directory.CreateDirectory(Path.Combine(context._work, "ctx")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, "hello.txt"), "hello from a submission\n");
+        using var tar = new MemoryStream();
+        var index = await BuildContextPacker.PackAsync(dir, PatternMatcher.Empty, tar, null, CancellationToken.None);
+        tar.Position = 0;
+        var digest = Digest.Sha256(tar.ToArray());
+        await store.PutAsync(new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = digest, Size = tar.Length }, tar, CancellationToken.None);
+        var indexBytes = index.ToBytes();
+        var indexDigest = Digest.Sha256(indexBytes);
+        await store.PutAsync(new Descriptor { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = indexDigest, Size = indexBytes.Length }, new MemoryStream(indexBytes), CancellationToken.None);
+        context.ContextDigest = digest.ToString();
+        context.ContextIndexDigest = indexDigest.ToString();
+        return context;
+    }
+
+    /// <summary>The SubmitBuild JSON body (camelCase) for the two-stage Dockerfile, pushed to <paramref name="tag"/>.</summary>
+    public JsonObject SubmitJson(string tag, Guid? buildId = null)
+    {
+        var json = new JsonObject
+        {
+            ["dockerfile"] = TwoStageDockerfile,
+            ["contextDigest"] = ContextDigest,
+            ["contextIndexDigest"] = ContextIndexDigest,
+            ["buildArgs"] = new JsonObject { ["BASE"] = BaseImage },
+            ["tags"] = new JsonArray(tag),
+            ["push"] = true,
+        };
+        if (buildId is { } id)
+        {
+            json["buildId"] = id.ToString();
+        }
+
+        return json;
+    }
+
+    public string Tag(string name) => $"{TestRegistries.Anonymous}/{Namespace}/{name}";
+
+    public static async Task<string> RegistryDigestAsync(string reference) =>
+        (string)JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", $"docker://{reference}"))!["Digest"]!;
+
+    public void Dispose()
+    {
+        Stores.Dispose();
+        Directory.Delete(_work, recursive: true);
+    }
+}
+
+/// <summary>Builds submitted over HTTP: 202 at once, events streamed until the end, the status with the pushed digest.</summary>
+public sealed class ApiBuildTests(ApiFixture fixture) : IClassFixture<ApiFixture>
+{
+    [Fact]
+    public async Task A_posted_two_stage_build_is_accepted_at_once_streams_its_events_to_the_end_and_reports_the_pushed_digest()
+    {
+        var tag = fixture.Context.Tag("app:1");
+
+        using var posted = await fixture.Http.PostAsJsonAsync("builds", fixture.Context.SubmitJson(tag));
+        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+        var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
+        Assert.True(Guid.TryParse(id, out _), id);
+
+        var events = (await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonNode.Parse(line)!)
+            .ToList();
+        Assert.Equal("BuildStarted", (string?)events.First(e => (string?)e["type"] != "BaseImageResolved")["type"]);
+        var last = events[^1];
+        Assert.True((string?)last["type"] == "BuildFinished", "the stream ended with " + last.ToJsonString());
+        Assert.Equal(3, events.Count(e => (string?)e["type"] == "StepFinished"));
+
+        var status = (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
+        Assert.Equal("succeeded", (string?)status["status"]);
+        var digest = (string?)status["imageDigest"];
+        Assert.Equal((string?)last["imageDigest"], digest);
+        Assert.Equal([tag], status["pushed"]!.AsArray().Select(t => (string?)t));
+        var steps = status["steps"]!.AsArray();
+        Assert.Equal(["s0/1", "s1/1", "s1/2"], steps.Select(s => (string?)s!["stepId"]).Order());
+        Assert.All(steps, s => Assert.Equal("built", (string?)s!["status"]));
+        Assert.All(steps, s => Assert.Equal("embedded", (string?)s!["worker"]));
+
+        Assert.Equal(digest, await SubmitContext.RegistryDigestAsync(tag));
+
+        // The finished build's events without follow are the same list; its logs are plain text.
+        var again = (await fixture.Http.GetStringAsync($"builds/{id}/events")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(events.Count, again.Length);
+        using var logs = await fixture.Http.GetAsync($"builds/{id}/logs");
+        Assert.Equal(HttpStatusCode.OK, logs.StatusCode);
+        Assert.Equal("text/plain", logs.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task An_unknown_build_is_404_with_a_farm_code()
+    {
+        var unknown = Guid.NewGuid();
+        foreach (var path in new[] { $"builds/{unknown}", $"builds/{unknown}/events?follow=true", $"builds/{unknown}/logs" })
+        {
+            using var response = await fixture.Http.GetAsync(path);
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+            Assert.Equal("FARM4210", (string?)body["code"]);
+        }
+    }
+
+    [Fact]
+    public async Task A_body_without_a_dockerfile_is_400_naming_the_field()
+    {
+        using var response = await fixture.Http.PostAsync("builds", new StringContent("""{"contextDigest":"sha256:00"}""", System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var body = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Contains("dockerfile", (string?)body["error"], StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task A_missing_context_index_fails_the_build_with_its_code_in_the_status()
+    {
+        var submit = new SubmitBuild { Dockerfile = "FROM scratch\n", ContextDigest = "sha256:" + new string('0', 64), ContextIndexDigest = "sha256:" + new string('1', 64) };
+        using var posted = await fixture.Http.PostAsJsonAsync("builds", submit, new JsonSerializerOptions(JsonSerializerDefaults.Web));
+        var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
+
+        var events = await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true");
+
+        Assert.Contains("\"BuildFailed\"", events, StringComparison.Ordinal);
+        var status = (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
+        Assert.Equal("failed", (string?)status["status"]);
+        Assert.Equal("FARM4203", (string?)status["errorCode"]);
+    }
+}

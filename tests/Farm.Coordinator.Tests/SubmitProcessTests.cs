@@ -1,0 +1,229 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Farm.Coordinator.Builds;
+using Farm.Testing;
+using Farm.Worker;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// The farm as processes: <c>dotnet Farm.Coordinator.dll</c> (API on a free port, no Redis) and two
+/// <c>dotnet Farm.Worker.dll</c> on a RabbitMQ virtual host made for this run. Builds are submitted the way a service
+/// in another language would: raw MassTransit-envelope JSON published through RabbitMQ's management API.
+/// </summary>
+public sealed class SubmitProcessFixture : IAsyncLifetime
+{
+    public const string Management = "http://127.0.0.1:15672/api/";
+
+    private readonly ConcurrentQueue<string> _coordinatorOutput = new();
+    private Process? _coordinator;
+
+    public SubmitProcessFixture()
+    {
+        ManagementApi.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.ASCII.GetBytes("guest:guest")));
+    }
+
+    public string VirtualHost { get; } = "farm-submit-" + Guid.NewGuid().ToString("N")[..10];
+
+    public LayerStoreFixture Store { get; } = new();
+
+    public List<WorkerProcess> Workers { get; } = [];
+
+    public HttpClient ManagementApi { get; } = new() { Timeout = TimeSpan.FromSeconds(10) };
+
+    public HttpClient Api { get; private set; } = null!;
+
+    public SubmitContext Context { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        await Store.InitializeAsync();
+        using (var created = await ManagementApi.PutAsync($"{Management}vhosts/{VirtualHost}", null))
+        {
+            created.EnsureSuccessStatusCode();
+        }
+
+        using (var permissions = await ManagementApi.PutAsync($"{Management}permissions/{VirtualHost}/guest",
+            new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json")))
+        {
+            permissions.EnsureSuccessStatusCode();
+        }
+
+        var port = LayerStoreFixture.FreePort();
+        _coordinator = StartCoordinator(port);
+        Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
+        Workers.Add(WorkerProcess.Start("worker-a", Path.Combine(Store.Root, "wa"), VirtualHost));
+        Workers.Add(WorkerProcess.Start("worker-b", Path.Combine(Store.Root, "wb"), VirtualHost));
+        Context = await SubmitContext.CreateAsync(Store.StoreAddress, Store.BaseLayer);
+
+        await LayerStoreFixture.WaitForAsync(HealthyAsync, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
+        await LayerStoreFixture.WaitForAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
+            () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
+        await LayerStoreFixture.WaitForAsync(async () => await ConsumersAsync(SubmitBuildConsumer.QueueName) == 1, TimeSpan.FromSeconds(60),
+            () => "the coordinator to consume from " + SubmitBuildConsumer.QueueName + Diagnostics());
+    }
+
+    public async Task<int> ConsumersAsync(string queue)
+    {
+        using var response = await ManagementApi.GetAsync($"{Management}queues/{Uri.EscapeDataString(VirtualHost)}/{queue}");
+        if (!response.IsSuccessStatusCode)
+        {
+            return 0;
+        }
+
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return doc.RootElement.TryGetProperty("consumers", out var c) ? c.GetInt32() : 0;
+    }
+
+    /// <summary>Publishes <paramref name="body"/> as-is to <paramref name="exchange"/>; true when RabbitMQ routed it to a queue.</summary>
+    public async Task<bool> PublishRawAsync(string exchange, string contentType, string body)
+    {
+        var request = new JsonObject
+        {
+            ["properties"] = new JsonObject { ["content_type"] = contentType, ["delivery_mode"] = 2 },
+            ["routing_key"] = string.Empty,
+            ["payload"] = body,
+            ["payload_encoding"] = "string",
+        };
+        using var response = await ManagementApi.PostAsJsonAsync($"{Management}exchanges/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(exchange)}/publish", request);
+        response.EnsureSuccessStatusCode();
+        return (bool)(await response.Content.ReadFromJsonAsync<JsonObject>())!["routed"]!;
+    }
+
+    public string Diagnostics() =>
+        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{string.Join(Environment.NewLine, _coordinatorOutput.TakeLast(40))}"
+        + string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
+
+    private async Task<bool> HealthyAsync()
+    {
+        try
+        {
+            using var response = await Api.GetAsync("healthz");
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+
+    private Process StartCoordinator(int httpPort)
+    {
+        // The coordinator's own build output, like WorkerProcess: its runtimeconfig names the ASP.NET Core framework.
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        var dll = Path.Combine(RepoPaths.RepoRoot, "coordinator", "bin", output.Parent!.Name, output.Name, "Farm.Coordinator.dll");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        start.ArgumentList.Add(dll);
+        start.Environment["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{VirtualHost}";
+        start.Environment["Farm__Coordinator__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture);
+        start.Environment["Farm__Coordinator__SiloPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture);
+        start.Environment["Farm__Coordinator__GatewayPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture);
+        start.Environment["Farm__Coordinator__JobTimeout"] = "00:05:00";
+        start.Environment["Farm__Builds__CacheStore"] = Store.StoreAddress;
+        start.Environment["Farm__Builds__StateDirectory"] = Path.Combine(Store.Root, "coordinator");
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
+        process.OutputDataReceived += (_, e) => Add(e.Data);
+        process.ErrorDataReceived += (_, e) => Add(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private void Add(string? line)
+    {
+        if (line is not null)
+        {
+            _coordinatorOutput.Enqueue(line);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var worker in Workers)
+        {
+            await worker.DisposeAsync();
+        }
+
+        if (_coordinator is { HasExited: false })
+        {
+            await Tool.RunAsync("kill", "-TERM", _coordinator.Id.ToString(CultureInfo.InvariantCulture));
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await _coordinator.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _coordinator.Kill(entireProcessTree: true);
+                await _coordinator.WaitForExitAsync();
+            }
+        }
+
+        _coordinator?.Dispose();
+        Api?.Dispose();
+        try
+        {
+            using var _ = await ManagementApi.DeleteAsync($"{Management}vhosts/{VirtualHost}");
+        }
+        catch (HttpRequestException)
+        {
+            // The vhost only holds this run's queues.
+        }
+
+        ManagementApi.Dispose();
+        Context?.Dispose();
+        await Store.DisposeAsync();
+    }
+}
+
+/// <summary>A raw-JSON SubmitBuild on RabbitMQ builds and pushes through the coordinator and worker processes.</summary>
+public sealed class SubmitProcessTests(SubmitProcessFixture farm) : IClassFixture<SubmitProcessFixture>
+{
+    [Fact]
+    public async Task A_raw_json_submit_build_published_to_rabbitmq_is_built_by_the_worker_processes_and_pushed()
+    {
+        var buildId = Guid.NewGuid();
+        var tag = farm.Context.Tag("queued:1");
+        // Exactly what the README documents: the MassTransit envelope around the camelCase SubmitBuild.
+        var envelope = new JsonObject
+        {
+            ["messageId"] = Guid.NewGuid().ToString(),
+            ["messageType"] = new JsonArray("urn:message:Farm.Contracts:SubmitBuild"),
+            ["message"] = farm.Context.SubmitJson(tag, buildId),
+        };
+
+        var routed = await farm.PublishRawAsync("Farm.Contracts:SubmitBuild", "application/vnd.masstransit+json", envelope.ToJsonString());
+        Assert.True(routed, "RabbitMQ did not route the SubmitBuild to a queue" + farm.Diagnostics());
+
+        JsonObject? status = null;
+        await LayerStoreFixture.WaitForAsync(
+            async () =>
+            {
+                using var response = await farm.Api.GetAsync($"builds/{buildId}");
+                status = response.IsSuccessStatusCode ? await response.Content.ReadFromJsonAsync<JsonObject>() : null;
+                return (string?)status?["status"] is "succeeded" or "failed";
+            },
+            TimeSpan.FromMinutes(4),
+            () => $"build {buildId} to succeed or fail; last status: {status?.ToJsonString() ?? "(unknown id)"}" + farm.Diagnostics());
+
+        Assert.True((string?)status!["status"] == "succeeded", status.ToJsonString() + farm.Diagnostics());
+        var digest = (string?)status["imageDigest"];
+        Assert.Equal(digest, await SubmitContext.RegistryDigestAsync(tag));
+        var steps = status["steps"]!.AsArray();
+        Assert.Equal(3, steps.Count);
+        Assert.All(steps, s => Assert.Equal("built", (string?)s!["status"]));
+        Assert.All(steps, s => Assert.Contains((string?)s!["worker"], new[] { "worker-a", "worker-b" }));
+    }
+}
