@@ -1,4 +1,4 @@
-using Farm.Worker.Hosting;
+using Farm.Contracts;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

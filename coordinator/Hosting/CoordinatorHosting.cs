@@ -54,11 +54,11 @@ public static class CoordinatorHosting
         if (options.Transport == FarmTransport.RabbitMq)
         {
             var configuration = builder.Configuration;
-            builder.Services.AddOptions<CoordinatorRabbitMqOptions>()
-                .BindConfiguration(CoordinatorRabbitMqOptions.Section)
+            builder.Services.AddOptions<RabbitMqOptions>()
+                .BindConfiguration(RabbitMqOptions.Section)
                 .PostConfigure(o =>
                 {
-                    if (configuration[CoordinatorRabbitMqOptions.UrlVariable] is { Length: > 0 } url)
+                    if (configuration[RabbitMqOptions.UrlVariable] is { Length: > 0 } url)
                     {
                         o.ApplyUrl(url);
                     }
@@ -82,7 +82,7 @@ public static class CoordinatorHosting
             {
                 x.UsingRabbitMq((context, cfg) =>
                 {
-                    var rabbit = context.GetRequiredService<IOptions<CoordinatorRabbitMqOptions>>().Value;
+                    var rabbit = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
                     cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
                     {
                         h.Username(rabbit.User);

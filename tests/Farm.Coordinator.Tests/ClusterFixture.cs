@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
-using System.Text;
 using System.Text.Json;
+using System.Text;
+using Farm.Contracts;
 using Farm.Coordinator.Hosting;
 using Farm.Testing;
 using Farm.Worker;
@@ -40,7 +41,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         await CreateVirtualHostAsync();
 
         var builder = Host.CreateApplicationBuilder();
-        builder.Configuration[CoordinatorRabbitMqOptions.UrlVariable] = $"amqp://guest:guest@127.0.0.1:5672/{VirtualHost}";
+        builder.Configuration[RabbitMqOptions.UrlVariable] = $"amqp://guest:guest@127.0.0.1:5672/{VirtualHost}";
         builder.AddFarmCoordinator(o =>
         {
             o.Transport = FarmTransport.RabbitMq;

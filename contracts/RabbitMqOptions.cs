@@ -1,10 +1,11 @@
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 
-namespace Farm.Worker.Hosting;
+namespace Farm.Contracts;
 
 /// <summary>
-/// Where the workers' RabbitMQ is, bound from <c>Farm:RabbitMq</c>; a <c>FARM_RABBITMQ</c> URL
+/// Where the farm's RabbitMQ is (coordinator, workers and the CLI read the same settings), bound from
+/// <c>Farm:RabbitMq</c>; a <c>FARM_RABBITMQ</c> URL
 /// (<c>amqp://user:password@host:port/vhost</c>) overrides the section. The password never appears in
 /// <see cref="ToString"/> or in logs.
 /// </summary>
@@ -58,4 +59,4 @@ public sealed class RabbitMqOptions
 
 /// <summary>FARM3010: FARM_RABBITMQ is not an AMQP URL. The URL itself is not repeated: it may hold a password.</summary>
 public sealed class InvalidRabbitMqUrlException()
-    : Contracts.FarmException("FARM3010", $"{RabbitMqOptions.UrlVariable} is not an AMQP URL; set it to amqp://USER:PASSWORD@HOST:PORT/VHOST or unset it and use Farm:RabbitMq:Host/Port/User/Password.");
+    : FarmException("FARM3010", $"{RabbitMqOptions.UrlVariable} is not an AMQP URL; set it to amqp://USER:PASSWORD@HOST:PORT/VHOST or unset it and use Farm:RabbitMq:Host/Port/User/Password.");
