@@ -74,6 +74,30 @@ public sealed class ImageCommandTests : IDisposable
         Assert.Contains("digest: sha256:", Ok(await Farm("push", remote)), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Concurrent_farm_tag_processes_lose_no_tag()
+    {
+        Ok(await Farm("import", BusyboxRootfs(), "bb"));
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Farm("tag", "bb", $"bb:t{i}")));
+
+        Assert.All(results, r => Ok(r));
+        var images = Ok(await Farm("images"));
+        Assert.All(Enumerable.Range(0, 6), i => Assert.Contains($" t{i} ", images, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Rmi_removes_the_blobs_no_other_image_uses()
+    {
+        Ok(await Farm("import", BusyboxRootfs(), "bb"));
+        var blobs = Path.Combine(_dir, "state", "images", "blobs", "sha256");
+        Assert.Equal(3, Directory.GetFiles(blobs).Length);
+
+        Ok(await Farm("rmi", "bb"));
+
+        Assert.Empty(Directory.GetFiles(blobs));
+    }
+
     private static string Ok(FarmCli.Result result)
     {
         Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
