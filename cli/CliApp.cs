@@ -18,6 +18,11 @@ public static class CliApp
         root.Subcommands.Add(debug);
         root.Subcommands.Add(LoginCommands.Login());
         root.Subcommands.Add(LoginCommands.Logout());
+        foreach (var command in ImageCommands.All())
+        {
+            root.Subcommands.Add(command);
+        }
+
         return root.Parse(args).Invoke();
     }
 

@@ -1,0 +1,274 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Farm.Contracts;
+using Farm.Coordinator.Assembly;
+using Farm.Oci;
+using Farm.Oci.Images;
+using Farm.Oci.Registry;
+
+namespace Farm.Cli;
+
+/// <summary>
+/// The classic image commands over the local store (<see cref="LocalImageStore"/>): images, tag, rmi, inspect,
+/// pull, push, import, save, load. Output and flags follow docker's where that is cheap.
+/// </summary>
+internal static class ImageCommands
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return Images();
+        yield return Tag();
+        yield return Rmi();
+        yield return Inspect();
+        yield return Pull();
+        yield return Push();
+        yield return Import();
+        yield return Save();
+        yield return Load();
+    }
+
+    private static Command Images()
+    {
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Only show image ids." };
+        var command = new Command("images", "List the local images.") { quiet };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            var rows = await store.ListAsync(ct).ConfigureAwait(false);
+            if (parse.GetValue(quiet))
+            {
+                foreach (var id in rows.Select(r => r.ShortId).Distinct())
+                {
+                    output.WriteLine(id);
+                }
+
+                return;
+            }
+
+            output.WriteLine($"{"REPOSITORY",-40} {"TAG",-12} {"IMAGE ID",-14} {"CREATED",-16} SIZE");
+            foreach (var r in rows)
+            {
+                output.WriteLine($"{r.Repository ?? "<none>",-40} {r.Tag ?? "<none>",-12} {r.ShortId,-14} {Ago(r.Created),-16} {HumanSize(r.Size)}");
+            }
+        }));
+        return command;
+    }
+
+    private static Command Tag()
+    {
+        var source = new Argument<string>("SOURCE");
+        var target = new Argument<string>("TARGET");
+        var command = new Command("tag", "Give a local image another name.") { source, target };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, _) =>
+            await store.TagAsync(parse.GetValue(source)!, parse.GetValue(target)!, ct).ConfigureAwait(false)));
+        return command;
+    }
+
+    private static Command Rmi()
+    {
+        var names = new Argument<string[]>("NAME") { Arity = ArgumentArity.OneOrMore };
+        var command = new Command("rmi", "Remove local images (by name, or every name of an id).") { names };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            foreach (var name in parse.GetValue(names)!)
+            {
+                var removal = await store.RemoveAsync(name, ct).ConfigureAwait(false);
+                foreach (var untagged in removal.Untagged)
+                {
+                    output.WriteLine($"Untagged: {untagged}");
+                }
+
+                foreach (var deleted in removal.Deleted)
+                {
+                    output.WriteLine($"Deleted: {deleted}");
+                }
+            }
+        }));
+        return command;
+    }
+
+    private static Command Inspect()
+    {
+        var names = new Argument<string[]>("NAME") { Arity = ArgumentArity.OneOrMore };
+        var command = new Command("inspect", "Show local images as JSON: the image config with Id, RepoTags and Digest.") { names };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            var array = new JsonArray();
+            foreach (var name in parse.GetValue(names)!)
+            {
+                var image = await store.GetAsync(name, ct).ConfigureAwait(false);
+                var node = new JsonObject
+                {
+                    ["Id"] = image.Id.ToString(),
+                    ["RepoTags"] = new JsonArray([.. image.Names.Where(IsNamed).Select(n => (JsonNode?)n)]),
+                    ["Digest"] = image.ManifestDescriptor.Digest.ToString(),
+                    ["MediaType"] = image.ManifestDescriptor.MediaType,
+                    ["Size"] = image.Size,
+                };
+                foreach (var (key, value) in image.Config.Root)
+                {
+                    node[key] = value?.DeepClone();
+                }
+
+                // docker inspect spells the execution parameters Config, as the image config does.
+                array.Add(node);
+            }
+
+            output.WriteLine(array.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }));
+        return command;
+    }
+
+    private static Command Pull()
+    {
+        var name = new Argument<string>("NAME");
+        var command = new Command("pull", "Fetch an image (its linux/amd64 manifest) from a registry into the local store.") { name };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            var image = await store.PullAsync(parse.GetValue(name)!, DockerConfig.Default(), null, new Progress(output), ct).ConfigureAwait(false);
+            output.WriteLine($"Digest: {image.ManifestDescriptor.Digest}");
+            output.WriteLine(image.Names.Count > 0 ? image.Names[0] : string.Empty);
+        }));
+        return command;
+    }
+
+    private static Command Push()
+    {
+        var name = new Argument<string>("NAME");
+        var command = new Command("push", "Send a local image to the registry its name points at (credentials from docker's config.json).") { name };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            var digest = await store.PushAsync(parse.GetValue(name)!, DockerConfig.Default(), null, new Progress(output), ct).ConfigureAwait(false);
+            output.WriteLine($"digest: {digest}");
+        }));
+        return command;
+    }
+
+    private static Command Import()
+    {
+        var file = new Argument<string>("FILE") { Description = "A root filesystem tar (plain or gzip), or - for standard input." };
+        var name = new Argument<string?>("NAME") { Arity = ArgumentArity.ZeroOrOne };
+        var changes = new Option<string[]>("--change", "-c") { Description = "A Dockerfile instruction applied to the config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR ...).", AllowMultipleArgumentsPerToken = false };
+        var message = new Option<string?>("--message", "-m") { Description = "The history comment." };
+        var command = new Command("import", "Make a one-layer image from a root filesystem tar.") { file, name, changes, message };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            var path = parse.GetValue(file)!;
+            var input = path == "-" ? Console.OpenStandardInput() : (Stream)OpenFile(path);
+            await using (input.ConfigureAwait(false))
+            {
+                var image = await store.ImportAsync(input, path, parse.GetValue(name), parse.GetValue(changes) ?? [], parse.GetValue(message), ct).ConfigureAwait(false);
+                output.WriteLine(image.Id.ToString());
+            }
+        }));
+        return command;
+    }
+
+    private static Command Save()
+    {
+        var outputFile = new Option<string>("--output", "-o") { Description = "The docker-archive tar to write.", Required = true };
+        var name = new Argument<string>("NAME");
+        var command = new Command("save", "Write a local image as a docker-archive tar (docker load, podman load).") { outputFile, name };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, _) =>
+        {
+            var image = await store.GetAsync(parse.GetValue(name)!, ct).ConfigureAwait(false);
+            var assembled = new AssembledImage
+            {
+                Config = image.Config,
+                ConfigBytes = image.ConfigBytes,
+                ConfigDescriptor = image.Manifest.Config,
+                Manifest = image.Manifest,
+                ManifestBytes = image.ManifestBytes,
+                ManifestDescriptor = image.ManifestDescriptor,
+            };
+            var tags = image.Names.Where(IsNamed).ToList();
+            await ImageExporter.WriteDockerArchiveAsync(assembled, Path.GetFullPath(parse.GetValue(outputFile)!), tags, [store.Layout], ct).ConfigureAwait(false);
+        }));
+        return command;
+    }
+
+    private static Command Load()
+    {
+        var inputFile = new Option<string>("--input", "-i") { Description = "A docker-archive or oci-archive tar (plain or gzip).", Required = true };
+        var command = new Command("load", "Add the images of a docker-archive or oci-archive tar to the local store.") { inputFile };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            var path = parse.GetValue(inputFile)!;
+            var input = OpenFile(path);
+            await using (input.ConfigureAwait(false))
+            {
+                foreach (var image in await store.LoadAsync(input, path, ct).ConfigureAwait(false))
+                {
+                    var named = image.Names.Where(IsNamed).ToList();
+                    output.WriteLine(named.Count > 0 ? string.Join(Environment.NewLine, named.Select(n => $"Loaded image: {n}")) : $"Loaded image ID: {image.Id}");
+                }
+            }
+        }));
+        return command;
+    }
+
+    private static bool IsNamed(string name) => !Digest.TryParse(name, out _);
+
+    private static FileStream OpenFile(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidImageArchiveException(path, $"cannot be read: {e.Message}", e);
+        }
+    }
+
+    private static async Task<int> RunAsync(ParseResult parse, Func<LocalImageStore, TextWriter, Task> action)
+    {
+        var error = parse.InvocationConfiguration.Error;
+        try
+        {
+            using var store = await LocalImageStore.OpenAsync(null, CancellationToken.None).ConfigureAwait(false);
+            await action(store, parse.InvocationConfiguration.Output).ConfigureAwait(false);
+            return 0;
+        }
+        catch (FarmException e)
+        {
+            error.WriteLine($"farm: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static string Ago(DateTimeOffset? created)
+    {
+        if (created is null)
+        {
+            return "N/A";
+        }
+
+        var age = DateTimeOffset.UtcNow - created.Value;
+        return age.TotalSeconds < 60 ? "Less than a minute ago"
+            : age.TotalMinutes < 60 ? $"{(int)age.TotalMinutes} minutes ago"
+            : age.TotalHours < 48 ? $"{(int)age.TotalHours} hours ago"
+            : $"{(int)age.TotalDays} days ago";
+    }
+
+    // docker's units.HumanSize: decimal units, three significant digits.
+    private static string HumanSize(long bytes)
+    {
+        string[] units = ["B", "kB", "MB", "GB", "TB"];
+        double value = bytes;
+        var unit = 0;
+        while (value >= 1000 && unit < units.Length - 1)
+        {
+            value /= 1000;
+            unit++;
+        }
+
+        return value.ToString("0.##", CultureInfo.InvariantCulture) + units[unit];
+    }
+
+    private sealed class Progress(TextWriter output) : IProgress<string>
+    {
+        public void Report(string value) => output.WriteLine(value);
+    }
+}
