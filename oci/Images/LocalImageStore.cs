@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Security.Cryptography;
+using Farm.Oci.IO;
 using Farm.Oci.Registry;
 
 namespace Farm.Oci.Images;
