@@ -175,7 +175,8 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
     {
         var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
         using var cts = new CancellationTokenSource();
-        var spec = new RunSpec { Args = ["sh", "-c", "echo started; exec sleep 100"], RootfsPath = snap.MergedDir, UpperDir = snap.UpperDir };
+        var sleep = UniqueSleep();
+        var spec = new RunSpec { Args = ["sh", "-c", $"echo started; exec sleep {sleep}"], RootfsPath = snap.MergedDir, UpperDir = snap.UpperDir };
 
         var run = fx.Runner.RunAsync(spec, (line, _) =>
         {
@@ -189,7 +190,7 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
         Assert.Empty(await fx.Runner.ListContainersAsync(CancellationToken.None));
-        Assert.Empty(SleepProcesses());
+        await AssertNoProcessAsync(sleep);
         Assert.Empty(Directory.EnumerateFileSystemEntries(fx.Runner.BundlesDirectory));
         await snap.DisposeAsync();
         Assert.Empty(SandboxFixture.MountsUnder(snap.Directory));
@@ -212,28 +213,47 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
     public async Task A_failing_output_handler_stops_the_command_and_is_reported()
     {
         await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
-        var spec = new RunSpec { Args = ["sh", "-c", "echo started; exec sleep 100"], RootfsPath = snap.MergedDir, UpperDir = snap.UpperDir };
+        var sleep = UniqueSleep();
+        var spec = new RunSpec { Args = ["sh", "-c", $"echo started; exec sleep {sleep}"], RootfsPath = snap.MergedDir, UpperDir = snap.UpperDir };
 
         var e = await Assert.ThrowsAsync<SandboxException>(() => fx.Runner.RunAsync(
             spec, (_, _) => throw new InvalidOperationException("log sink is gone"), CancellationToken.None));
 
         Assert.IsType<InvalidOperationException>(e.InnerException);
         Assert.Empty(await fx.Runner.ListContainersAsync(CancellationToken.None));
-        Assert.Empty(SleepProcesses());
+        await AssertNoProcessAsync(sleep);
     }
 
-    private static IEnumerable<string> SleepProcesses() =>
+    // A duration no other process on the machine uses, so the check below finds this test's sleep and no other.
+    private static string UniqueSleep() => $"100.{Random.Shared.Next(100000, 999999)}";
+
+    /// <summary>Waits until no process runs <c>sleep DURATION</c>: a killed process can take a moment to be reaped.</summary>
+    private static async Task AssertNoProcessAsync(string duration)
+    {
+        var cmdline = $"sleep\0{duration}\0";
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        List<string> alive;
+        while ((alive = Processes(cmdline)).Count > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(alive.Count == 0, $"expected the container's 'sleep {duration}' to be killed, but it still runs as {string.Join(", ", alive)}");
+    }
+
+    private static List<string> Processes(string cmdline) =>
         Directory.EnumerateDirectories("/proc")
             .Where(d => Path.GetFileName(d).All(char.IsAsciiDigit))
             .Where(d =>
             {
                 try
                 {
-                    return File.ReadAllText(Path.Combine(d, "cmdline")) == "sleep\0100\0";
+                    return File.ReadAllText(Path.Combine(d, "cmdline")) == cmdline;
                 }
                 catch (IOException)
                 {
                     return false;
                 }
-            });
+            })
+            .ToList();
 }
