@@ -8,7 +8,9 @@ pidfile="$dir/redis.pid"
 case "${1:-start}" in
   start)
     need_cmd redis-server redis-server
-    if pid_alive "$pidfile" || redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then exit 0; fi
+    # Only an answer counts: after a reboot or a killed session the pid in a stale file may belong to anything.
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then exit 0; fi
+    rm -f "$pidfile"
     mkdir -p "$dir"
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \
       --pidfile "$pidfile" --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null
