@@ -55,7 +55,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         Workers.Add(WorkerProcess.Start("worker-a", Path.Combine(Store.Root, "wa"), VirtualHost));
         Workers.Add(WorkerProcess.Start("worker-b", Path.Combine(Store.Root, "wb"), VirtualHost));
         // A job published before a worker bound the queue would be dropped by the exchange, or all go to one worker.
-        await LayerStoreFixture.WaitForAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
+        await Wait.UntilAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
             () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
     }
 

@@ -5,6 +5,8 @@ using Farm.Coordinator.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Serialization;
 
+using Farm.Testing;
+
 namespace Farm.Coordinator.Tests;
 
 /// <summary>Single flight, failures and retries of the layer grain, with the real worker on the in-memory bus.</summary>
@@ -30,7 +32,7 @@ public sealed class GrainTests(GrainFixture fixture)
             Assert.All(outcomes, o => Assert.Equal(digest, o.Success!.Layer!.Digest));
             Assert.Equal("embedded", outcomes[0].Success!.Worker);
             // The job's lines reach the subscribers of the build it ran under.
-            await LayerStoreFixture.WaitForAsync(() => Task.FromResult(lines.Any(l => l.Line.Contains("single-flight", StringComparison.Ordinal))),
+            await Wait.UntilAsync(() => Task.FromResult(lines.Any(l => l.Line.Contains("single-flight", StringComparison.Ordinal))),
                 TimeSpan.FromSeconds(30), () => "the RUN's output line on the log hub");
 
             // Remembered: a later caller gets the same layer and no job runs.

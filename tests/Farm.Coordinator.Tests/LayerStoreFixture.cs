@@ -67,21 +67,6 @@ public sealed class LayerStoreFixture : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>Polls <paramref name="condition"/> until it holds; fails naming what was expected.</summary>
-    public static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> expected)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (deadline.Elapsed > timeout)
-            {
-                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0} s waiting for {expected()}");
-            }
-
-            await Task.Delay(100);
-        }
-    }
-
     /// <summary>busybox in /bin with its applet links, and the /etc/passwd and /etc/group a RUN needs.</summary>
     private static void BuildBusyboxLayer(string dir)
     {

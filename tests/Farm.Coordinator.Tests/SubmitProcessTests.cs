@@ -62,10 +62,10 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
         Workers.Add(WorkerProcess.Start("worker-b", Path.Combine(Store.Root, "wb"), VirtualHost));
         Context = await SubmitContext.CreateAsync(Store.StoreAddress, Store.BaseLayer);
 
-        await LayerStoreFixture.WaitForAsync(HealthyAsync, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
-        await LayerStoreFixture.WaitForAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
+        await Wait.UntilAsync(HealthyAsync, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
+        await Wait.UntilAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
             () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
-        await LayerStoreFixture.WaitForAsync(async () => await ConsumersAsync(SubmitBuildConsumer.QueueName) == 1, TimeSpan.FromSeconds(60),
+        await Wait.UntilAsync(async () => await ConsumersAsync(SubmitBuildConsumer.QueueName) == 1, TimeSpan.FromSeconds(60),
             () => "the coordinator to consume from " + SubmitBuildConsumer.QueueName + Diagnostics());
     }
 
@@ -208,7 +208,7 @@ public sealed class SubmitProcessTests(SubmitProcessFixture farm) : IClassFixtur
         Assert.True(routed, "RabbitMQ did not route the SubmitBuild to a queue" + farm.Diagnostics());
 
         JsonObject? status = null;
-        await LayerStoreFixture.WaitForAsync(
+        await Wait.UntilAsync(
             async () =>
             {
                 using var response = await farm.Api.GetAsync($"builds/{buildId}");

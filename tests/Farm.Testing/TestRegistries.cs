@@ -59,7 +59,6 @@ public static class TestRegistries
     /// <summary>Waits until the registry answers <c>/v2/</c> (a 401 counts), or fails saying how to start it.</summary>
     public static async Task EnsureAnsweringAsync(string address, bool tls = false, TimeSpan? timeout = null)
     {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(15));
         using var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2) };
         if (tls)
         {
@@ -73,31 +72,23 @@ public static class TestRegistries
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(3) };
         var uri = new Uri($"{(tls ? "https" : "http")}://{address}/v2/");
         string? last = null;
-        while (true)
-        {
-            try
+        await Wait.UntilAsync(
+            async () =>
             {
-                using var response = await client.GetAsync(uri).ConfigureAwait(false);
-                if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Unauthorized)
+                try
                 {
-                    return;
+                    using var response = await client.GetAsync(uri).ConfigureAwait(false);
+                    last = $"it answered {(int)response.StatusCode}";
+                    return response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Unauthorized;
                 }
-
-                last = $"it answered {(int)response.StatusCode}";
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-            {
-                last = e.Message;
-            }
-
-            if (DateTime.UtcNow >= deadline)
-            {
-                throw new InvalidOperationException(
-                    $"registry at {address} is not answering ({last}): start it with infra/up.sh (or infra/registry.sh start). State and logs are under {StateDir}.");
-            }
-
-            await Task.Delay(200).ConfigureAwait(false);
-        }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    last = e.Message;
+                    return false;
+                }
+            },
+            timeout ?? TimeSpan.FromSeconds(15),
+            () => $"the registry at {address} to answer, but it is not answering ({last}): start it with infra/up.sh (or infra/registry.sh start). State and logs are under {StateDir}.").ConfigureAwait(false);
     }
 
     private static bool TrustedBy(X509Certificate2 ca, X509Certificate certificate)

@@ -2,6 +2,8 @@ using Farm.Worker.Sandbox;
 
 using Farm.Oci.IO;
 
+using Farm.Testing;
+
 namespace Farm.Worker.Tests;
 
 [Collection(SandboxCollection.Name)]
@@ -228,17 +230,13 @@ public sealed class RuncRunnerTests(SandboxFixture fx)
     private static string UniqueSleep() => $"100.{Random.Shared.Next(100000, 999999)}";
 
     /// <summary>Waits until no process runs <c>sleep DURATION</c>: a killed process can take a moment to be reaped.</summary>
-    private static async Task AssertNoProcessAsync(string duration)
+    private static Task AssertNoProcessAsync(string duration)
     {
         var cmdline = $"sleep\0{duration}\0";
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        List<string> alive;
-        while ((alive = Processes(cmdline)).Count > 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.True(alive.Count == 0, $"expected the container's 'sleep {duration}' to be killed, but it still runs as {string.Join(", ", alive)}");
+        return Wait.UntilAsync(
+            () => Processes(cmdline).Count == 0,
+            TimeSpan.FromSeconds(15),
+            () => $"the container's 'sleep {duration}' to be killed, but it still runs as {string.Join(", ", Processes(cmdline))}");
     }
 
     private static List<string> Processes(string cmdline) =>

@@ -77,7 +77,7 @@ public sealed class WorkerClusterFixture : IAsyncLifetime
         Workers.Add(WorkerProcess.Start("worker-a", Path.Combine(Store.Root, "wa"), VirtualHost));
         Workers.Add(WorkerProcess.Start("worker-b", Path.Combine(Store.Root, "wb"), VirtualHost));
         // A job published before a worker bound the queue would be dropped by the exchange.
-        await WaitForAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
+        await Wait.UntilAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
             () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
     }
 
@@ -91,7 +91,7 @@ public sealed class WorkerClusterFixture : IAsyncLifetime
         Workers[index] = worker;
         // The management API's consumer count lags by seconds and still counts the dead connection: wait for the
         // bus to start, which the worker's recovery precedes.
-        await WaitForAsync(() => Task.FromResult(worker.OutputTail().Contains("Bus started", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
+        await Wait.UntilAsync(() => Task.FromResult(worker.OutputTail().Contains("Bus started", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
             () => $"{dead.Name} to start its bus again after its restart" + Diagnostics());
         return worker;
     }
@@ -111,21 +111,6 @@ public sealed class WorkerClusterFixture : IAsyncLifetime
 
     public string Diagnostics() =>
         string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
-
-    /// <summary>Polls <paramref name="condition"/> until it holds; fails naming what was expected.</summary>
-    public static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan timeout, Func<string> expected)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (deadline.Elapsed > timeout)
-            {
-                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0} s waiting for {expected()}");
-            }
-
-            await Task.Delay(100);
-        }
-    }
 
     private async Task CreateVirtualHostAsync()
     {

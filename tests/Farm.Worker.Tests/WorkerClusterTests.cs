@@ -28,7 +28,7 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
         }
 
         var ids = jobs.Select(j => j.JobId).ToHashSet();
-        await WorkerClusterFixture.WaitForAsync(
+        await Wait.UntilAsync(
             () => Task.FromResult(ids.All(id => cluster.Built.Any(b => b.JobId == id)) || cluster.Failed.Any(f => ids.Contains(f.JobId))),
             JobTimeout,
             () => $"LayerBuilt for all {ids.Count} jobs; got {cluster.Built.Count(b => ids.Contains(b.JobId))}" + cluster.Diagnostics());
@@ -50,12 +50,12 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
             $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done"));
         await cluster.Bus.Publish(job);
 
-        await WorkerClusterFixture.WaitForAsync(
+        await Wait.UntilAsync(
             () => Task.FromResult(cluster.Logs.Any(l => l.JobId == job.JobId && l.Line == "started")),
             JobTimeout,
             () => "the step to print 'started'" + cluster.Diagnostics());
         WorkerProcess? victim = null;
-        await WorkerClusterFixture.WaitForAsync(
+        await Wait.UntilAsync(
             async () =>
             {
                 foreach (var w in cluster.Workers)
@@ -87,7 +87,7 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
         var server = AnswerAsync(listener, answer.Token);
         try
         {
-            await WorkerClusterFixture.WaitForAsync(
+            await Wait.UntilAsync(
                 () => Task.FromResult(cluster.Built.Any(b => b.JobId == job.JobId) || cluster.Failed.Any(f => f.JobId == job.JobId)),
                 JobTimeout,
                 () => $"the job to be redelivered to {survivor.Name} and built" + cluster.Diagnostics());
