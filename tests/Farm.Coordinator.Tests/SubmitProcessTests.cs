@@ -19,23 +19,18 @@ namespace Farm.Coordinator.Tests;
 /// </summary>
 public sealed class SubmitProcessFixture : IAsyncLifetime
 {
-    public const string Management = "http://127.0.0.1:15672/api/";
-
     private readonly ConcurrentQueue<string> _coordinatorOutput = new();
     private Process? _coordinator;
 
-    public SubmitProcessFixture()
-    {
-        ManagementApi.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.ASCII.GetBytes("guest:guest")));
-    }
+    private RabbitMqVirtualHost? _vhost;
 
-    public string VirtualHost { get; } = "farm-submit-" + Guid.NewGuid().ToString("N")[..10];
+    private RabbitMqVirtualHost Vhost => _vhost ?? throw new InvalidOperationException("The fixture is not initialised.");
+
+    public string VirtualHost => Vhost.Name;
 
     public LayerStoreFixture Store { get; } = new();
 
     public List<WorkerProcess> Workers { get; } = [];
-
-    public HttpClient ManagementApi { get; } = new() { Timeout = TimeSpan.FromSeconds(10) };
 
     public HttpClient Api { get; private set; } = null!;
 
@@ -44,16 +39,7 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await Store.InitializeAsync();
-        using (var created = await ManagementApi.PutAsync($"{Management}vhosts/{VirtualHost}", null))
-        {
-            created.EnsureSuccessStatusCode();
-        }
-
-        using (var permissions = await ManagementApi.PutAsync($"{Management}permissions/{VirtualHost}/guest",
-            new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json")))
-        {
-            permissions.EnsureSuccessStatusCode();
-        }
+        _vhost = await RabbitMqVirtualHost.CreateAsync("farm-submit-");
 
         var port = LayerStoreFixture.FreePort();
         _coordinator = StartCoordinator(port);
@@ -69,17 +55,7 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
             () => "the coordinator to consume from " + SubmitBuildConsumer.QueueName + Diagnostics());
     }
 
-    public async Task<int> ConsumersAsync(string queue)
-    {
-        using var response = await ManagementApi.GetAsync($"{Management}queues/{Uri.EscapeDataString(VirtualHost)}/{queue}");
-        if (!response.IsSuccessStatusCode)
-        {
-            return 0;
-        }
-
-        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        return doc.RootElement.TryGetProperty("consumers", out var c) ? c.GetInt32() : 0;
-    }
+    public Task<int> ConsumersAsync(string queue) => Vhost.ConsumersAsync(queue);
 
     /// <summary>Publishes <paramref name="body"/> as-is to <paramref name="exchange"/>; true when RabbitMQ routed it to a queue.</summary>
     public async Task<bool> PublishRawAsync(string exchange, string contentType, string body)
@@ -91,7 +67,7 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
             ["payload"] = body,
             ["payload_encoding"] = "string",
         };
-        using var response = await ManagementApi.PostAsJsonAsync($"{Management}exchanges/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(exchange)}/publish", request);
+        using var response = await Vhost.Management.PostAsJsonAsync($"{RabbitMqVirtualHost.ManagementUrl}exchanges/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(exchange)}/publish", request);
         response.EnsureSuccessStatusCode();
         return (bool)(await response.Content.ReadFromJsonAsync<JsonObject>())!["routed"]!;
     }
@@ -173,16 +149,10 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
 
         _coordinator?.Dispose();
         Api?.Dispose();
-        try
+        if (_vhost is not null)
         {
-            using var _ = await ManagementApi.DeleteAsync($"{Management}vhosts/{VirtualHost}");
+            await _vhost.DisposeAsync();
         }
-        catch (HttpRequestException)
-        {
-            // The vhost only holds this run's queues.
-        }
-
-        ManagementApi.Dispose();
         Context?.Dispose();
         await Store.DisposeAsync();
     }

@@ -16,17 +16,14 @@ namespace Farm.Worker.Tests;
 /// </summary>
 public sealed class WorkerClusterFixture : IAsyncLifetime
 {
-    private const string Management = "http://127.0.0.1:15672/api/";
-    private readonly HttpClient _management = new() { Timeout = TimeSpan.FromSeconds(10) };
+    private RabbitMqVirtualHost? _vhost;
     private IBusControl? _bus;
 
     public WorkerClusterFixture()
     {
-        VirtualHost = "farm-test-" + Guid.NewGuid().ToString("N")[..10];
-        _management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.ASCII.GetBytes("guest:guest")));
     }
 
-    public string VirtualHost { get; }
+    public string VirtualHost => (_vhost ?? throw new InvalidOperationException("The fixture is not initialised.")).Name;
 
     /// <summary>The registry repository and busybox base layer the jobs build on.</summary>
     public ExecutorFixture Store { get; } = new();
@@ -44,7 +41,7 @@ public sealed class WorkerClusterFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await Store.InitializeAsync();
-        await CreateVirtualHostAsync();
+        _vhost = await RabbitMqVirtualHost.CreateAsync("farm-test-");
 
         _bus = MassTransit.Bus.Factory.CreateUsingRabbitMq(cfg =>
         {
@@ -97,38 +94,10 @@ public sealed class WorkerClusterFixture : IAsyncLifetime
     }
 
     /// <summary>Consumers RabbitMQ counts on a queue of the test's virtual host (0 when the queue does not exist yet).</summary>
-    public async Task<int> ConsumersAsync(string queue)
-    {
-        using var response = await _management.GetAsync($"{Management}queues/{Uri.EscapeDataString(VirtualHost)}/{queue}");
-        if (!response.IsSuccessStatusCode)
-        {
-            return 0;
-        }
-
-        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        return doc.RootElement.TryGetProperty("consumers", out var c) ? c.GetInt32() : 0;
-    }
+    public Task<int> ConsumersAsync(string queue) => (_vhost ?? throw new InvalidOperationException("The fixture is not initialised.")).ConsumersAsync(queue);
 
     public string Diagnostics() =>
         string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
-
-    private async Task CreateVirtualHostAsync()
-    {
-        try
-        {
-            using var created = await _management.PutAsync($"{Management}vhosts/{VirtualHost}", null);
-            created.EnsureSuccessStatusCode();
-            using var permissions = await _management.PutAsync(
-                $"{Management}permissions/{VirtualHost}/guest",
-                new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json"));
-            permissions.EnsureSuccessStatusCode();
-        }
-        catch (HttpRequestException e)
-        {
-            throw new InvalidOperationException(
-                "RabbitMQ's management API at 127.0.0.1:15672 (guest/guest) did not answer: start RabbitMQ with infra/up.sh (or infra/rabbitmq.sh start).", e);
-        }
-    }
 
     public async Task DisposeAsync()
     {
@@ -142,16 +111,10 @@ public sealed class WorkerClusterFixture : IAsyncLifetime
             await _bus.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
         }
 
-        try
+        if (_vhost is not null)
         {
-            using var _ = await _management.DeleteAsync($"{Management}vhosts/{VirtualHost}");
+            await _vhost.DisposeAsync();
         }
-        catch (HttpRequestException)
-        {
-            // The vhost only holds this run's queues; a missing RabbitMQ already failed the tests.
-        }
-
-        _management.Dispose();
         await Store.DisposeAsync();
     }
 }
