@@ -100,10 +100,8 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
 
                     timings = timings with { UploadStart = Now() };
                     file.Position = 0;
-                    if (await store.StatAsync(result.Descriptor.Digest, cancellationToken).ConfigureAwait(false) is null)
-                    {
-                        await store.PutAsync(result.Descriptor, file, cancellationToken).ConfigureAwait(false);
-                    }
+                    // Every store skips a blob it already holds (IBlobStore.PutAsync): no separate check here.
+                    await store.PutAsync(result.Descriptor, file, cancellationToken).ConfigureAwait(false);
 
                     timings = timings with { UploadEnd = Now() };
                 }
