@@ -25,7 +25,8 @@ public sealed class WorkerProcess : IAsyncDisposable
     /// <summary>runc's state directory of this worker (see RuncRunner: StateDirectory/run/runc).</summary>
     public string RuncRoot => Path.Combine(StateDirectory, "run", "runc");
 
-    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost)
+    /// <param name="environment">More variables for the process (telemetry settings, say); they win over the defaults.</param>
+    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost, IReadOnlyDictionary<string, string>? environment = null)
     {
         // The worker's own build output (worker/bin/<configuration>/<framework>), as a deployed worker runs: a test's
         // output directory can lack files a plain worker process loads from next to it.
@@ -48,6 +49,11 @@ public sealed class WorkerProcess : IAsyncDisposable
         start.Environment["Farm__Worker__Slots"] = "1";
         start.Environment["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{virtualHost}";
         start.Environment["Logging__LogLevel__Default"] = "Information";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
         var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
         var worker = new WorkerProcess(name, stateDirectory, process);
         process.OutputDataReceived += (_, e) => worker.Add(e.Data);
