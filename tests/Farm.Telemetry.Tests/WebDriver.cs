@@ -77,7 +77,7 @@ public sealed class WebDriver : IAsyncDisposable
                     },
                 },
             };
-            using var response = await http.PostAsJsonAsync("session", capabilities);
+            using var response = await http.PostAsync("session", Body(capabilities));
             var answer = await response.Content.ReadFromJsonAsync<JsonObject>();
             if (!response.IsSuccessStatusCode)
             {
@@ -112,7 +112,7 @@ public sealed class WebDriver : IAsyncDisposable
 
     private async Task<JsonNode?> CommandAsync(string command, JsonObject body)
     {
-        using var response = await _http.PostAsJsonAsync($"session/{_session}/{command}", body);
+        using var response = await _http.PostAsync($"session/{_session}/{command}", Body(body));
         var answer = await response.Content.ReadFromJsonAsync<JsonObject>();
         if (!response.IsSuccessStatusCode)
         {
@@ -121,6 +121,9 @@ public sealed class WebDriver : IAsyncDisposable
 
         return answer!["value"];
     }
+
+    /// <summary>With a Content-Length: chromedriver cuts a chunked request (what JsonContent sends) short.</summary>
+    private static StringContent Body(JsonObject json) => new(json.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
 
     public async ValueTask DisposeAsync()
     {

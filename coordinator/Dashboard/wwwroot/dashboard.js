@@ -116,7 +116,7 @@ async function refreshStats() {
   const now = stats.now;
   const lookups = now.cacheHits + now.cacheMisses;
   $("stat-hits").textContent = lookups ? `${Math.round(100 * now.cacheHits / lookups)}%` : "–";
-  $("stat-queue").textContent = now.queueReady === null ? "–" : now.queueReady + (now.queueUnacked ? ` (+${now.queueUnacked} running)` : "");
+  $("stat-queue").textContent = now.queueReady === null ? "–" : now.queueReady + (now.queueUnacked ? ` (+${now.queueUnacked} taken)` : "");
   $("stat-workers").textContent = now.workers;
   $("stat-slots").textContent = `${now.busySlots} / ${now.busySlots + now.freeSlots}`;
   const history = stats.history;
