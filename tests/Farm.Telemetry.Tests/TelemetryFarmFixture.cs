@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
@@ -38,10 +37,9 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         COPY hello.txt /hello.txt
         """;
 
-    private readonly ConcurrentQueue<string> _coordinatorOutput = new();
     private readonly string _work = Directory.CreateTempSubdirectory("farm-telemetry-").FullName;
     private readonly BlobStoreLocator _stores = new(credentials: new DockerConfig(Path.Combine(Path.GetTempPath(), $"farm-telemetry-{Guid.NewGuid():N}", "config.json")));
-    private Process? _coordinator;
+    private CoordinatorProcess? _coordinator;
     private RabbitMqVirtualHost? _vhost;
 
     public LayerStoreFixture Store { get; } = new();
@@ -91,7 +89,17 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         };
 
         CoordinatorPort = LayerStoreFixture.FreePort();
-        _coordinator = StartCoordinator(telemetry);
+        _coordinator = CoordinatorProcess.Start(new Dictionary<string, string>(telemetry)
+        {
+            ["FARM_RABBITMQ"] = _vhost.AmqpUrl,
+            ["Farm__Coordinator__HttpPort"] = CoordinatorPort.ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__SiloPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__GatewayPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__JobTimeout"] = "00:05:00",
+            ["Farm__Builds__CacheStore"] = Store.StoreAddress,
+            ["Farm__Builds__StateDirectory"] = Path.Combine(Store.Root, "coordinator"),
+            ["Farm__Telemetry__SampleInterval"] = "00:00:01",
+        });
         Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{CoordinatorPort}/"), Timeout = TimeSpan.FromSeconds(30) };
         foreach (var name in new[] { "worker-a", "worker-b" })
         {
@@ -163,7 +171,7 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
     }
 
     public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{string.Join(Environment.NewLine, _coordinatorOutput.TakeLast(40))}"
+        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{_coordinator?.OutputTail()}"
         + string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
 
     private async Task<bool> HealthyAsync()
@@ -208,47 +216,6 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         ContextIndexDigest = indexDigest.ToString();
     }
 
-    private Process StartCoordinator(Dictionary<string, string> telemetry)
-    {
-        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
-        var dll = Path.Combine(RepoPaths.RepoRoot, "coordinator", "bin", output.Parent!.Name, output.Name, "Farm.Coordinator.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-        };
-        start.ArgumentList.Add(dll);
-        start.Environment["FARM_RABBITMQ"] = _vhost!.AmqpUrl;
-        start.Environment["Farm__Coordinator__HttpPort"] = CoordinatorPort.ToString(CultureInfo.InvariantCulture);
-        start.Environment["Farm__Coordinator__SiloPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture);
-        start.Environment["Farm__Coordinator__GatewayPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture);
-        start.Environment["Farm__Coordinator__JobTimeout"] = "00:05:00";
-        start.Environment["Farm__Builds__CacheStore"] = Store.StoreAddress;
-        start.Environment["Farm__Builds__StateDirectory"] = Path.Combine(Store.Root, "coordinator");
-        start.Environment["Farm__Telemetry__SampleInterval"] = "00:00:01";
-        foreach (var (key, value) in telemetry)
-        {
-            start.Environment[key] = value;
-        }
-
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
-        process.OutputDataReceived += (_, e) => Add(e.Data);
-        process.ErrorDataReceived += (_, e) => Add(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _coordinatorOutput.Enqueue(line);
-        }
-    }
-
     public async Task DisposeAsync()
     {
         foreach (var worker in Workers)
@@ -256,22 +223,11 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
             await worker.DisposeAsync();
         }
 
-        if (_coordinator is { HasExited: false })
+        if (_coordinator is not null)
         {
-            await Tool.RunAsync("kill", "-TERM", _coordinator.Id.ToString(CultureInfo.InvariantCulture));
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await _coordinator.WaitForExitAsync(grace.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _coordinator.Kill(entireProcessTree: true);
-                await _coordinator.WaitForExitAsync();
-            }
+            await _coordinator.DisposeAsync();
         }
 
-        _coordinator?.Dispose();
         Api?.Dispose();
         if (Otlp is not null)
         {
