@@ -88,16 +88,8 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
         }
     }
 
-    private CoordinatorProcess StartCoordinator(int httpPort) => CoordinatorProcess.Start(new Dictionary<string, string>
-    {
-        ["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{VirtualHost}",
-        ["Farm__Coordinator__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture),
-        ["Farm__Coordinator__SiloPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture),
-        ["Farm__Coordinator__GatewayPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture),
-        ["Farm__Coordinator__JobTimeout"] = "00:05:00",
-        ["Farm__Builds__CacheStore"] = Store.StoreAddress,
-        ["Farm__Builds__StateDirectory"] = Path.Combine(Store.Root, "coordinator"),
-    });
+    private CoordinatorProcess StartCoordinator(int httpPort) =>
+        CoordinatorProcess.Start(Vhost.AmqpUrl, httpPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"));
 
     public async Task DisposeAsync()
     {

@@ -89,15 +89,8 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         };
 
         CoordinatorPort = LayerStoreFixture.FreePort();
-        _coordinator = CoordinatorProcess.Start(new Dictionary<string, string>(telemetry)
+        _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, CoordinatorPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"), new Dictionary<string, string>(telemetry)
         {
-            ["FARM_RABBITMQ"] = _vhost.AmqpUrl,
-            ["Farm__Coordinator__HttpPort"] = CoordinatorPort.ToString(CultureInfo.InvariantCulture),
-            ["Farm__Coordinator__SiloPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Farm__Coordinator__GatewayPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Farm__Coordinator__JobTimeout"] = "00:05:00",
-            ["Farm__Builds__CacheStore"] = Store.StoreAddress,
-            ["Farm__Builds__StateDirectory"] = Path.Combine(Store.Root, "coordinator"),
             ["Farm__Telemetry__SampleInterval"] = "00:00:01",
         });
         Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{CoordinatorPort}/"), Timeout = TimeSpan.FromSeconds(30) };
