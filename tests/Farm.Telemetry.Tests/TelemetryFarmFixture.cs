@@ -41,8 +41,11 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
     private readonly BlobStoreLocator _stores = new(credentials: new DockerConfig(Path.Combine(Path.GetTempPath(), $"farm-telemetry-{Guid.NewGuid():N}", "config.json")));
     private CoordinatorProcess? _coordinator;
     private RabbitMqVirtualHost? _vhost;
+    private Dictionary<string, string> _telemetry = [];
 
     public LayerStoreFixture Store { get; } = new();
+
+    public string VirtualHost => _vhost?.Name ?? throw new InvalidOperationException("The fixture is not initialised.");
 
     public OtlpReceiver Otlp { get; private set; } = null!;
 
@@ -80,7 +83,7 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         await Store.InitializeAsync();
         _vhost = await RabbitMqVirtualHost.CreateAsync("farm-telemetry-");
         Otlp = await OtlpReceiver.StartAsync();
-        var telemetry = new Dictionary<string, string>
+        var telemetry = _telemetry = new Dictionary<string, string>
         {
             ["OTEL_EXPORTER_OTLP_ENDPOINT"] = Otlp.Endpoint.ToString().TrimEnd('/'),
             ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
@@ -92,6 +95,8 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, CoordinatorPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"), new Dictionary<string, string>(telemetry)
         {
             ["Farm__Telemetry__SampleInterval"] = "00:00:01",
+            // Long: a worker that leaves within a test is gone by its stopping heartbeat, not by this timeout.
+            ["Farm__Telemetry__WorkerTimeout"] = "00:10:00",
         });
         Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{CoordinatorPort}/"), Timeout = TimeSpan.FromSeconds(30) };
         foreach (var name in new[] { "worker-a", "worker-b" })
@@ -146,6 +151,13 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         Assert.True(response.IsSuccessStatusCode, $"POST /builds: {(int)response.StatusCode} {answer?.ToJsonString()}" + Diagnostics());
         return Guid.Parse((string)answer!["buildId"]!);
     }
+
+    /// <summary>Starts one more worker with the farm's telemetry settings (the caller disposes it).</summary>
+    public WorkerProcess StartWorker(string name) =>
+        WorkerProcess.Start(name, Path.Combine(Store.Root, name[^1..]), VirtualHost, new Dictionary<string, string>(_telemetry)
+        {
+            ["Farm__Worker__HeartbeatInterval"] = "00:00:01",
+        });
 
     /// <summary>Waits until the build succeeded or failed and returns its status.</summary>
     public async Task<JsonObject> WaitEndedAsync(Guid buildId)

@@ -1,7 +1,11 @@
+using System.Diagnostics;
 using System.Globalization;
+using System.Net.Http.Json;
 using System.Net;
 using System.Text.Json.Nodes;
+using Farm.Contracts;
 using Farm.Testing;
+using MassTransit;
 
 namespace Farm.Telemetry.Tests;
 
@@ -174,6 +178,84 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
             TimeSpan.FromSeconds(30),
             () => "the workers table to list both workers and a cache hit ratio");
         await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-done.png"), await browser.ScreenshotAsync());
+
+        // The first build, chosen in the list: five bars, all built, by both workers.
+        await browser.ExecuteAsync($"document.querySelector('#builds tr[data-build-id=\"{farm.BuildId}\"]').click();");
+        await Wait.UntilAsync(
+            async () =>
+            {
+                bars = (await browser.ExecuteAsync(
+                    "return [...document.querySelectorAll('#timeline .step')].map(s => ({ status: s.dataset.status, worker: s.dataset.worker, phases: s.querySelectorAll('.seg').length }));"))?.AsArray();
+                return bars?.Count == 5;
+            },
+            TimeSpan.FromSeconds(30),
+            () => $"the first build's timeline with five bars; it shows {bars?.ToJsonString()}");
+        Assert.All(bars!, b => Assert.Equal(("built", 5), ((string?)b!["status"], (int)b["phases"]!)));
+        Assert.Equal(["worker-a", "worker-b"], bars!.Select(b => (string?)b!["worker"]).Distinct().Order());
+        await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-first-build.png"), await browser.ScreenshotAsync());
+    }
+
+    [Fact]
+    public async Task A_build_submitted_as_a_rabbitmq_message_is_traced_under_the_publishers_span()
+    {
+        var buildId = Guid.NewGuid();
+        string traceId;
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(new Uri($"rabbitmq://127.0.0.1/{farm.VirtualHost}"), h =>
+        {
+            h.Username("guest");
+            h.Password("guest");
+        }));
+        await bus.StartAsync();
+        try
+        {
+            // MassTransit writes the current span into the message only when its own source is listened to, as in the CLI.
+            using var tracing = FarmTelemetry.StartTracing("farm-cli", farm.Otlp.Endpoint, "MassTransit");
+            using var source = new ActivitySource(FarmTelemetry.Cli);
+            using var publisher = source.StartActivity("farm build --queue", ActivityKind.Producer)!;
+            traceId = publisher.TraceId.ToHexString();
+            await bus.Publish(new SubmitBuild
+            {
+                BuildId = buildId,
+                Dockerfile = TelemetryFarmFixture.Dockerfile,
+                ContextDigest = farm.ContextDigest,
+                ContextIndexDigest = farm.ContextIndexDigest,
+                BuildArgs = new Dictionary<string, string> { ["BASE"] = farm.BaseImage },
+            });
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+
+        var status = await farm.WaitEndedAsync(buildId);
+        Assert.True((string?)status["status"] == "succeeded", status.ToJsonString() + farm.Diagnostics());
+        List<ReceivedSpan> builds = [];
+        await Wait.UntilAsync(
+            () => (builds = [.. farm.Otlp.Spans.Where(s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build" && s["farm.build_id"] == buildId.ToString())]).Count == 1,
+            TimeSpan.FromSeconds(60),
+            () => $"the coordinator's build span of {buildId}");
+        Assert.Equal(traceId, builds[0].TraceId);
+    }
+
+    [Fact]
+    public async Task A_worker_appears_in_the_coordinators_worker_list_by_its_heartbeats_and_leaves_it_when_it_stops()
+    {
+        JsonArray? workers = null;
+        async Task<bool> ListedAsync(string name)
+        {
+            workers = await farm.Api.GetFromJsonAsync<JsonArray>("api/workers");
+            return workers!.Any(w => (string?)w!["name"] == name);
+        }
+
+        await using var extra = farm.StartWorker("worker-c");
+        await Wait.UntilAsync(() => ListedAsync("worker-c"), TimeSpan.FromSeconds(90), () => $"worker-c in /api/workers; it lists {workers?.ToJsonString()}" + farm.Diagnostics());
+        var listed = workers!.Single(w => (string?)w!["name"] == "worker-c")!;
+        Assert.Equal((1, 0, 1), ((int)listed["slots"]!, (int)listed["busySlots"]!, (int)listed["freeSlots"]!));
+
+        // The coordinator forgets a silent worker only after ten minutes here: prompt removal is the stopping heartbeat's.
+        await extra.StopAsync();
+        await Wait.UntilAsync(async () => !await ListedAsync("worker-c"), TimeSpan.FromSeconds(30), () => $"worker-c gone from /api/workers after it stopped; it lists {workers?.ToJsonString()}");
+        Assert.True(await ListedAsync("worker-a") && await ListedAsync("worker-b"), workers?.ToJsonString());
     }
 
     /// <summary>The span ids above <paramref name="span"/>, nearest first, as far as the trace holds them.</summary>

@@ -11,9 +11,11 @@ namespace Farm.Worker.Hosting;
 
 /// <summary>
 /// Publishes a <see cref="WorkerHeartbeat"/> every <see cref="WorkerOptions.HeartbeatInterval"/> (slots, busy slots,
-/// layer store size), and a last one marked <see cref="WorkerHeartbeat.Stopping"/> when the host stops, so the
-/// coordinators' worker registries show it gone at once instead of after missed heartbeats. A heartbeat that cannot
-/// be published (RabbitMQ restarting) is only logged: the next one follows.
+/// layer store size), and a last one marked <see cref="WorkerHeartbeat.Stopping"/> when the host starts stopping, so
+/// the coordinators' worker registries show it gone at once instead of after missed heartbeats. That one goes out in
+/// <see cref="StoppingAsync"/>, before any hosted service stops: the bus stops before this service otherwise (hosted
+/// services stop in reverse order and the bus is registered after the worker). A heartbeat that cannot be published
+/// (RabbitMQ restarting) is only logged: the next one follows.
 /// </summary>
 public sealed partial class WorkerHeartbeatService(
     IBus bus,
@@ -21,7 +23,7 @@ public sealed partial class WorkerHeartbeatService(
     WorkerTelemetry telemetry,
     LayerJobExecutor executor,
     ILogger<WorkerHeartbeatService> logger,
-    TimeProvider? time = null) : BackgroundService
+    TimeProvider? time = null) : BackgroundService, IHostedLifecycleService
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly DateTimeOffset _startedAt = (time ?? TimeProvider.System).GetUtcNow();
@@ -37,13 +39,18 @@ public sealed partial class WorkerHeartbeatService(
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    public async Task StoppingAsync(CancellationToken cancellationToken)
     {
-        await base.StopAsync(cancellationToken).ConfigureAwait(false);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(5));
         await PublishAsync(stopping: true, timeout.Token).ConfigureAwait(false);
     }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>What this worker reports now.</summary>
     internal WorkerHeartbeat Heartbeat(bool stopping) => new()
