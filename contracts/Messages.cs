@@ -252,3 +252,41 @@ public sealed record BuildCompleted
 
     public string? Error { get; init; }
 }
+
+/// <summary>
+/// A worker is alive: published every few seconds (and once with <see cref="Stopping"/> set when it shuts down) so
+/// coordinators know each worker's slots, load and last contact, and forget one that stops reporting.
+/// </summary>
+public sealed record WorkerHeartbeat
+{
+    /// <summary>The worker's name, unique per process (the <c>worker</c> of its results).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Jobs it runs at once.</summary>
+    public required int Slots { get; init; }
+
+    /// <summary>Jobs it runs now.</summary>
+    public int BusySlots { get; init; }
+
+    /// <summary>Bytes of extracted layers in its local layer store.</summary>
+    public long LayerStoreBytes { get; init; }
+
+    /// <summary>Jobs it finished since it started, whatever their outcome.</summary>
+    public long JobsDone { get; init; }
+
+    /// <summary>The worker's assembly version.</summary>
+    public string Version { get; init; } = string.Empty;
+
+    /// <summary>The host it runs on.</summary>
+    public string Host { get; init; } = string.Empty;
+
+    /// <summary>Port of its Prometheus <c>/metrics</c>; 0 when off.</summary>
+    public int MetricsPort { get; init; }
+
+    public DateTimeOffset StartedAt { get; init; }
+
+    public DateTimeOffset SentAt { get; init; }
+
+    /// <summary>The worker is shutting down: forget it now rather than after missed heartbeats.</summary>
+    public bool Stopping { get; init; }
+}

@@ -1,5 +1,6 @@
 using Farm.Coordinator.Api;
 using Farm.Coordinator.Hosting;
+using Farm.Coordinator.Telemetry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
@@ -12,7 +13,7 @@ namespace Farm.Coordinator;
 
 /// <summary>
 /// The coordinator process: an Orleans silo with the layer grains, MassTransit over RabbitMQ, and HTTP on loopback
-/// (<c>GET /healthz</c>, and the build API: <c>POST /builds</c>, <c>GET /builds/{id}</c>, <c>/events</c>, <c>/logs</c>). Settings come from appsettings.json, environment variables (<c>Farm__Coordinator__Redis</c>,
+/// (<c>GET /healthz</c>, <c>/metrics</c>, the dashboard at <c>/</c>, and the build API: <c>POST /builds</c>, <c>GET /builds/{id}</c>, <c>/events</c>, <c>/logs</c>). Settings come from appsettings.json, environment variables (<c>Farm__Coordinator__Redis</c>,
 /// <c>FARM_RABBITMQ</c>) and arguments (<c>--Farm:Coordinator:HttpPort=8480</c>).
 /// </summary>
 public static partial class CoordinatorProgram
@@ -26,6 +27,7 @@ public static partial class CoordinatorProgram
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Services.AddHealthChecks();
         builder.Services.AddFarmBuildApi();
+        builder.Services.AddFarmCoordinatorTelemetry(builder.Configuration);
 
         await using var app = builder.Build();
         // Kestrel starts after the silo and the bus (hosted services start in registration order, and the bus waits
@@ -34,6 +36,7 @@ public static partial class CoordinatorProgram
         app.MapHealthChecks("/healthz");
         app.UseFarmApiErrors();
         app.MapFarmBuildApi();
+        app.MapFarmTelemetry();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Farm.Coordinator");
         var options = app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value;

@@ -1,4 +1,5 @@
 using Farm.Contracts;
+using Farm.Worker.Telemetry;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -46,6 +47,7 @@ public static partial class WorkerProgram
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
+        services.AddFarmWorkerTelemetry(configuration);
 
         var slots = configuration.GetSection(WorkerOptions.Section).GetValue(nameof(WorkerOptions.Slots), new WorkerOptions().Slots);
         services.AddMassTransit(x =>

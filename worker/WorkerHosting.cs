@@ -36,9 +36,12 @@ public static class WorkerHosting
         {
             var telemetry = new WorkerTelemetry();
             telemetry.ObserveLayerStore(() => sp.GetRequiredService<LayerJobExecutor>().Layers.SizeBytes);
+            telemetry.ObserveDownloads(() => sp.GetRequiredService<LayerJobExecutor>().BytesDownloaded);
+            telemetry.ObserveSlots(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Slots);
             return telemetry;
         });
         services.AddHostedService<WorkerRecoveryService>();
+        services.AddHostedService<WorkerHeartbeatService>();
         return services;
     }
 

@@ -22,4 +22,19 @@ public sealed class WorkerOptions
     /// <summary>Budget of the extracted-layer store before least recently used layers are evicted.</summary>
     [Range(1L << 20, long.MaxValue)]
     public long LayerStoreBytes { get; set; } = 20L << 30;
+
+    /// <summary>Port of the worker's Prometheus <c>/metrics</c> endpoint; 0 (default) serves none.</summary>
+    [Range(0, 65535)]
+    public int MetricsPort { get; set; }
+
+    /// <summary>
+    /// Where <c>/metrics</c> listens: <c>127.0.0.1</c> (default), or <c>+</c> for every interface (a Prometheus on
+    /// another machine or container scrapes it).
+    /// </summary>
+    [Required]
+    public string MetricsAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>How often the worker tells coordinators it is alive (<see cref="Contracts.WorkerHeartbeat"/>).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -6,6 +6,7 @@ using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Grains;
 using Farm.Coordinator.Planning;
+using Farm.Coordinator.Telemetry;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 using Farm.Oci;
@@ -167,6 +168,7 @@ public sealed partial class BuildOrchestrator
         var pushed = new List<string>();
         if (request.Push && request.Tags.Count > 0)
         {
+            using var pushSpan = CoordinatorTelemetry.StartPush(request.Tags);
             var pusher = new ImagePusher(_stores.ClientFor);
             var result = await pusher.PushAsync(image, request.Tags, [cacheStore], null, cancellationToken).ConfigureAwait(false);
             pushed.AddRange(result.References);
@@ -240,6 +242,7 @@ public sealed partial class BuildOrchestrator
 
     private async Task<StageResult> RunStageAsync(BuildRun run, BuildStage stage, ConcurrentDictionary<int, Task<StageResult>> stageTasks, CancellationToken cancellationToken)
     {
+        using var stageSpan = CoordinatorTelemetry.StartStage(stage.Index, stage.Name);
         // Dependencies have completed: reading their results does not block.
         var layers = stage.BaseKind switch
         {
@@ -276,6 +279,7 @@ public sealed partial class BuildOrchestrator
     {
         var request = run.Request;
         var started = _time.GetUtcNow();
+        using var stepSpan = CoordinatorTelemetry.StartStep(step.Id, step.Text, key.Key);
         run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key));
         StepOutcome outcome;
         var entry = key.Cacheable && !request.NoCache ? await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) : null;
@@ -303,6 +307,7 @@ public sealed partial class BuildOrchestrator
             if (job.Success is not { } success)
             {
                 var failure = job.Failure ?? new JobFailure { Code = "FARM4200", Message = "the layer grain returned neither a layer nor a failure" };
+                CoordinatorTelemetry.StepFailed(stepSpan, failure.Code, failure.ExitCode, failure.Worker, failure.Message);
                 throw new BuildStepFailedException(step.Id, step.Text, step.Location.ToString(), failure.Code, failure.Message, failure.ExitCode, failure.OutputTail);
             }
 
@@ -320,6 +325,7 @@ public sealed partial class BuildOrchestrator
             LogStepBuilt(_logger, request.BuildId, step.Id, key.Key, success.Worker);
         }
 
+        CoordinatorTelemetry.StepFinished(stepSpan, outcome);
         run.Progress?.Report(new StepFinished(request.BuildId, outcome.Finished, outcome));
         return outcome;
     }

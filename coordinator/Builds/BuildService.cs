@@ -3,6 +3,7 @@ using Farm.Contracts;
 using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Hosting;
+using Farm.Coordinator.Telemetry;
 using Farm.Oci.Stores;
 using MassTransit;
 using Microsoft.Extensions.Logging;
@@ -101,6 +102,7 @@ public sealed partial class BuildService : IAsyncDisposable
     private async Task RunAsync(BuildRecord record, CancellationToken cancellationToken)
     {
         record.MarkRunning();
+        using var span = CoordinatorTelemetry.StartBuild(record.Submission);
         var progress = new RecordProgress(record);
         BuildCompleted completed;
         try
@@ -126,6 +128,7 @@ public sealed partial class BuildService : IAsyncDisposable
             completed = new BuildCompleted { BuildId = record.BuildId, Succeeded = false, ErrorCode = code, Error = error.Message };
         }
 
+        CoordinatorTelemetry.BuildEnded(span, completed, _time.GetUtcNow() - record.SubmittedAt);
         try
         {
             using var publishTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

@@ -2,6 +2,7 @@ using System.Net;
 using Farm.Contracts;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Dispatch;
+using Farm.Coordinator.Telemetry;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -49,6 +50,7 @@ public static class CoordinatorHosting
 
         builder.Services.AddSingleton<BuildLogHub>();
         builder.Services.AddFarmBuildService();
+        builder.Services.AddFarmCoordinatorMonitoring();
         builder.UseOrleans(silo => silo.AddFarmCoordinatorSilo(options));
 
         if (options.Transport == FarmTransport.RabbitMq)
@@ -114,6 +116,7 @@ public static class CoordinatorHosting
                 e.Temporary = true;
             });
         bus.AddConsumer<SubmitBuildConsumer>().Endpoint(e => e.Name = SubmitBuildConsumer.QueueName);
+        bus.AddFarmMonitoringConsumers();
     }
 
     /// <summary>The silo: clustering, the layer grains' storage, serialization of contract types and call timeouts.</summary>
@@ -139,6 +142,9 @@ public static class CoordinatorHosting
             silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
             silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
         }
+
+        // A step's span reaches the layer grain, and through it the BuildLayer message (Farm.Telemetry listens).
+        silo.AddActivityPropagation();
 
         // Contract records (LayerStep, LayerRef) cross grain calls as the JSON they are on the wire (see LayerJobRequest).
         var contracts = typeof(BuildLayer).Namespace;

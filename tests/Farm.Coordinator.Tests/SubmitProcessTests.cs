@@ -19,8 +19,7 @@ namespace Farm.Coordinator.Tests;
 /// </summary>
 public sealed class SubmitProcessFixture : IAsyncLifetime
 {
-    private readonly ConcurrentQueue<string> _coordinatorOutput = new();
-    private Process? _coordinator;
+    private CoordinatorProcess? _coordinator;
 
     private RabbitMqVirtualHost? _vhost;
 
@@ -73,7 +72,7 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
     }
 
     public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{string.Join(Environment.NewLine, _coordinatorOutput.TakeLast(40))}"
+        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{_coordinator?.OutputTail()}"
         + string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
 
     private async Task<bool> HealthyAsync()
@@ -89,41 +88,8 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
         }
     }
 
-    private Process StartCoordinator(int httpPort)
-    {
-        // The coordinator's own build output, like WorkerProcess: its runtimeconfig names the ASP.NET Core framework.
-        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
-        var dll = Path.Combine(RepoPaths.RepoRoot, "coordinator", "bin", output.Parent!.Name, output.Name, "Farm.Coordinator.dll");
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-        };
-        start.ArgumentList.Add(dll);
-        start.Environment["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{VirtualHost}";
-        start.Environment["Farm__Coordinator__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture);
-        start.Environment["Farm__Coordinator__SiloPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture);
-        start.Environment["Farm__Coordinator__GatewayPort"] = LayerStoreFixture.FreePort().ToString(CultureInfo.InvariantCulture);
-        start.Environment["Farm__Coordinator__JobTimeout"] = "00:05:00";
-        start.Environment["Farm__Builds__CacheStore"] = Store.StoreAddress;
-        start.Environment["Farm__Builds__StateDirectory"] = Path.Combine(Store.Root, "coordinator");
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
-        process.OutputDataReceived += (_, e) => Add(e.Data);
-        process.ErrorDataReceived += (_, e) => Add(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _coordinatorOutput.Enqueue(line);
-        }
-    }
+    private CoordinatorProcess StartCoordinator(int httpPort) =>
+        CoordinatorProcess.Start(Vhost.AmqpUrl, httpPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"));
 
     public async Task DisposeAsync()
     {
@@ -132,22 +98,11 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
             await worker.DisposeAsync();
         }
 
-        if (_coordinator is { HasExited: false })
+        if (_coordinator is not null)
         {
-            await Tool.RunAsync("kill", "-TERM", _coordinator.Id.ToString(CultureInfo.InvariantCulture));
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            try
-            {
-                await _coordinator.WaitForExitAsync(grace.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _coordinator.Kill(entireProcessTree: true);
-                await _coordinator.WaitForExitAsync();
-            }
+            await _coordinator.DisposeAsync();
         }
 
-        _coordinator?.Dispose();
         Api?.Dispose();
         if (_vhost is not null)
         {

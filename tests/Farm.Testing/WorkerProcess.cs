@@ -7,13 +7,14 @@ namespace Farm.Testing;
 public sealed class WorkerProcess : IAsyncDisposable
 {
     private readonly Process _process;
-    private readonly ConcurrentQueue<string> _output = new();
+    private readonly ConcurrentQueue<string> _output;
 
-    private WorkerProcess(string name, string stateDirectory, Process process)
+    private WorkerProcess(string name, string stateDirectory, Process process, ConcurrentQueue<string> output)
     {
         Name = name;
         StateDirectory = stateDirectory;
         _process = process;
+        _output = output;
     }
 
     public string Name { get; }
@@ -25,36 +26,24 @@ public sealed class WorkerProcess : IAsyncDisposable
     /// <summary>runc's state directory of this worker (see RuncRunner: StateDirectory/run/runc).</summary>
     public string RuncRoot => Path.Combine(StateDirectory, "run", "runc");
 
-    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost)
+    /// <param name="environment">More variables for the process (telemetry settings, say); they win over the defaults.</param>
+    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost, IReadOnlyDictionary<string, string>? environment = null)
     {
-        // The worker's own build output (worker/bin/<configuration>/<framework>), as a deployed worker runs: a test's
-        // output directory can lack files a plain worker process loads from next to it.
-        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
-        var dll = Path.Combine(RepoPaths.RepoRoot, "worker", "bin", output.Parent!.Name, output.Name, "Farm.Worker.dll");
-        if (!File.Exists(dll))
+        var variables = new Dictionary<string, string>
         {
-            throw new InvalidOperationException($"{dll} is missing: build the solution first (dotnet build Farm.sln).");
-        }
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            ["Farm__Worker__Name"] = name,
+            ["Farm__Worker__StateDirectory"] = stateDirectory,
+            ["Farm__Worker__Slots"] = "1",
+            ["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{virtualHost}",
+            ["Logging__LogLevel__Default"] = "Information",
         };
-        start.ArgumentList.Add(dll);
-        start.Environment["Farm__Worker__Name"] = name;
-        start.Environment["Farm__Worker__StateDirectory"] = stateDirectory;
-        start.Environment["Farm__Worker__Slots"] = "1";
-        start.Environment["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:5672/{virtualHost}";
-        start.Environment["Logging__LogLevel__Default"] = "Information";
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
-        var worker = new WorkerProcess(name, stateDirectory, process);
-        process.OutputDataReceived += (_, e) => worker.Add(e.Data);
-        process.ErrorDataReceived += (_, e) => worker.Add(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return worker;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            variables[key] = value;
+        }
+
+        var output = new ConcurrentQueue<string>();
+        return new WorkerProcess(name, stateDirectory, FarmProcess.Start(FarmProcess.Dll("worker", "Farm.Worker"), variables, output), output);
     }
 
     /// <summary>The containers runc runs for this worker right now.</summary>
@@ -88,35 +77,10 @@ public sealed class WorkerProcess : IAsyncDisposable
         }
     }
 
-    public string OutputTail() => string.Join(Environment.NewLine, _output.TakeLast(40));
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _output.Enqueue(line);
-        }
-    }
+    public string OutputTail() => FarmProcess.Tail(_output);
 
     /// <summary>Stops the process (SIGTERM, then SIGKILL) without touching what it left behind.</summary>
-    public async Task StopAsync()
-    {
-        if (!_process.HasExited)
-        {
-            // SIGTERM first: the graceful path is what production uses.
-            await Tool.RunAsync("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-            try
-            {
-                await _process.WaitForExitAsync(grace.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-        }
-    }
+    public Task StopAsync() => FarmProcess.StopAsync(_process, TimeSpan.FromSeconds(20));
 
     public async ValueTask DisposeAsync()
     {

@@ -22,6 +22,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
     private readonly HttpClient _http;
     private readonly string _scratch;
     private readonly TimeProvider _time;
+    private long _bytesDownloaded;
 
     public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null)
     {
@@ -40,6 +41,9 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
 
     /// <summary>The extracted-layer store, for metrics and tests.</summary>
     public LayerStore Layers => _layers;
+
+    /// <summary>Compressed bytes of the layer blobs downloaded and extracted since the process started, for metrics.</summary>
+    public long BytesDownloaded => Interlocked.Read(ref _bytesDownloaded);
 
     public async Task<LayerJobResult> ExecuteAsync(BuildLayer job, Func<string, string, Task> output, CancellationToken cancellationToken)
     {
@@ -297,6 +301,8 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
                 throw new DigestMismatchException(Digest.Parse(layer.DiffId), applied.DiffId, $"The uncompressed layer {layer.Digest}");
             }
         }
+
+        Interlocked.Add(ref _bytesDownloaded, layer.Size);
     }
 
     private DateTimeOffset Now() => _time.GetUtcNow();

@@ -12,20 +12,20 @@ namespace Farm.Worker.Telemetry;
 /// </summary>
 public sealed class WorkerTelemetry : IDisposable
 {
-    public const string Name = "Farm.Worker";
+    public const string Name = Farm.Telemetry.FarmTelemetry.Worker;
 
     private readonly Meter _meter = new(Name);
     private readonly Counter<long> _jobs;
     private readonly Histogram<double> _phaseSeconds;
     private readonly Counter<long> _bytesUploaded;
-    private readonly UpDownCounter<long> _busySlots;
+    private int _busy;
+    private long _jobsDone;
 
     public WorkerTelemetry()
     {
         _jobs = _meter.CreateCounter<long>("farm.worker.jobs", "{job}", "Jobs finished, by outcome (built, empty, failed).");
         _phaseSeconds = _meter.CreateHistogram<double>("farm.worker.step.phase.duration", "s", "Time a job spent in each phase.");
         _bytesUploaded = _meter.CreateCounter<long>("farm.worker.bytes.uploaded", "By", "Compressed layer bytes written to blob stores.");
-        _busySlots = _meter.CreateUpDownCounter<long>("farm.worker.slots.busy", "{slot}", "Jobs running now.");
     }
 
     public static ActivitySource Source { get; } = new(Name);
@@ -34,11 +34,33 @@ public sealed class WorkerTelemetry : IDisposable
     public void ObserveLayerStore(Func<long> bytes) =>
         _meter.CreateObservableGauge("farm.worker.layer_store.size", bytes, "By", "Bytes of extracted layers on local disk.");
 
+    /// <summary>Reports the bytes of layer blobs this worker downloaded to extract them, read when metrics are collected.</summary>
+    public void ObserveDownloads(Func<long> bytes) =>
+        _meter.CreateObservableCounter("farm.worker.bytes.downloaded", bytes, "By", "Compressed layer bytes read from blob stores.");
+
+    /// <summary>Reports a gauge of this worker's slots, busy and free, out of <paramref name="slots"/>.</summary>
+    public void ObserveSlots(int slots) =>
+        _meter.CreateObservableGauge(
+            "farm.worker.slots",
+            () => new[]
+            {
+                new Measurement<int>(BusySlots, new KeyValuePair<string, object?>("state", "busy")),
+                new Measurement<int>(Math.Max(0, slots - BusySlots), new KeyValuePair<string, object?>("state", "free")),
+            },
+            "{slot}",
+            "The worker's job slots, busy and free.");
+
+    /// <summary>Jobs running now (what the heartbeat reports).</summary>
+    public int BusySlots => Volatile.Read(ref _busy);
+
+    /// <summary>Jobs finished since the process started, whatever their outcome.</summary>
+    public long JobsDone => Interlocked.Read(ref _jobsDone);
+
     /// <summary>Counts a slot as busy until the returned object is disposed, however the job ends.</summary>
     public IDisposable TrackBusySlot()
     {
-        _busySlots.Add(1);
-        return new BusySlot(_busySlots);
+        Interlocked.Increment(ref _busy);
+        return new BusySlot(this);
     }
 
     /// <summary>Starts the span of one job; dispose it when the job ends.</summary>
@@ -110,7 +132,7 @@ public sealed class WorkerTelemetry : IDisposable
 
     public void Dispose() => _meter.Dispose();
 
-    private sealed class BusySlot(UpDownCounter<long> counter) : IDisposable
+    private sealed class BusySlot(WorkerTelemetry telemetry) : IDisposable
     {
         private int _disposed;
 
@@ -118,7 +140,8 @@ public sealed class WorkerTelemetry : IDisposable
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
-                counter.Add(-1);
+                Interlocked.Decrement(ref telemetry._busy);
+                Interlocked.Increment(ref telemetry._jobsDone);
             }
         }
     }

@@ -1,0 +1,160 @@
+using Farm.Coordinator.Api;
+using Farm.Coordinator.Builds;
+using Farm.Coordinator.Telemetry;
+using Farm.Coordinator.Workers;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Farm.Coordinator.Dashboard;
+
+/// <summary>
+/// The live dashboard: plain HTML, CSS and JavaScript embedded in this assembly (no page build step), served at
+/// <c>/</c>, and the JSON it polls: <c>GET /api/builds</c> (recent builds, newest first), <c>/api/builds/{id}</c> (a
+/// build's timeline: each layer step with its worker, cached or built, and the worker's phases),
+/// <c>/api/builds/{id}/logs?step=</c> (a step's output), <c>/api/workers</c> and <c>/api/stats</c> (cache hit ratio,
+/// queue depth and slots over time).
+/// </summary>
+public static class DashboardApi
+{
+    private const int RecentBuilds = 50;
+
+    private static readonly Dictionary<string, string> ContentTypes = new(StringComparer.Ordinal)
+    {
+        [".html"] = "text/html; charset=utf-8",
+        [".css"] = "text/css; charset=utf-8",
+        [".js"] = "text/javascript; charset=utf-8",
+    };
+
+    public static IEndpointRouteBuilder MapFarmDashboard(this IEndpointRouteBuilder app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapGet("/", () => Asset("index.html"));
+        app.MapGet("/dashboard/{file}", (string file) => Asset(file));
+        app.MapGet("/api/builds", (BuildRegistry registry) =>
+            Results.Json(registry.All.Reverse().Take(RecentBuilds).Select(Summary).ToList(), BuildApi.Json));
+        app.MapGet("/api/builds/{id:guid}", (Guid id, BuildRegistry registry) => Results.Json(Timeline(registry.Get(id)), BuildApi.Json));
+        app.MapGet("/api/builds/{id:guid}/logs", (Guid id, string? step, BuildRegistry registry) =>
+        {
+            var lines = registry.Get(id).Events.OfType<StepLog>()
+                .Where(l => step is null || l.Line.StepId == step)
+                .Select(l => step is null ? $"[{l.Line.StepId}] {l.Line.Line}" : l.Line.Line);
+            return Results.Text(string.Join('\n', lines), "text/plain; charset=utf-8");
+        });
+        app.MapGet("/api/workers", (WorkerRegistry workers) => Results.Json(workers.All, BuildApi.Json));
+        app.MapGet("/api/stats", (FarmMonitor monitor) => Results.Json(new { now = monitor.Now(), history = monitor.Samples }, BuildApi.Json));
+        return app;
+    }
+
+    private static IResult Asset(string file)
+    {
+        var stream = typeof(DashboardApi).Assembly.GetManifestResourceStream("Farm.Coordinator.Dashboard." + file);
+        return stream is null || !ContentTypes.TryGetValue(Path.GetExtension(file), out var type)
+            ? Results.NotFound()
+            : Results.Stream(stream, type);
+    }
+
+    internal static BuildSummary Summary(BuildRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        var events = record.Events;
+        var finished = events.OfType<StepFinished>().Select(f => f.Outcome).ToList();
+        var started = events.OfType<BuildStarted>().FirstOrDefault();
+        return new BuildSummary(
+            record.BuildId,
+            BuildApi.Status(record.Status),
+            record.SubmittedAt,
+            record.End?.At,
+            record.Submission.Tags,
+            started?.LayerSteps,
+            finished.Count,
+            finished.Count(o => o.Cached),
+            (record.End as BuildFailed)?.Code,
+            CoordinatorTelemetry.TraceIdOf(record.BuildId));
+    }
+
+    /// <summary>A build and its layer steps in start order, each with its phases as the worker timed them.</summary>
+    internal static BuildTimeline Timeline(BuildRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        var steps = new List<StepBar>();
+        var index = new Dictionary<string, int>(StringComparer.Ordinal);
+        var logLines = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var buildEvent in record.Events)
+        {
+            switch (buildEvent)
+            {
+                case StepStarted s:
+                    index[s.StepId] = steps.Count;
+                    steps.Add(new StepBar(s.StepId, s.Display, s.CacheKey, "running", false, null, null, null, s.At, null, []));
+                    break;
+                case StepFinished { Outcome: var o }:
+                    var bar = new StepBar(
+                        o.StepId,
+                        o.Display,
+                        o.CacheKey,
+                        o.Cached ? "cached" : "built",
+                        o.Cached,
+                        o.Worker,
+                        o.Layer?.Digest,
+                        o.Layer?.Size,
+                        o.Started,
+                        o.Finished,
+                        o.Timings is { } t ? [.. CoordinatorTelemetry.Phases(t).Where(p => p.Start != default && p.End >= p.Start).Select(p => new PhaseBar(p.Phase, p.Start, p.End))] : []);
+                    if (index.TryGetValue(o.StepId, out var at))
+                    {
+                        steps[at] = bar;
+                    }
+                    else
+                    {
+                        index[o.StepId] = steps.Count;
+                        steps.Add(bar);
+                    }
+
+                    break;
+                case StepLog l:
+                    logLines[l.Line.StepId] = logLines.GetValueOrDefault(l.Line.StepId) + 1;
+                    break;
+            }
+        }
+
+        var failed = record.End as BuildFailed;
+        return new BuildTimeline(
+            Summary(record),
+            (record.End as BuildFinished)?.ImageDigest,
+            failed?.Message,
+            [.. steps.Select(s => s with { LogLines = logLines.GetValueOrDefault(s.StepId) })]);
+    }
+
+    internal sealed record BuildSummary(
+        Guid BuildId,
+        string Status,
+        DateTimeOffset SubmittedAt,
+        DateTimeOffset? FinishedAt,
+        IReadOnlyList<string> Tags,
+        int? LayerSteps,
+        int StepsDone,
+        int StepsCached,
+        string? ErrorCode,
+        string? TraceId);
+
+    internal sealed record BuildTimeline(BuildSummary Build, string? ImageDigest, string? Error, IReadOnlyList<StepBar> Steps);
+
+    internal sealed record StepBar(
+        string StepId,
+        string Display,
+        string CacheKey,
+        string Status,
+        bool Cached,
+        string? Worker,
+        string? Layer,
+        long? LayerSize,
+        DateTimeOffset Started,
+        DateTimeOffset? Finished,
+        IReadOnlyList<PhaseBar> Phases)
+    {
+        public int LogLines { get; init; }
+    }
+
+    internal sealed record PhaseBar(string Phase, DateTimeOffset Start, DateTimeOffset End);
+}

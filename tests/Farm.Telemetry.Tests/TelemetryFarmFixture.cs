@@ -1,0 +1,251 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Farm.Coordinator.Assembly;
+using Farm.Coordinator.Builds;
+using Farm.Coordinator.Tests;
+using Farm.Dockerfile.Context;
+using Farm.Dockerfile.Ignore;
+using Farm.Oci;
+using Farm.Oci.Registry;
+using Farm.Oci.Stores;
+using Farm.Testing;
+using Farm.Worker;
+
+namespace Farm.Telemetry.Tests;
+
+/// <summary>
+/// A farm of processes exporting telemetry: <c>dotnet Farm.Coordinator.dll</c> and two <c>dotnet Farm.Worker.dll</c>
+/// (each with its own <c>/metrics</c> port) on a RabbitMQ virtual host of this run, all exporting OTLP to a receiver
+/// inside the test. Before the tests, one multi-stage build is submitted over HTTP under a span of the
+/// <c>Farm.Cli</c> source, as <c>farm build</c> does, so every test can look at its trace, metrics and dashboard.
+/// Needs infra/up.sh (registry, RabbitMQ), runc and busybox-static.
+/// </summary>
+public sealed class TelemetryFarmFixture : IAsyncLifetime
+{
+    /// <summary>Two independent stages (one job each, at once: one per worker), then a stage copying from both.</summary>
+    public const string Dockerfile = """
+        ARG BASE
+        FROM ${BASE} AS left
+        RUN echo left > /left && sleep 2
+        FROM ${BASE} AS right
+        RUN echo right > /right && sleep 2
+        FROM ${BASE}
+        COPY --from=left /left /left
+        COPY --from=right /right /right
+        COPY hello.txt /hello.txt
+        """;
+
+    private readonly string _work = Directory.CreateTempSubdirectory("farm-telemetry-").FullName;
+    private readonly BlobStoreLocator _stores = new(credentials: new DockerConfig(Path.Combine(Path.GetTempPath(), $"farm-telemetry-{Guid.NewGuid():N}", "config.json")));
+    private CoordinatorProcess? _coordinator;
+    private RabbitMqVirtualHost? _vhost;
+    private Dictionary<string, string> _telemetry = [];
+
+    public LayerStoreFixture Store { get; } = new();
+
+    public string VirtualHost => _vhost?.Name ?? throw new InvalidOperationException("The fixture is not initialised.");
+
+    public OtlpReceiver Otlp { get; private set; } = null!;
+
+    public List<WorkerProcess> Workers { get; } = [];
+
+    /// <summary>Each worker's <c>/metrics</c> port, by worker name.</summary>
+    public Dictionary<string, int> WorkerMetricsPorts { get; } = [];
+
+    public int CoordinatorPort { get; private set; }
+
+    public HttpClient Api { get; private set; } = null!;
+
+    public string BaseImage { get; private set; } = null!;
+
+    public string ContextDigest { get; private set; } = null!;
+
+    public string ContextIndexDigest { get; private set; } = null!;
+
+    /// <summary>The build submitted before the tests.</summary>
+    public Guid BuildId { get; private set; }
+
+    /// <summary>The trace id of the <c>Farm.Cli</c> span the build was submitted under.</summary>
+    public string TraceId { get; private set; } = null!;
+
+    /// <summary>The span id of that span.</summary>
+    public string CliSpanId { get; private set; } = null!;
+
+    /// <summary>GET /builds/{id} of that build once it ended.</summary>
+    public JsonObject Status { get; private set; } = null!;
+
+    public string Tag { get; } = $"{TestRegistries.Anonymous}/test-{Guid.NewGuid():N}/telemetry:1";
+
+    public async Task InitializeAsync()
+    {
+        await Store.InitializeAsync();
+        _vhost = await RabbitMqVirtualHost.CreateAsync("farm-telemetry-");
+        Otlp = await OtlpReceiver.StartAsync();
+        var telemetry = _telemetry = new Dictionary<string, string>
+        {
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = Otlp.Endpoint.ToString().TrimEnd('/'),
+            ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            // Spans leave within a fraction of a second instead of the default five.
+            ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
+        };
+
+        CoordinatorPort = LayerStoreFixture.FreePort();
+        _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, CoordinatorPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"), new Dictionary<string, string>(telemetry)
+        {
+            ["Farm__Telemetry__SampleInterval"] = "00:00:01",
+            // Long: a worker that leaves within a test is gone by its stopping heartbeat, not by this timeout.
+            ["Farm__Telemetry__WorkerTimeout"] = "00:10:00",
+        });
+        Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{CoordinatorPort}/"), Timeout = TimeSpan.FromSeconds(30) };
+        foreach (var name in new[] { "worker-a", "worker-b" })
+        {
+            var port = LayerStoreFixture.FreePort();
+            WorkerMetricsPorts[name] = port;
+            Workers.Add(WorkerProcess.Start(name, Path.Combine(Store.Root, name[^1..]), _vhost.Name, new Dictionary<string, string>(telemetry)
+            {
+                ["Farm__Worker__MetricsPort"] = port.ToString(CultureInfo.InvariantCulture),
+                ["Farm__Worker__HeartbeatInterval"] = "00:00:01",
+            }));
+        }
+
+        await UploadContextAsync();
+        await Wait.UntilAsync(HealthyAsync, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
+        await Wait.UntilAsync(async () => await _vhost.ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
+            () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
+
+        // The build, submitted under a span of the CLI's source with its traceparent, as `farm build` does.
+        using (var tracing = FarmTelemetry.StartTracing("farm-cli", Otlp.Endpoint))
+        using (var source = new ActivitySource(FarmTelemetry.Cli))
+        {
+            using var cli = source.StartActivity("farm build", ActivityKind.Client)
+                ?? throw new InvalidOperationException("The Farm.Cli ActivitySource has no listener: FarmTelemetry.StartTracing did not subscribe to it.");
+            TraceId = cli.TraceId.ToHexString();
+            CliSpanId = cli.SpanId.ToHexString();
+            BuildId = await SubmitAsync(Dockerfile, Tag, FarmTelemetry.TraceParent(cli));
+            Status = await WaitEndedAsync(BuildId);
+        }
+    }
+
+    /// <summary>Posts a build (the busybox base as BASE, the uploaded context) and returns its id.</summary>
+    public async Task<Guid> SubmitAsync(string dockerfile, string tag, string? traceParent = null)
+    {
+        var body = new JsonObject
+        {
+            ["dockerfile"] = dockerfile,
+            ["contextDigest"] = ContextDigest,
+            ["contextIndexDigest"] = ContextIndexDigest,
+            ["buildArgs"] = new JsonObject { ["BASE"] = BaseImage },
+            ["tags"] = new JsonArray(tag),
+            ["push"] = true,
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "builds") { Content = JsonContent.Create(body) };
+        if (traceParent is not null)
+        {
+            request.Headers.Add("traceparent", traceParent);
+        }
+
+        using var response = await Api.SendAsync(request);
+        var answer = await response.Content.ReadFromJsonAsync<JsonObject>();
+        Assert.True(response.IsSuccessStatusCode, $"POST /builds: {(int)response.StatusCode} {answer?.ToJsonString()}" + Diagnostics());
+        return Guid.Parse((string)answer!["buildId"]!);
+    }
+
+    /// <summary>Starts one more worker with the farm's telemetry settings (the caller disposes it).</summary>
+    public WorkerProcess StartWorker(string name) =>
+        WorkerProcess.Start(name, Path.Combine(Store.Root, name[^1..]), VirtualHost, new Dictionary<string, string>(_telemetry)
+        {
+            ["Farm__Worker__HeartbeatInterval"] = "00:00:01",
+        });
+
+    /// <summary>Waits until the build succeeded or failed and returns its status.</summary>
+    public async Task<JsonObject> WaitEndedAsync(Guid buildId)
+    {
+        JsonObject? status = null;
+        await Wait.UntilAsync(
+            async () =>
+            {
+                using var response = await Api.GetAsync($"builds/{buildId}");
+                status = response.IsSuccessStatusCode ? await response.Content.ReadFromJsonAsync<JsonObject>() : null;
+                return (string?)status?["status"] is "succeeded" or "failed";
+            },
+            TimeSpan.FromMinutes(4),
+            () => $"build {buildId} to end; last status: {status?.ToJsonString() ?? "(unknown id)"}" + Diagnostics());
+        return status!;
+    }
+
+    public string Diagnostics() =>
+        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{_coordinator?.OutputTail()}"
+        + string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
+
+    private async Task<bool> HealthyAsync()
+    {
+        try
+        {
+            using var response = await Api.GetAsync("healthz");
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A busybox image in the test registry and the context (tar and index) in the cache store, as the CLI uploads them.</summary>
+    private async Task UploadContextAsync()
+    {
+        var store = await _stores.OpenAsync(Store.StoreAddress, CancellationToken.None);
+        var busybox = new ImageAssembler().Assemble(new AssemblyRequest
+        {
+            Base = global::Farm.Coordinator.Assembly.BaseImage.Scratch(),
+            Steps = [new AssemblyStep { CreatedBy = "busybox-static", IsLayerStep = true, Layer = Store.BaseLayer }],
+            Config = new Farm.Dockerfile.Graph.StageImageConfig { Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
+            ConfigIncludesBase = false,
+            Created = DateTimeOffset.UnixEpoch,
+        });
+        BaseImage = $"{TestRegistries.Anonymous}/test-{Guid.NewGuid():N}/busybox:1";
+        await new ImagePusher(_stores.ClientFor).PushAsync(busybox, [BaseImage], [store], null, CancellationToken.None);
+
+        var dir = Directory.CreateDirectory(Path.Combine(_work, "ctx")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(dir, "hello.txt"), "hello from the telemetry test\n");
+        using var tar = new MemoryStream();
+        var index = await BuildContextPacker.PackAsync(dir, PatternMatcher.Empty, tar, null, CancellationToken.None);
+        var digest = Digest.Sha256(tar.ToArray());
+        tar.Position = 0;
+        await store.PutAsync(new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = digest, Size = tar.Length }, tar, CancellationToken.None);
+        var indexBytes = index.ToBytes();
+        var indexDigest = Digest.Sha256(indexBytes);
+        await store.PutAsync(new Descriptor { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = indexDigest, Size = indexBytes.Length }, new MemoryStream(indexBytes), CancellationToken.None);
+        ContextDigest = digest.ToString();
+        ContextIndexDigest = indexDigest.ToString();
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var worker in Workers)
+        {
+            await worker.DisposeAsync();
+        }
+
+        if (_coordinator is not null)
+        {
+            await _coordinator.DisposeAsync();
+        }
+
+        Api?.Dispose();
+        if (Otlp is not null)
+        {
+            await Otlp.DisposeAsync();
+        }
+
+        if (_vhost is not null)
+        {
+            await _vhost.DisposeAsync();
+        }
+
+        _stores.Dispose();
+        Directory.Delete(_work, recursive: true);
+        await Store.DisposeAsync();
+    }
+}

@@ -1,0 +1,350 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Net;
+using System.Text.Json.Nodes;
+using Farm.Contracts;
+using Farm.Testing;
+using MassTransit;
+
+namespace Farm.Telemetry.Tests;
+
+/// <summary>
+/// What a platform team sees of a build through the farm's telemetry: one trace from the CLI through the coordinator
+/// to both workers, metrics on every process's <c>/metrics</c> that Prometheus scrapes, and the live dashboard.
+/// </summary>
+public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixture<TelemetryFarmFixture>
+{
+    private static readonly string[] Phases = ["diff", "execute", "input_fetch", "queued", "upload"];
+
+    [Fact]
+    public async Task A_multi_stage_build_is_one_trace_from_the_cli_through_the_coordinator_to_both_workers_with_phase_spans_per_step()
+    {
+        Assert.True((string?)farm.Status["status"] == "succeeded", farm.Status.ToJsonString() + farm.Diagnostics());
+        var steps = farm.Status["steps"]!.AsArray().Select(s => s!.AsObject()).ToList();
+        Assert.Equal(5, steps.Count);
+
+        // Every built step has its coordinator span and, on the worker that built it, a job span with five phases.
+        List<ReceivedSpan> trace = [];
+        await Wait.UntilAsync(
+            () =>
+            {
+                trace = [.. farm.Otlp.Spans.Where(s => s.TraceId == farm.TraceId)];
+                return trace.Any(s => s.Name == "push")
+                    && steps.All(step => trace.Count(s => s.Scope == FarmTelemetry.Worker && s.Name == $"step {step["stepId"]}" && s["farm.outcome"] == "built") == 1)
+                    && trace.Count(s => s.Scope == FarmTelemetry.Worker && s["farm.phase"] is not null) == steps.Count * Phases.Length;
+            },
+            TimeSpan.FromSeconds(60),
+            () => $"the spans of trace {farm.TraceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
+
+        var byId = trace.ToDictionary(s => s.SpanId);
+        var cli = Assert.Single(trace, s => s.Scope == FarmTelemetry.Cli);
+        Assert.Equal(farm.CliSpanId, cli.SpanId);
+        Assert.Equal("farm-cli", cli.Service);
+
+        // The coordinator's build span descends from the CLI's span; its stages and steps from the build.
+        var build = Assert.Single(trace, s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build");
+        Assert.Equal("farm-coordinator", build.Service);
+        Assert.Equal(farm.BuildId.ToString(), build["farm.build_id"]);
+        Assert.Equal("succeeded", build["farm.outcome"]);
+        Assert.Contains(cli.SpanId, Ancestors(build, byId));
+        Assert.Equal(3, trace.Count(s => s.Scope == FarmTelemetry.Coordinator && s.Name.StartsWith("stage ", StringComparison.Ordinal)));
+        var push = Assert.Single(trace, s => s.Scope == FarmTelemetry.Coordinator && s.Name == "push");
+        Assert.Contains(build.SpanId, Ancestors(push, byId));
+
+        foreach (var step in steps)
+        {
+            var stepId = (string)step["stepId"]!;
+            var coordinatorStep = Assert.Single(trace, s => s.Scope == FarmTelemetry.Coordinator && s.Name == $"step {stepId}");
+            Assert.Contains(build.SpanId, Ancestors(coordinatorStep, byId));
+            Assert.Equal((string?)step["cacheKey"], coordinatorStep["farm.cache_key"]);
+            Assert.Equal("false", coordinatorStep["farm.cached"]);
+            Assert.Equal((string?)step["worker"], coordinatorStep["farm.worker"]);
+            Assert.Equal("0", coordinatorStep["farm.exit_code"]);
+            Assert.True(long.Parse(coordinatorStep["farm.layer.size"]!, CultureInfo.InvariantCulture) > 0, $"{stepId} reports no layer bytes");
+
+            // The worker's job span is in the same trace below the coordinator's step: the context crossed Orleans and RabbitMQ.
+            var job = Assert.Single(trace, s => s.Scope == FarmTelemetry.Worker && s.Name == $"step {stepId}");
+            Assert.Equal("farm-worker", job.Service);
+            Assert.Equal((string?)step["worker"], job.Instance);
+            Assert.Contains(coordinatorStep.SpanId, Ancestors(job, byId));
+            Assert.Equal(Phases, trace.Where(s => s.ParentSpanId == job.SpanId && s["farm.phase"] is not null).Select(s => s.Name).Order());
+        }
+
+        // Both workers took part, in this one trace.
+        Assert.Equal(["worker-a", "worker-b"], trace.Where(s => s.Service == "farm-worker").Select(s => s.Instance).Distinct().Order());
+    }
+
+    [Fact]
+    public async Task After_the_build_coordinator_and_worker_metrics_show_it_and_prometheus_scrapes_them()
+    {
+        Assert.True((string?)farm.Status["status"] == "succeeded", farm.Status.ToJsonString() + farm.Diagnostics());
+        var coordinator = await MetricsAsync(farm.CoordinatorPort);
+        Assert.True(Value(coordinator, "farm_builds_total", "outcome=\"succeeded\"") >= 1, coordinator);
+        Assert.True(Value(coordinator, "farm_cache_misses_total") >= 5, coordinator);
+        Assert.True(Value(coordinator, "farm_step_duration_seconds_count", "phase=\"execute\"") >= 5, coordinator);
+        Assert.True(Value(coordinator, "farm_build_duration_seconds_sum", "outcome=\"succeeded\"") > 0, coordinator);
+        Assert.True(Value(coordinator, "farm_layers_bytes_total") > 0, coordinator);
+        Assert.NotNull(Value(coordinator, "farm_queue_depth", "state=\"ready\""));
+        Assert.Equal(2, Value(coordinator, "farm_workers"));
+        Assert.Equal(2, Value(coordinator, "farm_workers_slots", "state=\"free\"") + Value(coordinator, "farm_workers_slots", "state=\"busy\""));
+
+        foreach (var (name, port) in farm.WorkerMetricsPorts)
+        {
+            var worker = await MetricsAsync(port);
+            Assert.True(Value(worker, "farm_worker_jobs_total", "outcome=\"built\"") >= 1, $"{name}:{Environment.NewLine}{worker}");
+            Assert.True(Value(worker, "farm_worker_bytes_uploaded_bytes_total") > 0, $"{name}:{Environment.NewLine}{worker}");
+            Assert.True(Value(worker, "farm_worker_bytes_downloaded_bytes_total") > 0, $"{name}:{Environment.NewLine}{worker}");
+            Assert.True(Value(worker, "farm_worker_layer_store_size_bytes") > 0, $"{name}:{Environment.NewLine}{worker}");
+            Assert.Equal(1, Value(worker, "farm_worker_slots", "state=\"free\""));
+            Assert.True(Value(worker, "farm_worker_step_phase_duration_seconds_count", "phase=\"upload\"") >= 1, $"{name}:{Environment.NewLine}{worker}");
+        }
+
+        await using var prometheus = await PrometheusServer.StartAsync(new Dictionary<string, IReadOnlyList<string>>
+        {
+            ["farm-coordinator"] = [$"127.0.0.1:{farm.CoordinatorPort}"],
+            ["farm-worker"] = [.. farm.WorkerMetricsPorts.Values.Select(p => $"127.0.0.1:{p}")],
+        });
+        List<(JsonObject Labels, double Value)> builds = [], uploaded = [];
+        await Wait.UntilAsync(
+            async () =>
+            {
+                builds = await prometheus.QueryAsync("farm_builds_total{job=\"farm-coordinator\",outcome=\"succeeded\"}");
+                uploaded = await prometheus.QueryAsync("farm_worker_bytes_uploaded_bytes_total{job=\"farm-worker\"} > 0");
+                return builds.Count == 1 && uploaded.Count == 2;
+            },
+            TimeSpan.FromSeconds(60),
+            () => $"Prometheus to scrape the coordinator's build count and both workers' uploads; got {builds.Count} and {uploaded.Count} series");
+        Assert.True(builds[0].Value >= 1);
+    }
+
+    [Fact]
+    public async Task The_dashboard_shows_a_build_running_then_its_timeline_with_one_bar_per_step_marked_cached_or_built()
+    {
+        await using var gate = Gate.Start();
+        await using var browser = await WebDriver.StartAsync();
+        var artifacts = Directory.CreateDirectory(Path.Combine(RepoPaths.RepoRoot, "artifacts", "telemetry")).FullName;
+
+        // The first build's five steps again (all cached), then one RUN that waits for the test to open a gate.
+        var dockerfile = TelemetryFarmFixture.Dockerfile + $"\nRUN until wget -q -O /dev/null {gate.Url}; do sleep 0.2; done; echo gate-open; echo done > /gated\n";
+        var buildId = await farm.SubmitAsync(dockerfile, farm.Tag.Replace(":1", ":2", StringComparison.Ordinal));
+        await browser.NavigateAsync(new Uri($"http://127.0.0.1:{farm.CoordinatorPort}/"));
+
+        string? rowStatus = null;
+        await Wait.UntilAsync(
+            async () =>
+            {
+                rowStatus = (string?)await browser.ExecuteAsync($"const r = document.querySelector('#builds tr[data-build-id=\"{buildId}\"]'); return r && r.dataset.status;");
+                var running = (bool?)await browser.ExecuteAsync("return !!document.querySelector('#timeline .step[data-status=\"running\"]');");
+                return rowStatus == "running" && running == true;
+            },
+            TimeSpan.FromMinutes(2),
+            () => $"the dashboard to list build {buildId} as running with a running step; its row says {rowStatus ?? "nothing"}" + farm.Diagnostics());
+        await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-running.png"), await browser.ScreenshotAsync());
+
+        gate.Open();
+        await farm.WaitEndedAsync(buildId);
+        JsonArray? bars = null;
+        await Wait.UntilAsync(
+            async () =>
+            {
+                rowStatus = (string?)await browser.ExecuteAsync($"const r = document.querySelector('#builds tr[data-build-id=\"{buildId}\"]'); return r && r.dataset.status;");
+                bars = (await browser.ExecuteAsync(
+                    "return [...document.querySelectorAll('#timeline .step')].map(s => ({ step: s.dataset.stepId, status: s.dataset.status, worker: s.dataset.worker, phases: [...s.querySelectorAll('.seg')].map(p => p.dataset.phase) }));"))?.AsArray();
+                return rowStatus == "succeeded" && bars?.Count == 6 && bars.All(b => (string?)b!["status"] != "running");
+            },
+            TimeSpan.FromSeconds(30),
+            () => $"the dashboard to show build {buildId} succeeded with six finished steps; row {rowStatus}, bars {bars?.ToJsonString()}");
+
+        // The five steps of the first build came from the cache; the gated RUN was built, by a worker, in five phases.
+        Assert.Equal(["cached", "cached", "cached", "cached", "cached", "built"], bars!.Select(b => (string?)b!["status"]));
+        var built = bars![5]!;
+        Assert.Contains((string?)built["worker"], new[] { "worker-a", "worker-b" });
+        Assert.Equal(["queued", "input_fetch", "execute", "diff", "upload"], built["phases"]!.AsArray().Select(p => (string?)p));
+        Assert.All(bars.Take(5), b => Assert.Empty(b!["phases"]!.AsArray()));
+
+        // A click on the built step shows its output.
+        await browser.ExecuteAsync("document.querySelectorAll('#timeline .step')[5].click();");
+        string? logs = null;
+        await Wait.UntilAsync(
+            async () => (logs = (string?)await browser.ExecuteAsync("return document.getElementById('logs').hidden ? null : document.getElementById('logs-text').textContent;"))?.Contains("gate-open", StringComparison.Ordinal) == true,
+            TimeSpan.FromSeconds(30),
+            () => $"the step's output with 'gate-open' under the timeline; it shows {logs ?? "nothing"}");
+
+        // Workers and the cache hit ratio are on the page too.
+        await Wait.UntilAsync(
+            async () => (long?)await browser.ExecuteAsync("return document.querySelectorAll('#workers tr[data-worker]').length;") == 2
+                && ((string?)await browser.ExecuteAsync("return document.getElementById('stat-hits').textContent;"))?.EndsWith('%') == true,
+            TimeSpan.FromSeconds(30),
+            () => "the workers table to list both workers and a cache hit ratio");
+        await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-done.png"), await browser.ScreenshotAsync());
+
+        // The first build, chosen in the list: five bars, all built, by both workers.
+        await browser.ExecuteAsync($"document.querySelector('#builds tr[data-build-id=\"{farm.BuildId}\"]').click();");
+        await Wait.UntilAsync(
+            async () =>
+            {
+                bars = (await browser.ExecuteAsync(
+                    "return [...document.querySelectorAll('#timeline .step')].map(s => ({ status: s.dataset.status, worker: s.dataset.worker, phases: s.querySelectorAll('.seg').length }));"))?.AsArray();
+                return bars?.Count == 5;
+            },
+            TimeSpan.FromSeconds(30),
+            () => $"the first build's timeline with five bars; it shows {bars?.ToJsonString()}");
+        Assert.All(bars!, b => Assert.Equal(("built", 5), ((string?)b!["status"], (int)b["phases"]!)));
+        Assert.Equal(["worker-a", "worker-b"], bars!.Select(b => (string?)b!["worker"]).Distinct().Order());
+        await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-first-build.png"), await browser.ScreenshotAsync());
+    }
+
+    [Fact]
+    public async Task A_build_submitted_as_a_rabbitmq_message_is_traced_under_the_publishers_span()
+    {
+        var buildId = Guid.NewGuid();
+        string traceId;
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(new Uri($"rabbitmq://127.0.0.1/{farm.VirtualHost}"), h =>
+        {
+            h.Username("guest");
+            h.Password("guest");
+        }));
+        await bus.StartAsync();
+        try
+        {
+            // MassTransit writes the current span into the message only when its own source is listened to, as in the CLI.
+            using var tracing = FarmTelemetry.StartTracing("farm-cli", farm.Otlp.Endpoint, "MassTransit");
+            using var source = new ActivitySource(FarmTelemetry.Cli);
+            using var publisher = source.StartActivity("farm build --queue", ActivityKind.Producer)!;
+            traceId = publisher.TraceId.ToHexString();
+            await bus.Publish(new SubmitBuild
+            {
+                BuildId = buildId,
+                Dockerfile = TelemetryFarmFixture.Dockerfile,
+                ContextDigest = farm.ContextDigest,
+                ContextIndexDigest = farm.ContextIndexDigest,
+                BuildArgs = new Dictionary<string, string> { ["BASE"] = farm.BaseImage },
+            });
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+
+        var status = await farm.WaitEndedAsync(buildId);
+        Assert.True((string?)status["status"] == "succeeded", status.ToJsonString() + farm.Diagnostics());
+        List<ReceivedSpan> builds = [];
+        await Wait.UntilAsync(
+            () => (builds = [.. farm.Otlp.Spans.Where(s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build" && s["farm.build_id"] == buildId.ToString())]).Count == 1,
+            TimeSpan.FromSeconds(60),
+            () => $"the coordinator's build span of {buildId}");
+        Assert.Equal(traceId, builds[0].TraceId);
+    }
+
+    [Fact]
+    public async Task A_worker_appears_in_the_coordinators_worker_list_by_its_heartbeats_and_leaves_it_when_it_stops()
+    {
+        JsonArray? workers = null;
+        async Task<bool> ListedAsync(string name)
+        {
+            workers = await farm.Api.GetFromJsonAsync<JsonArray>("api/workers");
+            return workers!.Any(w => (string?)w!["name"] == name);
+        }
+
+        await using var extra = farm.StartWorker("worker-c");
+        await Wait.UntilAsync(() => ListedAsync("worker-c"), TimeSpan.FromSeconds(90), () => $"worker-c in /api/workers; it lists {workers?.ToJsonString()}" + farm.Diagnostics());
+        var listed = workers!.Single(w => (string?)w!["name"] == "worker-c")!;
+        Assert.Equal((1, 0, 1), ((int)listed["slots"]!, (int)listed["busySlots"]!, (int)listed["freeSlots"]!));
+
+        // The coordinator forgets a silent worker only after ten minutes here: prompt removal is the stopping heartbeat's.
+        await extra.StopAsync();
+        await Wait.UntilAsync(async () => !await ListedAsync("worker-c"), TimeSpan.FromSeconds(30), () => $"worker-c gone from /api/workers after it stopped; it lists {workers?.ToJsonString()}");
+        Assert.True(await ListedAsync("worker-a") && await ListedAsync("worker-b"), workers?.ToJsonString());
+    }
+
+    /// <summary>The span ids above <paramref name="span"/>, nearest first, as far as the trace holds them.</summary>
+    private static List<string> Ancestors(ReceivedSpan span, Dictionary<string, ReceivedSpan> byId)
+    {
+        var ancestors = new List<string>();
+        for (var parent = span.ParentSpanId; parent.Length > 0 && parent != new string('0', 16); parent = byId.TryGetValue(parent, out var p) ? p.ParentSpanId : string.Empty)
+        {
+            ancestors.Add(parent);
+        }
+
+        return ancestors;
+    }
+
+    private static async Task<string> MetricsAsync(int port)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        return await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+    }
+
+    /// <summary>The value of the first sample of <paramref name="metric"/> whose labels contain <paramref name="label"/>; null when none.</summary>
+    private static double? Value(string exposition, string metric, string? label = null)
+    {
+        foreach (var line in exposition.Split('\n'))
+        {
+            if (line.StartsWith('#') || !(line.StartsWith(metric + "{", StringComparison.Ordinal) || line.StartsWith(metric + " ", StringComparison.Ordinal)))
+            {
+                continue;
+            }
+
+            var labelsEnd = line.LastIndexOf('}');
+            var labels = labelsEnd < 0 ? string.Empty : line[..labelsEnd];
+            if (label is not null && !labels.Contains(label, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var fields = line[(labelsEnd + 1)..].Trim().Split(' ');
+            return double.Parse(fields[0], CultureInfo.InvariantCulture);
+        }
+
+        return null;
+    }
+
+    /// <summary>An HTTP endpoint a RUN step polls (network host) until the test opens it: holds a build running without sleeping on time.</summary>
+    private sealed class Gate : IAsyncDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private readonly Task _loop;
+        private volatile bool _open;
+
+        private Gate(int port)
+        {
+            Url = $"http://127.0.0.1:{port}/gate";
+            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            _listener.Start();
+            _loop = Task.Run(ServeAsync);
+        }
+
+        public string Url { get; }
+
+        public static Gate Start() => new(Farm.Coordinator.Tests.LayerStoreFixture.FreePort());
+
+        public void Open() => _open = true;
+
+        private async Task ServeAsync()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                context.Response.StatusCode = _open ? 200 : 503;
+                context.Response.Close();
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _listener.Stop();
+            await _loop;
+            _listener.Close();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Farm.Testing;
+
+/// <summary>A coordinator process started with <c>dotnet Farm.Coordinator.dll</c>; disposing stops it (SIGTERM, then SIGKILL).</summary>
+public sealed class CoordinatorProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private CoordinatorProcess(IReadOnlyDictionary<string, string> environment) =>
+        _process = FarmProcess.Start(FarmProcess.Dll("coordinator", "Farm.Coordinator"), environment, _output);
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>
+    /// Starts a coordinator without Redis on <paramref name="amqpUrl"/> (a test's virtual host), HTTP on
+    /// <paramref name="httpPort"/>, silo and gateway on free ports, its layers in <paramref name="cacheStore"/>;
+    /// <paramref name="environment"/> adds variables or overrides these.
+    /// </summary>
+    public static CoordinatorProcess Start(string amqpUrl, int httpPort, string cacheStore, string stateDirectory, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var variables = new Dictionary<string, string>
+        {
+            ["FARM_RABBITMQ"] = amqpUrl,
+            ["Farm__Coordinator__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__JobTimeout"] = "00:05:00",
+            ["Farm__Builds__CacheStore"] = cacheStore,
+            ["Farm__Builds__StateDirectory"] = stateDirectory,
+        };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            variables[key] = value;
+        }
+
+        return new CoordinatorProcess(variables);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public string OutputTail() => FarmProcess.Tail(_output);
+
+    public async ValueTask DisposeAsync()
+    {
+        await FarmProcess.StopAsync(_process, TimeSpan.FromSeconds(30));
+        _process.Dispose();
+    }
+}

@@ -1,0 +1,76 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Farm.Testing;
+
+/// <summary>Starting and stopping Farm's own processes (<c>dotnet Farm.X.dll</c>) the way a deployment does.</summary>
+internal static class FarmProcess
+{
+    /// <summary>
+    /// The process's own build output (<c>{folder}/bin/&lt;configuration&gt;/&lt;framework&gt;/{assembly}.dll</c>), as a
+    /// deployed process runs: a test's output directory can lack files a plain process loads from next to it (the
+    /// coordinator's runtimeconfig names the ASP.NET Core framework).
+    /// </summary>
+    public static string Dll(string folder, string assembly)
+    {
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
+        var dll = Path.Combine(RepoPaths.RepoRoot, folder, "bin", output.Parent!.Name, output.Name, assembly + ".dll");
+        return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing: build the solution first (dotnet build Farm.sln).");
+    }
+
+    /// <summary>Starts <c>dotnet <paramref name="dll"/></c> with <paramref name="environment"/>; its output lines go to <paramref name="output"/>.</summary>
+    public static Process Start(string dll, IReadOnlyDictionary<string, string> environment, ConcurrentQueue<string> output)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        start.ArgumentList.Add(dll);
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
+        process.OutputDataReceived += (_, e) => Add(output, e.Data);
+        process.ErrorDataReceived += (_, e) => Add(output, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    /// <summary>SIGTERM (the graceful path production uses), then SIGKILL after <paramref name="grace"/>.</summary>
+    public static async Task StopAsync(Process process, TimeSpan grace)
+    {
+        if (process.HasExited)
+        {
+            return;
+        }
+
+        await Tool.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
+        using var timeout = new CancellationTokenSource(grace);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
+    public static string Tail(ConcurrentQueue<string> output) => string.Join(Environment.NewLine, output.TakeLast(40));
+
+    private static void Add(ConcurrentQueue<string> output, string? line)
+    {
+        if (line is not null)
+        {
+            output.Enqueue(line);
+        }
+    }
+}
