@@ -34,6 +34,9 @@ public sealed partial class BuildOrchestrator
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
+    /// <summary>How often a step waiting for its layer grain asks it again (see <see cref="AwaitLayerAsync"/>).</summary>
+    internal static readonly TimeSpan LayerRecheckPeriod = TimeSpan.FromSeconds(20);
+
     public BuildOrchestrator(
         IGrainFactory grains,
         IActionCache cache,
@@ -288,8 +291,9 @@ public sealed partial class BuildOrchestrator
         {
             // A key that does not determine the layer, or --no-cache, must never meet a layer a grain remembers.
             var grainKey = key.Cacheable && !request.NoCache ? key.Key : $"{key.Key}#{request.BuildId:N}";
-            var job = await _grains.GetGrain<ILayerGrain>(grainKey)
-                .BuildAsync(new LayerJobRequest
+            var job = await AwaitLayerAsync(
+                _grains.GetGrain<ILayerGrain>(grainKey),
+                new LayerJobRequest
                 {
                     BuildId = request.BuildId,
                     StepId = step.Id,
@@ -297,9 +301,8 @@ public sealed partial class BuildOrchestrator
                     Parents = parents,
                     Step = layerStep,
                     Compression = request.Compression,
-                })
-                .WaitAsync(cancellationToken)
-                .ConfigureAwait(false);
+                },
+                cancellationToken).ConfigureAwait(false);
             if (job.Success is not { } success)
             {
                 var failure = job.Failure ?? new JobFailure { Code = "FARM4200", Message = "the layer grain returned neither a layer nor a failure" };
@@ -322,6 +325,42 @@ public sealed partial class BuildOrchestrator
 
         run.Progress?.Report(new StepFinished(request.BuildId, outcome.Finished, outcome));
         return outcome;
+    }
+
+    /// <summary>
+    /// The layer grain's outcome. The call waits for the whole job, and the grain's activation can go away meanwhile
+    /// (its silo stops: the call would then wait until Orleans' response timeout, or fail). So the call is made again
+    /// every <see cref="LayerRecheckPeriod"/> and when one fails in Orleans: while the flight lives the new call joins
+    /// it; on a new activation it finds the layer the worker reported meanwhile, or dispatches the job again (layers
+    /// of one key are interchangeable). The first call to answer wins.
+    /// </summary>
+    private async Task<LayerJobOutcome> AwaitLayerAsync(ILayerGrain grain, LayerJobRequest request, CancellationToken cancellationToken)
+    {
+        var calls = new List<Task<LayerJobOutcome>> { grain.BuildAsync(request) };
+        var failures = 0;
+        while (true)
+        {
+            var recheck = Task.Delay(LayerRecheckPeriod, _time, cancellationToken);
+            var done = await Task.WhenAny([.. calls, recheck]).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (done is Task<LayerJobOutcome> call)
+            {
+                if (call.Status == TaskStatus.RanToCompletion)
+                {
+                    return call.Result;
+                }
+
+                calls.Remove(call);
+                if (call.Exception?.InnerException is not OrleansException e || ++failures > 10)
+                {
+                    return await call.ConfigureAwait(false);
+                }
+
+                LogLayerCallFailed(_logger, e, request.BuildId, request.StepId);
+            }
+
+            calls.Add(grain.BuildAsync(request));
+        }
     }
 
     /// <summary>The job payload of a layer step, its <c>COPY --from</c> sources resolved to layers.</summary>
@@ -472,6 +511,9 @@ public sealed partial class BuildOrchestrator
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: step {StepId} built under {CacheKey} by {Worker}")]
     private static partial void LogStepBuilt(ILogger logger, Guid buildId, string stepId, string cacheKey, string worker);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: asking the layer grain for step {StepId} failed; asking again")]
+    private static partial void LogLayerCallFailed(ILogger logger, Exception exception, Guid buildId, string stepId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} finished: image {Digest}, {Jobs} of {Steps} layer steps built")]
     private static partial void LogBuildFinished(ILogger logger, Guid buildId, string digest, int jobs, int steps);

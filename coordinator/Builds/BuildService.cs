@@ -38,6 +38,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly SemaphoreSlim _initLock = new(1, 1);
     private BuildOrchestrator? _orchestrator;
     private ConnectionMultiplexer? _redis;
+    private int _disposed;
 
     public BuildService(
         IGrainFactory grains,
@@ -296,6 +297,12 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// <summary>Stops the builds running here (see <see cref="Participate"/>) and closes the cache connection.</summary>
     public async ValueTask DisposeAsync()
     {
+        // The container disposes this once per registration (the service and the lifecycle participant).
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await StopRunsAsync().ConfigureAwait(false);
         if (_redis is not null)
         {
