@@ -34,8 +34,8 @@ public sealed partial class BuildOrchestrator
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    /// <summary>How often a step waiting for its layer grain asks it again (see <see cref="AwaitLayerAsync"/>).</summary>
-    internal static readonly TimeSpan LayerRecheckPeriod = TimeSpan.FromSeconds(20);
+    /// <summary>How long one call waiting for a layer grain's job may take (see <see cref="AwaitLayerAsync"/>).</summary>
+    internal static readonly TimeSpan LayerPollWait = TimeSpan.FromSeconds(10);
 
     public BuildOrchestrator(
         IGrainFactory grains,
@@ -328,38 +328,27 @@ public sealed partial class BuildOrchestrator
     }
 
     /// <summary>
-    /// The layer grain's outcome. The call waits for the whole job, and the grain's activation can go away meanwhile
-    /// (its silo stops: the call would then wait until Orleans' response timeout, or fail). So the call is made again
-    /// every <see cref="LayerRecheckPeriod"/> and when one fails in Orleans: while the flight lives the new call joins
-    /// it; on a new activation it finds the layer the worker reported meanwhile, or dispatches the job again (layers
-    /// of one key are interchangeable). The first call to answer wins.
+    /// The layer grain's outcome, waited for in calls of at most <see cref="LayerPollWait"/> each (see
+    /// <see cref="ILayerGrain.BuildOrJoinAsync"/>): the grain's activation may move while a job runs (its silo stops),
+    /// and a call that fails in Orleans meanwhile is made again.
     /// </summary>
     private async Task<LayerJobOutcome> AwaitLayerAsync(ILayerGrain grain, LayerJobRequest request, CancellationToken cancellationToken)
     {
-        var calls = new List<Task<LayerJobOutcome>> { grain.BuildAsync(request) };
         var failures = 0;
         while (true)
         {
-            var recheck = Task.Delay(LayerRecheckPeriod, _time, cancellationToken);
-            var done = await Task.WhenAny([.. calls, recheck]).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            if (done is Task<LayerJobOutcome> call)
+            try
             {
-                if (call.Status == TaskStatus.RanToCompletion)
+                if (await grain.BuildOrJoinAsync(request, LayerPollWait).WaitAsync(cancellationToken).ConfigureAwait(false) is { } outcome)
                 {
-                    return call.Result;
+                    return outcome;
                 }
-
-                calls.Remove(call);
-                if (call.Exception?.InnerException is not OrleansException e || ++failures > 10)
-                {
-                    return await call.ConfigureAwait(false);
-                }
-
-                LogLayerCallFailed(_logger, e, request.BuildId, request.StepId);
             }
-
-            calls.Add(grain.BuildAsync(request));
+            catch (OrleansException e) when (++failures <= 10)
+            {
+                LogLayerCallFailed(_logger, e, request.BuildId, request.StepId);
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 

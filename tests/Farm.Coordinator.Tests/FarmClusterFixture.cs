@@ -91,6 +91,7 @@ public class FarmClusterFixture : IAsyncLifetime
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(log);
         builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+        builder.Logging.AddFilter("MassTransit", LogLevel.Warning);
         builder.Logging.AddFilter("Farm", LogLevel.Information);
         var host = builder.Build();
         await host.StartAsync();
@@ -255,7 +256,7 @@ public sealed class LogLines : ILoggerProvider
 
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
-    public string Tail(int count = 60) => string.Join(Environment.NewLine, _lines.TakeLast(count));
+    public string Tail(int count = 100) => string.Join(Environment.NewLine, _lines.TakeLast(count));
 
     public void Dispose()
     {
@@ -274,7 +275,7 @@ public sealed class LogLines : ILoggerProvider
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
             lines.Add($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {logLevel} {category}: {formatter(state, exception)}{(exception is null ? string.Empty : " " + exception.GetType().Name + ": " + exception.Message)}");

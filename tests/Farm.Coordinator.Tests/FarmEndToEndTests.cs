@@ -159,7 +159,7 @@ public sealed class FarmEndToEndTests(FarmClusterFixture farm) : IClassFixture<F
         }
 
         Assert.Single(layers.Distinct());
-        Assert.Equal(5, layers[0].Split(',').Length);
+        Assert.Equal(4, layers[0].Split(',').Length);
     }
 
     [Fact]
