@@ -191,7 +191,7 @@ public sealed partial class BuildOrchestrator
     }
 
     /// <summary>Features whose result the job contract cannot express: building without them would be wrong, not slower.</summary>
-    private static void RefuseUnsupported(BuildGraph graph)
+    internal static void RefuseUnsupported(BuildGraph graph)
     {
         foreach (var stage in graph.StagesToBuild)
         {

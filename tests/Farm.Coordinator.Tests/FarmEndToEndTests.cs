@@ -136,7 +136,9 @@ public sealed class FarmEndToEndTests(FarmClusterFixture farm) : IClassFixture<F
             COPY f.txt /f.txt
             """;
         var template = await farm.SubmissionAsync(dockerfile, new Dictionary<string, string> { ["f.txt"] = "f\n" }, []);
-        var tags = Enumerable.Range(0, 10).Select(i => farm.Context.Tag($"flight:{i}")).ToList();
+        // One repository each: ten concurrent pushes into one repository of the test registry were seen to fail with
+        // DIGEST_INVALID on the manifest (a registry-side race, not what this test is about).
+        var tags = Enumerable.Range(0, 10).Select(i => farm.Context.Tag($"flight-{i}:1")).ToList();
 
         var records = tags.Select(t => farm.Coordinator.Builds.Submit(template with { BuildId = Guid.NewGuid(), Tags = [t], Push = true })).ToList();
         await Wait.UntilAsync(() => records.All(r => r.IsDone), TimeSpan.FromMinutes(5),
