@@ -215,7 +215,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         await forwarder.CompleteAsync().ConfigureAwait(false);
     }
 
-    private async Task PublishAsync(BuildCompleted completed)
+    /// <summary>Publishes the end of a build; a failure is logged, not thrown (the build's state holds the outcome).</summary>
+    internal async Task PublishAsync(BuildCompleted completed)
     {
         try
         {

@@ -3,7 +3,6 @@ using System.Text.Json;
 using Farm.Contracts;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Hosting;
-using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Placement;
@@ -31,7 +30,6 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
 
     private readonly IPersistentState<BuildGrainStateV1> _state;
     private readonly BuildService _builds;
-    private readonly IBus _bus;
     private readonly CoordinatorOptions _options;
     private readonly ILogger<BuildGrain> _logger;
     private IGrainTimer? _keepAlive;
@@ -39,14 +37,12 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
     public BuildGrain(
         [PersistentState("build", CoordinatorHosting.BuildStorage)] IPersistentState<BuildGrainStateV1> state,
         BuildService builds,
-        IBus bus,
         IOptions<CoordinatorOptions> options,
         ILogger<BuildGrain> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _state = state;
         _builds = builds;
-        _bus = bus;
         _options = options.Value;
         _logger = logger;
     }
@@ -123,11 +119,7 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
         if (!Known || _state.State.IsDone)
         {
             // Nothing to carry on: a reminder that outlived its build (the unregistration failed).
-            if (await this.GetReminder(ResumeReminder) is { } reminder)
-            {
-                await this.UnregisterReminder(reminder);
-            }
-
+            await RemoveReminderAsync();
             return;
         }
 
@@ -211,6 +203,15 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
     {
         _keepAlive?.Dispose();
         _keepAlive = null;
+        await RemoveReminderAsync();
+        var completed = state.Status == BuildStatus.Succeeded
+            ? new BuildCompleted { BuildId = BuildId, Succeeded = true, ImageDigest = state.ImageDigest, Pushed = state.Pushed }
+            : new BuildCompleted { BuildId = BuildId, Succeeded = false, ErrorCode = state.ErrorCode, Error = state.Error };
+        await _builds.PublishAsync(completed);
+    }
+
+    private async Task RemoveReminderAsync()
+    {
         try
         {
             if (await this.GetReminder(ResumeReminder) is { } reminder)
@@ -220,22 +221,8 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            // The next tick finds the build done and unregisters it then.
+            // The next tick finds the build done and tries again.
             LogReminderNotRemoved(_logger, e, BuildId);
-        }
-
-        var completed = state.Status == BuildStatus.Succeeded
-            ? new BuildCompleted { BuildId = BuildId, Succeeded = true, ImageDigest = state.ImageDigest, Pushed = state.Pushed }
-            : new BuildCompleted { BuildId = BuildId, Succeeded = false, ErrorCode = state.ErrorCode, Error = state.Error };
-        try
-        {
-            using var publishTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await _bus.Publish(completed, publishTimeout.Token);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // The grain holds the outcome either way; a lost event only costs subscribers of the bus.
-            LogPublishFailed(_logger, e, BuildId);
         }
     }
 
@@ -247,7 +234,4 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: its resume reminder could not be removed")]
     private static partial void LogReminderNotRemoved(ILogger logger, Exception exception, Guid buildId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The completion of build {BuildId} could not be published")]
-    private static partial void LogPublishFailed(ILogger logger, Exception exception, Guid buildId);
 }
