@@ -120,10 +120,10 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
     /// <summary>
     /// Runs the build on this silo unless it runs here already or the silo is stopping; called by the build grain
-    /// when a build is submitted and when it resumes one (<paramref name="resumedRun"/>: the run's number).
-    /// Returns at once.
+    /// when a build is submitted and when it resumes one (<paramref name="resumedRun"/>: the run's number). The run
+    /// reports to the grain as <paramref name="silo"/>, at least every <paramref name="heartbeat"/>. Returns at once.
     /// </summary>
-    internal bool Start(SubmitBuild submission, DateTimeOffset submittedAt, ImmutableArray<string> pastEvents, int? resumedRun)
+    internal bool Start(SubmitBuild submission, DateTimeOffset submittedAt, ImmutableArray<string> pastEvents, int? resumedRun, string silo, TimeSpan heartbeat)
     {
         lock (_running)
         {
@@ -133,7 +133,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             }
 
             var record = Registry.GetOrAdd(submission, submittedAt, pastEvents);
-            var run = Task.Run(() => RunAsync(record, resumedRun, _stopping.Token));
+            var forwarder = new GrainEventForwarder(_grains.GetGrain<IBuildGrain>(submission.BuildId), silo, heartbeat, _logger, _stopping.Token);
+            var run = Task.Run(() => RunAsync(record, forwarder, resumedRun, _stopping.Token));
             _running[submission.BuildId] = run;
             _ = run.ContinueWith(
                 _ =>
@@ -180,10 +181,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
     }
 
-    private async Task RunAsync(BuildRecord record, int? resumedRun, CancellationToken cancellationToken)
+    private async Task RunAsync(BuildRecord record, GrainEventForwarder forwarder, int? resumedRun, CancellationToken cancellationToken)
     {
         record.MarkRunning();
-        var forwarder = new GrainEventForwarder(_grains.GetGrain<IBuildGrain>(record.BuildId), _logger, cancellationToken);
         var progress = new RecordProgress(record, forwarder, cancellationToken);
         if (resumedRun is { } run)
         {
@@ -356,13 +356,17 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     {
         private readonly Channel<string> _events = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
         private readonly IBuildGrain _grain;
+        private readonly string _silo;
+        private readonly TimeSpan _heartbeat;
         private readonly ILogger _logger;
         private readonly CancellationToken _stopping;
         private readonly Task _pump;
 
-        public GrainEventForwarder(IBuildGrain grain, ILogger logger, CancellationToken stopping)
+        public GrainEventForwarder(IBuildGrain grain, string silo, TimeSpan heartbeat, ILogger logger, CancellationToken stopping)
         {
             _grain = grain;
+            _silo = silo;
+            _heartbeat = heartbeat;
             _logger = logger;
             _stopping = stopping;
             _pump = Task.Run(PumpAsync, CancellationToken.None);
@@ -379,7 +383,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         private async Task PumpAsync()
         {
             var batch = new List<string>();
-            while (await _events.Reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+            while (await WaitAsync().ConfigureAwait(false))
             {
                 batch.Clear();
                 while (_events.Reader.TryRead(out var line))
@@ -387,11 +391,17 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                     batch.Add(line);
                 }
 
+                if (_stopping.IsCancellationRequested)
+                {
+                    // No heartbeat from a silo that gives its builds up: another one takes them at once.
+                    continue;
+                }
+
                 for (var attempt = 1; ; attempt++)
                 {
                     try
                     {
-                        await _grain.RecordAsync([.. batch]).ConfigureAwait(false);
+                        await _grain.RecordAsync([.. batch], _silo).ConfigureAwait(false);
                         break;
                     }
                     catch (Exception e) when (e is not OutOfMemoryException)
@@ -405,6 +415,20 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                         await Task.Delay(TimeSpan.FromMilliseconds(250 << attempt), CancellationToken.None).ConfigureAwait(false);
                     }
                 }
+            }
+        }
+
+        /// <summary>True when events are there or the heartbeat is due (an empty batch); false once completed and drained.</summary>
+        private async Task<bool> WaitAsync()
+        {
+            using var beat = new CancellationTokenSource(_heartbeat);
+            try
+            {
+                return await _events.Reader.WaitToReadAsync(beat.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (beat.IsCancellationRequested)
+            {
+                return true;
             }
         }
     }

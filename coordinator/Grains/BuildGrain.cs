@@ -30,6 +30,8 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
 
     private readonly IPersistentState<BuildGrainStateV1> _state;
     private readonly BuildService _builds;
+    private readonly IClusterMembershipService _membership;
+    private readonly string _silo;
     private readonly CoordinatorOptions _options;
     private readonly ILogger<BuildGrain> _logger;
     private IGrainTimer? _keepAlive;
@@ -37,12 +39,17 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
     public BuildGrain(
         [PersistentState("build", CoordinatorHosting.BuildStorage)] IPersistentState<BuildGrainStateV1> state,
         BuildService builds,
+        IClusterMembershipService membership,
+        ILocalSiloDetails silo,
         IOptions<CoordinatorOptions> options,
         ILogger<BuildGrain> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(silo);
         _state = state;
         _builds = builds;
+        _membership = membership;
+        _silo = silo.SiloAddress.ToParsableString();
         _options = options.Value;
         _logger = logger;
     }
@@ -55,8 +62,8 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
     {
         if (Known && !_state.State.IsDone)
         {
-            // Activated from persisted state while the build is not done: the silo that ran it went away (or this
-            // grain was collected while its silo kept the run; Start is a no-op then).
+            // Activated from persisted state while the build is not done: the silo that ran it went away, or this
+            // grain moved while that silo still runs it (then Resume leaves it there).
             Resume();
         }
 
@@ -77,25 +84,26 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
             Status = BuildStatus.Queued,
             SubmittedAt = submittedAt,
             Runs = 1,
-            Silo = RuntimeIdentity,
+            Silo = _silo,
+            Heartbeat = DateTimeOffset.UtcNow,
         };
         await _state.WriteStateAsync();
         await this.RegisterOrUpdateReminder(ResumeReminder, _options.ResumeCheckPeriod, _options.ResumeCheckPeriod);
         KeepAlive();
-        _builds.Start(submission with { BuildId = BuildId }, submittedAt, [], resumedRun: null);
+        _builds.Start(submission with { BuildId = BuildId }, submittedAt, [], resumedRun: null, _silo, HeartbeatPeriod);
         return _state.State;
     }
 
     public Task<BuildGrainStateV1?> GetAsync() => Task.FromResult(Known ? _state.State : null);
 
-    public async Task RecordAsync(ImmutableArray<string> events)
+    public async Task RecordAsync(ImmutableArray<string> events, string silo)
     {
         if (!Known || _state.State.IsDone)
         {
             return;
         }
 
-        var state = _state.State;
+        var state = _state.State with { Silo = silo, Heartbeat = DateTimeOffset.UtcNow };
         foreach (var line in events)
         {
             if (state.IsDone)
@@ -126,11 +134,22 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
         Resume();
     }
 
-    /// <summary>Starts the build on this silo unless it runs here already; the state records the new run.</summary>
+    /// <summary>How often a run reports that it is alive: well within the staleness <see cref="RunsElsewhere"/> allows.</summary>
+    private TimeSpan HeartbeatPeriod => _options.ResumeCheckPeriod / 2;
+
+    /// <summary>
+    /// Starts the build on this silo unless it runs here already, or runs on another silo that is active and whose
+    /// run reported within three check periods; the state records the new run.
+    /// </summary>
     private void Resume()
     {
         KeepAlive();
         var state = _state.State;
+        if (RunsElsewhere(state))
+        {
+            return;
+        }
+
         var run = state.Runs + 1;
         SubmitBuild submission;
         try
@@ -144,11 +163,22 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
             return;
         }
 
-        if (_builds.Start(submission, state.SubmittedAt, state.Events, resumedRun: run))
+        if (_builds.Start(submission, state.SubmittedAt, state.Events, resumedRun: run, _silo, HeartbeatPeriod))
         {
             LogResumed(_logger, BuildId, run, RuntimeIdentity);
-            _state.State = state with { Runs = run, Silo = RuntimeIdentity };
+            _state.State = state with { Runs = run, Silo = _silo, Heartbeat = DateTimeOffset.UtcNow };
         }
+    }
+
+    private bool RunsElsewhere(BuildGrainStateV1 state)
+    {
+        if (state.Silo == _silo || string.IsNullOrEmpty(state.Silo))
+        {
+            return false;
+        }
+
+        var active = _membership.CurrentSnapshot.GetSiloStatus(SiloAddress.FromParsableString(state.Silo)) == SiloStatus.Active;
+        return active && state.Heartbeat is { } beat && DateTimeOffset.UtcNow - beat < 3 * _options.ResumeCheckPeriod;
     }
 
     private void KeepAlive()

@@ -21,11 +21,12 @@ public interface IBuildGrain : IGrainWithGuidKey
     Task<BuildGrainStateV1?> GetAsync();
 
     /// <summary>
-    /// Applies events of the run (as <see cref="BuildEventJson"/> lines, in order): step states, status, the image
-    /// digest or the error; the first <see cref="BuildFinished"/> or <see cref="BuildFailed"/> ends the build and
-    /// publishes <see cref="BuildCompleted"/>.
+    /// Applies events of the run on <paramref name="silo"/> (as <see cref="BuildEventJson"/> lines, in order): step
+    /// states, status, the image digest or the error; the first <see cref="BuildFinished"/> or
+    /// <see cref="BuildFailed"/> ends the build and publishes <see cref="BuildCompleted"/>. An empty batch is the
+    /// run's heartbeat: while it comes and its silo is active, no other silo resumes the build.
     /// </summary>
-    Task RecordAsync(ImmutableArray<string> events);
+    Task RecordAsync(ImmutableArray<string> events, string silo);
 }
 
 /// <summary>
@@ -80,9 +81,13 @@ public sealed record BuildGrainStateV1
     [Id(11)]
     public int Runs { get; init; }
 
-    /// <summary>The silo the build runs on (or ran on last).</summary>
+    /// <summary>The silo the build runs on (or ran on last), as <c>SiloAddress.ToParsableString()</c>.</summary>
     [Id(12)]
     public string Silo { get; init; } = string.Empty;
+
+    /// <summary>When the run on <see cref="Silo"/> last reported (an event or its heartbeat).</summary>
+    [Id(13)]
+    public DateTimeOffset? Heartbeat { get; init; }
 
     public bool IsDone => Status is BuildStatus.Succeeded or BuildStatus.Failed;
 }
