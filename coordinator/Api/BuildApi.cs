@@ -18,7 +18,7 @@ namespace Farm.Coordinator.Api;
 public static class BuildApi
 {
     /// <summary>camelCase like every other JSON the coordinator writes.</summary>
-    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    internal static readonly JsonSerializerOptions Json = BuildEventJson.Options;
 
     /// <summary>Binding failures (a body that is not a SubmitBuild) throw, so <see cref="ApiErrorMiddleware"/> answers them too.</summary>
     public static IServiceCollection AddFarmBuildApi(this IServiceCollection services)
@@ -42,10 +42,11 @@ public static class BuildApi
             var record = builds.Submit(submit);
             return Results.Accepted($"/builds/{record.BuildId}", new { buildId = record.BuildId, status = Status(record.Status) });
         });
-        app.MapGet("/builds/{id:guid}", (Guid id, BuildRegistry registry) => Results.Json(Describe(registry.Get(id)), Json));
-        app.MapGet("/builds/{id:guid}/events", async (Guid id, bool? follow, HttpContext http, BuildRegistry registry) =>
+        app.MapGet("/builds/{id:guid}", async (Guid id, HttpContext http, BuildService builds) =>
+            Results.Json(Describe(await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false)), Json));
+        app.MapGet("/builds/{id:guid}/events", async (Guid id, bool? follow, HttpContext http, BuildService builds) =>
         {
-            var record = registry.Get(id);
+            var record = await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false);
             http.Response.ContentType = "application/x-ndjson";
             await foreach (var buildEvent in Events(record, follow == true, http.RequestAborted).ConfigureAwait(false))
             {
@@ -53,9 +54,9 @@ public static class BuildApi
                 await http.Response.Body.FlushAsync(http.RequestAborted).ConfigureAwait(false);
             }
         });
-        app.MapGet("/builds/{id:guid}/logs", async (Guid id, bool? follow, HttpContext http, BuildRegistry registry) =>
+        app.MapGet("/builds/{id:guid}/logs", async (Guid id, bool? follow, HttpContext http, BuildService builds) =>
         {
-            var record = registry.Get(id);
+            var record = await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false);
             http.Response.ContentType = "text/plain; charset=utf-8";
             await foreach (var buildEvent in Events(record, follow == true, http.RequestAborted).ConfigureAwait(false))
             {
@@ -75,18 +76,7 @@ public static class BuildApi
     internal static string Status(BuildStatus status) => status.ToString().ToLowerInvariant();
 
     /// <summary>An event as one JSON object: <c>type</c> (the event's class name) first, then its fields.</summary>
-    internal static JsonObject ToJson(BuildEvent buildEvent)
-    {
-        var fields = JsonSerializer.SerializeToNode(buildEvent, buildEvent.GetType(), Json)!.AsObject();
-        var result = new JsonObject { ["type"] = buildEvent.GetType().Name };
-        foreach (var (name, value) in fields.ToList())
-        {
-            fields.Remove(name);
-            result[name] = value;
-        }
-
-        return result;
-    }
+    internal static JsonObject ToJson(BuildEvent buildEvent) => BuildEventJson.ToNode(buildEvent);
 
     /// <summary>A build's state: status, image, error and each layer step (running, or cached/built and by which worker).</summary>
     internal static BuildView Describe(BuildRecord record)

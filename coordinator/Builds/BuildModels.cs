@@ -121,6 +121,12 @@ public abstract record BuildEvent(Guid BuildId, DateTimeOffset At);
 
 public sealed record BuildStarted(Guid BuildId, DateTimeOffset At, int Stages, int LayerSteps) : BuildEvent(BuildId, At);
 
+/// <summary>
+/// The build runs again on <paramref name="Silo"/> after the silo running it stopped (run <paramref name="Run"/>):
+/// steps already built come from the cache, the others are dispatched again.
+/// </summary>
+public sealed record BuildResumed(Guid BuildId, DateTimeOffset At, string Silo, int Run) : BuildEvent(BuildId, At);
+
 /// <summary>A base image was pinned to a manifest digest.</summary>
 public sealed record BaseImageResolved(Guid BuildId, DateTimeOffset At, string Reference, string Digest) : BuildEvent(BuildId, At);
 

@@ -35,6 +35,9 @@ public sealed partial class BuildOrchestrator
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
+    /// <summary>How long one call waiting for a layer grain's job may take (see <see cref="AwaitLayerAsync"/>).</summary>
+    internal static readonly TimeSpan LayerPollWait = TimeSpan.FromSeconds(10);
+
     public BuildOrchestrator(
         IGrainFactory grains,
         IActionCache cache,
@@ -190,7 +193,7 @@ public sealed partial class BuildOrchestrator
     }
 
     /// <summary>Features whose result the job contract cannot express: building without them would be wrong, not slower.</summary>
-    private static void RefuseUnsupported(BuildGraph graph)
+    internal static void RefuseUnsupported(BuildGraph graph)
     {
         foreach (var stage in graph.StagesToBuild)
         {
@@ -292,8 +295,9 @@ public sealed partial class BuildOrchestrator
         {
             // A key that does not determine the layer, or --no-cache, must never meet a layer a grain remembers.
             var grainKey = key.Cacheable && !request.NoCache ? key.Key : $"{key.Key}#{request.BuildId:N}";
-            var job = await _grains.GetGrain<ILayerGrain>(grainKey)
-                .BuildAsync(new LayerJobRequest
+            var job = await AwaitLayerAsync(
+                _grains.GetGrain<ILayerGrain>(grainKey),
+                new LayerJobRequest
                 {
                     BuildId = request.BuildId,
                     StepId = step.Id,
@@ -301,9 +305,8 @@ public sealed partial class BuildOrchestrator
                     Parents = parents,
                     Step = layerStep,
                     Compression = request.Compression,
-                })
-                .WaitAsync(cancellationToken)
-                .ConfigureAwait(false);
+                },
+                cancellationToken).ConfigureAwait(false);
             if (job.Success is not { } success)
             {
                 var failure = job.Failure ?? new JobFailure { Code = "FARM4200", Message = "the layer grain returned neither a layer nor a failure" };
@@ -328,6 +331,31 @@ public sealed partial class BuildOrchestrator
         CoordinatorTelemetry.StepFinished(stepSpan, outcome);
         run.Progress?.Report(new StepFinished(request.BuildId, outcome.Finished, outcome));
         return outcome;
+    }
+
+    /// <summary>
+    /// The layer grain's outcome, waited for in calls of at most <see cref="LayerPollWait"/> each (see
+    /// <see cref="ILayerGrain.BuildOrJoinAsync"/>): the grain's activation may move while a job runs (its silo stops),
+    /// and a call that fails in Orleans meanwhile is made again.
+    /// </summary>
+    private async Task<LayerJobOutcome> AwaitLayerAsync(ILayerGrain grain, LayerJobRequest request, CancellationToken cancellationToken)
+    {
+        var failures = 0;
+        while (true)
+        {
+            try
+            {
+                if (await grain.BuildOrJoinAsync(request, LayerPollWait).WaitAsync(cancellationToken).ConfigureAwait(false) is { } outcome)
+                {
+                    return outcome;
+                }
+            }
+            catch (OrleansException e) when (++failures <= 10)
+            {
+                LogLayerCallFailed(_logger, e, request.BuildId, request.StepId);
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>The job payload of a layer step, its <c>COPY --from</c> sources resolved to layers.</summary>
@@ -478,6 +506,9 @@ public sealed partial class BuildOrchestrator
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: step {StepId} built under {CacheKey} by {Worker}")]
     private static partial void LogStepBuilt(ILogger logger, Guid buildId, string stepId, string cacheKey, string worker);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: asking the layer grain for step {StepId} failed; asking again")]
+    private static partial void LogLayerCallFailed(ILogger logger, Exception exception, Guid buildId, string stepId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} finished: image {Digest}, {Jobs} of {Steps} layer steps built")]
     private static partial void LogBuildFinished(ILogger logger, Guid buildId, string digest, int jobs, int steps);

@@ -1,7 +1,9 @@
-using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Threading.Channels;
 using Farm.Contracts;
 using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
+using Farm.Coordinator.Grains;
 using Farm.Coordinator.Hosting;
 using Farm.Coordinator.Telemetry;
 using Farm.Oci.Stores;
@@ -13,13 +15,15 @@ using StackExchange.Redis;
 namespace Farm.Coordinator.Builds;
 
 /// <summary>
-/// Runs submitted builds in the coordinator: <see cref="Submit"/> records a build as queued and returns at once, the
-/// <see cref="BuildOrchestrator"/> runs it in the background, its events go to the <see cref="BuildRegistry"/>, and a
-/// <see cref="BuildCompleted"/> is published when it ends. The action cache is Redis when
+/// Runs submitted builds in the coordinator: <see cref="Submit"/> records a build as queued and returns at once; its
+/// <see cref="IBuildGrain"/> persists it and starts it on this silo, the <see cref="BuildOrchestrator"/> runs it in
+/// the background, its events go to the <see cref="BuildRegistry"/> (live, for followers on this silo) and to the
+/// grain (persisted), and the grain publishes a <see cref="BuildCompleted"/> when it ends. When this silo stops, the
+/// grain resumes the build on another one. The action cache is Redis when
 /// <see cref="CoordinatorOptions.Redis"/> is set, else files under <see cref="BuildServiceOptions.StateDirectory"/>;
 /// either is wrapped in a <see cref="VerifyingActionCache"/> over the cache store.
 /// </summary>
-public sealed partial class BuildService : IAsyncDisposable
+public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipant<ISiloLifecycle>
 {
     private readonly IGrainFactory _grains;
     private readonly BuildLogHub _logs;
@@ -31,10 +35,11 @@ public sealed partial class BuildService : IAsyncDisposable
     private readonly BuildServiceOptions _options;
     private readonly CoordinatorOptions _coordinator;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<Guid, Task> _running = new();
+    private readonly Dictionary<Guid, Task> _running = [];
     private readonly SemaphoreSlim _initLock = new(1, 1);
     private BuildOrchestrator? _orchestrator;
     private ConnectionMultiplexer? _redis;
+    private int _disposed;
 
     public BuildService(
         IGrainFactory grains,
@@ -91,44 +96,135 @@ public sealed partial class BuildService : IAsyncDisposable
         if (added)
         {
             LogQueued(_logger, id, submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags));
-            var run = Task.Run(() => RunAsync(record, _stopping.Token));
-            _running[id] = run;
-            _ = run.ContinueWith(_ => _running.TryRemove(id, out Task? _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            _ = SubmitToGrainAsync(record);
         }
 
         return record;
     }
 
-    private async Task RunAsync(BuildRecord record, CancellationToken cancellationToken)
+    /// <summary>
+    /// The build's record: this silo's live one when the build ran here, else one rebuilt from the build grain's
+    /// persisted state (its status and the tail of its events).
+    /// </summary>
+    /// <exception cref="BuildNotFoundException">No build has this id (FARM4210).</exception>
+    public async Task<BuildRecord> GetAsync(Guid buildId, CancellationToken cancellationToken)
+    {
+        if (Registry.TryGet(buildId, out var record))
+        {
+            return record;
+        }
+
+        var state = await _grains.GetGrain<IBuildGrain>(buildId).GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false)
+            ?? throw new BuildNotFoundException(buildId);
+        return BuildRecord.FromState(buildId, state);
+    }
+
+    /// <summary>
+    /// Runs the build on this silo unless it runs here already or the silo is stopping; called by the build grain
+    /// when a build is submitted and when it resumes one (<paramref name="resumedRun"/>: the run's number). The run
+    /// reports to the grain as <paramref name="silo"/>, at least every <paramref name="heartbeat"/>. Returns at once.
+    /// </summary>
+    internal bool Start(SubmitBuild submission, DateTimeOffset submittedAt, ImmutableArray<string> pastEvents, int? resumedRun, string silo, TimeSpan heartbeat)
+    {
+        lock (_running)
+        {
+            if (_stopping.IsCancellationRequested || _running.ContainsKey(submission.BuildId))
+            {
+                return false;
+            }
+
+            var record = Registry.GetOrAdd(submission, submittedAt, pastEvents);
+            var forwarder = new GrainEventForwarder(_grains.GetGrain<IBuildGrain>(submission.BuildId), silo, heartbeat, _logger, _stopping.Token);
+            var run = Task.Run(() => RunAsync(record, forwarder, resumedRun, _stopping.Token));
+            _running[submission.BuildId] = run;
+            _ = run.ContinueWith(
+                _ =>
+                {
+                    lock (_running)
+                    {
+                        _running.Remove(submission.BuildId);
+                    }
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+            return true;
+        }
+    }
+
+    /// <summary>Hands the build to its grain, which records it and starts it (on this silo: the grain is placed here).</summary>
+    private async Task SubmitToGrainAsync(BuildRecord record)
+    {
+        try
+        {
+            var state = await _grains.GetGrain<IBuildGrain>(record.BuildId).SubmitAsync(record.Submission, record.SubmittedAt).ConfigureAwait(false);
+            bool runsHere;
+            lock (_running)
+            {
+                runsHere = _running.ContainsKey(record.BuildId);
+            }
+
+            if (!runsHere && record.Events.Count == 0)
+            {
+                // Known before (a redelivered submission, or one sent to another coordinator too): show what is stored.
+                foreach (var buildEvent in state.Events.Select(BuildEventJson.Deserialize).OfType<BuildEvent>())
+                {
+                    record.Add(buildEvent);
+                }
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            var error = new BuildNotRecordedException(e);
+            LogFailed(_logger, e, record.BuildId, error.Code);
+            record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), error.Code, error.Message));
+            await PublishAsync(new BuildCompleted { BuildId = record.BuildId, Succeeded = false, ErrorCode = error.Code, Error = error.Message }).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunAsync(BuildRecord record, GrainEventForwarder forwarder, int? resumedRun, CancellationToken cancellationToken)
     {
         record.MarkRunning();
         using var span = CoordinatorTelemetry.StartBuild(record.Submission);
-        var progress = new RecordProgress(record);
-        BuildCompleted completed;
+        var progress = new RecordProgress(record, forwarder, cancellationToken);
+        if (resumedRun is { } run)
+        {
+            progress.Report(new BuildResumed(record.BuildId, _time.GetUtcNow(), Environment.MachineName + "/" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), run));
+        }
+
         try
         {
             var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
             var request = await orchestrator.LoadRequestAsync(record.Submission, CacheStore, cancellationToken).ConfigureAwait(false);
-            var result = await orchestrator.RunAsync(request, progress, cancellationToken).ConfigureAwait(false);
-            completed = new BuildCompleted { BuildId = record.BuildId, Succeeded = true, ImageDigest = result.ImageDigest, Pushed = result.Pushed };
+            await orchestrator.RunAsync(request, progress, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested)
+        {
+            // The silo stops: the build stays running in its grain, whose reminder resumes it on a silo still up.
+            // Followers on this silo learn that this silo gave it up; nothing of it reaches the grain.
+            var abandoned = new BuildAbandonedException();
+            record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), abandoned.Code, abandoned.Message));
+            LogAbandoned(_logger, e, record.BuildId);
         }
         catch (Exception e)
         {
-            var error = e is OperationCanceledException && cancellationToken.IsCancellationRequested ? new BuildAbandonedException() : e;
-            var code = error is FarmException farm ? farm.Code : "FARM4200";
             // The orchestrator reports its own failures; one before it ran (the context index, the cache) is reported here.
-            record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), code, error.Message));
-            if (record.End is BuildFailed failed)
-            {
-                code = failed.Code;
-                error = new InvalidOperationException(failed.Message);
-            }
-
-            LogFailed(_logger, e, record.BuildId, code);
-            completed = new BuildCompleted { BuildId = record.BuildId, Succeeded = false, ErrorCode = code, Error = error.Message };
+            var code = e is FarmException farm ? farm.Code : "FARM4200";
+            progress.Report(new BuildFailed(record.BuildId, _time.GetUtcNow(), code, e.Message));
+            LogFailed(_logger, e, record.BuildId, (record.End as BuildFailed)?.Code ?? code);
         }
 
-        CoordinatorTelemetry.BuildEnded(span, completed, _time.GetUtcNow() - record.SubmittedAt);
+        if (!cancellationToken.IsCancellationRequested)
+        {
+            CoordinatorTelemetry.BuildEnded(span, record.End, _time.GetUtcNow() - record.SubmittedAt);
+        }
+
+        await forwarder.CompleteAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Publishes the end of a build; a failure is logged, not thrown (the build's state holds the outcome).</summary>
+    internal async Task PublishAsync(BuildCompleted completed)
+    {
         try
         {
             using var publishTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -137,7 +233,7 @@ public sealed partial class BuildService : IAsyncDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             // The registry holds the outcome either way; a lost event only costs subscribers of the bus.
-            LogPublishFailed(_logger, e, record.BuildId);
+            LogPublishFailed(_logger, e, completed.BuildId);
         }
     }
 
@@ -177,19 +273,45 @@ public sealed partial class BuildService : IAsyncDisposable
         }
     }
 
-    /// <summary>Cancels running builds (they end as failed, FARM4212) and waits for them.</summary>
-    public async ValueTask DisposeAsync()
+    /// <summary>
+    /// Stops the builds running on this silo before the silo stops (they stay running in their grains, which resume
+    /// them on a silo still up); in this silo's registry they end as failed, FARM4212.
+    /// </summary>
+    public void Participate(ISiloLifecycle lifecycle)
+    {
+        ArgumentNullException.ThrowIfNull(lifecycle);
+        lifecycle.Subscribe(nameof(BuildService), ServiceLifecycleStage.Active, _ => Task.CompletedTask, _ => StopRunsAsync());
+    }
+
+    private async Task StopRunsAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
+        Task[] running;
+        lock (_running)
+        {
+            running = [.. _running.Values];
+        }
+
         try
         {
-            await Task.WhenAll(_running.Values).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            await Task.WhenAll(running).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
         }
         catch (TimeoutException e)
         {
-            LogStopTimedOut(_logger, e, _running.Count);
+            LogStopTimedOut(_logger, e, running.Length);
+        }
+    }
+
+    /// <summary>Stops the builds running here (see <see cref="Participate"/>) and closes the cache connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        // The container disposes this once per registration (the service and the lifecycle participant).
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
         }
 
+        await StopRunsAsync().ConfigureAwait(false);
         if (_redis is not null)
         {
             await _redis.DisposeAsync().ConfigureAwait(false);
@@ -211,9 +333,110 @@ public sealed partial class BuildService : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} builds did not stop within 30 s")]
     private static partial void LogStopTimedOut(ILogger logger, Exception exception, int count);
 
-    /// <summary>Records each event synchronously, in the order the orchestrator reports them.</summary>
-    private sealed class RecordProgress(BuildRecord record) : IProgress<BuildEvent>
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId} given up on this silo as it stops; its grain resumes it elsewhere")]
+    private static partial void LogAbandoned(ILogger logger, Exception exception, Guid buildId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: {Count} events could not be recorded in the build grain")]
+    private static partial void LogNotForwarded(ILogger logger, Exception exception, Guid buildId, int count);
+
+    /// <summary>
+    /// Records each event synchronously in the local record (in the order the orchestrator reports them) and, unless
+    /// the silo stops, passes it to the build grain.
+    /// </summary>
+    private sealed class RecordProgress(BuildRecord record, GrainEventForwarder forwarder, CancellationToken stopping) : IProgress<BuildEvent>
     {
-        public void Report(BuildEvent value) => record.Add(value);
+        public void Report(BuildEvent value)
+        {
+            if (record.Add(value) && !stopping.IsCancellationRequested)
+            {
+                forwarder.Post(value);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends events to the build grain in order, batching what piles up while a call is in flight; a failed call is
+    /// retried a few times (the grain may be moving between silos). What still fails is lost to the grain only: the
+    /// build then stays unfinished there, and its reminder runs it again (every step a cache hit).
+    /// </summary>
+    private sealed class GrainEventForwarder
+    {
+        private readonly Channel<string> _events = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly IBuildGrain _grain;
+        private readonly string _silo;
+        private readonly TimeSpan _heartbeat;
+        private readonly ILogger _logger;
+        private readonly CancellationToken _stopping;
+        private readonly Task _pump;
+
+        public GrainEventForwarder(IBuildGrain grain, string silo, TimeSpan heartbeat, ILogger logger, CancellationToken stopping)
+        {
+            _grain = grain;
+            _silo = silo;
+            _heartbeat = heartbeat;
+            _logger = logger;
+            _stopping = stopping;
+            _pump = Task.Run(PumpAsync, CancellationToken.None);
+        }
+
+        public void Post(BuildEvent buildEvent) => _events.Writer.TryWrite(BuildEventJson.Serialize(buildEvent));
+
+        public Task CompleteAsync()
+        {
+            _events.Writer.TryComplete();
+            return _pump;
+        }
+
+        private async Task PumpAsync()
+        {
+            var batch = new List<string>();
+            while (await WaitAsync().ConfigureAwait(false))
+            {
+                batch.Clear();
+                while (_events.Reader.TryRead(out var line))
+                {
+                    batch.Add(line);
+                }
+
+                if (_stopping.IsCancellationRequested)
+                {
+                    // No heartbeat from a silo that gives its builds up: another one takes them at once.
+                    continue;
+                }
+
+                for (var attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        await _grain.RecordAsync([.. batch], _silo).ConfigureAwait(false);
+                        break;
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        if (_stopping.IsCancellationRequested || attempt == 5)
+                        {
+                            LogNotForwarded(_logger, e, _grain.GetPrimaryKey(), batch.Count);
+                            break;
+                        }
+
+                        await Task.Delay(TimeSpan.FromMilliseconds(250 << attempt), CancellationToken.None).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+
+        /// <summary>True when events are there or the heartbeat is due (an empty batch); false once completed and drained.</summary>
+        private async Task<bool> WaitAsync()
+        {
+            using var beat = new CancellationTokenSource(_heartbeat);
+            try
+            {
+                return await _events.Reader.WaitToReadAsync(beat.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (beat.IsCancellationRequested)
+            {
+                return true;
+            }
+        }
     }
 }

@@ -2,9 +2,9 @@ using Farm.Contracts;
 
 namespace Farm.Coordinator.Builds;
 
-/// <summary>FARM4210: no build with this id is known to this coordinator (ids live in its memory only).</summary>
+/// <summary>FARM4210: no build with this id is known to the farm.</summary>
 public sealed class BuildNotFoundException(Guid buildId)
-    : FarmException("FARM4210", $"No build {buildId} is known to this coordinator. Check the id the submission returned; builds are kept in memory and forgotten when the coordinator restarts.")
+    : FarmException("FARM4210", $"No build {buildId} is known to this farm. Check the id the submission returned; without Redis (embedded farm) builds are kept in memory and forgotten when the coordinator restarts.")
 {
     public Guid BuildId { get; } = buildId;
 }
@@ -13,6 +13,10 @@ public sealed class BuildNotFoundException(Guid buildId)
 public sealed class InvalidSubmissionException(string message)
     : FarmException("FARM4211", message);
 
-/// <summary>FARM4212: the coordinator stopped while the build ran.</summary>
+/// <summary>FARM4212: the coordinator stopped while the build ran (in a cluster another coordinator carries it on).</summary>
 public sealed class BuildAbandonedException()
-    : FarmException("FARM4212", "The coordinator stopped while the build ran. Submit it again.");
+    : FarmException("FARM4212", "The coordinator stopped while the build ran. In a cluster with Redis another coordinator carries it on: ask it for the build's status; otherwise submit it again.");
+
+/// <summary>FARM4213: the build could not be recorded in its build grain (the silo or its grain storage failed).</summary>
+public sealed class BuildNotRecordedException(Exception inner)
+    : FarmException("FARM4213", $"The build could not be recorded in the coordinator's grain storage: {inner.Message}. Check that Redis answers (infra/up.sh) and submit it again.", inner);

@@ -4,7 +4,10 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Farm.Coordinator.Builds;
 
-/// <summary>Registers the build service: options (<c>Farm:Builds</c>), the registry, the blob store locator and the service.</summary>
+/// <summary>
+/// Registers the build service: options (<c>Farm:Builds</c>), the registry, the blob store locator and the service
+/// (also a participant in the silo's lifecycle).
+/// </summary>
 public static class BuildServiceHosting
 {
     public static IServiceCollection AddFarmBuildService(this IServiceCollection services)
@@ -14,6 +17,8 @@ public static class BuildServiceHosting
         services.TryAddSingleton<BuildRegistry>();
         services.TryAddSingleton(_ => new BlobStoreLocator());
         services.TryAddSingleton<BuildService>();
+        // Builds running on a silo stop before the silo does, so nothing they report after reaches their grains.
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(s => s.GetRequiredService<BuildService>());
         return services;
     }
 }

@@ -5,7 +5,8 @@ using Farm.Contracts;
 
 namespace Farm.Coordinator.Builds;
 
-/// <summary>Where a submitted build is.</summary>
+/// <summary>Where a submitted build is (persisted in the build grain's state: append members, never renumber).</summary>
+[GenerateSerializer]
 public enum BuildStatus
 {
     Queued,
@@ -14,7 +15,10 @@ public enum BuildStatus
     Failed,
 }
 
-/// <summary>The builds this coordinator accepted, by id: in memory, forgotten when it restarts.</summary>
+/// <summary>
+/// The builds this silo runs or ran, by id, with their live events: in memory, forgotten when it restarts. The
+/// durable state of every build of the farm is its <see cref="Grains.IBuildGrain"/>'s (<see cref="BuildService.GetAsync"/>).
+/// </summary>
 public sealed class BuildRegistry
 {
     private readonly ConcurrentDictionary<Guid, BuildRecord> _builds = new();
@@ -26,6 +30,13 @@ public sealed class BuildRegistry
         var record = _builds.GetOrAdd(submit.BuildId, _ => new BuildRecord(submit, at));
         return (record, ReferenceEquals(record.Submission, submit));
     }
+
+    /// <summary>
+    /// The record of a build this silo starts: the one it accepted, or a new one holding the events a silo ran
+    /// before (<paramref name="pastEvents"/>, as <see cref="BuildEventJson"/> lines) when it resumes a build.
+    /// </summary>
+    internal BuildRecord GetOrAdd(SubmitBuild submit, DateTimeOffset at, IEnumerable<string> pastEvents) =>
+        _builds.GetOrAdd(submit.BuildId, _ => BuildRecord.From(submit, at, pastEvents));
 
     public bool TryGet(Guid buildId, out BuildRecord record) => _builds.TryGetValue(buildId, out record!);
 
@@ -49,6 +60,30 @@ public sealed class BuildRecord
     {
         Submission = submission;
         SubmittedAt = submittedAt;
+    }
+
+    /// <summary>A record of a build as persisted (its grain's state): its status and the tail of its events.</summary>
+    internal static BuildRecord FromState(Guid buildId, Grains.BuildGrainStateV1 state)
+    {
+        var submission = System.Text.Json.JsonSerializer.Deserialize<SubmitBuild>(state.Submission, BuildEventJson.Options)!;
+        var record = From(submission with { BuildId = buildId }, state.SubmittedAt, state.Events);
+        lock (record._lock)
+        {
+            record._status = state.Status;
+        }
+
+        return record;
+    }
+
+    internal static BuildRecord From(SubmitBuild submission, DateTimeOffset submittedAt, IEnumerable<string> events)
+    {
+        var record = new BuildRecord(submission, submittedAt);
+        foreach (var buildEvent in events.Select(BuildEventJson.Deserialize).OfType<BuildEvent>())
+        {
+            record.Add(buildEvent);
+        }
+
+        return record;
     }
 
     public Guid BuildId => Submission.BuildId;
@@ -104,15 +139,18 @@ public sealed class BuildRecord
         }
     }
 
-    /// <summary>Appends an event; the first <see cref="BuildFinished"/> or <see cref="BuildFailed"/> ends the build, later events are dropped.</summary>
-    internal void Add(BuildEvent buildEvent)
+    /// <summary>
+    /// Appends an event; the first <see cref="BuildFinished"/> or <see cref="BuildFailed"/> ends the build, later
+    /// events are dropped (false).
+    /// </summary>
+    internal bool Add(BuildEvent buildEvent)
     {
         ArgumentNullException.ThrowIfNull(buildEvent);
         lock (_lock)
         {
             if (_end is not null)
             {
-                return;
+                return false;
             }
 
             _events.Add(buildEvent);
@@ -144,6 +182,8 @@ public sealed class BuildRecord
             {
                 _followers.Clear();
             }
+
+            return true;
         }
     }
 

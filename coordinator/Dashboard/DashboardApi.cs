@@ -33,10 +33,13 @@ public static class DashboardApi
         app.MapGet("/dashboard/{file}", (string file) => Asset(file));
         app.MapGet("/api/builds", (BuildRegistry registry) =>
             Results.Json(registry.All.Reverse().Take(RecentBuilds).Select(Summary).ToList(), BuildApi.Json));
-        app.MapGet("/api/builds/{id:guid}", (Guid id, BuildRegistry registry) => Results.Json(Timeline(registry.Get(id)), BuildApi.Json));
-        app.MapGet("/api/builds/{id:guid}/logs", (Guid id, string? step, BuildRegistry registry) =>
+        // A build that ran on another coordinator comes from its build grain's stored state.
+        app.MapGet("/api/builds/{id:guid}", async (Guid id, BuildService builds, CancellationToken cancellationToken) =>
+            Results.Json(Timeline(await builds.GetAsync(id, cancellationToken).ConfigureAwait(false)), BuildApi.Json));
+        app.MapGet("/api/builds/{id:guid}/logs", async (Guid id, string? step, BuildService builds, CancellationToken cancellationToken) =>
         {
-            var lines = registry.Get(id).Events.OfType<StepLog>()
+            var record = await builds.GetAsync(id, cancellationToken).ConfigureAwait(false);
+            var lines = record.Events.OfType<StepLog>()
                 .Where(l => step is null || l.Line.StepId == step)
                 .Select(l => step is null ? $"[{l.Line.StepId}] {l.Line.Line}" : l.Line.Line);
             return Results.Text(string.Join('\n', lines), "text/plain; charset=utf-8");

@@ -16,6 +16,15 @@ public interface ILayerGrain : IGrainWithStringKey
     /// </summary>
     Task<LayerJobOutcome> BuildAsync(LayerJobRequest request);
 
+    /// <summary>
+    /// Like <see cref="BuildAsync"/>, but waits at most <paramref name="wait"/> for the outcome and returns null when
+    /// the job is still running: call again to keep waiting. Builds wait this way, so that no request stays open for
+    /// the length of a job: an activation that must move (its silo or its directory partition leaves the cluster)
+    /// deactivates within <paramref name="wait"/>, and the next call reaches (and if needed re-dispatches from) the
+    /// new activation, which also receives the job's result.
+    /// </summary>
+    Task<LayerJobOutcome?> BuildOrJoinAsync(LayerJobRequest request, TimeSpan wait);
+
     /// <summary>The remembered layer, or null when none was built (or the last job failed).</summary>
     Task<LayerJobOutcome?> GetOutcomeAsync();
 

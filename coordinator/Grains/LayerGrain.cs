@@ -58,6 +58,24 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             return remembered;
         }
 
+        return await (await StartOrJoinAsync(request));
+    }
+
+    public async Task<LayerJobOutcome?> BuildOrJoinAsync(LayerJobRequest request, TimeSpan wait)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (_state.State?.Outcome is { } remembered)
+        {
+            return remembered;
+        }
+
+        var flight = await StartOrJoinAsync(request);
+        return await Task.WhenAny(flight, Task.Delay(wait)) == flight ? await flight : null;
+    }
+
+    /// <summary>The flight's outcome: the running one's, or a new one's (its job published).</summary>
+    private async Task<Task<LayerJobOutcome>> StartOrJoinAsync(LayerJobRequest request)
+    {
         if (_flight is null)
         {
             if (request.Step is null)
@@ -70,11 +88,11 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             _attempt = 0;
             var flight = _flight;
             await DispatchAsync();
-            return await flight.Task;
+            return flight.Task;
         }
 
         LogJoined(_logger, CacheKey, request.BuildId, _jobId);
-        return await _flight.Task;
+        return _flight.Task;
     }
 
     public Task<LayerJobOutcome?> GetOutcomeAsync() => Task.FromResult(_state.State?.Outcome);

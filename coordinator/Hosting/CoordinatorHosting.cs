@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Hosting;
 using Orleans.Serialization;
 using StackExchange.Redis;
 
@@ -19,6 +20,9 @@ public static class CoordinatorHosting
 {
     /// <summary>The grain storage provider of the layer grains.</summary>
     public const string LayerStorage = "farm-layers";
+
+    /// <summary>The grain storage provider of the build grains.</summary>
+    public const string BuildStorage = "farm-builds";
 
     /// <summary>
     /// Adds the silo (localhost clustering and memory storage, or Redis for both when <see cref="CoordinatorOptions.Redis"/>
@@ -128,6 +132,8 @@ public static class CoordinatorHosting
         {
             silo.UseLocalhostClustering(options.SiloPort, options.GatewayPort, primarySiloEndpoint: null, options.ServiceId, options.ClusterId);
             silo.AddMemoryGrainStorage(LayerStorage);
+            silo.AddMemoryGrainStorage(BuildStorage);
+            silo.UseInMemoryReminderService();
         }
         else
         {
@@ -141,10 +147,14 @@ public static class CoordinatorHosting
             silo.ConfigureEndpoints(IPAddress.Loopback, options.SiloPort, options.GatewayPort);
             silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
             silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            // Builds: state and the reminder that resumes a build on another silo when its silo stops.
+            silo.AddRedisGrainStorage(BuildStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            silo.UseRedisReminderService(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
         }
 
         // A step's span reaches the layer grain, and through it the BuildLayer message (Farm.Telemetry listens).
         silo.AddActivityPropagation();
+        silo.Configure<ReminderOptions>(o => o.MinimumReminderPeriod = TimeSpan.FromTicks(Math.Min(o.MinimumReminderPeriod.Ticks, options.ResumeCheckPeriod.Ticks)));
 
         // Contract records (LayerStep, LayerRef) cross grain calls as the JSON they are on the wire (see LayerJobRequest).
         var contracts = typeof(BuildLayer).Namespace;

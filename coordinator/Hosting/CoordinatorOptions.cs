@@ -47,6 +47,13 @@ public sealed class CoordinatorOptions
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan JobTimeout { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// How often the reminder of an unfinished build checks that a silo runs it: after the silo running a build stops,
+    /// another silo resumes it within about this long.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan ResumeCheckPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Loopback port of the coordinator process's HTTP endpoints (<c>/healthz</c>); 0 picks a free one.</summary>
     [Range(0, 65535)]
     public int HttpPort { get; set; } = 8480;

@@ -60,11 +60,11 @@ public static class CoordinatorTelemetry
         return span;
     }
 
-    /// <summary>Records how a build ended on its span and in the build metrics.</summary>
-    public static void BuildEnded(Activity? span, BuildCompleted completed, TimeSpan duration)
+    /// <summary>Records how a build ended (its <see cref="BuildFinished"/> or <see cref="BuildFailed"/>) on its span and in the build metrics.</summary>
+    public static void BuildEnded(Activity? span, BuildEvent? end, TimeSpan duration)
     {
-        ArgumentNullException.ThrowIfNull(completed);
-        var outcome = new KeyValuePair<string, object?>("outcome", completed.Succeeded ? "succeeded" : "failed");
+        var succeeded = end is BuildFinished;
+        var outcome = new KeyValuePair<string, object?>("outcome", succeeded ? "succeeded" : "failed");
         Builds.Add(1, outcome);
         BuildSeconds.Record(duration.TotalSeconds, outcome);
         if (span is null)
@@ -72,12 +72,19 @@ public static class CoordinatorTelemetry
             return;
         }
 
-        span.SetTag("farm.outcome", completed.Succeeded ? "succeeded" : "failed");
-        span.SetTag("farm.image_digest", completed.ImageDigest);
-        if (!completed.Succeeded)
+        span.SetTag("farm.outcome", succeeded ? "succeeded" : "failed");
+        switch (end)
         {
-            span.SetTag("farm.error_code", completed.ErrorCode);
-            span.SetStatus(ActivityStatusCode.Error, completed.Error);
+            case BuildFinished finished:
+                span.SetTag("farm.image_digest", finished.ImageDigest);
+                break;
+            case BuildFailed failed:
+                span.SetTag("farm.error_code", failed.Code);
+                span.SetStatus(ActivityStatusCode.Error, failed.Message);
+                break;
+            default:
+                span.SetStatus(ActivityStatusCode.Error, "the build ended without a result");
+                break;
         }
     }
 

@@ -100,6 +100,7 @@ public sealed class SubmitContext : IDisposable
         """;
 
     private readonly string _work = Directory.CreateTempSubdirectory("farm-submit-").FullName;
+    private IBlobStore? _store;
 
     private SubmitContext(BlobStoreLocator stores) => Stores = stores;
 
@@ -128,9 +129,25 @@ public sealed class SubmitContext : IDisposable
         context.BaseImage = $"{TestRegistries.Anonymous}/{context.Namespace}/busybox:1";
         await new ImagePusher(context.Stores.ClientFor).PushAsync(busybox, [context.BaseImage], [store], null, CancellationToken.None);
 
-        // The context: a tar blob and its index blob, both in the cache store (what `farm build` uploads).
-        var dir = Directory.CreateDirectory(Path.Combine(context._work, "ctx")).FullName;
-        await File.WriteAllTextAsync(Path.Combine(dir, "hello.txt"), "hello from a submission\n");
+        context._store = store;
+        (context.ContextDigest, context.ContextIndexDigest) = await context.UploadAsync(new Dictionary<string, string> { ["hello.txt"] = "hello from a submission\n" });
+        return context;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="files"/> (relative path to text) into a fresh context directory, packs it and uploads
+    /// the tar and its index to the cache store, as <c>farm build</c> does; returns their digests.
+    /// </summary>
+    public async Task<(string ContextDigest, string ContextIndexDigest)> UploadAsync(IReadOnlyDictionary<string, string> files)
+    {
+        var store = _store ?? throw new InvalidOperationException("The context is not initialised.");
+        var dir = Directory.CreateDirectory(Path.Combine(_work, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        foreach (var (path, text) in files)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(dir, path))!);
+            await File.WriteAllTextAsync(Path.Combine(dir, path), text);
+        }
+
         using var tar = new MemoryStream();
         var index = await BuildContextPacker.PackAsync(dir, PatternMatcher.Empty, tar, null, CancellationToken.None);
         tar.Position = 0;
@@ -139,9 +156,7 @@ public sealed class SubmitContext : IDisposable
         var indexBytes = index.ToBytes();
         var indexDigest = Digest.Sha256(indexBytes);
         await store.PutAsync(new Descriptor { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = indexDigest, Size = indexBytes.Length }, new MemoryStream(indexBytes), CancellationToken.None);
-        context.ContextDigest = digest.ToString();
-        context.ContextIndexDigest = indexDigest.ToString();
-        return context;
+        return (digest.ToString(), indexDigest.ToString());
     }
 
     /// <summary>The SubmitBuild JSON body (camelCase) for the two-stage Dockerfile, pushed to <paramref name="tag"/>.</summary>

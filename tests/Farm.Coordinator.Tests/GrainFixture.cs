@@ -57,7 +57,7 @@ public sealed class GrainFixture : IAsyncLifetime
             bus => bus.AddFarmWorkerConsumers(2));
         _host = builder.Build();
         await _host.StartAsync();
-        _host.Services.GetRequiredService<IBus>().ConnectPublishObserver(new JobRecorder(this));
+        _host.Services.GetRequiredService<IBus>().ConnectPublishObserver(new JobRecorder(Published, job => BeforePublish?.Invoke(job)));
     }
 
     /// <summary>The jobs published for <paramref name="cacheKey"/>.</summary>
@@ -82,27 +82,28 @@ public sealed class GrainFixture : IAsyncLifetime
 
         await Store.DisposeAsync();
     }
+}
 
-    private sealed class JobRecorder(GrainFixture fixture) : IPublishObserver
+/// <summary>Records every <see cref="BuildLayer"/> a bus publishes (to count jobs), then calls <paramref name="before"/>.</summary>
+internal sealed class JobRecorder(ConcurrentQueue<BuildLayer> published, Action<BuildLayer>? before = null) : IPublishObserver
+{
+    public Task PrePublish<T>(PublishContext<T> context)
+        where T : class
     {
-        public Task PrePublish<T>(PublishContext<T> context)
-            where T : class
+        if (context.Message is BuildLayer job)
         {
-            if (context.Message is BuildLayer job)
-            {
-                fixture.Published.Enqueue(job);
-                fixture.BeforePublish?.Invoke(job);
-            }
-
-            return Task.CompletedTask;
+            published.Enqueue(job);
+            before?.Invoke(job);
         }
 
-        public Task PostPublish<T>(PublishContext<T> context)
-            where T : class => Task.CompletedTask;
-
-        public Task PublishFault<T>(PublishContext<T> context, Exception exception)
-            where T : class => Task.CompletedTask;
+        return Task.CompletedTask;
     }
+
+    public Task PostPublish<T>(PublishContext<T> context)
+        where T : class => Task.CompletedTask;
+
+    public Task PublishFault<T>(PublishContext<T> context, Exception exception)
+        where T : class => Task.CompletedTask;
 }
 
 [CollectionDefinition(Name)]

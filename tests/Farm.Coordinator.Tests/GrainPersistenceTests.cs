@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using Farm.Coordinator.Grains;
 using Farm.Coordinator.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,7 +11,7 @@ public sealed class GrainPersistenceTests
     [Fact]
     public async Task A_built_layer_is_still_known_after_the_silo_restarts_with_Redis_storage()
     {
-        await EnsureRedisAsync();
+        await FarmClusterFixture.EnsureRedisAsync();
         // A cluster of its own, so other runs' silos and state stay out of this test.
         var cluster = "farm-test-" + Guid.NewGuid().ToString("N")[..10];
         var key = LayerStoreFixture.NewKey();
@@ -53,18 +52,5 @@ public sealed class GrainPersistenceTests
         var host = builder.Build();
         await host.StartAsync();
         return host;
-    }
-
-    private static async Task EnsureRedisAsync()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            await client.ConnectAsync("127.0.0.1", 6379).WaitAsync(TimeSpan.FromSeconds(5));
-        }
-        catch (Exception e) when (e is SocketException or TimeoutException)
-        {
-            throw new InvalidOperationException("Redis does not answer on 127.0.0.1:6379: start them with infra/up.sh (or infra/redis.sh start).", e);
-        }
     }
 }

@@ -1,0 +1,52 @@
+using Farm.Coordinator.Builds;
+using Farm.Dockerfile.Graph;
+
+namespace Farm.Coordinator.Tests;
+
+/// <summary>
+/// Features the job contract cannot express are refused (FARM4204) while planning, before any job, naming the file,
+/// line and column; building without them would give a wrong image, not a slower one.
+/// </summary>
+public sealed class RefusalTests
+{
+    [Theory]
+    [InlineData("FROM busybox\nRUN true\nRUN --mount=type=cache,target=/c true\n", "Dockerfile:3:1: RUN --mount=type=cache,target=/c")]
+    [InlineData("FROM busybox\nRUN true\n  RUN --security=insecure true\n", "Dockerfile:3:3: RUN --security=insecure")]
+    [InlineData("FROM busybox\nWORKDIR /w\nCOPY --parents a/b.txt /dst/\n", "Dockerfile:3:1: COPY --parents")]
+    public void A_run_or_copy_flag_farm_cannot_honour_is_refused_naming_its_place(string dockerfile, string expected)
+    {
+        var graph = BuildGraph.Create(dockerfile, "Dockerfile", new BuildGraphOptions());
+
+        var error = Assert.Throws<UnsupportedBuildFeatureException>(() => BuildOrchestrator.RefuseUnsupported(graph));
+
+        Assert.Equal("FARM4204", error.Code);
+        Assert.StartsWith("FARM4204: " + expected + " is not supported", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_base_image_with_onbuild_triggers_is_refused_at_its_from_line_instead_of_ignoring_them()
+    {
+        var options = new BuildGraphOptions
+        {
+            ResolveBaseImage = (reference, _) => reference == "example/with-triggers:1"
+                ? new BaseImageConfig { OnBuild = ["RUN echo triggered > /t"] }
+                : null,
+        };
+        var graph = BuildGraph.Create("FROM busybox AS tools\nRUN true\n\nFROM example/with-triggers:1\nRUN true\n", "app.Dockerfile", options);
+
+        var error = Assert.Throws<UnsupportedBuildFeatureException>(() => BuildOrchestrator.RefuseUnsupported(graph));
+
+        Assert.StartsWith("FARM4204: app.Dockerfile:4:1: ONBUILD triggers of the base (RUN echo triggered > /t) is not supported", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_dockerfile_with_none_of_them_is_not_refused()
+    {
+        var options = new BuildGraphOptions { ResolveBaseImage = (_, _) => new BaseImageConfig { Env = ["PATH=/bin"] } };
+        var graph = BuildGraph.Create("FROM busybox\nRUN --network=none true\nCOPY a /a\nONBUILD RUN echo for-children\n", "Dockerfile", options);
+
+        BuildOrchestrator.RefuseUnsupported(graph);
+
+        Assert.Single(graph.StagesToBuild);
+    }
+}
