@@ -269,6 +269,7 @@ public sealed class ContainerRuntime
                 slirp = await SlirpNetwork.StartAsync(id, state.Ports, cancellationToken).ConfigureAwait(false);
             }
 
+            await SetTerminalAsync(state, cancellationToken).ConfigureAwait(false);
             var self = ProcessIdentity.Of(Environment.ProcessId);
             state = Store.Update(id, s => s with
             {
@@ -868,6 +869,23 @@ public sealed class ContainerRuntime
             Path.Combine(bundle, "config.json"),
             JsonSerializer.SerializeToUtf8Bytes(spec, RuntimeSpecJsonContext.Default.RuntimeSpec),
             cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A container made with <c>-t</c> gets its terminal only when this run has one to give: <c>farm start</c>
+    /// runs it detached, where runc would refuse a terminal without a console socket.
+    /// </summary>
+    private async Task SetTerminalAsync(ContainerState state, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(Store.DirectoryOf(state.Id), "b", "config.json");
+        var spec = JsonSerializer.Deserialize(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false), RuntimeSpecJsonContext.Default.RuntimeSpec)
+            ?? throw new ContainerRuntimeException($"the runc bundle {path} is empty; remove the container and run it again.");
+        var terminal = state.Tty && !Console.IsInputRedirected;
+        if (spec.Process.Terminal != terminal)
+        {
+            spec = spec with { Process = spec.Process with { Terminal = terminal } };
+            await File.WriteAllBytesAsync(path, JsonSerializer.SerializeToUtf8Bytes(spec, RuntimeSpecJsonContext.Default.RuntimeSpec), cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private async Task<string?> RuncStatusAsync(string id)
