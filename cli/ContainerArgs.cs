@@ -1,4 +1,5 @@
 using Farm.Contracts;
+using Farm.Worker.Containers;
 
 namespace Farm.Cli;
 
@@ -30,6 +31,19 @@ internal sealed class ContainerArgs
 
     /// <summary>The last value given for a flag, or null.</summary>
     public string? Last(string flag) => _values.TryGetValue(flag, out var v) ? v[^1] : null;
+
+    /// <summary><paramref name="options"/> with the process flags run and exec share: -e, -w, -u, -t, -i.</summary>
+    public T WithProcessOptions<T>(T options)
+        where T : ContainerProcessOptions =>
+        // A with on the base record clones the derived one, keeping its own members.
+        (T)((ContainerProcessOptions)options with
+        {
+            Env = All("env"),
+            WorkingDir = Last("workdir"),
+            User = Last("user"),
+            Tty = Has("tty"),
+            Interactive = Has("interactive"),
+        });
 
     /// <summary>Parses <paramref name="args"/> against the known flags.</summary>
     /// <param name="command">run or exec, for messages.</param>

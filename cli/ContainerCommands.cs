@@ -139,21 +139,16 @@ internal static class ContainerCommands
             "none" => ContainerNetwork.None,
             var other => throw new ContainerUsageException("run", $"--network {other} is not one of private, host, none"),
         };
-        var options = new ContainerCreateOptions
+        var options = parsed.WithProcessOptions(new ContainerCreateOptions
         {
             Image = parsed.Positional[0],
             Command = [.. parsed.Positional.Skip(1)],
             Name = parsed.Last("name"),
-            Env = parsed.All("env"),
-            WorkingDir = parsed.Last("workdir"),
-            User = parsed.Last("user"),
-            Tty = parsed.Has("tty"),
-            Interactive = parsed.Has("interactive"),
             AutoRemove = parsed.Has("rm"),
             Network = network,
             Ports = [.. parsed.All("publish").Select(PortMapping.Parse)],
             PublishAll = parsed.Has("publish-all"),
-        };
+        });
         var detach = parsed.Has("detach");
         if (detach && options.Tty)
         {
@@ -210,15 +205,8 @@ internal static class ContainerCommands
 
         var runtime = new ContainerRuntime();
         var container = runtime.Store.Resolve(parsed.Positional[0]);
-        return await runtime.ExecAsync(container, new ContainerExecOptions
-        {
-            Args = [.. parsed.Positional.Skip(1)],
-            Env = parsed.All("env"),
-            WorkingDir = parsed.Last("workdir"),
-            User = parsed.Last("user"),
-            Tty = parsed.Has("tty"),
-            Interactive = parsed.Has("interactive"),
-        }, CancellationToken.None).ConfigureAwait(false);
+        var options = parsed.WithProcessOptions(new ContainerExecOptions { Args = [.. parsed.Positional.Skip(1)] });
+        return await runtime.ExecAsync(container, options, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>How this very farm runs again: the apphost, or dotnet with farm.dll.</summary>

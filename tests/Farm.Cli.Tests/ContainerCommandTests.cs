@@ -130,7 +130,7 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
         await Wait.UntilAsync(() => !Directory.Exists($"/proc/{slirp}") && !Directory.Exists($"/proc/{supervisor}"), Timeout, () => "slirp4netns and the supervisor to be gone");
         Assert.False(File.Exists(netns));
         Assert.False(Directory.Exists(dir));
-        var runc = await ContainerFixture.ToolAsync("runc", "--root", Path.Combine(farm.StateDirectory, "runc"), "list", "-q");
+        var runc = await Tool.RunAsync("runc", "--root", Path.Combine(farm.StateDirectory, "runc"), "list", "-q");
         Assert.DoesNotContain(id, runc, StringComparison.Ordinal);
         Assert.DoesNotContain(Directory.GetDirectories("/proc"), p => ReadCmdline(p).Contains(id, StringComparison.Ordinal));
     }
@@ -194,7 +194,7 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
         }
     }
 
-    private static Task<string> Tmux(string socket, params string[] args) => ContainerFixture.ToolAsync("tmux", ["-L", socket, .. args]);
+    private static Task<string> Tmux(string socket, params string[] args) => Tool.RunAsync("tmux", ["-L", socket, .. args]);
 
     private static Task<string> Pane(string socket) => Tmux(socket, "capture-pane", "-p", "-t", "t");
 }

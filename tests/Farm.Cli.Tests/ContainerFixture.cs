@@ -1,7 +1,4 @@
-using System.Diagnostics;
-using System.Formats.Tar;
 using System.Net.Sockets;
-using System.Text;
 using Farm.Testing;
 
 namespace Farm.Cli.Tests;
@@ -87,50 +84,13 @@ public sealed class ContainerFixture : IAsyncLifetime
         }, TimeSpan.FromSeconds(60), () => $"http://127.0.0.1:{port}/{path} to serve '{body.Trim()}' (last answer: {last})");
     }
 
-    /// <summary>Runs a tool and returns its stdout; a non-zero exit fails the test with its stderr.</summary>
-    public static async Task<string> ToolAsync(string tool, params string[] args)
-    {
-        var start = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
+    /// <summary>busybox with /www, /tmp, /etc/passwd and /etc/group, as a rootfs tar.</summary>
+    private string BusyboxRootfs() => Testing.BusyboxRootfs.Write(
+        Path.Combine(Directory, "rootfs.tar"),
+        ["www", "tmp", "etc"],
+        new Dictionary<string, string>
         {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"{tool} {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
-        return await stdout;
-    }
-
-    /// <summary>/bin/busybox with a symlink per applet, /www, /etc/passwd and /etc/group, as a rootfs tar.</summary>
-    private string BusyboxRootfs()
-    {
-        var path = Path.Combine(Directory, "rootfs.tar");
-        using var file = File.Create(path);
-        using var tar = new TarWriter(file, TarEntryFormat.Pax);
-        tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "bin/") { Mode = (UnixFileMode)0x1ED });
-        tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "www/") { Mode = (UnixFileMode)0x1ED });
-        tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "tmp/") { Mode = (UnixFileMode)0x3FF | UnixFileMode.StickyBit });
-        tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "etc/") { Mode = (UnixFileMode)0x1ED });
-        WriteFile(tar, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n");
-        WriteFile(tar, "etc/group", "root:x:0:\nnogroup:x:65534:\n");
-        tar.WriteEntry("/bin/busybox", "bin/busybox");
-        var list = Process.Start(new ProcessStartInfo("/bin/busybox", "--list") { RedirectStandardOutput = true })!;
-        foreach (var applet in list.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(a => a != "busybox"))
-        {
-            tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, $"bin/{applet}") { LinkName = "busybox" });
-        }
-
-        list.WaitForExit();
-        return path;
-    }
-
-    private static void WriteFile(TarWriter tar, string name, string content) =>
-        tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, name)
-        {
-            Mode = (UnixFileMode)0x1A4,
-            DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)),
+            ["etc/passwd"] = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+            ["etc/group"] = "root:x:0:\nnogroup:x:65534:\n",
         });
 }

@@ -41,18 +41,18 @@ public sealed class ContainerWorkflowTests(ContainerFixture farm) : IClassFixtur
         Assert.Contains("digest: sha256:", await farm.Ok("push", image), StringComparison.Ordinal);
 
         var creds = $"{TestRegistries.BasicUser}:{TestRegistries.BasicPassword}";
-        await ContainerFixture.ToolAsync("podman", "pull", "--tls-verify=false", "--creds", creds, image);
+        await Tool.RunAsync("podman", "pull", "--tls-verify=false", "--creds", creds, image);
         try
         {
-            var served = await ContainerFixture.ToolAsync("podman", "run", "--rm", "--runtime", "runc", image, "cat", "/www/index.html");
+            var served = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", image, "cat", "/www/index.html");
             Assert.Equal(page, served);
         }
         finally
         {
-            await ContainerFixture.ToolAsync("podman", "rmi", "-f", image);
+            await Tool.RunAsync("podman", "rmi", "-f", image);
         }
 
-        var config = JsonNode.Parse(await ContainerFixture.ToolAsync("skopeo", "inspect", "--config", "--tls-verify=false", "--creds", creds, $"docker://{image}"))!;
+        var config = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--config", "--tls-verify=false", "--creds", creds, $"docker://{image}"))!;
         Assert.Equal("Jane Doe <jane@example.com>", (string?)config["author"]);
         var last = config["history"]!.AsArray()[^1]!;
         Assert.Equal("add the home page", (string?)last["comment"]);

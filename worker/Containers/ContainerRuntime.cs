@@ -12,8 +12,27 @@ using Farm.Worker.Store;
 
 namespace Farm.Worker.Containers;
 
+/// <summary>How the process of <c>farm run</c> or <c>farm exec</c> runs: the flags both share.</summary>
+public abstract record ContainerProcessOptions
+{
+    /// <summary><c>-e K=V</c> (or <c>-e K</c>, taking the value from the caller's environment).</summary>
+    public IReadOnlyList<string> Env { get; init; } = [];
+
+    /// <summary><c>-w</c>; null keeps the image's or container's.</summary>
+    public string? WorkingDir { get; init; }
+
+    /// <summary><c>-u</c>; null keeps the image's or container's.</summary>
+    public string? User { get; init; }
+
+    /// <summary><c>-t</c>.</summary>
+    public bool Tty { get; init; }
+
+    /// <summary><c>-i</c>.</summary>
+    public bool Interactive { get; init; }
+}
+
 /// <summary>What <c>farm run</c> asks for.</summary>
-public sealed record ContainerCreateOptions
+public sealed record ContainerCreateOptions : ContainerProcessOptions
 {
     /// <summary>The image as the user named it.</summary>
     public required string Image { get; init; }
@@ -23,21 +42,6 @@ public sealed record ContainerCreateOptions
 
     /// <summary><c>--name</c>; null generates one.</summary>
     public string? Name { get; init; }
-
-    /// <summary><c>-e K=V</c> (or <c>-e K</c>, taking the value from the caller's environment).</summary>
-    public IReadOnlyList<string> Env { get; init; } = [];
-
-    /// <summary><c>-w</c>.</summary>
-    public string? WorkingDir { get; init; }
-
-    /// <summary><c>-u</c>.</summary>
-    public string? User { get; init; }
-
-    /// <summary><c>-t</c>.</summary>
-    public bool Tty { get; init; }
-
-    /// <summary><c>-i</c>.</summary>
-    public bool Interactive { get; init; }
 
     /// <summary><c>--rm</c>.</summary>
     public bool AutoRemove { get; init; }
@@ -53,25 +57,10 @@ public sealed record ContainerCreateOptions
 }
 
 /// <summary>What <c>farm exec</c> asks for.</summary>
-public sealed record ContainerExecOptions
+public sealed record ContainerExecOptions : ContainerProcessOptions
 {
     /// <summary>The command and its arguments.</summary>
     public required IReadOnlyList<string> Args { get; init; }
-
-    /// <summary><c>-e K=V</c>, added to the container's environment.</summary>
-    public IReadOnlyList<string> Env { get; init; } = [];
-
-    /// <summary><c>-w</c>; null keeps the container's.</summary>
-    public string? WorkingDir { get; init; }
-
-    /// <summary><c>-u</c>; null keeps the container's.</summary>
-    public string? User { get; init; }
-
-    /// <summary><c>-t</c>.</summary>
-    public bool Tty { get; init; }
-
-    /// <summary><c>-i</c>.</summary>
-    public bool Interactive { get; init; }
 }
 
 /// <summary>What <c>farm commit</c> asks for.</summary>
