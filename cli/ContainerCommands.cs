@@ -71,6 +71,11 @@ internal static class ContainerCommands
         {
             return args[0] == "run" ? RunAsync(rest).GetAwaiter().GetResult() : ExecAsync(rest).GetAwaiter().GetResult();
         }
+        catch (ContainerStartException e)
+        {
+            Console.Error.WriteLine($"farm: {e.Message}");
+            return e.ExitCode;
+        }
         catch (FarmException e)
         {
             Console.Error.WriteLine($"farm: {e.Message}");
@@ -182,8 +187,15 @@ internal static class ContainerCommands
 
         if (detach)
         {
-            await runtime.StartDetachedAsync(container, SupervisorCommandLine(container.Id), CancellationToken.None).ConfigureAwait(false);
+            var started = await runtime.StartDetachedAsync(container, SupervisorCommandLine(container.Id), CancellationToken.None).ConfigureAwait(false);
             Console.Out.WriteLine(container.Id);
+            if (started.Error is { } error)
+            {
+                // The container exists (farm ps -a, farm logs), but never ran: say so as docker does.
+                Console.Error.WriteLine($"farm: {error}");
+                return started.ExitCode ?? 125;
+            }
+
             return 0;
         }
 
@@ -391,7 +403,7 @@ internal static class ContainerCommands
             {
                 // The standard error of a supervisor is the container's log.
                 await Console.Error.WriteLineAsync($"farm: {e.Message}").ConfigureAwait(false);
-                return 125;
+                return e is ContainerStartException start ? start.ExitCode : 125;
             }
         });
         return command;

@@ -182,6 +182,36 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
         Assert.Equal(42, exitCode.ExitCode);
     }
 
+    [Fact]
+    public async Task A_missing_command_exits_127_with_the_reason_in_the_foreground_and_detached()
+    {
+        var foreground = await farm.Farm("run", "--rm", "bb", "no-such-command");
+        Assert.Equal(127, foreground.ExitCode);
+        Assert.Contains("farm: FARM3108: container ", foreground.Stderr, StringComparison.Ordinal);
+        Assert.Contains("\"no-such-command\": executable file not found", foreground.Stderr, StringComparison.Ordinal);
+
+        var detached = await farm.Farm("run", "-d", "--name", "missing", "bb", "no-such-command");
+        Assert.Equal(127, detached.ExitCode);
+        Assert.StartsWith("farm: FARM3108: container missing could not run 'no-such-command'", detached.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Exited (127)", await farm.Ok("ps", "-a"), StringComparison.Ordinal);
+        Assert.Contains("FARM3108", await farm.Ok("logs", "missing"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Concurrent_runs_of_a_new_image_share_one_extraction_and_all_succeed()
+    {
+        await farm.Ok("run", "--name", "seed", "bb", "sh", "-c", "echo seeded > /seed.txt");
+        await farm.Ok("commit", "seed", "seeded:1");
+
+        var runs = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => farm.Farm("run", "--rm", "seeded:1", "sh", "-c", $"cat /seed.txt; echo run-{i}")));
+
+        for (var i = 0; i < runs.Length; i++)
+        {
+            Assert.True(runs[i].ExitCode == 0, runs[i].Stderr);
+            Assert.Equal($"seeded\nrun-{i}\n", runs[i].Stdout);
+        }
+    }
+
     private static string ReadCmdline(string procDir)
     {
         try

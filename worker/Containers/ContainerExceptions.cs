@@ -57,3 +57,17 @@ public sealed class InvalidCommitChangeException(string change, string reason, E
     /// <summary>The change as given.</summary>
     public string Change { get; } = change;
 }
+
+/// <summary>
+/// FARM3108: runc could not start the container's process (command not found, not executable, bad working
+/// directory). <see cref="ExitCode"/> follows docker: 127 for a missing command, 126 for one that cannot run, else 125.
+/// </summary>
+public sealed class ContainerStartException(string container, IReadOnlyList<string> args, string runcError)
+    : FarmException("FARM3108", $"container {container} could not run '{string.Join(' ', args)}': {runcError}. Check the command and the image (farm inspect), or give another command after the image name.")
+{
+    /// <summary>The exit code farm reports.</summary>
+    public int ExitCode { get; } =
+        runcError.Contains("not found", StringComparison.Ordinal) || runcError.Contains("no such file", StringComparison.OrdinalIgnoreCase) ? 127
+        : runcError.Contains("permission denied", StringComparison.OrdinalIgnoreCase) ? 126
+        : 125;
+}

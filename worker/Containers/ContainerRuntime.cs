@@ -266,19 +266,25 @@ public sealed class ContainerRuntime
                 StartedAt = DateTimeOffset.UtcNow,
                 FinishedAt = null,
                 ExitCode = null,
+                Error = null,
                 Supervisor = self,
                 Slirp = slirp,
             }) ?? throw new NoSuchContainerException(id);
 
             exitCode = await RunRuncAsync(state).ConfigureAwait(false);
         }
-        catch (FarmException)
+        catch (ContainerStartException e)
         {
-            await RecordExitAsync(id, 125).ConfigureAwait(false);
+            await RecordExitAsync(id, e.ExitCode, e.Message).ConfigureAwait(false);
+            throw;
+        }
+        catch (FarmException e)
+        {
+            await RecordExitAsync(id, 125, e.Message).ConfigureAwait(false);
             throw;
         }
 
-        await RecordExitAsync(id, exitCode).ConfigureAwait(false);
+        await RecordExitAsync(id, exitCode, null).ConfigureAwait(false);
         return exitCode;
     }
 
@@ -311,7 +317,7 @@ public sealed class ContainerRuntime
             start.ArgumentList.Add(a);
         }
 
-        Store.Update(container.Id, s => s with { Status = ContainerStatus.Created, ExitCode = null, Supervisor = null });
+        Store.Update(container.Id, s => s with { Status = ContainerStatus.Created, ExitCode = null, Error = null, Supervisor = null });
         using (var process = Process.Start(start) ?? throw new ContainerRuntimeException("setsid did not start."))
         {
             var deadline = DateTime.UtcNow + StartTimeout;
@@ -617,7 +623,7 @@ public sealed class ContainerRuntime
         }
     }
 
-    private async Task RecordExitAsync(string id, int exitCode)
+    private async Task RecordExitAsync(string id, int exitCode, string? error)
     {
         var state = Store.TryLoad(id);
         if (state is not null)
@@ -629,6 +635,7 @@ public sealed class ContainerRuntime
         {
             Status = ContainerStatus.Exited,
             ExitCode = exitCode,
+            Error = error,
             FinishedAt = DateTimeOffset.UtcNow,
             Supervisor = null,
             Slirp = null,
@@ -651,9 +658,16 @@ public sealed class ContainerRuntime
     private async Task<int> RunRuncAsync(ContainerState state)
     {
         var bundle = Path.Combine(Store.DirectoryOf(state.Id), "b");
-        var args = new List<string> { "run", "--bundle", bundle, state.Id };
+        var log = Path.Combine(bundle, "runc.log");
+        File.Delete(log);
+        var args = new List<string> { "--log", log, "--log-format", "json", "run", "--bundle", bundle, state.Id };
         using var process = StartRunc(args, inheritStdin: state.Interactive || state.Tty, inheritOutput: true);
         await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+        if (process.ExitCode != 0 && RuncRunner.RuncError(log) is { } error)
+        {
+            throw new ContainerStartException(state.Name, state.Args, error);
+        }
+
         return process.ExitCode;
     }
 
@@ -676,6 +690,9 @@ public sealed class ContainerRuntime
     private async Task<IReadOnlyList<string>> LowerDirectoriesAsync(ContainerState state, LocalImageStore images, CancellationToken cancellationToken)
     {
         // Extracted once per machine and kept (no eviction budget): a container's layers must outlive its image's name.
+        // One farm process at a time: a LayerStore opening removes the half-extracted layers it finds, which would
+        // be another process's extraction in progress.
+        using var exclusive = ContainerStore.LockFile(Path.Combine(Store.StateDirectory, "layers.lock"));
         var store = new LayerStore(Path.Combine(Store.StateDirectory, "layers"), long.MaxValue, async (layer, _, target, ct) =>
         {
             var blob = await images.Layout.OpenReadAsync(Digest.Parse(layer.Digest), ct).ConfigureAwait(false);

@@ -150,6 +150,9 @@ public sealed record ContainerState
     /// <summary>The exit code of its last run (128 + n when killed by signal n).</summary>
     public int? ExitCode { get; init; }
 
+    /// <summary>Why its last start failed (docker's State.Error); null when the process ran.</summary>
+    public string? Error { get; init; }
+
     /// <summary>The farm process that runs runc for it and records its end.</summary>
     public ProcessIdentity? Supervisor { get; init; }
 

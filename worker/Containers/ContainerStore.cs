@@ -188,10 +188,11 @@ public sealed class ContainerStore
         }
     }
 
+    private FileStream Lock() => LockFile(Path.Combine(Root, ".lock"));
+
     /// <summary>An exclusive lock across farm processes (flock through FileShare.None), waited for with back-off.</summary>
-    private FileStream Lock()
+    internal static FileStream LockFile(string path)
     {
-        var path = Path.Combine(Root, ".lock");
         var started = DateTime.UtcNow;
         var delay = 5;
         while (true)
@@ -207,7 +208,7 @@ public sealed class ContainerStore
             }
             catch (IOException e)
             {
-                throw new ContainerRuntimeException($"the container store lock {path} is still held after {LockTimeout.TotalSeconds:0} s; wait for the other farm process or remove the file if none runs.", e);
+                throw new ContainerRuntimeException($"the lock {path} is still held after {LockTimeout.TotalSeconds:0} s; wait for the other farm process or remove the file if none runs.", e);
             }
         }
     }

@@ -349,7 +349,7 @@ public sealed class RuncRunner
         }
     }
 
-    private static string? RuncError(string logFile)
+    internal static string? RuncError(string logFile)
     {
         if (!File.Exists(logFile))
         {
