@@ -198,7 +198,7 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
     }
 
     [Fact]
-    public async Task Concurrent_runs_of_a_new_image_share_one_extraction_and_all_succeed()
+    public async Task Concurrent_runs_of_a_new_image_all_succeed()
     {
         await farm.Ok("run", "--name", "seed", "bb", "sh", "-c", "echo seeded > /seed.txt");
         await farm.Ok("commit", "seed", "seeded:1");
