@@ -212,6 +212,35 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
         }
     }
 
+    [Fact]
+    public async Task Stop_sends_the_images_stop_signal_first_and_a_graceful_exit_is_recorded()
+    {
+        await farm.Ok("run", "--name", "sig-base", "bb", "true");
+        await farm.Ok("commit", "-c", "STOPSIGNAL SIGUSR1", "sig-base", "usr1:1");
+        await farm.Ok("run", "-d", "--name", "graceful", "usr1:1", "sh", "-c", "trap 'echo got-usr1; exit 0' USR1; echo ready; while true; do sleep 0.1; done");
+        await Wait.UntilAsync(async () => (await farm.Ok("logs", "graceful")).Contains("ready", StringComparison.Ordinal), Timeout, () => "the trap to be set");
+
+        await farm.Ok("stop", "-t", "300", "graceful");
+
+        Assert.Equal("ready\ngot-usr1\n", await farm.Ok("logs", "graceful"));
+        Assert.Contains("Exited (0)", await farm.Ok("ps", "-a"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Standard_input_reaches_the_container_only_with_i()
+    {
+        var piped = await FarmCli.RunAsync(farm.Env, "line one\nline two\n", "run", "-i", "--rm", "bb", "sh", "-c", "wc -l");
+        Assert.Equal(0, piped.ExitCode);
+        Assert.Equal("2", piped.Stdout.Trim());
+
+        var closed = await FarmCli.RunAsync(farm.Env, "ignored\n", "run", "--rm", "bb", "sh", "-c", "wc -l");
+        Assert.Equal("0", closed.Stdout.Trim());
+
+        await farm.Ok("run", "-d", "--name", "stdin-exec", "bb", "sleep", "600");
+        var exec = await FarmCli.RunAsync(farm.Env, "a\nb\nc\n", "exec", "-i", "stdin-exec", "wc", "-l");
+        Assert.Equal("3", exec.Stdout.Trim());
+    }
+
     private static string ReadCmdline(string procDir)
     {
         try

@@ -197,6 +197,7 @@ public sealed class ContainerRuntime
             Tty = options.Tty,
             Interactive = options.Interactive,
             AutoRemove = options.AutoRemove,
+            StopSignal = string.IsNullOrEmpty(config.StopSignal) ? "TERM" : config.StopSignal,
             Network = options.Network,
             Ports = ports,
             Hostname = id[..12],
@@ -247,6 +248,8 @@ public sealed class ContainerRuntime
         int exitCode;
         try
         {
+            // What a killed supervisor left behind (a runc container, slirp4netns holding the ports, the namespace).
+            await CleanUpAsync(state).ConfigureAwait(false);
             using (var images = await LocalImageStore.OpenAsync(Store.StateDirectory, cancellationToken).ConfigureAwait(false))
             {
                 await MountAsync(state, images, cancellationToken).ConfigureAwait(false);
@@ -414,8 +417,8 @@ public sealed class ContainerRuntime
     }
 
     /// <summary>
-    /// Stops a running container: SIGTERM, then SIGKILL after <paramref name="timeout"/>, and waits for its
-    /// supervisor to record the exit.
+    /// Stops a running container: its stop signal (SIGTERM unless the image says otherwise), then SIGKILL after
+    /// <paramref name="timeout"/>, and waits for its supervisor to record the exit.
     /// </summary>
     public async Task<ContainerState> StopAsync(ContainerState container, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -428,7 +431,7 @@ public sealed class ContainerRuntime
 
         if (timeout > TimeSpan.Zero)
         {
-            await RuncAsync(["kill", container.Id, "TERM"]).ConfigureAwait(false);
+            await RuncAsync(["kill", container.Id, container.StopSignal]).ConfigureAwait(false);
             if (await WaitEndedAsync(container, timeout, cancellationToken).ConfigureAwait(false))
             {
                 return Refresh(container);

@@ -123,6 +123,9 @@ public sealed record ContainerState
     /// <summary>Whether the process's stdin stays open (<c>-i</c>).</summary>
     public bool Interactive { get; init; }
 
+    /// <summary>The signal <c>farm stop</c> sends first (the image's STOPSIGNAL, else SIGTERM), as runc kill takes it.</summary>
+    public string StopSignal { get; init; } = "TERM";
+
     /// <summary><c>--rm</c>: removed once its process ends.</summary>
     public bool AutoRemove { get; init; }
 
