@@ -241,6 +241,30 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
         Assert.Equal("3", exec.Stdout.Trim());
     }
 
+    [Fact]
+    public async Task A_container_whose_supervisor_was_killed_is_ended_cleaned_up_and_starts_again()
+    {
+        var port = ContainerFixture.FreePort();
+        var id = (await farm.Ok("run", "-d", "--name", "orphan", "-p", $"{port}:80", "bb", "httpd", "-f", "-p", "80", "-h", "/www")).Trim();
+        await farm.Ok("exec", "orphan", "sh", "-c", "echo still here > /www/index.html");
+        await ContainerFixture.ServesAsync(port, "index.html", "still here\n");
+        var state = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(farm.StateDirectory, "containers", id, "config.json")))!;
+        var slirp = (int)state["slirp"]!["pid"]!;
+        using (var supervisor = Process.GetProcessById((int)state["supervisor"]!["pid"]!))
+        {
+            supervisor.Kill();
+            await supervisor.WaitForExitAsync();
+        }
+
+        Assert.Contains("Exited (137)", await farm.Ok("ps", "-a"), StringComparison.Ordinal);
+        await Wait.UntilAsync(() => !Directory.Exists($"/proc/{slirp}"), Timeout, () => "the orphaned slirp4netns to be stopped");
+        Assert.False(File.Exists($"/run/netns/farm-{id[..12]}"));
+
+        // Same host port again: nothing of the first run holds it; the upper layer (index.html) is kept.
+        await farm.Ok("start", "orphan");
+        await ContainerFixture.ServesAsync(port, "index.html", "still here\n");
+    }
+
     private static string ReadCmdline(string procDir)
     {
         try

@@ -352,13 +352,17 @@ public sealed class ContainerRuntime
         }
     }
 
-    /// <summary>The state with a dead supervisor taken into account: a container whose supervisor was killed has ended.</summary>
+    /// <summary>
+    /// The state with a dead supervisor taken into account: a container whose supervisor was killed is ended (and
+    /// its leftovers removed), as a container dies with its containerd shim.
+    /// </summary>
     public ContainerState Refresh(ContainerState container)
     {
         ArgumentNullException.ThrowIfNull(container);
         var now = Store.TryLoad(container.Id) ?? container;
         if (now.Status == ContainerStatus.Running && now.Supervisor?.IsAlive() != true)
         {
+            CleanUpAsync(now).GetAwaiter().GetResult();
             return Store.Update(now.Id, s => s.Status == ContainerStatus.Running
                 ? s with { Status = ContainerStatus.Exited, ExitCode = s.ExitCode ?? 137, FinishedAt = DateTimeOffset.UtcNow, Supervisor = null }
                 : s) ?? now;
