@@ -248,8 +248,12 @@ public sealed class ContainerRuntime
         int exitCode;
         try
         {
-            // What a killed supervisor left behind (a runc container, slirp4netns holding the ports, the namespace).
-            await CleanUpAsync(state).ConfigureAwait(false);
+            if (state.StartedAt is not null)
+            {
+                // What a killed supervisor left behind (a runc container, slirp4netns holding the ports, the namespace).
+                await CleanUpAsync(state).ConfigureAwait(false);
+            }
+
             using (var images = await LocalImageStore.OpenAsync(Store.StateDirectory, cancellationToken).ConfigureAwait(false))
             {
                 await MountAsync(state, images, cancellationToken).ConfigureAwait(false);
@@ -287,7 +291,8 @@ public sealed class ContainerRuntime
             throw;
         }
 
-        await RecordExitAsync(id, exitCode, null).ConfigureAwait(false);
+        // runc run deletes the container it ran; the rest of the clean-up is farm's.
+        await RecordExitAsync(id, exitCode, null, runcDeleted: true).ConfigureAwait(false);
         return exitCode;
     }
 
@@ -630,12 +635,12 @@ public sealed class ContainerRuntime
         }
     }
 
-    private async Task RecordExitAsync(string id, int exitCode, string? error)
+    private async Task RecordExitAsync(string id, int exitCode, string? error, bool runcDeleted = false)
     {
         var state = Store.TryLoad(id);
         if (state is not null)
         {
-            await CleanUpAsync(state).ConfigureAwait(false);
+            await CleanUpAsync(state, runcDeleted).ConfigureAwait(false);
         }
 
         var ended = Store.Update(id, s => s with
@@ -654,9 +659,13 @@ public sealed class ContainerRuntime
     }
 
     /// <summary>Idempotent: runc's container, slirp4netns, the network namespace and the overlay mount go.</summary>
-    private async Task CleanUpAsync(ContainerState state)
+    private async Task CleanUpAsync(ContainerState state, bool runcDeleted = false)
     {
-        await RuncAsync(["delete", "--force", state.Id]).ConfigureAwait(false);
+        if (!runcDeleted)
+        {
+            await RuncAsync(["delete", "--force", state.Id]).ConfigureAwait(false);
+        }
+
         SlirpNetwork.Stop(state.Slirp, state.Id);
         await SlirpNetwork.DeleteNamespaceAsync(state.Id).ConfigureAwait(false);
         Unmount(RootfsPath(state));
