@@ -81,7 +81,13 @@ internal sealed class ContainerArgs
                 var name = eq < 0 ? arg[2..] : arg[2..eq];
                 if (longBooleans.Contains(name) || booleans.Values.Contains(name))
                 {
-                    if (eq < 0 || bool.Parse(arg[(eq + 1)..]))
+                    var value = true;
+                    if (eq >= 0 && !bool.TryParse(arg[(eq + 1)..], out value))
+                    {
+                        throw new ContainerUsageException(command, $"--{name} takes true or false, not '{arg[(eq + 1)..]}'");
+                    }
+
+                    if (value)
                     {
                         flags.Add(name);
                     }

@@ -180,6 +180,15 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
 
         var exitCode = await farm.Farm("run", "--rm", "bb", "sh", "-c", "exit 42");
         Assert.Equal(42, exitCode.ExitCode);
+
+        var unknown = await farm.Farm("run", "--bogus", "bb", "true");
+        Assert.Equal(125, unknown.ExitCode);
+        Assert.StartsWith("farm: FARM5050: farm run: unknown flag --bogus", unknown.Stderr, StringComparison.Ordinal);
+        var badBool = await farm.Farm("run", "--rm=maybe", "bb", "true");
+        Assert.StartsWith("farm: FARM5050: farm run: --rm takes true or false, not 'maybe'", badBool.Stderr, StringComparison.Ordinal);
+
+        // After the image, flags belong to the container's command: -h and -p are busybox's here.
+        Assert.Equal("-h -p 80\n", await farm.Ok("run", "--rm", "bb", "echo", "-h", "-p", "80"));
     }
 
     [Fact]
