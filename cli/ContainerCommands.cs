@@ -18,6 +18,8 @@ internal static class ContainerCommands
     /// <summary>The hidden command a detached container's supervisor process runs.</summary>
     public const string SuperviseCommand = "container-supervise";
 
+    private static readonly string[] PsHeader = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
+
     private const string RunUsage = """
         Usage: farm run [OPTIONS] IMAGE [COMMAND [ARG...]]
 
@@ -263,12 +265,19 @@ internal static class ContainerCommands
                 return;
             }
 
-            output.WriteLine($"{"CONTAINER ID",-14} {"IMAGE",-30} {"COMMAND",-24} {"CREATED",-18} {"STATUS",-26} {"PORTS",-30} NAMES");
+            var table = new List<string[]> { PsHeader };
             foreach (var c in rows)
             {
                 var cmd = string.Join(' ', c.Args);
                 cmd = "\"" + (cmd.Length > 20 ? cmd[..19] + "…" : cmd) + "\"";
-                output.WriteLine($"{c.ShortId,-14} {c.Image,-30} {cmd,-24} {Ago(c.Created) + " ago",-18} {Status(c),-26} {string.Join(", ", c.Ports),-30} {c.Name}");
+                table.Add([c.ShortId, c.Image, cmd, Ago(c.Created) + " ago", Status(c), string.Join(", ", c.Ports), c.Name]);
+            }
+
+            // Columns as wide as their widest cell plus three spaces, as docker's tabwriter lays them out.
+            var widths = Enumerable.Range(0, table[0].Length).Select(i => table.Max(r => r[i].Length) + 3).ToArray();
+            foreach (var row in table)
+            {
+                output.WriteLine(string.Concat(row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))));
             }
         }));
         return command;
