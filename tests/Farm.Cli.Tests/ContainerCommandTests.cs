@@ -25,7 +25,7 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
     }
 
     [Fact]
-    public async Task Network_none_has_only_loopback_and_no_route_while_private_has_a_default_route()
+    public async Task Network_none_has_only_loopback_and_no_route_while_private_has_a_default_route_but_not_to_host_loopback()
     {
         var none = await farm.Ok("run", "--rm", "--network", "none", "bb", "sh", "-c", "cat /proc/net/dev; echo routes:; ip route; ping -c 1 -W 2 10.0.2.2 || echo unreachable");
         var interfaces = none.Split('\n').Where(l => l.Contains(':', StringComparison.Ordinal) && !l.Contains('|', StringComparison.Ordinal) && !l.StartsWith("routes", StringComparison.Ordinal))
@@ -35,10 +35,17 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
         Assert.DoesNotContain("default", none, StringComparison.Ordinal);
         Assert.EndsWith("unreachable\n", none, StringComparison.Ordinal);
 
-        var routed = await farm.Ok("run", "--rm", "bb", "sh", "-c", "cat /proc/net/dev; ip route; cat /etc/resolv.conf");
+        // A service the host keeps on loopback stays out of reach through the gateway (slirp4netns --disable-host-loopback).
+        using var hostOnly = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        hostOnly.Start();
+        var hostPort = ((System.Net.IPEndPoint)hostOnly.LocalEndpoint).Port;
+        var routed = await farm.Ok("run", "--rm", "bb", "sh", "-c",
+            $"cat /proc/net/dev; ip route; cat /etc/resolv.conf; nc -w 5 10.0.2.2 {hostPort} </dev/null && echo host-reached || echo host-refused");
         Assert.Contains("tap0:", routed, StringComparison.Ordinal);
         Assert.Contains("default via 10.0.2.2", routed, StringComparison.Ordinal);
         Assert.Contains("nameserver 10.0.2.3", routed, StringComparison.Ordinal);
+        Assert.EndsWith("host-refused\n", routed, StringComparison.Ordinal);
+        Assert.False(hostOnly.Pending());
     }
 
     [Fact]
