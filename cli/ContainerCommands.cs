@@ -201,7 +201,7 @@ internal static class ContainerCommands
             return 0;
         }
 
-        return await runtime.SuperviseAsync(container.Id, CancellationToken.None).ConfigureAwait(false);
+        return await runtime.SuperviseAsync(container.Id, recordOutput: true, CancellationToken.None).ConfigureAwait(false);
     }
 
     private static async Task<int> ExecAsync(string[] args)
@@ -406,7 +406,7 @@ internal static class ContainerCommands
         {
             try
             {
-                return await new ContainerRuntime().SuperviseAsync(parse.GetValue(id)!, ct).ConfigureAwait(false);
+                return await new ContainerRuntime().SuperviseAsync(parse.GetValue(id)!, recordOutput: false, ct).ConfigureAwait(false);
             }
             catch (FarmException e)
             {

@@ -281,6 +281,18 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
         await ContainerFixture.ServesAsync(port, "index.html", "still here\n");
     }
 
+    [Fact]
+    public async Task A_foreground_run_shows_its_streams_apart_and_records_them_for_logs()
+    {
+        var run = await farm.Farm("run", "--name", "fg", "bb", "sh", "-c", "echo fg-out; echo fg-err >&2; exit 4");
+
+        Assert.Equal(4, run.ExitCode);
+        Assert.Equal("fg-out\n", run.Stdout);
+        Assert.Equal("fg-err\n", run.Stderr);
+        Assert.Equal(["fg-err", "fg-out"], (await farm.Ok("logs", "fg")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+        Assert.Contains("Exited (4)", await farm.Ok("ps", "-a"), StringComparison.Ordinal);
+    }
+
     private static string ReadCmdline(string procDir)
     {
         try

@@ -45,7 +45,7 @@ public sealed class ContainersRuntimeTests : IAsyncLifetime
         var container = await runtime.CreateAsync(
             new ContainerCreateOptions { Image = "bb", Command = ["sh", "-c", "echo changed > /changed.txt; exec sleep 600"], Network = ContainerNetwork.None },
             image, images, CancellationToken.None);
-        var supervisor = Task.Run(() => runtime.SuperviseAsync(container.Id, CancellationToken.None));
+        var supervisor = Task.Run(() => runtime.SuperviseAsync(container.Id, recordOutput: false, CancellationToken.None));
         try
         {
             await Wait.UntilAsync(() => File.Exists(Path.Combine(runtime.RootfsPath(container), "changed.txt")), TimeSpan.FromSeconds(60), () => "the container to write /changed.txt");

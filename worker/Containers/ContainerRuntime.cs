@@ -229,8 +229,14 @@ public sealed class ContainerRuntime
     /// exit code recorded and network and mount torn down. The container uses this process's standard streams
     /// (stdin only with <c>-i</c> or <c>-t</c>); the terminal of <c>-t</c> is runc's.
     /// </summary>
+    /// <param name="id">The container id.</param>
+    /// <param name="recordOutput">
+    /// Also append the output to the container's log for <c>farm logs</c> (a foreground run without terminal); false
+    /// where this process's standard output already is the log (a detached supervisor).
+    /// </param>
+    /// <param name="cancellationToken">Cancels the set-up; a running container is ended by signals, not by this.</param>
     /// <returns>The container process's exit code (128 + n when killed by signal n).</returns>
-    public async Task<int> SuperviseAsync(string id, CancellationToken cancellationToken)
+    public async Task<int> SuperviseAsync(string id, bool recordOutput, CancellationToken cancellationToken)
     {
         var state = Store.TryLoad(id) ?? throw new NoSuchContainerException(id);
         if (state.Status == ContainerStatus.Running && state.Supervisor?.IsAlive() == true)
@@ -278,7 +284,7 @@ public sealed class ContainerRuntime
                 Slirp = slirp,
             }) ?? throw new NoSuchContainerException(id);
 
-            exitCode = await RunRuncAsync(state).ConfigureAwait(false);
+            exitCode = await RunRuncAsync(state, recordOutput).ConfigureAwait(false);
         }
         catch (ContainerStartException e)
         {
@@ -331,6 +337,8 @@ public sealed class ContainerRuntime
             var deadline = DateTime.UtcNow + StartTimeout;
             while (true)
             {
+                // Whether the supervisor ended is read before the state, so its last record is seen.
+                var supervisorEnded = process.HasExited;
                 var now = Store.TryLoad(container.Id);
                 if (now is null || now.Status == ContainerStatus.Exited)
                 {
@@ -342,7 +350,7 @@ public sealed class ContainerRuntime
                     return now;
                 }
 
-                if (process.HasExited && process.ExitCode != 0)
+                if (supervisorEnded && process.ExitCode != 0)
                 {
                     throw new ContainerRuntimeException($"the supervisor of {container.Name} exited with code {process.ExitCode} before the container ran; see {LogPath(container)}.");
                 }
@@ -671,13 +679,27 @@ public sealed class ContainerRuntime
         Unmount(RootfsPath(state));
     }
 
-    private async Task<int> RunRuncAsync(ContainerState state)
+    private async Task<int> RunRuncAsync(ContainerState state, bool recordOutput)
     {
         var bundle = Path.Combine(Store.DirectoryOf(state.Id), "b");
         var log = Path.Combine(bundle, "runc.log");
         File.Delete(log);
         var args = new List<string> { "--log", log, "--log-format", "json", "run", "--bundle", bundle, state.Id };
-        using var process = StartRunc(args, inheritStdin: state.Interactive || state.Tty, inheritOutput: true);
+        // A terminal is runc's to drive; otherwise runc already copies the streams through pipes, and farm tees them.
+        var tee = recordOutput && !UsesTerminal(state);
+        using var process = StartRunc(args, inheritStdin: state.Interactive || state.Tty, inheritOutput: !tee);
+        if (tee)
+        {
+            var file = new FileStream(LogPath(state), FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 4096, useAsync: true);
+            await using (file.ConfigureAwait(false))
+            {
+                using var gate = new SemaphoreSlim(1, 1);
+                await Task.WhenAll(
+                    TeeAsync(process.StandardOutput.BaseStream, Console.OpenStandardOutput(), file, gate),
+                    TeeAsync(process.StandardError.BaseStream, Console.OpenStandardError(), file, gate)).ConfigureAwait(false);
+            }
+        }
+
         await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
         if (process.ExitCode != 0 && RuncRunner.RuncError(log) is { } error)
         {
@@ -685,6 +707,42 @@ public sealed class ContainerRuntime
         }
 
         return process.ExitCode;
+    }
+
+    private static bool UsesTerminal(ContainerState state) => state.Tty && !Console.IsInputRedirected;
+
+    /// <summary>Copies a stream to the console and the log until it ends; a console gone (closed pipe) only stops that copy.</summary>
+    private static async Task TeeAsync(Stream from, Stream console, FileStream log, SemaphoreSlim gate)
+    {
+        var buffer = new byte[16384];
+        var toConsole = true;
+        int read;
+        while ((read = await from.ReadAsync(buffer, CancellationToken.None).ConfigureAwait(false)) > 0)
+        {
+            if (toConsole)
+            {
+                try
+                {
+                    await console.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None).ConfigureAwait(false);
+                    await console.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (IOException)
+                {
+                    toConsole = false;
+                }
+            }
+
+            await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await log.WriteAsync(buffer.AsMemory(0, read), CancellationToken.None).ConfigureAwait(false);
+                await log.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
     }
 
     private async Task<bool> WaitEndedAsync(ContainerState container, TimeSpan timeout, CancellationToken cancellationToken)
@@ -902,7 +960,7 @@ public sealed class ContainerRuntime
         var path = Path.Combine(Store.DirectoryOf(state.Id), "b", "config.json");
         var spec = JsonSerializer.Deserialize(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false), RuntimeSpecJsonContext.Default.RuntimeSpec)
             ?? throw new ContainerRuntimeException($"the runc bundle {path} is empty; remove the container and run it again.");
-        var terminal = state.Tty && !Console.IsInputRedirected;
+        var terminal = UsesTerminal(state);
         if (spec.Process.Terminal != terminal)
         {
             spec = spec with { Process = spec.Process with { Terminal = terminal } };
