@@ -8,6 +8,11 @@ public static class CliApp
     public static int Run(string[] args)
     {
         ArgumentNullException.ThrowIfNull(args);
+        if (ContainerCommands.TryRunVerbatim(args) is { } containerExit)
+        {
+            return containerExit;
+        }
+
         var root = new RootCommand("Farm: a distributed build farm for container images.");
         var debug = new Command("debug", "Inspect how Farm reads a Dockerfile.");
         foreach (var command in DebugCommands())
@@ -19,6 +24,11 @@ public static class CliApp
         root.Subcommands.Add(LoginCommands.Login());
         root.Subcommands.Add(LoginCommands.Logout());
         foreach (var command in ImageCommands.All())
+        {
+            root.Subcommands.Add(command);
+        }
+
+        foreach (var command in ContainerCommands.All())
         {
             root.Subcommands.Add(command);
         }

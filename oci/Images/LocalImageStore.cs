@@ -278,18 +278,30 @@ public sealed class LocalImageStore : IDisposable
                 var now = DateTimeOffset.UtcNow;
                 config.Created = now;
                 config.AddLayer(diffId, new HistoryEntry { Created = now, CreatedBy = $"farm import {source}", Comment = message ?? $"Imported from {source}" });
-                var configDescriptor = await _layout.PutBytesAsync(config.ToBytes(), MediaTypes.OciConfig, cancellationToken).ConfigureAwait(false);
-                var manifest = new ImageManifest { MediaType = MediaTypes.OciManifest, Config = configDescriptor, Layers = [layer] };
-                var manifestDescriptor = await _layout.PutManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
-                var names = localName is null ? [manifestDescriptor.Digest.ToString()] : new[] { localName };
-                await CommitAsync(manifestDescriptor, manifest, names, cancellationToken).ConfigureAwait(false);
-                return await GetAsync(names[0], cancellationToken).ConfigureAwait(false);
+                return await AddAsync(config, [layer], localName, cancellationToken).ConfigureAwait(false);
             }
         }
         finally
         {
             File.Delete(temp);
         }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="config"/> and a manifest over <paramref name="layers"/> (blobs already in <see cref="Layout"/>)
+    /// and names the image <paramref name="name"/>, or keeps it unnamed under its manifest digest when null.
+    /// </summary>
+    public async Task<LocalImage> AddAsync(ImageConfig config, IReadOnlyList<Descriptor> layers, string? name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(layers);
+        var localName = name is null ? null : NormalizeName(name);
+        var configDescriptor = await _layout.PutBytesAsync(config.ToBytes(), MediaTypes.OciConfig, cancellationToken).ConfigureAwait(false);
+        var manifest = new ImageManifest { MediaType = MediaTypes.OciManifest, Config = configDescriptor, Layers = [.. layers] };
+        var manifestDescriptor = await _layout.PutManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
+        var names = localName is null ? [manifestDescriptor.Digest.ToString()] : new[] { localName };
+        await CommitAsync(manifestDescriptor, manifest, names, cancellationToken).ConfigureAwait(false);
+        return await GetAsync(names[0], cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -113,18 +113,7 @@ public sealed class ImageCommandTests : IDisposable
             return path;
         }
 
-        using var file = File.Create(path);
-        using var tar = new TarWriter(file, TarEntryFormat.Pax);
-        tar.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "bin/"));
-        tar.WriteEntry("/bin/busybox", "bin/busybox");
-        var list = Process.Start(new ProcessStartInfo("/bin/busybox", "--list") { RedirectStandardOutput = true })!;
-        foreach (var applet in list.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(a => a != "busybox"))
-        {
-            tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, $"bin/{applet}") { LinkName = "busybox" });
-        }
-
-        list.WaitForExit();
-        return path;
+        return Testing.BusyboxRootfs.Write(path);
     }
 
     private static async Task<string> RunAsync(string tool, params string[] args)

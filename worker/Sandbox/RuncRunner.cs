@@ -316,7 +316,7 @@ public sealed class RuncRunner
     /// Creates a missing WORKDIR as Docker does (root-owned, 0755). It is a real change of the step and stays in
     /// the layer; runc would create it too, but with the umask of the moment.
     /// </summary>
-    private static void EnsureWorkingDirectory(string rootfs, string workingDirectory)
+    internal static void EnsureWorkingDirectory(string rootfs, string workingDirectory)
     {
         var root = Path.GetFullPath(rootfs).TrimEnd('/');
         var path = RootfsPath.Resolve(root, workingDirectory);
@@ -349,7 +349,7 @@ public sealed class RuncRunner
         }
     }
 
-    private static string? RuncError(string logFile)
+    internal static string? RuncError(string logFile)
     {
         if (!File.Exists(logFile))
         {

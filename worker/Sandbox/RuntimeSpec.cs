@@ -84,7 +84,9 @@ public sealed record RuntimeLinux
 }
 
 /// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#namespaces">linux.namespaces</see> entry.</summary>
-public sealed record RuntimeNamespace(string Type);
+/// <param name="Type">The namespace kind (<c>pid</c>, <c>network</c>, ...).</param>
+/// <param name="Path">An existing namespace to join (e.g. <c>/run/netns/NAME</c>); null creates a new one.</param>
+public sealed record RuntimeNamespace(string Type, string? Path = null);
 
 /// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#control-groups">linux.resources</see>.</summary>
 public sealed record RuntimeResources(IReadOnlyList<RuntimeDeviceRule> Devices);
