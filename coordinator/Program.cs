@@ -34,6 +34,7 @@ public static partial class CoordinatorProgram
         app.MapHealthChecks("/healthz");
         app.UseFarmApiErrors();
         app.MapFarmBuildApi();
+        app.MapFarmStoreApi();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Farm.Coordinator");
         var options = app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
