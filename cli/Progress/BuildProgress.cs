@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Coordinator.Builds;
@@ -32,7 +33,7 @@ internal interface IProgressRenderer : IDisposable
 internal static class BuildProgress
 {
     /// <summary>camelCase, as the coordinator's API writes.</summary>
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static IProgressRenderer Create(ProgressMode mode, StepLabels labels, TextWriter output, TextWriter error)
     {

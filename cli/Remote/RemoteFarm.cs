@@ -152,7 +152,7 @@ internal sealed class RemoteFarm : IDisposable
         using var response = await SendAsync(() => _http.GetAsync($"builds/{id}", cancellationToken)).ConfigureAwait(false);
         await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
         var body = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
-        return body?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? "{}";
+        return body?.ToJsonString(new JsonSerializerOptions(BuildProgress.Json) { WriteIndented = true }) ?? "{}";
     }
 
     /// <summary>Copies <c>GET /builds/{id}/logs</c> (followed until the build ends when <paramref name="follow"/>) to <paramref name="output"/>.</summary>
