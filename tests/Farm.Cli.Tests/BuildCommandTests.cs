@@ -221,6 +221,70 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
         Assert.DoesNotContain("   at ", result.Stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Dockerignored_files_are_not_in_the_context_and_changing_them_rebuilds_nothing()
+    {
+        var context = fixture.Context(("Dockerfile", "FROM farm-test-busybox:1\nCOPY . /ctx/\n"), ("kept.txt", "kept"), ("notes.tmp", "one"), (".dockerignore", "*.tmp\n"));
+        Ok(await fixture.Farm("build", "--progress", "plain", context));
+        File.WriteAllText(Path.Combine(context, "notes.tmp"), "two");
+        var rootfs = Path.Combine(fixture.Directory, "rootfs-" + Guid.NewGuid().ToString("N")[..8]);
+
+        var again = Ok(await fixture.Farm("build", "--progress", "rawjson", "--output", $"type=local,dest={rootfs}", context));
+
+        Assert.All(Events(again.Stdout).Where(e => (string?)e["type"] == "StepFinished"), e => Assert.True((bool)e["outcome"]!["cached"]!));
+        Assert.True(File.Exists(Path.Combine(rootfs, "ctx", "kept.txt")));
+        Assert.False(File.Exists(Path.Combine(rootfs, "ctx", "notes.tmp")));
+    }
+
+    [Fact]
+    public async Task Without_root_a_step_that_must_run_fails_with_FARM5011()
+    {
+        // A directory the unprivileged user can use: the state, the rootfs tar and the context.
+        var dir = Path.Combine(Path.GetTempPath(), "farm-nonroot-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(dir);
+        File.SetUnixFileMode(dir, (UnixFileMode)0b111_111_111);
+        try
+        {
+            var rootfs = BuildFixture.BusyboxRootfs(dir);
+            File.SetUnixFileMode(rootfs, (UnixFileMode)0b110_110_110);
+            var context = Directory.CreateDirectory(Path.Combine(dir, "ctx")).FullName;
+            File.SetUnixFileMode(context, (UnixFileMode)0b111_111_111);
+            File.WriteAllText(Path.Combine(context, "Dockerfile"), "FROM base:1\nRUN true\n");
+            File.SetUnixFileMode(Path.Combine(context, "Dockerfile"), (UnixFileMode)0b110_110_110);
+
+            var imported = await AsNobodyAsync(dir, "import", rootfs, "base:1");
+            Assert.True(imported.ExitCode == 0, imported.Stderr);
+            var result = await AsNobodyAsync(dir, "build", "--progress", "plain", context);
+
+            Assert.Equal(1, result.ExitCode);
+            Assert.Matches(new Regex(@"^farm: FARM5011: .*need root", RegexOptions.Multiline), result.Stderr);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>farm as user nobody (setpriv), with its state under <paramref name="dir"/>.</summary>
+    private static async Task<FarmCli.Result> AsNobodyAsync(string dir, params string[] args)
+    {
+        var start = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in (string[])["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", Path.Combine(AppContext.BaseDirectory, "farm.dll"), .. args])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["HOME"] = dir;
+        start.Environment["DOTNET_CLI_HOME"] = dir;
+        start.Environment["FARM_STATE_DIR"] = Path.Combine(dir, "state");
+        start.Environment["FARM_HOST"] = string.Empty;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return new FarmCli.Result(process.ExitCode, await stdout, await stderr);
+    }
+
     private static Regex NumberedStep(string stage, string instruction) =>
         new($@"^#\d+ \[{Regex.Escape(stage)}\] {Regex.Escape(instruction)}", RegexOptions.Multiline);
 
