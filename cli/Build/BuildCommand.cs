@@ -43,6 +43,11 @@ internal static class BuildCommand
             parse.InvocationConfiguration.Error.WriteLine($"farm: {e.Message}");
             return 1;
         }
+        catch (OperationCanceledException)
+        {
+            parse.InvocationConfiguration.Error.WriteLine("farm: cancelled");
+            return 130;
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or HttpRequestException or InvalidOperationException)
         {
             // Not one of ours: still one line, never a stack trace.

@@ -29,6 +29,6 @@ root:x:0:
 daemon:x:1:
 nogroup:x:65534:
 GROUP
-# Fixed times and owners: the same busybox makes the same layer, so the image id is stable across machines.
+# Fixed times and owners: the same busybox makes the same layer (the image id still changes: import records its time).
 tar --sort=name --mtime='2024-01-01 00:00:00' --owner=0 --group=0 --numeric-owner -C "$rootfs" -cf "$work/rootfs.tar" .
 "$root/farm" import -c 'CMD ["sh"]' -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' -m "busybox from $busybox" "$work/rootfs.tar" "$name"
