@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using System.Text.Json.Nodes;
 using Farm.Coordinator.Builds;
 using Farm.Dockerfile.Graph;
@@ -33,7 +34,11 @@ internal interface IProgressRenderer : IDisposable
 internal static class BuildProgress
 {
     /// <summary>camelCase, as the coordinator's API writes.</summary>
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        TypeInfoResolver = JsonTypeInfoResolver.Combine(EventJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+    };
 
     public static IProgressRenderer Create(ProgressMode mode, StepLabels labels, TextWriter output, TextWriter error)
     {
