@@ -124,22 +124,8 @@ internal static class BuildCommand
 
                 sink.Report(context.PackedEvent);
                 await using var farm = new EmbeddedFarm(stateDirectory, store, new LocalBaseImages(store, settings.Pull, onPull: null));
-                var request = new BuildRequest
-                {
-                    BuildId = Guid.NewGuid(),
-                    Dockerfile = dockerfile,
-                    DockerfilePath = settings.DockerfilePath,
-                    ContextDigest = context.Tar.Digest.ToString(),
-                    ContextIndex = context.Index,
-                    CacheStore = farm.CacheStore,
-                    BuildArgs = settings.BuildArgs,
-                    Labels = settings.Labels,
-                    Target = settings.Target,
-                    Tags = settings.Tags,
-                    Push = settings.Push,
-                    NoCache = settings.NoCache,
-                    Output = settings.Output,
-                };
+                var submit = settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), context.IndexDescriptor.Digest.ToString());
+                var request = BuildRequest.From(submit, context.Index, farm.CacheStore) with { Output = settings.Output };
                 var result = await farm.RunAsync(request, new EventProgress(sink), cancellationToken).ConfigureAwait(false);
                 var image = result.Image;
                 var stored = await store.AddAsync(image.ConfigBytes, image.ConfigDescriptor.MediaType, image.ManifestBytes, image.ManifestDescriptor.MediaType, settings.Tags, cancellationToken).ConfigureAwait(false);

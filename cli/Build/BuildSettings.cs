@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 
 namespace Farm.Cli.Build;
@@ -33,6 +34,23 @@ internal sealed record BuildSettings
 
     /// <summary>The coordinator's HTTP address (<c>--farm</c>, else <c>FARM_HOST</c>); null runs the embedded farm.</summary>
     public string? FarmUrl { get; init; }
+
+    /// <summary>The submission of these settings for a context already in the farm's cache store.</summary>
+    public SubmitBuild ToSubmit(string dockerfile, string contextDigest, string contextIndexDigest) => new()
+    {
+        BuildId = Guid.NewGuid(),
+        Dockerfile = dockerfile,
+        DockerfilePath = DockerfilePath,
+        ContextDigest = contextDigest,
+        ContextIndexDigest = contextIndexDigest,
+        BuildArgs = BuildArgs,
+        Labels = Labels,
+        Target = Target,
+        Tags = Tags,
+        Push = Push,
+        NoCache = NoCache,
+        Pull = Pull,
+    };
 }
 
 /// <summary>The flags <c>farm build</c> and <c>farm submit</c> share, docker buildx's names.</summary>

@@ -83,21 +83,7 @@ internal sealed class RemoteFarm : IDisposable
             }
 
             renderer.Render(context.PackedEvent);
-            return new SubmitBuild
-            {
-                BuildId = Guid.NewGuid(),
-                Dockerfile = dockerfile,
-                DockerfilePath = settings.DockerfilePath,
-                ContextDigest = context.Tar.Digest.ToString(),
-                ContextIndexDigest = index.Digest.ToString(),
-                BuildArgs = settings.BuildArgs,
-                Labels = settings.Labels,
-                Target = settings.Target,
-                Tags = settings.Tags,
-                Push = settings.Push,
-                NoCache = settings.NoCache,
-                Pull = settings.Pull,
-            };
+            return settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), index.Digest.ToString());
         }
     }
 

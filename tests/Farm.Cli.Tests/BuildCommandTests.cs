@@ -35,7 +35,8 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
     [Fact]
     public async Task Plain_progress_numbers_the_steps_shows_their_output_and_a_rebuild_is_all_cached()
     {
-        var context = HelloContext();
+        // A greeting no other test builds: the RUN steps must run here, not come from another test's cache.
+        var context = HelloContext($"@G@ from the farm {Guid.NewGuid():N}");
         var first = Ok(await fixture.Farm("build", "--progress", "plain", "-t", "plain:1", context));
 
         Assert.Matches(NumberedStep("build 3/5", "WORKDIR /src"), first.Stderr);
