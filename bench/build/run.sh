@@ -7,7 +7,7 @@
 #   (d) warm rebuild through a cluster     farm build --farm URL (only with FARM_BENCH_CLUSTER=URL, e.g. after
 #                                          infra/cluster.sh start 2: FARM_BENCH_CLUSTER=http://127.0.0.1:8480)
 # As root, with infra/up.sh's registry on 127.0.0.1:5100 (both builders take the base image from it).
-# Results: bench/results/build.md (and build-*.json); ratios on stdout. RUNS=10 by default.
+# Results: bench/results/build.md (and build-*.json); ratios on stdout. RUNS=10 by default; CASES="a b c d" picks.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -22,7 +22,8 @@ done
 [ "$(id -u)" = 0 ] || { echo "run as root: both builders run steps with runc" >&2; exit 1; }
 curl -fsS "http://$registry/v2/" >/dev/null || { echo "registry $registry does not answer: run infra/up.sh" >&2; exit 1; }
 
-rm -rf "$work"; mkdir -p "$work/ctx/src" "$results"
+# Earlier cases' results survive a run of only some (CASES="c d").
+rm -rf "$work/ctx" "$work/state"; mkdir -p "$work/ctx/src" "$results"
 export FARM_STATE_DIR="$work/state" FARM_HOST=
 farm="$repo/.farm/cli/farm"
 "$repo/farm" --help >/dev/null   # builds the CLI once, outside the timings
@@ -58,19 +59,27 @@ fb="$farm build --progress plain -t farm-bench:1 $ctx"
 bb="buildah build --layers --runtime runc --tls-verify=false -q -t buildah-bench:1 $ctx"
 change="date +%s%N > $ctx/src/changed.txt"
 hf() { hyperfine --runs "$runs" --style basic "$@"; }
+cases="${CASES:-a b c d}"
+want() { [[ " $cases " == *" $1 "* ]]; }
 
+if want a; then
 echo "== (a) warm rebuild, nothing changed"
 hf --warmup 2 --export-json "$work/a.json" -n "farm (embedded)" "$fb >/dev/null 2>&1" -n "buildah --layers" "$bb >/dev/null 2>&1"
+fi
+if want b; then
 echo "== (b) one file changed"
 hf --warmup 1 --prepare "$change" --export-json "$work/b.json" -n "farm (embedded)" "$fb >/dev/null 2>&1" -n "buildah --layers" "$bb >/dev/null 2>&1"
+fi
+if want c; then
 echo "== (c) cold multi-stage build"
 hf --warmup 1 --export-json "$work/c.json" -n "farm --no-cache" "$fb --no-cache >/dev/null 2>&1" -n "buildah --no-cache --jobs 2" "$bb --no-cache --jobs 2 >/dev/null 2>&1"
-if [ -n "$cluster" ]; then
+fi
+if want d && [ -n "$cluster" ]; then
   echo "== (d) warm rebuild through the cluster at $cluster"
   cb="$farm build --farm $cluster --progress plain -t $registry/farm-bench/app:1 $ctx"
   hf --warmup 2 --export-json "$work/d.json" -n "farm --farm (cluster)" "$cb >/dev/null 2>&1" -n "buildah --layers" "$bb >/dev/null 2>&1"
 fi
-for f in "$work"/[a-d].json; do cp "$f" "$results/build-$(basename "$f")"; done
+for f in "$work"/[a-d].json; do if [ -e "$f" ]; then cp "$f" "$results/build-$(basename "$f")"; fi; done
 
 python3 - "$work" "$results/build.md" "$runs" "$(nproc)" "$(buildah --version)" <<'PY'
 import json, os, sys
