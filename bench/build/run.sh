@@ -55,8 +55,8 @@ ENV APP=bench
 CMD ["cat", "/sums"]
 DOCKERFILE
 
-fb="$farm build --progress plain -t farm-bench:1 $ctx"
-bb="buildah build --layers --runtime runc --tls-verify=false -q -t buildah-bench:1 $ctx"
+fb="$farm build --progress plain -t farm-bench:1"
+bb="buildah build --layers --runtime runc --tls-verify=false -q -t buildah-bench:1"
 change="date +%s%N > $ctx/src/changed.txt"
 hf() { hyperfine --runs "$runs" --style basic "$@"; }
 cases="${CASES:-a b c d}"
@@ -64,20 +64,20 @@ want() { [[ " $cases " == *" $1 "* ]]; }
 
 if want a; then
 echo "== (a) warm rebuild, nothing changed"
-hf --warmup 2 --export-json "$work/a.json" -n "farm (embedded)" "$fb >/dev/null 2>&1" -n "buildah --layers" "$bb >/dev/null 2>&1"
+hf --warmup 2 --export-json "$work/a.json" -n "farm (embedded)" "$fb $ctx >/dev/null 2>&1" -n "buildah --layers" "$bb $ctx >/dev/null 2>&1"
 fi
 if want b; then
 echo "== (b) one file changed"
-hf --warmup 1 --prepare "$change" --export-json "$work/b.json" -n "farm (embedded)" "$fb >/dev/null 2>&1" -n "buildah --layers" "$bb >/dev/null 2>&1"
+hf --warmup 1 --prepare "$change" --export-json "$work/b.json" -n "farm (embedded)" "$fb $ctx >/dev/null 2>&1" -n "buildah --layers" "$bb $ctx >/dev/null 2>&1"
 fi
 if want c; then
 echo "== (c) cold multi-stage build"
-hf --warmup 1 --export-json "$work/c.json" -n "farm --no-cache" "$fb --no-cache >/dev/null 2>&1" -n "buildah --no-cache --jobs 2" "$bb --no-cache --jobs 2 >/dev/null 2>&1"
+hf --warmup 1 --export-json "$work/c.json" -n "farm --no-cache" "$fb --no-cache $ctx >/dev/null 2>&1" -n "buildah --no-cache --jobs 2" "$bb --no-cache --jobs 2 $ctx >/dev/null 2>&1"
 fi
 if want d && [ -n "$cluster" ]; then
   echo "== (d) warm rebuild through the cluster at $cluster"
   cb="$farm build --farm $cluster --progress plain -t $registry/farm-bench/app:1 $ctx"
-  hf --warmup 2 --export-json "$work/d.json" -n "farm --farm (cluster)" "$cb >/dev/null 2>&1" -n "buildah --layers" "$bb >/dev/null 2>&1"
+  hf --warmup 2 --export-json "$work/d.json" -n "farm --farm (cluster)" "$cb >/dev/null 2>&1" -n "buildah --layers" "$bb $ctx >/dev/null 2>&1"
 fi
 for f in "$work"/[a-d].json; do if [ -e "$f" ]; then cp "$f" "$results/build-$(basename "$f")"; fi; done
 

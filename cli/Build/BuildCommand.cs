@@ -113,7 +113,8 @@ internal static class BuildCommand
             await using (context.ConfigureAwait(false))
             {
                 // Stored only when the store lacks it: an unchanged context costs a stat.
-                if (await store.Layout.StatAsync(context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
+                var newContext = await store.Layout.StatAsync(context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null;
+                if (newContext)
                 {
                     var tar = context.OpenTar();
                     await using (tar.ConfigureAwait(false))
@@ -124,6 +125,11 @@ internal static class BuildCommand
 
                 sink.Report(context.PackedEvent);
                 await using var farm = new EmbeddedFarm(stateDirectory, store, new LocalBaseImages(store, settings.Pull, onPull: null));
+                if (newContext || settings.NoCache)
+                {
+                    farm.Prestart();
+                }
+
                 var submit = settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), context.IndexDescriptor.Digest.ToString());
                 var request = BuildRequest.From(submit, context.Index, farm.CacheStore) with { Output = settings.Output };
                 var result = await farm.RunAsync(request, new EventProgress(sink), cancellationToken).ConfigureAwait(false);

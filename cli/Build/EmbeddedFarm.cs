@@ -58,8 +58,33 @@ internal sealed class EmbeddedFarm : IAsyncDisposable
     public Task<BuildResult> RunAsync(BuildRequest request, IProgress<BuildEvent> progress, CancellationToken cancellationToken) =>
         _orchestrator.RunAsync(request, progress, cancellationToken);
 
+    /// <summary>
+    /// Starts the silo, the bus and the worker now, in the background, when a step will probably run (a context the
+    /// store has never seen, <c>--no-cache</c>): their start-up then overlaps planning and the cache checks instead of
+    /// delaying the first job. Only as root; a failure surfaces when a step needs them.
+    /// </summary>
+    public void Prestart()
+    {
+        if (Environment.IsPrivilegedProcess)
+        {
+            _ = _grains.StartedAsync();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (_grains.Started)
+        {
+            try
+            {
+                await _grains.StartedAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Reported to the build that needed the farm; a prestart no step needed fails silently.
+            }
+        }
+
         if (_host is not null)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
