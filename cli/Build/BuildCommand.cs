@@ -61,17 +61,19 @@ internal static class BuildCommand
         ArgumentNullException.ThrowIfNull(settings);
         var text = ReadDockerfile(settings.DockerfilePath);
 
-        // Parsed here first: a bad Dockerfile fails at once with its file:line:col, before any context is packed.
-        var graph = BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform });
+        // Parsed here, beside the packing of the context (the two take most of a warm rebuild's start-up): a bad
+        // Dockerfile still fails with its file:line:col before anything is built, and stops the packing.
+        var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform }), cancellationToken);
         var mode = BuildProgress.ParseMode(settings.Progress);
-        using var renderer = BuildProgress.Create(mode, new StepLabels(graph), output, error);
+        using var renderer = BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error);
         var status = mode == ProgressMode.RawJson ? null : error;
         if (settings.FarmUrl is { } url)
         {
+            await graph.ConfigureAwait(false);
             return await RemoteFarm.BuildAsync(url, settings, text, renderer, status, cancellationToken).ConfigureAwait(false);
         }
 
-        return await BuildEmbeddedAsync(settings, text, renderer, status, cancellationToken).ConfigureAwait(false);
+        return await BuildEmbeddedAsync(settings, text, graph, renderer, status, cancellationToken).ConfigureAwait(false);
     }
 
     /// <exception cref="DockerfileUnreadableException">The file is missing, unreadable or not UTF-8 (FARM5012).</exception>
@@ -102,16 +104,32 @@ internal static class BuildCommand
         return (new Progress(channel.Writer), drained, () => channel.Writer.TryComplete());
     }
 
-    private static async Task<int> BuildEmbeddedAsync(BuildSettings settings, string dockerfile, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
+    private static async Task<int> BuildEmbeddedAsync(BuildSettings settings, string dockerfile, Task<BuildGraph> graph, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
     {
         var stateDirectory = LocalImageStore.DefaultStateDirectory();
         using var store = await LocalImageStore.OpenAsync(stateDirectory, cancellationToken).ConfigureAwait(false);
         var (sink, drained, complete) = Pump(renderer);
         try
         {
-            var context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.Combine(stateDirectory, "tmp"), status, cancellationToken).ConfigureAwait(false);
+            PackedContext context;
+            using (var packing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                _ = graph.ContinueWith(_ => CancelQuietly(packing), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                try
+                {
+                    context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.Combine(stateDirectory, "tmp"), status, packing.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (graph.IsFaulted)
+                {
+                    // The Dockerfile's error, not the packing's cancellation.
+                    await graph.ConfigureAwait(false);
+                    throw;
+                }
+            }
+
             await using (context.ConfigureAwait(false))
             {
+                await graph.ConfigureAwait(false);
                 // Stored only when the store lacks it: an unchanged context costs a stat.
                 var newContext = await store.Layout.StatAsync(context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null;
                 if (newContext)
@@ -149,6 +167,18 @@ internal static class BuildCommand
             complete();
             await drained.ConfigureAwait(false);
             renderer.Complete();
+        }
+    }
+
+    private static void CancelQuietly(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The packing had ended already: nothing to stop.
         }
     }
 

@@ -117,27 +117,36 @@ internal static class BuildProgress
 /// <summary>BuildKit's step labels (<c>[build 2/4] RUN make</c>) for the step ids of a build graph.</summary>
 internal sealed class StepLabels
 {
-    private readonly Dictionary<string, string> _labels = new(StringComparer.Ordinal);
+    private readonly Lazy<Dictionary<string, string>> _labels;
 
     public StepLabels(BuildGraph? graph)
+        : this(() => graph)
     {
-        if (graph is null)
-        {
-            return;
-        }
+    }
 
-        foreach (var stage in graph.StagesToBuild)
+    /// <summary>Labels of a graph still being parsed: asked for only once steps run, when it is there.</summary>
+    public StepLabels(Func<BuildGraph?> graph)
+    {
+        _labels = new Lazy<Dictionary<string, string>>(() => Compute(graph()));
+    }
+
+    /// <summary><c>[stage k/n] DISPLAY</c>; a step the graph does not know shows its id.</summary>
+    public string For(string stepId, string display) =>
+        (_labels.Value.TryGetValue(stepId, out var label) ? label : $"[{stepId}]") + " " + display;
+
+    private static Dictionary<string, string> Compute(BuildGraph? graph)
+    {
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var stage in graph?.StagesToBuild ?? [])
         {
             var name = stage.Name ?? $"stage-{stage.Index.ToString(CultureInfo.InvariantCulture)}";
             var total = stage.Steps.Count + 1;
             for (var i = 0; i < stage.Steps.Count; i++)
             {
-                _labels[stage.Steps[i].Id] = $"[{name} {(i + 2).ToString(CultureInfo.InvariantCulture)}/{total.ToString(CultureInfo.InvariantCulture)}]";
+                labels[stage.Steps[i].Id] = $"[{name} {(i + 2).ToString(CultureInfo.InvariantCulture)}/{total.ToString(CultureInfo.InvariantCulture)}]";
             }
         }
-    }
 
-    /// <summary><c>[stage k/n] DISPLAY</c>; a step the graph does not know shows its id.</summary>
-    public string For(string stepId, string display) =>
-        (_labels.TryGetValue(stepId, out var label) ? label : $"[{stepId}]") + " " + display;
+        return labels;
+    }
 }
