@@ -33,6 +33,12 @@ public static class CliApp
             root.Subcommands.Add(command);
         }
 
+        root.Subcommands.Add(Build.BuildCommand.Create());
+        foreach (var command in Remote.BuildQueueCommands.All())
+        {
+            root.Subcommands.Add(command);
+        }
+
         return root.Parse(args).Invoke();
     }
 

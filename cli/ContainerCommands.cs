@@ -93,7 +93,6 @@ internal static class ContainerCommands
         yield return Listed("exec", "Run a command in a running container (farm exec --help).");
         yield return Ps();
         yield return Port();
-        yield return Logs();
         yield return Stop();
         yield return Start();
         yield return Rm();
@@ -309,15 +308,6 @@ internal static class ContainerCommands
                 throw new ContainerStateException(c.Name, $"no public port '{wanted}' published.");
             }
         }));
-        return command;
-    }
-
-    private static Command Logs()
-    {
-        var follow = new Option<bool>("--follow", "-f") { Description = "Follow the output until the container ends." };
-        var container = new Argument<string>("CONTAINER");
-        var command = new Command("logs", "Show the output of a detached container.") { follow, container };
-        command.SetAction((parse, ct) => LogsAsync(parse.GetValue(container)!, parse.GetValue(follow), ct));
         return command;
     }
 

@@ -37,6 +37,7 @@ public static partial class CoordinatorProgram
         app.UseFarmApiErrors();
         app.MapFarmBuildApi();
         app.MapFarmTelemetry();
+        app.MapFarmStoreApi();
 
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Farm.Coordinator");
         var options = app.Services.GetRequiredService<IOptions<CoordinatorOptions>>().Value;

@@ -6,7 +6,7 @@ packages=(
   runc docker-registry redis-server rabbitmq-server busybox-static skopeo umoci
   podman buildah slirp4netns uidmap fuse-overlayfs
   pigz zstd hyperfine apache2-utils openssl jq curl ca-certificates iproute2 procps tmux
-  prometheus chromium chromium-driver fonts-dejavu-core
+  prometheus chromium chromium-driver fonts-dejavu-core debootstrap
 )
 missing=()
 for p in "${packages[@]}"; do

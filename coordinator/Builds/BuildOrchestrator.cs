@@ -34,6 +34,7 @@ public sealed partial class BuildOrchestrator
     private readonly CacheKeyOptions _keyOptions;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly ILocalImageSource? _localImages;
 
     /// <summary>How long one call waiting for a layer grain's job may take (see <see cref="AwaitLayerAsync"/>).</summary>
     internal static readonly TimeSpan LayerPollWait = TimeSpan.FromSeconds(10);
@@ -45,7 +46,8 @@ public sealed partial class BuildOrchestrator
         BuildLogHub? logs = null,
         CacheKeyOptions? keyOptions = null,
         TimeProvider? time = null,
-        ILogger<BuildOrchestrator>? logger = null)
+        ILogger<BuildOrchestrator>? logger = null,
+        ILocalImageSource? localImages = null)
     {
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentNullException.ThrowIfNull(cache);
@@ -57,6 +59,7 @@ public sealed partial class BuildOrchestrator
         _keyOptions = keyOptions ?? new CacheKeyOptions();
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
+        _localImages = localImages;
     }
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
@@ -438,6 +441,11 @@ public sealed partial class BuildOrchestrator
             throw new BaseImageUnavailableException(reference, "it is not a valid image reference");
         }
 
+        if (_localImages is not null && await _localImages.TryGetAsync(reference, cancellationToken).ConfigureAwait(false) is { } local)
+        {
+            return Resolved(buildId, reference, local.Digest, local.Manifest, local.Config);
+        }
+
         PulledImage pulled;
         ImageConfig config;
         var client = _stores.ClientFor(parsed.Registry);
@@ -451,24 +459,29 @@ public sealed partial class BuildOrchestrator
             throw new BaseImageUnavailableException(reference, e.Message, e);
         }
 
-        if (config.DiffIds.Count != pulled.Manifest.Layers.Count)
-        {
-            throw new BaseImageUnavailableException(reference, $"its manifest lists {pulled.Manifest.Layers.Count} layers but its config {config.DiffIds.Count} diff_ids");
-        }
-
-        var layers = pulled.Manifest.Layers
-            .Zip(config.DiffIds, (l, d) => new LayerRef(l.Digest.ToString(), d.ToString(), l.MediaType, l.Size))
-            .ToList();
         foreach (var layer in pulled.Manifest.Layers)
         {
             await EnsureInStoreAsync(layer, client, parsed.Repository, cacheStore, cancellationToken).ConfigureAwait(false);
         }
 
-        LogBaseResolved(_logger, buildId, reference, pulled.Digest);
+        return Resolved(buildId, reference, pulled.Digest, pulled.Manifest, config);
+    }
+
+    private ResolvedImage Resolved(Guid buildId, string reference, Digest digest, ImageManifest manifest, ImageConfig config)
+    {
+        if (config.DiffIds.Count != manifest.Layers.Count)
+        {
+            throw new BaseImageUnavailableException(reference, $"its manifest lists {manifest.Layers.Count} layers but its config {config.DiffIds.Count} diff_ids");
+        }
+
+        var layers = manifest.Layers
+            .Zip(config.DiffIds, (l, d) => new LayerRef(l.Digest.ToString(), d.ToString(), l.MediaType, l.Size))
+            .ToList();
+        LogBaseResolved(_logger, buildId, reference, digest);
         return new ResolvedImage(
-            pulled.Digest,
+            digest,
             config,
-            pulled.Manifest,
+            manifest,
             layers,
             new BaseImageConfig { Env = config.Env, WorkingDir = config.WorkingDir, User = config.User, Shell = StringList(config.Config["Shell"]), OnBuild = StringList(config.Config["OnBuild"]) ?? [] });
     }

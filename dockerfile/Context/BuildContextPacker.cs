@@ -14,7 +14,8 @@ namespace Farm.Dockerfile.Context;
 /// </summary>
 /// <remarks>
 /// The tar is the same bytes for the same tree on any machine: entries in ordinal order, parents first, owners
-/// 0:0 with no names (COPY sets ownership anyway), PAX format. Modification times are kept, as Docker keeps them on
+/// 0:0 with no names (COPY sets ownership anyway), GNU format (PAX would name each extended header after the writing
+/// process id, so two processes would write different bytes). Modification times are kept, as Docker keeps them on
 /// COPY; cache keys come from the index, which has no times.
 /// https://docs.docker.com/build/concepts/context/
 /// </remarks>
@@ -37,7 +38,7 @@ public static class BuildContextPacker
 
         var entries = new List<ContextEntry>();
         var state = new WalkState(progress);
-        await using (var writer = new TarWriter(tarOutput, TarEntryFormat.Pax, leaveOpen: true))
+        await using (var writer = new TarWriter(tarOutput, TarEntryFormat.Gnu, leaveOpen: true))
         {
             await WalkAsync(root, string.Empty, ignore, writer, entries, new List<(string, DirectoryInfo)>(), state, cancellationToken).ConfigureAwait(false);
         }
@@ -108,7 +109,7 @@ public static class BuildContextPacker
             if (child.LinkTarget is { } target)
             {
                 await FlushParentsAsync(writer, entries, pendingParents, cancellationToken).ConfigureAwait(false);
-                var link = new PaxTarEntry(TarEntryType.SymbolicLink, path) { LinkName = target, ModificationTime = child.LastWriteTimeUtc };
+                var link = new GnuTarEntry(TarEntryType.SymbolicLink, path) { LinkName = target, ModificationTime = child.LastWriteTimeUtc };
                 Normalize(link, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
                 await writer.WriteEntryAsync(link, cancellationToken).ConfigureAwait(false);
                 entries.Add(new ContextEntry(path, ContextEntryType.Symlink, 0x1ff, 0, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(target))), target));
@@ -135,7 +136,7 @@ public static class BuildContextPacker
 
     private static async Task WriteDirectoryAsync(TarWriter writer, List<ContextEntry> entries, string path, DirectoryInfo dir, CancellationToken cancellationToken)
     {
-        var entry = new PaxTarEntry(TarEntryType.Directory, path + "/") { ModificationTime = dir.LastWriteTimeUtc };
+        var entry = new GnuTarEntry(TarEntryType.Directory, path + "/") { ModificationTime = dir.LastWriteTimeUtc };
         Normalize(entry, dir.UnixFileMode);
         await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
         entries.Add(new ContextEntry(path, ContextEntryType.Directory, (int)dir.UnixFileMode, 0, null, null));
@@ -147,7 +148,7 @@ public static class BuildContextPacker
         await using (stream.ConfigureAwait(false))
         {
             using var hashing = new HashingReadStream(stream, leaveOpen: true);
-            var entry = new PaxTarEntry(TarEntryType.RegularFile, path) { ModificationTime = file.LastWriteTimeUtc, DataStream = hashing };
+            var entry = new GnuTarEntry(TarEntryType.RegularFile, path) { ModificationTime = file.LastWriteTimeUtc, DataStream = hashing };
             Normalize(entry, file.UnixFileMode);
             await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
             if (hashing.BytesRead != file.Length)
@@ -160,7 +161,7 @@ public static class BuildContextPacker
         }
     }
 
-    private static void Normalize(PaxTarEntry entry, UnixFileMode mode)
+    private static void Normalize(PosixTarEntry entry, UnixFileMode mode)
     {
         entry.Mode = mode;
         entry.Uid = 0;

@@ -347,6 +347,26 @@ public sealed class LocalImageStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Stores an image built elsewhere (its layers already in <see cref="Layout"/>, as the embedded farm writes them):
+    /// puts its config and manifest bytes as they are and names it <paramref name="names"/>, or by its manifest digest
+    /// (an unnamed image) when there is none.
+    /// </summary>
+    public async Task<LocalImage> AddAsync(ReadOnlyMemory<byte> configBytes, string configMediaType, ReadOnlyMemory<byte> manifestBytes, string manifestMediaType, IReadOnlyList<string> names, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        var normalized = names.Select(NormalizeName).Distinct(StringComparer.Ordinal).ToList();
+        await _layout.PutBytesAsync(configBytes, configMediaType, cancellationToken).ConfigureAwait(false);
+        var descriptor = await _layout.PutBytesAsync(manifestBytes, manifestMediaType, cancellationToken).ConfigureAwait(false);
+        if (normalized.Count == 0)
+        {
+            normalized.Add(descriptor.Digest.ToString());
+        }
+
+        await CommitAsync(descriptor, OciJson.ParseManifest(manifestBytes.Span), normalized, cancellationToken).ConfigureAwait(false);
+        return await GetAsync(normalized[0], cancellationToken).ConfigureAwait(false);
+    }
+
     public void Dispose() => _layout.Dispose();
 
     public override string ToString() => $"local image store {Root}";

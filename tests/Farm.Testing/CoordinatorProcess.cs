@@ -12,18 +12,25 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
 
-    private CoordinatorProcess(IReadOnlyDictionary<string, string> environment) =>
+    private CoordinatorProcess(IReadOnlyDictionary<string, string> environment, int httpPort)
+    {
         _process = FarmProcess.Start(FarmProcess.Dll("coordinator", "Farm.Coordinator"), environment, _output);
+        Url = $"http://127.0.0.1:{httpPort.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>The HTTP API, e.g. <c>http://127.0.0.1:41234</c>.</summary>
+    public string Url { get; }
 
     public bool HasExited => _process.HasExited;
 
     /// <summary>
     /// Starts a coordinator without Redis on <paramref name="amqpUrl"/> (a test's virtual host), HTTP on
-    /// <paramref name="httpPort"/>, silo and gateway on free ports, its layers in <paramref name="cacheStore"/>;
+    /// <paramref name="httpPort"/> (0: a free one), silo and gateway on free ports, its layers in <paramref name="cacheStore"/>;
     /// <paramref name="environment"/> adds variables or overrides these.
     /// </summary>
     public static CoordinatorProcess Start(string amqpUrl, int httpPort, string cacheStore, string stateDirectory, IReadOnlyDictionary<string, string>? environment = null)
     {
+        httpPort = httpPort == 0 ? FreePort() : httpPort;
         var variables = new Dictionary<string, string>
         {
             ["FARM_RABBITMQ"] = amqpUrl,
@@ -39,7 +46,28 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             variables[key] = value;
         }
 
-        return new CoordinatorProcess(variables);
+        return new CoordinatorProcess(variables, httpPort);
+    }
+
+    /// <summary>Waits until <c>/healthz</c> answers (the silo and the bus are up), or fails with the process's output.</summary>
+    public async Task WaitHealthyAsync(TimeSpan timeout)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        await Wait.UntilAsync(
+            async () =>
+            {
+                try
+                {
+                    using var response = await http.GetAsync(new Uri(Url + "/healthz")).ConfigureAwait(false);
+                    return response.IsSuccessStatusCode;
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    return false;
+                }
+            },
+            timeout,
+            () => $"the coordinator process to answer {Url}/healthz{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
     }
 
     private static int FreePort()

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# farm build (embedded farm, and optionally a local cluster) against buildah on the same Dockerfile and context,
+# same machine, same run, under hyperfine:
+#   (a) warm rebuild, nothing changed      farm build            vs buildah build --layers
+#   (b) rebuild after one file changed      farm build            vs buildah build --layers
+#   (c) cold multi-stage build             farm build --no-cache vs buildah build --layers --no-cache --jobs 2
+#   (d) warm rebuild through a cluster     farm build --farm URL (only with FARM_BENCH_CLUSTER=URL, e.g. after
+#                                          infra/cluster.sh start 2: FARM_BENCH_CLUSTER=http://127.0.0.1:8480)
+# As root, with infra/up.sh's registry on 127.0.0.1:5100 (both builders take the base image from it).
+# Results: bench/results/build.md (and build-*.json); ratios on stdout. RUNS=10 by default; CASES="a b c d" picks.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+results="$repo/bench/results"
+runs="${RUNS:-10}"
+work="${BENCH_OUT:-/var/tmp/farm-build-bench}"
+registry="${FARM_REGISTRY:-127.0.0.1:5100}"
+cluster="${FARM_BENCH_CLUSTER:-}"
+for tool in hyperfine buildah jq python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: infra/install.sh installs it" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "run as root: both builders run steps with runc" >&2; exit 1; }
+curl -fsS "http://$registry/v2/" >/dev/null || { echo "registry $registry does not answer: run infra/up.sh" >&2; exit 1; }
+
+# Earlier cases' results survive a run of only some (CASES="c d").
+rm -rf "$work/ctx" "$work/state"; mkdir -p "$work/ctx/src" "$results"
+export FARM_STATE_DIR="$work/state" FARM_HOST=
+farm="$repo/.farm/cli/farm"
+"$repo/farm" --help >/dev/null   # builds the CLI once, outside the timings
+
+# The base: busybox from busybox-static, in the registry so that both builders resolve the same image.
+base="$registry/farm-bench/busybox:1"
+"$repo/examples/base/busybox.sh" "$base" >/dev/null
+"$farm" push "$base" >/dev/null
+
+# A two-stage-plus-final Dockerfile: two independent stages (parallel with --jobs 2), COPY of a 200-file tree.
+ctx="$work/ctx"
+for i in $(seq 1 200); do head -c 2048 /dev/urandom | base64 > "$ctx/src/f$i.txt"; done
+echo one > "$ctx/src/changed.txt"
+echo "app" > "$ctx/app.txt"
+cat > "$ctx/Dockerfile" <<DOCKERFILE
+FROM $base AS sums
+WORKDIR /work
+COPY src/ ./src/
+RUN find src -type f | sort | xargs cat | sha256sum > /sums && sleep 1
+
+FROM $base AS data
+RUN dd if=/dev/zero of=/data bs=1M count=16 2>/dev/null && sleep 1
+
+FROM $base
+COPY --from=sums /sums /sums
+COPY --from=data /data /data
+COPY app.txt /app.txt
+ENV APP=bench
+CMD ["cat", "/sums"]
+DOCKERFILE
+
+fb="$farm build --progress plain -t farm-bench:1"
+bb="buildah build --layers --runtime runc --tls-verify=false -q -t buildah-bench:1"
+change="date +%s%N > $ctx/src/changed.txt"
+hf() { hyperfine --runs "$runs" --style basic "$@"; }
+cases="${CASES:-a b c d}"
+want() { [[ " $cases " == *" $1 "* ]]; }
+
+if want a; then
+echo "== (a) warm rebuild, nothing changed"
+hf --warmup 2 --export-json "$work/a.json" -n "farm (embedded)" "$fb $ctx >/dev/null 2>&1" -n "buildah --layers" "$bb $ctx >/dev/null 2>&1"
+fi
+if want b; then
+echo "== (b) one file changed"
+hf --warmup 1 --prepare "$change" --export-json "$work/b.json" -n "farm (embedded)" "$fb $ctx >/dev/null 2>&1" -n "buildah --layers" "$bb $ctx >/dev/null 2>&1"
+fi
+if want c; then
+echo "== (c) cold multi-stage build"
+hf --warmup 1 --export-json "$work/c.json" -n "farm --no-cache" "$fb --no-cache $ctx >/dev/null 2>&1" -n "buildah --no-cache --jobs 2" "$bb --no-cache --jobs 2 $ctx >/dev/null 2>&1"
+fi
+if want d && [ -n "$cluster" ]; then
+  echo "== (d) warm rebuild through the cluster at $cluster"
+  cb="$farm build --farm $cluster --progress plain -t $registry/farm-bench/app:1 $ctx"
+  hf --warmup 2 --export-json "$work/d.json" -n "farm --farm (cluster)" "$cb >/dev/null 2>&1" -n "buildah --layers" "$bb $ctx >/dev/null 2>&1"
+fi
+for f in "$work"/[a-d].json; do if [ -e "$f" ]; then cp "$f" "$results/build-$(basename "$f")"; fi; done
+
+python3 - "$work" "$results/build.md" "$runs" "$(nproc)" "$(buildah --version)" <<'PY'
+import json, os, sys
+work, out, runs, cores, buildah = sys.argv[1:6]
+names = {"a": "(a) warm rebuild, nothing changed", "b": "(b) one file changed", "c": "(c) cold multi-stage build", "d": "(d) warm rebuild through the local cluster"}
+lines = ["# farm build vs buildah", "", f"`bench/build/run.sh`, {runs} runs each under hyperfine, {cores} cores, {buildah}.",
+         "Same Dockerfile and context (3 stages, 200-file COPY, base busybox from the local registry), same run.", "",
+         "| case | farm mean ± σ (s) | buildah mean ± σ (s) | farm / buildah |", "| --- | --- | --- | --- |"]
+for key, title in names.items():
+    path = os.path.join(work, key + ".json")
+    if not os.path.exists(path):
+        continue
+    farm, other = json.load(open(path))["results"]
+    ratio = farm["mean"] / other["mean"]
+    lines.append(f"| {title} | {farm['mean']:.3f} ± {farm['stddev']:.3f} | {other['mean']:.3f} ± {other['stddev']:.3f} | {ratio:.3f} |")
+    print(f"{title}: farm {farm['mean']:.3f}s, buildah {other['mean']:.3f}s, ratio {ratio:.3f}")
+lines += ["", "Target for (a): under 0.1 (a tenth of buildah's time)."]
+open(out, "w").write("\n".join(lines) + "\n")
+PY
+echo "results: $results/build.md"

@@ -1,0 +1,169 @@
+using System.CommandLine;
+using Farm.Cli.Build;
+using Farm.Cli.Progress;
+using Farm.Contracts;
+using Farm.Dockerfile.Graph;
+using MassTransit;
+
+namespace Farm.Cli.Remote;
+
+/// <summary>
+/// <c>farm submit</c> (publish a <see cref="SubmitBuild"/> to RabbitMQ), <c>farm status ID</c> and <c>farm logs ID</c>
+/// (against the coordinator's HTTP API named by <c>--farm</c> or <c>FARM_HOST</c>).
+/// </summary>
+internal static class BuildQueueCommands
+{
+    private const string DefaultFarm = "http://127.0.0.1:8480";
+    private const string DefaultCacheStore = "registry://127.0.0.1:5100/farm/cache";
+
+    public static IEnumerable<Command> All()
+    {
+        yield return Submit();
+        yield return Status();
+        yield return Logs();
+    }
+
+    /// <summary>
+    /// <c>farm logs ID</c> for a build: its steps' output (<c>[stepId] line</c>) from the farm. A build id is a
+    /// GUID; any other argument of <c>farm logs</c> names a container (<see cref="ContainerCommands.LogsAsync"/>).
+    /// </summary>
+    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, TextWriter output, CancellationToken cancellationToken)
+    {
+        using var farm = new RemoteFarm(FarmUrl(farmUrl));
+        await farm.LogsAsync(id, follow, output, cancellationToken).ConfigureAwait(false);
+        return 0;
+    }
+
+    private static Command Submit()
+    {
+        var options = new BuildOptions();
+        var wait = new Option<bool>("--wait") { Description = "Follow the build to its end (needs --farm / FARM_HOST, default http://127.0.0.1:8480)." };
+        var cacheStore = new Option<string>("--cache-store") { Description = $"Where the coordinator reads contexts (default: GET /store of --farm / FARM_HOST, else $FARM_CACHE_STORE, else {DefaultCacheStore})." };
+        var command = new Command("submit", "Publish a build to the farm's queue on RabbitMQ ($FARM_RABBITMQ) and print its id.") { wait, cacheStore };
+        options.AddTo(command);
+        command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
+        {
+            var settings = options.Read(parse);
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            var text = BuildCommand.ReadDockerfile(settings.DockerfilePath);
+            var graph = BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform });
+            if (settings.Output is not null)
+            {
+                throw new InvalidCliArgumentException("--output needs the embedded farm (farm build without --farm); a submitted build can --push");
+            }
+
+            var following = parse.GetValue(wait);
+            var mode = BuildProgress.ParseMode(settings.Progress);
+            using var renderer = following ? BuildProgress.Create(mode, new StepLabels(graph), output, error) : new RawJsonRenderer(TextWriter.Null);
+            var store = parse.GetValue(cacheStore) is { Length: > 0 } s ? s
+                : settings.FarmUrl is { } url ? await StoreOfAsync(url, ct).ConfigureAwait(false)
+                : Environment.GetEnvironmentVariable("FARM_CACHE_STORE") is { Length: > 0 } e ? e
+                : DefaultCacheStore;
+            var submit = await RemoteFarm.UploadAsync(settings, text, store, renderer, mode == ProgressMode.RawJson ? null : error, ct).ConfigureAwait(false);
+            await PublishAsync(submit, ct).ConfigureAwait(false);
+            if (!following)
+            {
+                output.WriteLine(submit.BuildId);
+                return 0;
+            }
+
+            if (mode != ProgressMode.RawJson)
+            {
+                error.WriteLine($"farm: submitted build {submit.BuildId}");
+            }
+
+            using var farm = new RemoteFarm(FarmUrl(settings.FarmUrl));
+            // The coordinator learns of the build when it consumes the message: wait for it to appear.
+            var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
+            while (true)
+            {
+                try
+                {
+                    return await farm.FollowAsync(submit.BuildId, renderer, ct).ConfigureAwait(false);
+                }
+                catch (NoSuchBuildException) when (DateTimeOffset.UtcNow < deadline)
+                {
+                    await Task.Delay(200, ct).ConfigureAwait(false);
+                }
+            }
+        }));
+        return command;
+    }
+
+    private static Command Status()
+    {
+        var id = new Argument<string>("ID") { Description = "The build id (farm submit prints it)." };
+        var farmUrl = new Option<string>("--farm") { Description = "The coordinator's HTTP address (default: $FARM_HOST, else http://127.0.0.1:8480)." };
+        var command = new Command("status", "Show a build's status, image digest, error and steps as JSON.") { id, farmUrl };
+        command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
+        {
+            var value = parse.GetValue(id)!;
+            var build = Guid.TryParse(value, out var g) ? g : throw new NoSuchBuildException(value, "any farm (build ids are GUIDs)");
+            using var farm = new RemoteFarm(FarmUrl(parse.GetValue(farmUrl)));
+            parse.InvocationConfiguration.Output.WriteLine(await farm.StatusAsync(build, ct).ConfigureAwait(false));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Logs()
+    {
+        var target = new Argument<string>("ID") { Description = "A build id (a GUID), or a container's name or id." };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing until the build or the container ends." };
+        var farmUrl = new Option<string>("--farm") { Description = "The coordinator's HTTP address (default: $FARM_HOST, else http://127.0.0.1:8480)." };
+        var command = new Command("logs", "Print the output of a build's steps, or of a container.") { target, follow, farmUrl };
+        command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
+        {
+            var value = parse.GetValue(target)!;
+            if (Guid.TryParse(value, out var build))
+            {
+                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), parse.InvocationConfiguration.Output, ct).ConfigureAwait(false);
+            }
+
+            // Anything else names a local container (farm run -d).
+            return await ContainerCommands.LogsAsync(value, parse.GetValue(follow), ct).ConfigureAwait(false);
+        }));
+        return command;
+    }
+
+    private static string FarmUrl(string? given) =>
+        given is { Length: > 0 } ? given : Environment.GetEnvironmentVariable("FARM_HOST") is { Length: > 0 } host ? host : DefaultFarm;
+
+    private static async Task<string> StoreOfAsync(string url, CancellationToken cancellationToken)
+    {
+        using var farm = new RemoteFarm(url);
+        return await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Publishes through MassTransit, so the envelope is exactly what the coordinator's consumer reads.</summary>
+    private static async Task PublishAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    {
+        var rabbit = new RabbitMqOptions();
+        if (Environment.GetEnvironmentVariable(RabbitMqOptions.UrlVariable) is { Length: > 0 } url)
+        {
+            rabbit.ApplyUrl(url);
+        }
+
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
+        {
+            h.Username(rabbit.User);
+            h.Password(rabbit.Password);
+        }));
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(30));
+            await bus.StartAsync(timeout.Token).ConfigureAwait(false);
+            await bus.Publish(submit, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            throw new SubmitFailedException($"{e.GetType().Name}: {e.Message} (RabbitMQ {rabbit})", e);
+        }
+        finally
+        {
+            await bus.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+}

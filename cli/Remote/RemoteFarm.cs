@@ -1,0 +1,229 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Farm.Cli.Build;
+using Farm.Cli.Progress;
+using Farm.Contracts;
+using Farm.Oci;
+using Farm.Oci.Registry;
+
+namespace Farm.Cli.Remote;
+
+/// <summary>
+/// A coordinator's HTTP API (coordinator/Api) as the CLI uses it: where to upload a context (<c>GET /store</c>),
+/// submit (<c>POST /builds</c>), follow (<c>GET /builds/{id}/events?follow=true</c>), status and logs.
+/// </summary>
+internal sealed class RemoteFarm : IDisposable
+{
+    private readonly HttpClient _http;
+
+    public RemoteFarm(string url)
+    {
+        Url = url.TrimEnd('/');
+        if (!Uri.TryCreate(Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            throw new InvalidCliArgumentException($"--farm / FARM_HOST '{url}' is not an http:// address, e.g. http://127.0.0.1:8480");
+        }
+
+        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }) { BaseAddress = new Uri(Url + "/"), Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    public string Url { get; }
+
+    /// <summary>Packs and uploads the context, submits, and renders the build's events until it ends; 0 when it succeeded.</summary>
+    public static async Task<int> BuildAsync(string url, BuildSettings settings, string dockerfile, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(renderer);
+        if (settings.Output is not null)
+        {
+            throw new InvalidCliArgumentException("--output needs the embedded farm (the coordinator writes no files for a client); push the image with --push instead, or build without --farm / FARM_HOST");
+        }
+
+        using var farm = new RemoteFarm(url);
+        var store = await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
+        var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
+        var id = await farm.SubmitAsync(submit, cancellationToken).ConfigureAwait(false);
+        return await farm.FollowAsync(id, renderer, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Packs the context, uploads the tar and index to <paramref name="cacheStore"/> unless there, and returns the submission.</summary>
+    public static async Task<SubmitBuild> UploadAsync(BuildSettings settings, string dockerfile, string cacheStore, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(renderer);
+        const string scheme = "registry://";
+        var rest = cacheStore.StartsWith(scheme, StringComparison.Ordinal) ? cacheStore[scheme.Length..] : null;
+        var slash = rest?.IndexOf('/', StringComparison.Ordinal) ?? -1;
+        if (rest is null || slash <= 0)
+        {
+            throw new InvalidCliArgumentException($"the farm's cache store {cacheStore} is not a registry://HOST/REPOSITORY the CLI can upload a context to");
+        }
+
+        var (registry, repository) = (rest[..slash], rest[(slash + 1)..]);
+        var context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.GetTempPath(), status, cancellationToken).ConfigureAwait(false);
+        await using (context.ConfigureAwait(false))
+        {
+            using var client = new RegistryClient(registry, null, DockerConfig.Default());
+            if (await client.StatBlobAsync(repository, context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
+            {
+                var tar = context.OpenTar();
+                await using (tar.ConfigureAwait(false))
+                {
+                    await client.PushBlobAsync(repository, context.Tar, tar, mountFrom: null, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            var index = context.IndexDescriptor;
+            if (await client.StatBlobAsync(repository, index.Digest, cancellationToken).ConfigureAwait(false) is null)
+            {
+                using var bytes = new MemoryStream(context.IndexBytes);
+                await client.PushBlobAsync(repository, index, bytes, mountFrom: null, cancellationToken).ConfigureAwait(false);
+            }
+
+            renderer.Render(context.PackedEvent);
+            return settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), index.Digest.ToString());
+        }
+    }
+
+    public async Task<string> CacheStoreAsync(CancellationToken cancellationToken)
+    {
+        var body = await GetJsonAsync("store", cancellationToken).ConfigureAwait(false);
+        return BuildProgress.Str(body, "cacheStore") is { Length: > 0 } store ? store : throw new RemoteFarmException(Url, "named no cache store at GET /store");
+    }
+
+    public async Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => _http.PostAsJsonAsync("builds", submit, BuildProgress.Json, cancellationToken)).ConfigureAwait(false);
+        var body = await ReadAsync(response, "POST /builds", cancellationToken).ConfigureAwait(false);
+        return Guid.TryParse(BuildProgress.Str(body, "buildId"), out var id) ? id : throw new RemoteFarmException(Url, "answered POST /builds without a build id");
+    }
+
+    /// <summary>Renders the events of build <paramref name="id"/> until it ends; 0 when it succeeded, else 1 after the error line.</summary>
+    public async Task<int> FollowAsync(Guid id, IProgressRenderer renderer, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(renderer);
+        using var response = await SendAsync(() => _http.GetAsync($"builds/{id}/events?follow=true", HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
+        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        JsonObject? end = null;
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length == 0 || JsonNode.Parse(line) is not JsonObject buildEvent)
+            {
+                continue;
+            }
+
+            renderer.Render(buildEvent);
+            if (BuildProgress.Str(buildEvent, "type") is "BuildFinished" or "BuildFailed")
+            {
+                end = buildEvent;
+                break;
+            }
+        }
+
+        renderer.Complete();
+        return end switch
+        {
+            null => throw new RemoteFarmException(Url, $"ended the event stream of build {id} before the build ended"),
+            _ when BuildProgress.Str(end, "type") == "BuildFinished" => 0,
+            _ => throw new RemoteBuildFailedException(BuildProgress.Str(end, "code"), BuildProgress.Str(end, "message")),
+        };
+    }
+
+    /// <summary><c>GET /builds/{id}</c> as indented JSON.</summary>
+    public async Task<string> StatusAsync(Guid id, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"builds/{id}", cancellationToken)).ConfigureAwait(false);
+        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
+        var body = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+        return body?.ToJsonString(new JsonSerializerOptions(BuildProgress.Json) { WriteIndented = true }) ?? "{}";
+    }
+
+    /// <summary>Copies <c>GET /builds/{id}/logs</c> (followed until the build ends when <paramref name="follow"/>) to <paramref name="output"/>.</summary>
+    public async Task LogsAsync(Guid id, bool follow, TextWriter output, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        using var response = await SendAsync(() => _http.GetAsync($"builds/{id}/logs{(follow ? "?follow=true" : string.Empty)}", HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
+        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            output.Write(line + "\n");
+            output.Flush();
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+
+    private async Task<JsonNode?> GetJsonAsync(string path, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => _http.GetAsync(path, cancellationToken)).ConfigureAwait(false);
+        return await ReadAsync(response, "GET /" + path, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(Func<Task<HttpResponseMessage>> send)
+    {
+        try
+        {
+            return await send().ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new RemoteFarmException(Url, $"did not answer ({e.Message})", e);
+        }
+    }
+
+    private async Task<JsonNode?> ReadAsync(HttpResponseMessage response, string what, CancellationToken cancellationToken)
+    {
+        var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new RemoteFarmException(Url, $"answered {what} with {(int)response.StatusCode}: {Error(text)}");
+        }
+
+        try
+        {
+            return JsonNode.Parse(text);
+        }
+        catch (JsonException e)
+        {
+            throw new RemoteFarmException(Url, $"answered {what} with something that is not JSON", e);
+        }
+    }
+
+    private async Task EnsureAsync(HttpResponseMessage response, Guid id, CancellationToken cancellationToken)
+    {
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new NoSuchBuildException(id.ToString(), Url);
+        }
+
+        if (!response.IsSuccessStatusCode)
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            throw new RemoteFarmException(Url, $"answered {(int)response.StatusCode} for build {id}: {Error(text)}");
+        }
+    }
+
+    private static string Error(string body)
+    {
+        try
+        {
+            return JsonNode.Parse(body) is JsonObject o && BuildProgress.Str(o, "error") is { Length: > 0 } e ? e : body;
+        }
+        catch (JsonException)
+        {
+            return body.Length > 300 ? body[..300] : body;
+        }
+    }
+}
+
+/// <summary>A build on a remote farm failed: its own code and message (which already starts with the code).</summary>
+internal sealed class RemoteBuildFailedException(string code, string message)
+    : FarmException(string.IsNullOrEmpty(code) ? "FARM4200" : code, StripCode(code, message))
+{
+    private static string StripCode(string code, string message) =>
+        code.Length > 0 && message.StartsWith(code + ": ", StringComparison.Ordinal) ? message[(code.Length + 2)..] : message;
+}

@@ -1,0 +1,86 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Farm.Testing;
+
+namespace Farm.Cli.Tests;
+
+/// <summary><c>farm build --farm</c>, <c>farm submit</c>, <c>status</c> and <c>logs</c> against a coordinator and a worker running as processes.</summary>
+public sealed class RemoteBuildTests(RemoteFarmFixture farm) : IClassFixture<RemoteFarmFixture>
+{
+    private string Context(string marker)
+    {
+        var dir = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"""
+            FROM {farm.Base}
+            COPY msg.txt /msg.txt
+            RUN echo "remote-output {marker}" && cat /msg.txt
+            CMD ["cat", "/msg.txt"]
+            """);
+        File.WriteAllText(Path.Combine(dir, "msg.txt"), $"built remotely {marker}\n");
+        return dir;
+    }
+
+    [Fact]
+    public async Task Build_on_a_remote_farm_shows_the_same_progress_and_pushes_an_image_podman_runs()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+        var image = $"{farm.Repository}/remote:{marker}";
+
+        var result = await farm.Farm("build", "--progress", "plain", "--push", "-t", image, Context(marker));
+
+        Assert.True(result.ExitCode == 0, result.Stderr + farm.Diagnostics());
+        Assert.Matches(new Regex($@"^#\d+ \d+\.\d{{3}} remote-output {marker}$", RegexOptions.Multiline), result.Stderr);
+        Assert.Matches(new Regex(@"^#\d+ \[stage-0 3/4\] RUN echo", RegexOptions.Multiline), result.Stderr);
+        Assert.Contains($"pushed {image}", result.Stderr, StringComparison.Ordinal);
+        Assert.Equal($"built remotely {marker}\n", await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image));
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+
+        var again = await farm.Farm("build", "--progress", "rawjson", "--push", "-t", image, Context(marker));
+        Assert.True(again.ExitCode == 0, again.Stderr);
+        var finished = again.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).Where(e => (string?)e["type"] == "StepFinished").ToList();
+        Assert.Equal(2, finished.Count);
+        Assert.All(finished, e => Assert.True((bool)e["outcome"]!["cached"]!));
+    }
+
+    [Fact]
+    public async Task Submit_prints_an_id_that_status_and_logs_answer_for()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+
+        var submitted = await farm.Farm("submit", Context(marker));
+
+        Assert.True(submitted.ExitCode == 0, submitted.Stderr);
+        var id = submitted.Stdout.Trim();
+        Assert.True(Guid.TryParse(id, out _), $"farm submit printed '{id}', not a build id");
+        string status = string.Empty;
+        await Wait.UntilAsync(
+            async () =>
+            {
+                var result = await farm.Farm("status", id);
+                status = result.Stdout + result.Stderr;
+                return result.ExitCode == 0 && (string?)JsonNode.Parse(result.Stdout)!["status"] is "succeeded" or "failed";
+            },
+            TimeSpan.FromSeconds(120),
+            () => $"build {id} to end; last status: {status}{farm.Diagnostics()}");
+        Assert.Equal("succeeded", (string?)JsonNode.Parse(status)!["status"]);
+        var logs = await farm.Farm("logs", id);
+        Assert.Equal(0, logs.ExitCode);
+        Assert.Contains($"remote-output {marker}", logs.Stdout, StringComparison.Ordinal);
+
+        var unknown = await farm.Farm("status", Guid.NewGuid().ToString());
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.StartsWith("farm: FARM5014: no build with id", unknown.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Submit_wait_follows_the_build_to_its_end()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+
+        var result = await farm.Farm("submit", "--wait", "--progress", "plain", Context(marker));
+
+        Assert.True(result.ExitCode == 0, result.Stderr + farm.Diagnostics());
+        Assert.Matches(new Regex($@"^#\d+ \d+\.\d{{3}} remote-output {marker}$", RegexOptions.Multiline), result.Stderr);
+        Assert.Matches(new Regex(@"^#\d+ writing image sha256:[0-9a-f]{64}$", RegexOptions.Multiline), result.Stderr);
+    }
+}
