@@ -26,11 +26,21 @@ public sealed class BuildStepFailedException : FarmException
 
     private static string Describe(string stepId, string display, string location, string code, string message, int? exitCode, IReadOnlyList<string> tail)
     {
-        var what = exitCode is { } e
-            ? $"Step {stepId} ({location}) `{display}` exited with code {e}"
-            : $"Step {stepId} ({location}) `{display}` failed";
         var output = tail.Count == 0 ? string.Empty : $"{Environment.NewLine}Last output:{Environment.NewLine}{string.Join(Environment.NewLine, tail)}";
-        return $"{what}: {code}: {message}. Fix the instruction (or what it runs) and build again.{output}";
+        if (exitCode is { } e)
+        {
+            // The worker's message says the same (the command, its code, its output): name the step and show the output once.
+            return $"Step {stepId} ({location}) `{display}` exited with code {e} ({code}). Fix the instruction (or what it runs) and build again.{output}";
+        }
+
+        // The worker's message starts with its own code; the output tail is shown once, below.
+        var reason = message.StartsWith(code + ": ", StringComparison.Ordinal) ? message[(code.Length + 2)..] : message;
+        if (tail.Count > 0 && reason.IndexOf(Environment.NewLine, StringComparison.Ordinal) is var newline and >= 0)
+        {
+            reason = reason[..newline];
+        }
+
+        return $"Step {stepId} ({location}) `{display}` failed ({code}): {reason.TrimEnd('.', ' ')}. Fix the instruction (or what it runs) and build again.{output}";
     }
 }
 

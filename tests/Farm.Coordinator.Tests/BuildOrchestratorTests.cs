@@ -132,6 +132,9 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         Assert.Contains("s0/1", error.Message, StringComparison.Ordinal);
         Assert.Contains("exited with code 7", error.Message, StringComparison.Ordinal);
         Assert.Contains("doomed-output", error.Message, StringComparison.Ordinal);
+        // The output and the worker's code appear once, not once from the worker's message and once from the step's.
+        Assert.Single(error.Message.Split('\n'), line => line.Trim() == "doomed-output");
+        Assert.Equal(2, error.Message.Split("FARM3002").Length);
         var failed = Assert.Single(events.Events.OfType<BuildFailed>());
         Assert.Equal("FARM4201", failed.Code);
         Assert.Empty(events.Events.OfType<BuildFinished>());
