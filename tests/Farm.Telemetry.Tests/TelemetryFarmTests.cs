@@ -108,6 +108,38 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
     }
 
     [Fact]
+    public async Task The_embedded_farm_exports_its_coordinator_and_worker_spans_in_the_clis_trace()
+    {
+        var state = Directory.CreateTempSubdirectory("farm-telemetry-embedded-").FullName;
+        try
+        {
+            var dockerfile = Path.Combine(state, "Dockerfile");
+            await File.WriteAllTextAsync(dockerfile, $"FROM {farm.BaseImage}\nRUN echo embedded-{Guid.NewGuid():N} > /e\n");
+            var built = await CliProcess.RunAsync(
+                new Dictionary<string, string>(farm.TelemetryEnvironment) { ["FARM_STATE_DIR"] = Path.Combine(state, "state") },
+                TimeSpan.FromMinutes(4),
+                "build", "-f", dockerfile, "--progress", "rawjson", farm.ContextDirectory);
+            Assert.True(built.ExitCode == 0, built.ToString());
+            var traceId = (string?)JsonNode.Parse(built.Stdout.Split('\n')[0])?["traceId"];
+            Assert.NotNull(traceId);
+
+            List<ReceivedSpan> trace = [];
+            await Wait.UntilAsync(
+                () => DescendsFromCli(trace = [.. farm.Otlp.Spans.Where(s => s.TraceId == traceId)], "farm build", s => s.Scope == FarmTelemetry.Worker && s["farm.phase"] == "execute"),
+                TimeSpan.FromSeconds(60),
+                () => $"the embedded worker's execute span below the CLI's in trace {traceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
+            Assert.Equal("embedded", Assert.Single(trace, s => s.Name == "farm build")["farm.mode"]);
+            Assert.All(trace, s => Assert.Equal("farm-cli", s.Service));
+            // The embedded farm runs the orchestrator itself (no build service): its stage and step spans are there.
+            Assert.True(trace.Count(s => s.Scope == FarmTelemetry.Coordinator && s.Name == "step s0/1") == 1, string.Join(Environment.NewLine, trace));
+        }
+        finally
+        {
+            Directory.Delete(state, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Farm_submit_traces_the_build_it_publishes_to_rabbitmq_under_its_own_span()
     {
         var submitted = await CliProcess.RunAsync(
