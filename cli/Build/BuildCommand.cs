@@ -65,15 +65,23 @@ internal static class BuildCommand
         // Dockerfile still fails with its file:line:col before anything is built, and stops the packing.
         var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform }), cancellationToken);
         var mode = BuildProgress.ParseMode(settings.Progress);
-        using var renderer = BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error);
         var status = mode == ProgressMode.RawJson ? null : error;
-        if (settings.FarmUrl is { } url)
+        using var trace = BuildTrace.Start("farm build", settings.FarmUrl is null ? "embedded" : "remote", settings, status);
+        using var renderer = trace.Observe(BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error));
+        try
         {
-            await graph.ConfigureAwait(false);
-            return await RemoteFarm.BuildAsync(url, settings, text, renderer, status, cancellationToken).ConfigureAwait(false);
-        }
+            if (settings.FarmUrl is { } url)
+            {
+                await graph.ConfigureAwait(false);
+                return await RemoteFarm.BuildAsync(url, settings, text, renderer, status, cancellationToken).ConfigureAwait(false);
+            }
 
-        return await BuildEmbeddedAsync(settings, text, graph, renderer, status, cancellationToken).ConfigureAwait(false);
+            return await BuildEmbeddedAsync(settings, text, graph, renderer, status, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (trace.Failed(e))
+        {
+            throw;
+        }
     }
 
     /// <exception cref="DockerfileUnreadableException">The file is missing, unreadable or not UTF-8 (FARM5012).</exception>

@@ -55,7 +55,8 @@ internal static class BuildQueueCommands
 
             var following = parse.GetValue(wait);
             var mode = BuildProgress.ParseMode(settings.Progress);
-            using var renderer = following ? BuildProgress.Create(mode, new StepLabels(graph), output, error) : new RawJsonRenderer(TextWriter.Null);
+            using var trace = BuildTrace.Start("farm submit", "queue", settings, mode == ProgressMode.RawJson ? null : error);
+            using var renderer = trace.Observe(following ? BuildProgress.Create(mode, new StepLabels(graph), output, error) : new RawJsonRenderer(TextWriter.Null));
             var store = parse.GetValue(cacheStore) is { Length: > 0 } s ? s
                 : settings.FarmUrl is { } url ? await StoreOfAsync(url, ct).ConfigureAwait(false)
                 : Environment.GetEnvironmentVariable("FARM_CACHE_STORE") is { Length: > 0 } e ? e

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -7,6 +8,7 @@ using Farm.Cli.Progress;
 using Farm.Contracts;
 using Farm.Oci;
 using Farm.Oci.Registry;
+using Farm.Telemetry;
 
 namespace Farm.Cli.Remote;
 
@@ -62,9 +64,16 @@ internal sealed class RemoteFarm : IDisposable
         }
 
         var (registry, repository) = (rest[..slash], rest[(slash + 1)..]);
-        var context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.GetTempPath(), status, cancellationToken).ConfigureAwait(false);
+        PackedContext context;
+        using (BuildTrace.StartChild("pack context"))
+        {
+            context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.GetTempPath(), status, cancellationToken).ConfigureAwait(false);
+        }
+
         await using (context.ConfigureAwait(false))
         {
+            using var upload = BuildTrace.StartChild("upload context");
+            upload?.SetTag("farm.cache_store", cacheStore);
             using var client = new RegistryClient(registry, null, DockerConfig.Default());
             if (await client.StatBlobAsync(repository, context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
             {
@@ -82,6 +91,7 @@ internal sealed class RemoteFarm : IDisposable
                 await client.PushBlobAsync(repository, index, bytes, mountFrom: null, cancellationToken).ConfigureAwait(false);
             }
 
+            upload?.Dispose();
             renderer.Render(context.PackedEvent);
             return settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), index.Digest.ToString());
         }
@@ -95,7 +105,15 @@ internal sealed class RemoteFarm : IDisposable
 
     public async Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken)
     {
-        using var response = await SendAsync(() => _http.PostAsJsonAsync("builds", submit, BuildProgress.Json, cancellationToken)).ConfigureAwait(false);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "builds") { Content = JsonContent.Create(submit, options: BuildProgress.Json) };
+        // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while
+        // its own diagnostics are on).
+        if (FarmTelemetry.TraceParent(Activity.Current) is { } traceParent)
+        {
+            request.Headers.Add("traceparent", traceParent);
+        }
+
+        using var response = await SendAsync(() => _http.SendAsync(request, cancellationToken)).ConfigureAwait(false);
         var body = await ReadAsync(response, "POST /builds", cancellationToken).ConfigureAwait(false);
         return Guid.TryParse(BuildProgress.Str(body, "buildId"), out var id) ? id : throw new RemoteFarmException(Url, "answered POST /builds without a build id");
     }

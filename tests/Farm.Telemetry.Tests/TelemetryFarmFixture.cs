@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
@@ -18,8 +17,8 @@ namespace Farm.Telemetry.Tests;
 /// <summary>
 /// A farm of processes exporting telemetry: <c>dotnet Farm.Coordinator.dll</c> and two <c>dotnet Farm.Worker.dll</c>
 /// (each with its own <c>/metrics</c> port) on a RabbitMQ virtual host of this run, all exporting OTLP to a receiver
-/// inside the test. Before the tests, one multi-stage build is submitted over HTTP under a span of the
-/// <c>Farm.Cli</c> source, as <c>farm build</c> does, so every test can look at its trace, metrics and dashboard.
+/// inside the test. Before the tests, the real CLI (<c>farm build --farm URL</c>, OTLP export on) makes one
+/// multi-stage build, so every test can look at its trace, metrics and dashboard.
 /// Needs infra/up.sh (registry, RabbitMQ), runc and busybox-static.
 /// </summary>
 public sealed class TelemetryFarmFixture : IAsyncLifetime
@@ -47,6 +46,18 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
 
     public string VirtualHost => _vhost?.Name ?? throw new InvalidOperationException("The fixture is not initialised.");
 
+    /// <summary>The RabbitMQ address of the farm's virtual host (<c>FARM_RABBITMQ</c> for <c>farm submit</c>).</summary>
+    public string AmqpUrl => _vhost?.AmqpUrl ?? throw new InvalidOperationException("The fixture is not initialised.");
+
+    /// <summary>The context directory of the fixture's build (holds <c>hello.txt</c>).</summary>
+    public string ContextDirectory => Path.Combine(_work, "ctx");
+
+    /// <summary>The Dockerfile of the fixture's build, written beside the context.</summary>
+    public string DockerfilePath => Path.Combine(_work, "Dockerfile");
+
+    /// <summary>The variables that make a process export OTLP to <see cref="Otlp"/>.</summary>
+    public IReadOnlyDictionary<string, string> TelemetryEnvironment => _telemetry;
+
     public OtlpReceiver Otlp { get; private set; } = null!;
 
     public List<WorkerProcess> Workers { get; } = [];
@@ -67,11 +78,11 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
     /// <summary>The build submitted before the tests.</summary>
     public Guid BuildId { get; private set; }
 
-    /// <summary>The trace id of the <c>Farm.Cli</c> span the build was submitted under.</summary>
+    /// <summary>The trace id <c>farm build</c> printed (its rawjson <c>TraceStarted</c> event).</summary>
     public string TraceId { get; private set; } = null!;
 
-    /// <summary>The span id of that span.</summary>
-    public string CliSpanId { get; private set; } = null!;
+    /// <summary>What <c>farm build --farm URL --progress rawjson</c> printed.</summary>
+    public CliProcess.Result Cli { get; private set; } = null!;
 
     /// <summary>GET /builds/{id} of that build once it ended.</summary>
     public JsonObject Status { get; private set; } = null!;
@@ -115,17 +126,19 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         await Wait.UntilAsync(async () => await _vhost.ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
             () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
 
-        // The build, submitted under a span of the CLI's source with its traceparent, as `farm build` does.
-        using (var tracing = FarmTelemetry.StartTracing("farm-cli", Otlp.Endpoint))
-        using (var source = new ActivitySource(FarmTelemetry.Cli))
-        {
-            using var cli = source.StartActivity("farm build", ActivityKind.Client)
-                ?? throw new InvalidOperationException("The Farm.Cli ActivitySource has no listener: FarmTelemetry.StartTracing did not subscribe to it.");
-            TraceId = cli.TraceId.ToHexString();
-            CliSpanId = cli.SpanId.ToHexString();
-            BuildId = await SubmitAsync(Dockerfile, Tag, FarmTelemetry.TraceParent(cli));
-            Status = await WaitEndedAsync(BuildId);
-        }
+        // The build, made by the real CLI against the coordinator, exporting its own spans to the same receiver.
+        var dockerfile = DockerfilePath;
+        await File.WriteAllTextAsync(dockerfile, Dockerfile);
+        Cli = await CliProcess.RunAsync(
+            new Dictionary<string, string>(telemetry) { ["FARM_STATE_DIR"] = Path.Combine(_work, "cli-state") },
+            TimeSpan.FromMinutes(4),
+            "build", "--farm", $"http://127.0.0.1:{CoordinatorPort}", "-f", dockerfile, "--build-arg", $"BASE={BaseImage}", "-t", Tag, "--push", "--progress", "rawjson", ContextDirectory);
+        Assert.True(Cli.ExitCode == 0, "farm build: " + Cli + Diagnostics());
+        var events = Cli.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        TraceId = (string?)events.FirstOrDefault(e => (string?)e["type"] == "TraceStarted")?["traceId"]
+            ?? throw new InvalidOperationException("farm build --progress rawjson printed no TraceStarted event with OTEL_EXPORTER_OTLP_ENDPOINT set: " + Cli);
+        BuildId = Guid.Parse((string)events.First(e => e["buildId"] is not null)["buildId"]!);
+        Status = await WaitEndedAsync(BuildId);
     }
 
     /// <summary>Posts a build (the busybox base as BASE, the uploaded context) and returns its id.</summary>

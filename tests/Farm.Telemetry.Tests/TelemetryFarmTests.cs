@@ -37,10 +37,16 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
             TimeSpan.FromSeconds(60),
             () => $"the spans of trace {farm.TraceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
 
+        // The trace the CLI printed holds the CLI process's own root span, with the context's packing and upload below it.
         var byId = trace.ToDictionary(s => s.SpanId);
-        var cli = Assert.Single(trace, s => s.Scope == FarmTelemetry.Cli);
-        Assert.Equal(farm.CliSpanId, cli.SpanId);
+        var cli = Assert.Single(trace, s => s.Scope == FarmTelemetry.Cli && s.Name == "farm build");
         Assert.Equal("farm-cli", cli.Service);
+        Assert.Equal("remote", cli["farm.mode"]);
+        Assert.Equal(farm.Tag, cli["farm.tags"]);
+        var packed = farm.Cli.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).Single(e => (string?)e["type"] == "ContextPacked");
+        Assert.Equal((string?)packed["digest"], cli["farm.context_digest"]);
+        Assert.Equal(cli.SpanId, Assert.Single(trace, s => s.Scope == FarmTelemetry.Cli && s.Name == "pack context").ParentSpanId);
+        Assert.Equal(cli.SpanId, Assert.Single(trace, s => s.Scope == FarmTelemetry.Cli && s.Name == "upload context").ParentSpanId);
 
         // The coordinator's build span descends from the CLI's span; its stages and steps from the build.
         var build = Assert.Single(trace, s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build");
@@ -73,6 +79,89 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
 
         // Both workers took part, in this one trace.
         Assert.Equal(["worker-a", "worker-b"], trace.Where(s => s.Service == "farm-worker").Select(s => s.Instance).Distinct().Order());
+    }
+
+    [Fact]
+    public async Task Farm_build_in_plain_mode_ends_with_its_trace_id_on_stderr_only_when_tracing_is_on()
+    {
+        string[] args = ["build", "--farm", $"http://127.0.0.1:{farm.CoordinatorPort}", "-f", farm.DockerfilePath, "--build-arg", $"BASE={farm.BaseImage}", "--progress", "plain", farm.ContextDirectory];
+        var traced = await CliProcess.RunAsync(farm.TelemetryEnvironment, TimeSpan.FromMinutes(4), args);
+        Assert.True(traced.ExitCode == 0, traced + farm.Diagnostics());
+        var last = traced.Stderr.TrimEnd().Split('\n')[^1];
+        Assert.Matches("^trace [0-9a-f]{32}$", last);
+        var traceId = last["trace ".Length..];
+
+        // That id names the trace of this build: the CLI's span and, below it, the coordinator's build span.
+        List<ReceivedSpan> trace = [];
+        await Wait.UntilAsync(
+            () => DescendsFromCli(trace = [.. farm.Otlp.Spans.Where(s => s.TraceId == traceId)], "farm build", s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build"),
+            TimeSpan.FromSeconds(60),
+            () => $"the coordinator's build span in trace {traceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
+        var cli = Assert.Single(trace, s => s.Service == "farm-cli" && s.Name == "farm build");
+        var build = Assert.Single(trace, s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build");
+        Assert.Contains(cli.SpanId, Ancestors(build, trace.ToDictionary(s => s.SpanId)));
+
+        // Without OTEL_EXPORTER_OTLP_ENDPOINT nothing is traced and nothing is said about it.
+        var untraced = await CliProcess.RunAsync(new Dictionary<string, string> { [FarmTelemetry.OtlpEndpointVariable] = string.Empty }, TimeSpan.FromMinutes(4), args);
+        Assert.True(untraced.ExitCode == 0, untraced + farm.Diagnostics());
+        Assert.DoesNotContain("trace ", untraced.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_embedded_farm_exports_its_coordinator_and_worker_spans_in_the_clis_trace()
+    {
+        var state = Directory.CreateTempSubdirectory("farm-telemetry-embedded-").FullName;
+        try
+        {
+            var dockerfile = Path.Combine(state, "Dockerfile");
+            await File.WriteAllTextAsync(dockerfile, $"FROM {farm.BaseImage}\nRUN echo embedded-{Guid.NewGuid():N} > /e\n");
+            var built = await CliProcess.RunAsync(
+                new Dictionary<string, string>(farm.TelemetryEnvironment) { ["FARM_STATE_DIR"] = Path.Combine(state, "state") },
+                TimeSpan.FromMinutes(4),
+                "build", "-f", dockerfile, "--progress", "rawjson", farm.ContextDirectory);
+            Assert.True(built.ExitCode == 0, built.ToString());
+            var traceId = (string?)JsonNode.Parse(built.Stdout.Split('\n')[0])?["traceId"];
+            Assert.NotNull(traceId);
+
+            List<ReceivedSpan> trace = [];
+            await Wait.UntilAsync(
+                () => DescendsFromCli(trace = [.. farm.Otlp.Spans.Where(s => s.TraceId == traceId)], "farm build", s => s.Scope == FarmTelemetry.Worker && s["farm.phase"] == "execute"),
+                TimeSpan.FromSeconds(60),
+                () => $"the embedded worker's execute span below the CLI's in trace {traceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
+            Assert.Equal("embedded", Assert.Single(trace, s => s.Name == "farm build")["farm.mode"]);
+            Assert.All(trace, s => Assert.Equal("farm-cli", s.Service));
+            // The embedded farm runs the orchestrator itself (no build service): its stage and step spans are there.
+            Assert.True(trace.Count(s => s.Scope == FarmTelemetry.Coordinator && s.Name == "step s0/1") == 1, string.Join(Environment.NewLine, trace));
+        }
+        finally
+        {
+            Directory.Delete(state, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Farm_submit_traces_the_build_it_publishes_to_rabbitmq_under_its_own_span()
+    {
+        var submitted = await CliProcess.RunAsync(
+            new Dictionary<string, string>(farm.TelemetryEnvironment) { ["FARM_RABBITMQ"] = farm.AmqpUrl },
+            TimeSpan.FromMinutes(4),
+            "submit", "--farm", $"http://127.0.0.1:{farm.CoordinatorPort}", "-f", farm.DockerfilePath, "--build-arg", $"BASE={farm.BaseImage}", farm.ContextDirectory);
+        Assert.True(submitted.ExitCode == 0, submitted + farm.Diagnostics());
+        var buildId = Guid.Parse(submitted.Stdout.Trim());
+        var printed = submitted.Stderr.TrimEnd().Split('\n')[^1];
+        Assert.Matches("^trace [0-9a-f]{32}$", printed);
+
+        var status = await farm.WaitEndedAsync(buildId);
+        Assert.True((string?)status["status"] == "succeeded", status.ToJsonString() + farm.Diagnostics());
+        List<ReceivedSpan> trace = [];
+        await Wait.UntilAsync(
+            () => DescendsFromCli(trace = [.. farm.Otlp.Spans.Where(s => s.TraceId == printed["trace ".Length..])], "farm submit", s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build" && s["farm.build_id"] == buildId.ToString()),
+            TimeSpan.FromSeconds(60),
+            () => $"the coordinator's build span of {buildId} in the trace farm submit printed ({printed}); received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
+        var cli = Assert.Single(trace, s => s.Service == "farm-cli" && s.Name == "farm submit");
+        Assert.Equal("queue", cli["farm.mode"]);
+        var build = Assert.Single(trace, s => s.Scope == FarmTelemetry.Coordinator && s.Name == "build");
+        Assert.Contains(cli.SpanId, Ancestors(build, trace.ToDictionary(s => s.SpanId)));
     }
 
     [Fact]
@@ -259,6 +348,14 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
     }
 
     /// <summary>The span ids above <paramref name="span"/>, nearest first, as far as the trace holds them.</summary>
+    /// <summary>Whether <paramref name="trace"/> holds the CLI's span <paramref name="cliSpan"/> and a span matching <paramref name="descendant"/> below it.</summary>
+    private static bool DescendsFromCli(List<ReceivedSpan> trace, string cliSpan, Func<ReceivedSpan, bool> descendant)
+    {
+        var byId = trace.GroupBy(s => s.SpanId).ToDictionary(g => g.Key, g => g.First());
+        return trace.SingleOrDefault(s => s.Service == "farm-cli" && s.Name == cliSpan) is { } cli
+            && trace.Where(descendant).Any(s => Ancestors(s, byId).Contains(cli.SpanId));
+    }
+
     private static List<string> Ancestors(ReceivedSpan span, Dictionary<string, ReceivedSpan> byId)
     {
         var ancestors = new List<string>();
