@@ -166,6 +166,9 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
     }
 
     /// <summary>Starts one more worker with the farm's telemetry settings (the caller disposes it).</summary>
+    /// <summary>Consumers RabbitMQ counts on a queue of the fixture's virtual host.</summary>
+    public Task<int> ConsumersAsync(string queue) => (_vhost ?? throw new InvalidOperationException("The fixture is not initialised.")).ConsumersAsync(queue);
+
     public WorkerProcess StartWorker(string name) =>
         WorkerProcess.Start(name, Path.Combine(Store.Root, name[^1..]), VirtualHost, new Dictionary<string, string>(_telemetry)
         {

@@ -5,6 +5,7 @@ using System.Net;
 using System.Text.Json.Nodes;
 using Farm.Contracts;
 using Farm.Testing;
+using Farm.Worker;
 using MassTransit;
 
 namespace Farm.Telemetry.Tests;
@@ -262,10 +263,10 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
 
         // Workers and the cache hit ratio are on the page too.
         await Wait.UntilAsync(
-            async () => (long?)await browser.ExecuteAsync("return document.querySelectorAll('#workers tr[data-worker]').length;") == 2
+            async () => (long?)await browser.ExecuteAsync("return document.querySelectorAll('#workers tr[data-worker=\"worker-a\"], #workers tr[data-worker=\"worker-b\"]').length;") == 2
                 && ((string?)await browser.ExecuteAsync("return document.getElementById('stat-hits').textContent;"))?.EndsWith('%') == true,
             TimeSpan.FromSeconds(30),
-            () => "the workers table to list both workers and a cache hit ratio");
+            () => "the workers table to list worker-a and worker-b and a cache hit ratio");
         await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-done.png"), await browser.ScreenshotAsync());
 
         // The first build, chosen in the list: five bars, all built, by both workers.
@@ -340,6 +341,10 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
         await Wait.UntilAsync(() => ListedAsync("worker-c"), TimeSpan.FromSeconds(90), () => $"worker-c in /api/workers; it lists {workers?.ToJsonString()}" + farm.Diagnostics());
         var listed = workers!.Single(w => (string?)w!["name"] == "worker-c")!;
         Assert.Equal((1, 0, 1), ((int)listed["slots"]!, (int)listed["busySlots"]!, (int)listed["freeSlots"]!));
+
+        // Stop it once it has started (it consumes jobs), as an operator would: a process killed while it starts sends
+        // no stopping heartbeat and is forgotten by timeout instead.
+        await Wait.UntilAsync(async () => await farm.ConsumersAsync(WorkerHosting.QueueName) == 3, TimeSpan.FromSeconds(60), () => "worker-c to consume " + WorkerHosting.QueueName + farm.Diagnostics());
 
         // The coordinator forgets a silent worker only after ten minutes here: prompt removal is the stopping heartbeat's.
         await extra.StopAsync();

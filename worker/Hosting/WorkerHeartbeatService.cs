@@ -26,6 +26,8 @@ public sealed partial class WorkerHeartbeatService(
     TimeProvider? time = null) : BackgroundService, IHostedLifecycleService
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly SemaphoreSlim _publishing = new(1, 1);
+    private bool _stopping;
     private readonly DateTimeOffset _startedAt = (time ?? TimeProvider.System).GetUtcNow();
     private static readonly string Version = typeof(WorkerHeartbeatService).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
@@ -68,16 +70,50 @@ public sealed partial class WorkerHeartbeatService(
         Stopping = stopping,
     };
 
+    /// <summary>
+    /// Publishes one heartbeat. Publishes are serialized and none follows the stopping one: a regular heartbeat arriving
+    /// after it would list the worker again until it timed out.
+    /// </summary>
     private async Task PublishAsync(bool stopping, CancellationToken cancellationToken)
     {
         try
         {
+            await _publishing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!stopping)
+        {
+            return;
+        }
+        catch (OperationCanceledException e)
+        {
+            LogHeartbeatFailed(logger, e, options.Value.Name);
+            return;
+        }
+
+        try
+        {
+            if (_stopping)
+            {
+                return;
+            }
+
+            _stopping = stopping;
             await bus.Publish(Heartbeat(stopping), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OutOfMemoryException && !(e is OperationCanceledException && cancellationToken.IsCancellationRequested && !stopping))
         {
             LogHeartbeatFailed(logger, e, options.Value.Name);
         }
+        finally
+        {
+            _publishing.Release();
+        }
+    }
+
+    public override void Dispose()
+    {
+        _publishing.Dispose();
+        base.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Worker {Name} could not publish its heartbeat")]
