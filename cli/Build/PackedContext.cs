@@ -59,11 +59,12 @@ internal sealed class PackedContext : IAsyncDisposable
         var key = ContextStatCache.Key(contextDirectory, dockerfilePath);
         var fingerprint = cache is null ? null : plan.Fingerprint();
         BuildTimings.Mark("context fingerprinted");
-        if (cache?.Find(key, fingerprint!) is var (cachedTar, cachedIndex)
+        if (cache?.Find(key, fingerprint!) is var (cachedTar, cachedIndex, cachedIndexBytes)
             && storedSize is not null
             && await storedSize(cachedTar.Digest, cancellationToken).ConfigureAwait(false) == cachedTar.Size)
         {
-            return new PackedContext(null, cachedTar, ContextIndex.Parse(cachedIndex), cachedIndex, PackedEventOf(plan, cachedTar, stopwatch));
+            BuildTimings.Mark("context found in the stat cache and the store");
+            return new PackedContext(null, cachedTar, cachedIndex, cachedIndexBytes, PackedEventOf(plan, cachedTar, stopwatch));
         }
 
         var packedAt = DateTimeOffset.UtcNow;
@@ -86,7 +87,7 @@ internal sealed class PackedContext : IAsyncDisposable
 
             var tar = new Descriptor { MediaType = Farm.Oci.MediaTypes.OciLayerTar, Digest = digest, Size = size };
             var indexBytes = index.ToBytes();
-            cache?.Record(key, plan, fingerprint!, tar, indexBytes, packedAt);
+            cache?.Record(key, plan, fingerprint!, tar, index, indexBytes, packedAt);
             return new PackedContext(path, tar, index, indexBytes, PackedEventOf(plan, tar, stopwatch));
         }
         catch

@@ -1,5 +1,4 @@
 using System.Formats.Tar;
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -241,14 +240,28 @@ public sealed class ContextPlan(IReadOnlyList<PlannedEntry> entries)
     /// </summary>
     public byte[] Fingerprint()
     {
-        var text = new StringBuilder();
-        foreach (var e in Entries)
+        // Binary, length-prefixed strings: unambiguous, and no formatting code to compile on a warm rebuild's path.
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
         {
-            var s = e.Stat;
-            text.Append(CultureInfo.InvariantCulture, $"{(int)e.Type} {s.Mode} {s.Size} {s.MtimeSeconds}.{s.MtimeNanoseconds} {s.CtimeSeconds}.{s.CtimeNanoseconds} {s.Inode} {s.Device} {e.Path.Length}:{e.Path} {e.LinkTarget?.Length ?? -1}:{e.LinkTarget}\n");
+            foreach (var e in Entries)
+            {
+                var s = e.Stat;
+                writer.Write((int)e.Type);
+                writer.Write(s.Mode);
+                writer.Write(s.Size);
+                writer.Write(s.MtimeSeconds);
+                writer.Write(s.MtimeNanoseconds);
+                writer.Write(s.CtimeSeconds);
+                writer.Write(s.CtimeNanoseconds);
+                writer.Write(s.Inode);
+                writer.Write(s.Device);
+                writer.Write(e.Path);
+                writer.Write(e.LinkTarget ?? string.Empty);
+            }
         }
 
-        return Encoding.UTF8.GetBytes(text.ToString());
+        return buffer.ToArray();
     }
 
     /// <summary>
