@@ -59,6 +59,7 @@ internal static class BuildCommand
     public static async Task<int> BuildAsync(BuildSettings settings, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(settings);
+        BuildTimings.Mark("start");
         var text = ReadDockerfile(settings.DockerfilePath);
 
         // Parsed here, beside the packing of the context (the two take most of a warm rebuild's start-up): a bad
@@ -125,7 +126,8 @@ internal static class BuildCommand
                 _ = graph.ContinueWith(_ => CancelQuietly(packing), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                 try
                 {
-                    context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.Combine(stateDirectory, "tmp"), status, packing.Token).ConfigureAwait(false);
+                    context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.Combine(stateDirectory, "tmp"), status, packing.Token, ContextStatCache.In(stateDirectory), store.Layout.StatAsync).ConfigureAwait(false);
+                    BuildTimings.Mark("packed");
                 }
                 catch (OperationCanceledException) when (graph.IsFaulted)
                 {
@@ -138,6 +140,7 @@ internal static class BuildCommand
             await using (context.ConfigureAwait(false))
             {
                 await graph.ConfigureAwait(false);
+                BuildTimings.Mark("parsed");
                 // Stored only when the store lacks it: an unchanged context costs a stat.
                 var newContext = await store.Layout.StatAsync(context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null;
                 if (newContext)
@@ -158,7 +161,9 @@ internal static class BuildCommand
 
                 var submit = settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), context.IndexDescriptor.Digest.ToString());
                 var request = BuildRequest.From(submit, context.Index, farm.CacheStore) with { Output = settings.Output };
+                BuildTimings.Mark("planned");
                 var result = await farm.RunAsync(request, new EventProgress(sink), cancellationToken).ConfigureAwait(false);
+                BuildTimings.Mark("built");
                 var image = result.Image;
                 var stored = await store.AddAsync(image.ConfigBytes, image.ConfigDescriptor.MediaType, image.ManifestBytes, image.ManifestDescriptor.MediaType, settings.Tags, cancellationToken).ConfigureAwait(false);
                 sink.Report(BuildProgress.Typed("ImageStored", new JsonObject
@@ -167,6 +172,7 @@ internal static class BuildCommand
                     ["digest"] = stored.ManifestDescriptor.Digest.ToString(),
                     ["names"] = new JsonArray([.. settings.Tags.Select(t => (JsonNode?)LocalImageStore.NormalizeName(t))]),
                 }));
+                BuildTimings.Mark("stored");
                 return 0;
             }
         }

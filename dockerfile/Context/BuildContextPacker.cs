@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Farm.Contracts;
 using Farm.Oci.IO;
 using Farm.Dockerfile.Ignore;
@@ -21,40 +22,73 @@ namespace Farm.Dockerfile.Context;
 /// </remarks>
 public static class BuildContextPacker
 {
-    public static async Task<ContextIndex> PackAsync(
+    public static Task<ContextIndex> PackAsync(
         string contextDirectory,
         PatternMatcher ignore,
         Stream tarOutput,
         IProgress<ContextProgress>? progress,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken) =>
+        PackAsync(Plan(contextDirectory, ignore, cancellationToken), tarOutput, progress, cancellationToken);
+
+    /// <summary>
+    /// Walks the context and applies <c>.dockerignore</c> without reading any file: what <see cref="PackAsync(ContextPlan, Stream, IProgress{ContextProgress}?, CancellationToken)"/>
+    /// will write, in tar order, each with its lstat.
+    /// </summary>
+    public static ContextPlan Plan(string contextDirectory, PatternMatcher ignore, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(ignore);
-        ArgumentNullException.ThrowIfNull(tarOutput);
         var root = new DirectoryInfo(Path.GetFullPath(contextDirectory));
         if (!root.Exists)
         {
             throw new BuildContextException("FARM1201", $"The build context '{contextDirectory}' does not exist or is not a directory. Pass the directory that holds your sources.");
         }
 
-        var entries = new List<ContextEntry>();
+        var planned = new List<PlannedEntry>();
+        Walk(root, string.Empty, ignore, planned, [], cancellationToken);
+        return new ContextPlan(planned);
+    }
+
+    /// <summary>Writes the tar of <paramref name="plan"/>, reading and hashing each file once.</summary>
+    public static async Task<ContextIndex> PackAsync(ContextPlan plan, Stream tarOutput, IProgress<ContextProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(tarOutput);
+        var entries = new List<ContextEntry>(plan.Entries.Count);
         var state = new WalkState(progress);
         await using (var writer = new TarWriter(tarOutput, TarEntryFormat.Gnu, leaveOpen: true))
         {
-            await WalkAsync(root, string.Empty, ignore, writer, entries, new List<(string, DirectoryInfo)>(), state, cancellationToken).ConfigureAwait(false);
+            foreach (var item in plan.Entries)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                switch (item.Type)
+                {
+                    case ContextEntryType.Directory:
+                        await WriteDirectoryAsync(writer, entries, item.Path, (DirectoryInfo)item.Info, cancellationToken).ConfigureAwait(false);
+                        break;
+                    case ContextEntryType.Symlink:
+                        var target = item.LinkTarget!;
+                        var link = new GnuTarEntry(TarEntryType.SymbolicLink, item.Path) { LinkName = target, ModificationTime = item.Info.LastWriteTimeUtc };
+                        Normalize(link, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
+                        await writer.WriteEntryAsync(link, cancellationToken).ConfigureAwait(false);
+                        entries.Add(new ContextEntry(item.Path, ContextEntryType.Symlink, 0x1ff, 0, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(target))), target));
+                        break;
+                    default:
+                        await WriteFileAsync(writer, entries, item.Path, (FileInfo)item.Info, state, cancellationToken).ConfigureAwait(false);
+                        break;
+                }
+            }
         }
 
         progress?.Report(new ContextProgress(state.Files, state.Bytes, Done: true));
         return new ContextIndex(entries);
     }
 
-    private static async Task WalkAsync(
+    private static void Walk(
         DirectoryInfo dir,
         string relative,
         PatternMatcher ignore,
-        TarWriter writer,
-        List<ContextEntry> entries,
+        List<PlannedEntry> planned,
         List<(string Path, DirectoryInfo Dir)> pendingParents,
-        WalkState state,
         CancellationToken cancellationToken)
     {
         FileSystemInfo[] children;
@@ -84,7 +118,7 @@ public static class BuildContextPacker
                 {
                     // An exception pattern may re-include something below: emit this directory only if it does.
                     pendingParents.Add((path, subdir));
-                    await WalkAsync(subdir, path, ignore, writer, entries, pendingParents, state, cancellationToken).ConfigureAwait(false);
+                    Walk(subdir, path, ignore, planned, pendingParents, cancellationToken);
                     if (pendingParents.Count > 0 && pendingParents[^1].Path == path)
                     {
                         // Nothing below was included: the directory stays out.
@@ -93,9 +127,9 @@ public static class BuildContextPacker
                 }
                 else
                 {
-                    await FlushParentsAsync(writer, entries, pendingParents, cancellationToken).ConfigureAwait(false);
-                    await WriteDirectoryAsync(writer, entries, path, subdir, cancellationToken).ConfigureAwait(false);
-                    await WalkAsync(subdir, path, ignore, writer, entries, [], state, cancellationToken).ConfigureAwait(false);
+                    FlushParents(planned, pendingParents);
+                    planned.Add(Planned(path, ContextEntryType.Directory, subdir, null));
+                    Walk(subdir, path, ignore, planned, [], cancellationToken);
                 }
 
                 continue;
@@ -108,27 +142,27 @@ public static class BuildContextPacker
 
             if (child.LinkTarget is { } target)
             {
-                await FlushParentsAsync(writer, entries, pendingParents, cancellationToken).ConfigureAwait(false);
-                var link = new GnuTarEntry(TarEntryType.SymbolicLink, path) { LinkName = target, ModificationTime = child.LastWriteTimeUtc };
-                Normalize(link, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
-                await writer.WriteEntryAsync(link, cancellationToken).ConfigureAwait(false);
-                entries.Add(new ContextEntry(path, ContextEntryType.Symlink, 0x1ff, 0, Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(target))), target));
+                FlushParents(planned, pendingParents);
+                planned.Add(Planned(path, ContextEntryType.Symlink, child, target));
             }
-            else if (child is FileInfo file && IsRegular(file))
+            else if (child is FileInfo file && UnixFile.Lstat(file.FullName) is { IsRegularFile: true } stat)
             {
-                await FlushParentsAsync(writer, entries, pendingParents, cancellationToken).ConfigureAwait(false);
-                await WriteFileAsync(writer, entries, path, file, state, cancellationToken).ConfigureAwait(false);
+                FlushParents(planned, pendingParents);
+                planned.Add(new PlannedEntry(path, ContextEntryType.File, file, stat, null));
             }
 
             // Sockets, fifos and devices have no place in a build context: Docker skips them too.
         }
     }
 
-    private static async Task FlushParentsAsync(TarWriter writer, List<ContextEntry> entries, List<(string Path, DirectoryInfo Dir)> pending, CancellationToken cancellationToken)
+    private static PlannedEntry Planned(string path, ContextEntryType type, FileSystemInfo info, string? target) =>
+        new(path, type, info, UnixFile.LstatExisting(info.FullName), target);
+
+    private static void FlushParents(List<PlannedEntry> planned, List<(string Path, DirectoryInfo Dir)> pending)
     {
         foreach (var (path, dir) in pending)
         {
-            await WriteDirectoryAsync(writer, entries, path, dir, cancellationToken).ConfigureAwait(false);
+            planned.Add(Planned(path, ContextEntryType.Directory, dir, null));
         }
 
         pending.Clear();
@@ -170,10 +204,6 @@ public static class BuildContextPacker
         entry.GroupName = string.Empty;
     }
 
-    // FileInfo also describes fifos, sockets and devices; only regular files can be read into the tar.
-    private static bool IsRegular(FileInfo file) =>
-        UnixFile.Lstat(file.FullName) is { IsRegularFile: true };
-
     private sealed class WalkState(IProgress<ContextProgress>? progress)
     {
         private long _lastReport;
@@ -195,6 +225,58 @@ public static class BuildContextPacker
     }
 }
 
+/// <summary>One entry a context will have, with its lstat (what a stat cache compares), before anything is read.</summary>
+public sealed record PlannedEntry(string Path, ContextEntryType Type, FileSystemInfo Info, FileStat Stat, string? LinkTarget);
+
+/// <summary>What <see cref="BuildContextPacker.Plan"/> found: the entries of the tar, in order.</summary>
+public sealed class ContextPlan(IReadOnlyList<PlannedEntry> entries)
+{
+    public IReadOnlyList<PlannedEntry> Entries { get; } = entries;
+
+    /// <summary>
+    /// Everything the tar's bytes depend on except file contents: path, type, mode, size, modification time and link
+    /// target of every entry, plus inode, device and change time, which move whenever a file's content is written
+    /// (so equal fingerprints mean equal tars, as git's index and BuildKit's stat cache assume).
+    /// </summary>
+    public byte[] Fingerprint()
+    {
+        // Binary, length-prefixed strings: unambiguous, and no formatting code to compile on a warm rebuild's path.
+        using var buffer = new MemoryStream();
+        using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            foreach (var e in Entries)
+            {
+                var s = e.Stat;
+                writer.Write((int)e.Type);
+                writer.Write(s.Mode);
+                writer.Write(s.Size);
+                writer.Write(s.MtimeSeconds);
+                writer.Write(s.MtimeNanoseconds);
+                writer.Write(s.CtimeSeconds);
+                writer.Write(s.CtimeNanoseconds);
+                writer.Write(s.Inode);
+                writer.Write(s.Device);
+                writer.Write(e.Path);
+                writer.Write(e.LinkTarget ?? string.Empty);
+            }
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>
+    /// Whether some entry changed less than <paramref name="window"/> before <paramref name="now"/>: a write in the
+    /// same clock tick could then leave its times unchanged, so such a fingerprint must not be trusted later.
+    /// </summary>
+    public bool ChangedSince(DateTimeOffset now, TimeSpan window)
+    {
+        var limit = (now - window).ToUnixTimeMilliseconds();
+        return Entries.Any(e => Math.Max(Millis(e.Stat.MtimeSeconds, e.Stat.MtimeNanoseconds), Millis(e.Stat.CtimeSeconds, e.Stat.CtimeNanoseconds)) >= limit);
+    }
+
+    private static long Millis(long seconds, uint nanoseconds) => (seconds * 1000) + (nanoseconds / 1_000_000);
+}
+
 /// <summary>How far packing a context has come.</summary>
 public sealed record ContextProgress(long Files, long Bytes, bool Done);
 
@@ -211,8 +293,6 @@ public sealed record ContextEntry(string Path, ContextEntryType Type, int Mode, 
 /// <summary>Every entry of a packed context, in tar order; serialized as JSON lines for the blob store.</summary>
 public sealed class ContextIndex(IReadOnlyList<ContextEntry> entries)
 {
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
-
     public IReadOnlyList<ContextEntry> Entries { get; } = entries;
 
     public byte[] ToBytes()
@@ -220,7 +300,7 @@ public sealed class ContextIndex(IReadOnlyList<ContextEntry> entries)
         var buffer = new MemoryStream();
         foreach (var entry in Entries)
         {
-            JsonSerializer.Serialize(buffer, entry, Json);
+            JsonSerializer.Serialize(buffer, entry, ContextIndexJson.Default.ContextEntry);
             buffer.WriteByte((byte)'\n');
         }
 
@@ -230,14 +310,25 @@ public sealed class ContextIndex(IReadOnlyList<ContextEntry> entries)
     public static ContextIndex Parse(ReadOnlySpan<byte> bytes)
     {
         var list = new List<ContextEntry>();
-        foreach (var line in Encoding.UTF8.GetString(bytes).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        while (!bytes.IsEmpty)
         {
-            list.Add(JsonSerializer.Deserialize<ContextEntry>(line, Json) ?? throw new FormatException("null entry in the context index"));
+            var end = bytes.IndexOf((byte)'\n');
+            var line = end < 0 ? bytes : bytes[..end];
+            bytes = end < 0 ? [] : bytes[(end + 1)..];
+            if (!line.IsEmpty)
+            {
+                list.Add(JsonSerializer.Deserialize(line, ContextIndexJson.Default.ContextEntry) ?? throw new FormatException("null entry in the context index"));
+            }
         }
 
         return new ContextIndex(list);
     }
 }
+
+/// <summary>The index's JSON, generated at build time: no reflection on the path of every build.</summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ContextEntry))]
+internal sealed partial class ContextIndexJson : JsonSerializerContext;
 
 /// <summary>The build context cannot be used as it is.</summary>
 public sealed class BuildContextException(string code, string message, Exception? inner = null) : FarmException(code, message, inner);

@@ -15,6 +15,12 @@ public readonly record struct FileStat(
     uint DevMajor,
     uint DevMinor)
 {
+    /// <summary>When the inode last changed (content, mode, owner, links): what a stat cache compares with mtime.</summary>
+    public long CtimeSeconds { get; init; }
+
+    /// <summary>The nanoseconds of <see cref="CtimeSeconds"/>.</summary>
+    public uint CtimeNanoseconds { get; init; }
+
     public uint Type => Mode & TypeMask;
 
     public uint Permissions => Mode & 0xFFF;

@@ -143,7 +143,11 @@ internal static partial class Interop
                 RdevMajor: *(uint*)(b + 128),
                 RdevMinor: *(uint*)(b + 132),
                 DevMajor: *(uint*)(b + 136),
-                DevMinor: *(uint*)(b + 140));
+                DevMinor: *(uint*)(b + 140))
+            {
+                CtimeSeconds = *(long*)(b + 96),
+                CtimeNanoseconds = *(uint*)(b + 104),
+            };
             return 0;
         }
     }

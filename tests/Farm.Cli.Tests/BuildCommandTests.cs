@@ -71,6 +71,30 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task A_same_size_edit_with_its_modification_time_put_back_is_still_built()
+    {
+        // The context stat cache records only contexts nothing in which changed in the last second: wait that out,
+        // so that the second build below trusts the cache and the third must see through the put-back time.
+        var context = HelloContext($"@G@ stat one {Guid.NewGuid():N}");
+        var greet = Path.Combine(context, "greet.txt");
+        var mtime = File.GetLastWriteTimeUtc(greet);
+        await Task.Delay(TimeSpan.FromSeconds(1.2));
+        Ok(await fixture.Farm("build", "--progress", "plain", "-t", "stat:1", context));
+        var cached = Ok(await fixture.Farm("build", "--progress", "plain", "-t", "stat:1", context));
+        Assert.Equal(6, Regex.Count(cached.Stderr, @"^#\d+ CACHED$", RegexOptions.Multiline));
+
+        var before = File.ReadAllText(greet);
+        var after = before.Replace("stat one", "stat two", StringComparison.Ordinal);
+        Assert.Equal(before.Length, after.Length);
+        File.WriteAllText(greet, after);
+        File.SetLastWriteTimeUtc(greet, mtime);
+
+        var dest = Path.GetFullPath(Path.Combine(context, "..", "rootfs-stat"));
+        Ok(await fixture.Farm("build", "--progress", "plain", "-t", "stat:1", "--output", $"type=local,dest={dest}", context));
+        Assert.StartsWith("hello stat two ", File.ReadAllText(Path.Combine(dest, "app", "greeting")), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Rawjson_prints_one_event_per_line_ending_with_the_stored_image()
     {
         var result = Ok(await fixture.Farm("build", "--progress", "rawjson", "-t", "raw:1", HelloContext()));

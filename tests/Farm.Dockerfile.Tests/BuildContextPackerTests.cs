@@ -92,6 +92,35 @@ public sealed class BuildContextPackerTests : IDisposable
     }
 
     [Fact]
+    public void A_same_size_rewrite_in_the_same_second_changes_the_fingerprint_and_an_untouched_tree_keeps_it()
+    {
+        Write("a.txt", "one");
+        Write("sub/b.txt", "two");
+        var fingerprint = BuildContextPacker.Plan(_dir, PatternMatcher.Empty, CancellationToken.None).Fingerprint();
+        Assert.Equal(fingerprint, BuildContextPacker.Plan(_dir, PatternMatcher.Empty, CancellationToken.None).Fingerprint());
+
+        var path = Path.Combine(_dir, "a.txt");
+        var mtime = File.GetLastWriteTimeUtc(path);
+        File.WriteAllText(path, "uno");
+        File.SetLastWriteTimeUtc(path, mtime);
+
+        Assert.NotEqual(fingerprint, BuildContextPacker.Plan(_dir, PatternMatcher.Empty, CancellationToken.None).Fingerprint());
+    }
+
+    [Fact]
+    public void A_plan_lists_what_the_tar_holds_in_the_same_order_and_knows_when_something_changed_just_now()
+    {
+        Write("z.txt", "z");
+        Write("a/b.txt", "b");
+        Write("skip.tmp", "t");
+        var plan = BuildContextPacker.Plan(_dir, PatternMatcher.Create(["*.tmp"]), CancellationToken.None);
+
+        Assert.Equal(["a", "a/b.txt", "z.txt"], plan.Entries.Select(e => e.Path));
+        Assert.True(plan.ChangedSince(DateTimeOffset.UtcNow, TimeSpan.FromMinutes(1)));
+        Assert.False(plan.ChangedSince(DateTimeOffset.UtcNow.AddMinutes(5), TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
     public async Task The_index_round_trips_through_its_serialized_form()
     {
         Write("x/y", "z");
