@@ -151,6 +151,10 @@ internal sealed class EmbeddedFarm : IAsyncDisposable
         // The orchestrator listens on this hub; the coordinator's log consumer must publish to the same one.
         builder.Services.AddSingleton(_logs);
         var host = builder.Build();
+
+        // The hosted services (worker heartbeats, the bus) start outside the build's trace: their own spans are not the
+        // build's. The change stays in this method's execution context.
+        System.Diagnostics.Activity.Current = null;
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
         _host = host;
         return host.Services.GetRequiredService<IGrainFactory>();
