@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Farm.Contracts;
+using Farm.Testing;
 using Farm.Worker.Telemetry;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
@@ -83,7 +84,17 @@ public sealed class InMemoryBusTests(ExecutorFixture fixture)
             Assert.Contains(await fixture.ReadLayerAsync(built.Layer!), e => e.Name == "hi.txt" && e.Content == "hi\n");
             Assert.Contains("from-the-bus", await results.FirstLine.Task.WaitAsync(TimeSpan.FromMinutes(1)), StringComparison.Ordinal);
 
-            // One span for the step, with the cache key, and a child span per phase.
+            // One span for the step, with the cache key, and a child span per phase. The step's span ends after its
+            // result is published: wait for it to end rather than race it.
+            bool StepEnded()
+            {
+                lock (spans)
+                {
+                    return spans.Any(a => a.OperationName == $"step {job.StepId}");
+                }
+            }
+
+            await Wait.UntilAsync(StepEnded, TimeSpan.FromSeconds(30), () => $"the span of step {job.StepId} to end");
             Activity step;
             lock (spans)
             {
