@@ -28,7 +28,7 @@ internal sealed class PackedContext : IAsyncDisposable
 
     public byte[] IndexBytes { get; }
 
-    public Descriptor IndexDescriptor => new() { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = Digest.Sha256(IndexBytes), Size = IndexBytes.Length };
+    public Descriptor IndexDescriptor => new() { MediaType = ContextIndex.MediaType, Digest = Digest.Sha256(IndexBytes), Size = IndexBytes.Length };
 
     /// <summary>The <c>ContextPacked</c> event: <c>files</c>, <c>bytes</c>, <c>digest</c>, <c>durationMs</c>.</summary>
     public JsonObject PackedEvent { get; }

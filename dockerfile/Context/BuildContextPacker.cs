@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Farm.Contracts;
+using Farm.Oci;
 using Farm.Oci.IO;
 using Farm.Dockerfile.Ignore;
 
@@ -29,6 +30,28 @@ public static class BuildContextPacker
         IProgress<ContextProgress>? progress,
         CancellationToken cancellationToken) =>
         PackAsync(Plan(contextDirectory, ignore, cancellationToken), tarOutput, progress, cancellationToken);
+
+    /// <summary>
+    /// Packs <paramref name="contextDirectory"/> and stores its tar and its index in <paramref name="store"/> (what a
+    /// coordinator reads a submitted build's context from); returns both descriptors.
+    /// </summary>
+    public static async Task<(Descriptor Tar, Descriptor Index)> PackAndStoreAsync(
+        string contextDirectory,
+        PatternMatcher ignore,
+        IBlobStore store,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        using var tar = new MemoryStream();
+        var index = await PackAsync(contextDirectory, ignore, tar, null, cancellationToken).ConfigureAwait(false);
+        var tarDescriptor = new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = Digest.Sha256(tar.GetBuffer().AsSpan(0, (int)tar.Length)), Size = tar.Length };
+        tar.Position = 0;
+        await store.PutAsync(tarDescriptor, tar, cancellationToken).ConfigureAwait(false);
+        var indexBytes = index.ToBytes();
+        var indexDescriptor = new Descriptor { MediaType = ContextIndex.MediaType, Digest = Digest.Sha256(indexBytes), Size = indexBytes.Length };
+        await store.PutAsync(indexDescriptor, new MemoryStream(indexBytes), cancellationToken).ConfigureAwait(false);
+        return (tarDescriptor, indexDescriptor);
+    }
 
     /// <summary>
     /// Walks the context and applies <c>.dockerignore</c> without reading any file: what <see cref="PackAsync(ContextPlan, Stream, IProgress{ContextProgress}?, CancellationToken)"/>
@@ -293,6 +316,9 @@ public sealed record ContextEntry(string Path, ContextEntryType Type, int Mode, 
 /// <summary>Every entry of a packed context, in tar order; serialized as JSON lines for the blob store.</summary>
 public sealed class ContextIndex(IReadOnlyList<ContextEntry> entries)
 {
+    /// <summary>The media type of an index stored beside its context tar in a blob store.</summary>
+    public const string MediaType = "application/vnd.farm.context.index.v1+jsonl";
+
     public IReadOnlyList<ContextEntry> Entries { get; } = entries;
 
     public byte[] ToBytes()

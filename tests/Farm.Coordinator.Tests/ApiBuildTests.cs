@@ -148,15 +148,8 @@ public sealed class SubmitContext : IDisposable
             await File.WriteAllTextAsync(Path.Combine(dir, path), text);
         }
 
-        using var tar = new MemoryStream();
-        var index = await BuildContextPacker.PackAsync(dir, PatternMatcher.Empty, tar, null, CancellationToken.None);
-        tar.Position = 0;
-        var digest = Digest.Sha256(tar.ToArray());
-        await store.PutAsync(new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = digest, Size = tar.Length }, tar, CancellationToken.None);
-        var indexBytes = index.ToBytes();
-        var indexDigest = Digest.Sha256(indexBytes);
-        await store.PutAsync(new Descriptor { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = indexDigest, Size = indexBytes.Length }, new MemoryStream(indexBytes), CancellationToken.None);
-        return (digest.ToString(), indexDigest.ToString());
+        var (tar, index) = await BuildContextPacker.PackAndStoreAsync(dir, PatternMatcher.Empty, store, CancellationToken.None);
+        return (tar.Digest.ToString(), index.Digest.ToString());
     }
 
     /// <summary>The SubmitBuild JSON body (camelCase) for the two-stage Dockerfile, pushed to <paramref name="tag"/>.</summary>

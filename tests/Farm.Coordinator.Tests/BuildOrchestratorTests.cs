@@ -257,20 +257,13 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
     /// <summary>Packs the context directory, stores its tar and index in the cache store and submits, as the CLI does.</summary>
     private async Task<BuildRequest> RequestAsync(string dockerfile, IReadOnlyList<string> tags)
     {
-        using var tar = new MemoryStream();
-        var index = await BuildContextPacker.PackAsync(Path.Combine(_work, "ctx"), PatternMatcher.Empty, tar, null, CancellationToken.None);
-        tar.Position = 0;
-        var digest = Digest.Sha256(tar.ToArray());
-        await _cacheStore.PutAsync(new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = digest, Size = tar.Length }, tar, CancellationToken.None);
-        var indexBytes = index.ToBytes();
-        var indexDigest = Digest.Sha256(indexBytes);
-        await _cacheStore.PutAsync(new Descriptor { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = indexDigest, Size = indexBytes.Length }, new MemoryStream(indexBytes), CancellationToken.None);
+        var (tar, index) = await BuildContextPacker.PackAndStoreAsync(Path.Combine(_work, "ctx"), PatternMatcher.Empty, _cacheStore, CancellationToken.None);
         var submit = new SubmitBuild
         {
             BuildId = Guid.NewGuid(),
             Dockerfile = dockerfile,
-            ContextDigest = digest.ToString(),
-            ContextIndexDigest = indexDigest.ToString(),
+            ContextDigest = tar.Digest.ToString(),
+            ContextIndexDigest = index.Digest.ToString(),
             BuildArgs = new Dictionary<string, string> { ["BASE"] = _base },
             Tags = tags,
             Push = tags.Count > 0,

@@ -225,16 +225,9 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
 
         var dir = Directory.CreateDirectory(Path.Combine(_work, "ctx")).FullName;
         await File.WriteAllTextAsync(Path.Combine(dir, "hello.txt"), "hello from the telemetry test\n");
-        using var tar = new MemoryStream();
-        var index = await BuildContextPacker.PackAsync(dir, PatternMatcher.Empty, tar, null, CancellationToken.None);
-        var digest = Digest.Sha256(tar.ToArray());
-        tar.Position = 0;
-        await store.PutAsync(new Descriptor { MediaType = MediaTypes.OciLayerTar, Digest = digest, Size = tar.Length }, tar, CancellationToken.None);
-        var indexBytes = index.ToBytes();
-        var indexDigest = Digest.Sha256(indexBytes);
-        await store.PutAsync(new Descriptor { MediaType = "application/vnd.farm.context.index.v1+jsonl", Digest = indexDigest, Size = indexBytes.Length }, new MemoryStream(indexBytes), CancellationToken.None);
-        ContextDigest = digest.ToString();
-        ContextIndexDigest = indexDigest.ToString();
+        var (tar, index) = await BuildContextPacker.PackAndStoreAsync(dir, PatternMatcher.Empty, store, CancellationToken.None);
+        ContextDigest = tar.Digest.ToString();
+        ContextIndexDigest = index.Digest.ToString();
     }
 
     public async Task DisposeAsync()
