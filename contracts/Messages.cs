@@ -16,8 +16,8 @@ public sealed record SubmitBuild
     /// <summary>The Dockerfile's path in the context, for error messages.</summary>
     public string DockerfilePath { get; init; } = "Dockerfile";
 
-    /// <summary>Digest of the context tar in the blob store.</summary>
-    public required string ContextDigest { get; init; }
+    /// <summary>Digest of the context tar in the blob store; empty when <see cref="ContextDirectory"/> names the context.</summary>
+    public string ContextDigest { get; init; } = string.Empty;
 
     /// <summary>Digest of the context index (path, mode, size, sha256 of each file) in the blob store.</summary>
     public string? ContextIndexDigest { get; init; }
@@ -36,6 +36,21 @@ public sealed record SubmitBuild
     public bool NoCache { get; init; }
 
     public bool Pull { get; init; }
+
+    /// <summary>
+    /// The context as a directory on the farm's own machine, read in place (its stat cache lives in the farm): only the
+    /// local farm accepts it, from a client on the same machine. The Dockerfile path is then relative to it or absolute.
+    /// </summary>
+    public string? ContextDirectory { get; init; }
+
+    /// <summary>With <see cref="ContextDirectory"/>: the Dockerfile's absolute path, where its own <c>.dockerignore</c> is looked for.</summary>
+    public string? DockerfileLocation { get; init; }
+
+    /// <summary>
+    /// Where to export the image, as <c>--output</c> says it (<c>type=oci|docker|local,dest=PATH</c>): a path on the
+    /// farm's own machine, so only the local farm accepts it.
+    /// </summary>
+    public string? Output { get; init; }
 }
 
 /// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>

@@ -5,9 +5,8 @@ using System.Threading.Channels;
 using Farm.Cli.Progress;
 using Farm.Cli.Remote;
 using Farm.Contracts;
-using Farm.Coordinator.Builds;
+using Farm.Cli.Local;
 using Farm.Dockerfile.Graph;
-using Farm.Oci.Images;
 
 namespace Farm.Cli.Build;
 
@@ -67,7 +66,7 @@ internal static class BuildCommand
         var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform }), cancellationToken);
         var mode = BuildProgress.ParseMode(settings.Progress);
         var status = mode == ProgressMode.RawJson ? null : error;
-        using var trace = BuildTrace.Start("farm build", settings.FarmUrl is null ? "embedded" : "remote", settings, status);
+        using var trace = BuildTrace.Start("farm build", settings.FarmUrl is null ? "local" : "remote", settings, status);
         using var renderer = trace.Observe(BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error));
         try
         {
@@ -77,7 +76,7 @@ internal static class BuildCommand
                 return await RemoteFarm.BuildAsync(url, settings, text, renderer, status, cancellationToken).ConfigureAwait(false);
             }
 
-            return await BuildEmbeddedAsync(settings, text, graph, renderer, status, cancellationToken).ConfigureAwait(false);
+            return await BuildLocalAsync(settings, text, graph, renderer, status, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (trace.Failed(e))
         {
@@ -113,97 +112,31 @@ internal static class BuildCommand
         return (new Progress(channel.Writer), drained, () => channel.Writer.TryComplete());
     }
 
-    private static async Task<int> BuildEmbeddedAsync(BuildSettings settings, string dockerfile, Task<BuildGraph> graph, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
+    /// <summary>
+    /// On the local farm daemon (started when none answers): it reads the context directory in place, keeps its stat
+    /// cache, builds, exports <c>--output</c> and names the image in the local store; this process only submits and
+    /// renders the events, and cancels the build on Ctrl-C.
+    /// </summary>
+    private static async Task<int> BuildLocalAsync(BuildSettings settings, string dockerfile, Task<BuildGraph> graph, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
     {
-        var stateDirectory = LocalImageStore.DefaultStateDirectory();
-        using var store = await LocalImageStore.OpenAsync(stateDirectory, cancellationToken).ConfigureAwait(false);
-        var (sink, drained, complete) = Pump(renderer);
-        try
+        var daemon = new LocalDaemon();
+        using var farm = await daemon.ConnectAsync(status, cancellationToken).ConfigureAwait(false);
+        BuildTimings.Mark("connected");
+        await graph.ConfigureAwait(false);
+        var submit = settings.ToSubmit(dockerfile, string.Empty, string.Empty) with
         {
-            PackedContext context;
-            using (var packing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
-            {
-                _ = graph.ContinueWith(_ => CancelQuietly(packing), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                try
-                {
-                    context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.Combine(stateDirectory, "tmp"), status, packing.Token, ContextStatCache.In(stateDirectory), store.Layout.StatAsync).ConfigureAwait(false);
-                    BuildTimings.Mark("packed");
-                }
-                catch (OperationCanceledException) when (graph.IsFaulted)
-                {
-                    // The Dockerfile's error, not the packing's cancellation.
-                    await graph.ConfigureAwait(false);
-                    throw;
-                }
-            }
-
-            await using (context.ConfigureAwait(false))
-            {
-                await graph.ConfigureAwait(false);
-                BuildTimings.Mark("parsed");
-                // Stored only when the store lacks it: an unchanged context costs a stat.
-                var newContext = await store.Layout.StatAsync(context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null;
-                if (newContext)
-                {
-                    var tar = context.OpenTar();
-                    await using (tar.ConfigureAwait(false))
-                    {
-                        await store.Layout.PutAsync(context.Tar, tar, cancellationToken).ConfigureAwait(false);
-                    }
-                }
-
-                sink.Report(context.PackedEvent);
-                await using var farm = new EmbeddedFarm(stateDirectory, store, new LocalBaseImages(store, settings.Pull, onPull: null));
-                if (newContext || settings.NoCache)
-                {
-                    farm.Prestart();
-                }
-
-                var submit = settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), context.IndexDescriptor.Digest.ToString());
-                var request = BuildRequest.From(submit, context.Index, farm.CacheStore) with { Output = settings.Output };
-                BuildTimings.Mark("planned");
-                var result = await farm.RunAsync(request, new EventProgress(sink), cancellationToken).ConfigureAwait(false);
-                BuildTimings.Mark("built");
-                var image = result.Image;
-                var stored = await store.AddAsync(image.ConfigBytes, image.ConfigDescriptor.MediaType, image.ManifestBytes, image.ManifestDescriptor.MediaType, settings.Tags, cancellationToken).ConfigureAwait(false);
-                sink.Report(BuildProgress.Typed("ImageStored", new JsonObject
-                {
-                    ["id"] = stored.Id.ToString(),
-                    ["digest"] = stored.ManifestDescriptor.Digest.ToString(),
-                    ["names"] = new JsonArray([.. settings.Tags.Select(t => (JsonNode?)LocalImageStore.NormalizeName(t))]),
-                }));
-                BuildTimings.Mark("stored");
-                return 0;
-            }
-        }
-        finally
-        {
-            complete();
-            await drained.ConfigureAwait(false);
-            renderer.Complete();
-        }
-    }
-
-    private static void CancelQuietly(CancellationTokenSource source)
-    {
-        try
-        {
-            source.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // The packing had ended already: nothing to stop.
-        }
+            ContextIndexDigest = null,
+            ContextDirectory = Path.GetFullPath(settings.ContextDirectory),
+            DockerfileLocation = Path.GetFullPath(settings.DockerfilePath),
+            Output = settings.Output?.Format(),
+        };
+        var exit = await farm.RunAsync(submit, renderer, cancellationToken).ConfigureAwait(false);
+        BuildTimings.Mark("built");
+        return exit;
     }
 
     private sealed class Progress(ChannelWriter<JsonObject> writer) : IProgress<JsonObject>
     {
         public void Report(JsonObject value) => writer.TryWrite(value);
-    }
-
-    /// <summary>The orchestrator's events as the API's JSON.</summary>
-    private sealed class EventProgress(IProgress<JsonObject> sink) : IProgress<BuildEvent>
-    {
-        public void Report(BuildEvent value) => sink.Report(BuildProgress.ToJson(value));
     }
 }

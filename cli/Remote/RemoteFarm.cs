@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Farm.Cli.Build;
 using Farm.Cli.Progress;
 using Farm.Contracts;
+using Farm.Dockerfile.Context;
 using Farm.Oci;
 using Farm.Oci.Registry;
 using Farm.Telemetry;
@@ -31,7 +32,70 @@ internal sealed class RemoteFarm : IDisposable
         _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }) { BaseAddress = new Uri(Url + "/"), Timeout = Timeout.InfiniteTimeSpan };
     }
 
+    private RemoteFarm(string socket, HttpMessageHandler handler)
+    {
+        Url = "unix://" + socket;
+        _http = new HttpClient(handler) { BaseAddress = new Uri("http://farm/"), Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>The API of the local farm daemon on its unix socket.</summary>
+    public static RemoteFarm OverSocket(string socket) => new(socket, new SocketsHttpHandler
+    {
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        ConnectCallback = async (_, cancellationToken) =>
+        {
+            var connection = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            try
+            {
+                await connection.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), cancellationToken).ConfigureAwait(false);
+                return new System.Net.Sockets.NetworkStream(connection, ownsSocket: true);
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+        },
+    });
+
     public string Url { get; }
+
+    /// <summary>
+    /// Follows build <paramref name="id"/> (see <see cref="FollowAsync"/>); when <paramref name="cancellationToken"/>
+    /// fires (Ctrl-C) the build is cancelled on the farm before this returns, so no job of it goes on running.
+    /// </summary>
+    public async Task<int> FollowOrCancelAsync(Guid id, IProgressRenderer renderer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await FollowAsync(id, renderer, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            using var response = await SendAsync(() => _http.PostAsync($"builds/{id}/cancel", null, timeout.Token)).ConfigureAwait(false);
+            await EnsureAsync(response, id, timeout.Token).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Submits and follows a build; Ctrl-C cancels it on the farm.</summary>
+    public async Task<int> RunAsync(SubmitBuild submit, IProgressRenderer renderer, CancellationToken cancellationToken)
+    {
+        var id = await SubmitAsync(submit, cancellationToken).ConfigureAwait(false);
+        return await FollowOrCancelAsync(id, renderer, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary><c>GET /version</c> of the local farm daemon.</summary>
+    public async Task<JsonNode?> VersionAsync(CancellationToken cancellationToken) =>
+        await GetJsonAsync("version", cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Asks the local farm daemon to stop.</summary>
+    public async Task StopDaemonAsync(CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => _http.PostAsync("daemon/stop", null, cancellationToken)).ConfigureAwait(false);
+        await ReadAsync(response, "POST /daemon/stop", cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Packs and uploads the context, submits, and renders the build's events until it ends; 0 when it succeeded.</summary>
     public static async Task<int> BuildAsync(string url, BuildSettings settings, string dockerfile, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
@@ -46,8 +110,7 @@ internal sealed class RemoteFarm : IDisposable
         using var farm = new RemoteFarm(url);
         var store = await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
         var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
-        var id = await farm.SubmitAsync(submit, cancellationToken).ConfigureAwait(false);
-        return await farm.FollowAsync(id, renderer, cancellationToken).ConfigureAwait(false);
+        return await farm.RunAsync(submit, renderer, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Packs the context, uploads the tar and index to <paramref name="cacheStore"/> unless there, and returns the submission.</summary>
@@ -67,7 +130,7 @@ internal sealed class RemoteFarm : IDisposable
         PackedContext context;
         using (BuildTrace.StartChild("pack context"))
         {
-            context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.GetTempPath(), status, cancellationToken).ConfigureAwait(false);
+            context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.GetTempPath(), new SlowProgress(status), cancellationToken).ConfigureAwait(false);
         }
 
         await using (context.ConfigureAwait(false))
@@ -92,7 +155,13 @@ internal sealed class RemoteFarm : IDisposable
             }
 
             upload?.Dispose();
-            renderer.Render(context.PackedEvent);
+            renderer.Render(BuildProgress.Typed("ContextPacked", new JsonObject
+            {
+                ["files"] = context.Packed.Files,
+                ["bytes"] = context.Packed.Bytes,
+                ["digest"] = context.Packed.Digest.ToString(),
+                ["durationMs"] = Math.Round(context.Packed.Duration.TotalMilliseconds, 1),
+            }));
             return settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), index.Digest.ToString());
         }
     }
@@ -244,4 +313,23 @@ internal sealed class RemoteBuildFailedException(string code, string message)
 {
     private static string StripCode(string code, string message) =>
         code.Length > 0 && message.StartsWith(code + ": ", StringComparison.Ordinal) ? message[(code.Length + 2)..] : message;
+}
+
+/// <summary>Silent for a quick context; for a slow one a status line on standard error every half second.</summary>
+internal sealed class SlowProgress(TextWriter? status) : IProgress<ContextProgress>
+{
+    private readonly Stopwatch _stopwatch = Stopwatch.StartNew();
+    private TimeSpan _last = TimeSpan.FromSeconds(0.5);
+
+    public void Report(ContextProgress value)
+    {
+        if (status is null || value.Done || _stopwatch.Elapsed < TimeSpan.FromSeconds(1) || _stopwatch.Elapsed - _last < TimeSpan.FromSeconds(0.5))
+        {
+            return;
+        }
+
+        _last = _stopwatch.Elapsed;
+        status.Write($"farm: packing the build context: {value.Files} files, {BuildProgress.HumanBytes(value.Bytes)} ({BuildProgress.Seconds(_stopwatch.Elapsed)})\n");
+        status.Flush();
+    }
 }

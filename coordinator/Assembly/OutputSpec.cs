@@ -31,6 +31,18 @@ public sealed record OutputSpec
     /// <summary>The image name(s) recorded in the output (<c>name=</c>); the build's tags when null.</summary>
     public IReadOnlyList<string>? Names { get; init; }
 
+    /// <summary>The spec in the form <see cref="Parse"/> reads, with <see cref="Destination"/> made absolute against this process's directory.</summary>
+    public string Format()
+    {
+        var text = $"type={Type.ToString().ToLowerInvariant()},dest={Path.GetFullPath(Destination)}";
+        if (!Tar)
+        {
+            text += ",tar=false";
+        }
+
+        return Names is { Count: > 0 } names ? text + ",name=" + string.Join(';', names) : text;
+    }
+
     public static OutputSpec Parse(string value)
     {
         ArgumentException.ThrowIfNullOrEmpty(value);

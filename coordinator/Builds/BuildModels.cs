@@ -46,6 +46,15 @@ public sealed record BuildRequest
     /// <summary>The config and history time (SOURCE_DATE_EPOCH). Null uses the Unix epoch, so an unchanged build yields the same digest.</summary>
     public DateTimeOffset? Created { get; init; }
 
+    /// <summary>
+    /// The local farm's image store: <c>FROM</c> takes images from it before any registry (pulling into it what it
+    /// lacks), and the built image is named in it under <see cref="Tags"/>. Null on a cluster: registries only.
+    /// </summary>
+    public LocalImages? LocalImages { get; init; }
+
+    /// <summary>Pull every base image again (<c>--pull</c>) instead of using the local one.</summary>
+    public bool Pull { get; init; }
+
     /// <summary><c>gzip</c> or <c>zstd</c>.</summary>
     public string Compression { get; init; } = "gzip";
 
@@ -67,6 +76,7 @@ public sealed record BuildRequest
             Tags = submit.Tags,
             Push = submit.Push,
             NoCache = submit.NoCache,
+            Pull = submit.Pull,
         };
     }
 }
@@ -140,3 +150,9 @@ public sealed record StepLog(Guid BuildId, DateTimeOffset At, StepLogLine Line) 
 public sealed record BuildFinished(Guid BuildId, DateTimeOffset At, string ImageDigest, IReadOnlyList<string> Pushed) : BuildEvent(BuildId, At);
 
 public sealed record BuildFailed(Guid BuildId, DateTimeOffset At, string Code, string Message) : BuildEvent(BuildId, At);
+
+/// <summary>The local farm packed the context directory in place: its regular files, the tar's size and digest, and how long it took.</summary>
+public sealed record ContextPacked(Guid BuildId, DateTimeOffset At, int Files, long Bytes, string Digest, double DurationMs) : BuildEvent(BuildId, At);
+
+/// <summary>The local farm named the image in its image store: its id (config digest), manifest digest and names.</summary>
+public sealed record ImageStored(Guid BuildId, DateTimeOffset At, string Id, string Digest, IReadOnlyList<string> Names) : BuildEvent(BuildId, At);

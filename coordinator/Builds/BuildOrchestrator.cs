@@ -10,6 +10,7 @@ using Farm.Coordinator.Telemetry;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 using Farm.Oci;
+using Farm.Oci.Images;
 using Farm.Oci.Registry;
 using Farm.Oci.Stores;
 using Microsoft.Extensions.Logging;
@@ -34,7 +35,6 @@ public sealed partial class BuildOrchestrator
     private readonly CacheKeyOptions _keyOptions;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly ILocalImageSource? _localImages;
 
     /// <summary>How long one call waiting for a layer grain's job may take (see <see cref="AwaitLayerAsync"/>).</summary>
     internal static readonly TimeSpan LayerPollWait = TimeSpan.FromSeconds(10);
@@ -46,8 +46,7 @@ public sealed partial class BuildOrchestrator
         BuildLogHub? logs = null,
         CacheKeyOptions? keyOptions = null,
         TimeProvider? time = null,
-        ILogger<BuildOrchestrator>? logger = null,
-        ILocalImageSource? localImages = null)
+        ILogger<BuildOrchestrator>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentNullException.ThrowIfNull(cache);
@@ -59,7 +58,6 @@ public sealed partial class BuildOrchestrator
         _keyOptions = keyOptions ?? new CacheKeyOptions();
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
-        _localImages = localImages;
     }
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
@@ -125,9 +123,10 @@ public sealed partial class BuildOrchestrator
         var graphOptions = new BuildGraphOptions { BuildArgs = request.BuildArgs, Target = request.Target };
         var draft = BuildGraph.Create(request.Dockerfile, request.DockerfilePath, graphOptions);
         var images = new Dictionary<string, ResolvedImage>(StringComparer.Ordinal);
+        var localImages = request.LocalImages?.BaseImages(request.Pull);
         foreach (var reference in ImagesOf(draft))
         {
-            var resolved = await ResolveImageAsync(request.BuildId, reference, cacheStore, cancellationToken).ConfigureAwait(false);
+            var resolved = await ResolveImageAsync(request.BuildId, reference, cacheStore, localImages, cancellationToken).ConfigureAwait(false);
             images[reference] = resolved;
             progress?.Report(new BaseImageResolved(request.BuildId, _time.GetUtcNow(), reference, resolved.Digest.ToString()));
         }
@@ -183,6 +182,12 @@ public sealed partial class BuildOrchestrator
         if (request.Output is { } output)
         {
             await ImageExporter.WriteAsync(image, output, request.Tags, [cacheStore], cancellationToken).ConfigureAwait(false);
+        }
+
+        if (request.LocalImages is { } local)
+        {
+            var stored = await local.NameAsync(image, request.Tags, cancellationToken).ConfigureAwait(false);
+            progress?.Report(new ImageStored(request.BuildId, _time.GetUtcNow(), stored.Id.ToString(), stored.ManifestDescriptor.Digest.ToString(), [.. request.Tags.Select(LocalImageStore.NormalizeName)]));
         }
 
         return new BuildResult
@@ -434,14 +439,14 @@ public sealed partial class BuildOrchestrator
     }
 
     /// <summary>Pins an image to its manifest digest and makes its layers readable from the cache store.</summary>
-    private async Task<ResolvedImage> ResolveImageAsync(Guid buildId, string reference, IBlobStore cacheStore, CancellationToken cancellationToken)
+    private async Task<ResolvedImage> ResolveImageAsync(Guid buildId, string reference, IBlobStore cacheStore, ILocalImageSource? localImages, CancellationToken cancellationToken)
     {
         if (!ImageReference.TryParse(reference, out var parsed))
         {
             throw new BaseImageUnavailableException(reference, "it is not a valid image reference");
         }
 
-        if (_localImages is not null && await _localImages.TryGetAsync(reference, cancellationToken).ConfigureAwait(false) is { } local)
+        if (localImages is not null && await localImages.TryGetAsync(reference, cancellationToken).ConfigureAwait(false) is { } local)
         {
             return Resolved(buildId, reference, local.Digest, local.Manifest, local.Config);
         }

@@ -1,11 +1,13 @@
 using System.Collections.Immutable;
 using System.Threading.Channels;
 using Farm.Contracts;
+using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Grains;
 using Farm.Coordinator.Hosting;
 using Farm.Coordinator.Telemetry;
+using Farm.Dockerfile.Context;
 using Farm.Oci.Stores;
 using MassTransit;
 using Microsoft.Extensions.Logging;
@@ -34,6 +36,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly TimeProvider _time;
     private readonly BuildServiceOptions _options;
     private readonly CoordinatorOptions _coordinator;
+    private readonly LocalImages? _localImages;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<Guid, Task> _running = [];
     private readonly SemaphoreSlim _initLock = new(1, 1);
@@ -50,6 +53,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         IOptions<BuildServiceOptions> options,
         IOptions<CoordinatorOptions> coordinator,
         ILoggerFactory loggers,
+        LocalImages? localImages = null,
         TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -65,9 +69,22 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _loggers = loggers;
         _logger = loggers.CreateLogger<BuildService>();
         _time = time ?? TimeProvider.System;
+        _localImages = localImages;
     }
 
     public BuildRegistry Registry { get; }
+
+    /// <summary>How many builds run on this silo now.</summary>
+    public int RunningCount
+    {
+        get
+        {
+            lock (_running)
+            {
+                return _running.Count;
+            }
+        }
+    }
 
     /// <summary>The cache store builds read their context from and write their layers to.</summary>
     public string CacheStore => _options.CacheStore;
@@ -85,7 +102,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             throw new InvalidSubmissionException("The submission has no Dockerfile text: set \"dockerfile\" to the Dockerfile's content.");
         }
 
-        if (string.IsNullOrWhiteSpace(submit.ContextDigest))
+        if (string.IsNullOrWhiteSpace(submit.ContextDigest) && string.IsNullOrWhiteSpace(submit.ContextDirectory))
         {
             throw new InvalidSubmissionException($"The submission has no context: upload the context tar and its index to {CacheStore} and set \"contextDigest\" and \"contextIndexDigest\".");
         }
@@ -195,7 +212,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         try
         {
             var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
-            var request = await orchestrator.LoadRequestAsync(record.Submission, CacheStore, cancellationToken).ConfigureAwait(false);
+            var request = await LoadRequestAsync(orchestrator, record.Submission, progress, cancellationToken).ConfigureAwait(false);
             await orchestrator.RunAsync(request, progress, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (cancellationToken.IsCancellationRequested)
@@ -220,6 +237,58 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
 
         await forwarder.CompleteAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The submission as a request: its context index from the cache store, or, from the local farm's client, its
+    /// context directory packed here (read in place, through the stat cache) into the cache store.
+    /// </summary>
+    /// <exception cref="LocalOnlySubmissionException">A path on this machine was named to a shared coordinator (FARM4214).</exception>
+    private async Task<BuildRequest> LoadRequestAsync(BuildOrchestrator orchestrator, SubmitBuild submission, IProgress<BuildEvent> progress, CancellationToken cancellationToken)
+    {
+        if (!_options.LocalClient && (submission.ContextDirectory is not null || submission.Output is not null))
+        {
+            throw new LocalOnlySubmissionException(submission.ContextDirectory is not null ? "contextDirectory" : "output");
+        }
+
+        BuildRequest request;
+        if (submission.ContextDirectory is { } directory)
+        {
+            var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
+            var packed = await PackedContext.PackAsync(
+                directory,
+                submission.DockerfileLocation ?? Path.Combine(directory, "Dockerfile"),
+                Path.Combine(_options.StateDirectory, "tmp"),
+                progress: null,
+                cancellationToken,
+                ContextStatCache.In(_options.StateDirectory),
+                store.StatAsync).ConfigureAwait(false);
+            await using (packed.ConfigureAwait(false))
+            {
+                if (packed.TarPath is not null && await store.StatAsync(packed.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
+                {
+                    var tar = packed.OpenTar();
+                    await using (tar.ConfigureAwait(false))
+                    {
+                        await store.PutAsync(packed.Tar, tar, cancellationToken).ConfigureAwait(false);
+                    }
+                }
+
+                var info = packed.Packed;
+                progress.Report(new ContextPacked(submission.BuildId, _time.GetUtcNow(), info.Files, info.Bytes, info.Digest.ToString(), Math.Round(info.Duration.TotalMilliseconds, 1)));
+                request = BuildRequest.From(submission with { ContextDigest = packed.Tar.Digest.ToString(), ContextIndexDigest = packed.IndexDescriptor.Digest.ToString() }, packed.Index, CacheStore);
+            }
+        }
+        else
+        {
+            request = await orchestrator.LoadRequestAsync(submission, CacheStore, cancellationToken).ConfigureAwait(false);
+        }
+
+        return request with
+        {
+            Output = submission.Output is { } output ? OutputSpec.Parse(output) : null,
+            LocalImages = _localImages,
+        };
     }
 
     /// <summary>Publishes the end of a build; a failure is logged, not thrown (the build's state holds the outcome).</summary>

@@ -20,3 +20,11 @@ public sealed class BuildAbandonedException()
 /// <summary>FARM4213: the build could not be recorded in its build grain (the silo or its grain storage failed).</summary>
 public sealed class BuildNotRecordedException(Exception inner)
     : FarmException("FARM4213", $"The build could not be recorded in the coordinator's grain storage: {inner.Message}. Check that Redis answers (infra/up.sh) and submit it again.", inner);
+
+/// <summary>FARM4214: a submission names a context directory or an output path, which only the local farm reads or writes.</summary>
+public sealed class LocalOnlySubmissionException(string field)
+    : FarmException("FARM4214", $"The submission sets \"{field}\", a path on the farm's own machine: only the local farm (farm build without --farm) accepts it. Upload the context to the farm's cache store and set \"contextDigest\" instead, and push the image rather than exporting it.");
+
+/// <summary>FARM4215: the build was cancelled by its submitter (Ctrl-C in <c>farm build</c>, or <c>POST /builds/{id}/cancel</c>).</summary>
+public sealed class BuildCancelledException()
+    : FarmException("FARM4215", "The build was cancelled: its jobs were stopped and no image was named or pushed.");

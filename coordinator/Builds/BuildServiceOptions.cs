@@ -17,4 +17,11 @@ public sealed class BuildServiceOptions
     /// <summary>The coordinator's own files: the action cache lives in <c>action-cache</c> below it when no Redis is configured.</summary>
     [Required]
     public string StateDirectory { get; set; } = "/var/lib/farm/coordinator";
+
+    /// <summary>
+    /// The API's clients are this machine's owner (the local farm, on its owner-only unix socket): a submission may name
+    /// a context directory to read in place and an <c>--output</c> path to write. Off for a shared coordinator, which
+    /// must never read or write its own files on a client's word.
+    /// </summary>
+    public bool LocalClient { get; set; }
 }

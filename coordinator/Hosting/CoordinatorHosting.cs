@@ -3,6 +3,7 @@ using Farm.Contracts;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Telemetry;
+using Farm.Worker;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -40,6 +41,13 @@ public static class CoordinatorHosting
 
         // The silo and the transport are chosen while the host is built, before options can be resolved: bind and
         // validate a copy now, and register the same binding for everything resolved later.
+        var local = builder.Configuration.GetSection(LocalFarmOptions.Section).Get<LocalFarmOptions>() ?? new LocalFarmOptions();
+        if (local.Enabled)
+        {
+            // The local farm: the same composition with the one-machine adapters, chosen here and nowhere else.
+            configure = LocalAdapters(builder, local) + configure;
+        }
+
         var options = new CoordinatorOptions();
         builder.Configuration.GetSection(CoordinatorOptions.Section).Bind(options);
         configure?.Invoke(options);
@@ -54,6 +62,12 @@ public static class CoordinatorHosting
 
         builder.Services.AddSingleton<BuildLogHub>();
         builder.Services.AddFarmBuildService();
+        if (options.InProcessWorker)
+        {
+            builder.Services.AddFarmWorker();
+            var slots = builder.Configuration.GetSection(WorkerOptions.Section).GetValue(nameof(WorkerOptions.Slots), new WorkerOptions().Slots);
+            configureBus += bus => bus.AddFarmWorkerConsumers(slots);
+        }
         builder.Services.AddFarmCoordinatorMonitoring();
         builder.UseOrleans(silo => silo.AddFarmCoordinatorSilo(options));
 
@@ -103,6 +117,41 @@ public static class CoordinatorHosting
             }
         });
         return builder;
+    }
+
+    /// <summary>
+    /// The local farm's adapters: in-memory bus, localhost silo on free ports with memory storage, a worker in this
+    /// process, the file action cache and the local image store under <see cref="LocalFarmOptions.StateDirectory"/>
+    /// (its OCI layout is the blob store: local images' layers are parents without copying, built images are named
+    /// there without copying), build contexts read in place.
+    /// </summary>
+    private static Action<CoordinatorOptions> LocalAdapters(IHostApplicationBuilder builder, LocalFarmOptions local)
+    {
+        var state = Path.GetFullPath(local.StateDirectory);
+        var slots = local.Slots > 0 ? local.Slots : Math.Max(1, Environment.ProcessorCount);
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            [$"{WorkerOptions.Section}:{nameof(WorkerOptions.Name)}"] = "local",
+            [$"{WorkerOptions.Section}:{nameof(WorkerOptions.StateDirectory)}"] = Path.Combine(state, "worker"),
+            [$"{WorkerOptions.Section}:{nameof(WorkerOptions.Slots)}"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.CacheStore)}"] = "oci-layout:" + Path.Combine(state, "images"),
+            [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.StateDirectory)}"] = state,
+            [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.LocalClient)}"] = "true",
+            // The daemon's log (farmd.log) is for its user: what Farm did, and what went wrong below it.
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Farm"] = "Information",
+        });
+        builder.Services.AddSingleton(_ => new LocalImages(state));
+        return o =>
+        {
+            o.Transport = FarmTransport.InMemory;
+            o.Redis = null;
+            o.InProcessWorker = true;
+            o.SiloPort = FreePort();
+            o.GatewayPort = FreePort();
+            o.ClusterId = $"farm-local-{Environment.ProcessId}";
+            o.ServiceId = "farm-local";
+        };
     }
 
     /// <summary>The coordinator's consumers: job results to the layer grains, log lines to the <see cref="BuildLogHub"/>, submitted builds to the <see cref="BuildService"/>.</summary>
@@ -173,5 +222,12 @@ public static class CoordinatorHosting
             throw new CoordinatorConfigurationException(
                 $"invalid {CoordinatorOptions.Section} settings: {string.Join("; ", errors.Select(e => e.ErrorMessage))}");
         }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

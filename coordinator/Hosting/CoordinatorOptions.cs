@@ -39,6 +39,12 @@ public sealed class CoordinatorOptions
 
     public FarmTransport Transport { get; set; } = FarmTransport.RabbitMq;
 
+    /// <summary>
+    /// Runs a worker (<c>Farm:Worker</c> settings) in this process on the coordinator's bus: the local farm, and a
+    /// one-process farm for tests.
+    /// </summary>
+    public bool InProcessWorker { get; set; }
+
     /// <summary>Jobs a layer grain publishes for one outcome: retryable failures (store or worker faults) are tried again up to this.</summary>
     [Range(1, 20)]
     public int MaxAttempts { get; set; } = 3;

@@ -1,22 +1,19 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
-using Farm.Cli.Progress;
-using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Ignore;
 using Farm.Oci;
 
-namespace Farm.Cli.Build;
+namespace Farm.Dockerfile.Context;
 
 /// <summary>A packed build context: the deterministic tar (a temporary file until stored) and its index.</summary>
-internal sealed class PackedContext : IAsyncDisposable
+public sealed class PackedContext : IAsyncDisposable
 {
-    private PackedContext(string? tarPath, Descriptor tar, ContextIndex index, byte[] indexBytes, JsonObject packedEvent)
+    private PackedContext(string? tarPath, Descriptor tar, ContextIndex index, byte[] indexBytes, ContextPacked packed)
     {
         TarPath = tarPath;
         Tar = tar;
         Index = index;
         IndexBytes = indexBytes;
-        PackedEvent = packedEvent;
+        Packed = packed;
     }
 
     /// <summary>The tar's temporary file; null when the stat cache knew the context and the store has its tar.</summary>
@@ -30,13 +27,13 @@ internal sealed class PackedContext : IAsyncDisposable
 
     public Descriptor IndexDescriptor => new() { MediaType = ContextIndex.MediaType, Digest = Digest.Sha256(IndexBytes), Size = IndexBytes.Length };
 
-    /// <summary>The <c>ContextPacked</c> event: <c>files</c>, <c>bytes</c>, <c>digest</c>, <c>durationMs</c>.</summary>
-    public JsonObject PackedEvent { get; }
+    /// <summary>What was packed, for the <c>ContextPacked</c> event.</summary>
+    public ContextPacked Packed { get; }
 
     /// <summary>
     /// Packs <paramref name="contextDirectory"/> with its <c>.dockerignore</c> (beside the Dockerfile or in the
-    /// context, as BuildKit looks) into a temporary file in <paramref name="tempDirectory"/>. A context that takes
-    /// more than a second shows what has been packed so far on <paramref name="status"/>, twice a second. With a
+    /// context, as BuildKit looks) into a temporary file in <paramref name="tempDirectory"/>. It reports what has
+    /// been packed so far to <paramref name="progress"/>. With a
     /// <paramref name="cache"/>, a context whose files all stat as when it was last packed, and whose tar
     /// <paramref name="storedSize"/> finds in the store, is neither read nor written (<see cref="TarPath"/> null).
     /// </summary>
@@ -44,7 +41,7 @@ internal sealed class PackedContext : IAsyncDisposable
         string contextDirectory,
         string dockerfilePath,
         string tempDirectory,
-        TextWriter? status,
+        IProgress<ContextProgress>? progress,
         CancellationToken cancellationToken,
         ContextStatCache? cache = null,
         Func<Digest, CancellationToken, Task<long?>>? storedSize = null)
@@ -55,16 +52,13 @@ internal sealed class PackedContext : IAsyncDisposable
             ? PatternMatcher.Empty
             : (await DockerIgnoreFile.LoadAsync(ignorePath, cancellationToken).ConfigureAwait(false)).CreateMatcher();
         var plan = BuildContextPacker.Plan(contextDirectory, ignore, cancellationToken);
-        BuildTimings.Mark("context walked");
         var key = ContextStatCache.Key(contextDirectory, dockerfilePath);
         var fingerprint = cache is null ? null : plan.Fingerprint();
-        BuildTimings.Mark("context fingerprinted");
         if (cache?.Find(key, fingerprint!) is var (cachedTar, cachedIndex, cachedIndexBytes)
             && storedSize is not null
             && await storedSize(cachedTar.Digest, cancellationToken).ConfigureAwait(false) == cachedTar.Size)
         {
-            BuildTimings.Mark("context found in the stat cache and the store");
-            return new PackedContext(null, cachedTar, cachedIndex, cachedIndexBytes, PackedEventOf(plan, cachedTar, stopwatch));
+            return new PackedContext(null, cachedTar, cachedIndex, cachedIndexBytes, PackedOf(plan, cachedTar, stopwatch));
         }
 
         var packedAt = DateTimeOffset.UtcNow;
@@ -78,8 +72,7 @@ internal sealed class PackedContext : IAsyncDisposable
             var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920, useAsync: true);
             await using (file.ConfigureAwait(false))
             {
-                var reporter = new SlowProgress(status, stopwatch);
-                index = await BuildContextPacker.PackAsync(plan, file, reporter, cancellationToken).ConfigureAwait(false);
+                index = await BuildContextPacker.PackAsync(plan, file, progress, cancellationToken).ConfigureAwait(false);
                 file.Position = 0;
                 digest = await Digest.Sha256Async(file, cancellationToken).ConfigureAwait(false);
                 size = file.Length;
@@ -88,7 +81,7 @@ internal sealed class PackedContext : IAsyncDisposable
             var tar = new Descriptor { MediaType = Farm.Oci.MediaTypes.OciLayerTar, Digest = digest, Size = size };
             var indexBytes = index.ToBytes();
             cache?.Record(key, plan, fingerprint!, tar, index, indexBytes, packedAt);
-            return new PackedContext(path, tar, index, indexBytes, PackedEventOf(plan, tar, stopwatch));
+            return new PackedContext(path, tar, index, indexBytes, PackedOf(plan, tar, stopwatch));
         }
         catch
         {
@@ -109,30 +102,9 @@ internal sealed class PackedContext : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    private static JsonObject PackedEventOf(ContextPlan plan, Descriptor tar, Stopwatch stopwatch) =>
-        BuildProgress.Typed("ContextPacked", new JsonObject
-        {
-            ["files"] = plan.Entries.Count(e => e.Type == ContextEntryType.File),
-            ["bytes"] = tar.Size,
-            ["digest"] = tar.Digest.ToString(),
-            ["durationMs"] = Math.Round(stopwatch.Elapsed.TotalMilliseconds, 1),
-        });
-
-    /// <summary>Silent for a quick context; for a slow one a status line on standard error every half second.</summary>
-    private sealed class SlowProgress(TextWriter? status, Stopwatch stopwatch) : IProgress<ContextProgress>
-    {
-        private TimeSpan _last = TimeSpan.FromSeconds(0.5);
-
-        public void Report(ContextProgress value)
-        {
-            if (status is null || value.Done || stopwatch.Elapsed < TimeSpan.FromSeconds(1) || stopwatch.Elapsed - _last < TimeSpan.FromSeconds(0.5))
-            {
-                return;
-            }
-
-            _last = stopwatch.Elapsed;
-            status.Write($"farm: packing the build context: {value.Files} files, {BuildProgress.HumanBytes(value.Bytes)} ({BuildProgress.Seconds(stopwatch.Elapsed)})\n");
-            status.Flush();
-        }
-    }
+    private static ContextPacked PackedOf(ContextPlan plan, Descriptor tar, Stopwatch stopwatch) =>
+        new(plan.Entries.Count(e => e.Type == ContextEntryType.File), tar.Size, tar.Digest, stopwatch.Elapsed);
 }
+
+/// <summary>A packed context: its regular files, the tar's size and digest, and how long packing took.</summary>
+public sealed record ContextPacked(int Files, long Bytes, Digest Digest, TimeSpan Duration);

@@ -1,10 +1,9 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
-using Farm.Dockerfile.Context;
 using Farm.Oci;
 
-namespace Farm.Cli.Build;
+namespace Farm.Dockerfile.Context;
 
 /// <summary>
 /// Remembers, per context directory, the fingerprint (<see cref="ContextPlan.Fingerprint"/>) of the last packed
@@ -16,7 +15,7 @@ namespace Farm.Cli.Build;
 /// A fingerprint is recorded only when nothing in the context changed within <c>racyWindow</c> of the packing (git's
 /// "racily clean" rule): a write in the same clock tick as the packing could leave the times as they were.
 /// </remarks>
-internal sealed class ContextStatCache(string directory, TimeSpan racyWindow)
+public sealed class ContextStatCache(string directory, TimeSpan racyWindow)
 {
     private const string Magic = "farm-context-stat-cache v2";
 
