@@ -34,6 +34,7 @@ public static class CliApp
         }
 
         root.Subcommands.Add(Build.BuildCommand.Create());
+        root.Subcommands.Add(Local.DaemonCommands.Create());
         foreach (var command in Remote.BuildQueueCommands.All())
         {
             root.Subcommands.Add(command);

@@ -29,9 +29,9 @@ at_least_consumers() { [ "$(consumers)" -ge "$1" ]; }
 build() {
   # One Release build of each process per start; incremental when nothing changed.
   log "building coordinator and worker (Release)"
-  dotnet build "$repo/coordinator/Farm.Coordinator.csproj" -c Release -o "$dir/bin/coordinator" -nologo -v q >"$dir/logs/build.log" 2>&1 \
+  dotnet build "$repo/coordinator/host/Farm.Coordinator.Host.csproj" -c Release -o "$dir/bin/coordinator" -nologo -v q >"$dir/logs/build.log" 2>&1 \
     || { tail -n 30 "$dir/logs/build.log" >&2; die "coordinator build failed; see $dir/logs/build.log"; }
-  dotnet build "$repo/worker/Farm.Worker.csproj" -c Release -o "$dir/bin/worker" -nologo -v q >>"$dir/logs/build.log" 2>&1 \
+  dotnet build "$repo/worker/host/Farm.Worker.Host.csproj" -c Release -o "$dir/bin/worker" -nologo -v q >>"$dir/logs/build.log" 2>&1 \
     || { tail -n 30 "$dir/logs/build.log" >&2; die "worker build failed; see $dir/logs/build.log"; }
 }
 
@@ -55,13 +55,13 @@ start() {
 
   spawn coordinator "$dir/run/coordinator.pid" "$dir/logs/coordinator.log" \
     Farm__Coordinator__Redis="$redis" Farm__Coordinator__HttpPort="$http_port" FARM_RABBITMQ="$rabbit_url" \
-    dotnet "$dir/bin/coordinator/Farm.Coordinator.dll"
+    dotnet "$dir/bin/coordinator/farm-coordinator.dll"
   for i in $(seq 1 "$n"); do
     # Short state directories: overlayfs mount options are limited to one page.
     spawn "worker-$i" "$dir/run/worker-$i.pid" "$dir/logs/worker-$i.log" \
       Farm__Worker__Name="worker-$i" Farm__Worker__StateDirectory="$dir/w$i" Farm__Worker__Slots="${FARM_WORKER_SLOTS:-1}" \
       Farm__Worker__MetricsPort="$((metrics_base + i))" \
-      FARM_RABBITMQ="$rabbit_url" dotnet "$dir/bin/worker/Farm.Worker.dll"
+      FARM_RABBITMQ="$rabbit_url" dotnet "$dir/bin/worker/farm-worker.dll"
   done
 
   start_prometheus "$n"

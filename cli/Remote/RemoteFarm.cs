@@ -94,7 +94,10 @@ internal sealed class RemoteFarm : IDisposable
     public async Task StopDaemonAsync(CancellationToken cancellationToken)
     {
         using var response = await SendAsync(() => _http.PostAsync("daemon/stop", null, cancellationToken)).ConfigureAwait(false);
-        await ReadAsync(response, "POST /daemon/stop", cancellationToken).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+        {
+            await ReadAsync(response, "POST /daemon/stop", cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Packs and uploads the context, submits, and renders the build's events until it ends; 0 when it succeeded.</summary>

@@ -305,6 +305,11 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
         start.Environment["DOTNET_CLI_HOME"] = dir;
         start.Environment["FARM_STATE_DIR"] = Path.Combine(dir, "state");
         start.Environment["FARM_HOST"] = string.Empty;
+        foreach (var (key, value) in FarmProcess.LocalFarmEnvironment())
+        {
+            start.Environment[key] = value;
+        }
+
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -24,7 +24,7 @@ internal static class FarmCli
             start.ArgumentList.Add(arg);
         }
 
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        foreach (var (key, value) in Farm.Testing.FarmProcess.LocalFarmEnvironment().Concat(environment ?? new Dictionary<string, string>()))
         {
             start.Environment[key] = value;
         }

@@ -32,7 +32,7 @@ public static class CliProcess
             start.ArgumentList.Add(arg);
         }
 
-        foreach (var (key, value) in environment)
+        foreach (var (key, value) in FarmProcess.LocalFarmEnvironment().Concat(environment))
         {
             start.Environment[key] = value;
         }

@@ -14,7 +14,7 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
     private CoordinatorProcess(IReadOnlyDictionary<string, string> environment, int httpPort)
     {
-        _process = FarmProcess.Start(FarmProcess.Dll("coordinator", "Farm.Coordinator"), environment, _output);
+        _process = FarmProcess.Start(FarmProcess.Dll("coordinator/host", "farm-coordinator"), environment, _output);
         Url = $"http://127.0.0.1:{httpPort.ToString(CultureInfo.InvariantCulture)}";
     }
 

@@ -5,7 +5,7 @@ using System.Globalization;
 namespace Farm.Testing;
 
 /// <summary>Starting and stopping Farm's own processes (<c>dotnet Farm.X.dll</c>) the way a deployment does.</summary>
-internal static class FarmProcess
+public static class FarmProcess
 {
     /// <summary>
     /// The process's own build output (<c>{folder}/bin/&lt;configuration&gt;/&lt;framework&gt;/{assembly}.dll</c>), as a
@@ -18,6 +18,16 @@ internal static class FarmProcess
         var dll = Path.Combine(RepoPaths.RepoRoot, folder, "bin", output.Parent!.Name, output.Name, assembly + ".dll");
         return File.Exists(dll) ? dll : throw new InvalidOperationException($"{dll} is missing: build the solution first (dotnet build Farm.sln).");
     }
+
+    /// <summary>
+    /// What a <c>farm</c> process needs in its environment to start the local farm daemon of this build: the daemon's
+    /// dll, and an idle timeout short enough that the daemons the tests start end soon after the tests.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> LocalFarmEnvironment() => new Dictionary<string, string>
+    {
+        ["FARM_DAEMON"] = Dll("coordinator/host", "farm-coordinator"),
+        ["Farm__Local__IdleTimeout"] = "00:00:30",
+    };
 
     /// <summary>Starts <c>dotnet <paramref name="dll"/></c> with <paramref name="environment"/>; its output lines go to <paramref name="output"/>.</summary>
     public static Process Start(string dll, IReadOnlyDictionary<string, string> environment, ConcurrentQueue<string> output)

@@ -43,7 +43,7 @@ public sealed class WorkerProcess : IAsyncDisposable
         }
 
         var output = new ConcurrentQueue<string>();
-        return new WorkerProcess(name, stateDirectory, FarmProcess.Start(FarmProcess.Dll("worker", "Farm.Worker"), variables, output), output);
+        return new WorkerProcess(name, stateDirectory, FarmProcess.Start(FarmProcess.Dll("worker/host", "farm-worker"), variables, output), output);
     }
 
     /// <summary>The containers runc runs for this worker right now.</summary>
