@@ -80,7 +80,7 @@ public sealed partial class BuildOrchestrator
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            var code = e is FarmException farm ? farm.Code : "FARM4200";
+            var code = e is FarmException farm ? farm.Code : FarmErrorCodes.BuildInternal;
             progress?.Report(new BuildFailed(buildId, _time.GetUtcNow(), code, e.Message));
             LogBuildFailed(_logger, e, buildId, code);
             throw;
@@ -312,7 +312,7 @@ public sealed partial class BuildOrchestrator
                 cancellationToken).ConfigureAwait(false);
             if (job.Success is not { } success)
             {
-                var failure = job.Failure ?? new JobFailure { Code = "FARM4200", Message = "the layer grain returned neither a layer nor a failure" };
+                var failure = job.Failure ?? new JobFailure { Code = FarmErrorCodes.BuildInternal, Message = "the layer grain returned neither a layer nor a failure" };
                 CoordinatorTelemetry.StepFailed(stepSpan, failure.Code, failure.ExitCode, failure.Worker, failure.Message);
                 throw new BuildStepFailedException(step.Id, step.Text, step.Location.ToString(), failure.Code, failure.Message, failure.ExitCode, failure.OutputTail);
             }
