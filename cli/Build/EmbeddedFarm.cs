@@ -15,7 +15,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Farm.Cli.Build;
 
 /// <summary>
-/// The farm inside the <c>farm</c> process (DESIGN.md, "embedded farm"): the same orchestrator, layer grains and
+/// The farm inside the <c>farm</c> process (docs/architecture.md, "Local builds"): the same orchestrator, layer grains and
 /// worker as the cluster, over an in-memory bus and a localhost silo on free ports with memory grain storage. All
 /// state is under one directory: the cache store IS the local image store's OCI layout (so local images' layers are
 /// parents without copying, and built images are named there without copying), the action cache is files in

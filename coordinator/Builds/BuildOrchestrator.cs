@@ -20,7 +20,7 @@ using StepKind = Farm.Contracts.StepKind;
 namespace Farm.Coordinator.Builds;
 
 /// <summary>
-/// Runs one build from its request to a pushed (or exported) image (DESIGN.md, "A build, step by step", 3 to 10):
+/// Runs one build from its request to a pushed (or exported) image (docs/architecture.md, "A build, step by step", 3 to 10):
 /// plans the Dockerfile, pins every base image once, computes cache keys, answers layer steps from the action cache
 /// or through the layer grains (one task per stage, a stage waiting only for the stages it needs), assembles the
 /// target stage and pushes it.
