@@ -4,24 +4,24 @@ namespace Farm.Cli;
 
 /// <summary>A flag or argument of a farm command is wrong (FARM5010).</summary>
 public sealed class InvalidCliArgumentException(string message)
-    : FarmException("FARM5010", message);
+    : FarmException(FarmErrorCodes.InvalidCliArgument, message);
 
 /// <summary>The embedded farm must run RUN steps and is not root (FARM5011).</summary>
 public sealed class EmbeddedFarmNeedsRootException()
-    : FarmException("FARM5011", "the embedded farm runs build steps with runc and overlayfs, which need root. Run farm build as root (sudo ./farm build ...), or build on a farm with --farm URL / FARM_HOST.");
+    : FarmException(FarmErrorCodes.EmbeddedFarmNeedsRoot, "the embedded farm runs build steps with runc and overlayfs, which need root. Run farm build as root (sudo ./farm build ...), or build on a farm with --farm URL / FARM_HOST.");
 
 /// <summary>The Dockerfile cannot be read (FARM5012).</summary>
 public sealed class DockerfileUnreadableException(string path, string reason, Exception? inner = null)
-    : FarmException("FARM5012", $"cannot read the Dockerfile {path}: {reason}. Pass an existing file with -f, or put a Dockerfile in the context.", inner);
+    : FarmException(FarmErrorCodes.DockerfileUnreadable, $"cannot read the Dockerfile {path}: {reason}. Pass an existing file with -f, or put a Dockerfile in the context.", inner);
 
 /// <summary>The remote farm's HTTP API failed or answered something unexpected (FARM5013).</summary>
 public sealed class RemoteFarmException(string url, string reason, Exception? inner = null)
-    : FarmException("FARM5013", $"the farm at {url} {reason}. Check that the coordinator runs (infra/cluster.sh status) and that --farm / FARM_HOST names its HTTP address, e.g. http://127.0.0.1:8480.", inner);
+    : FarmException(FarmErrorCodes.RemoteFarm, $"the farm at {url} {reason}. Check that the coordinator runs (infra/cluster.sh status) and that --farm / FARM_HOST names its HTTP address, e.g. http://127.0.0.1:8480.", inner);
 
 /// <summary>No build has this id, on the farm asked (FARM5014).</summary>
 public sealed class NoSuchBuildException(string id, string where)
-    : FarmException("FARM5014", $"no build with id {id} on {where}. Build ids are the GUIDs farm submit prints; the farm forgets builds when it restarts.");
+    : FarmException(FarmErrorCodes.NoSuchBuild, $"no build with id {id} on {where}. Build ids are the GUIDs farm submit prints; the farm forgets builds when it restarts.");
 
 /// <summary>Publishing to RabbitMQ failed (FARM5016).</summary>
 public sealed class SubmitFailedException(string reason, Exception? inner = null)
-    : FarmException("FARM5016", $"the build could not be submitted to RabbitMQ: {reason}. Check FARM_RABBITMQ (amqp://USER:PASS@HOST:PORT/VHOST) and that RabbitMQ runs (infra/up.sh).", inner);
+    : FarmException(FarmErrorCodes.SubmitFailed, $"the build could not be submitted to RabbitMQ: {reason}. Check FARM_RABBITMQ (amqp://USER:PASS@HOST:PORT/VHOST) and that RabbitMQ runs (infra/up.sh).", inner);

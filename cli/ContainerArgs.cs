@@ -5,7 +5,7 @@ namespace Farm.Cli;
 
 /// <summary>FARM5050: <c>farm run</c> or <c>farm exec</c> got flags it does not know, or misses a value.</summary>
 internal sealed class ContainerUsageException(string command, string problem)
-    : FarmException("FARM5050", $"farm {command}: {problem}. See farm {command} --help.");
+    : FarmException(FarmErrorCodes.ContainerUsage, $"farm {command}: {problem}. See farm {command} --help.");
 
 /// <summary>
 /// docker's argument rules for <c>run</c> and <c>exec</c>: flags come first and end at the first word that is not

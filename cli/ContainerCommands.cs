@@ -73,16 +73,9 @@ internal static class ContainerCommands
         {
             return args[0] == "run" ? RunAsync(rest).GetAwaiter().GetResult() : ExecAsync(rest).GetAwaiter().GetResult();
         }
-        catch (ContainerStartException e)
+        catch (Exception e) when (CliErrors.Handles(e))
         {
-            Console.Error.WriteLine($"farm: {e.Message}");
-            return e.ExitCode;
-        }
-        catch (FarmException e)
-        {
-            Console.Error.WriteLine($"farm: {e.Message}");
-            // docker's convention: 125 when the container could not be run at all.
-            return 125;
+            return CliErrors.ReportContainer(e, Console.Error);
         }
     }
 
@@ -118,10 +111,9 @@ internal static class ContainerCommands
 
             return 0;
         }
-        catch (FarmException e)
+        catch (Exception e) when (CliErrors.Handles(e))
         {
-            await Console.Error.WriteLineAsync($"farm: {e.Message}").ConfigureAwait(false);
-            return 1;
+            return CliErrors.Report(e, Console.Error);
         }
     }
 
@@ -194,7 +186,7 @@ internal static class ContainerCommands
             {
                 // The container exists (farm ps -a, farm logs), but never ran: say so as docker does.
                 Console.Error.WriteLine($"farm: {error}");
-                return started.ExitCode ?? 125;
+                return started.ExitCode ?? CliErrors.ContainerNotRun;
             }
 
             return 0;
@@ -398,11 +390,10 @@ internal static class ContainerCommands
             {
                 return await new ContainerRuntime().SuperviseAsync(parse.GetValue(id)!, recordOutput: false, ct).ConfigureAwait(false);
             }
-            catch (FarmException e)
+            catch (Exception e) when (CliErrors.Handles(e))
             {
                 // The standard error of a supervisor is the container's log.
-                await Console.Error.WriteLineAsync($"farm: {e.Message}").ConfigureAwait(false);
-                return e is ContainerStartException start ? start.ExitCode : 125;
+                return CliErrors.ReportContainer(e, Console.Error);
             }
         });
         return command;
@@ -422,10 +413,9 @@ internal static class ContainerCommands
             await action(new ContainerRuntime(), parse.InvocationConfiguration.Output).ConfigureAwait(false);
             return 0;
         }
-        catch (FarmException e)
+        catch (Exception e) when (CliErrors.Handles(e))
         {
-            await parse.InvocationConfiguration.Error.WriteLineAsync($"farm: {e.Message}").ConfigureAwait(false);
-            return 1;
+            return CliErrors.Report(e, parse.InvocationConfiguration.Error);
         }
     }
 

@@ -62,8 +62,7 @@ internal static class DebugPlanCommand
                 var eq = item.IndexOf('=', StringComparison.Ordinal);
                 if (eq == 0)
                 {
-                    error.WriteLine($"farm: invalid --build-arg '{item}': write NAME=value");
-                    return 1;
+                    return CliErrors.Report(new InvalidCliArgumentException($"invalid --build-arg '{item}': write NAME=value"), error);
                 }
 
                 if (eq > 0)
@@ -77,19 +76,9 @@ internal static class DebugPlanCommand
                 }
             }
 
-            string text;
             try
             {
-                text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or DecoderFallbackException)
-            {
-                error.WriteLine($"farm: cannot read {path}: {e.Message}");
-                return 1;
-            }
-
-            try
-            {
+                var text = Build.BuildCommand.ReadDockerfile(path);
                 var options = new BuildGraphOptions
                 {
                     BuildArgs = args,
@@ -119,10 +108,9 @@ internal static class DebugPlanCommand
 
                 return 0;
             }
-            catch (FarmException e)
+            catch (Exception e) when (CliErrors.Handles(e))
             {
-                error.WriteLine($"farm: {e.Message}");
-                return 1;
+                return CliErrors.Report(e, error);
             }
         });
         return command;

@@ -231,10 +231,9 @@ internal static class ImageCommands
             await action(store, parse.InvocationConfiguration.Output).ConfigureAwait(false);
             return 0;
         }
-        catch (FarmException e)
+        catch (Exception e) when (CliErrors.Handles(e))
         {
-            error.WriteLine($"farm: {e.Message}");
-            return 1;
+            return CliErrors.Report(e, error);
         }
     }
 

@@ -29,8 +29,7 @@ internal static class LoginCommands
             {
                 if (secret is not null)
                 {
-                    error.WriteLine("farm: --password and --password-stdin are mutually exclusive");
-                    return 1;
+                    return CliErrors.Report(new InvalidCliArgumentException("--password and --password-stdin are mutually exclusive"), error);
                 }
 
                 secret = (await Console.In.ReadToEndAsync(cancellationToken).ConfigureAwait(false)).TrimEnd('\r', '\n');
@@ -38,8 +37,7 @@ internal static class LoginCommands
 
             if (string.IsNullOrEmpty(user) || string.IsNullOrEmpty(secret))
             {
-                error.WriteLine("farm: login needs a user name and a password: farm login -u USER --password-stdin SERVER");
-                return 1;
+                return CliErrors.Report(new InvalidCliArgumentException("login needs a user name and a password: farm login -u USER --password-stdin SERVER"), error);
             }
 
             var credential = new RegistryCredential { Username = user, Password = secret };
@@ -55,10 +53,9 @@ internal static class LoginCommands
                 output.WriteLine($"Login Succeeded (credentials saved in {config.Path})");
                 return 0;
             }
-            catch (FarmException e)
+            catch (Exception e) when (CliErrors.Handles(e))
             {
-                error.WriteLine($"farm: {e.Message}");
-                return 1;
+                return CliErrors.Report(e, error);
             }
         });
         return command;
@@ -77,10 +74,9 @@ internal static class LoginCommands
                 parse.InvocationConfiguration.Output.WriteLine(removed ? $"Removing login credentials for {registry}" : $"Not logged in to {registry}");
                 return 0;
             }
-            catch (FarmException e)
+            catch (Exception e) when (CliErrors.Handles(e))
             {
-                parse.InvocationConfiguration.Error.WriteLine($"farm: {e.Message}");
-                return 1;
+                return CliErrors.Report(e, parse.InvocationConfiguration.Error);
             }
         });
         return command;

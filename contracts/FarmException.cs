@@ -4,12 +4,7 @@ namespace Farm.Contracts;
 /// Base of every error Farm reports to a user. The message starts with a stable code
 /// (<c>FARM1203: ...</c>) so scripts and issue reports can refer to it, and says what to do.
 /// </summary>
-/// <remarks>
-/// Code ranges: FARM10xx Dockerfile syntax, FARM11xx variable expansion and .dockerignore,
-/// FARM12xx build context and COPY/ADD, FARM13xx build graph and stages, FARM20xx OCI models,
-/// FARM21xx layer tars, FARM22xx registries and blob stores, FARM30xx worker and sandbox,
-/// FARM40xx coordinator, FARM50xx CLI.
-/// </remarks>
+/// <remarks>Every code, its range and its meaning are in <see cref="FarmErrorCodes"/>.</remarks>
 public abstract class FarmException : Exception
 {
     protected FarmException(string code, string message, Exception? innerException = null)

@@ -59,4 +59,4 @@ public sealed class RabbitMqOptions
 
 /// <summary>FARM3010: FARM_RABBITMQ is not an AMQP URL. The URL itself is not repeated: it may hold a password.</summary>
 public sealed class InvalidRabbitMqUrlException()
-    : FarmException("FARM3010", $"{RabbitMqOptions.UrlVariable} is not an AMQP URL; set it to amqp://USER:PASSWORD@HOST:PORT/VHOST or unset it and use Farm:RabbitMq:Host/Port/User/Password.");
+    : FarmException(FarmErrorCodes.InvalidRabbitMqUrl, $"{RabbitMqOptions.UrlVariable} is not an AMQP URL; set it to amqp://USER:PASSWORD@HOST:PORT/VHOST or unset it and use Farm:RabbitMq:Host/Port/User/Password.");

@@ -22,7 +22,7 @@ if ((${#missing[@]})); then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# podman here must run containers with runc and without default ulimits (see DESIGN.md).
+# podman here must run containers with runc and without default ulimits (docs/architecture.md, "Services and tests").
 conf=/etc/containers/containers.conf
 if ! grep -q '^default_ulimits = \[\]' "$conf" 2>/dev/null; then
   mkdir -p /etc/containers

@@ -11,7 +11,7 @@ using OpenTelemetry.Trace;
 namespace Farm.Telemetry;
 
 /// <summary>
-/// The OpenTelemetry setup every Farm process shares (DESIGN.md, "Telemetry"): the <c>Farm.*</c> ActivitySources and
+/// The OpenTelemetry setup every Farm process shares (docs/architecture.md, "Telemetry"): the <c>Farm.*</c> ActivitySources and
 /// Meters, MassTransit's spans (they carry the trace context over RabbitMQ) and Orleans' grain-call spans (they carry
 /// it from a build's step into the layer grain that publishes the job). Traces and metrics go out over OTLP when the
 /// standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set (<c>OTEL_EXPORTER_OTLP_PROTOCOL</c>, <c>OTEL_RESOURCE_ATTRIBUTES</c>

@@ -28,31 +28,11 @@ internal static class BuildCommand
         return command;
     }
 
-    /// <summary>Runs a command body: a <see cref="FarmException"/> becomes <c>farm: MESSAGE</c> on stderr and exit code 1.</summary>
-    public static async Task<int> RunAsync(ParseResult parse, Func<Task<int>> body)
+    /// <summary>Runs a command body; a failure becomes one line on stderr and an exit code (<see cref="CliErrors"/>).</summary>
+    public static Task<int> RunAsync(ParseResult parse, Func<Task<int>> body)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        ArgumentNullException.ThrowIfNull(body);
-        try
-        {
-            return await body().ConfigureAwait(false);
-        }
-        catch (FarmException e)
-        {
-            parse.InvocationConfiguration.Error.WriteLine($"farm: {e.Message}");
-            return 1;
-        }
-        catch (OperationCanceledException)
-        {
-            parse.InvocationConfiguration.Error.WriteLine("farm: cancelled");
-            return 130;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or HttpRequestException or InvalidOperationException)
-        {
-            // Not one of ours: still one line, never a stack trace.
-            parse.InvocationConfiguration.Error.WriteLine($"farm: FARM5015: {e.GetType().Name}: {e.Message}");
-            return 1;
-        }
+        return CliErrors.RunAsync(parse.InvocationConfiguration.Error, body);
     }
 
     public static async Task<int> BuildAsync(BuildSettings settings, TextWriter output, TextWriter error, CancellationToken cancellationToken)

@@ -182,4 +182,4 @@ internal sealed class LocalDaemon
 
 /// <summary>The local farm daemon cannot be reached or started (FARM5019).</summary>
 public sealed class LocalFarmUnavailableException(string reason, Exception? inner = null)
-    : FarmException("FARM5019", reason, inner);
+    : FarmException(FarmErrorCodes.LocalFarmUnavailable, reason, inner);

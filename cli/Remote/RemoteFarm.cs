@@ -312,7 +312,7 @@ internal sealed class RemoteFarm : IDisposable
 
 /// <summary>A build on a remote farm failed: its own code and message (which already starts with the code).</summary>
 internal sealed class RemoteBuildFailedException(string code, string message)
-    : FarmException(string.IsNullOrEmpty(code) ? "FARM4200" : code, StripCode(code, message))
+    : FarmException(string.IsNullOrEmpty(code) ? FarmErrorCodes.BuildInternal : code, StripCode(code, message))
 {
     private static string StripCode(string code, string message) =>
         code.Length > 0 && message.StartsWith(code + ": ", StringComparison.Ordinal) ? message[(code.Length + 2)..] : message;

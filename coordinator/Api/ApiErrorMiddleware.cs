@@ -25,10 +25,10 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
             {
                 BuildNotFoundException f => (StatusCodes.Status404NotFound, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
-                BadHttpRequestException bad => (bad.StatusCode, "FARM4211"),
-                JsonException => (StatusCodes.Status400BadRequest, "FARM4211"),
+                BadHttpRequestException bad => (bad.StatusCode, FarmErrorCodes.InvalidSubmission),
+                JsonException => (StatusCodes.Status400BadRequest, FarmErrorCodes.InvalidSubmission),
                 FarmException f => (StatusCodes.Status422UnprocessableEntity, f.Code),
-                _ => (StatusCodes.Status500InternalServerError, "FARM4200"),
+                _ => (StatusCodes.Status500InternalServerError, FarmErrorCodes.BuildInternal),
             };
             if (status >= 500)
             {

@@ -6,7 +6,7 @@ namespace Farm.Coordinator.Builds;
 public sealed class BuildStepFailedException : FarmException
 {
     public BuildStepFailedException(string stepId, string display, string location, string failureCode, string failureMessage, int? exitCode, IReadOnlyList<string> outputTail)
-        : base("FARM4201", Describe(stepId, display, location, failureCode, failureMessage, exitCode, outputTail))
+        : base(FarmErrorCodes.BuildStepFailed, Describe(stepId, display, location, failureCode, failureMessage, exitCode, outputTail))
     {
         StepId = stepId;
         ExitCode = exitCode;
@@ -46,18 +46,18 @@ public sealed class BuildStepFailedException : FarmException
 
 /// <summary>FARM4202: a base image (or a <c>COPY --from</c> image) could not be pinned or copied into the cache store.</summary>
 public sealed class BaseImageUnavailableException(string reference, string reason, Exception? inner = null)
-    : FarmException("FARM4202", $"The image '{reference}' could not be resolved: {reason}. Check the name and tag, that the registry answers, and your credentials (docker login).", inner)
+    : FarmException(FarmErrorCodes.BaseImageUnavailable, $"The image '{reference}' could not be resolved: {reason}. Check the name and tag, that the registry answers, and your credentials (docker login).", inner)
 {
     public string Reference { get; } = reference;
 }
 
 /// <summary>FARM4203: the context index a submitted build names is missing from the cache store or unreadable.</summary>
 public sealed class ContextIndexUnavailableException(string? digest, string store, string reason, Exception? inner = null)
-    : FarmException("FARM4203", $"The context index {digest ?? "(none)"} cannot be read from {store}: {reason}. Upload the context and its index again (farm build does it) and resubmit.", inner);
+    : FarmException(FarmErrorCodes.ContextIndexUnavailable, $"The context index {digest ?? "(none)"} cannot be read from {store}: {reason}. Upload the context and its index again (farm build does it) and resubmit.", inner);
 
 /// <summary>FARM4204: the Dockerfile uses a feature the farm cannot build yet; refused before any job rather than built wrong.</summary>
 public sealed class UnsupportedBuildFeatureException(string fileName, string location, string feature)
-    : FarmException("FARM4204", $"{fileName}:{location}: {feature} is not supported by Farm yet. Remove it from the Dockerfile (or build this image with docker buildx) and build again.")
+    : FarmException(FarmErrorCodes.UnsupportedBuildFeature, $"{fileName}:{location}: {feature} is not supported by Farm yet. Remove it from the Dockerfile (or build this image with docker buildx) and build again.")
 {
     public string Feature { get; } = feature;
 }

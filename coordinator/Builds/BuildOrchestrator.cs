@@ -21,7 +21,7 @@ using StepKind = Farm.Contracts.StepKind;
 namespace Farm.Coordinator.Builds;
 
 /// <summary>
-/// Runs one build from its request to a pushed (or exported) image (DESIGN.md, "A build, step by step", 3 to 10):
+/// Runs one build from its request to a pushed (or exported) image (docs/architecture.md, "A build, step by step", 3 to 10):
 /// plans the Dockerfile, pins every base image once, computes cache keys, answers layer steps from the action cache
 /// or through the layer grains (one task per stage, a stage waiting only for the stages it needs), assembles the
 /// target stage and pushes it.
@@ -78,7 +78,7 @@ public sealed partial class BuildOrchestrator
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            var code = e is FarmException farm ? farm.Code : "FARM4200";
+            var code = e is FarmException farm ? farm.Code : FarmErrorCodes.BuildInternal;
             progress?.Report(new BuildFailed(buildId, _time.GetUtcNow(), code, e.Message));
             LogBuildFailed(_logger, e, buildId, code);
             throw;
@@ -317,7 +317,7 @@ public sealed partial class BuildOrchestrator
                 cancellationToken).ConfigureAwait(false);
             if (job.Success is not { } success)
             {
-                var failure = job.Failure ?? new JobFailure { Code = "FARM4200", Message = "the layer grain returned neither a layer nor a failure" };
+                var failure = job.Failure ?? new JobFailure { Code = FarmErrorCodes.BuildInternal, Message = "the layer grain returned neither a layer nor a failure" };
                 CoordinatorTelemetry.StepFailed(stepSpan, failure.Code, failure.ExitCode, failure.Worker, failure.Message);
                 throw new BuildStepFailedException(step.Id, step.Text, step.Location.ToString(), failure.Code, failure.Message, failure.ExitCode, failure.OutputTail);
             }

@@ -226,7 +226,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         catch (Exception e)
         {
             // The orchestrator reports its own failures; one before it ran (the context index, the cache) is reported here.
-            var code = e is FarmException farm ? farm.Code : "FARM4200";
+            var code = e is FarmException farm ? farm.Code : FarmErrorCodes.BuildInternal;
             progress.Report(new BuildFailed(record.BuildId, _time.GetUtcNow(), code, e.Message));
             LogFailed(_logger, e, record.BuildId, (record.End as BuildFailed)?.Code ?? code);
         }

@@ -6,7 +6,7 @@ using Farm.Oci;
 namespace Farm.Coordinator.Cache;
 
 /// <summary>
-/// What the action cache maps a cache key to (DESIGN.md, "Storage"): the layer a step produced, or the fact that
+/// What the action cache maps a cache key to (docs/architecture.md, "Storage"): the layer a step produced, or the fact that
 /// it produced none, and where it came from.
 /// </summary>
 public sealed record ActionCacheEntry

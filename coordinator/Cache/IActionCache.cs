@@ -1,7 +1,7 @@
 namespace Farm.Coordinator.Cache;
 
 /// <summary>
-/// Maps a step's cache key to the layer it produced (DESIGN.md, "A build, step by step", 4 and 8). Adapters: Redis
+/// Maps a step's cache key to the layer it produced (docs/architecture.md, "A build, step by step", 4 and 8). Adapters: Redis
 /// for the cluster (<see cref="RedisActionCache"/>), files for the embedded farm (<see cref="FileActionCache"/>).
 /// </summary>
 /// <remarks>

@@ -5,7 +5,7 @@ namespace Farm.Coordinator.Cache;
 /// <summary>Settings of <see cref="RedisActionCache"/>.</summary>
 public sealed record RedisActionCacheOptions
 {
-    /// <summary>Prepended to the cache key: <c>farm:ac:sha256:...</c> (DESIGN.md, "Storage").</summary>
+    /// <summary>Prepended to the cache key: <c>farm:ac:sha256:...</c> (docs/architecture.md, "Storage").</summary>
     public string KeyPrefix { get; init; } = "farm:ac:";
 
     /// <summary>How long an entry lives after it is written; null keeps it until Redis evicts it.</summary>

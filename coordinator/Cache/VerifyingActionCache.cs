@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 namespace Farm.Coordinator.Cache;
 
 /// <summary>
-/// The policy around an action-cache adapter (DESIGN.md, "Failure model"): a hit counts only if its blob is still in
+/// The policy around an action-cache adapter (docs/architecture.md, "Failure model"): a hit counts only if its blob is still in
 /// the blob store, and the cache can only ever cause a miss, never a failed build or a wrong hit.
 /// </summary>
 /// <remarks>

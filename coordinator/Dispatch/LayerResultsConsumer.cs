@@ -30,7 +30,7 @@ public sealed partial class LayerResultsConsumer(IGrainFactory grains, ILogger<L
         if (string.IsNullOrEmpty(failed.CacheKey))
         {
             // A worker from before LayerBuildFailed.CacheKey: nothing says which grain waits; its job runs into the
-            // grain's deadline (FARM4003) instead.
+            // grain's deadline (FARM4006) instead.
             LogUnroutable(logger, failed.JobId, failed.Worker, failed.Code);
             return Task.CompletedTask;
         }

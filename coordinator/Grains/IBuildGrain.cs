@@ -6,7 +6,7 @@ namespace Farm.Coordinator.Grains;
 
 /// <summary>
 /// One grain per build id: the build's state machine (queued, running, succeeded or failed), persisted in grain
-/// storage so that another silo can carry a build on when the silo running it stops (DESIGN.md, Failure model).
+/// storage so that another silo can carry a build on when the silo running it stops (docs/architecture.md, "Failure model").
 /// The silo where the grain is active runs the build (<see cref="BuildService"/>) and reports its events here.
 /// </summary>
 public interface IBuildGrain : IGrainWithGuidKey

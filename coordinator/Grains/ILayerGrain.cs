@@ -4,7 +4,7 @@ using Farm.Contracts;
 namespace Farm.Coordinator.Grains;
 
 /// <summary>
-/// One grain per layer cache key: the single flight of DESIGN.md. However many builds ask for a missing layer at
+/// One grain per layer cache key: the single flight of docs/architecture.md ("A build, step by step", 5). However many builds ask for a missing layer at
 /// once, one <see cref="BuildLayer"/> job runs and every caller gets its outcome; a layer built once is returned at
 /// once to later callers.
 /// </summary>

@@ -4,19 +4,20 @@ namespace Farm.Coordinator.Hosting;
 
 /// <summary>FARM4010: the coordinator's configuration is invalid; the message names the setting.</summary>
 public sealed class CoordinatorConfigurationException(string message)
-    : FarmException("FARM4010", message);
+    : FarmException(FarmErrorCodes.CoordinatorConfiguration, message);
 
 /// <summary>
-/// Codes of the failures a layer grain reports itself (the worker's own codes pass through unchanged).
+/// Codes of the failures a layer grain reports itself (the worker's own codes pass through unchanged): aliases of
+/// the <see cref="FarmErrorCodes"/> members of the same name.
 /// </summary>
 public static class CoordinatorErrorCodes
 {
-    /// <summary>Every attempt failed with a retryable (store or worker) fault.</summary>
-    public const string AttemptsExhausted = "FARM4002";
+    /// <inheritdoc cref="FarmErrorCodes.AttemptsExhausted"/>
+    public const string AttemptsExhausted = FarmErrorCodes.AttemptsExhausted;
 
-    /// <summary>No result arrived within the job timeout.</summary>
-    public const string JobTimedOut = "FARM4003";
+    /// <inheritdoc cref="FarmErrorCodes.JobTimedOut"/>
+    public const string JobTimedOut = FarmErrorCodes.JobTimedOut;
 
-    /// <summary>The job could not be published to the workers' queue.</summary>
-    public const string DispatchFailed = "FARM4004";
+    /// <inheritdoc cref="FarmErrorCodes.DispatchFailed"/>
+    public const string DispatchFailed = FarmErrorCodes.DispatchFailed;
 }

@@ -49,7 +49,7 @@ public sealed class CoordinatorOptions
     [Range(1, 20)]
     public int MaxAttempts { get; set; } = 3;
 
-    /// <summary>A job with no result after this long fails (FARM4003): no worker took it, or its result was lost.</summary>
+    /// <summary>A job with no result after this long fails (FARM4006): no worker took it, or its result was lost.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan JobTimeout { get; set; } = TimeSpan.FromHours(1);
 

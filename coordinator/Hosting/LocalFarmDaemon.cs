@@ -180,8 +180,8 @@ public sealed partial class LocalFarmDaemon : BackgroundService
 
 /// <summary>FARM5017: a local farm daemon already runs on this state directory.</summary>
 public sealed class LocalFarmRunningException(string socket)
-    : FarmException("FARM5017", $"A local farm daemon already runs here (socket {socket}). Use it, or stop it first with farm daemon stop.");
+    : FarmException(FarmErrorCodes.LocalFarmRunning, $"A local farm daemon already runs here (socket {socket}). Use it, or stop it first with farm daemon stop.");
 
 /// <summary>FARM5018: the local farm's settings are unusable; the message says which and what to set.</summary>
 public sealed class LocalFarmConfigurationException(string message)
-    : FarmException("FARM5018", message);
+    : FarmException(FarmErrorCodes.LocalFarmConfiguration, message);

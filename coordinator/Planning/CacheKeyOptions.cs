@@ -5,7 +5,7 @@ public sealed record CacheKeyOptions
 {
     /// <summary>
     /// Mixed into every key. Changing it disowns every entry in the action cache at once, e.g. after a poisoned
-    /// layer was cached (DESIGN.md, "Cache keys"). Not a secret, but kept out of logs anyway.
+    /// layer was cached (docs/architecture.md, "Cache keys"). Not a secret, but kept out of logs anyway.
     /// </summary>
     public string Salt { get; init; } = string.Empty;
 

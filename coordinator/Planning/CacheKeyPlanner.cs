@@ -6,7 +6,7 @@ using Farm.Oci;
 namespace Farm.Coordinator.Planning;
 
 /// <summary>
-/// Computes the cache key of every layer step of a build graph (DESIGN.md, "Cache keys"):
+/// Computes the cache key of every layer step of a build graph (docs/architecture.md, "Cache keys"):
 /// <c>key(step) = SHA-256(format, salt, key(parent), instruction after expansion, inputs)</c>.
 /// </summary>
 /// <remarks>

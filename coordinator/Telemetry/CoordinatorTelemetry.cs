@@ -9,7 +9,7 @@ using Farm.Telemetry;
 namespace Farm.Coordinator.Telemetry;
 
 /// <summary>
-/// The coordinator's traces and metrics (<c>Farm.Coordinator</c>, DESIGN.md "Telemetry"). A build is one span,
+/// The coordinator's traces and metrics (<c>Farm.Coordinator</c>, docs/architecture.md, "Telemetry"). A build is one span,
 /// parented on whatever started it (the HTTP request's <c>traceparent</c>, or the <see cref="SubmitBuild"/> message's
 /// context that MassTransit restores), with a span per stage, per layer step (cache key, cached, worker, layer bytes)
 /// and for the push. A step's span is current while its layer grain is called: Orleans carries it into the grain and

@@ -63,7 +63,7 @@ public static class BuildContextPacker
         var root = new DirectoryInfo(Path.GetFullPath(contextDirectory));
         if (!root.Exists)
         {
-            throw new BuildContextException("FARM1201", $"The build context '{contextDirectory}' does not exist or is not a directory. Pass the directory that holds your sources.");
+            throw new BuildContextException(FarmErrorCodes.ContextNotFound, $"The build context '{contextDirectory}' does not exist or is not a directory. Pass the directory that holds your sources.");
         }
 
         var planned = new List<PlannedEntry>();
@@ -121,7 +121,7 @@ public static class BuildContextPacker
         }
         catch (UnauthorizedAccessException e)
         {
-            throw new BuildContextException("FARM1202", $"Cannot read '{dir.FullName}' in the build context: {e.Message}. Fix its permissions or add it to .dockerignore.", e);
+            throw new BuildContextException(FarmErrorCodes.ContextUnreadable, $"Cannot read '{dir.FullName}' in the build context: {e.Message}. Fix its permissions or add it to .dockerignore.", e);
         }
 
         Array.Sort(children, (a, b) => string.CompareOrdinal(a.Name, b.Name));
@@ -210,7 +210,7 @@ public static class BuildContextPacker
             await writer.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
             if (hashing.BytesRead != file.Length)
             {
-                throw new BuildContextException("FARM1204", $"'{path}' changed size while the build context was packed. Stop whatever is writing it and build again.");
+                throw new BuildContextException(FarmErrorCodes.ContextChangedWhilePacked, $"'{path}' changed size while the build context was packed. Stop whatever is writing it and build again.");
             }
 
             entries.Add(new ContextEntry(path, ContextEntryType.File, (int)file.UnixFileMode, file.Length, hashing.Digest().Encoded, null));

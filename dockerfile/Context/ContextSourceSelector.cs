@@ -1,3 +1,5 @@
+using Farm.Contracts;
+
 namespace Farm.Dockerfile.Context;
 
 /// <summary>
@@ -129,7 +131,7 @@ public sealed class ContextSourceSelector
             }
             catch (FormatException e)
             {
-                throw new BuildContextException("FARM1206", $"{instruction} source '{pattern}' is not a valid pattern ({e.Message}); fix or escape the wildcard", e);
+                throw new BuildContextException(FarmErrorCodes.CopyOption, $"{instruction} source '{pattern}' is not a valid pattern ({e.Message}); fix or escape the wildcard", e);
             }
         }
 
@@ -148,7 +150,7 @@ public sealed class ContextSourceSelector
 
         if (matches.Count == 0)
         {
-            throw new BuildContextException("FARM1204", $"{instruction} source '{pattern}' matched no file or directory; check the path, its case, and that .dockerignore does not exclude it");
+            throw new BuildContextException(FarmErrorCodes.SourceNotFound, $"{instruction} source '{pattern}' matched no file or directory; check the path, its case, and that .dockerignore does not exclude it");
         }
 
         return matches;
@@ -229,7 +231,7 @@ public sealed class ContextSourceSelector
             resolved.RemoveAt(resolved.Count - 1);
             if (++links > MaxSymlinks)
             {
-                throw new BuildContextException("FARM1203", $"Too many levels of symbolic links in '{path}' in the build context; break the symlink loop");
+                throw new BuildContextException(FarmErrorCodes.SourceOutsideContext, $"Too many levels of symbolic links in '{path}' in the build context; break the symlink loop");
             }
 
             var target = entry.LinkTarget ?? string.Empty;
@@ -248,5 +250,5 @@ public sealed class ContextSourceSelector
     }
 
     private static BuildContextException OutsideContext(string instruction, string source) =>
-        new("FARM1203", $"{instruction} source '{source}' is outside the build context; only files inside the context (or the --from stage) can be copied, so move the file into the context");
+        new(FarmErrorCodes.SourceOutsideContext, $"{instruction} source '{source}' is outside the build context; only files inside the context (or the --from stage) can be copied, so move the file into the context");
 }

@@ -1,3 +1,5 @@
+using Farm.Contracts;
+
 namespace Farm.Dockerfile.Context;
 
 /// <summary>
@@ -40,7 +42,7 @@ public sealed class CopyExcludeMatcher
                     }
                     catch (FormatException e)
                     {
-                        throw new BuildContextException("FARM1206", $"--exclude pattern '{raw}' is malformed ({e.Message}); fix the pattern", e);
+                        throw new BuildContextException(FarmErrorCodes.CopyOption, $"--exclude pattern '{raw}' is malformed ({e.Message}); fix the pattern", e);
                     }
                 }
             }

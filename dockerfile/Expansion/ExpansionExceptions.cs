@@ -10,7 +10,7 @@ public sealed class RequiredVariableException : FarmException
 {
     public RequiredVariableException(string variableName, string reason, string word)
         : base(
-            "FARM1101",
+            FarmErrorCodes.RequiredVariable,
             $"variable '{variableName}' {reason} (in \"{word}\"). Set it with ARG, ENV or --build-arg {variableName}=..., or drop the '?' modifier.")
     {
         VariableName = variableName;
@@ -36,7 +36,7 @@ public sealed class ExpansionSyntaxException : FarmException
 {
     public ExpansionSyntaxException(string problem, string word)
         : base(
-            "FARM1102",
+            FarmErrorCodes.ExpansionSyntax,
             $"cannot expand \"{word}\": {problem}. Close the quote or brace, or escape a literal '$' as '\\$' (or '`$' with '# escape=`').")
     {
         Problem = problem;
@@ -61,7 +61,7 @@ public sealed class SubstitutionPatternException : FarmException
 {
     public SubstitutionPatternException(string pattern, string problem, string word)
         : base(
-            "FARM1103",
+            FarmErrorCodes.SubstitutionPattern,
             $"invalid pattern '{pattern}' in substitution \"{word}\": {problem}. Only \\*, \\?, \\\\, \\}} and \\/ may be escaped in a pattern.")
     {
         Pattern = pattern;

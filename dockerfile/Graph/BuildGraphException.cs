@@ -38,48 +38,51 @@ public sealed class BuildGraphException : FarmException
     public string Problem { get; }
 }
 
-/// <summary>Stable codes of build graph errors and warnings (FARM1300–FARM1399).</summary>
+/// <summary>
+/// The build graph codes (FARM13xx) by their short names, for the graph builder. Each is an alias of the
+/// <see cref="FarmErrorCodes"/> member of the same name, where every code is defined and documented.
+/// </summary>
 public static class BuildGraphErrorCodes
 {
-    /// <summary><c>--target</c> names no stage.</summary>
-    public const string UnknownTarget = "FARM1301";
+    /// <inheritdoc cref="FarmErrorCodes.UnknownTarget"/>
+    public const string UnknownTarget = FarmErrorCodes.UnknownTarget;
 
-    /// <summary>Two stages have the same name (compared case-insensitively).</summary>
-    public const string DuplicateStageName = "FARM1302";
+    /// <inheritdoc cref="FarmErrorCodes.DuplicateStageName"/>
+    public const string DuplicateStageName = FarmErrorCodes.DuplicateStageName;
 
-    /// <summary><c>COPY --from</c> names the stage it is in.</summary>
-    public const string SelfReference = "FARM1303";
+    /// <inheritdoc cref="FarmErrorCodes.SelfReference"/>
+    public const string SelfReference = FarmErrorCodes.SelfReference;
 
-    /// <summary><c>COPY --from=N</c> with N not the index of an earlier stage.</summary>
-    public const string InvalidStageIndex = "FARM1304";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidStageIndex"/>
+    public const string InvalidStageIndex = FarmErrorCodes.InvalidStageIndex;
 
-    /// <summary><c>COPY --from=name</c> names a stage defined later in the file.</summary>
-    public const string ForwardStageReference = "FARM1305";
+    /// <inheritdoc cref="FarmErrorCodes.ForwardStageReference"/>
+    public const string ForwardStageReference = FarmErrorCodes.ForwardStageReference;
 
-    /// <summary><c>COPY --from</c> holds a variable; BuildKit does not expand it.</summary>
-    public const string VariableInFrom = "FARM1306";
+    /// <inheritdoc cref="FarmErrorCodes.VariableInFrom"/>
+    public const string VariableInFrom = FarmErrorCodes.VariableInFrom;
 
-    /// <summary>The image of a FROM expands to nothing.</summary>
-    public const string EmptyBaseName = "FARM1307";
+    /// <inheritdoc cref="FarmErrorCodes.EmptyBaseName"/>
+    public const string EmptyBaseName = FarmErrorCodes.EmptyBaseName;
 
-    /// <summary>A <c>--platform</c> value that is not <c>os/arch[/variant]</c>.</summary>
-    public const string InvalidPlatform = "FARM1308";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidPlatform"/>
+    public const string InvalidPlatform = FarmErrorCodes.InvalidPlatform;
 
-    /// <summary>An EXPOSE port that is not <c>port[/proto]</c> or <c>start-end[/proto]</c>.</summary>
-    public const string InvalidPort = "FARM1309";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidPort"/>
+    public const string InvalidPort = FarmErrorCodes.InvalidPort;
 
-    /// <summary>A VOLUME path expands to an empty string.</summary>
-    public const string EmptyVolume = "FARM1310";
+    /// <inheritdoc cref="FarmErrorCodes.EmptyVolume"/>
+    public const string EmptyVolume = FarmErrorCodes.EmptyVolume;
 
-    /// <summary>A word could not be expanded (bad substitution, <c>${X?}</c> on an unset X…).</summary>
-    public const string ExpansionFailed = "FARM1311";
+    /// <inheritdoc cref="FarmErrorCodes.ExpansionFailed"/>
+    public const string ExpansionFailed = FarmErrorCodes.ExpansionFailed;
 
-    /// <summary>The file has no FROM, or an instruction other than ARG comes before the first FROM.</summary>
-    public const string NoStage = "FARM1312";
+    /// <inheritdoc cref="FarmErrorCodes.NoStage"/>
+    public const string NoStage = FarmErrorCodes.NoStage;
 
-    /// <summary>Warning: build args that no instruction of the build declared.</summary>
-    public const string UnusedBuildArgs = "FARM1390";
+    /// <inheritdoc cref="FarmErrorCodes.UnusedBuildArgs"/>
+    public const string UnusedBuildArgs = FarmErrorCodes.UnusedBuildArgs;
 
-    /// <summary>Warning: ONBUILD triggers of a base stage or image were recorded but not applied.</summary>
-    public const string OnbuildNotApplied = "FARM1391";
+    /// <inheritdoc cref="FarmErrorCodes.OnbuildNotApplied"/>
+    public const string OnbuildNotApplied = FarmErrorCodes.OnbuildNotApplied;
 }

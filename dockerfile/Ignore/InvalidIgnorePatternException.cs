@@ -7,7 +7,7 @@ namespace Farm.Dockerfile.Ignore;
 public sealed class InvalidIgnorePatternException : FarmException
 {
     public InvalidIgnorePatternException(string pattern, string problem, int line, string? sourceName)
-        : base("FARM1110", Describe(pattern, problem, line, sourceName))
+        : base(FarmErrorCodes.InvalidIgnorePattern, Describe(pattern, problem, line, sourceName))
     {
         Pattern = pattern;
         Problem = problem;

@@ -30,51 +30,54 @@ public sealed class DockerfileSyntaxException : FarmException
     public string Problem { get; }
 }
 
-/// <summary>Stable codes of Dockerfile syntax errors (FARM1000–FARM1099).</summary>
+/// <summary>
+/// The Dockerfile syntax codes (FARM10xx) by their short names, for the parser. Each is an alias of the
+/// <see cref="FarmErrorCodes"/> member of the same name, where every code is defined and documented.
+/// </summary>
 public static class DockerfileErrorCodes
 {
-    /// <summary>The file has no instruction (empty, blank or comments only).</summary>
-    public const string NoInstructions = "FARM1001";
+    /// <inheritdoc cref="FarmErrorCodes.NoInstructions"/>
+    public const string NoInstructions = FarmErrorCodes.NoInstructions;
 
-    /// <summary>A parser directive has a value the parser does not accept (e.g. <c># escape=x</c>).</summary>
-    public const string InvalidDirective = "FARM1002";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidDirective"/>
+    public const string InvalidDirective = FarmErrorCodes.InvalidDirective;
 
-    /// <summary>The same parser directive appears twice.</summary>
-    public const string DuplicateDirective = "FARM1003";
+    /// <inheritdoc cref="FarmErrorCodes.DuplicateDirective"/>
+    public const string DuplicateDirective = FarmErrorCodes.DuplicateDirective;
 
-    /// <summary>A JSON array holds something other than strings.</summary>
-    public const string JsonNotStringArray = "FARM1004";
+    /// <inheritdoc cref="FarmErrorCodes.JsonNotStringArray"/>
+    public const string JsonNotStringArray = FarmErrorCodes.JsonNotStringArray;
 
-    /// <summary>ENV or LABEL names a key without a value.</summary>
-    public const string MissingValue = "FARM1005";
+    /// <inheritdoc cref="FarmErrorCodes.MissingValue"/>
+    public const string MissingValue = FarmErrorCodes.MissingValue;
 
-    /// <summary>ENV or LABEL in <c>key=value</c> form has a word without <c>=</c>.</summary>
-    public const string MissingEquals = "FARM1006";
+    /// <inheritdoc cref="FarmErrorCodes.MissingEquals"/>
+    public const string MissingEquals = FarmErrorCodes.MissingEquals;
 
-    /// <summary>A heredoc body never reaches its terminator line.</summary>
-    public const string UnterminatedHeredoc = "FARM1007";
+    /// <inheritdoc cref="FarmErrorCodes.UnterminatedHeredoc"/>
+    public const string UnterminatedHeredoc = FarmErrorCodes.UnterminatedHeredoc;
 
-    /// <summary>The instruction keyword is not a Dockerfile instruction.</summary>
-    public const string UnknownInstruction = "FARM1010";
+    /// <inheritdoc cref="FarmErrorCodes.UnknownInstruction"/>
+    public const string UnknownInstruction = FarmErrorCodes.UnknownInstruction;
 
-    /// <summary>A <c>--flag</c> the instruction does not take.</summary>
-    public const string UnknownFlag = "FARM1011";
+    /// <inheritdoc cref="FarmErrorCodes.UnknownFlag"/>
+    public const string UnknownFlag = FarmErrorCodes.UnknownFlag;
 
-    /// <summary>A flag is missing its value, has a bad value, or is repeated.</summary>
-    public const string InvalidFlag = "FARM1012";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidFlag"/>
+    public const string InvalidFlag = FarmErrorCodes.InvalidFlag;
 
-    /// <summary>Too few or too many arguments, or arguments of the wrong shape.</summary>
-    public const string InvalidArguments = "FARM1013";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidArguments"/>
+    public const string InvalidArguments = FarmErrorCodes.InvalidArguments;
 
-    /// <summary>An instruction that requires JSON (exec) form got something else.</summary>
-    public const string JsonRequired = "FARM1014";
+    /// <inheritdoc cref="FarmErrorCodes.JsonRequired"/>
+    public const string JsonRequired = FarmErrorCodes.JsonRequired;
 
-    /// <summary>ONBUILD wraps an instruction it may not trigger.</summary>
-    public const string InvalidOnbuild = "FARM1015";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidOnbuild"/>
+    public const string InvalidOnbuild = FarmErrorCodes.InvalidOnbuild;
 
-    /// <summary>A HEALTHCHECK duration or retry count is not valid.</summary>
-    public const string InvalidHealthcheck = "FARM1016";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidHealthcheck"/>
+    public const string InvalidHealthcheck = FarmErrorCodes.InvalidHealthcheck;
 
-    /// <summary>A stage name after FROM … AS is not valid.</summary>
-    public const string InvalidStageName = "FARM1017";
+    /// <inheritdoc cref="FarmErrorCodes.InvalidStageName"/>
+    public const string InvalidStageName = FarmErrorCodes.InvalidStageName;
 }

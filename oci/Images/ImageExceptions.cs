@@ -4,42 +4,42 @@ namespace Farm.Oci.Images;
 
 /// <summary>A name or id matches no image of the local store.</summary>
 public sealed class NoSuchImageException(string name)
-    : FarmException("FARM5001", $"no such image: {name}. List the local images with farm images, or fetch it with farm pull.")
+    : FarmException(FarmErrorCodes.NoSuchImage, $"no such image: {name}. List the local images with farm images, or fetch it with farm pull.")
 {
     public string Name { get; } = name;
 }
 
 /// <summary>An id prefix matches more than one image.</summary>
 public sealed class AmbiguousImageIdException(string prefix, IReadOnlyList<string> matches)
-    : FarmException("FARM5002", $"the id prefix '{prefix}' matches {matches.Count} images ({string.Join(", ", matches)}); give more characters of the id or a name.")
+    : FarmException(FarmErrorCodes.AmbiguousImageId, $"the id prefix '{prefix}' matches {matches.Count} images ({string.Join(", ", matches)}); give more characters of the id or a name.")
 {
     public string Prefix { get; } = prefix;
 }
 
 /// <summary>A name given to the store is not an image reference, or names a digest where a tag is needed.</summary>
 public sealed class InvalidImageNameException(string name, string reason)
-    : FarmException("FARM5003", $"'{name}' cannot name a local image: {reason}. Use [registry/]repository[:tag], e.g. 127.0.0.1:5100/app:1.")
+    : FarmException(FarmErrorCodes.InvalidImageName, $"'{name}' cannot name a local image: {reason}. Use [registry/]repository[:tag], e.g. 127.0.0.1:5100/app:1.")
 {
     public string Name { get; } = name;
 }
 
 /// <summary>An archive or rootfs tar given to import or load cannot be read as one.</summary>
 public sealed class InvalidImageArchiveException(string path, string message, Exception? inner = null)
-    : FarmException("FARM5004", $"{path}: {message}", inner)
+    : FarmException(FarmErrorCodes.InvalidImageArchive, $"{path}: {message}", inner)
 {
     public string Path { get; } = path;
 }
 
 /// <summary>A change instruction of <c>farm import -c</c> is not one Farm applies.</summary>
 public sealed class InvalidChangeException(string change, string reason)
-    : FarmException("FARM5005", $"cannot apply change '{change}': {reason}. Supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, STOPSIGNAL, VOLUME.")
+    : FarmException(FarmErrorCodes.InvalidImportChange, $"cannot apply change '{change}': {reason}. Supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, STOPSIGNAL, VOLUME.")
 {
     public string Change { get; } = change;
 }
 
 /// <summary>The local store's lock could not be taken in time: another farm process holds it.</summary>
 public sealed class ImageStoreBusyException(string path, TimeSpan waited, Exception? inner = null)
-    : FarmException("FARM5006", $"the image store lock {path} is still held by another farm process after {waited.TotalSeconds:0} s. Wait for it to finish, or remove the lock file if no farm process is running.", inner)
+    : FarmException(FarmErrorCodes.ImageStoreBusy, $"the image store lock {path} is still held by another farm process after {waited.TotalSeconds:0} s. Wait for it to finish, or remove the lock file if no farm process is running.", inner)
 {
     public string Path { get; } = path;
 }

@@ -88,4 +88,4 @@ public sealed class BlobStoreLocator(RegistryClientOptions? registryOptions = nu
 
 /// <summary>A blob store address is neither <c>registry://HOST/REPO</c> nor <c>oci-layout:/PATH</c>.</summary>
 public sealed class InvalidBlobStoreAddressException(string address)
-    : FarmException("FARM2240", $"'{address}' is not a blob store address. Use registry://HOST[:PORT]/REPOSITORY or oci-layout:/ABSOLUTE/PATH.");
+    : FarmException(FarmErrorCodes.InvalidBlobStoreAddress, $"'{address}' is not a blob store address. Use registry://HOST[:PORT]/REPOSITORY or oci-layout:/ABSOLUTE/PATH.");

@@ -25,7 +25,7 @@ public interface IBlobStore
 
 /// <summary>The store does not hold the blob.</summary>
 public sealed class BlobNotFoundException(Digest digest, string where)
-    : Contracts.FarmException("FARM2201", $"Blob {digest} is not in {where}. It may have been garbage-collected; rebuild or push it again.")
+    : Contracts.FarmException(Contracts.FarmErrorCodes.BlobNotFound, $"Blob {digest} is not in {where}. It may have been garbage-collected; rebuild or push it again.")
 {
     public Digest Digest { get; } = digest;
 }

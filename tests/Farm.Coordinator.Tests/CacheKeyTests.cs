@@ -7,7 +7,7 @@ using Farm.Dockerfile.Graph;
 namespace Farm.Coordinator.Tests;
 
 /// <summary>
-/// The rule kaniko and buildah users most often report broken (DESIGN.md, "Cache keys"): equal inputs give equal
+/// The rule kaniko and buildah users most often report broken (docs/architecture.md, "Cache keys"): equal inputs give equal
 /// keys, and a changed input changes exactly the keys of the steps that see it and everything built on them.
 /// </summary>
 public sealed class CacheKeyTests

@@ -12,7 +12,7 @@ public sealed class BareFarmClusterFixture : FarmClusterFixture
     protected override bool InitialCoordinator => false;
 }
 
-/// <summary>What survives a coordinator or a worker going away (DESIGN.md, Failure model).</summary>
+/// <summary>What survives a coordinator or a worker going away (docs/architecture.md, "Failure model").</summary>
 [Collection(FarmClusterCollection.Name)]
 public sealed class FailoverTests(BareFarmClusterFixture farm) : IClassFixture<BareFarmClusterFixture>
 {

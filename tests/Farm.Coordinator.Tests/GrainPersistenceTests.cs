@@ -5,7 +5,7 @@ using Microsoft.Extensions.Hosting;
 
 namespace Farm.Coordinator.Tests;
 
-/// <summary>With Redis configured, silos cluster through Redis and a built layer survives the silo (DESIGN.md, Failure model).</summary>
+/// <summary>With Redis configured, silos cluster through Redis and a built layer survives the silo (docs/architecture.md, "Failure model").</summary>
 public sealed class GrainPersistenceTests
 {
     [Fact]

@@ -6,7 +6,7 @@ using Farm.Testing;
 
 namespace Farm.Dockerfile.Tests;
 
-/// <summary>BuildKit's parser corpus, read in place from ../shared/conformance/buildkit-parser.</summary>
+/// <summary>BuildKit's parser corpus, read in place from tests/conformance/buildkit-parser.</summary>
 public sealed class ParsingConformanceTests
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);

@@ -1,6 +1,6 @@
 namespace Farm.Testing;
 
-/// <summary>Finds the repository root and the shared conformance corpora, which are used in place.</summary>
+/// <summary>Finds the repository root and the conformance corpora under tests/conformance, which are used in place.</summary>
 public static class RepoPaths
 {
     private static readonly Lazy<string> Root = new(FindRoot);
@@ -8,16 +8,16 @@ public static class RepoPaths
     /// <summary>The directory that holds Farm.sln.</summary>
     public static string RepoRoot => Root.Value;
 
-    /// <summary>../shared/conformance beside the repository.</summary>
+    /// <summary>tests/conformance in the repository (see its README.md for the corpora and their licences).</summary>
     public static string Conformance
     {
         get
         {
-            var dir = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "conformance"));
+            var dir = Path.Combine(RepoRoot, "tests", "conformance");
             if (!Directory.Exists(dir))
             {
                 throw new InvalidOperationException(
-                    $"The conformance corpora were expected at {dir} (../shared/conformance beside the repository). Check out shared/ next to the repository.");
+                    $"The conformance corpora were expected at {dir} (tests/conformance in the repository); the checkout is incomplete.");
             }
 
             return dir;

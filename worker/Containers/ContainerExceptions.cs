@@ -4,7 +4,7 @@ namespace Farm.Worker.Containers;
 
 /// <summary>FARM3100: a name or id prefix matches no container.</summary>
 public sealed class NoSuchContainerException(string nameOrId)
-    : FarmException("FARM3100", $"no such container: {nameOrId}. List the containers with farm ps -a.")
+    : FarmException(FarmErrorCodes.NoSuchContainer, $"no such container: {nameOrId}. List the containers with farm ps -a.")
 {
     /// <summary>The name or id prefix as given.</summary>
     public string NameOrId { get; } = nameOrId;
@@ -12,7 +12,7 @@ public sealed class NoSuchContainerException(string nameOrId)
 
 /// <summary>FARM3101: an id prefix matches more than one container.</summary>
 public sealed class AmbiguousContainerException(string prefix, IReadOnlyList<string> matches)
-    : FarmException("FARM3101", $"the id prefix '{prefix}' matches {matches.Count} containers ({string.Join(", ", matches)}); give more characters of the id or the name.")
+    : FarmException(FarmErrorCodes.AmbiguousContainer, $"the id prefix '{prefix}' matches {matches.Count} containers ({string.Join(", ", matches)}); give more characters of the id or the name.")
 {
     /// <summary>The prefix as given.</summary>
     public string Prefix { get; } = prefix;
@@ -20,7 +20,7 @@ public sealed class AmbiguousContainerException(string prefix, IReadOnlyList<str
 
 /// <summary>FARM3102: <c>--name</c> is taken by another container, or is not a valid name.</summary>
 public sealed class ContainerNameException(string name, string reason)
-    : FarmException("FARM3102", $"the container name '{name}' {reason}.")
+    : FarmException(FarmErrorCodes.ContainerName, $"the container name '{name}' {reason}.")
 {
     /// <summary>The name as given.</summary>
     public string Name { get; } = name;
@@ -28,7 +28,7 @@ public sealed class ContainerNameException(string name, string reason)
 
 /// <summary>FARM3103: the container is not in a state the operation needs (e.g. exec into a stopped one).</summary>
 public sealed class ContainerStateException(string container, string message)
-    : FarmException("FARM3103", $"container {container}: {message}")
+    : FarmException(FarmErrorCodes.ContainerState, $"container {container}: {message}")
 {
     /// <summary>The container's name.</summary>
     public string Container { get; } = container;
@@ -36,7 +36,7 @@ public sealed class ContainerStateException(string container, string message)
 
 /// <summary>FARM3104: a <c>-p</c> value is not <c>[IP:][HOST:]CONTAINER[/tcp|/udp]</c>.</summary>
 public sealed class InvalidPortMappingException(string spec, string reason)
-    : FarmException("FARM3104", $"invalid port mapping '{spec}': {reason}. Write [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], e.g. -p 8080:80.")
+    : FarmException(FarmErrorCodes.InvalidPortMapping, $"invalid port mapping '{spec}': {reason}. Write [IP:]HOST_PORT:CONTAINER_PORT[/tcp|/udp], e.g. -p 8080:80.")
 {
     /// <summary>The value as given.</summary>
     public string Spec { get; } = spec;
@@ -44,15 +44,15 @@ public sealed class InvalidPortMappingException(string spec, string reason)
 
 /// <summary>FARM3105: the container's private network (namespace, slirp4netns, port forwards) could not be set up.</summary>
 public sealed class ContainerNetworkException(string message, Exception? innerException = null)
-    : FarmException("FARM3105", message, innerException);
+    : FarmException(FarmErrorCodes.ContainerNetwork, message, innerException);
 
 /// <summary>FARM3106: the container could not be created, started, stopped or removed (runc, mounts, state files).</summary>
 public sealed class ContainerRuntimeException(string message, Exception? innerException = null)
-    : FarmException("FARM3106", message, innerException);
+    : FarmException(FarmErrorCodes.ContainerRuntime, message, innerException);
 
 /// <summary>FARM3107: a <c>farm commit -c</c> change is not one a commit can carry.</summary>
 public sealed class InvalidCommitChangeException(string change, string reason, Exception? innerException = null)
-    : FarmException("FARM3107", $"cannot apply change '{change}': {reason}. Supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL.", innerException)
+    : FarmException(FarmErrorCodes.InvalidCommitChange, $"cannot apply change '{change}': {reason}. Supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL.", innerException)
 {
     /// <summary>The change as given.</summary>
     public string Change { get; } = change;
@@ -63,7 +63,7 @@ public sealed class InvalidCommitChangeException(string change, string reason, E
 /// directory). <see cref="ExitCode"/> follows docker: 127 for a missing command, 126 for one that cannot run, else 125.
 /// </summary>
 public sealed class ContainerStartException(string container, IReadOnlyList<string> args, string runcError)
-    : FarmException("FARM3108", $"container {container} could not run '{string.Join(' ', args)}': {runcError}. Check the command and the image (farm inspect), or give another command after the image name.")
+    : FarmException(FarmErrorCodes.ContainerStart, $"container {container} could not run '{string.Join(' ', args)}': {runcError}. Check the command and the image (farm inspect), or give another command after the image name.")
 {
     /// <summary>The exit code farm reports.</summary>
     public int ExitCode { get; } =

@@ -9,7 +9,7 @@ namespace Farm.Worker.Copy;
 public sealed class SourceOutsideContextException : FarmException
 {
     public SourceOutsideContextException(string instruction, string source, Exception? innerException = null)
-        : base("FARM1203", $"{instruction} source '{source}' is outside the build context; only files inside the context (or the --from stage) can be copied, so move the file into the context", innerException)
+        : base(FarmErrorCodes.SourceOutsideContext, $"{instruction} source '{source}' is outside the build context; only files inside the context (or the --from stage) can be copied, so move the file into the context", innerException)
     {
         SourcePath = source;
     }
@@ -22,7 +22,7 @@ public sealed class SourceOutsideContextException : FarmException
 public sealed class CopySourceNotFoundException : FarmException
 {
     public CopySourceNotFoundException(string instruction, string pattern, Exception? innerException = null)
-        : base("FARM1204", $"{instruction} source '{pattern}' matched no file or directory; check the path, its case, and that .dockerignore does not exclude it", innerException)
+        : base(FarmErrorCodes.SourceNotFound, $"{instruction} source '{pattern}' matched no file or directory; check the path, its case, and that .dockerignore does not exclude it", innerException)
     {
         Pattern = pattern;
     }
@@ -35,7 +35,7 @@ public sealed class CopySourceNotFoundException : FarmException
 public sealed class CopyDestinationException : FarmException
 {
     public CopyDestinationException(string message, Exception? innerException = null)
-        : base("FARM1205", message, innerException)
+        : base(FarmErrorCodes.CopyDestination, message, innerException)
     {
     }
 }
@@ -44,7 +44,7 @@ public sealed class CopyDestinationException : FarmException
 public sealed class CopyOptionException : FarmException
 {
     public CopyOptionException(string message, Exception? innerException = null)
-        : base("FARM1206", message, innerException)
+        : base(FarmErrorCodes.CopyOption, message, innerException)
     {
     }
 }
@@ -53,7 +53,7 @@ public sealed class CopyOptionException : FarmException
 public sealed class ChecksumMismatchException : FarmException
 {
     public ChecksumMismatchException(string url, string expected, string actual)
-        : base("FARM1207", $"ADD source '{url}' has checksum {actual}, but --checksum expects {expected}; the file changed on the server or the checksum is wrong: verify it and update --checksum")
+        : base(FarmErrorCodes.ChecksumMismatch, $"ADD source '{url}' has checksum {actual}, but --checksum expects {expected}; the file changed on the server or the checksum is wrong: verify it and update --checksum")
     {
         Expected = expected;
         Actual = actual;
@@ -68,7 +68,7 @@ public sealed class ChecksumMismatchException : FarmException
 public sealed class UnsafeArchiveException : FarmException
 {
     public UnsafeArchiveException(string archive, string entry, string reason)
-        : base("FARM1208", $"ADD archive '{archive}' was refused: entry '{entry}' {reason}; nothing was extracted. Rebuild the archive with relative paths inside one directory")
+        : base(FarmErrorCodes.UnsafeArchive, $"ADD archive '{archive}' was refused: entry '{entry}' {reason}; nothing was extracted. Rebuild the archive with relative paths inside one directory")
     {
         Entry = entry;
     }
@@ -80,7 +80,7 @@ public sealed class UnsafeArchiveException : FarmException
 public sealed class RemoteSourceException : FarmException
 {
     public RemoteSourceException(string url, string message, Exception? innerException = null)
-        : base("FARM1209", $"ADD source '{url}': {message}", innerException)
+        : base(FarmErrorCodes.RemoteSource, $"ADD source '{url}': {message}", innerException)
     {
     }
 }
@@ -89,7 +89,7 @@ public sealed class RemoteSourceException : FarmException
 public sealed class UnsupportedSourceException : FarmException
 {
     public UnsupportedSourceException(string message, Exception? innerException = null)
-        : base("FARM1210", message, innerException)
+        : base(FarmErrorCodes.UnsupportedSource, message, innerException)
     {
     }
 }

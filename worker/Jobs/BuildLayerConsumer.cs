@@ -46,7 +46,7 @@ public sealed partial class BuildLayerConsumer(
         catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
         {
             var stepFailure = e as IStepFailure;
-            telemetry.JobFailed(activity, (e as FarmException)?.Code ?? "FARM3000", stepFailure?.ExitCode, e.Message);
+            telemetry.JobFailed(activity, (e as FarmException)?.Code ?? FarmErrorCodes.WorkerUnexpected, stepFailure?.ExitCode, e.Message);
             LogJobFailed(logger, job.JobId, e.Message);
             await context.Publish(new LayerBuildFailed
             {
@@ -55,7 +55,7 @@ public sealed partial class BuildLayerConsumer(
                 StepId = job.StepId,
                 CacheKey = job.CacheKey,
                 Worker = worker,
-                Code = (e as FarmException)?.Code ?? "FARM3000",
+                Code = (e as FarmException)?.Code ?? FarmErrorCodes.WorkerUnexpected,
                 Message = e.Message,
                 ExitCode = stepFailure?.ExitCode,
                 OutputTail = stepFailure?.OutputTail ?? [],
@@ -71,7 +71,7 @@ public sealed partial class BuildLayerConsumer(
     internal static bool IsRetryable(Exception e) => e switch
     {
         IStepFailure => false,
-        FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is "FARM3003" or "FARM3004",
+        FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot,
         _ => true,
     };
 

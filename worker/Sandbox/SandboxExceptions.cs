@@ -6,7 +6,7 @@ namespace Farm.Worker.Sandbox;
 public sealed class UnknownUserException : FarmException
 {
     public UnknownUserException(string userSpec, string message)
-        : base("FARM3001", message)
+        : base(FarmErrorCodes.UnknownUser, message)
     {
         UserSpec = userSpec;
     }
@@ -19,7 +19,7 @@ public sealed class UnknownUserException : FarmException
 public sealed class RunFailedException : FarmException, Jobs.IStepFailure
 {
     public RunFailedException(int exitCode, IReadOnlyList<string> args, IReadOnlyList<OutputLine> outputTail)
-        : base("FARM3002", Describe(exitCode, args, outputTail))
+        : base(FarmErrorCodes.RunFailed, Describe(exitCode, args, outputTail))
     {
         ExitCode = exitCode;
         OutputTail = outputTail;
@@ -52,7 +52,7 @@ public sealed class RunFailedException : FarmException, Jobs.IStepFailure
 public sealed class SandboxException : FarmException
 {
     public SandboxException(string message, Exception? innerException = null)
-        : base("FARM3003", message, innerException)
+        : base(FarmErrorCodes.Sandbox, message, innerException)
     {
     }
 }
@@ -61,7 +61,7 @@ public sealed class SandboxException : FarmException
 public sealed class SnapshotException : FarmException
 {
     public SnapshotException(string message, Exception? innerException = null)
-        : base("FARM3004", message, innerException)
+        : base(FarmErrorCodes.Snapshot, message, innerException)
     {
     }
 }
@@ -70,7 +70,7 @@ public sealed class SnapshotException : FarmException
 public sealed class RootfsPathException : FarmException
 {
     public RootfsPathException(string message, Exception? innerException = null)
-        : base("FARM3005", message, innerException)
+        : base(FarmErrorCodes.RootfsPath, message, innerException)
     {
     }
 }

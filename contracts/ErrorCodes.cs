@@ -1,0 +1,430 @@
+namespace Farm.Contracts;
+
+/// <summary>
+/// Every stable error code Farm reports, each defined once. A <see cref="FarmException"/> message starts with one
+/// (<c>FARM1203: ...</c>); scripts, tests and issue reports refer to it, so a code is never reused for another
+/// meaning and never renumbered lightly. docs/errors.md lists the same codes for users.
+/// </summary>
+/// <remarks>
+/// Ranges: FARM10xx Dockerfile syntax, FARM11xx variable expansion and <c>.dockerignore</c>, FARM12xx build context
+/// and COPY/ADD sources, FARM13xx stages and the build graph; FARM20xx OCI content, FARM21xx layer tars, FARM22xx
+/// registries and blob stores; FARM30xx worker and sandbox, FARM31xx containers (<c>farm run</c>/<c>exec</c>);
+/// FARM40xx coordinator cache and dispatch, FARM41xx image assembly and outputs, FARM42xx builds and the HTTP API;
+/// FARM50xx local image store, FARM501x and FARM505x the CLI. Exception types are named in each code's summary;
+/// they live in the project of their area.
+/// </remarks>
+public static class FarmErrorCodes
+{
+    // FARM10xx: Dockerfile syntax (DockerfileSyntaxException, Farm.Dockerfile.Parsing).
+
+    /// <summary>The Dockerfile has no instruction (empty, blank or comments only).</summary>
+    public const string NoInstructions = "FARM1001";
+
+    /// <summary>A parser directive has a value the parser does not accept (e.g. <c># escape=x</c>).</summary>
+    public const string InvalidDirective = "FARM1002";
+
+    /// <summary>The same parser directive appears twice.</summary>
+    public const string DuplicateDirective = "FARM1003";
+
+    /// <summary>A JSON array in an instruction holds something other than strings.</summary>
+    public const string JsonNotStringArray = "FARM1004";
+
+    /// <summary>ENV or LABEL names a key without a value.</summary>
+    public const string MissingValue = "FARM1005";
+
+    /// <summary>ENV or LABEL in <c>key=value</c> form has a word without <c>=</c>.</summary>
+    public const string MissingEquals = "FARM1006";
+
+    /// <summary>A heredoc body never reaches its terminator line.</summary>
+    public const string UnterminatedHeredoc = "FARM1007";
+
+    /// <summary>The instruction keyword is not a Dockerfile instruction.</summary>
+    public const string UnknownInstruction = "FARM1010";
+
+    /// <summary>An instruction has a <c>--flag</c> it does not take.</summary>
+    public const string UnknownFlag = "FARM1011";
+
+    /// <summary>An instruction's flag is missing its value, has a bad value, or is repeated.</summary>
+    public const string InvalidFlag = "FARM1012";
+
+    /// <summary>An instruction has too few or too many arguments, or arguments of the wrong shape.</summary>
+    public const string InvalidArguments = "FARM1013";
+
+    /// <summary>An instruction that requires the JSON (exec) form got something else.</summary>
+    public const string JsonRequired = "FARM1014";
+
+    /// <summary>ONBUILD wraps an instruction it may not trigger.</summary>
+    public const string InvalidOnbuild = "FARM1015";
+
+    /// <summary>A HEALTHCHECK duration or retry count is not valid.</summary>
+    public const string InvalidHealthcheck = "FARM1016";
+
+    /// <summary>A stage name after <c>FROM … AS</c> is not valid.</summary>
+    public const string InvalidStageName = "FARM1017";
+
+    // FARM11xx: variable expansion (Farm.Dockerfile.Expansion) and .dockerignore (Farm.Dockerfile.Ignore).
+
+    /// <summary><c>${NAME?message}</c> met an unset (or, with <c>:?</c>, empty) variable (<c>RequiredVariableException</c>).</summary>
+    public const string RequiredVariable = "FARM1101";
+
+    /// <summary>A word has malformed substitution syntax: unterminated quote or <c>${</c>, <c>${}</c>, unknown modifier (<c>ExpansionSyntaxException</c>).</summary>
+    public const string ExpansionSyntax = "FARM1102";
+
+    /// <summary>The pattern of <c>${VAR#pat}</c>, <c>${VAR%pat}</c> or <c>${VAR/pat/repl}</c> is invalid (<c>SubstitutionPatternException</c>).</summary>
+    public const string SubstitutionPattern = "FARM1103";
+
+    /// <summary>A <c>.dockerignore</c> pattern cannot be compiled (<c>InvalidIgnorePatternException</c>).</summary>
+    public const string InvalidIgnorePattern = "FARM1110";
+
+    // FARM12xx: build context and COPY/ADD sources (BuildContextException in Farm.Dockerfile.Context; Farm.Worker.Copy).
+
+    /// <summary>The build context directory does not exist or is not a directory (<c>BuildContextException</c>).</summary>
+    public const string ContextNotFound = "FARM1201";
+
+    /// <summary>A directory of the build context cannot be read (<c>BuildContextException</c>).</summary>
+    public const string ContextUnreadable = "FARM1202";
+
+    /// <summary>
+    /// A COPY/ADD source resolves outside its source root (<c>../x</c>, a symlink leaving the context, a symlink loop)
+    /// (<c>BuildContextException</c> when planning, <c>SourceOutsideContextException</c> on the worker).
+    /// </summary>
+    public const string SourceOutsideContext = "FARM1203";
+
+    /// <summary>A COPY/ADD source or wildcard matched no file (<c>BuildContextException</c> when planning, <c>CopySourceNotFoundException</c> on the worker).</summary>
+    public const string SourceNotFound = "FARM1204";
+
+    /// <summary>The COPY/ADD destination cannot take what is copied (<c>CopyDestinationException</c>).</summary>
+    public const string CopyDestination = "FARM1205";
+
+    /// <summary>An option of COPY/ADD (<c>--chown</c>, <c>--chmod</c>, <c>--checksum</c>, <c>--exclude</c>, a source pattern) is invalid (<c>CopyOptionException</c>, <c>BuildContextException</c>).</summary>
+    public const string CopyOption = "FARM1206";
+
+    /// <summary>A downloaded ADD source does not have the digest given with <c>--checksum</c> (<c>ChecksumMismatchException</c>).</summary>
+    public const string ChecksumMismatch = "FARM1207";
+
+    /// <summary>An archive given to ADD has an entry that would land outside the destination (<c>UnsafeArchiveException</c>).</summary>
+    public const string UnsafeArchive = "FARM1208";
+
+    /// <summary>A remote ADD source could not be downloaded (<c>RemoteSourceException</c>).</summary>
+    public const string RemoteSource = "FARM1209";
+
+    /// <summary>A source holds something COPY/ADD cannot reproduce: a corrupt archive, an unsupported tar entry (<c>UnsupportedSourceException</c>).</summary>
+    public const string UnsupportedSource = "FARM1210";
+
+    /// <summary>A file of the build context changed size while the context was packed (<c>BuildContextException</c>).</summary>
+    public const string ContextChangedWhilePacked = "FARM1211";
+
+    // FARM13xx: stages and the build graph (BuildGraphException, Farm.Dockerfile.Graph).
+
+    /// <summary><c>--target</c> names no stage.</summary>
+    public const string UnknownTarget = "FARM1301";
+
+    /// <summary>Two stages have the same name (compared case-insensitively).</summary>
+    public const string DuplicateStageName = "FARM1302";
+
+    /// <summary><c>COPY --from</c> names the stage it is in.</summary>
+    public const string SelfReference = "FARM1303";
+
+    /// <summary><c>COPY --from=N</c> with N not the index of an earlier stage.</summary>
+    public const string InvalidStageIndex = "FARM1304";
+
+    /// <summary><c>COPY --from=name</c> names a stage defined later in the file.</summary>
+    public const string ForwardStageReference = "FARM1305";
+
+    /// <summary><c>COPY --from</c> holds a variable; BuildKit does not expand it.</summary>
+    public const string VariableInFrom = "FARM1306";
+
+    /// <summary>The image of a FROM expands to nothing.</summary>
+    public const string EmptyBaseName = "FARM1307";
+
+    /// <summary>A <c>--platform</c> value that is not <c>os/arch[/variant]</c>.</summary>
+    public const string InvalidPlatform = "FARM1308";
+
+    /// <summary>An EXPOSE port that is not <c>port[/proto]</c> or <c>start-end[/proto]</c>.</summary>
+    public const string InvalidPort = "FARM1309";
+
+    /// <summary>A VOLUME path expands to an empty string.</summary>
+    public const string EmptyVolume = "FARM1310";
+
+    /// <summary>A word could not be expanded while the graph was built (bad substitution, <c>${X?}</c> on an unset X…).</summary>
+    public const string ExpansionFailed = "FARM1311";
+
+    /// <summary>The file has no FROM, or an instruction other than ARG comes before the first FROM.</summary>
+    public const string NoStage = "FARM1312";
+
+    /// <summary>Warning: build args that no instruction of the build declared.</summary>
+    public const string UnusedBuildArgs = "FARM1390";
+
+    /// <summary>Warning: ONBUILD triggers of a base stage or image were recorded but not applied.</summary>
+    public const string OnbuildNotApplied = "FARM1391";
+
+    // FARM20xx: OCI content (Farm.Oci).
+
+    /// <summary>A digest string is not <c>sha256:</c>/<c>sha512:</c> with the right hex length (<c>InvalidDigestException</c>).</summary>
+    public const string InvalidDigest = "FARM2001";
+
+    /// <summary>Content did not hash to the digest it was fetched or stored under (<c>DigestMismatchException</c>).</summary>
+    public const string DigestMismatch = "FARM2002";
+
+    /// <summary>A manifest, index or config document could not be read (<c>InvalidManifestException</c>).</summary>
+    public const string InvalidManifest = "FARM2003";
+
+    // FARM21xx: layer tars (Farm.Oci.Layers).
+
+    /// <summary>A layer entry's name climbs above the root with <c>..</c> (<c>LayerPathEscapeException</c>).</summary>
+    public const string LayerPathEscape = "FARM2101";
+
+    /// <summary>A layer entry has an absolute name (<c>LayerAbsolutePathException</c>).</summary>
+    public const string LayerAbsolutePath = "FARM2102";
+
+    /// <summary>A layer entry's path goes through a symbolic link (<c>LayerSymlinkTraversalException</c>).</summary>
+    public const string LayerSymlinkTraversal = "FARM2103";
+
+    /// <summary>A hard link entry points outside the root or at nothing there (<c>LayerHardlinkTargetException</c>).</summary>
+    public const string LayerHardlinkTarget = "FARM2104";
+
+    /// <summary>A layer holds a device node and devices were not allowed (<c>LayerDeviceNotAllowedException</c>).</summary>
+    public const string LayerDeviceNotAllowed = "FARM2105";
+
+    /// <summary>The bytes are not a tar archive Farm can read (<c>InvalidLayerTarException</c>).</summary>
+    public const string InvalidLayerTar = "FARM2106";
+
+    /// <summary>A layer's compression is not gzip, zstd or none, or the stream is corrupt (<c>LayerCompressionException</c>).</summary>
+    public const string LayerCompression = "FARM2107";
+
+    /// <summary>A file system call failed while a layer was applied or written (<c>LayerIoException</c>).</summary>
+    public const string LayerIo = "FARM2108";
+
+    /// <summary>An overlayfs upperdir uses redirect_dir or metacopy (<c>UnsupportedOverlayFeatureException</c>).</summary>
+    public const string UnsupportedOverlayFeature = "FARM2109";
+
+    /// <summary>Two entries of one layer conflict in a way that cannot be applied (<c>LayerEntryConflictException</c>).</summary>
+    public const string LayerEntryConflict = "FARM2110";
+
+    // FARM22xx: blob stores and registries (Farm.Oci.Stores, Farm.Oci.Registry). The worker retries a job that
+    // failed with a FARM22xx code on another worker.
+
+    /// <summary>The blob store does not hold a blob (<c>BlobNotFoundException</c>).</summary>
+    public const string BlobNotFound = "FARM2201";
+
+    /// <summary>An image reference could not be parsed (<c>InvalidImageReferenceException</c>).</summary>
+    public const string InvalidImageReference = "FARM2202";
+
+    /// <summary>The registry wants credentials that were not given, or refused them: HTTP 401 (<c>RegistryAuthenticationException</c>).</summary>
+    public const string RegistryAuthentication = "FARM2210";
+
+    /// <summary>The credentials do not allow the operation: HTTP 403 or a token without the scope (<c>RegistryAccessDeniedException</c>).</summary>
+    public const string RegistryAccessDenied = "FARM2211";
+
+    /// <summary>The manifest, tag or repository does not exist: HTTP 404 (<c>ManifestNotFoundException</c>).</summary>
+    public const string ManifestNotFound = "FARM2212";
+
+    /// <summary>The registry could not be reached, or answered 429/5xx after every retry (<c>RegistryUnavailableException</c>).</summary>
+    public const string RegistryUnavailable = "FARM2213";
+
+    /// <summary>The registry answered with an error Farm cannot recover from: another 4xx or a malformed answer (<c>RegistryRequestException</c>).</summary>
+    public const string RegistryRequest = "FARM2214";
+
+    /// <summary>The registry's TLS certificate is not trusted, or the handshake failed (<c>RegistryTlsException</c>).</summary>
+    public const string RegistryTls = "FARM2215";
+
+    /// <summary>The token server of a Bearer challenge failed or answered nonsense (<c>RegistryTokenException</c>).</summary>
+    public const string RegistryToken = "FARM2216";
+
+    /// <summary>The Docker client configuration (config.json) could not be read or written (<c>DockerConfigException</c>).</summary>
+    public const string DockerConfig = "FARM2217";
+
+    /// <summary>An image index has no manifest for the platform needed (<c>PlatformNotFoundException</c>).</summary>
+    public const string PlatformNotFound = "FARM2218";
+
+    /// <summary>A directory is not a usable OCI image layout, or a tag is missing from it (<c>OciLayoutException</c>).</summary>
+    public const string OciLayout = "FARM2230";
+
+    /// <summary>A blob store address is neither <c>registry://HOST/REPO</c> nor <c>oci-layout:/PATH</c> (<c>InvalidBlobStoreAddressException</c>).</summary>
+    public const string InvalidBlobStoreAddress = "FARM2240";
+
+    // FARM30xx: worker and sandbox (Farm.Worker.Jobs, Farm.Worker.Sandbox).
+
+    /// <summary>A job failed with an exception that carries no Farm code; reported by the worker in <c>LayerBuildFailed</c>.</summary>
+    public const string WorkerUnexpected = "FARM3000";
+
+    /// <summary>A USER names a user or group the image does not define (<c>UnknownUserException</c>).</summary>
+    public const string UnknownUser = "FARM3001";
+
+    /// <summary>A RUN command exited with a non-zero status (<c>RunFailedException</c>).</summary>
+    public const string RunFailed = "FARM3002";
+
+    /// <summary>runc itself failed: missing binary, bad bundle, a namespace or mount refused (<c>SandboxException</c>). Retried on another worker.</summary>
+    public const string Sandbox = "FARM3003";
+
+    /// <summary>An overlayfs snapshot could not be mounted or removed (<c>SnapshotException</c>). Retried on another worker.</summary>
+    public const string Snapshot = "FARM3004";
+
+    /// <summary>A path inside the image escapes or cannot be used, e.g. WORKDIR is a file (<c>RootfsPathException</c>).</summary>
+    public const string RootfsPath = "FARM3005";
+
+    /// <summary>FARM_RABBITMQ is not an AMQP URL (<c>InvalidRabbitMqUrlException</c>, Farm.Contracts).</summary>
+    public const string InvalidRabbitMqUrl = "FARM3010";
+
+    // FARM31xx: containers of farm run/exec/commit (Farm.Worker.Containers).
+
+    /// <summary>A name or id prefix matches no container (<c>NoSuchContainerException</c>).</summary>
+    public const string NoSuchContainer = "FARM3100";
+
+    /// <summary>An id prefix matches more than one container (<c>AmbiguousContainerException</c>).</summary>
+    public const string AmbiguousContainer = "FARM3101";
+
+    /// <summary><c>--name</c> is taken or not a valid container name (<c>ContainerNameException</c>).</summary>
+    public const string ContainerName = "FARM3102";
+
+    /// <summary>The container is not in the state the operation needs (<c>ContainerStateException</c>).</summary>
+    public const string ContainerState = "FARM3103";
+
+    /// <summary>A <c>-p</c> value is not <c>[IP:][HOST:]CONTAINER[/tcp|/udp]</c> (<c>InvalidPortMappingException</c>).</summary>
+    public const string InvalidPortMapping = "FARM3104";
+
+    /// <summary>The container's private network could not be set up (<c>ContainerNetworkException</c>).</summary>
+    public const string ContainerNetwork = "FARM3105";
+
+    /// <summary>The container could not be created, started, stopped or removed (<c>ContainerRuntimeException</c>).</summary>
+    public const string ContainerRuntime = "FARM3106";
+
+    /// <summary>A <c>farm commit -c</c> change is not one a commit can carry (<c>InvalidCommitChangeException</c>).</summary>
+    public const string InvalidCommitChange = "FARM3107";
+
+    /// <summary>runc could not start the container's process (<c>ContainerStartException</c>).</summary>
+    public const string ContainerStart = "FARM3108";
+
+    // FARM40xx: coordinator action cache and job dispatch (Farm.Coordinator.Cache, Farm.Coordinator.Grains).
+
+    /// <summary>A cache key is not <c>sha256:</c> and 64 lower-case hex digits (<c>InvalidCacheKeyException</c>).</summary>
+    public const string InvalidCacheKey = "FARM4001";
+
+    /// <summary>The action cache's backend (Redis, the state directory) failed (<c>ActionCacheUnavailableException</c>); builds go on uncached.</summary>
+    public const string ActionCacheUnavailable = "FARM4002";
+
+    /// <summary>An action-cache entry cannot be read; it is treated as a miss and replaced (<c>ActionCacheCorruptEntryException</c>).</summary>
+    public const string ActionCacheCorruptEntry = "FARM4003";
+
+    /// <summary>A layer grain could not publish a job to the workers' queue (a <c>JobFailure</c> of the grain).</summary>
+    public const string DispatchFailed = "FARM4004";
+
+    /// <summary>Every attempt of a job failed with a retryable fault (a <c>JobFailure</c> of the layer grain).</summary>
+    public const string AttemptsExhausted = "FARM4005";
+
+    /// <summary>No worker reported on a job within the job timeout (a <c>JobFailure</c> of the layer grain).</summary>
+    public const string JobTimedOut = "FARM4006";
+
+    /// <summary>The coordinator's configuration is invalid; the message names the setting (<c>CoordinatorConfigurationException</c>).</summary>
+    public const string CoordinatorConfiguration = "FARM4010";
+
+    // FARM41xx: image assembly, push and outputs (Farm.Coordinator.Assembly).
+
+    /// <summary>The inputs of an image assembly do not fit together (<c>ImageAssemblyException</c>).</summary>
+    public const string ImageAssembly = "FARM4101";
+
+    /// <summary>A layer cannot be written in the requested manifest format, e.g. zstd in Docker v2s2 (<c>UnsupportedLayerFormatException</c>).</summary>
+    public const string UnsupportedLayerFormat = "FARM4102";
+
+    /// <summary>A push destination is not a usable <c>host[:port]/repository[:tag]</c> (<c>InvalidPushTargetException</c>).</summary>
+    public const string InvalidPushTarget = "FARM4110";
+
+    /// <summary>No blob source holds a blob the image needs (<c>BlobUnavailableException</c>).</summary>
+    public const string BlobUnavailable = "FARM4111";
+
+    /// <summary>An <c>--output</c> value is malformed or names an unknown exporter (<c>InvalidOutputException</c>).</summary>
+    public const string InvalidOutput = "FARM4120";
+
+    /// <summary>Writing an output failed, or a layer did not decompress to its diff_id (<c>OutputWriteException</c>).</summary>
+    public const string OutputWrite = "FARM4121";
+
+    // FARM42xx: builds and the coordinator's HTTP API (Farm.Coordinator.Builds, Farm.Coordinator.Api).
+
+    /// <summary>A build failed with an exception that carries no Farm code, or the API failed unexpectedly (HTTP 500).</summary>
+    public const string BuildInternal = "FARM4200";
+
+    /// <summary>A layer step failed; the message names the step, a RUN's exit code and output tail (<c>BuildStepFailedException</c>).</summary>
+    public const string BuildStepFailed = "FARM4201";
+
+    /// <summary>A base image (or a <c>COPY --from</c> image) could not be pinned or copied into the cache store (<c>BaseImageUnavailableException</c>).</summary>
+    public const string BaseImageUnavailable = "FARM4202";
+
+    /// <summary>The context index a build names is missing from the cache store or unreadable (<c>ContextIndexUnavailableException</c>).</summary>
+    public const string ContextIndexUnavailable = "FARM4203";
+
+    /// <summary>The Dockerfile uses a feature Farm cannot build yet; refused before any job (<c>UnsupportedBuildFeatureException</c>).</summary>
+    public const string UnsupportedBuildFeature = "FARM4204";
+
+    /// <summary>No build with this id is known to the farm: HTTP 404 (<c>BuildNotFoundException</c>).</summary>
+    public const string BuildNotFound = "FARM4210";
+
+    /// <summary>A submission lacks what a build needs, or its body is malformed: HTTP 400 (<c>InvalidSubmissionException</c>).</summary>
+    public const string InvalidSubmission = "FARM4211";
+
+    /// <summary>The coordinator stopped while the build ran (<c>BuildAbandonedException</c>).</summary>
+    public const string BuildAbandoned = "FARM4212";
+
+    /// <summary>The build could not be recorded in its build grain (<c>BuildNotRecordedException</c>).</summary>
+    public const string BuildNotRecorded = "FARM4213";
+
+    /// <summary>A submission names a context directory or an output path to a coordinator that is not the local farm (<c>LocalOnlySubmissionException</c>).</summary>
+    public const string LocalOnlySubmission = "FARM4214";
+
+    /// <summary>The build was cancelled by its submitter (<c>BuildCancelledException</c>).</summary>
+    public const string BuildCancelled = "FARM4215";
+
+    // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
+
+    /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>
+    public const string NoSuchImage = "FARM5001";
+
+    /// <summary>An id prefix matches more than one local image (<c>AmbiguousImageIdException</c>).</summary>
+    public const string AmbiguousImageId = "FARM5002";
+
+    /// <summary>A name cannot name a local image (<c>InvalidImageNameException</c>).</summary>
+    public const string InvalidImageName = "FARM5003";
+
+    /// <summary>An archive or rootfs tar given to import or load cannot be read (<c>InvalidImageArchiveException</c>).</summary>
+    public const string InvalidImageArchive = "FARM5004";
+
+    /// <summary>A <c>farm import -c</c> change is not one Farm applies (<c>InvalidChangeException</c>).</summary>
+    public const string InvalidImportChange = "FARM5005";
+
+    /// <summary>The local image store's lock is held by another farm process (<c>ImageStoreBusyException</c>).</summary>
+    public const string ImageStoreBusy = "FARM5006";
+
+    // FARM501x and FARM505x: the farm CLI (Farm.Cli).
+
+    /// <summary>A flag or argument of a farm command is wrong (<c>InvalidCliArgumentException</c>).</summary>
+    public const string InvalidCliArgument = "FARM5010";
+
+    /// <summary>The local farm must run build steps and its daemon is not root (<c>LocalFarmNeedsRootException</c>).</summary>
+    public const string LocalFarmNeedsRoot = "FARM5011";
+
+    /// <summary>The Dockerfile is missing, unreadable or not UTF-8 (<c>DockerfileUnreadableException</c>).</summary>
+    public const string DockerfileUnreadable = "FARM5012";
+
+    /// <summary>The remote farm's HTTP API failed or answered something unexpected (<c>RemoteFarmException</c>).</summary>
+    public const string RemoteFarm = "FARM5013";
+
+    /// <summary>No build has this id on the farm asked (<c>NoSuchBuildException</c>).</summary>
+    public const string NoSuchBuild = "FARM5014";
+
+    /// <summary>A file system, permission, HTTP or invalid-state error of a library, without a Farm code, reached the CLI; the line names the exception type (printed by <c>CliErrors</c>).</summary>
+    public const string CliSystemError = "FARM5015";
+
+    /// <summary>Publishing a build to RabbitMQ failed (<c>SubmitFailedException</c>).</summary>
+    public const string SubmitFailed = "FARM5016";
+
+    /// <summary>A local farm daemon already runs on this state directory (<c>LocalFarmRunningException</c>).</summary>
+    public const string LocalFarmRunning = "FARM5017";
+
+    /// <summary>The local farm's settings are unusable (<c>LocalFarmConfigurationException</c>).</summary>
+    public const string LocalFarmConfiguration = "FARM5018";
+
+    /// <summary>The local farm daemon cannot be reached or started, or its socket refuses this user (<c>LocalFarmUnavailableException</c>).</summary>
+    public const string LocalFarmUnavailable = "FARM5019";
+
+    /// <summary><c>farm run</c> or <c>farm exec</c> got flags it does not know, or misses a value (<c>ContainerUsageException</c>).</summary>
+    public const string ContainerUsage = "FARM5050";
+}
