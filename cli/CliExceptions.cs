@@ -6,10 +6,6 @@ namespace Farm.Cli;
 public sealed class InvalidCliArgumentException(string message)
     : FarmException(FarmErrorCodes.InvalidCliArgument, message);
 
-/// <summary>The embedded farm must run RUN steps and is not root (FARM5011).</summary>
-public sealed class EmbeddedFarmNeedsRootException()
-    : FarmException(FarmErrorCodes.EmbeddedFarmNeedsRoot, "the embedded farm runs build steps with runc and overlayfs, which need root. Run farm build as root (sudo ./farm build ...), or build on a farm with --farm URL / FARM_HOST.");
-
 /// <summary>The Dockerfile cannot be read (FARM5012).</summary>
 public sealed class DockerfileUnreadableException(string path, string reason, Exception? inner = null)
     : FarmException(FarmErrorCodes.DockerfileUnreadable, $"cannot read the Dockerfile {path}: {reason}. Pass an existing file with -f, or put a Dockerfile in the context.", inner);

@@ -305,3 +305,14 @@ public sealed record WorkerHeartbeat
     /// <summary>The worker is shutting down: forget it now rather than after missed heartbeats.</summary>
     public bool Stopping { get; init; }
 }
+
+/// <summary>
+/// Stop a job: every build that awaited it was cancelled. Published to every worker (each has its own temporary
+/// queue); the one running it kills it, and any that has not started it yet skips it.
+/// </summary>
+public sealed record CancelLayerJob
+{
+    public required Guid JobId { get; init; }
+
+    public required string CacheKey { get; init; }
+}

@@ -1,10 +1,13 @@
-using Farm.Worker.Jobs;
-using MassTransit;
+using Farm.Contracts;
 using Farm.Oci.Stores;
 using Farm.Worker.Hosting;
+using Farm.Worker.Jobs;
 using Farm.Worker.Telemetry;
-using Microsoft.Extensions.DependencyInjection;
+using MassTransit;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Farm.Worker;
@@ -30,6 +33,7 @@ public static class WorkerHosting
         }
 
         services.TryAddSingleton(_ => new BlobStoreLocator());
+        services.TryAddSingleton<RunningJobs>();
         services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
         services.TryAddSingleton(sp =>
@@ -56,5 +60,50 @@ public static class WorkerHosting
                 e.ConcurrentMessageLimit = slots;
                 e.PrefetchCount = slots;
             });
+        // Every worker hears every cancel: its own temporary queue, gone with it.
+        bus.AddConsumer<CancelLayerJobConsumer>()
+            .Endpoint(e =>
+            {
+                e.Name = "farm-worker-cancel";
+                e.InstanceId = "-" + Guid.NewGuid().ToString("N")[..12];
+                e.Temporary = true;
+            });
+    }
+
+    /// <summary>Everything a stand-alone worker needs: options, executor, MassTransit over RabbitMQ.</summary>
+    public static IServiceCollection AddFarmWorkerProcess(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddFarmWorker();
+        services.AddOptions<RabbitMqOptions>()
+            .BindConfiguration(RabbitMqOptions.Section)
+            .PostConfigure(o =>
+            {
+                if (configuration[RabbitMqOptions.UrlVariable] is { Length: > 0 } url)
+                {
+                    o.ApplyUrl(url);
+                }
+            })
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
+        services.AddFarmWorkerTelemetry(configuration);
+
+        var slots = configuration.GetSection(WorkerOptions.Section).GetValue(nameof(WorkerOptions.Slots), new WorkerOptions().Slots);
+        services.AddMassTransit(x =>
+        {
+            x.AddFarmWorkerConsumers(slots);
+            x.UsingRabbitMq((context, cfg) =>
+            {
+                var rabbit = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
+                cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
+                {
+                    h.Username(rabbit.User);
+                    h.Password(rabbit.Password);
+                });
+                cfg.ConfigureEndpoints(context);
+            });
+        });
+        return services;
     }
 }

@@ -42,6 +42,18 @@ public static class BuildApi
             var record = builds.Submit(submit);
             return Results.Accepted($"/builds/{record.BuildId}", new { buildId = record.BuildId, status = Status(record.Status) });
         });
+        app.MapPost("/builds/{id:guid}/cancel", async (Guid id, HttpContext http, BuildService builds) =>
+        {
+            if (builds.Cancel(id))
+            {
+                return Results.Accepted($"/builds/{id}", new { buildId = id, status = "cancelling" });
+            }
+
+            var record = await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false);
+            return record.IsDone
+                ? Results.Json(new { buildId = id, status = Status(record.Status) }, Json)
+                : Results.Json(new { error = $"build {id} runs on another coordinator: cancel it there" }, Json, statusCode: StatusCodes.Status409Conflict);
+        });
         app.MapGet("/builds/{id:guid}", async (Guid id, HttpContext http, BuildService builds) =>
             Results.Json(Describe(await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false)), Json));
         app.MapGet("/builds/{id:guid}/events", async (Guid id, bool? follow, HttpContext http, BuildService builds) =>

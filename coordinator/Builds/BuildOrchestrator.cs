@@ -28,7 +28,7 @@ namespace Farm.Coordinator.Builds;
 /// </summary>
 public sealed partial class BuildOrchestrator
 {
-    private readonly IGrainFactory _grains;
+    private readonly ILayerBuilds _layers;
     private readonly IActionCache _cache;
     private readonly BlobStoreLocator _stores;
     private readonly BuildLogHub? _logs;
@@ -36,11 +36,8 @@ public sealed partial class BuildOrchestrator
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    /// <summary>How long one call waiting for a layer grain's job may take (see <see cref="AwaitLayerAsync"/>).</summary>
-    internal static readonly TimeSpan LayerPollWait = TimeSpan.FromSeconds(10);
-
     public BuildOrchestrator(
-        IGrainFactory grains,
+        ILayerBuilds layers,
         IActionCache cache,
         BlobStoreLocator stores,
         BuildLogHub? logs = null,
@@ -48,10 +45,10 @@ public sealed partial class BuildOrchestrator
         TimeProvider? time = null,
         ILogger<BuildOrchestrator>? logger = null)
     {
-        ArgumentNullException.ThrowIfNull(grains);
+        ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(cache);
         ArgumentNullException.ThrowIfNull(stores);
-        _grains = grains;
+        _layers = layers;
         _cache = cache;
         _stores = stores;
         _logs = logs;
@@ -303,8 +300,8 @@ public sealed partial class BuildOrchestrator
         {
             // A key that does not determine the layer, or --no-cache, must never meet a layer a grain remembers.
             var grainKey = key.Cacheable && !request.NoCache ? key.Key : $"{key.Key}#{request.BuildId:N}";
-            var job = await AwaitLayerAsync(
-                _grains.GetGrain<ILayerGrain>(grainKey),
+            var job = await _layers.BuildOrJoinAsync(
+                grainKey,
                 new LayerJobRequest
                 {
                     BuildId = request.BuildId,
@@ -339,31 +336,6 @@ public sealed partial class BuildOrchestrator
         CoordinatorTelemetry.StepFinished(stepSpan, outcome);
         run.Progress?.Report(new StepFinished(request.BuildId, outcome.Finished, outcome));
         return outcome;
-    }
-
-    /// <summary>
-    /// The layer grain's outcome, waited for in calls of at most <see cref="LayerPollWait"/> each (see
-    /// <see cref="ILayerGrain.BuildOrJoinAsync"/>): the grain's activation may move while a job runs (its silo stops),
-    /// and a call that fails in Orleans meanwhile is made again.
-    /// </summary>
-    private async Task<LayerJobOutcome> AwaitLayerAsync(ILayerGrain grain, LayerJobRequest request, CancellationToken cancellationToken)
-    {
-        var failures = 0;
-        while (true)
-        {
-            try
-            {
-                if (await grain.BuildOrJoinAsync(request, LayerPollWait).WaitAsync(cancellationToken).ConfigureAwait(false) is { } outcome)
-                {
-                    return outcome;
-                }
-            }
-            catch (OrleansException e) when (++failures <= 10)
-            {
-                LogLayerCallFailed(_logger, e, request.BuildId, request.StepId);
-                await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
-            }
-        }
     }
 
     /// <summary>The job payload of a layer step, its <c>COPY --from</c> sources resolved to layers.</summary>
@@ -524,9 +496,6 @@ public sealed partial class BuildOrchestrator
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: step {StepId} built under {CacheKey} by {Worker}")]
     private static partial void LogStepBuilt(ILogger logger, Guid buildId, string stepId, string cacheKey, string worker);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: asking the layer grain for step {StepId} failed; asking again")]
-    private static partial void LogLayerCallFailed(ILogger logger, Exception exception, Guid buildId, string stepId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} finished: image {Digest}, {Jobs} of {Steps} layer steps built")]
     private static partial void LogBuildFinished(ILogger logger, Guid buildId, string digest, int jobs, int steps);

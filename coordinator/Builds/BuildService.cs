@@ -37,8 +37,10 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly BuildServiceOptions _options;
     private readonly CoordinatorOptions _coordinator;
     private readonly LocalImages? _localImages;
+    private readonly ILayerBuilds _layers;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<Guid, Task> _running = [];
+    private readonly Dictionary<Guid, CancellationTokenSource> _cancels = [];
     private readonly SemaphoreSlim _initLock = new(1, 1);
     private BuildOrchestrator? _orchestrator;
     private ConnectionMultiplexer? _redis;
@@ -53,6 +55,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         IOptions<BuildServiceOptions> options,
         IOptions<CoordinatorOptions> coordinator,
         ILoggerFactory loggers,
+        ILayerBuilds layers,
         LocalImages? localImages = null,
         TimeProvider? time = null)
     {
@@ -70,6 +73,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _logger = loggers.CreateLogger<BuildService>();
         _time = time ?? TimeProvider.System;
         _localImages = localImages;
+        _layers = layers;
     }
 
     public BuildRegistry Registry { get; }
@@ -152,15 +156,20 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
             var record = Registry.GetOrAdd(submission, submittedAt, pastEvents);
             var forwarder = new GrainEventForwarder(_grains.GetGrain<IBuildGrain>(submission.BuildId), silo, heartbeat, _logger, _stopping.Token);
-            var run = Task.Run(() => RunAsync(record, forwarder, resumedRun, _stopping.Token));
+            var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            var run = Task.Run(() => RunAsync(record, forwarder, resumedRun, cancel.Token));
             _running[submission.BuildId] = run;
+            _cancels[submission.BuildId] = cancel;
             _ = run.ContinueWith(
                 _ =>
                 {
                     lock (_running)
                     {
                         _running.Remove(submission.BuildId);
+                        _cancels.Remove(submission.BuildId);
                     }
+
+                    cancel.Dispose();
                 },
                 CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously,
@@ -203,7 +212,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     {
         record.MarkRunning();
         using var span = CoordinatorTelemetry.StartBuild(record.Submission);
-        var progress = new RecordProgress(record, forwarder, cancellationToken);
+        var progress = new RecordProgress(record, forwarder, _stopping.Token);
         if (resumedRun is { } run)
         {
             progress.Report(new BuildResumed(record.BuildId, _time.GetUtcNow(), Environment.MachineName + "/" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), run));
@@ -214,6 +223,14 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
             var request = await LoadRequestAsync(orchestrator, record.Submission, progress, cancellationToken).ConfigureAwait(false);
             await orchestrator.RunAsync(request, progress, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && !_stopping.IsCancellationRequested)
+        {
+            // Cancelled by its submitter: the orchestrator withdrew from its layer grains (stopping jobs no other
+            // build awaits) and named or pushed nothing; the grain records the end, so no silo resumes it.
+            var cancelled = new BuildCancelledException();
+            progress.Report(new BuildFailed(record.BuildId, _time.GetUtcNow(), cancelled.Code, cancelled.Message));
+            LogCancelled(_logger, e, record.BuildId);
         }
         catch (Exception e) when (cancellationToken.IsCancellationRequested)
         {
@@ -231,7 +248,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             LogFailed(_logger, e, record.BuildId, (record.End as BuildFailed)?.Code ?? code);
         }
 
-        if (!cancellationToken.IsCancellationRequested)
+        if (!_stopping.IsCancellationRequested)
         {
             CoordinatorTelemetry.BuildEnded(span, record.End, _time.GetUtcNow() - record.SubmittedAt);
         }
@@ -291,6 +308,24 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         };
     }
 
+    /// <summary>
+    /// Cancels build <paramref name="buildId"/> when it runs here (its stream then ends with FARM4215); false when it
+    /// does not run here (finished, unknown, or running on another coordinator).
+    /// </summary>
+    public bool Cancel(Guid buildId)
+    {
+        lock (_running)
+        {
+            if (!_cancels.TryGetValue(buildId, out var cancel))
+            {
+                return false;
+            }
+
+            cancel.Cancel();
+            return true;
+        }
+    }
+
     /// <summary>Publishes the end of a build; a failure is logged, not thrown (the build's state holds the outcome).</summary>
     internal async Task PublishAsync(BuildCompleted completed)
     {
@@ -331,7 +366,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
                 var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
                 var cache = new VerifyingActionCache(inner, store, _loggers.CreateLogger<VerifyingActionCache>());
-                _orchestrator = new BuildOrchestrator(_grains, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
+                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
             }
 
             return _orchestrator;
@@ -389,6 +424,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _initLock.Dispose();
         _stopping.Dispose();
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} cancelled by its submitter")]
+    private static partial void LogCancelled(ILogger logger, Exception exception, Guid buildId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} queued for {Tags}")]
     private static partial void LogQueued(ILogger logger, Guid buildId, string tags);

@@ -1,3 +1,4 @@
+using Farm.Coordinator.Grains;
 using Farm.Oci.Stores;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -16,6 +17,7 @@ public static class BuildServiceHosting
         services.AddOptions<BuildServiceOptions>().BindConfiguration(BuildServiceOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<BuildRegistry>();
         services.TryAddSingleton(_ => new BlobStoreLocator());
+        services.TryAddSingleton<ILayerBuilds, GrainLayerBuilds>();
         services.TryAddSingleton<BuildService>();
         // Builds running on a silo stop before the silo does, so nothing they report after reaches their grains.
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(s => s.GetRequiredService<BuildService>());

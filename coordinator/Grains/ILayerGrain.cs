@@ -25,6 +25,12 @@ public interface ILayerGrain : IGrainWithStringKey
     /// </summary>
     Task<LayerJobOutcome?> BuildOrJoinAsync(LayerJobRequest request, TimeSpan wait);
 
+    /// <summary>
+    /// Build <paramref name="buildId"/> no longer waits (it was cancelled): when no other build awaits the running job,
+    /// the job is stopped on its worker and the flight ends as cancelled, remembering nothing.
+    /// </summary>
+    Task LeaveAsync(Guid buildId);
+
     /// <summary>The remembered layer, or null when none was built (or the last job failed).</summary>
     Task<LayerJobOutcome?> GetOutcomeAsync();
 

@@ -30,6 +30,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
 
     // The flight in progress, null when idle.
     private TaskCompletionSource<LayerJobOutcome>? _flight;
+    private readonly HashSet<Guid> _waiting = [];
     private LayerJobRequest? _request;
     private Guid _jobId;
     private int _attempt;
@@ -76,6 +77,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
     /// <summary>The flight's outcome: the running one's, or a new one's (its job published).</summary>
     private async Task<Task<LayerJobOutcome>> StartOrJoinAsync(LayerJobRequest request)
     {
+        _waiting.Add(request.BuildId);
         if (_flight is null)
         {
             if (request.Step is null)
@@ -93,6 +95,25 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
 
         LogJoined(_logger, CacheKey, request.BuildId, _jobId);
         return _flight.Task;
+    }
+
+    public async Task LeaveAsync(Guid buildId)
+    {
+        if (!_waiting.Remove(buildId) || _waiting.Count > 0 || _flight is null)
+        {
+            return;
+        }
+
+        var jobId = _jobId;
+        LogCancelled(_logger, CacheKey, jobId);
+        await _bus.Publish(new CancelLayerJob { JobId = jobId, CacheKey = CacheKey });
+        await FinishAsync(new LayerJobOutcome
+        {
+            CacheKey = CacheKey,
+            JobId = jobId,
+            Attempts = _attempt,
+            Failure = new JobFailure { Code = FarmErrorCodes.BuildCancelled, Message = $"{FarmErrorCodes.BuildCancelled}: every build that awaited job {jobId} was cancelled" },
+        });
     }
 
     public Task<LayerJobOutcome?> GetOutcomeAsync() => Task.FromResult(_state.State?.Outcome);
@@ -218,6 +239,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
         var flight = _flight;
         _flight = null;
         _request = null;
+        _waiting.Clear();
         _deadline?.Dispose();
         _deadline = null;
 
@@ -247,6 +269,9 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Layer {CacheKey}: job {JobId} cancelled, no build awaits it any more")]
+    private static partial void LogCancelled(ILogger logger, string cacheKey, Guid jobId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Layer {CacheKey}: job {JobId} attempt {Attempt} for {StepId} published")]
     private static partial void LogDispatching(ILogger logger, string cacheKey, Guid jobId, int attempt, string stepId);

@@ -142,11 +142,17 @@ public static class CoordinatorHosting
             ["Logging:LogLevel:Farm"] = "Information",
         });
         builder.Services.AddSingleton(_ => new LocalImages(state));
+        var privileged = Environment.IsPrivilegedProcess;
+        if (!privileged)
+        {
+            builder.Services.AddSingleton<ILayerBuilds, RootlessLayerBuilds>();
+        }
+
         return o =>
         {
             o.Transport = FarmTransport.InMemory;
             o.Redis = null;
-            o.InProcessWorker = true;
+            o.InProcessWorker = privileged;
             o.SiloPort = FreePort();
             o.GatewayPort = FreePort();
             o.ClusterId = $"farm-local-{Environment.ProcessId}";

@@ -241,7 +241,7 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
     }
 
     private BuildOrchestrator Orchestrator() => new(
-        fixture.Grains,
+        new Grains.GrainLayerBuilds(fixture.Grains),
         new VerifyingActionCache(new FileActionCache(Path.Combine(_work, "ac")), _cacheStore, NullLogger<VerifyingActionCache>.Instance),
         _stores,
         fixture.Services.GetRequiredService<Dispatch.BuildLogHub>());

@@ -12,6 +12,7 @@ namespace Farm.Worker.Jobs;
 /// </summary>
 public sealed partial class BuildLayerConsumer(
     ILayerJobExecutor executor,
+    RunningJobs running,
     IOptions<WorkerOptions> options,
     WorkerTelemetry telemetry,
     ILogger<BuildLayerConsumer> logger) : IConsumer<BuildLayer>
@@ -24,12 +25,13 @@ public sealed partial class BuildLayerConsumer(
         LogJobStarted(logger, job.JobId, job.StepId, worker);
         using var busy = telemetry.TrackBusySlot();
         using var activity = WorkerTelemetry.StartJob(job, worker);
+        using var registration = running.Start(job.JobId, context.CancellationToken);
         try
         {
             var result = await executor.ExecuteAsync(
                 job,
                 (stream, line) => context.Publish(new StepLogLine(job.BuildId, job.StepId, job.JobId, stream, line, DateTimeOffset.UtcNow)),
-                context.CancellationToken).ConfigureAwait(false);
+                registration.Token).ConfigureAwait(false);
             await context.Publish(new LayerBuilt
             {
                 JobId = job.JobId,
@@ -42,6 +44,21 @@ public sealed partial class BuildLayerConsumer(
             }).ConfigureAwait(false);
             telemetry.JobBuilt(activity, result.Layer, result.Timings);
             LogJobFinished(logger, job.JobId, result.Layer?.Digest ?? "no layer");
+        }
+        catch (OperationCanceledException) when (!context.CancellationToken.IsCancellationRequested && running.WasCancelled(job.JobId))
+        {
+            // Every build that awaited it was cancelled: its container is gone, and nothing of it was stored.
+            LogJobCancelled(logger, job.JobId);
+            await context.Publish(new LayerBuildFailed
+            {
+                JobId = job.JobId,
+                BuildId = job.BuildId,
+                StepId = job.StepId,
+                CacheKey = job.CacheKey,
+                Worker = worker,
+                Code = FarmErrorCodes.BuildCancelled,
+                Message = $"{FarmErrorCodes.BuildCancelled}: job {job.JobId} stopped: the builds that awaited it were cancelled",
+            }).ConfigureAwait(false);
         }
         catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
         {
@@ -74,6 +91,9 @@ public sealed partial class BuildLayerConsumer(
         FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot,
         _ => true,
     };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} cancelled: the builds that awaited it were cancelled")]
+    private static partial void LogJobCancelled(ILogger logger, Guid jobId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} ({StepId}) started on {Worker}")]
     private static partial void LogJobStarted(ILogger logger, Guid jobId, string stepId, string worker);

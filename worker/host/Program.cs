@@ -30,43 +30,6 @@ public static partial class WorkerProgram
         return 0;
     }
 
-    /// <summary>Everything a stand-alone worker needs: options, executor, MassTransit over RabbitMQ.</summary>
-    public static IServiceCollection AddFarmWorkerProcess(this IServiceCollection services, IConfiguration configuration)
-    {
-        ArgumentNullException.ThrowIfNull(configuration);
-        services.AddFarmWorker();
-        services.AddOptions<RabbitMqOptions>()
-            .BindConfiguration(RabbitMqOptions.Section)
-            .PostConfigure(o =>
-            {
-                if (configuration[RabbitMqOptions.UrlVariable] is { Length: > 0 } url)
-                {
-                    o.ApplyUrl(url);
-                }
-            })
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
-        services.AddFarmWorkerTelemetry(configuration);
-
-        var slots = configuration.GetSection(WorkerOptions.Section).GetValue(nameof(WorkerOptions.Slots), new WorkerOptions().Slots);
-        services.AddMassTransit(x =>
-        {
-            x.AddFarmWorkerConsumers(slots);
-            x.UsingRabbitMq((context, cfg) =>
-            {
-                var rabbit = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
-                cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
-                {
-                    h.Username(rabbit.User);
-                    h.Password(rabbit.Password);
-                });
-                cfg.ConfigureEndpoints(context);
-            });
-        });
-        return services;
-    }
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Worker {Name} starting: {Slots} slots, state in {StateDirectory}, RabbitMQ {RabbitMq}")]
     private static partial void LogStarting(ILogger logger, string name, int slots, string stateDirectory, RabbitMqOptions rabbitMq);
 }
