@@ -179,25 +179,14 @@ public sealed class LocalImageStore : IDisposable
 
         using var client = new RegistryClient(reference.Registry, options, credentials);
         var pulled = await client.PullManifestAsync(reference, cancellationToken).ConfigureAwait(false);
+        var remote = new RegistryBlobStore(client, reference.Repository);
         foreach (var layer in pulled.Manifest.Layers)
         {
-            if (await _layout.StatAsync(layer.Digest, cancellationToken).ConfigureAwait(false) is not null)
-            {
-                progress?.Report($"{layer.Digest.Encoded[..12]}: Already exists");
-                continue;
-            }
-
-            var content = await client.OpenBlobAsync(reference.Repository, layer.Digest, layer.Size, cancellationToken).ConfigureAwait(false);
-            await using (content.ConfigureAwait(false))
-            {
-                await _layout.PutAsync(layer, content, cancellationToken).ConfigureAwait(false);
-            }
-
-            progress?.Report($"{layer.Digest.Encoded[..12]}: Pull complete");
+            var copied = await BlobCopy.CopyBlobAsync(remote, _layout, layer, cancellationToken).ConfigureAwait(false);
+            progress?.Report($"{layer.Digest.Encoded[..12]}: {(copied.Outcome == BlobOutcome.Exists ? "Already exists" : "Pull complete")}");
         }
 
-        var config = await client.GetBlobBytesAsync(reference.Repository, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
-        await _layout.PutBytesAsync(config, pulled.Manifest.Config.MediaType, cancellationToken).ConfigureAwait(false);
+        await BlobCopy.CopyBlobAsync(remote, _layout, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
         var manifest = await _layout.PutBytesAsync(pulled.Raw.Content, pulled.Raw.MediaType, cancellationToken).ConfigureAwait(false);
         var localName = reference.Tag is not null ? reference.WithTag(reference.Tag).ToString() : reference.ToString();
         await CommitAsync(manifest, pulled.Manifest, [localName], cancellationToken).ConfigureAwait(false);
@@ -210,25 +199,10 @@ public sealed class LocalImageStore : IDisposable
         var image = await GetAsync(name, cancellationToken).ConfigureAwait(false);
         var reference = ImageReference.Parse(TryNormalize(name) is { } n && image.Names.Contains(n) ? n : image.Names.FirstOrDefault(x => !IsDangling(x)) ?? throw new InvalidImageNameException(name, "the image has no name to push to; name it with farm tag first"));
         using var client = new RegistryClient(reference.Registry, options, credentials);
-        foreach (var blob in image.Manifest.Layers.Append(image.Manifest.Config))
-        {
-            if (await client.StatBlobAsync(reference.Repository, blob.Digest, cancellationToken).ConfigureAwait(false) is not null)
-            {
-                progress?.Report($"{blob.Digest.Encoded[..12]}: Layer already exists");
-                continue;
-            }
-
-            var content = await _layout.OpenVerifiedAsync(blob, cancellationToken).ConfigureAwait(false);
-            await using (content.ConfigureAwait(false))
-            {
-                await client.PushBlobAsync(reference.Repository, blob, content, mountFrom: null, cancellationToken).ConfigureAwait(false);
-            }
-
-            progress?.Report($"{blob.Digest.Encoded[..12]}: Pushed");
-        }
-
-        // The manifest goes last, byte for byte as stored, so the pushed digest is the local one.
-        return await client.PushManifestAsync(reference.Repository, reference.Reference, image.ManifestBytes, image.ManifestDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+        var pushed = await new ImagePusher(_ => client)
+            .PushAsync(image, [reference.ToString()], [_layout], progress is null ? null : new PushProgress(progress), cancellationToken)
+            .ConfigureAwait(false);
+        return pushed.Digest;
     }
 
     /// <summary>
@@ -534,5 +508,16 @@ public sealed class LocalImageStore : IDisposable
 
         Stream whole = new PrefixedStream(head.AsMemory(0, read), input);
         return head[0] == 0x1f && read == 2 && head[1] == 0x8b ? new GZipStream(whole, CompressionMode.Decompress) : whole;
+    }
+
+    /// <summary>docker push's lines: one per blob as it is settled.</summary>
+    private sealed class PushProgress(IProgress<string> lines) : IProgress<BlobPushed>
+    {
+        public void Report(BlobPushed value) => lines.Report(value.Outcome switch
+        {
+            BlobOutcome.Exists => $"{value.Blob.Digest.Encoded[..12]}: Layer already exists",
+            BlobOutcome.Mounted => $"{value.Blob.Digest.Encoded[..12]}: Mounted from {value.MountedFrom}",
+            _ => $"{value.Blob.Digest.Encoded[..12]}: Pushed",
+        });
     }
 }
