@@ -1,8 +1,8 @@
 using System.Formats.Tar;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Oci;
+using Farm.Oci.IO;
 using Farm.Oci.Layers;
 using Farm.Oci.Registry;
 
@@ -140,23 +140,16 @@ public static class ImageExporter
         var content = await BlobCopy.OpenVerifiedAsync(sources, layer, destination, cancellationToken).ConfigureAwait(false);
         await using (content.ConfigureAwait(false))
         {
-            var tar = LayerReader.OpenDecompressed(content, MediaTypes.CompressionOf(layer.MediaType));
+            var tar = new HashingReadStream(LayerReader.OpenDecompressed(content, MediaTypes.CompressionOf(layer.MediaType)));
             await using (tar.ConfigureAwait(false))
             {
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 var output = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true);
                 await using (output.ConfigureAwait(false))
                 {
-                    var buffer = new byte[81920];
-                    int read;
-                    while ((read = await tar.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-                    {
-                        hash.AppendData(buffer, 0, read);
-                        await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                    }
+                    await tar.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
                 }
 
-                var actual = Digest.Parse("sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset()));
+                var actual = tar.Digest();
                 if (actual != diffId)
                 {
                     throw new OutputWriteException(destination, $"Layer {layer.Digest} decompresses to {actual}, but the config says diff_id {diffId}; the image is inconsistent. Rebuild without the cache.");

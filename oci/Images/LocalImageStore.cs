@@ -1,5 +1,4 @@
 using System.IO.Compression;
-using System.Security.Cryptography;
 using Farm.Oci.IO;
 using Farm.Oci.Registry;
 
@@ -224,23 +223,16 @@ public sealed class LocalImageStore : IDisposable
             var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920, useAsync: true);
             await using (file.ConfigureAwait(false))
             {
-                var tar = await OpenTarAsync(rootfs, source, cancellationToken).ConfigureAwait(false);
+                var tar = new HashingReadStream(await OpenTarAsync(rootfs, source, cancellationToken).ConfigureAwait(false));
                 await using (tar.ConfigureAwait(false))
                 {
-                    using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                     var gzip = new GZipStream(file, CompressionLevel.Fastest, leaveOpen: true);
                     await using (gzip.ConfigureAwait(false))
                     {
-                        var buffer = new byte[81920];
-                        int read;
-                        while ((read = await tar.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-                        {
-                            hash.AppendData(buffer, 0, read);
-                            await gzip.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                        }
+                        await tar.CopyToAsync(gzip, cancellationToken).ConfigureAwait(false);
                     }
 
-                    diffId = Digest.FromHash("sha256", hash.GetHashAndReset());
+                    diffId = tar.Digest();
                 }
 
                 file.Position = 0;

@@ -20,7 +20,7 @@ public sealed class ContainerFixture : IAsyncLifetime
         ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
     };
 
-    internal Task<FarmCli.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
+    internal Task<CliProcess.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
 
     public async Task<string> Ok(params string[] args)
     {
