@@ -173,17 +173,8 @@ internal static class ImageCommands
         command.SetAction((parse, ct) => RunAsync(parse, async (store, _) =>
         {
             var image = await store.GetAsync(parse.GetValue(name)!, ct).ConfigureAwait(false);
-            var assembled = new AssembledImage
-            {
-                Config = image.Config,
-                ConfigBytes = image.ConfigBytes,
-                ConfigDescriptor = image.Manifest.Config,
-                Manifest = image.Manifest,
-                ManifestBytes = image.ManifestBytes,
-                ManifestDescriptor = image.ManifestDescriptor,
-            };
             var tags = image.Names.Where(IsNamed).ToList();
-            await ImageExporter.WriteDockerArchiveAsync(assembled, Path.GetFullPath(parse.GetValue(outputFile)!), tags, [store.Layout], ct).ConfigureAwait(false);
+            await ImageExporter.WriteDockerArchiveAsync(image, Path.GetFullPath(parse.GetValue(outputFile)!), tags, [store.Layout], ct).ConfigureAwait(false);
         }));
         return command;
     }

@@ -9,21 +9,17 @@
 # As root, with infra/up.sh's registry on 127.0.0.1:5100 (both builders take the base image from it).
 # Results: bench/results/build.md (and build-*.json); ratios on stdout. RUNS=10 by default; CASES="a b c d" picks.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-results="$repo/bench/results"
+. "$(dirname "$0")/../lib.sh"
 runs="${RUNS:-10}"
 work="${BENCH_OUT:-/var/tmp/farm-build-bench}"
 registry="${FARM_REGISTRY:-127.0.0.1:5100}"
 cluster="${FARM_BENCH_CLUSTER:-}"
-for tool in hyperfine buildah jq python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: infra/install.sh installs it" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root: both builders run steps with runc" >&2; exit 1; }
+bench_need_tools hyperfine buildah jq python3
+bench_need_root "both builders run steps with runc"
 curl -fsS "http://$registry/v2/" >/dev/null || { echo "registry $registry does not answer: run infra/up.sh" >&2; exit 1; }
 
 # Earlier cases' results survive a run of only some (CASES="c d").
-rm -rf "$work/ctx" "$work/state"; mkdir -p "$work/ctx/src" "$results"
+rm -rf "$work/ctx" "$work/state"; mkdir -p "$work/ctx/src"
 export FARM_STATE_DIR="$work/state" FARM_HOST=
 farm="$repo/.farm/cli/farm"
 "$repo/farm" --help >/dev/null   # builds the CLI once, outside the timings

@@ -5,33 +5,26 @@
 # and the supervisor's bookkeeping; podman's includes its own start-up.
 # Usage: bench/containers/run.sh      Results: bench/results/containers.{md,json}. Needs root, runc, podman, slirp4netns, hyperfine.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+. "$(dirname "$0")/../lib.sh"
 out="${BENCH_OUT:-/tmp/fcb}"
-results="$repo/bench/results"
 runs="${RUNS:-20}"
-for tool in hyperfine podman runc slirp4netns busybox; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y $tool (or infra/install.sh)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root: overlay mounts and runc need it" >&2; exit 1; }
+bench_need_tools hyperfine podman runc slirp4netns busybox python3
+bench_need_root "overlay mounts and runc need it"
 
 podman=(podman --root "$out/podman" --runroot "$out/podman-run" --storage-driver overlay)
 cleanup() {
   "${podman[@]}" rm -af >/dev/null 2>&1 || true
-  { grep -o " $out/[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  bench_unmount_under "$out"
 }
 trap cleanup EXIT
-rm -rf "$out"; mkdir -p "$out" "$results"
+rm -rf "$out"; mkdir -p "$out"
 
-dotnet build "$repo/cli/Farm.Cli.csproj" -c Release -nologo -v q -o "$out/bin" >/dev/null
+bench_build cli/Farm.Cli.csproj "$out/bin"
 farm="$out/bin/farm"
 export FARM_STATE_DIR="$out/state"
 
 rootfs="$out/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc"
-cp /bin/busybox "$rootfs/bin/busybox"
-for applet in $(busybox --list); do [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
+bench_busybox_rootfs "$rootfs"
 tar -C "$rootfs" -cf "$out/rootfs.tar" .
 "$farm" import "$out/rootfs.tar" bench-bb >/dev/null
 "${podman[@]}" import -q "$out/rootfs.tar" localhost/bench-bb >/dev/null

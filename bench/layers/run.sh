@@ -3,19 +3,14 @@
 # Usage: bench/layers/run.sh [tree]   (default: the .NET shared runtimes, ~106 MB)
 # Results: bench/results/layers.{json,md} (hyperfine) and a summary on stdout.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+. "$(dirname "$0")/../lib.sh"
 tree="${1:-/usr/share/dotnet/shared}"
 out="${BENCH_OUT:-/tmp/farm-layer-bench}"
-results="$repo/bench/results"
 runs="${RUNS:-5}"
-mkdir -p "$out" "$results"
+mkdir -p "$out"
+bench_need_tools hyperfine pigz zstd tar python3
 
-for tool in hyperfine pigz zstd tar python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y $tool" >&2; exit 1; }
-done
-
-dotnet build "$here/LayerBench/LayerBench.csproj" -c Release -nologo -v q -o "$out/bin" >/dev/null
+bench_build bench/layers/LayerBench/LayerBench.csproj "$out/bin"
 bench="$out/bin/LayerBench"
 
 # Warm the page cache so every contender reads the tree from memory.

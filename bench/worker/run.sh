@@ -7,39 +7,28 @@
 #      the same upperdir (hyperfine, whole commands).
 # Usage: bench/worker/run.sh        Results: bench/results/worker.{md,json}. Needs root, runc, buildah, pigz, hyperfine.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+. "$(dirname "$0")/../lib.sh"
 out="${BENCH_OUT:-/tmp/fwb}"
-results="$repo/bench/results"
 steps="${STEPS:-20}"
 runs="${RUNS:-10}"
-for tool in hyperfine pigz buildah runc busybox python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y $tool (or infra/install.sh)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "run as root: overlay mounts and runc need it" >&2; exit 1; }
+bench_need_tools hyperfine pigz buildah runc busybox python3
+bench_need_root "overlay mounts and runc need it"
 
 cleanup() {
-  { grep -o " $out/[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  bench_unmount_under "$out"
   buildah "${bstore[@]}" rm --all >/dev/null 2>&1 || true
 }
 bstore=(--root "$out/containers" --runroot "$out/runroot" --storage-driver overlay)
 trap cleanup EXIT
 cleanup
-rm -rf "$out"; mkdir -p "$out" "$results"
+rm -rf "$out"; mkdir -p "$out"
 
-dotnet build "$here/WorkerBench/WorkerBench.csproj" -c Release -nologo -v q -o "$out/bin" >/dev/null
+bench_build bench/worker/WorkerBench/WorkerBench.csproj "$out/bin"
 bench="$out/bin/WorkerBench"
 
 # A busybox root file system, the same for both builders.
 rootfs="$out/rootfs"
-mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/root" "$rootfs/tmp"
-cp /bin/busybox "$rootfs/bin/busybox"
-for applet in $(busybox --list-full); do
-  [ "$applet" = bin/busybox ] && continue
-  mkdir -p "$rootfs/$(dirname "$applet")"; ln -sf /bin/busybox "$rootfs/$applet"
-done
-printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
-printf 'root:x:0:\n' > "$rootfs/etc/group"
+bench_busybox_rootfs "$rootfs"
 tar -C "$rootfs" -cf "$out/rootfs.tar" .
 
 # buildah: import the same tree as an image in a private storage.

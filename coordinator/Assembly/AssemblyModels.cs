@@ -75,23 +75,4 @@ public sealed record AssemblyRequest
 }
 
 /// <summary>An assembled image: config and manifest with the exact bytes their digests cover.</summary>
-public sealed record AssembledImage
-{
-    public required ImageConfig Config { get; init; }
-
-    public required ReadOnlyMemory<byte> ConfigBytes { get; init; }
-
-    public required Descriptor ConfigDescriptor { get; init; }
-
-    public required ImageManifest Manifest { get; init; }
-
-    public required ReadOnlyMemory<byte> ManifestBytes { get; init; }
-
-    /// <summary>The manifest's media type, digest and size: what a tag points at.</summary>
-    public required Descriptor ManifestDescriptor { get; init; }
-
-    public Digest Digest => ManifestDescriptor.Digest;
-
-    /// <summary>The layers, bottom first (base layers then the stage's), with their diff_ids.</summary>
-    public IEnumerable<(Descriptor Layer, Digest DiffId)> LayersWithDiffIds => Manifest.Layers.Zip(Config.DiffIds);
-}
+public sealed record AssembledImage : ImageContent;

@@ -94,7 +94,6 @@ public sealed class ImageAssembler(TimeProvider? time = null)
         {
             Config = config,
             ConfigBytes = configBytes,
-            ConfigDescriptor = configDescriptor,
             Manifest = manifest,
             ManifestBytes = manifestBytes,
             ManifestDescriptor = new Descriptor { MediaType = manifest.MediaType!, Digest = Digest.Sha256(manifestBytes), Size = manifestBytes.Length },

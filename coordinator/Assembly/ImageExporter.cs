@@ -1,8 +1,8 @@
 using System.Formats.Tar;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Oci;
+using Farm.Oci.IO;
 using Farm.Oci.Layers;
 using Farm.Oci.Registry;
 
@@ -26,7 +26,7 @@ public static class ImageExporter
     private const string ContainerdNameAnnotation = "io.containerd.image.name";
 
     /// <summary>Writes <paramref name="image"/> as <paramref name="output"/> says; <paramref name="tags"/> name it unless the output has <c>name=</c>.</summary>
-    public static Task WriteAsync(AssembledImage image, OutputSpec output, IReadOnlyList<string> tags, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
+    public static Task WriteAsync(ImageContent image, OutputSpec output, IReadOnlyList<string> tags, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(output);
@@ -42,21 +42,14 @@ public static class ImageExporter
     }
 
     /// <summary>Adds the image to the OCI layout directory <paramref name="directory"/> (created when missing) and tags it.</summary>
-    public static async Task WriteOciLayoutAsync(AssembledImage image, string directory, string? name, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
+    public static async Task WriteOciLayoutAsync(ImageContent image, string directory, string? name, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         using var layout = await OciLayoutStore.OpenOrCreateAsync(Path.GetFullPath(directory), cancellationToken).ConfigureAwait(false);
         foreach (var layer in image.Manifest.Layers)
         {
-            if (await layout.StatAsync(layer.Digest, cancellationToken).ConfigureAwait(false) is null)
-            {
-                var content = await OpenBlobAsync(sources, layer, directory, cancellationToken).ConfigureAwait(false);
-                await using (content.ConfigureAwait(false))
-                {
-                    await layout.PutAsync(layer, content, cancellationToken).ConfigureAwait(false);
-                }
-            }
+            await BlobCopy.CopyBlobAsync(sources, layout, layer, cancellationToken).ConfigureAwait(false);
         }
 
         await layout.PutBytesAsync(image.ConfigBytes, image.ConfigDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
@@ -66,7 +59,7 @@ public static class ImageExporter
     }
 
     /// <summary>Writes the image as an OCI layout tar at <paramref name="path"/> (replaced atomically).</summary>
-    public static async Task WriteOciArchiveAsync(AssembledImage image, string path, string? name, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
+    public static async Task WriteOciArchiveAsync(ImageContent image, string path, string? name, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
         var staging = StagingDirectory(path);
@@ -82,7 +75,7 @@ public static class ImageExporter
     }
 
     /// <summary>Writes a docker-archive tar at <paramref name="path"/> for <c>docker load</c> / <c>podman load</c>.</summary>
-    public static async Task WriteDockerArchiveAsync(AssembledImage image, string path, IReadOnlyList<string> repoTags, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
+    public static async Task WriteDockerArchiveAsync(ImageContent image, string path, IReadOnlyList<string> repoTags, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(repoTags);
@@ -120,7 +113,7 @@ public static class ImageExporter
     }
 
     /// <summary>Unpacks every layer, bottom first, into <paramref name="directory"/>: the image's root filesystem.</summary>
-    public static async Task WriteRootfsAsync(AssembledImage image, string directory, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
+    public static async Task WriteRootfsAsync(ImageContent image, string directory, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentException.ThrowIfNullOrEmpty(directory);
@@ -130,7 +123,7 @@ public static class ImageExporter
         var options = new LayerApplyOptions { PreserveOwners = Environment.IsPrivilegedProcess };
         foreach (var (layer, diffId) in image.LayersWithDiffIds)
         {
-            var content = await OpenBlobAsync(sources, layer, directory, cancellationToken).ConfigureAwait(false);
+            var content = await BlobCopy.OpenVerifiedAsync(sources, layer, directory, cancellationToken).ConfigureAwait(false);
             await using (content.ConfigureAwait(false))
             {
                 var result = await LayerReader.ApplyAsync(content, directory, options with { Compression = MediaTypes.CompressionOf(layer.MediaType) }, cancellationToken).ConfigureAwait(false);
@@ -142,42 +135,21 @@ public static class ImageExporter
         }
     }
 
-    private static async Task<Stream> OpenBlobAsync(IReadOnlyList<IBlobStore> sources, Descriptor blob, string destination, CancellationToken cancellationToken)
-    {
-        foreach (var source in sources)
-        {
-            if (await source.StatAsync(blob.Digest, cancellationToken).ConfigureAwait(false) is not null)
-            {
-                var stream = await source.OpenReadAsync(blob.Digest, cancellationToken).ConfigureAwait(false);
-                return new DigestVerifyingStream(stream, blob.Digest, blob.Size, $"blob {blob.Digest} from {source}");
-            }
-        }
-
-        throw new BlobUnavailableException(blob.Digest.ToString(), destination, sources.Select(s => s.ToString() ?? s.GetType().Name));
-    }
-
     private static async Task WriteUncompressedAsync(Descriptor layer, Digest diffId, string file, IReadOnlyList<IBlobStore> sources, string destination, CancellationToken cancellationToken)
     {
-        var content = await OpenBlobAsync(sources, layer, destination, cancellationToken).ConfigureAwait(false);
+        var content = await BlobCopy.OpenVerifiedAsync(sources, layer, destination, cancellationToken).ConfigureAwait(false);
         await using (content.ConfigureAwait(false))
         {
-            var tar = LayerReader.OpenDecompressed(content, MediaTypes.CompressionOf(layer.MediaType));
+            var tar = new HashingReadStream(LayerReader.OpenDecompressed(content, MediaTypes.CompressionOf(layer.MediaType)));
             await using (tar.ConfigureAwait(false))
             {
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 var output = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true);
                 await using (output.ConfigureAwait(false))
                 {
-                    var buffer = new byte[81920];
-                    int read;
-                    while ((read = await tar.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-                    {
-                        hash.AppendData(buffer, 0, read);
-                        await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                    }
+                    await tar.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
                 }
 
-                var actual = Digest.Parse("sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset()));
+                var actual = tar.Digest();
                 if (actual != diffId)
                 {
                     throw new OutputWriteException(destination, $"Layer {layer.Digest} decompresses to {actual}, but the config says diff_id {diffId}; the image is inconsistent. Rebuild without the cache.");
@@ -187,7 +159,7 @@ public static class ImageExporter
     }
 
     /// <summary>Tars <paramref name="root"/> into <paramref name="path"/>: written beside it, then renamed, so a reader never sees half a tar.</summary>
-    private static async Task WriteTarAsync(string root, string path, AssembledImage image, CancellationToken cancellationToken)
+    private static async Task WriteTarAsync(string root, string path, ImageContent image, CancellationToken cancellationToken)
     {
         var time = image.Config.Created ?? DateTimeOffset.UnixEpoch;
         var temp = path + $".tmp-{Guid.NewGuid():N}";

@@ -438,7 +438,7 @@ public sealed partial class BuildOrchestrator
 
         foreach (var layer in pulled.Manifest.Layers)
         {
-            await EnsureInStoreAsync(layer, client, parsed.Repository, cacheStore, cancellationToken).ConfigureAwait(false);
+            await BlobCopy.CopyBlobAsync(new RegistryBlobStore(client, parsed.Repository), cacheStore, layer, cancellationToken).ConfigureAwait(false);
         }
 
         return Resolved(buildId, reference, pulled.Digest, pulled.Manifest, config);
@@ -465,28 +465,6 @@ public sealed partial class BuildOrchestrator
 
     private static List<string>? StringList(System.Text.Json.Nodes.JsonNode? node) =>
         node is System.Text.Json.Nodes.JsonArray array ? [.. array.Select(n => (string?)n ?? string.Empty)] : null;
-
-    /// <summary>Cross-repo mount when the cache store sits in the same registry, else a copy; nothing when present.</summary>
-    private static async Task EnsureInStoreAsync(Descriptor layer, RegistryClient source, string sourceRepository, IBlobStore cacheStore, CancellationToken cancellationToken)
-    {
-        if (await cacheStore.StatAsync(layer.Digest, cancellationToken).ConfigureAwait(false) is not null)
-        {
-            return;
-        }
-
-        if (cacheStore is RegistryBlobStore registry
-            && string.Equals(registry.Client.Registry, source.Registry, StringComparison.OrdinalIgnoreCase)
-            && await registry.MountFromAsync(layer.Digest, sourceRepository, cancellationToken).ConfigureAwait(false))
-        {
-            return;
-        }
-
-        var blob = await source.OpenBlobAsync(sourceRepository, layer.Digest, layer.Size, cancellationToken).ConfigureAwait(false);
-        await using (blob.ConfigureAwait(false))
-        {
-            await cacheStore.PutAsync(layer, blob, cancellationToken).ConfigureAwait(false);
-        }
-    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: base image {Reference} pinned to {Digest}")]
     private static partial void LogBaseResolved(ILogger logger, Guid buildId, string reference, Digest digest);

@@ -3,6 +3,7 @@ using Farm.Contracts;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Telemetry;
+using Farm.Oci.Net;
 using Farm.Worker;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
@@ -153,8 +154,8 @@ public static class CoordinatorHosting
             o.Transport = FarmTransport.InMemory;
             o.Redis = null;
             o.InProcessWorker = privileged;
-            o.SiloPort = FreePort();
-            o.GatewayPort = FreePort();
+            o.SiloPort = FreePorts.Tcp();
+            o.GatewayPort = FreePorts.Tcp();
             o.ClusterId = $"farm-local-{Environment.ProcessId}";
             o.ServiceId = "farm-local";
         };
@@ -228,12 +229,5 @@ public static class CoordinatorHosting
             throw new CoordinatorConfigurationException(
                 $"invalid {CoordinatorOptions.Section} settings: {string.Join("; ", errors.Select(e => e.ErrorMessage))}");
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -78,14 +78,7 @@ internal sealed class ArchiveLoader(OciLayoutStore layout, string directory, str
             var manifest = OciJson.ParseManifest(manifestBytes);
             foreach (var blob in manifest.Layers.Append(manifest.Config))
             {
-                if (await layout.StatAsync(blob.Digest, cancellationToken).ConfigureAwait(false) is null)
-                {
-                    var content = await archive.OpenVerifiedAsync(blob, cancellationToken).ConfigureAwait(false);
-                    await using (content.ConfigureAwait(false))
-                    {
-                        await layout.PutAsync(blob, content, cancellationToken).ConfigureAwait(false);
-                    }
-                }
+                await BlobCopy.CopyBlobAsync(archive, layout, blob, cancellationToken).ConfigureAwait(false);
             }
 
             var stored = await layout.PutBytesAsync(manifestBytes, descriptor.MediaType, cancellationToken).ConfigureAwait(false);

@@ -1,22 +1,11 @@
 namespace Farm.Oci.Images;
 
 /// <summary>
-/// One image of the local store with the exact bytes its digests cover: what <c>farm inspect</c>, <c>farm save</c>
-/// and <c>farm push</c> work from.
+/// One image of the local store with the exact bytes its digests cover, and its names: what <c>farm inspect</c>,
+/// <c>farm save</c> and <c>farm push</c> work from.
 /// </summary>
-public sealed record LocalImage
+public sealed record LocalImage : ImageContent
 {
-    /// <summary>The manifest's media type, digest and size, as index.json lists it (without the name annotation).</summary>
-    public required Descriptor ManifestDescriptor { get; init; }
-
-    public required ImageManifest Manifest { get; init; }
-
-    public required ReadOnlyMemory<byte> ManifestBytes { get; init; }
-
-    public required ImageConfig Config { get; init; }
-
-    public required ReadOnlyMemory<byte> ConfigBytes { get; init; }
-
     /// <summary>Every normalized name in the store that points at this manifest, in index.json order.</summary>
     public required IReadOnlyList<string> Names { get; init; }
 

@@ -1,5 +1,4 @@
 using System.IO.Compression;
-using System.Security.Cryptography;
 using Farm.Oci.IO;
 using Farm.Oci.Registry;
 
@@ -179,25 +178,14 @@ public sealed class LocalImageStore : IDisposable
 
         using var client = new RegistryClient(reference.Registry, options, credentials);
         var pulled = await client.PullManifestAsync(reference, cancellationToken).ConfigureAwait(false);
+        var remote = new RegistryBlobStore(client, reference.Repository);
         foreach (var layer in pulled.Manifest.Layers)
         {
-            if (await _layout.StatAsync(layer.Digest, cancellationToken).ConfigureAwait(false) is not null)
-            {
-                progress?.Report($"{layer.Digest.Encoded[..12]}: Already exists");
-                continue;
-            }
-
-            var content = await client.OpenBlobAsync(reference.Repository, layer.Digest, layer.Size, cancellationToken).ConfigureAwait(false);
-            await using (content.ConfigureAwait(false))
-            {
-                await _layout.PutAsync(layer, content, cancellationToken).ConfigureAwait(false);
-            }
-
-            progress?.Report($"{layer.Digest.Encoded[..12]}: Pull complete");
+            var copied = await BlobCopy.CopyBlobAsync(remote, _layout, layer, cancellationToken).ConfigureAwait(false);
+            progress?.Report($"{layer.Digest.Encoded[..12]}: {(copied.Outcome == BlobOutcome.Exists ? "Already exists" : "Pull complete")}");
         }
 
-        var config = await client.GetBlobBytesAsync(reference.Repository, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
-        await _layout.PutBytesAsync(config, pulled.Manifest.Config.MediaType, cancellationToken).ConfigureAwait(false);
+        await BlobCopy.CopyBlobAsync(remote, _layout, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
         var manifest = await _layout.PutBytesAsync(pulled.Raw.Content, pulled.Raw.MediaType, cancellationToken).ConfigureAwait(false);
         var localName = reference.Tag is not null ? reference.WithTag(reference.Tag).ToString() : reference.ToString();
         await CommitAsync(manifest, pulled.Manifest, [localName], cancellationToken).ConfigureAwait(false);
@@ -210,25 +198,10 @@ public sealed class LocalImageStore : IDisposable
         var image = await GetAsync(name, cancellationToken).ConfigureAwait(false);
         var reference = ImageReference.Parse(TryNormalize(name) is { } n && image.Names.Contains(n) ? n : image.Names.FirstOrDefault(x => !IsDangling(x)) ?? throw new InvalidImageNameException(name, "the image has no name to push to; name it with farm tag first"));
         using var client = new RegistryClient(reference.Registry, options, credentials);
-        foreach (var blob in image.Manifest.Layers.Append(image.Manifest.Config))
-        {
-            if (await client.StatBlobAsync(reference.Repository, blob.Digest, cancellationToken).ConfigureAwait(false) is not null)
-            {
-                progress?.Report($"{blob.Digest.Encoded[..12]}: Layer already exists");
-                continue;
-            }
-
-            var content = await _layout.OpenVerifiedAsync(blob, cancellationToken).ConfigureAwait(false);
-            await using (content.ConfigureAwait(false))
-            {
-                await client.PushBlobAsync(reference.Repository, blob, content, mountFrom: null, cancellationToken).ConfigureAwait(false);
-            }
-
-            progress?.Report($"{blob.Digest.Encoded[..12]}: Pushed");
-        }
-
-        // The manifest goes last, byte for byte as stored, so the pushed digest is the local one.
-        return await client.PushManifestAsync(reference.Repository, reference.Reference, image.ManifestBytes, image.ManifestDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+        var pushed = await new ImagePusher(_ => client)
+            .PushAsync(image, [reference.ToString()], [_layout], progress is null ? null : new PushProgress(progress), cancellationToken)
+            .ConfigureAwait(false);
+        return pushed.Digest;
     }
 
     /// <summary>
@@ -250,23 +223,16 @@ public sealed class LocalImageStore : IDisposable
             var file = new FileStream(temp, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 81920, useAsync: true);
             await using (file.ConfigureAwait(false))
             {
-                var tar = await OpenTarAsync(rootfs, source, cancellationToken).ConfigureAwait(false);
+                var tar = new HashingReadStream(await OpenTarAsync(rootfs, source, cancellationToken).ConfigureAwait(false));
                 await using (tar.ConfigureAwait(false))
                 {
-                    using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                     var gzip = new GZipStream(file, CompressionLevel.Fastest, leaveOpen: true);
                     await using (gzip.ConfigureAwait(false))
                     {
-                        var buffer = new byte[81920];
-                        int read;
-                        while ((read = await tar.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-                        {
-                            hash.AppendData(buffer, 0, read);
-                            await gzip.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-                        }
+                        await tar.CopyToAsync(gzip, cancellationToken).ConfigureAwait(false);
                     }
 
-                    diffId = Digest.FromHash("sha256", hash.GetHashAndReset());
+                    diffId = tar.Digest();
                 }
 
                 file.Position = 0;
@@ -534,5 +500,16 @@ public sealed class LocalImageStore : IDisposable
 
         Stream whole = new PrefixedStream(head.AsMemory(0, read), input);
         return head[0] == 0x1f && read == 2 && head[1] == 0x8b ? new GZipStream(whole, CompressionMode.Decompress) : whole;
+    }
+
+    /// <summary>docker push's lines: one per blob as it is settled.</summary>
+    private sealed class PushProgress(IProgress<string> lines) : IProgress<BlobPushed>
+    {
+        public void Report(BlobPushed value) => lines.Report(value.Outcome switch
+        {
+            BlobOutcome.Exists => $"{value.Blob.Digest.Encoded[..12]}: Layer already exists",
+            BlobOutcome.Mounted => $"{value.Blob.Digest.Encoded[..12]}: Mounted from {value.MountedFrom}",
+            _ => $"{value.Blob.Digest.Encoded[..12]}: Pushed",
+        });
     }
 }

@@ -6,19 +6,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Farm.Oci.Registry;
 
-/// <summary>How a blob reached the repository.</summary>
-public enum BlobPushResult
-{
-    /// <summary>The repository had it already; nothing was sent.</summary>
-    AlreadyExists,
-
-    /// <summary>Linked from another repository of the same registry; nothing was sent.</summary>
-    Mounted,
-
-    /// <summary>The content was uploaded.</summary>
-    Uploaded,
-}
-
 /// <summary>A manifest or index as the registry served it: the exact bytes, their digest and media type.</summary>
 public sealed record ManifestResponse
 {
@@ -270,14 +257,14 @@ public sealed partial class RegistryClient : IDisposable
     /// is verified against the descriptor before the upload is committed; a mismatch cancels the upload.
     /// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs
     /// </summary>
-    public async Task<BlobPushResult> PushBlobAsync(string repository, Descriptor descriptor, Stream content, string? mountFrom, CancellationToken cancellationToken)
+    public async Task<BlobOutcome> PushBlobAsync(string repository, Descriptor descriptor, Stream content, string? mountFrom, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(descriptor);
         ArgumentNullException.ThrowIfNull(content);
         if (await StatBlobAsync(repository, descriptor.Digest, cancellationToken).ConfigureAwait(false) is not null)
         {
             _logger.BlobExists(descriptor.Digest, repository);
-            return BlobPushResult.AlreadyExists;
+            return BlobOutcome.Exists;
         }
 
         Uri? location = null;
@@ -286,7 +273,7 @@ public sealed partial class RegistryClient : IDisposable
             (var mounted, location) = await TryMountAsync(repository, descriptor.Digest, mountFrom, cancellationToken).ConfigureAwait(false);
             if (mounted)
             {
-                return BlobPushResult.Mounted;
+                return BlobOutcome.Mounted;
             }
         }
 
@@ -297,7 +284,7 @@ public sealed partial class RegistryClient : IDisposable
                 ? await UploadMonolithicAsync(repository, descriptor, content, location, cancellationToken).ConfigureAwait(false)
                 : await UploadChunkedAsync(repository, descriptor, content, location, cancellationToken).ConfigureAwait(false);
             _logger.BlobUploaded(descriptor.Digest, descriptor.Size, repository, chunks);
-            return BlobPushResult.Uploaded;
+            return BlobOutcome.Uploaded;
         }
         catch (DigestMismatchException)
         {

@@ -10,6 +10,14 @@ public sealed class InvalidImageReferenceException(string reference, string reas
     public string Reference { get; } = reference;
 }
 
+/// <summary>A push destination is not a usable <c>host[:port]/repository[:tag]</c> reference (FARM4110).</summary>
+/// <remarks>The code dates from when only the coordinator pushed; it stays, as codes are stable.</remarks>
+public sealed class InvalidPushTargetException(string target, string reason)
+    : FarmException(FarmErrorCodes.InvalidPushTarget, $"'{target}' cannot be pushed to: {reason}. Give a tag such as 127.0.0.1:5100/team/app:1.0.")
+{
+    public string Target { get; } = target;
+}
+
 /// <summary>The registry wants credentials that were not given, or refused the ones that were (HTTP 401).</summary>
 public sealed class RegistryAuthenticationException(string registry, string message, Exception? inner = null)
     : FarmException(FarmErrorCodes.RegistryAuthentication, message, inner)

@@ -29,3 +29,11 @@ public sealed class BlobNotFoundException(Digest digest, string where)
 {
     public Digest Digest { get; } = digest;
 }
+
+/// <summary>No store holds a blob an image needs (FARM4111).</summary>
+/// <remarks>The code dates from when only the coordinator's push raised it; it stays, as codes are stable.</remarks>
+public sealed class BlobUnavailableException(Digest digest, string destination, IEnumerable<string> searched)
+    : Contracts.FarmException(Contracts.FarmErrorCodes.BlobUnavailable, $"Blob {digest} needed for {destination} is in none of: {string.Join(", ", searched)}. It may have been garbage-collected: rebuild without the cache for the step that made it, or pull or push the base image again.")
+{
+    public Digest Digest { get; } = digest;
+}

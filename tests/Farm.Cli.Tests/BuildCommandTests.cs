@@ -293,7 +293,7 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
     }
 
     /// <summary>farm as user nobody (setpriv), with its state under <paramref name="dir"/>.</summary>
-    private static async Task<FarmCli.Result> AsNobodyAsync(string dir, params string[] args)
+    private static async Task<CliProcess.Result> AsNobodyAsync(string dir, params string[] args)
     {
         var start = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in (string[])["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", Path.Combine(AppContext.BaseDirectory, "farm.dll"), .. args])
@@ -314,7 +314,7 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
-        return new FarmCli.Result(process.ExitCode, await stdout, await stderr);
+        return new CliProcess.Result(process.ExitCode, await stdout, await stderr);
     }
 
     private static Regex NumberedStep(string stage, string instruction) =>
@@ -326,7 +326,7 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
     private static List<JsonNode> Events(string stdout) =>
         [.. stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonNode.Parse(line)!)];
 
-    private static FarmCli.Result Ok(FarmCli.Result result)
+    private static CliProcess.Result Ok(CliProcess.Result result)
     {
         Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
         return result;

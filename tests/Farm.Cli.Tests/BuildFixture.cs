@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.Text;
+using Farm.Testing;
 
 namespace Farm.Cli.Tests;
 
@@ -38,7 +39,7 @@ public sealed class BuildFixture : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    internal Task<FarmCli.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
+    internal Task<CliProcess.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
 
     /// <summary>A new context directory holding <paramref name="files"/> (path, content).</summary>
     public string Context(params (string Path, string Content)[] files)

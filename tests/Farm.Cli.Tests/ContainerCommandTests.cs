@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Farm.Oci.Net;
 using Farm.Testing;
 
 namespace Farm.Cli.Tests;
@@ -120,7 +121,7 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
     [Fact]
     public async Task Rm_force_leaves_no_mount_process_slirp4netns_or_namespace_behind()
     {
-        var id = (await farm.Ok("run", "-d", "-p", $"{ContainerFixture.FreePort()}:80", "--name", "doomed", "bb", "httpd", "-f", "-p", "80", "-h", "/www")).Trim();
+        var id = (await farm.Ok("run", "-d", "-p", $"{FreePorts.Tcp()}:80", "--name", "doomed", "bb", "httpd", "-f", "-p", "80", "-h", "/www")).Trim();
         var dir = Path.Combine(farm.StateDirectory, "containers", id);
         var state = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(dir, "config.json")))!;
         var supervisor = (int)state["supervisor"]!["pid"]!;
@@ -260,7 +261,7 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
     [Fact]
     public async Task A_container_whose_supervisor_was_killed_is_ended_cleaned_up_and_starts_again()
     {
-        var port = ContainerFixture.FreePort();
+        var port = FreePorts.Tcp();
         var id = (await farm.Ok("run", "-d", "--name", "orphan", "-p", $"{port}:80", "bb", "httpd", "-f", "-p", "80", "-h", "/www")).Trim();
         await farm.Ok("exec", "orphan", "sh", "-c", "echo still here > /www/index.html");
         await ContainerFixture.ServesAsync(port, "index.html", "still here\n");

@@ -1,4 +1,4 @@
-using System.Net.Sockets;
+using Farm.Oci.Net;
 using Farm.Testing;
 
 namespace Farm.Cli.Tests;
@@ -20,7 +20,7 @@ public sealed class ContainerFixture : IAsyncLifetime
         ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
     };
 
-    internal Task<FarmCli.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
+    internal Task<CliProcess.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
 
     public async Task<string> Ok(params string[] args)
     {
@@ -48,14 +48,6 @@ public sealed class ContainerFixture : IAsyncLifetime
         }
 
         System.IO.Directory.Delete(Directory, recursive: true);
-    }
-
-    /// <summary>A TCP port no one listens on now.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>Waits until http://127.0.0.1:PORT/PATH answers 200 with <paramref name="body"/>.</summary>

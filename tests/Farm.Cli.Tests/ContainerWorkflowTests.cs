@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Farm.Oci.Net;
 using Farm.Testing;
 
 namespace Farm.Cli.Tests;
@@ -16,7 +17,7 @@ public sealed class ContainerWorkflowTests(ContainerFixture farm) : IClassFixtur
         var page = $"hello from farm {Guid.NewGuid():N}\n";
         var image = $"{TestRegistries.Basic}/t{Guid.NewGuid():N}/web:1.0.0";
 
-        var port = ContainerFixture.FreePort();
+        var port = FreePorts.Tcp();
         var id = (await farm.Ok("run", "-d", "--name", "web", "-p", $"{port}:80", "bb", "httpd", "-f", "-p", "80", "-h", "/www")).Trim();
         Assert.Matches("^[0-9a-f]{64}$", id);
         Assert.Contains($"0.0.0.0:{port}->80/tcp", await farm.Ok("ps"), StringComparison.Ordinal);
@@ -36,7 +37,7 @@ public sealed class ContainerWorkflowTests(ContainerFixture farm) : IClassFixtur
         Assert.DoesNotContain("web", await farm.Ok("ps", "-a"), StringComparison.Ordinal);
 
         // The new image serves the page by itself: CMD from -c, index.html from the committed layer.
-        var port2 = ContainerFixture.FreePort();
+        var port2 = FreePorts.Tcp();
         await farm.Ok("run", "-d", "--name", "web2", "-p", $"127.0.0.1:{port2}:80", image);
         await ContainerFixture.ServesAsync(port2, "index.html", page);
         await farm.Ok("rm", "-f", "web2");

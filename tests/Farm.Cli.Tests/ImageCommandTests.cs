@@ -18,7 +18,7 @@ public sealed class ImageCommandTests : IDisposable
         ["DOCKER_CONFIG"] = Path.Combine(_dir, "docker"),
     };
 
-    private Task<FarmCli.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
+    private Task<CliProcess.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
 
     [Fact]
     public async Task Import_tag_inspect_push_run_rmi_pull_save_load()
@@ -98,7 +98,7 @@ public sealed class ImageCommandTests : IDisposable
         Assert.Empty(Directory.GetFiles(blobs));
     }
 
-    private static string Ok(FarmCli.Result result)
+    private static string Ok(CliProcess.Result result)
     {
         Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
         return result.Stdout;

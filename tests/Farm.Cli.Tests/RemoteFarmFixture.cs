@@ -42,7 +42,7 @@ public sealed class RemoteFarmFixture : IAsyncLifetime
         await Wait.UntilAsync(async () => await _vhost.ConsumersAsync("farm-submit-build") == 1, TimeSpan.FromSeconds(60), () => "the coordinator to consume farm-submit-build" + Diagnostics());
     }
 
-    internal Task<FarmCli.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
+    internal Task<CliProcess.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
 
     public string Diagnostics() =>
         $"{Environment.NewLine}--- coordinator:{Environment.NewLine}{_coordinator?.OutputTail()}{Environment.NewLine}--- worker:{Environment.NewLine}{_worker?.OutputTail()}";
@@ -67,5 +67,5 @@ public sealed class RemoteFarmFixture : IAsyncLifetime
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 
-    private static void Ok(FarmCli.Result result) => Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
+    private static void Ok(CliProcess.Result result) => Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
 }

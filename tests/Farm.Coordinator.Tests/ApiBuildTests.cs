@@ -11,6 +11,7 @@ using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 using Farm.Dockerfile.Ignore;
 using Farm.Oci;
+using Farm.Oci.Net;
 using Farm.Oci.Registry;
 using Farm.Oci.Stores;
 using Farm.Testing;
@@ -40,7 +41,7 @@ public sealed class ApiFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await Store.InitializeAsync();
-        var port = LayerStoreFixture.FreePort();
+        var port = FreePorts.Tcp();
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.Services.AddFarmWorker(o =>
@@ -53,8 +54,8 @@ public sealed class ApiFixture : IAsyncLifetime
             o =>
             {
                 o.Transport = FarmTransport.InMemory;
-                o.SiloPort = LayerStoreFixture.FreePort();
-                o.GatewayPort = LayerStoreFixture.FreePort();
+                o.SiloPort = FreePorts.Tcp();
+                o.GatewayPort = FreePorts.Tcp();
                 o.JobTimeout = TimeSpan.FromMinutes(5);
             },
             bus => bus.AddFarmWorkerConsumers(2));

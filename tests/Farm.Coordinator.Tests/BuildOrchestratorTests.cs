@@ -7,6 +7,7 @@ using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 using Farm.Dockerfile.Ignore;
 using Farm.Oci;
+using Farm.Oci.Net;
 using Farm.Oci.Registry;
 using Farm.Oci.Stores;
 using Farm.Testing;
@@ -171,7 +172,7 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
     {
         // The listener's RUN only ends when the talker's RUN reaches it (host network): built one stage after the
         // other, the build could never finish. The token only bounds a broken build; nothing is timed.
-        var port = LayerStoreFixture.FreePort();
+        var port = FreePorts.Tcp();
         var dockerfile = $$"""
             ARG BASE
             FROM ${BASE} AS listener

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text;
 using Farm.Contracts;
 using Farm.Coordinator.Hosting;
+using Farm.Oci.Net;
 using Farm.Testing;
 using Farm.Worker;
 using Microsoft.Extensions.DependencyInjection;
@@ -42,8 +43,8 @@ public sealed class ClusterFixture : IAsyncLifetime
         builder.AddFarmCoordinator(o =>
         {
             o.Transport = FarmTransport.RabbitMq;
-            o.SiloPort = LayerStoreFixture.FreePort();
-            o.GatewayPort = LayerStoreFixture.FreePort();
+            o.SiloPort = FreePorts.Tcp();
+            o.GatewayPort = FreePorts.Tcp();
             o.JobTimeout = TimeSpan.FromMinutes(5);
         });
         _host = builder.Build();

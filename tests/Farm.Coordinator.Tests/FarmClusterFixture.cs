@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Farm.Contracts;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Hosting;
+using Farm.Oci.Net;
 using Farm.Testing;
 using Farm.Worker;
 using MassTransit;
@@ -77,8 +78,8 @@ public class FarmClusterFixture : IAsyncLifetime
             o.Redis = "127.0.0.1:6379";
             o.ClusterId = clusterId;
             o.ServiceId = clusterId;
-            o.SiloPort = LayerStoreFixture.FreePort();
-            o.GatewayPort = LayerStoreFixture.FreePort();
+            o.SiloPort = FreePorts.Tcp();
+            o.GatewayPort = FreePorts.Tcp();
             o.JobTimeout = TimeSpan.FromMinutes(5);
             o.ResumeCheckPeriod = resumeCheck ?? TimeSpan.FromMinutes(1);
         });

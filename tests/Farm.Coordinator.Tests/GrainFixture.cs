@@ -3,6 +3,7 @@ using Farm.Contracts;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Grains;
 using Farm.Coordinator.Hosting;
+using Farm.Oci.Net;
 using Farm.Worker;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
@@ -49,8 +50,8 @@ public sealed class GrainFixture : IAsyncLifetime
             o =>
             {
                 o.Transport = FarmTransport.InMemory;
-                o.SiloPort = LayerStoreFixture.FreePort();
-                o.GatewayPort = LayerStoreFixture.FreePort();
+                o.SiloPort = FreePorts.Tcp();
+                o.GatewayPort = FreePorts.Tcp();
                 o.MaxAttempts = MaxAttempts;
                 o.JobTimeout = TimeSpan.FromMinutes(5);
             },

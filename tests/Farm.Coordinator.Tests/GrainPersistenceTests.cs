@@ -1,5 +1,6 @@
 using Farm.Coordinator.Grains;
 using Farm.Coordinator.Hosting;
+using Farm.Oci.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -46,8 +47,8 @@ public sealed class GrainPersistenceTests
             o.Redis = "127.0.0.1:6379";
             o.ClusterId = cluster;
             o.ServiceId = cluster;
-            o.SiloPort = LayerStoreFixture.FreePort();
-            o.GatewayPort = LayerStoreFixture.FreePort();
+            o.SiloPort = FreePorts.Tcp();
+            o.GatewayPort = FreePorts.Tcp();
         });
         var host = builder.Build();
         await host.StartAsync();

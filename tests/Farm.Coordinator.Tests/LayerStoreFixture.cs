@@ -1,8 +1,7 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Farm.Contracts;
 using Farm.Oci.Layers;
+using Farm.Oci.Net;
 using Farm.Oci.Stores;
 using Farm.Testing;
 
@@ -59,13 +58,6 @@ public sealed class LayerStoreFixture : IAsyncDisposable
 
     /// <summary>A cache key no other test uses.</summary>
     public static string NewKey() => "sha256:" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>busybox in /bin with its applet links, and the /etc/passwd and /etc/group a RUN needs.</summary>
     private static void BuildBusyboxLayer(string dir)

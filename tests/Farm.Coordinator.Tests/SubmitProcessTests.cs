@@ -7,6 +7,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Coordinator.Builds;
+using Farm.Oci.Net;
 using Farm.Testing;
 using Farm.Worker;
 
@@ -40,7 +41,7 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
         await Store.InitializeAsync();
         _vhost = await RabbitMqVirtualHost.CreateAsync("farm-submit-");
 
-        var port = LayerStoreFixture.FreePort();
+        var port = FreePorts.Tcp();
         _coordinator = StartCoordinator(port);
         Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
         Workers.Add(WorkerProcess.Start("worker-a", Path.Combine(Store.Root, "wa"), VirtualHost));

@@ -114,11 +114,11 @@ public sealed class InteropTests : IAsyncLifetime, IDisposable
             var download = await _client.OpenBlobAsync(source, blob.Digest, blob.Size, CancellationToken.None);
             await using (download)
             {
-                Assert.Equal(BlobPushResult.Uploaded, await _client.PushBlobAsync(copied, blob, download, mountFrom: null, CancellationToken.None));
+                Assert.Equal(BlobOutcome.Uploaded, await _client.PushBlobAsync(copied, blob, download, mountFrom: null, CancellationToken.None));
             }
 
             using var unused = new MemoryStream();
-            Assert.Equal(BlobPushResult.Mounted, await _client.PushBlobAsync(mounted, blob, unused, mountFrom: source, CancellationToken.None));
+            Assert.Equal(BlobOutcome.Mounted, await _client.PushBlobAsync(mounted, blob, unused, mountFrom: source, CancellationToken.None));
         }
 
         await _client.PushManifestAsync(copied, "copied", pulled.Raw.Content, pulled.Raw.MediaType, CancellationToken.None);

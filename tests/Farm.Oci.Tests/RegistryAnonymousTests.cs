@@ -55,11 +55,11 @@ public sealed class RegistryAnonymousTests : IAsyncLifetime
         var blob = TestBlob.Of(RandomNumberGenerator.GetBytes(1000), MediaTypes.OciLayerGzip);
         using (var first = blob.Open())
         {
-            Assert.Equal(BlobPushResult.Uploaded, await _client.PushBlobAsync(repo, blob.Descriptor, first, null, CancellationToken.None));
+            Assert.Equal(BlobOutcome.Uploaded, await _client.PushBlobAsync(repo, blob.Descriptor, first, null, CancellationToken.None));
         }
 
         using var second = blob.Open();
-        Assert.Equal(BlobPushResult.AlreadyExists, await _client.PushBlobAsync(repo, blob.Descriptor, second, null, CancellationToken.None));
+        Assert.Equal(BlobOutcome.Exists, await _client.PushBlobAsync(repo, blob.Descriptor, second, null, CancellationToken.None));
         Assert.Equal(0, second.Position);
     }
 
@@ -77,7 +77,7 @@ public sealed class RegistryAnonymousTests : IAsyncLifetime
         using var unread = blob.Open();
         var result = await _client.PushBlobAsync(target, blob.Descriptor, unread, mountFrom: source, CancellationToken.None);
 
-        Assert.Equal(BlobPushResult.Mounted, result);
+        Assert.Equal(BlobOutcome.Mounted, result);
         Assert.Equal(0, unread.Position);
         Assert.Equal(blob.Content, await TestClients.ReadAllAsync(await _client.OpenBlobAsync(target, blob.Descriptor.Digest, blob.Descriptor.Size, CancellationToken.None)));
     }
@@ -99,7 +99,7 @@ public sealed class RegistryAnonymousTests : IAsyncLifetime
 
         using (var stream = blob.Open())
         {
-            Assert.Equal(BlobPushResult.Uploaded, await client.PushBlobAsync(repo, blob.Descriptor, stream, null, CancellationToken.None));
+            Assert.Equal(BlobOutcome.Uploaded, await client.PushBlobAsync(repo, blob.Descriptor, stream, null, CancellationToken.None));
         }
 
         Assert.Equal(blob.Descriptor.Size, await client.StatBlobAsync(repo, blob.Descriptor.Digest, CancellationToken.None));

@@ -98,7 +98,7 @@ public sealed class RegistryTokenAuthTests : IAsyncLifetime
         }
 
         using var again = blob.Open();
-        Assert.Equal(BlobPushResult.Mounted, await client.PushBlobAsync(target, blob.Descriptor, again, source, CancellationToken.None));
+        Assert.Equal(BlobOutcome.Mounted, await client.PushBlobAsync(target, blob.Descriptor, again, source, CancellationToken.None));
         Assert.Contains(TokenServer.Instance.Requests, r =>
             r.Scopes.Contains($"repository:{target}:pull,push") && r.Scopes.Contains($"repository:{source}:pull"));
     }

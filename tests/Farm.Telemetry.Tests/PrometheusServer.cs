@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using Farm.Coordinator.Tests;
+using Farm.Oci.Net;
 using Farm.Testing;
 
 namespace Farm.Telemetry.Tests;
@@ -43,7 +44,7 @@ public sealed class PrometheusServer : IAsyncDisposable
 
         var file = Path.Combine(directory, "prometheus.yml");
         await File.WriteAllTextAsync(file, config.ToString());
-        var port = LayerStoreFixture.FreePort();
+        var port = FreePorts.Tcp();
         var start = new ProcessStartInfo("/usr/bin/prometheus")
         {
             RedirectStandardOutput = true,

@@ -7,6 +7,7 @@ using Farm.Coordinator.Tests;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Ignore;
 using Farm.Oci;
+using Farm.Oci.Net;
 using Farm.Oci.Registry;
 using Farm.Oci.Stores;
 using Farm.Testing;
@@ -102,7 +103,7 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
             ["OTEL_BSP_SCHEDULE_DELAY"] = "200",
         };
 
-        CoordinatorPort = LayerStoreFixture.FreePort();
+        CoordinatorPort = FreePorts.Tcp();
         _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, CoordinatorPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"), new Dictionary<string, string>(telemetry)
         {
             ["Farm__Telemetry__SampleInterval"] = "00:00:01",
@@ -112,7 +113,7 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         Api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{CoordinatorPort}/"), Timeout = TimeSpan.FromSeconds(30) };
         foreach (var name in new[] { "worker-a", "worker-b" })
         {
-            var port = LayerStoreFixture.FreePort();
+            var port = FreePorts.Tcp();
             WorkerMetricsPorts[name] = port;
             Workers.Add(WorkerProcess.Start(name, Path.Combine(Store.Root, name[^1..]), _vhost.Name, new Dictionary<string, string>(telemetry)
             {

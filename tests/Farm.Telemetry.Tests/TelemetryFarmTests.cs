@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Net;
 using System.Text.Json.Nodes;
 using Farm.Contracts;
+using Farm.Oci.Net;
 using Farm.Testing;
 using Farm.Worker;
 using MassTransit;
@@ -419,7 +420,7 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
 
         public string Url { get; }
 
-        public static Gate Start() => new(Farm.Coordinator.Tests.LayerStoreFixture.FreePort());
+        public static Gate Start() => new(FreePorts.Tcp());
 
         public void Open() => _open = true;
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Farm.Coordinator.Tests;
+using Farm.Oci.Net;
 using Farm.Testing;
 
 namespace Farm.Telemetry.Tests;
@@ -33,7 +34,7 @@ public sealed class WebDriver : IAsyncDisposable
             throw new InvalidOperationException("Headless Chromium is required: apt-get install chromium chromium-driver (or run infra/install.sh).");
         }
 
-        var port = LayerStoreFixture.FreePort();
+        var port = FreePorts.Tcp();
         var driver = Process.Start(new ProcessStartInfo(Driver, $"--port={port.ToString(CultureInfo.InvariantCulture)}")
         {
             RedirectStandardOutput = true,

@@ -15,7 +15,12 @@ public static class CliProcess
     }
 
     /// <summary>Runs <c>farm <paramref name="args"/></c> with <paramref name="environment"/> added; kills it after <paramref name="timeout"/>.</summary>
-    public static async Task<Result> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, params string[] args)
+    public static Task<Result> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, params string[] args) =>
+        RunAsync(environment, timeout, stdin: null, args);
+
+    /// <summary>Runs <c>farm <paramref name="args"/></c> with <paramref name="stdin"/> as its standard input (none when null).</summary>
+    /// <remarks>The arguments are a list, not params, so that a call can never take its first argument for the input.</remarks>
+    public static async Task<Result> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, string? stdin, IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(environment);
         ArgumentNullException.ThrowIfNull(args);
@@ -38,6 +43,11 @@ public static class CliProcess
         }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet farm.dll did not start.");
+        if (stdin is not null)
+        {
+            await process.StandardInput.WriteAsync(stdin);
+        }
+
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
+using Farm.Oci.Net;
 
 namespace Farm.Testing;
 
@@ -30,13 +29,13 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     /// </summary>
     public static CoordinatorProcess Start(string amqpUrl, int httpPort, string cacheStore, string stateDirectory, IReadOnlyDictionary<string, string>? environment = null)
     {
-        httpPort = httpPort == 0 ? FreePort() : httpPort;
+        httpPort = httpPort == 0 ? FreePorts.Tcp() : httpPort;
         var variables = new Dictionary<string, string>
         {
             ["FARM_RABBITMQ"] = amqpUrl,
             ["Farm__Coordinator__HttpPort"] = httpPort.ToString(CultureInfo.InvariantCulture),
-            ["Farm__Coordinator__SiloPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
-            ["Farm__Coordinator__GatewayPort"] = FreePort().ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__SiloPort"] = FreePorts.Tcp().ToString(CultureInfo.InvariantCulture),
+            ["Farm__Coordinator__GatewayPort"] = FreePorts.Tcp().ToString(CultureInfo.InvariantCulture),
             ["Farm__Coordinator__JobTimeout"] = "00:05:00",
             ["Farm__Builds__CacheStore"] = cacheStore,
             ["Farm__Builds__StateDirectory"] = stateDirectory,
@@ -68,13 +67,6 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             },
             timeout,
             () => $"the coordinator process to answer {Url}/healthz{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public string OutputTail() => FarmProcess.Tail(_output);

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Farm.Contracts;
 
+using Farm.Oci.Net;
 using Farm.Testing;
 
 namespace Farm.Worker.Tests;
@@ -45,7 +46,7 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
     public async Task A_job_whose_worker_is_killed_mid_step_is_finished_by_the_other_worker()
     {
         // The step waits until the test answers on a port; it does not answer before the first worker is dead.
-        var port = FreePort();
+        var port = FreePorts.Tcp();
         var job = cluster.Store.Job(ExecutorFixture.Run(
             $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done"));
         await cluster.Bus.Publish(job);
@@ -104,15 +105,6 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
         Assert.Equal(survivor.Name, built.Worker);
         var entries = await cluster.Store.ReadLayerAsync(Assert.IsType<LayerRef>(built.Layer));
         Assert.Contains("done", entries.Select(e => e.Name));
-    }
-
-    private static int FreePort()
-    {
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
     }
 
     /// <summary>Answers every connection with an empty 200 until cancelled.</summary>

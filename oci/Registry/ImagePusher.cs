@@ -1,22 +1,7 @@
-using Farm.Oci;
-using Farm.Oci.Registry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Farm.Coordinator.Assembly;
-
-/// <summary>How a blob reached a pushed repository.</summary>
-public enum BlobOutcome
-{
-    /// <summary>The repository had it; nothing was sent.</summary>
-    Exists,
-
-    /// <summary>Linked from another repository of the same registry (cross-repository mount); nothing was sent.</summary>
-    Mounted,
-
-    /// <summary>The bytes were copied from a blob source to the registry.</summary>
-    Uploaded,
-}
+namespace Farm.Oci.Registry;
 
 /// <summary>
 /// One blob of one push destination (<c>host/repository</c>), for progress display; <c>MountedFrom</c> names the
@@ -28,13 +13,15 @@ public sealed record BlobPushed(string Repository, Descriptor Blob, BlobOutcome 
 public sealed record ImagePushResult(Digest Digest, IReadOnlyList<string> References, IReadOnlyList<BlobPushed> Blobs);
 
 /// <summary>
-/// Pushes an assembled image to one or more tags. Every blob of every destination is in place before the first
-/// manifest is written, so a failure leaves no tag pointing at a partial image.
+/// Pushes an image (one the coordinator assembled, or one from the local image store) to one or more tags. Every
+/// blob of every destination is in place before the first manifest is written, so a failure leaves no tag pointing
+/// at a partial image.
 /// </summary>
 /// <remarks>
-/// <para>Per layer: HEAD in the destination; else a cross-repository mount from each blob source that is a repository
-/// of the same registry (the cache, the base image's repository, a destination pushed earlier in the same call);
-/// else a streamed copy from the first source that has it. Then the config, then the manifest under every tag.</para>
+/// <para>Per layer, <see cref="BlobCopy"/>: nothing when the destination has it; else a cross-repository mount from a
+/// blob source that is a repository of the same registry (the cache, the base image's repository, a destination
+/// pushed earlier in the same call); else a streamed copy from the first source that has it. Then the config, then
+/// the manifest, byte for byte as given (so the pushed digest is the image's), under every tag.</para>
 /// <para>https://github.com/opencontainers/distribution-spec/blob/main/spec.md#push</para>
 /// </remarks>
 public sealed partial class ImagePusher
@@ -53,12 +40,12 @@ public sealed partial class ImagePusher
     }
 
     /// <summary>
-    /// Pushes <paramref name="image"/> to every reference in <paramref name="tags"/>, reading layers from
-    /// <paramref name="sources"/> (in order of preference, the cache store first) and telling
+    /// Pushes <paramref name="image"/> to every reference in <paramref name="tags"/> (a bare repository gets
+    /// <c>latest</c>), reading layers from <paramref name="sources"/> (in order of preference) and telling
     /// <paramref name="progress"/> about each blob as it is settled.
     /// </summary>
     public async Task<ImagePushResult> PushAsync(
-        AssembledImage image,
+        ImageContent image,
         IReadOnlyList<string> tags,
         IReadOnlyList<IBlobStore> sources,
         IProgress<BlobPushed>? progress,
@@ -74,23 +61,20 @@ public sealed partial class ImagePusher
         }
 
         var outcomes = new List<BlobPushed>();
-        var pushed = new List<RegistryBlobStore>();
-        foreach (var repository in targets.Select(t => (t.Registry, t.Repository)).Distinct())
+        var candidates = sources.ToList();
+        foreach (var (registry, repository) in targets.Select(t => (t.Registry, t.Repository)).Distinct())
         {
-            var client = _clientFor(repository.Registry);
-            var target = new RegistryBlobStore(client, repository.Repository);
-            var mountSources = sources.OfType<RegistryBlobStore>().Concat(pushed)
-                .Where(s => string.Equals(s.Client.Registry, client.Registry, StringComparison.OrdinalIgnoreCase) && s.Repository != target.Repository)
-                .Select(s => s.Repository)
-                .Distinct(StringComparer.Ordinal)
-                .ToList();
+            var target = new RegistryBlobStore(_clientFor(registry), repository);
             var results = new BlobPushed[image.Manifest.Layers.Count];
             await Parallel.ForEachAsync(
                 Enumerable.Range(0, results.Length),
                 new ParallelOptions { MaxDegreeOfParallelism = BlobParallelism, CancellationToken = cancellationToken },
                 async (i, ct) =>
                 {
-                    results[i] = await PushLayerAsync(target, image.Manifest.Layers[i], mountSources, sources, ct).ConfigureAwait(false);
+                    var layer = image.Manifest.Layers[i];
+                    var copied = await BlobCopy.CopyBlobAsync(candidates, target, layer, ct).ConfigureAwait(false);
+                    results[i] = new BlobPushed(target.ToString(), layer, copied.Outcome, copied.Outcome == BlobOutcome.Mounted ? (copied.From as RegistryBlobStore)?.Repository : null);
+                    Log.BlobSettled(_logger, layer.Digest, target, copied.Outcome, copied.From);
                     progress?.Report(results[i]);
                 }).ConfigureAwait(false);
             outcomes.AddRange(results);
@@ -98,7 +82,9 @@ public sealed partial class ImagePusher
             var config = await PushConfigAsync(target, image, cancellationToken).ConfigureAwait(false);
             progress?.Report(config);
             outcomes.Add(config);
-            pushed.Add(target);
+
+            // A later destination in the same registry mounts from this one.
+            candidates.Add(target);
         }
 
         // Only now that every destination holds every blob do tags move: the manifest goes last.
@@ -115,56 +101,11 @@ public sealed partial class ImagePusher
         return new ImagePushResult(image.Digest, references, outcomes);
     }
 
-    private async Task<BlobPushed> PushLayerAsync(
-        RegistryBlobStore target, Descriptor layer, IReadOnlyList<string> mountSources, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
-    {
-        var where = target.ToString();
-        if (await target.StatAsync(layer.Digest, cancellationToken).ConfigureAwait(false) is not null)
-        {
-            Log.BlobSettled(_logger, layer.Digest, where, BlobOutcome.Exists, null);
-            return new BlobPushed(where, layer, BlobOutcome.Exists);
-        }
-
-        foreach (var from in mountSources)
-        {
-            if (await target.MountFromAsync(layer.Digest, from, cancellationToken).ConfigureAwait(false))
-            {
-                Log.BlobSettled(_logger, layer.Digest, where, BlobOutcome.Mounted, from);
-                return new BlobPushed(where, layer, BlobOutcome.Mounted, from);
-            }
-        }
-
-        foreach (var source in sources)
-        {
-            if (await source.StatAsync(layer.Digest, cancellationToken).ConfigureAwait(false) is null)
-            {
-                continue;
-            }
-
-            // Streamed straight from the source to the registry; the client verifies the digest before committing.
-            var content = await source.OpenReadAsync(layer.Digest, cancellationToken).ConfigureAwait(false);
-            await using (content.ConfigureAwait(false))
-            {
-                var result = await target.Client.PushBlobAsync(target.Repository, layer, content, mountFrom: null, cancellationToken).ConfigureAwait(false);
-                var outcome = result == BlobPushResult.AlreadyExists ? BlobOutcome.Exists : BlobOutcome.Uploaded;
-                Log.BlobSettled(_logger, layer.Digest, where, outcome, source);
-                return new BlobPushed(where, layer, outcome);
-            }
-        }
-
-        throw new BlobUnavailableException(layer.Digest.ToString(), where, mountSources.Select(m => $"{target.Client.Registry}/{m} (mount)").Concat(sources.Select(s => s.ToString() ?? s.GetType().Name)));
-    }
-
-    private async Task<BlobPushed> PushConfigAsync(RegistryBlobStore target, AssembledImage image, CancellationToken cancellationToken)
+    /// <summary>The config is sent from the image's bytes: an assembled image's config is in no store yet.</summary>
+    private async Task<BlobPushed> PushConfigAsync(RegistryBlobStore target, ImageContent image, CancellationToken cancellationToken)
     {
         using var content = new MemoryStream(image.ConfigBytes.ToArray(), writable: false);
-        var result = await target.Client.PushBlobAsync(target.Repository, image.ConfigDescriptor, content, mountFrom: null, cancellationToken).ConfigureAwait(false);
-        var outcome = result switch
-        {
-            BlobPushResult.AlreadyExists => BlobOutcome.Exists,
-            BlobPushResult.Mounted => BlobOutcome.Mounted,
-            _ => BlobOutcome.Uploaded,
-        };
+        var outcome = await target.Client.PushBlobAsync(target.Repository, image.ConfigDescriptor, content, mountFrom: null, cancellationToken).ConfigureAwait(false);
         Log.BlobSettled(_logger, image.ConfigDescriptor.Digest, target, outcome, null);
         return new BlobPushed(target.ToString(), image.ConfigDescriptor, outcome);
     }
