@@ -33,10 +33,11 @@ public sealed class BuildFixture : IAsyncLifetime
         Assert.True(result.ExitCode == 0, $"farm import failed: {result.Stderr}");
     }
 
-    public Task DisposeAsync()
+    public async Task DisposeAsync()
     {
+        // The local farm daemon of this state directory goes first: it holds the worker's files.
+        await Farm("daemon", "stop");
         System.IO.Directory.Delete(Directory, recursive: true);
-        return Task.CompletedTask;
     }
 
     internal Task<CliProcess.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
