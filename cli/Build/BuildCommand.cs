@@ -6,6 +6,8 @@ using Farm.Cli.Progress;
 using Farm.Cli.Remote;
 using Farm.Contracts;
 using Farm.Cli.Local;
+using Farm.Oci.Images;
+using Farm.Oci.Registry;
 using Farm.Dockerfile.Graph;
 
 namespace Farm.Cli.Build;
@@ -110,8 +112,20 @@ internal static class BuildCommand
             DockerfileLocation = Path.GetFullPath(settings.DockerfilePath),
             Output = settings.Output?.Format(),
         };
-        var exit = await farm.RunAsync(submit, renderer, cancellationToken).ConfigureAwait(false);
+        // The daemon names the image; the push is this client's, with this user's credentials (docker's login), as
+        // docker pushes with the client's and not the daemon's.
+        var exit = await farm.RunAsync(submit with { Push = false }, renderer, cancellationToken).ConfigureAwait(false);
         BuildTimings.Mark("built");
+        if (exit == 0 && settings.Push)
+        {
+            using var store = await LocalImageStore.OpenAsync(daemon.StateDirectory, cancellationToken).ConfigureAwait(false);
+            foreach (var tag in settings.Tags)
+            {
+                await store.PushAsync(tag, DockerConfig.Default(), null, null, cancellationToken).ConfigureAwait(false);
+                status?.Write($"farm: pushed {LocalImageStore.NormalizeName(tag)}\n");
+            }
+        }
+
         return exit;
     }
 
