@@ -130,7 +130,7 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
                 () => DescendsFromCli(trace = [.. farm.Otlp.Spans.Where(s => s.TraceId == traceId)], "farm build", s => s.Scope == FarmTelemetry.Worker && s["farm.phase"] == "execute"),
                 TimeSpan.FromSeconds(60),
                 () => $"the embedded worker's execute span below the CLI's in trace {traceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
-            Assert.Equal("embedded", Assert.Single(trace, s => s.Name == "farm build")["farm.mode"]);
+            Assert.Equal("local", Assert.Single(trace, s => s.Name == "farm build")["farm.mode"]);
             Assert.All(trace, s => Assert.Equal("farm-cli", s.Service));
             // The embedded farm runs the orchestrator itself (no build service): its stage and step spans are there.
             Assert.True(trace.Count(s => s.Scope == FarmTelemetry.Coordinator && s.Name == "step s0/1") == 1, string.Join(Environment.NewLine, trace));
