@@ -75,17 +75,7 @@ public static class WorkerHosting
     {
         ArgumentNullException.ThrowIfNull(configuration);
         services.AddFarmWorker();
-        services.AddOptions<RabbitMqOptions>()
-            .BindConfiguration(RabbitMqOptions.Section)
-            .PostConfigure(o =>
-            {
-                if (configuration[RabbitMqOptions.UrlVariable] is { Length: > 0 } url)
-                {
-                    o.ApplyUrl(url);
-                }
-            })
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        services.AddFarmRabbitMqOptions(configuration);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
         services.AddFarmWorkerTelemetry(configuration);
 
@@ -93,16 +83,7 @@ public static class WorkerHosting
         services.AddMassTransit(x =>
         {
             x.AddFarmWorkerConsumers(slots);
-            x.UsingRabbitMq((context, cfg) =>
-            {
-                var rabbit = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
-                cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
-                {
-                    h.Username(rabbit.User);
-                    h.Password(rabbit.Password);
-                });
-                cfg.ConfigureEndpoints(context);
-            });
+            x.UsingFarmRabbitMq();
         });
         return services;
     }

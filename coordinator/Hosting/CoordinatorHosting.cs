@@ -5,6 +5,7 @@ using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Telemetry;
 using Farm.Oci.Net;
 using Farm.Worker;
+using Farm.Worker.Hosting;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -74,18 +75,7 @@ public static class CoordinatorHosting
 
         if (options.Transport == FarmTransport.RabbitMq)
         {
-            var configuration = builder.Configuration;
-            builder.Services.AddOptions<RabbitMqOptions>()
-                .BindConfiguration(RabbitMqOptions.Section)
-                .PostConfigure(o =>
-                {
-                    if (configuration[RabbitMqOptions.UrlVariable] is { Length: > 0 } url)
-                    {
-                        o.ApplyUrl(url);
-                    }
-                })
-                .ValidateDataAnnotations()
-                .ValidateOnStart();
+            builder.Services.AddFarmRabbitMqOptions(builder.Configuration);
         }
 
         // A coordinator whose bus cannot start must not report healthy: start-up waits for the bus and fails with it.
@@ -101,16 +91,7 @@ public static class CoordinatorHosting
             configureBus?.Invoke(x);
             if (options.Transport == FarmTransport.RabbitMq)
             {
-                x.UsingRabbitMq((context, cfg) =>
-                {
-                    var rabbit = context.GetRequiredService<IOptions<RabbitMqOptions>>().Value;
-                    cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
-                    {
-                        h.Username(rabbit.User);
-                        h.Password(rabbit.Password);
-                    });
-                    cfg.ConfigureEndpoints(context);
-                });
+                x.UsingFarmRabbitMq();
             }
             else
             {

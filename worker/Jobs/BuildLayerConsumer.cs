@@ -49,36 +49,34 @@ public sealed partial class BuildLayerConsumer(
         {
             // Every build that awaited it was cancelled: its container is gone, and nothing of it was stored.
             LogJobCancelled(logger, job.JobId);
-            await context.Publish(new LayerBuildFailed
-            {
-                JobId = job.JobId,
-                BuildId = job.BuildId,
-                StepId = job.StepId,
-                CacheKey = job.CacheKey,
-                Worker = worker,
-                Code = FarmErrorCodes.BuildCancelled,
-                Message = $"{FarmErrorCodes.BuildCancelled}: job {job.JobId} stopped: the builds that awaited it were cancelled",
-            }).ConfigureAwait(false);
+            await PublishFailureAsync(context, worker, FarmErrorCodes.BuildCancelled, $"{FarmErrorCodes.BuildCancelled}: job {job.JobId} stopped: the builds that awaited it were cancelled", null, retryable: false).ConfigureAwait(false);
         }
         catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
         {
             var stepFailure = e as IStepFailure;
-            telemetry.JobFailed(activity, (e as FarmException)?.Code ?? FarmErrorCodes.WorkerUnexpected, stepFailure?.ExitCode, e.Message);
+            var code = (e as FarmException)?.Code ?? FarmErrorCodes.WorkerUnexpected;
+            telemetry.JobFailed(activity, code, stepFailure?.ExitCode, e.Message);
             LogJobFailed(logger, job.JobId, e.Message);
-            await context.Publish(new LayerBuildFailed
-            {
-                JobId = job.JobId,
-                BuildId = job.BuildId,
-                StepId = job.StepId,
-                CacheKey = job.CacheKey,
-                Worker = worker,
-                Code = (e as FarmException)?.Code ?? FarmErrorCodes.WorkerUnexpected,
-                Message = e.Message,
-                ExitCode = stepFailure?.ExitCode,
-                OutputTail = stepFailure?.OutputTail ?? [],
-                Retryable = IsRetryable(e),
-            }).ConfigureAwait(false);
+            await PublishFailureAsync(context, worker, code, e.Message, stepFailure, IsRetryable(e)).ConfigureAwait(false);
         }
+    }
+
+    private static Task PublishFailureAsync(ConsumeContext<BuildLayer> context, string worker, string code, string message, IStepFailure? stepFailure, bool retryable)
+    {
+        var job = context.Message;
+        return context.Publish(new LayerBuildFailed
+        {
+            JobId = job.JobId,
+            BuildId = job.BuildId,
+            StepId = job.StepId,
+            CacheKey = job.CacheKey,
+            Worker = worker,
+            Code = code,
+            Message = message,
+            ExitCode = stepFailure?.ExitCode,
+            OutputTail = stepFailure?.OutputTail ?? [],
+            Retryable = retryable,
+        });
     }
 
     /// <summary>
