@@ -7,7 +7,7 @@ namespace Farm.Dockerfile.Context;
 /// </summary>
 public static class ContextPath
 {
-    /// <summary>As Linux's and BuildKit's limit (<c>cache/contenthash/path.go</c>): more links than this is a loop.</summary>
+    /// <summary>BuildKit's limit (<c>cache/contenthash/path.go</c>): more symlinks than this on one path is a loop.</summary>
     public const int MaxSymlinks = 255;
 
     /// <summary>

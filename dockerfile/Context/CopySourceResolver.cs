@@ -43,9 +43,6 @@ public sealed class CopySourceResolver
         _confined = kind == SourceRootKind.BuildContext;
     }
 
-    /// <summary>The tree sources are selected from.</summary>
-    public ISourceTree Tree => _tree;
-
     /// <summary>
     /// Every entry the sources select, with its path as matched (relative to the root, symlinks in the named source not
     /// resolved), in ordinal path order; a path selected twice appears once. What a cache key hashes.
