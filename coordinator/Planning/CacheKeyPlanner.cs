@@ -23,8 +23,8 @@ namespace Farm.Coordinator.Planning;
 /// <item>COPY/ADD: sources as written, workdir, destination, --chown, --chmod, --link, --parents, --exclude,
 /// --checksum, --keep-git-dir, --unpack, inline heredoc files, and the content of what the sources select: from
 /// the context, each selected entry's path, type, mode, uid/gid (0:0, the context tar's), size and sha256 (never a
-/// time), selected by <see cref="ContextSourceSelector"/> with the worker's rules; <c>--from=stage</c> the stage's
-/// final key; <c>--from=image</c> the image's digest. An http(s) URL is its text plus <c>--checksum</c>; without a
+/// time), selected over the context index by <see cref="CopySourceResolver"/>, the code the worker copies with;
+/// <c>--from=stage</c> the stage's final key; <c>--from=image</c> the image's digest. An http(s) URL is its text plus <c>--checksum</c>; without a
 /// checksum (or for a git source) the step is not cacheable.</item>
 /// <item>WORKDIR: the path and the user.</item>
 /// </list>
@@ -50,7 +50,7 @@ public static class CacheKeyPlanner
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(index);
         ArgumentNullException.ThrowIfNull(resolveImageDigest);
-        var planner = new Planner(graph, new ContextSourceSelector(index), resolveImageDigest, options ?? new CacheKeyOptions());
+        var planner = new Planner(graph, new CopySourceResolver(new ContextIndexTree(index)), resolveImageDigest, options ?? new CacheKeyOptions());
         return planner.Run();
     }
 
@@ -64,7 +64,7 @@ public static class CacheKeyPlanner
         || source.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase)
         || (IsUrl(source) && (source.Split('#')[0].EndsWith(".git", StringComparison.OrdinalIgnoreCase)));
 
-    private sealed class Planner(BuildGraph graph, ContextSourceSelector context, Func<string, string> resolve, CacheKeyOptions options)
+    private sealed class Planner(BuildGraph graph, CopySourceResolver context, Func<string, string> resolve, CacheKeyOptions options)
     {
         private readonly Dictionary<int, StageCacheKey> _stages = [];
         private readonly Dictionary<string, string> _images = new(StringComparer.Ordinal);

@@ -308,6 +308,9 @@ public enum ContextEntryType
     File,
     Directory,
     Symlink,
+
+    /// <summary>A fifo, device or socket: never in a context index (the packer skips them), only in a stage's root.</summary>
+    Other,
 }
 
 /// <summary>One entry of the context index. Sha256 is of the content, or of the target for a symlink; no times.</summary>
@@ -356,5 +359,9 @@ public sealed class ContextIndex(IReadOnlyList<ContextEntry> entries)
 [JsonSerializable(typeof(ContextEntry))]
 internal sealed partial class ContextIndexJson : JsonSerializerContext;
 
-/// <summary>The build context cannot be used as it is.</summary>
-public sealed class BuildContextException(string code, string message, Exception? inner = null) : FarmException(code, message, inner);
+/// <summary>The build context cannot be used as it is, or a COPY/ADD source cannot be selected from it.</summary>
+public sealed class BuildContextException(string code, string message, Exception? inner = null) : FarmException(code, message, inner)
+{
+    /// <summary>The message without its code, for a caller that reports the same error with a type of its own.</summary>
+    public string Detail { get; } = message;
+}

@@ -10,10 +10,10 @@ public sealed class CacheKeyContextTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private async Task<ContextSourceSelector> PackAsync()
+    private async Task<CopySourceResolver> PackAsync()
     {
         var index = await BuildContextPacker.PackAsync(_dir, PatternMatcher.Empty, Stream.Null, null, default);
-        return new ContextSourceSelector(index);
+        return new CopySourceResolver(new ContextIndexTree(index));
     }
 
     [Fact]

@@ -273,6 +273,46 @@ public sealed class CopyOperationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_symlink_loop_is_refused_with_FARM1203_as_the_cache_key_refuses_it()
+    {
+        File.CreateSymbolicLink(_box.InContext("loop"), "loop");
+        File.CreateSymbolicLink(_box.InContext("ping"), "pong");
+        File.CreateSymbolicLink(_box.InContext("pong"), "ping/x");
+
+        var self = await Assert.ThrowsAsync<SourceOutsideContextException>(() => Copy(_box.Request("/out/", "loop")));
+        var pair = await Assert.ThrowsAsync<SourceOutsideContextException>(() => Copy(_box.Request("/out/", "ping/a")));
+
+        Assert.StartsWith("FARM1203: COPY source 'loop' has too many levels of symbolic links", self.Message);
+        Assert.Equal("FARM1203", pair.Code);
+        Assert.Empty(_box.TargetTree());
+    }
+
+    [Fact]
+    public async Task A_malformed_exclude_is_refused_with_FARM1206()
+    {
+        _box.WriteContext("a.txt", "a");
+
+        var e = await Assert.ThrowsAsync<CopyOptionException>(() => Copy(_box.Request("/out/", "a.txt") with { Excludes = ["[a"] }));
+
+        Assert.StartsWith("FARM1206: --exclude pattern '[a' is malformed", e.Message);
+        Assert.Empty(_box.TargetTree());
+    }
+
+    [Fact]
+    public async Task Copying_the_context_root_into_a_new_directory_makes_it_0755_whatever_the_extracted_roots_mode()
+    {
+        // The context tar has no entry for its root, so the cache key cannot know the mode of the directory the worker
+        // extracted it into: the root counts as 0755 on both sides.
+        _box.WriteContext("a.txt", "a");
+        Posix.Chmod(_box.Context, 0x1C0);
+
+        await Copy(_box.Request("/app/", "."));
+
+        Assert.Equal(0x1EDu, Posix.Stat(_box.InTarget("app")).Mode & 0xFFF);
+        Assert.Equal("a", File.ReadAllText(_box.InTarget("app/a.txt")));
+    }
+
+    [Fact]
     public async Task A_leading_slash_in_a_source_means_the_context_root()
     {
         _box.WriteContext("etc/app.conf", "mine");

@@ -4,6 +4,7 @@ using SharpCompress.Compressors;
 using SharpCompress.Compressors.BZip2;
 using SharpCompress.Compressors.Xz;
 
+using Farm.Dockerfile.Context;
 using Farm.Oci.IO;
 
 namespace Farm.Worker.Copy;
@@ -60,13 +61,13 @@ internal static class ArchiveExtractor
                 continue;
             }
 
-            if (RootedPath.EscapesLexically(entry.Name))
+            if (ContextPath.EscapesLexically(entry.Name))
             {
                 throw new UnsafeArchiveException(displayName, entry.Name, "climbs out of the destination with '..'");
             }
 
-            var name = RootedPath.Clean(entry.Name);
-            var parts = RootedPath.Split(name);
+            var name = ContextPath.Clean(entry.Name);
+            var parts = ContextPath.Split(name);
             for (var i = 1; i < parts.Length; i++)
             {
                 var parent = string.Join('/', parts[..i]);
@@ -81,7 +82,7 @@ internal static class ArchiveExtractor
                 case TarEntryType.SymbolicLink:
                     var target = entry.LinkName;
                     var dir = parts.Length > 1 ? string.Join('/', parts[..^1]) : string.Empty;
-                    if (!target.StartsWith('/') && RootedPath.EscapesLexically(dir + "/" + target))
+                    if (!target.StartsWith('/') && ContextPath.EscapesLexically(dir + "/" + target))
                     {
                         throw new UnsafeArchiveException(displayName, entry.Name, $"is a symlink to '{target}', outside the destination");
                     }
@@ -89,7 +90,7 @@ internal static class ArchiveExtractor
                     symlinks.Add(name);
                     break;
                 case TarEntryType.HardLink:
-                    if (RootedPath.EscapesLexically(entry.LinkName) || RootedPath.Clean(entry.LinkName).Length == 0)
+                    if (ContextPath.EscapesLexically(entry.LinkName) || ContextPath.Clean(entry.LinkName).Length == 0)
                     {
                         throw new UnsafeArchiveException(displayName, entry.Name, $"is a hard link to '{entry.LinkName}', outside the destination");
                     }
@@ -117,7 +118,7 @@ internal static class ArchiveExtractor
         while (Next(reader, displayName) is { } entry)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var name = RootedPath.Clean(entry.Name);
+            var name = ContextPath.Clean(entry.Name);
             if (name.Length == 0 || entry.EntryType is TarEntryType.GlobalExtendedAttributes)
             {
                 continue;
@@ -164,7 +165,7 @@ internal static class ArchiveExtractor
                     writer.CountSymlink();
                     break;
                 case TarEntryType.HardLink:
-                    var linked = RootedPath.Resolve(destination, RootedPath.Clean(entry.LinkName), followFinal: false, confined: false)!;
+                    var linked = RootedPath.Resolve(destination, ContextPath.Clean(entry.LinkName), followFinal: false, confined: false)!;
                     writer.ClearForNonDirectory(target);
                     UnixFile.Link(linked, target);
                     writer.CountFile(0);

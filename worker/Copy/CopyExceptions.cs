@@ -1,15 +1,18 @@
 using Farm.Contracts;
+using Farm.Dockerfile.Context;
 
 namespace Farm.Worker.Copy;
 
 /// <summary>
 /// FARM1203: a COPY/ADD source resolves outside its source root (<c>../x</c>, or a symlink that leaves the
-/// build context). See https://docs.docker.com/reference/dockerfile/#copy.
+/// build context, or a symlink loop). See https://docs.docker.com/reference/dockerfile/#copy.
 /// </summary>
+/// <remarks>The message is the shared resolver's (<see cref="CopySourceResolver"/>), the one the coordinator reports
+/// for the same source when it computes the cache key.</remarks>
 public sealed class SourceOutsideContextException : FarmException
 {
-    public SourceOutsideContextException(string instruction, string source, Exception? innerException = null)
-        : base(FarmErrorCodes.SourceOutsideContext, $"{instruction} source '{source}' is outside the build context; only files inside the context (or the --from stage) can be copied, so move the file into the context", innerException)
+    public SourceOutsideContextException(string source, BuildContextException resolverError)
+        : base(FarmErrorCodes.SourceOutsideContext, (resolverError ?? throw new ArgumentNullException(nameof(resolverError))).Detail, resolverError)
     {
         SourcePath = source;
     }
@@ -18,11 +21,11 @@ public sealed class SourceOutsideContextException : FarmException
     public string SourcePath { get; }
 }
 
-/// <summary>FARM1204: a COPY/ADD source (or wildcard) matched nothing.</summary>
+/// <summary>FARM1204: a COPY/ADD source (or wildcard) matched nothing; the message is the shared resolver's.</summary>
 public sealed class CopySourceNotFoundException : FarmException
 {
-    public CopySourceNotFoundException(string instruction, string pattern, Exception? innerException = null)
-        : base(FarmErrorCodes.SourceNotFound, $"{instruction} source '{pattern}' matched no file or directory; check the path, its case, and that .dockerignore does not exclude it", innerException)
+    public CopySourceNotFoundException(string pattern, BuildContextException resolverError)
+        : base(FarmErrorCodes.SourceNotFound, (resolverError ?? throw new ArgumentNullException(nameof(resolverError))).Detail, resolverError)
     {
         Pattern = pattern;
     }

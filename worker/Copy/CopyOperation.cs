@@ -1,3 +1,4 @@
+using Farm.Contracts;
 using System.Security.Cryptography;
 
 using Farm.Oci.IO;
@@ -45,7 +46,10 @@ public sealed class CopyOperation
 
         var owner = request.Chown is null ? (FileOwner?)null : FileOwner.Parse(request.Chown, request.TargetRoot);
         var mode = request.Chmod is null ? null : ModeSpec.Parse(request.Chmod);
-        var excludes = new CopyExcludeMatcher(request.Excludes);
+        var excludes = Selecting(string.Empty, () => new CopyExcludeMatcher(request.Excludes));
+        var context = request.SourceKind == CopySourceKind.BuildContext;
+        var tree = new DirectorySourceTree(request.SourceRoot, context ? ContextIndexTree.RootMode : null);
+        var resolver = new CopySourceResolver(tree, context ? SourceRootKind.BuildContext : SourceRootKind.RootFilesystem);
         var checksum = request.Checksum is null ? null : ExpectedChecksum.Parse(request.Checksum);
         if (checksum is not null && (!isAdd || request.Sources.Any(s => !IsUrl(s))))
         {
@@ -61,18 +65,17 @@ public sealed class CopyOperation
             var local = new List<SourceMatch>();
             foreach (var source in request.Sources)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 if (isAdd && IsUrl(source))
                 {
                     downloads.Add(await DownloadAsync(new Uri(source), checksum, cancellationToken).ConfigureAwait(false));
                     continue;
                 }
 
-                foreach (var match in SourceMatcher.Expand(request.SourceRoot, source, request.SourceKind, instruction, cancellationToken))
+                // The coordinator keyed this step with the same resolver over the context index.
+                foreach (var node in Selecting(source, () => resolver.Expand(source, excludes, instruction)))
                 {
-                    if (!excludes.IsExcluded(match.LogicalPath, match.Name))
-                    {
-                        local.Add(match);
-                    }
+                    local.Add(new SourceMatch(source, node, tree.HostPath(node.ResolvedPath)));
                 }
             }
 
@@ -83,7 +86,7 @@ public sealed class CopyOperation
             }
 
             // Write.
-            var writer = new TargetWriter(request.TargetRoot, owner ?? FileOwner.Root, mode, excludes);
+            var writer = new TargetWriter(request.TargetRoot, owner ?? FileOwner.Root, mode);
             foreach (var match in local)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -126,6 +129,29 @@ public sealed class CopyOperation
         }
     }
 
+    /// <summary>
+    /// Runs the shared resolver and reports its errors with the worker's exception types (same codes, same messages).
+    /// </summary>
+    private static T Selecting<T>(string source, Func<T> select)
+    {
+        try
+        {
+            return select();
+        }
+        catch (BuildContextException e) when (e.Code == FarmErrorCodes.SourceOutsideContext)
+        {
+            throw new SourceOutsideContextException(source, e);
+        }
+        catch (BuildContextException e) when (e.Code == FarmErrorCodes.SourceNotFound)
+        {
+            throw new CopySourceNotFoundException(source, e);
+        }
+        catch (BuildContextException e) when (e.Code == FarmErrorCodes.CopyOption)
+        {
+            throw new CopyOptionException(e.Detail, e);
+        }
+    }
+
     private static void CopyLocal(TargetWriter writer, SourceMatch match, string destination, bool destinationIsDirectory, bool parents, CancellationToken cancellationToken)
     {
         var kept = parents ? ParentsPath(match) : string.Empty;
@@ -135,7 +161,7 @@ public sealed class CopyOperation
             var dirImagePath = kept.Length == 0 ? destination : destination.TrimEnd('/') + "/" + kept;
             var into = writer.Resolve(dirImagePath, followFinal: true);
             var created = writer.EnsureDirectory(into, writer.Owner);
-            writer.CopyTree(match.HostPath, into, string.Empty, match.LogicalPath, cancellationToken);
+            writer.CopyTree(match.HostPath, match.Node.Children, into, cancellationToken);
             if (created)
             {
                 writer.ApplyMetadata(into, match.Stat, writer.Owner, isDirectory: true);
@@ -179,8 +205,18 @@ public sealed class CopyOperation
     private static string ParentsPath(SourceMatch match)
     {
         var pivot = match.Pattern.IndexOf("/./", StringComparison.Ordinal);
-        var skip = pivot < 0 ? 0 : RootedPath.Split(RootedPath.Clean(match.Pattern[..pivot])).Length;
-        return string.Join('/', RootedPath.Split(match.LogicalPath).Skip(skip));
+        var skip = pivot < 0 ? 0 : ContextPath.Split(ContextPath.Clean(match.Pattern[..pivot])).Length;
+        return string.Join('/', ContextPath.Split(match.Node.Path).Skip(skip));
+    }
+
+    /// <summary>One source the resolver selected, with where it is on this worker's disk.</summary>
+    private sealed record SourceMatch(string Pattern, SourceNode Node, string HostPath)
+    {
+        /// <summary>The lstat from the resolver: of the target, for a named source that is a symlink.</summary>
+        public FileStat Stat => Node.Entry.Stat!.Value;
+
+        /// <summary>The name a file source gets inside a destination directory.</summary>
+        public string Name => Node.Name;
     }
 
     private static string ImageDestination(CopyRequest request)

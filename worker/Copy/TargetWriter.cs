@@ -16,12 +16,11 @@ internal sealed class TargetWriter
     private long _symlinks;
     private long _bytes;
 
-    public TargetWriter(string targetRoot, FileOwner owner, ModeSpec? mode, CopyExcludeMatcher excludes)
+    public TargetWriter(string targetRoot, FileOwner owner, ModeSpec? mode)
     {
         TargetRoot = Path.TrimEndingDirectorySeparator(Path.GetFullPath(targetRoot));
         Owner = owner;
         Mode = mode;
-        Excludes = excludes;
     }
 
     public string TargetRoot { get; }
@@ -29,8 +28,6 @@ internal sealed class TargetWriter
     public FileOwner Owner { get; }
 
     public ModeSpec? Mode { get; }
-
-    public CopyExcludeMatcher Excludes { get; }
 
     public CopyResult Result => new(_files, _directories, _symlinks, _bytes);
 
@@ -49,7 +46,7 @@ internal sealed class TargetWriter
 
         var current = TargetRoot;
         var created = false;
-        foreach (var part in RootedPath.Split(hostPath[TargetRoot.Length..]))
+        foreach (var part in ContextPath.Split(hostPath[TargetRoot.Length..]))
         {
             current += "/" + part;
             var stat = UnixFile.Lstat(current);
@@ -135,24 +132,23 @@ internal sealed class TargetWriter
         }
     }
 
-    /// <summary>Copies the contents of a source directory into a target directory that exists.</summary>
-    public void CopyTree(string sourceDir, string targetDir, string relativeToItem, string relativeToRoot, CancellationToken cancellationToken)
+    /// <summary>
+    /// Copies the entries the resolver selected below a source directory (excludes applied, ordinal order) into a
+    /// target directory that exists.
+    /// </summary>
+    /// <param name="sourceDir">Host path of the source directory.</param>
+    /// <param name="children">Its selected entries (<see cref="SourceNode.Children"/>).</param>
+    /// <param name="targetDir">Host path of the target directory.</param>
+    /// <param name="cancellationToken">Stops between entries.</param>
+    public void CopyTree(string sourceDir, IReadOnlyList<SourceNode> children, string targetDir, CancellationToken cancellationToken)
     {
-        var names = Directory.EnumerateFileSystemEntries(sourceDir).Select(Path.GetFileName).OfType<string>().ToList();
-        names.Sort(StringComparer.Ordinal);
-        foreach (var name in names)
+        foreach (var node in children)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var itemPath = relativeToItem.Length == 0 ? name : relativeToItem + "/" + name;
-            var rootPath = relativeToRoot.Length == 0 ? name : relativeToRoot + "/" + name;
-            if (Excludes.IsExcluded(itemPath, rootPath))
-            {
-                continue;
-            }
-
+            var name = node.Name;
             var source = sourceDir + "/" + name;
             var target = targetDir + "/" + name;
-            var stat = UnixFile.LstatExisting(source);
+            var stat = node.Entry.Stat!.Value;
             if (!stat.IsDirectory)
             {
                 CopyEntry(source, stat, target);
@@ -187,7 +183,7 @@ internal sealed class TargetWriter
                 _directories++;
             }
 
-            CopyTree(source, into, itemPath, rootPath, cancellationToken);
+            CopyTree(source, node.Children, into, cancellationToken);
             if (into == target)
             {
                 ApplyMetadata(target, stat, Owner, isDirectory: true);
