@@ -3,7 +3,7 @@ using System.Globalization;
 using Farm.Contracts;
 using Farm.Oci.Images;
 using Farm.Oci.Registry;
-using Farm.Worker.Containers;
+using Farm.Containers;
 
 namespace Farm.Cli;
 
@@ -216,9 +216,14 @@ internal static class ContainerCommands
             throw new ContainerUsageException("exec", "a CONTAINER and a COMMAND are needed");
         }
 
+        var options = parsed.WithProcessOptions(new ContainerExecOptions { Args = [.. parsed.Positional.Skip(1)] });
+        if (options.Tty && Console.IsInputRedirected)
+        {
+            throw new ContainerUsageException("exec", "-t needs a terminal on standard input (run it in a terminal, or drop -t)");
+        }
+
         var runtime = new ContainerRuntime();
         var container = runtime.Store.Resolve(parsed.Positional[0]);
-        var options = parsed.WithProcessOptions(new ContainerExecOptions { Args = [.. parsed.Positional.Skip(1)] });
         return await runtime.ExecAsync(container, options, CancellationToken.None).ConfigureAwait(false);
     }
 

@@ -1,6 +1,6 @@
 using Farm.Contracts;
 
-namespace Farm.Worker.Containers;
+namespace Farm.Containers;
 
 /// <summary>FARM3100: a name or id prefix matches no container.</summary>
 public sealed class NoSuchContainerException(string nameOrId)

@@ -1,4 +1,4 @@
-namespace Farm.Worker.Containers;
+namespace Farm.Containers;
 
 /// <summary>How the process of <c>farm run</c> or <c>farm exec</c> runs: the flags both share.</summary>
 public abstract record ContainerProcessOptions

@@ -1,7 +1,7 @@
 using System.Text.Json.Serialization;
 using Farm.Contracts;
 
-namespace Farm.Worker.Containers;
+namespace Farm.Containers;
 
 /// <summary>The network a container gets, as <c>docker run --network</c>.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<ContainerNetwork>))]

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 
-namespace Farm.Worker.Containers;
+namespace Farm.Containers;
 
 /// <summary>
 /// The containers of this machine under <c>STATE/containers</c>: one directory per container id holding its
@@ -36,6 +36,9 @@ public sealed class ContainerStore
 
     /// <summary>The directory of container <paramref name="id"/>.</summary>
     public string DirectoryOf(string id) => Path.Combine(Root, id);
+
+    /// <summary>The files of container <paramref name="id"/>.</summary>
+    internal ContainerPaths PathsOf(string id) => new(DirectoryOf(id));
 
     /// <summary>A new random container id (64 hex digits).</summary>
     public static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));

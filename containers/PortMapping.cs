@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Farm.Worker.Containers;
+namespace Farm.Containers;
 
 /// <summary>
 /// A published port: connections to <see cref="HostIp"/>:<see cref="HostPort"/> on the host reach

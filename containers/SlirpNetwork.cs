@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace Farm.Worker.Containers;
+namespace Farm.Containers;
 
 /// <summary>
 /// A container's private network, as rootless podman builds it: a named network namespace

@@ -1,6 +1,7 @@
 using Farm.Oci.IO;
+using Farm.Oci.Layers;
 
-namespace Farm.Worker.Sandbox;
+namespace Farm.Containers.Sandbox;
 
 /// <summary>
 /// Remembers which mount points of a run existed before runc started, so that the empty files and directories
@@ -94,7 +95,7 @@ public sealed class MountStubs
                 // or a changed mode or owner is the step's own doing and stays.
                 var was = state.Merged.Value;
                 remove = isEmptyDir && was.IsDirectory && was.Permissions == current.Permissions && was.Uid == current.Uid
-                    && was.Gid == current.Gid && !Native.HasXattr(path, "trusted.overlay.opaque");
+                    && was.Gid == current.Gid && !Interop.HasXattr(path, "trusted.overlay.opaque");
             }
 
             if (!remove)

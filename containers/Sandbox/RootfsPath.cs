@@ -1,6 +1,6 @@
 using Farm.Oci.IO;
 
-namespace Farm.Worker.Sandbox;
+namespace Farm.Containers.Sandbox;
 
 /// <summary>
 /// Resolves a path inside an image's root file system the way the kernel would after chroot, so an

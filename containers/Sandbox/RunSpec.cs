@@ -1,4 +1,6 @@
-namespace Farm.Worker.Sandbox;
+using Farm.Containers.Snapshots;
+
+namespace Farm.Containers.Sandbox;
 
 /// <summary>Network of a RUN step, as <c>RUN --network=host|none</c>.</summary>
 public enum NetworkMode

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace Farm.Worker.Sandbox;
+namespace Farm.Containers.Sandbox;
 
 /// <summary>
 /// The subset of the OCI runtime configuration (config.json) Farm writes; see

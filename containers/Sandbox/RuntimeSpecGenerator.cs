@@ -1,4 +1,6 @@
-namespace Farm.Worker.Sandbox;
+using Farm.Oci.Layers;
+
+namespace Farm.Containers.Sandbox;
 
 /// <summary>
 /// Builds the OCI runtime config for a RUN step with Docker's defaults: new pid, ipc, uts and mount namespaces
@@ -119,7 +121,7 @@ public static class RuntimeSpecGenerator
 
     private static RuntimeRlimit NoFileLimit()
     {
-        var (_, hostHard) = Native.GetRlimit(Native.RlimitNoFile);
+        var (_, hostHard) = Interop.GetRlimit(Interop.RlimitNoFile);
         var limit = Math.Min(WantedNoFile, hostHard);
         return new RuntimeRlimit("RLIMIT_NOFILE", limit, limit);
     }

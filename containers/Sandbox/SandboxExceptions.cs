@@ -1,6 +1,6 @@
 using Farm.Contracts;
 
-namespace Farm.Worker.Sandbox;
+namespace Farm.Containers.Sandbox;
 
 /// <summary>FARM3001: a USER names a user or group the image does not define.</summary>
 public sealed class UnknownUserException : FarmException
@@ -16,7 +16,7 @@ public sealed class UnknownUserException : FarmException
 }
 
 /// <summary>FARM3002: a RUN command exited with a non-zero status.</summary>
-public sealed class RunFailedException : FarmException, Jobs.IStepFailure
+public sealed class RunFailedException : FarmException, IStepFailure
 {
     public RunFailedException(int exitCode, IReadOnlyList<string> args, IReadOnlyList<OutputLine> outputTail)
         : base("FARM3002", Describe(exitCode, args, outputTail))
@@ -31,9 +31,9 @@ public sealed class RunFailedException : FarmException, Jobs.IStepFailure
     /// <summary>The last lines the command wrote, stdout and stderr interleaved in arrival order.</summary>
     public IReadOnlyList<OutputLine> OutputTail { get; }
 
-    int? Jobs.IStepFailure.ExitCode => ExitCode;
+    int? IStepFailure.ExitCode => ExitCode;
 
-    IReadOnlyList<string> Jobs.IStepFailure.OutputTail => [.. OutputTail.Select(l => l.Text)];
+    IReadOnlyList<string> IStepFailure.OutputTail => [.. OutputTail.Select(l => l.Text)];
 
     private static string Describe(int exitCode, IReadOnlyList<string> args, IReadOnlyList<OutputLine> tail)
     {
@@ -48,7 +48,10 @@ public sealed class RunFailedException : FarmException, Jobs.IStepFailure
     }
 }
 
-/// <summary>FARM3003: runc itself failed (missing binary, bad bundle, kernel refused a namespace or mount).</summary>
+/// <summary>
+/// FARM3003: running a process under runc failed for a reason of the machine, not of the command: runc is missing,
+/// the bundle is bad, the kernel refused a namespace or mount, or the process's output could not be delivered.
+/// </summary>
 public sealed class SandboxException : FarmException
 {
     public SandboxException(string message, Exception? innerException = null)

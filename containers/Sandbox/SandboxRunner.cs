@@ -1,14 +1,13 @@
-using System.ComponentModel;
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
-
+using Farm.Containers.Runc;
+using Farm.Containers.Snapshots;
 using Farm.Oci.IO;
 
-namespace Farm.Worker.Sandbox;
+namespace Farm.Containers.Sandbox;
 
-/// <summary>Where and how <see cref="RuncRunner"/> runs runc.</summary>
-public sealed record RuncRunnerOptions
+/// <summary>Where and how <see cref="SandboxRunner"/> runs its containers.</summary>
+public sealed record SandboxRunnerOptions
 {
     /// <summary>The worker's state directory; bundles go to <c>bundles/</c> and runc's private state to <c>runc/</c>.</summary>
     public required string StateDirectory { get; init; }
@@ -33,8 +32,9 @@ public sealed record RuncRunnerOptions
 public sealed record RunResult(int ExitCode, ResolvedUser User, MountStubs MountStubs);
 
 /// <summary>
-/// Runs a RUN step under runc (foreground <c>runc run</c>, no terminal, stdin at EOF) in a bundle it writes
-/// and always removes, with runc's state in a private <c>--root</c> so the worker never sees or touches other containers.
+/// Runs a RUN step in a throw-away container: a bundle it writes from a <see cref="RunSpec"/> and always removes, run by
+/// the <see cref="RuncExecutor"/> (no terminal, stdin at EOF, output as lines), with runc's state in a private
+/// <c>--root</c> so the worker never sees or touches other containers.
 /// </summary>
 /// <example>
 /// A RUN step, from mount to a layer-ready upperdir:
@@ -48,21 +48,26 @@ public sealed record RunResult(int ExitCode, ResolvedUser User, MountStubs Mount
 /// // diff snapshot.UpperDir into a layer, then let the snapshot be disposed
 /// </code>
 /// </example>
-public sealed class RuncRunner
+public sealed class SandboxRunner
 {
-    private readonly RuncRunnerOptions _options;
+    private readonly SandboxRunnerOptions _options;
 
     /// <summary>Creates a runner; directories are created on first use.</summary>
-    public RuncRunner(RuncRunnerOptions options)
+    public SandboxRunner(SandboxRunnerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
-        RuncRoot = Path.Combine(Path.GetFullPath(options.StateDirectory), "runc");
+        Executor = new RuncExecutor(new RuncExecutorOptions
+        {
+            Root = Path.Combine(Path.GetFullPath(options.StateDirectory), "runc"),
+            RuncPath = options.RuncPath,
+            KillGracePeriod = options.KillGracePeriod,
+        });
         BundlesDirectory = Path.Combine(Path.GetFullPath(options.StateDirectory), "bundles");
     }
 
-    /// <summary>runc's <c>--root</c> state directory for this worker.</summary>
-    public string RuncRoot { get; }
+    /// <summary>The executor of this runner's containers (runc's <c>--root</c> is private to the runner).</summary>
+    public RuncExecutor Executor { get; }
 
     /// <summary>Where bundles are written while their run lasts.</summary>
     public string BundlesDirectory { get; }
@@ -89,7 +94,6 @@ public sealed class RuncRunner
         var id = "farm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         var bundle = Path.Combine(BundlesDirectory, id);
         Directory.CreateDirectory(bundle);
-        Directory.CreateDirectory(RuncRoot);
         try
         {
             var files = WriteNetworkFiles(bundle, spec.Hostname);
@@ -100,155 +104,41 @@ public sealed class RuncRunner
                 cancellationToken).ConfigureAwait(false);
 
             var stubs = MountStubs.Capture(spec.RootfsPath, spec.UpperDir, RuntimeSpecGenerator.MountDestinations(runtimeSpec));
-            var logFile = Path.Combine(bundle, "runc.log");
-            var exitCode = await RunContainerAsync(id, bundle, logFile, spec, onOutput, cancellationToken).ConfigureAwait(false);
-            return new RunResult(exitCode, user, stubs);
+            using var output = new OutputLines(onOutput, _options.OutputTailLines);
+            ProcessExit exit;
+            try
+            {
+                exit = await Executor.RunAsync(id, bundle, new ProcessIo { Stdout = output.Stdout, Stderr = output.Stderr }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SandboxException) when (output.HandlerError is { } handlerError)
+            {
+                throw new SandboxException($"the output handler failed while '{string.Join(' ', spec.Args)}' ran, so the step was stopped: {handlerError.Message}", handlerError);
+            }
+
+            await output.CompleteAsync(cancellationToken).ConfigureAwait(false);
+            if (exit.StartError is { } error)
+            {
+                throw new SandboxException(
+                    $"runc could not start '{string.Join(' ', spec.Args)}': {error}. When it names the command or a path in the image, fix the RUN line or the image; otherwise check that the worker runs as root and runc works (runc --version).");
+            }
+
+            if (exit.ExitCode != 0)
+            {
+                throw new RunFailedException(exit.ExitCode, spec.Args, output.Tail());
+            }
+
+            return new RunResult(exit.ExitCode, user, stubs);
         }
         finally
         {
-            await DeleteContainerAsync(id).ConfigureAwait(false);
+            // runc run removes a container that exited by itself; this is for the killed and the half-created ones.
+            await Executor.DeleteAsync(id).ConfigureAwait(false);
             Directory.Delete(bundle, recursive: true);
         }
     }
 
-    private async Task<int> RunContainerAsync(
-        string id,
-        string bundle,
-        string logFile,
-        RunSpec spec,
-        Func<OutputLine, CancellationToken, ValueTask>? onOutput,
-        CancellationToken cancellationToken)
-    {
-        var start = RuncStartInfo(["--log", logFile, "--log-format", "json", "run", "--bundle", bundle, id]);
-        start.RedirectStandardInput = true;
-        using var process = StartRunc(start);
-        // The container inherits runc's stdin; a closed pipe reads as EOF, like </dev/null.
-        process.StandardInput.Close();
-
-        var tail = new OutputTail(_options.OutputTailLines);
-        using var gate = new SemaphoreSlim(1, 1);
-        // Cancelled by the caller, or by a failing output callback: either way the container must die.
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Exception? callbackError = null;
-        async Task PumpAsync(StreamReader reader, OutputStream stream)
-        {
-            // Not cancellable: the pipes reach EOF once the container is dead, which stopping ensures.
-            while (await reader.ReadLineAsync(CancellationToken.None).ConfigureAwait(false) is { } text)
-            {
-                var line = new OutputLine(stream, text);
-                tail.Add(line);
-                if (onOutput is null || stop.IsCancellationRequested)
-                {
-                    // Keep draining so a stopping container never blocks on a full pipe.
-                    continue;
-                }
-
-                await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-                try
-                {
-                    await onOutput(line, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception e) when (!(e is OperationCanceledException && cancellationToken.IsCancellationRequested))
-                {
-                    callbackError ??= e;
-                    await stop.CancelAsync().ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    // The caller cancelled; handled where the exit is awaited.
-                }
-                finally
-                {
-                    gate.Release();
-                }
-            }
-        }
-
-        var pumps = Task.WhenAll(
-            PumpAsync(process.StandardOutput, OutputStream.Stdout),
-            PumpAsync(process.StandardError, OutputStream.Stderr));
-
-        try
-        {
-            await process.WaitForExitAsync(stop.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            await KillAsync(id, process).ConfigureAwait(false);
-            await pumps.ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            throw new SandboxException($"the output handler failed while '{string.Join(' ', spec.Args)}' ran, so the step was stopped: {callbackError?.Message}", callbackError);
-        }
-
-        await pumps.ConfigureAwait(false);
-        var exitCode = process.ExitCode;
-        if (exitCode == 0)
-        {
-            return 0;
-        }
-
-        if (RuncError(logFile) is { } error)
-        {
-            throw new SandboxException(
-                $"runc could not start '{string.Join(' ', spec.Args)}': {error}. When it names the command or a path in the image, fix the RUN line or the image; otherwise check that the worker runs as root and runc works (runc --version).");
-        }
-
-        throw new RunFailedException(exitCode, spec.Args, tail.Snapshot());
-    }
-
-    private async Task KillAsync(string id, Process process)
-    {
-        var (killed, _) = await RuncAsync(["kill", id, "KILL"]).ConfigureAwait(false);
-        if (killed == 0)
-        {
-            using var grace = new CancellationTokenSource(_options.KillGracePeriod);
-            try
-            {
-                await process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
-                return;
-            }
-            catch (OperationCanceledException)
-            {
-                // Still alive after the grace period: fall through to killing the whole tree.
-            }
-        }
-
-        // runc kill fails while the container is still being created; killing runc and its children (runc init,
-        // the container's pid 1) then stops it, and runc delete -f removes what is left.
-        process.Kill(entireProcessTree: true);
-        await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-    }
-
-    private async Task DeleteContainerAsync(string id)
-    {
-        // runc run removes a container that exited by itself; this is for the killed and the half-created ones.
-        // It fails harmlessly with "container does not exist" in the normal case.
-        await RuncAsync(["delete", "--force", id]).ConfigureAwait(false);
-    }
-
-    private async Task<(int ExitCode, string Output)> RuncAsync(IReadOnlyList<string> args)
-    {
-        var start = RuncStartInfo(args);
-        using var process = StartRunc(start);
-        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
-        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
-        await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-        return (process.ExitCode, await stdout.ConfigureAwait(false) + await stderr.ConfigureAwait(false));
-    }
-
     /// <summary>Lists the containers in this runner's runc state directory (for health checks and tests).</summary>
-    public async Task<IReadOnlyList<string>> ListContainersAsync(CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(RuncRoot);
-        var (exit, output) = await RuncAsync(["list", "--quiet"]).ConfigureAwait(false);
-        cancellationToken.ThrowIfCancellationRequested();
-        if (exit != 0)
-        {
-            throw new SandboxException($"runc list failed: {output.Trim()}; check {RuncRoot}.");
-        }
-
-        return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-    }
+    public Task<IReadOnlyList<string>> ListContainersAsync(CancellationToken cancellationToken) => Executor.ListAsync(cancellationToken);
 
     /// <summary>
     /// Kills and deletes every container in this runner's state directory: after a worker process died, its
@@ -256,11 +146,11 @@ public sealed class RuncRunner
     /// </summary>
     public async Task<int> RemoveAllContainersAsync(CancellationToken cancellationToken)
     {
-        var containers = await ListContainersAsync(cancellationToken).ConfigureAwait(false);
+        var containers = await Executor.ListAsync(cancellationToken).ConfigureAwait(false);
         foreach (var id in containers)
         {
-            await RuncAsync(["kill", id, "KILL"]).ConfigureAwait(false);
-            await DeleteContainerAsync(id).ConfigureAwait(false);
+            await Executor.SignalAsync(id, "KILL").ConfigureAwait(false);
+            await Executor.DeleteAsync(id).ConfigureAwait(false);
         }
 
         if (Directory.Exists(BundlesDirectory))
@@ -269,36 +159,6 @@ public sealed class RuncRunner
         }
 
         return containers.Count;
-    }
-
-    private ProcessStartInfo RuncStartInfo(IReadOnlyList<string> args)
-    {
-        var start = new ProcessStartInfo(_options.RuncPath)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.ArgumentList.Add("--root");
-        start.ArgumentList.Add(RuncRoot);
-        foreach (var a in args)
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        return start;
-    }
-
-    private Process StartRunc(ProcessStartInfo start)
-    {
-        try
-        {
-            return Process.Start(start) ?? throw new SandboxException($"runc ({_options.RuncPath}) did not start.");
-        }
-        catch (Win32Exception e)
-        {
-            throw new SandboxException($"runc could not be started as '{_options.RuncPath}': {e.Message}. Install it: apt-get install runc.", e);
-        }
     }
 
     private RuntimeSpecGenerator.NetworkFiles WriteNetworkFiles(string bundle, string hostname)
@@ -345,60 +205,6 @@ public sealed class RuncRunner
             else if (!s.Value.IsDirectory)
             {
                 throw new RootfsPathException($"the working directory {workingDirectory} runs through a file in the image ({current[root.Length..]}); choose another WORKDIR.");
-            }
-        }
-    }
-
-    internal static string? RuncError(string logFile)
-    {
-        if (!File.Exists(logFile))
-        {
-            return null;
-        }
-
-        string? last = null;
-        foreach (var line in File.ReadLines(logFile))
-        {
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.TryGetProperty("level", out var level) && level.GetString() is "error" or "fatal"
-                    && doc.RootElement.TryGetProperty("msg", out var msg))
-                {
-                    last = msg.GetString();
-                }
-            }
-            catch (JsonException)
-            {
-                // runc writes plain text before its JSON logger is set up; such lines carry no verdict.
-            }
-        }
-
-        return last;
-    }
-
-    private sealed class OutputTail(int capacity)
-    {
-        private readonly Queue<OutputLine> _lines = new();
-        private readonly Lock _lock = new();
-
-        public void Add(OutputLine line)
-        {
-            lock (_lock)
-            {
-                _lines.Enqueue(line);
-                while (_lines.Count > capacity)
-                {
-                    _lines.Dequeue();
-                }
-            }
-        }
-
-        public IReadOnlyList<OutputLine> Snapshot()
-        {
-            lock (_lock)
-            {
-                return [.. _lines];
             }
         }
     }

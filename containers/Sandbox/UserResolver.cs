@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Farm.Worker.Sandbox;
+namespace Farm.Containers.Sandbox;
 
 /// <summary>A resolved Dockerfile USER: the ids runc switches to and the HOME the process gets.</summary>
 /// <param name="Uid">User id (<c>process.user.uid</c>).</param>

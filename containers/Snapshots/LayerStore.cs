@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using Farm.Contracts;
 
-namespace Farm.Worker.Store;
+namespace Farm.Containers.Snapshots;
 
 /// <summary>
 /// The worker's local store of extracted layers, keyed by diff_id: each layer is extracted once, even when many

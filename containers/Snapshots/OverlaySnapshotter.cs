@@ -1,10 +1,10 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
-
+using Farm.Containers.Sandbox;
 using Farm.Oci.IO;
+using Farm.Oci.Layers;
 
-namespace Farm.Worker.Sandbox;
+namespace Farm.Containers.Snapshots;
 
 /// <summary>
 /// Mounts overlayfs snapshots: extracted layers as read-only lowerdirs under a fresh upperdir.
@@ -68,11 +68,14 @@ public sealed class OverlaySnapshotter
             }
 
             cancellationToken.ThrowIfCancellationRequested();
-            if (Native.Mount("overlay", snapshot.MergedDir, "overlay", Native.MsNoDev, data) != 0)
+            try
             {
-                var errno = Marshal.GetLastPInvokeError();
+                MountPoints.MountOverlay(snapshot.MergedDir, data);
+            }
+            catch (IOException e)
+            {
                 throw new SnapshotException(
-                    $"mounting overlayfs at {snapshot.MergedDir} with {lowerDirs.Count} lower layers failed: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}); check that the worker runs as root, the kernel has overlayfs and the layer directories are intact. Options: {data}");
+                    $"mounting overlayfs at {snapshot.MergedDir} with {lowerDirs.Count} lower layers failed: {e.Message}; check that the worker runs as root, the kernel has overlayfs and the layer directories are intact. Options: {data}", e);
             }
 
             snapshot.MarkMounted();
@@ -154,7 +157,13 @@ public sealed class OverlaySnapshotter
         // Build aside and rename into place: concurrent snapshots of the same layer race on this name.
         var temp = link + "." + RandomName();
         File.CreateSymbolicLink(temp, target);
-        Native.Rename(temp, link);
+        // rename(2): File.Move refuses to move a symlink to a directory.
+        if (Interop.Rename(temp, link) != 0)
+        {
+            var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            throw new SnapshotException($"renaming the layer link {temp} to {link} failed: {Interop.ErrorText(errno)} (errno {errno}).");
+        }
+
         return link;
     }
 
@@ -222,20 +231,14 @@ public sealed class OverlaySnapshot : IAsyncDisposable
             return;
         }
 
-        if (Native.Umount2(MergedDir, 0) != 0)
+        try
         {
-            var errno = Marshal.GetLastPInvokeError();
-            // EBUSY: a process still has a file open in it; detach so the mount goes once that process exits.
-            if (errno == Native.EBusy && Native.Umount2(MergedDir, Native.MntDetach) == 0)
-            {
-                _mounted = false;
-                return;
-            }
-
-            if (errno != Native.EInval)
-            {
-                throw new SnapshotException($"unmounting the overlay at {MergedDir} failed: {Marshal.GetPInvokeErrorMessage(errno)}; find the process using it (fuser -m {MergedDir}) and unmount it by hand.");
-            }
+            // A busy mount is detached and goes once the process holding it exits.
+            MountPoints.Unmount(MergedDir);
+        }
+        catch (IOException e)
+        {
+            throw new SnapshotException($"unmounting the overlay at {MergedDir} failed: {e.Message}; find the process using it (fuser -m {MergedDir}) and unmount it by hand.", e);
         }
 
         _mounted = false;

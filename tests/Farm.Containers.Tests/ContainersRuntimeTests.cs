@@ -2,9 +2,9 @@ using Farm.Oci.Images;
 using Farm.Oci.IO;
 using Farm.Oci.Layers;
 using Farm.Testing;
-using Farm.Worker.Containers;
+using Farm.Containers;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
 /// <summary>
 /// The container runtime as a library, with a fault injected where the machine cannot be made to fail: a runc whose
@@ -39,7 +39,7 @@ public sealed class ContainersRuntimeTests : IAsyncLifetime
         LocalImage image;
         await using (var tar = File.OpenRead(rootfs))
         {
-            image = await images.ImportAsync(tar, rootfs, "bb", [], null, CancellationToken.None);
+            image = await images.ImportAsync(tar, rootfs, "bb", null, null, CancellationToken.None);
         }
 
         var container = await runtime.CreateAsync(

@@ -1,9 +1,8 @@
-using Farm.Oci;
-using Farm.Worker.Containers;
+using Farm.Containers;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
-/// <summary>The pure parts of the container runtime: -p values and commit -c changes.</summary>
+/// <summary>The pure parts of the container runtime: -p values (commit -c changes: Farm.Dockerfile.Tests ConfigChangesTests).</summary>
 public sealed class ContainersTests
 {
     [Theory]
@@ -43,37 +42,5 @@ public sealed class ContainersTests
         var mappings = PortMapping.ForExposed(["80/tcp", "53/udp", "7000-7001/tcp"]);
         Assert.Equal([(80, "tcp"), (53, "udp"), (7000, "tcp"), (7001, "tcp")], mappings.Select(m => (m.ContainerPort, m.Protocol)));
         Assert.All(mappings, m => Assert.InRange(m.HostPort, 1, 65535));
-    }
-
-    [Fact]
-    public void Commit_changes_set_the_config_including_onbuild()
-    {
-        var config = ImageConfig.CreateEmpty();
-        ContainerChanges.Apply(config,
-        [
-            "CMD [\"httpd\", \"-f\"]", "ENTRYPOINT /bin/init", "ENV A=1 B=\"two words\"", "EXPOSE 80 53/udp", "LABEL k=v",
-            "ONBUILD COPY . /src", "USER app:staff", "VOLUME /data", "WORKDIR /srv",
-        ]);
-        Assert.Equal(["httpd", "-f"], config.Cmd);
-        Assert.Equal(["/bin/sh", "-c", "/bin/init"], config.Entrypoint);
-        Assert.Equal("1", config.GetEnv("A"));
-        Assert.Equal("two words", config.GetEnv("B"));
-        Assert.Equal(["80/tcp", "53/udp"], config.ExposedPorts);
-        Assert.Equal("v", config.Labels["k"]);
-        Assert.Equal("[\"COPY . /src\"]", config.Config["OnBuild"]!.ToJsonString());
-        Assert.Equal("app:staff", config.User);
-        Assert.Equal(["/data"], config.Volumes);
-        Assert.Equal("/srv", config.WorkingDir);
-    }
-
-    [Theory]
-    [InlineData("RUN echo hi", "RUN changes files")]
-    [InlineData("FROM busybox", "FROM changes files")]
-    [InlineData("CMD [\"unterminated", "")]
-    public void Commit_changes_that_cannot_be_applied_are_refused(string change, string reason)
-    {
-        var e = Assert.ThrowsAny<Contracts.FarmException>(() => ContainerChanges.Apply(ImageConfig.CreateEmpty(), [change]));
-        Assert.StartsWith($"FARM3107: cannot apply change '{change}'", e.Message, StringComparison.Ordinal);
-        Assert.Contains(reason, e.Message, StringComparison.Ordinal);
     }
 }

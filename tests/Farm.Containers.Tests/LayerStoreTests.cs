@@ -1,7 +1,7 @@
 using Farm.Contracts;
-using Farm.Worker.Store;
+using Farm.Containers.Snapshots;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
 public sealed class LayerStoreTests : IDisposable
 {

@@ -1,6 +1,7 @@
-using Farm.Worker.Sandbox;
+using Farm.Containers.Sandbox;
+using Farm.Containers.Snapshots;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
 [Collection(SandboxCollection.Name)]
 public sealed class OverlaySnapshotterTests(SandboxFixture fx)

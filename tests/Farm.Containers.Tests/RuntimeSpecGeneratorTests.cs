@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Farm.Worker.Sandbox;
+using Farm.Containers.Sandbox;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
 public sealed class RuntimeSpecGeneratorTests
 {

@@ -1,11 +1,10 @@
 using System.Diagnostics;
-using Farm.Worker.Sandbox;
-
-using Farm.Oci.IO;
+using Farm.Containers.Sandbox;
+using Farm.Containers.Snapshots;
 
 using Farm.Testing;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
 /// <summary>
 /// A busybox root file system (the base "layer"), a snapshotter and a runner under one short temporary root,
@@ -16,16 +15,11 @@ public sealed class SandboxFixture : IDisposable
     public SandboxFixture()
     {
         RequireTool("runc", "--version", "runc is required for the sandbox tests: apt-get install runc");
-        if (!File.Exists("/bin/busybox"))
-        {
-            throw new InvalidOperationException("/bin/busybox is required to build the test image: apt-get install busybox-static");
-        }
-
         Root = Path.Combine("/tmp", "fw" + Guid.NewGuid().ToString("N")[..6]);
         BaseLayer = Path.Combine(Root, "layers", "busybox");
-        BuildBusyboxLayer(BaseLayer);
+        BusyboxLayer.Build(BaseLayer);
         Snapshotter = new OverlaySnapshotter(Path.Combine(Root, "ov"));
-        Runner = new RuncRunner(new RuncRunnerOptions { StateDirectory = Path.Combine(Root, "state") });
+        Runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(Root, "state") });
     }
 
     public string Root { get; }
@@ -35,7 +29,7 @@ public sealed class SandboxFixture : IDisposable
 
     public OverlaySnapshotter Snapshotter { get; }
 
-    public RuncRunner Runner { get; }
+    public SandboxRunner Runner { get; }
 
     /// <summary>Runs <paramref name="args"/> in <paramref name="snapshot"/>, collecting output.</summary>
     public async Task<(RunResult Result, List<OutputLine> Output)> RunAsync(
@@ -66,37 +60,10 @@ public sealed class SandboxFixture : IDisposable
         // Leave nothing mounted even when a test failed half-way.
         foreach (var mount in MountsUnder(Root).OrderByDescending(m => m.Length))
         {
-            Native.Umount2(mount, Native.MntDetach);
+            MountPoints.Detach(mount);
         }
 
         Directory.Delete(Root, recursive: true);
-    }
-
-    internal static void BuildBusyboxLayer(string dir)
-    {
-        Directory.CreateDirectory(Path.Combine(dir, "bin"));
-        File.Copy("/bin/busybox", Path.Combine(dir, "bin", "busybox"));
-        foreach (var applet in RequireTool("/bin/busybox", "--list-full", "busybox --list-full failed").Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var link = Path.Combine(dir, applet.Trim());
-            if (applet.Trim() == "bin/busybox" || File.Exists(link))
-            {
-                continue;
-            }
-
-            Directory.CreateDirectory(Path.GetDirectoryName(link)!);
-            File.CreateSymbolicLink(link, "/bin/busybox");
-        }
-
-        Directory.CreateDirectory(Path.Combine(dir, "etc"));
-        File.WriteAllText(Path.Combine(dir, "etc", "passwd"),
-            "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
-        File.WriteAllText(Path.Combine(dir, "etc", "group"),
-            "root:x:0:\nstaff:x:50:app\napp:x:1000:\nnogroup:x:65534:\n");
-        File.WriteAllText(Path.Combine(dir, "etc", "motd"), "lower\n");
-        Directory.CreateDirectory(Path.Combine(dir, "home", "app"));
-        UnixFile.Lchown(Path.Combine(dir, "home", "app"), 1000, 1000);
-        Directory.CreateDirectory(Path.Combine(dir, "root"));
     }
 
     private static string RequireTool(string file, string arg, string message)

@@ -1,13 +1,14 @@
-using Farm.Worker.Sandbox;
+using Farm.Containers.Sandbox;
 
 using Farm.Oci.IO;
 
 using Farm.Testing;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
 [Collection(SandboxCollection.Name)]
-public sealed class RuncRunnerTests(SandboxFixture fx)
+/// <summary>RUN steps in throw-away containers through <see cref="SandboxRunner"/> and the runc executor, against the real runc.</summary>
+public sealed class SandboxRunnerTests(SandboxFixture fx)
 {
     [Fact]
     public async Task Echo_output_streams_to_the_callback_by_stream()

@@ -1,6 +1,6 @@
-using Farm.Worker.Sandbox;
+using Farm.Containers.Sandbox;
 
-namespace Farm.Worker.Tests;
+namespace Farm.Containers.Tests;
 
 public sealed class UserResolverTests : IDisposable
 {
