@@ -1,5 +1,5 @@
-using Farm.Contracts;
 using Farm.Containers;
+using Farm.Contracts;
 
 namespace Farm.Cli;
 

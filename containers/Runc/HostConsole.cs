@@ -20,9 +20,10 @@ public sealed class HostConsole : IDisposable
 
     private HostConsole(bool stdin, bool terminal)
     {
-        // Read fd 0 directly: Console's stdin stream edits lines itself when it is a terminal.
+        // The descriptors directly: Console's stdin stream edits lines itself when it is a terminal, and Console's
+        // output streams set up the terminal (application keypad mode) on first write.
         var input = stdin ? new FileStream(new SafeFileHandle(StdinFd, ownsHandle: false), FileAccess.Read, bufferSize: 0) : null;
-        Io = new ProcessIo { Stdin = input, Stdout = Console.OpenStandardOutput(), Stderr = Console.OpenStandardError() };
+        Io = new ProcessIo { Stdin = input, Stdout = new OutputDescriptor(1), Stderr = new OutputDescriptor(2) };
         if (!terminal)
         {
             return;
@@ -62,6 +63,63 @@ public sealed class HostConsole : IDisposable
         if (_savedAttributes is not null)
         {
             Interop.SetTerminalAttributes(StdinFd, _savedAttributes);
+        }
+    }
+
+    /// <summary>
+    /// Standard output or error of this process, unbuffered. Once its reader is gone (EPIPE) further output is dropped,
+    /// as Console's streams do, rather than stopping the container.
+    /// </summary>
+    private sealed class OutputDescriptor(int fd) : Stream
+    {
+        private readonly FileStream _file = new(new SafeFileHandle(fd, ownsHandle: false), FileAccess.Write, bufferSize: 0);
+        private bool _closed;
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            try
+            {
+                _file.Write(buffer, offset, count);
+            }
+            catch (IOException)
+            {
+                _closed = true;
+            }
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _file.Dispose();
+            }
+
+            base.Dispose(disposing);
         }
     }
 

@@ -33,7 +33,10 @@ public sealed record ProcessIo
     /// </summary>
     public bool Terminal { get; init; }
 
-    /// <summary>The terminal's size when the process starts; null leaves the kernel's default (0x0).</summary>
+    /// <summary>
+    /// The terminal's size (null leaves the kernel's 0x0). runc copies it to the container's terminal just after the
+    /// process started, so a process that asks for its size at once may still see 0x0, as with <c>runc run</c> itself.
+    /// </summary>
     public TerminalSize? InitialSize { get; init; }
 
     /// <summary>New terminal sizes while the process runs (a window resized); read until the process ends.</summary>

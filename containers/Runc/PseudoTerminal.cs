@@ -47,7 +47,15 @@ internal sealed class PseudoTerminal : IDisposable
                 throw new IOException($"opening {slavePath} failed: {Interop.ErrorText(errno)} (errno {errno})", errno);
             }
 
-            var terminal = new PseudoTerminal(masterHandle, slavePath, new SafeFileHandle(slave, ownsHandle: true));
+            var slaveHandle = new SafeFileHandle(slave, ownsHandle: true);
+            // Raw from the start: runc sets it raw too, but only after it began copying, and output of a quick process
+            // would meanwhile get a second \r from this side's line discipline.
+            if (Interop.GetTerminalAttributes(slave) is { } attributes)
+            {
+                Interop.SetTerminalAttributes(slave, Interop.MakeRaw(attributes));
+            }
+
+            var terminal = new PseudoTerminal(masterHandle, slavePath, slaveHandle);
             if (size is { } s)
             {
                 terminal.Resize(s);

@@ -76,11 +76,10 @@ public sealed class RuncExecutor
         ArgumentException.ThrowIfNullOrEmpty(id);
         ArgumentNullException.ThrowIfNull(process);
         ArgumentNullException.ThrowIfNull(io);
-        var scratch = Path.Combine(Root, ".exec");
-        Directory.CreateDirectory(scratch);
-        var name = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-        var log = Path.Combine(scratch, name + ".log");
-        var pidFile = Path.Combine(scratch, name + ".pid");
+        // Not under Root: runc list takes every directory there for a container.
+        var name = "farm-exec-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var log = Path.Combine(Path.GetTempPath(), name + ".log");
+        var pidFile = Path.Combine(Path.GetTempPath(), name + ".pid");
         var args = new List<string> { "exec", "--pid-file", pidFile };
         if (io.Terminal)
         {
@@ -124,7 +123,7 @@ public sealed class RuncExecutor
     /// <summary>runc's status of container <paramref name="id"/> (<c>created</c>, <c>running</c>, <c>paused</c>, <c>stopped</c>); null when runc has no such container.</summary>
     public async Task<string?> StatusAsync(string id)
     {
-        var (exit, output) = await RuncAsync(["state", id]).ConfigureAwait(false);
+        var (exit, output, _) = await RuncAsync(["state", id]).ConfigureAwait(false);
         if (exit != 0)
         {
             return null;
@@ -147,8 +146,8 @@ public sealed class RuncExecutor
     /// <summary>Freezes the container (cgroup freezer); the error runc gave when it could not.</summary>
     public async Task<string?> PauseAsync(string id)
     {
-        var (exit, output) = await RuncAsync(["pause", id]).ConfigureAwait(false);
-        return exit == 0 ? null : output.Trim();
+        var (exit, output, errors) = await RuncAsync(["pause", id]).ConfigureAwait(false);
+        return exit == 0 ? null : (output + errors).Trim();
     }
 
     /// <summary>Thaws a paused container.</summary>
@@ -161,11 +160,11 @@ public sealed class RuncExecutor
     /// <exception cref="SandboxException">runc list failed.</exception>
     public async Task<IReadOnlyList<string>> ListAsync(CancellationToken cancellationToken)
     {
-        var (exit, output) = await RuncAsync(["list", "--quiet"]).ConfigureAwait(false);
+        var (exit, output, errors) = await RuncAsync(["list", "--quiet"]).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
         if (exit != 0)
         {
-            throw new SandboxException($"runc list failed: {output.Trim()}; check {Root}.");
+            throw new SandboxException($"runc list failed: {errors.Trim()}; check {Root}.");
         }
 
         return output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -273,13 +272,13 @@ public sealed class RuncExecutor
         }
     }
 
-    private async Task<(int ExitCode, string Output)> RuncAsync(IReadOnlyList<string> args)
+    private async Task<(int ExitCode, string Output, string Errors)> RuncAsync(IReadOnlyList<string> args)
     {
         using var runc = Start(args, terminal: null);
         runc.StandardInput.Close();
         var stdout = runc.StandardOutput.ReadToEndAsync(CancellationToken.None);
         var stderr = runc.StandardError.ReadToEndAsync(CancellationToken.None);
         await runc.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-        return (runc.ExitCode, await stdout.ConfigureAwait(false) + await stderr.ConfigureAwait(false));
+        return (runc.ExitCode, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
     }
 }
