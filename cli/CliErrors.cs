@@ -1,5 +1,5 @@
 using Farm.Contracts;
-using Farm.Worker.Containers;
+using Farm.Containers;
 
 namespace Farm.Cli;
 

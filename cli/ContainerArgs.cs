@@ -1,5 +1,5 @@
+using Farm.Containers;
 using Farm.Contracts;
-using Farm.Worker.Containers;
 
 namespace Farm.Cli;
 

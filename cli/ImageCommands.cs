@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Contracts;
 using Farm.Coordinator.Assembly;
+using Farm.Dockerfile.Changes;
 using Farm.Oci;
 using Farm.Oci.Images;
 using Farm.Oci.Registry;
@@ -149,16 +150,18 @@ internal static class ImageCommands
     {
         var file = new Argument<string>("FILE") { Description = "A root filesystem tar (plain or gzip), or - for standard input." };
         var name = new Argument<string?>("NAME") { Arity = ArgumentArity.ZeroOrOne };
-        var changes = new Option<string[]>("--change", "-c") { Description = "A Dockerfile instruction applied to the config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR ...).", AllowMultipleArgumentsPerToken = false };
+        var changes = new Option<string[]>("--change", "-c") { Description = "A Dockerfile instruction applied to the config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL.", AllowMultipleArgumentsPerToken = false };
         var message = new Option<string?>("--message", "-m") { Description = "The history comment." };
         var command = new Command("import", "Make a one-layer image from a root filesystem tar.") { file, name, changes, message };
         command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
         {
             var path = parse.GetValue(file)!;
+            var config = ImageConfig.CreateEmpty();
+            ConfigChanges.Apply(config, parse.GetValue(changes) ?? []);
             var input = path == "-" ? Console.OpenStandardInput() : (Stream)OpenFile(path);
             await using (input.ConfigureAwait(false))
             {
-                var image = await store.ImportAsync(input, path, parse.GetValue(name), parse.GetValue(changes) ?? [], parse.GetValue(message), ct).ConfigureAwait(false);
+                var image = await store.ImportAsync(input, path, parse.GetValue(name), config, parse.GetValue(message), ct).ConfigureAwait(false);
                 output.WriteLine(image.Id.ToString());
             }
         }));

@@ -243,7 +243,7 @@ public static class FarmErrorCodes
     /// <summary>A blob store address is neither <c>registry://HOST/REPO</c> nor <c>oci-layout:/PATH</c> (<c>InvalidBlobStoreAddressException</c>).</summary>
     public const string InvalidBlobStoreAddress = "FARM2240";
 
-    // FARM30xx: worker and sandbox (Farm.Worker.Jobs, Farm.Worker.Sandbox).
+    // FARM30xx: worker and sandbox (Farm.Worker.Jobs, Farm.Containers.Sandbox).
 
     /// <summary>A job failed with an exception that carries no Farm code; reported by the worker in <c>LayerBuildFailed</c>.</summary>
     public const string WorkerUnexpected = "FARM3000";
@@ -266,7 +266,7 @@ public static class FarmErrorCodes
     /// <summary>FARM_RABBITMQ is not an AMQP URL (<c>InvalidRabbitMqUrlException</c>, Farm.Contracts).</summary>
     public const string InvalidRabbitMqUrl = "FARM3010";
 
-    // FARM31xx: containers of farm run/exec/commit (Farm.Worker.Containers).
+    // FARM31xx: containers of farm run/exec/commit (Farm.Containers).
 
     /// <summary>A name or id prefix matches no container (<c>NoSuchContainerException</c>).</summary>
     public const string NoSuchContainer = "FARM3100";
@@ -289,8 +289,8 @@ public static class FarmErrorCodes
     /// <summary>The container could not be created, started, stopped or removed (<c>ContainerRuntimeException</c>).</summary>
     public const string ContainerRuntime = "FARM3106";
 
-    /// <summary>A <c>farm commit -c</c> change is not one a commit can carry (<c>InvalidCommitChangeException</c>).</summary>
-    public const string InvalidCommitChange = "FARM3107";
+    /// <summary>A <c>-c</c> change of <c>farm import</c> or <c>farm commit</c> does not parse or is not one a change can carry (<c>InvalidConfigChangeException</c>).</summary>
+    public const string InvalidConfigChange = "FARM3107";
 
     /// <summary>runc could not start the container's process (<c>ContainerStartException</c>).</summary>
     public const string ContainerStart = "FARM3108";
@@ -387,7 +387,7 @@ public static class FarmErrorCodes
     /// <summary>An archive or rootfs tar given to import or load cannot be read (<c>InvalidImageArchiveException</c>).</summary>
     public const string InvalidImageArchive = "FARM5004";
 
-    /// <summary>A <c>farm import -c</c> change is not one Farm applies (<c>InvalidChangeException</c>).</summary>
+    /// <summary>Retired: <c>farm import -c</c> changes now fail with <see cref="InvalidConfigChange"/> like <c>farm commit -c</c>; never reused.</summary>
     public const string InvalidImportChange = "FARM5005";
 
     /// <summary>The local image store's lock is held by another farm process (<c>ImageStoreBusyException</c>).</summary>

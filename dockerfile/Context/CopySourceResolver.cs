@@ -1,3 +1,5 @@
+using Farm.Contracts;
+
 namespace Farm.Dockerfile.Context;
 
 /// <summary>What a COPY/ADD source root is, which decides how <c>..</c> and absolute symlinks in it resolve.</summary>

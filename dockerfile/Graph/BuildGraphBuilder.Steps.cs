@@ -437,37 +437,9 @@ internal sealed partial class BuildGraphBuilder
     };
 
     /// <summary>EXPOSE values as Docker's nat.ParsePortSpecs reads them: <c>[ip:][hostPort:]port[-end][/proto]</c>.</summary>
-    private List<string> NormalizePorts(string spec, SourceLocation location)
-    {
-        var rest = spec;
-        var proto = "tcp";
-        var slash = rest.LastIndexOf('/');
-        if (slash >= 0)
-        {
-            proto = rest[(slash + 1)..].ToLowerInvariant();
-            rest = rest[..slash];
-        }
-
-        var colon = rest.LastIndexOf(':');
-        if (colon >= 0)
-        {
-            rest = rest[(colon + 1)..];
-        }
-
-        var dash = rest.IndexOf('-', StringComparison.Ordinal);
-        var startText = dash < 0 ? rest : rest[..dash];
-        var endText = dash < 0 ? rest : rest[(dash + 1)..];
-        if (proto is not ("tcp" or "udp" or "sctp")
-            || !ushort.TryParse(startText, NumberStyles.None, CultureInfo.InvariantCulture, out var start)
-            || !ushort.TryParse(endText, NumberStyles.None, CultureInfo.InvariantCulture, out var end)
-            || end < start)
-        {
-            throw Error(BuildGraphErrorCodes.InvalidPort, location,
-                $"invalid port '{spec}' in EXPOSE; write port[/tcp|udp|sctp] or start-end[/proto] with ports 0-65535, e.g. EXPOSE 80 8000-8002/udp");
-        }
-
-        return Enumerable.Range(start, end - start + 1).Select(p => $"{p.ToString(CultureInfo.InvariantCulture)}/{proto}").ToList();
-    }
+    private IReadOnlyList<string> NormalizePorts(string spec, SourceLocation location) =>
+        ExposedPorts.Normalize(spec) ?? throw Error(BuildGraphErrorCodes.InvalidPort, location,
+            $"invalid port '{spec}' in EXPOSE; write port[/tcp|udp|sctp] or start-end[/proto] with ports 0-65535, e.g. EXPOSE 80 8000-8002/udp");
 
     private ExpansionResult ExpandWord(string word, SourceLocation location, Func<string, string?> lookup) =>
         ExpandWith(_expander, word, location, lookup);

@@ -30,13 +30,6 @@ public sealed class InvalidImageArchiveException(string path, string message, Ex
     public string Path { get; } = path;
 }
 
-/// <summary>A change instruction of <c>farm import -c</c> is not one Farm applies.</summary>
-public sealed class InvalidChangeException(string change, string reason)
-    : FarmException(FarmErrorCodes.InvalidImportChange, $"cannot apply change '{change}': {reason}. Supported: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, STOPSIGNAL, VOLUME.")
-{
-    public string Change { get; } = change;
-}
-
 /// <summary>The local store's lock could not be taken in time: another farm process holds it.</summary>
 public sealed class ImageStoreBusyException(string path, TimeSpan waited, Exception? inner = null)
     : FarmException(FarmErrorCodes.ImageStoreBusy, $"the image store lock {path} is still held by another farm process after {waited.TotalSeconds:0} s. Wait for it to finish, or remove the lock file if no farm process is running.", inner)

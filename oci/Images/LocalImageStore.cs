@@ -205,16 +205,15 @@ public sealed class LocalImageStore : IDisposable
     }
 
     /// <summary>
-    /// <c>docker import</c>: a root filesystem tar (plain or gzip) becomes a one-layer linux/amd64 image, stored
-    /// gzip-compressed, with <paramref name="changes"/> (Dockerfile instructions) applied to its config.
+    /// <c>docker import</c>: a root filesystem tar (plain or gzip) becomes a one-layer image, stored gzip-compressed,
+    /// with <paramref name="config"/> (its <c>-c</c> changes applied by the caller; null for an empty linux/amd64 one)
+    /// as its config.
     /// </summary>
-    public async Task<LocalImage> ImportAsync(Stream rootfs, string source, string? name, IReadOnlyList<string> changes, string? message, CancellationToken cancellationToken)
+    public async Task<LocalImage> ImportAsync(Stream rootfs, string source, string? name, ImageConfig? config, string? message, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(rootfs);
-        ArgumentNullException.ThrowIfNull(changes);
         var localName = name is null ? null : NormalizeName(name);
-        var config = ImageConfig.CreateEmpty();
-        ImageChanges.Apply(config, changes);
+        config = config?.Clone() ?? ImageConfig.CreateEmpty();
         var blobs = Directory.CreateDirectory(Path.Combine(Root, "blobs", "sha256")).FullName;
         var temp = Path.Combine(blobs, $".tmp-import-{Guid.NewGuid():N}");
         try

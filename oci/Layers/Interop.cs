@@ -6,11 +6,13 @@ using Farm.Oci.IO;
 namespace Farm.Oci.Layers;
 
 /// <summary>
-/// The few libc calls the layer code needs that .NET does not expose: *at() calls relative to a directory
-/// descriptor (so that path resolution never leaves a directory we opened without following symlinks),
-/// statx for inode, device and owner, xattrs, mknod, lchown.
+/// Farm's one libc binding. This file: what the layer code needs and .NET does not expose: *at() calls relative to a
+/// directory descriptor (so that path resolution never leaves a directory we opened without following symlinks),
+/// statx for inode, device and owner, xattrs, mknod, lchown. <c>Interop.Mounts.cs</c> and <c>Interop.Terminal.cs</c>
+/// hold the calls of the sandbox and the container runtime (Farm.Containers, which sees these internals).
 /// </summary>
-/// <remarks>Linux only, like OCI layers themselves.</remarks>
+/// <remarks>Linux only, like OCI layers themselves. Callers outside Farm.Oci use the safe wrappers
+/// (<see cref="Farm.Oci.IO.UnixFile"/>, Farm.Containers' mount and terminal types), not these declarations.</remarks>
 internal static partial class Interop
 {
     private const string LibC = "libc";

@@ -23,7 +23,7 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
-    /// <summary>runc's state directory of this worker (see RuncRunner: StateDirectory/run/runc).</summary>
+    /// <summary>runc's state directory of this worker (see SandboxRunner: StateDirectory/run/runc).</summary>
     public string RuncRoot => Path.Combine(StateDirectory, "run", "runc");
 
     /// <param name="environment">More variables for the process (telemetry settings, say); they win over the defaults.</param>

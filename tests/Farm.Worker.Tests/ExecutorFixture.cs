@@ -1,12 +1,12 @@
 using System.Formats.Tar;
 using System.IO.Compression;
+using Farm.Containers.Snapshots;
 using Farm.Contracts;
 using Farm.Oci;
 using Farm.Oci.Layers;
 using Farm.Oci.Stores;
 using Farm.Testing;
 using Farm.Worker.Jobs;
-using Farm.Worker.Sandbox;
 
 namespace Farm.Worker.Tests;
 
@@ -35,7 +35,7 @@ public sealed class ExecutorFixture : IAsyncLifetime
     public IBlobStore Store { get; private set; } = null!;
 
     /// <summary>
-    /// busybox (see <see cref="SandboxFixture.BuildBusyboxLayer"/>) plus /etc/todelete, /var/junk/{a,b} and
+    /// busybox (see <see cref="BusyboxLayer"/>) plus /etc/todelete, /var/junk/{a,b} and
     /// /etc/keep for steps to delete and modify.
     /// </summary>
     public LayerRef BaseLayer { get; private set; } = null!;
@@ -54,7 +54,7 @@ public sealed class ExecutorFixture : IAsyncLifetime
         Store = await Stores.OpenAsync(StoreAddress, CancellationToken.None);
 
         var baseDir = Path.Combine(Root, "base");
-        SandboxFixture.BuildBusyboxLayer(baseDir);
+        BusyboxLayer.Build(baseDir);
         File.WriteAllText(Path.Combine(baseDir, "etc", "todelete"), "bye\n");
         File.WriteAllText(Path.Combine(baseDir, "etc", "keep"), "kept\n");
         Directory.CreateDirectory(Path.Combine(baseDir, "var", "junk"));
@@ -147,9 +147,9 @@ public sealed class ExecutorFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         Executor?.Dispose();
-        foreach (var mount in SandboxFixture.MountsUnder(Root).OrderByDescending(m => m.Length))
+        foreach (var mount in MountPoints.Under(Root))
         {
-            Native.Umount2(mount, Native.MntDetach);
+            MountPoints.Detach(mount);
         }
 
         Stores.Dispose();

@@ -336,7 +336,7 @@ public sealed class ExecutorEdgeTests(ExecutorFixture fx)
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
 
-        Assert.Empty(SandboxFixture.MountsUnder(state));
+        Assert.Empty(Mounts.Under(state));
         Assert.Empty(Directory.EnumerateDirectories(Path.Combine(state, "ov", "s")));
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(state, "tmp")));
         Assert.Equal(string.Empty, (await Tool.RunAsync("runc", "--root", Path.Combine(state, "run", "runc"), "list", "--quiet")).Trim());

@@ -80,7 +80,7 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
         Assert.NotEmpty(await victim.ContainersAsync());
         var restarted = await cluster.RestartAsync(victim);
         Assert.Empty(await restarted.ContainersAsync());
-        Assert.Empty(SandboxFixture.MountsUnder(Path.Combine(restarted.StateDirectory, "ov")));
+        Assert.Empty(Mounts.Under(Path.Combine(restarted.StateDirectory, "ov")));
 
         using var answer = new CancellationTokenSource();
         var listener = new TcpListener(IPAddress.Loopback, port);

@@ -1,5 +1,5 @@
-using Farm.Contracts;
 using System.Security.Cryptography;
+using Farm.Contracts;
 
 using Farm.Oci.IO;
 

@@ -10,11 +10,3 @@ public interface ILayerJobExecutor
 
 /// <summary>The layer a job produced (null when the step changed nothing) and when each phase ran.</summary>
 public sealed record LayerJobResult(LayerRef? Layer, PhaseTimings Timings);
-
-/// <summary>An error that is the step's own fault (a failing RUN, a missing COPY source): retrying elsewhere won't help.</summary>
-public interface IStepFailure
-{
-    int? ExitCode { get; }
-
-    IReadOnlyList<string> OutputTail { get; }
-}

@@ -2,9 +2,9 @@ using Farm.Contracts;
 using Farm.Oci;
 using Farm.Oci.Layers;
 using Farm.Oci.Stores;
+using Farm.Containers.Sandbox;
+using Farm.Containers.Snapshots;
 using Farm.Worker.Copy;
-using Farm.Worker.Sandbox;
-using Farm.Worker.Store;
 
 namespace Farm.Worker.Jobs;
 
@@ -17,7 +17,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
     private readonly BlobStoreLocator _stores;
     private readonly LayerStore _layers;
     private readonly OverlaySnapshotter _snapshotter;
-    private readonly RuncRunner _runner;
+    private readonly SandboxRunner _runner;
     private readonly CopyOperation _copy;
     private readonly HttpClient _http;
     private readonly string _scratch;
@@ -34,7 +34,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
         Directory.CreateDirectory(_scratch);
         _layers = new LayerStore(Path.Combine(state, "layers"), options.LayerStoreBytes, ExtractAsync);
         _snapshotter = new OverlaySnapshotter(Path.Combine(state, "ov"));
-        _runner = new RuncRunner(new RuncRunnerOptions { StateDirectory = Path.Combine(state, "run") });
+        _runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run") });
         _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10) }) { Timeout = TimeSpan.FromMinutes(30) };
         _copy = new CopyOperation(_http);
     }
@@ -135,10 +135,10 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
     {
         var removed = await _runner.RemoveAllContainersAsync(cancellationToken).ConfigureAwait(false);
         var snapshots = Path.Combine(_snapshotter.Root, "s");
-        foreach (var mount in MountedUnder(snapshots))
+        foreach (var mount in MountPoints.Under(snapshots))
         {
             // Detach: a process of the dead worker may still hold files open in it.
-            Native.Umount2(mount, Native.MntDetach);
+            MountPoints.Detach(mount);
         }
 
         if (Directory.Exists(snapshots))
@@ -164,13 +164,6 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
 
         return removed;
     }
-
-    private static List<string> MountedUnder(string path) =>
-        File.ReadLines("/proc/self/mountinfo")
-            .Select(l => l.Split(' ')[4])
-            .Where(m => m.StartsWith(path + "/", StringComparison.Ordinal))
-            .OrderByDescending(m => m.Length)
-            .ToList();
 
     private async Task<MountStubs> RunAsync(BuildLayer job, OverlaySnapshot snapshot, Func<string, string, Task> output, CancellationToken cancellationToken)
     {

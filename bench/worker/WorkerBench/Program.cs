@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
+using Farm.Containers.Sandbox;
+using Farm.Containers.Snapshots;
 using Farm.Contracts;
 using Farm.Oci.Layers;
 using Farm.Oci.Stores;
 using Farm.Worker;
 using Farm.Worker.Jobs;
-using Farm.Worker.Sandbox;
 
 // Worker benchmarks, driven by bench/worker/run.sh:
 //   steps ROOTFS STATE N        N jobs "RUN true" on ROOTFS through LayerJobExecutor; prints each and the median (ms)
@@ -72,7 +73,7 @@ switch (args)
     case ["prepare-diff", var rootfs, var state]:
     {
         var snapshotter = new OverlaySnapshotter(Path.Combine(state, "ov"));
-        var runner = new RuncRunner(new RuncRunnerOptions { StateDirectory = Path.Combine(state, "run") });
+        var runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run") });
         var snapshot = await snapshotter.CreateAsync([rootfs], CancellationToken.None);
         // 2000 files of 76800 random bytes in base64 (~104 KB each): as compressible as typical build output is not,
         // but not incompressible either.

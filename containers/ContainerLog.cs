@@ -1,0 +1,118 @@
+namespace Farm.Containers;
+
+/// <summary>
+/// A container's output as <c>farm logs</c> shows it: the log file a detached container's supervisor writes, and a
+/// foreground run without terminal copies its output into as well.
+/// </summary>
+internal static class ContainerLog
+{
+    /// <summary>
+    /// Copies the log to <paramref name="output"/>; with <paramref name="follow"/>, goes on copying what the container
+    /// writes until <paramref name="isRunning"/> says it ended.
+    /// </summary>
+    public static async Task CopyAsync(string path, bool follow, Func<bool> isRunning, Stream output, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(path))
+        {
+            if (!follow)
+            {
+                return;
+            }
+
+            await using (File.Create(path).ConfigureAwait(false))
+            {
+            }
+        }
+
+        var log = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 81920, useAsync: true);
+        await using (log.ConfigureAwait(false))
+        {
+            while (true)
+            {
+                await log.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
+                await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                if (!follow)
+                {
+                    return;
+                }
+
+                if (!isRunning())
+                {
+                    // What it wrote before ending.
+                    await log.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
+                    await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Opens the log for appending, shared with readers (<c>farm logs -f</c>) and with another writer's stream.</summary>
+    public static FileStream OpenForAppend(string path) =>
+        new(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 4096, useAsync: true);
+
+    /// <summary>
+    /// One output stream of a foreground run: to the console and into the log. A console gone (closed pipe) only ends
+    /// the copy to the console; stdout and stderr share the log through <paramref name="gate"/>.
+    /// </summary>
+    public sealed class Tee(Stream console, FileStream log, SemaphoreSlim gate) : Stream
+    {
+        private bool _toConsole = true;
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_toConsole)
+            {
+                try
+                {
+                    await console.WriteAsync(buffer, CancellationToken.None).ConfigureAwait(false);
+                    await console.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (IOException)
+                {
+                    _toConsole = false;
+                }
+            }
+
+            await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await log.WriteAsync(buffer, CancellationToken.None).ConfigureAwait(false);
+                await log.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer, offset, count).GetAwaiter().GetResult();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+}

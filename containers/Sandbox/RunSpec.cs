@@ -1,0 +1,74 @@
+using Farm.Containers.Snapshots;
+
+namespace Farm.Containers.Sandbox;
+
+/// <summary>Network of a RUN step, as <c>RUN --network=host|none</c>.</summary>
+public enum NetworkMode
+{
+    /// <summary>Share the worker's network namespace (the default, like <c>docker build --network=host</c>).</summary>
+    Host,
+
+    /// <summary>A new network namespace with loopback only.</summary>
+    None,
+}
+
+/// <summary>
+/// An extra bind mount into the sandbox (e.g. <c>RUN --mount=type=bind</c>); see
+/// <see href="https://github.com/opencontainers/runtime-spec/blob/main/config.md#mounts">runtime-spec: mounts</see>.
+/// </summary>
+/// <param name="Source">Absolute host path.</param>
+/// <param name="Destination">Absolute path inside the container.</param>
+/// <param name="ReadOnly">Mount read-only (the default).</param>
+public sealed record BindMount(string Source, string Destination, bool ReadOnly = true);
+
+/// <summary>
+/// What one RUN step executes and how. The runner turns it into an OCI runtime config
+/// (<see href="https://github.com/opencontainers/runtime-spec/blob/main/config.md">runtime-spec config.md</see>).
+/// </summary>
+public sealed record RunSpec
+{
+    /// <summary>Argument vector; <c>Args[0]</c> is looked up in the container's PATH (<c>process.args</c>).</summary>
+    public required IReadOnlyList<string> Args { get; init; }
+
+    /// <summary>The mounted root file system (an overlay's merged directory); written to, never made read-only.</summary>
+    public required string RootfsPath { get; init; }
+
+    /// <summary>
+    /// The overlay upperdir beneath <see cref="RootfsPath"/>, when it is an overlay: the run records which mount
+    /// points existed so their stubs can be removed from it afterwards (<see cref="OverlaySnapshot.Seal"/>).
+    /// </summary>
+    public string? UpperDir { get; init; }
+
+    /// <summary><c>KEY=value</c> entries; PATH, HOSTNAME and HOME get defaults when absent (<c>process.env</c>).</summary>
+    public IReadOnlyList<string> Env { get; init; } = [];
+
+    /// <summary>Absolute working directory, created (root-owned, 0755) when the image lacks it (<c>process.cwd</c>).</summary>
+    public string WorkingDirectory { get; init; } = "/";
+
+    /// <summary>The Dockerfile USER value (<c>name</c>, <c>uid</c>, <c>name:group</c>, <c>uid:gid</c>); empty means root.</summary>
+    public string User { get; init; } = "";
+
+    /// <summary>The container's hostname (<c>hostname</c>), also written into its /etc/hosts.</summary>
+    public string Hostname { get; init; } = "farmsandbox";
+
+    /// <summary>Network namespace choice.</summary>
+    public NetworkMode Network { get; init; } = NetworkMode.Host;
+
+    /// <summary>Extra bind mounts, applied after the standard ones.</summary>
+    public IReadOnlyList<BindMount> Mounts { get; init; } = [];
+}
+
+/// <summary>One line a sandboxed command wrote.</summary>
+/// <param name="Stream">Which stream it came from.</param>
+/// <param name="Text">The line without its line terminator.</param>
+public readonly record struct OutputLine(OutputStream Stream, string Text);
+
+/// <summary>The standard stream of an <see cref="OutputLine"/>.</summary>
+public enum OutputStream
+{
+    /// <summary>Standard output.</summary>
+    Stdout,
+
+    /// <summary>Standard error.</summary>
+    Stderr,
+}

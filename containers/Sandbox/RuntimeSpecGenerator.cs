@@ -1,0 +1,151 @@
+using Farm.Oci.Layers;
+
+namespace Farm.Containers.Sandbox;
+
+/// <summary>
+/// Builds the OCI runtime config for a RUN step with Docker's defaults: new pid, ipc, uts and mount namespaces
+/// (and network for <see cref="NetworkMode.None"/>), Docker's default capabilities, no_new_privileges, masked
+/// and read-only kernel paths, rlimits capped by the worker's own hard limits.
+/// See <see href="https://github.com/opencontainers/runtime-spec/blob/main/config.md">runtime-spec config.md</see>.
+/// </summary>
+public static class RuntimeSpecGenerator
+{
+    /// <summary>PATH when the step's env has none, as Docker sets it.</summary>
+    public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    /// <summary>Docker's default capability set for containers.</summary>
+    public static IReadOnlyList<string> DefaultCapabilities { get; } =
+    [
+        "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_MKNOD",
+        "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+    ];
+
+    // Kernel interfaces that leak host information or allow host changes; the lists Docker uses.
+    private static readonly string[] MaskedPaths =
+    [
+        "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    ];
+
+    private static readonly string[] ReadonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+    // What a build step may ask for at most; the worker's own hard limit lowers it (runc cannot raise it without
+    // CAP_SYS_RESOURCE, and a step must not get more than the worker was given).
+    private const ulong WantedNoFile = 1048576;
+
+    /// <summary>Where the generated /etc/resolv.conf and /etc/hosts live on the host.</summary>
+    /// <param name="ResolvConf">Host path bind-mounted read-only on /etc/resolv.conf.</param>
+    /// <param name="Hosts">Host path bind-mounted read-only on /etc/hosts.</param>
+    public sealed record NetworkFiles(string ResolvConf, string Hosts);
+
+    /// <summary>The container paths the sandbox mounts on, standard ones first; the stubs runc may create for them.</summary>
+    public static IReadOnlyList<string> MountDestinations(RuntimeSpec spec) => spec.Mounts.Select(m => m.Destination).ToList();
+
+    /// <summary>Generates the runtime config for <paramref name="run"/> executing as <paramref name="user"/>.</summary>
+    public static RuntimeSpec Generate(RunSpec run, ResolvedUser user, NetworkFiles networkFiles)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(networkFiles);
+        if (run.Args.Count == 0)
+        {
+            throw new ArgumentException("A RUN needs at least one argument.", nameof(run));
+        }
+
+        var namespaces = new List<RuntimeNamespace> { new("pid"), new("ipc"), new("uts"), new("mount") };
+        if (run.Network == NetworkMode.None)
+        {
+            // runc brings up loopback in a network namespace it creates without a path.
+            namespaces.Add(new("network"));
+        }
+
+        var isRoot = user.Uid == 0;
+        return new RuntimeSpec
+        {
+            Process = new RuntimeProcess
+            {
+                Terminal = false,
+                User = new RuntimeUser(user.Uid, user.Gid, user.AdditionalGids.Count > 0 ? user.AdditionalGids : null),
+                Args = run.Args,
+                Env = BuildEnv(run, user),
+                Cwd = NormalizeCwd(run.WorkingDirectory),
+                // Like Docker, a non-root user keeps the bounding set but starts without effective capabilities.
+                Capabilities = new RuntimeCapabilities(DefaultCapabilities, isRoot ? DefaultCapabilities : [], isRoot ? DefaultCapabilities : []),
+                Rlimits = [NoFileLimit()],
+                NoNewPrivileges = true,
+            },
+            Root = new RuntimeRoot(run.RootfsPath, Readonly: false),
+            Hostname = run.Hostname,
+            Mounts = BuildMounts(run, networkFiles),
+            Linux = new RuntimeLinux
+            {
+                Namespaces = namespaces,
+                MaskedPaths = MaskedPaths,
+                ReadonlyPaths = ReadonlyPaths,
+                // Deny all devices; runc adds its default allow-list (null, zero, full, random, urandom, tty, ptmx).
+                Resources = new RuntimeResources([new RuntimeDeviceRule(false, "rwm")]),
+            },
+        };
+    }
+
+    /// <summary>The environment the process gets: the step's env plus PATH, HOSTNAME and HOME when absent.</summary>
+    public static IReadOnlyList<string> BuildEnv(RunSpec run, ResolvedUser user)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        ArgumentNullException.ThrowIfNull(user);
+        var env = new List<string>(run.Env);
+        bool Has(string key) => env.Any(e => e.StartsWith(key + "=", StringComparison.Ordinal));
+        if (!Has("PATH"))
+        {
+            env.Insert(0, "PATH=" + DefaultPath);
+        }
+
+        if (!Has("HOSTNAME"))
+        {
+            env.Add("HOSTNAME=" + run.Hostname);
+        }
+
+        if (!Has("HOME"))
+        {
+            env.Add("HOME=" + user.Home);
+        }
+
+        return env;
+    }
+
+    /// <summary>The /etc/hosts a sandbox gets: loopback names and its own hostname.</summary>
+    public static string HostsFileContent(string hostname) =>
+        $"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n";
+
+    internal static string NormalizeCwd(string cwd) => "/" + string.Join('/', RootfsPath.Split(cwd));
+
+    private static RuntimeRlimit NoFileLimit()
+    {
+        var (_, hostHard) = Interop.GetRlimit(Interop.RlimitNoFile);
+        var limit = Math.Min(WantedNoFile, hostHard);
+        return new RuntimeRlimit("RLIMIT_NOFILE", limit, limit);
+    }
+
+    private static List<RuntimeMount> BuildMounts(RunSpec run, NetworkFiles files)
+    {
+        var mounts = new List<RuntimeMount>
+        {
+            new("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
+            new("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            new("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+            new("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+            new("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
+            new("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
+            new("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
+            new("/etc/resolv.conf", "bind", files.ResolvConf, ["rbind", "ro", "nosuid", "nodev", "noexec"]),
+            new("/etc/hosts", "bind", files.Hosts, ["rbind", "ro", "nosuid", "nodev", "noexec"]),
+        };
+
+        foreach (var m in run.Mounts)
+        {
+            mounts.Add(new RuntimeMount(NormalizeCwd(m.Destination), "bind", m.Source, ["rbind", m.ReadOnly ? "ro" : "rw"]));
+        }
+
+        return mounts;
+    }
+}

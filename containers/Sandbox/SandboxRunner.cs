@@ -1,0 +1,211 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Farm.Containers.Runc;
+using Farm.Containers.Snapshots;
+using Farm.Oci.IO;
+
+namespace Farm.Containers.Sandbox;
+
+/// <summary>Where and how <see cref="SandboxRunner"/> runs its containers.</summary>
+public sealed record SandboxRunnerOptions
+{
+    /// <summary>The worker's state directory; bundles go to <c>bundles/</c> and runc's private state to <c>runc/</c>.</summary>
+    public required string StateDirectory { get; init; }
+
+    /// <summary>The runc binary, looked up in PATH when not absolute.</summary>
+    public string RuncPath { get; init; } = "runc";
+
+    /// <summary>How many of the last output lines a <see cref="RunFailedException"/> carries.</summary>
+    public int OutputTailLines { get; init; } = 20;
+
+    /// <summary>How long a cancelled run may take to die after <c>runc kill</c> before its process tree is killed.</summary>
+    public TimeSpan KillGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The host file copied into every sandbox as /etc/resolv.conf.</summary>
+    public string HostResolvConf { get; init; } = "/etc/resolv.conf";
+}
+
+/// <summary>The outcome of a successful run.</summary>
+/// <param name="ExitCode">Always 0: a non-zero exit throws <see cref="RunFailedException"/>.</param>
+/// <param name="User">The user the command ran as.</param>
+/// <param name="MountStubs">The mount points to clean out of the upperdir; pass to <see cref="OverlaySnapshot.Seal"/>.</param>
+public sealed record RunResult(int ExitCode, ResolvedUser User, MountStubs MountStubs);
+
+/// <summary>
+/// Runs a RUN step in a throw-away container: a bundle it writes from a <see cref="RunSpec"/> and always removes, run by
+/// the <see cref="RuncExecutor"/> (no terminal, stdin at EOF, output as lines), with runc's state in a private
+/// <c>--root</c> so the worker never sees or touches other containers.
+/// </summary>
+/// <example>
+/// A RUN step, from mount to a layer-ready upperdir:
+/// <code>
+/// await using var snapshot = await snapshotter.CreateAsync(parentLayerDirs, ct);
+/// var result = await runner.RunAsync(
+///     new RunSpec { Args = ["/bin/sh", "-c", command], RootfsPath = snapshot.MergedDir, UpperDir = snapshot.UpperDir, User = user, Env = env },
+///     (line, token) => sink.WriteAsync(line, token),
+///     ct);
+/// snapshot.Seal(result.MountStubs);   // unmount, drop /proc, /etc/hosts, ... stubs
+/// // diff snapshot.UpperDir into a layer, then let the snapshot be disposed
+/// </code>
+/// </example>
+public sealed class SandboxRunner
+{
+    private readonly SandboxRunnerOptions _options;
+
+    /// <summary>Creates a runner; directories are created on first use.</summary>
+    public SandboxRunner(SandboxRunnerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        Executor = new RuncExecutor(new RuncExecutorOptions
+        {
+            Root = Path.Combine(Path.GetFullPath(options.StateDirectory), "runc"),
+            RuncPath = options.RuncPath,
+            KillGracePeriod = options.KillGracePeriod,
+        });
+        BundlesDirectory = Path.Combine(Path.GetFullPath(options.StateDirectory), "bundles");
+    }
+
+    /// <summary>The executor of this runner's containers (runc's <c>--root</c> is private to the runner).</summary>
+    public RuncExecutor Executor { get; }
+
+    /// <summary>Where bundles are written while their run lasts.</summary>
+    public string BundlesDirectory { get; }
+
+    /// <summary>
+    /// Runs <paramref name="spec"/> to completion. Output is passed to <paramref name="onOutput"/> line by line
+    /// while the command runs, one call at a time, stdout and stderr interleaved as they arrive.
+    /// </summary>
+    /// <exception cref="RunFailedException">The command exited non-zero.</exception>
+    /// <exception cref="UnknownUserException">The USER does not exist in the image.</exception>
+    /// <exception cref="SandboxException">runc is missing or could not start the container.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled; the container has been killed and deleted.</exception>
+    public async Task<RunResult> RunAsync(
+        RunSpec spec,
+        Func<OutputLine, CancellationToken, ValueTask>? onOutput,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        cancellationToken.ThrowIfCancellationRequested();
+
+        var user = UserResolver.Resolve(spec.RootfsPath, spec.User);
+        EnsureWorkingDirectory(spec.RootfsPath, spec.WorkingDirectory);
+
+        var id = "farm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var bundle = Path.Combine(BundlesDirectory, id);
+        Directory.CreateDirectory(bundle);
+        try
+        {
+            var files = WriteNetworkFiles(bundle, spec.Hostname);
+            var runtimeSpec = RuntimeSpecGenerator.Generate(spec, user, files);
+            await File.WriteAllBytesAsync(
+                Path.Combine(bundle, "config.json"),
+                JsonSerializer.SerializeToUtf8Bytes(runtimeSpec, RuntimeSpecJsonContext.Default.RuntimeSpec),
+                cancellationToken).ConfigureAwait(false);
+
+            var stubs = MountStubs.Capture(spec.RootfsPath, spec.UpperDir, RuntimeSpecGenerator.MountDestinations(runtimeSpec));
+            using var output = new OutputLines(onOutput, _options.OutputTailLines);
+            ProcessExit exit;
+            try
+            {
+                exit = await Executor.RunAsync(id, bundle, new ProcessIo { Stdout = output.Stdout, Stderr = output.Stderr }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SandboxException) when (output.HandlerError is { } handlerError)
+            {
+                throw new SandboxException($"the output handler failed while '{string.Join(' ', spec.Args)}' ran, so the step was stopped: {handlerError.Message}", handlerError);
+            }
+
+            await output.CompleteAsync(cancellationToken).ConfigureAwait(false);
+            if (exit.StartError is { } error)
+            {
+                throw new SandboxException(
+                    $"runc could not start '{string.Join(' ', spec.Args)}': {error}. When it names the command or a path in the image, fix the RUN line or the image; otherwise check that the worker runs as root and runc works (runc --version).");
+            }
+
+            if (exit.ExitCode != 0)
+            {
+                throw new RunFailedException(exit.ExitCode, spec.Args, output.Tail());
+            }
+
+            return new RunResult(exit.ExitCode, user, stubs);
+        }
+        finally
+        {
+            // runc run removes a container that exited by itself; this is for the killed and the half-created ones.
+            await Executor.DeleteAsync(id).ConfigureAwait(false);
+            Directory.Delete(bundle, recursive: true);
+        }
+    }
+
+    /// <summary>Lists the containers in this runner's runc state directory (for health checks and tests).</summary>
+    public Task<IReadOnlyList<string>> ListContainersAsync(CancellationToken cancellationToken) => Executor.ListAsync(cancellationToken);
+
+    /// <summary>
+    /// Kills and deletes every container in this runner's state directory: after a worker process died, its
+    /// containers run on as orphans. Returns how many were removed.
+    /// </summary>
+    public async Task<int> RemoveAllContainersAsync(CancellationToken cancellationToken)
+    {
+        var containers = await Executor.ListAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var id in containers)
+        {
+            await Executor.SignalAsync(id, "KILL").ConfigureAwait(false);
+            await Executor.DeleteAsync(id).ConfigureAwait(false);
+        }
+
+        if (Directory.Exists(BundlesDirectory))
+        {
+            Directory.Delete(BundlesDirectory, recursive: true);
+        }
+
+        return containers.Count;
+    }
+
+    private RuntimeSpecGenerator.NetworkFiles WriteNetworkFiles(string bundle, string hostname)
+    {
+        var resolv = Path.Combine(bundle, "resolv.conf");
+        var hosts = Path.Combine(bundle, "hosts");
+        File.WriteAllText(resolv, File.Exists(_options.HostResolvConf) ? File.ReadAllText(_options.HostResolvConf) : "");
+        File.WriteAllText(hosts, RuntimeSpecGenerator.HostsFileContent(hostname));
+        UnixFile.Chmod(resolv, 0x1A4 /* 0644 */);
+        UnixFile.Chmod(hosts, 0x1A4);
+        return new(resolv, hosts);
+    }
+
+    /// <summary>
+    /// Creates a missing WORKDIR as Docker does (root-owned, 0755). It is a real change of the step and stays in
+    /// the layer; runc would create it too, but with the umask of the moment.
+    /// </summary>
+    internal static void EnsureWorkingDirectory(string rootfs, string workingDirectory)
+    {
+        var root = Path.GetFullPath(rootfs).TrimEnd('/');
+        var path = RootfsPath.Resolve(root, workingDirectory);
+        var status = UnixFile.Lstat(path);
+        if (status is { IsDirectory: true })
+        {
+            return;
+        }
+
+        if (status is not null)
+        {
+            throw new RootfsPathException($"the working directory {workingDirectory} exists in the image but is not a directory; choose another WORKDIR.");
+        }
+
+        // Resolve has followed every symlink that exists, so creating the missing tail stays inside the rootfs.
+        var current = root;
+        foreach (var part in RootfsPath.Split(path[root.Length..]))
+        {
+            current += "/" + part;
+            var s = UnixFile.Lstat(current);
+            if (s is null)
+            {
+                Directory.CreateDirectory(current);
+                UnixFile.Chmod(current, 0x1ED /* 0755 */);
+            }
+            else if (!s.Value.IsDirectory)
+            {
+                throw new RootfsPathException($"the working directory {workingDirectory} runs through a file in the image ({current[root.Length..]}); choose another WORKDIR.");
+            }
+        }
+    }
+}

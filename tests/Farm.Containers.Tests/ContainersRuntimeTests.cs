@@ -1,0 +1,75 @@
+using Farm.Oci.Images;
+using Farm.Oci.IO;
+using Farm.Oci.Layers;
+using Farm.Testing;
+using Farm.Containers;
+
+namespace Farm.Containers.Tests;
+
+/// <summary>
+/// The container runtime as a library, with a fault injected where the machine cannot be made to fail: a runc whose
+/// pause is refused, as where the cgroup freezer is unavailable.
+/// </summary>
+public sealed class ContainersRuntimeTests : IAsyncLifetime
+{
+    private readonly string _dir = Path.Combine("/tmp", "fct" + Guid.NewGuid().ToString("N")[..6]);
+
+    public Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_dir);
+        return Task.CompletedTask;
+    }
+
+    public Task DisposeAsync()
+    {
+        Directory.Delete(_dir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Commit_without_a_freezer_warns_and_still_commits_the_running_containers_changes()
+    {
+        var runc = Path.Combine(_dir, "runc-without-freezer");
+        await File.WriteAllTextAsync(runc, "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = pause ] && { echo 'freezer not available' >&2; exit 1; }; done\nexec runc \"$@\"\n");
+        UnixFile.Chmod(runc, 0x1ED);
+        var state = Path.Combine(_dir, "state");
+        var runtime = new ContainerRuntime(state, runc);
+        using var images = await LocalImageStore.OpenAsync(state, CancellationToken.None);
+        var rootfs = BusyboxRootfs.Write(Path.Combine(_dir, "rootfs.tar"));
+        LocalImage image;
+        await using (var tar = File.OpenRead(rootfs))
+        {
+            image = await images.ImportAsync(tar, rootfs, "bb", null, null, CancellationToken.None);
+        }
+
+        var container = await runtime.CreateAsync(
+            new ContainerCreateOptions { Image = "bb", Command = ["sh", "-c", "echo changed > /changed.txt; exec sleep 600"], Network = ContainerNetwork.None },
+            image, images, CancellationToken.None);
+        var supervisor = Task.Run(() => runtime.SuperviseAsync(container.Id, recordOutput: false, CancellationToken.None));
+        try
+        {
+            await Wait.UntilAsync(() => File.Exists(Path.Combine(runtime.RootfsPath(container), "changed.txt")), TimeSpan.FromSeconds(60), () => "the container to write /changed.txt");
+
+            var warnings = new StringWriter();
+            var committed = await runtime.CommitAsync(container, new ContainerCommitOptions { Name = "committed:1" }, images, warnings, CancellationToken.None);
+
+            Assert.StartsWith($"farm: warning: {container.Name} could not be paused (freezer not available); committing while it runs", warnings.ToString(), StringComparison.Ordinal);
+            Assert.Equal(image.Manifest.Layers.Count + 1, committed.Manifest.Layers.Count);
+            var applied = Directory.CreateDirectory(Path.Combine(_dir, "applied")).FullName;
+            await using (var layer = await images.Layout.OpenReadAsync(committed.Manifest.Layers[^1].Digest, CancellationToken.None))
+            {
+                await LayerReader.ApplyAsync(layer, applied, new LayerApplyOptions(), CancellationToken.None);
+            }
+
+            Assert.Equal("changed\n", await File.ReadAllTextAsync(Path.Combine(applied, "changed.txt")));
+            Assert.Equal(ContainerStatus.Running, runtime.Refresh(container).Status);
+        }
+        finally
+        {
+            await runtime.RemoveAsync(container, force: true, CancellationToken.None);
+            Assert.Equal(137, await supervisor);
+        }
+
+        Assert.DoesNotContain(state, await File.ReadAllTextAsync("/proc/self/mountinfo"), StringComparison.Ordinal);
+    }
+}
