@@ -1,4 +1,5 @@
 using Farm.Coordinator.Builds;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -9,7 +10,15 @@ namespace Farm.Coordinator.Grains;
 /// <see cref="PollWait"/> each (see <see cref="ILayerGrain.BuildOrJoinAsync"/>): the grain's activation may move while
 /// a job runs (its silo stops), and a call that fails in Orleans meanwhile is made again.
 /// </summary>
-public sealed partial class GrainLayerBuilds(IGrainFactory grains, ILogger<GrainLayerBuilds>? logger = null, TimeProvider? time = null) : ILayerBuilds
+/// <remarks>
+/// A wait cancelled while this process stops is not a withdrawal: the build stays with its grain, which resumes it on
+/// another silo, and the job it awaited must go on. Only a cancelled build (the process not stopping) leaves its job.
+/// </remarks>
+public sealed partial class GrainLayerBuilds(
+    IGrainFactory grains,
+    ILogger<GrainLayerBuilds>? logger = null,
+    IHostApplicationLifetime? lifetime = null,
+    TimeProvider? time = null) : ILayerBuilds
 {
     /// <summary>How long one call waiting for a layer grain's job may take.</summary>
     internal static readonly TimeSpan PollWait = TimeSpan.FromSeconds(10);
@@ -40,7 +49,7 @@ public sealed partial class GrainLayerBuilds(IGrainFactory grains, ILogger<Grain
                 }
             }
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested && lifetime?.ApplicationStopping.IsCancellationRequested != true)
         {
             // This build no longer waits: the grain stops the job unless another build awaits it.
             try

@@ -83,7 +83,8 @@ public sealed class ContextStatCache(string directory, TimeSpan racyWindow)
         }
 
         Directory.CreateDirectory(directory);
-        var temp = $"{path}.{Environment.ProcessId}.tmp";
+        // Unique per write: the local farm daemon records two builds of one context at once.
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
         using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
             var entries = WriteEntries(index);

@@ -137,7 +137,7 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
         Assert.True(process.ExitCode == 0, $"farm build under a terminal exited {process.ExitCode}: {screen}");
         Assert.Contains("[+] Building", screen, StringComparison.Ordinal);
         Assert.Contains("\u001b[", screen, StringComparison.Ordinal);
-        Assert.Matches(@"=> \[stage-1 5/9\] RUN echo ""app:x:1000.* on embedded", screen);
+        Assert.Matches(@"=> \[stage-1 5/9\] RUN echo ""app:x:1000.* on local", screen);
         Assert.DoesNotContain("#1 [internal]", screen, StringComparison.Ordinal);
     }
 

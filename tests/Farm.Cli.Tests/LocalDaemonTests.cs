@@ -66,11 +66,12 @@ public sealed class LocalDaemonTests : IAsyncLifetime
         }
 
         using var cli = Process.Start(start)!;
-        var stdout = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        cli.OutputDataReceived += (_, e) => stdout.Enqueue(e.Data ?? string.Empty);
-        var stderr = cli.StandardError.ReadToEndAsync();
-        cli.BeginOutputReadLine();
-        await Wait.UntilAsync(() => stdout.Any(l => l.EndsWith(" started", StringComparison.Ordinal)), TimeSpan.FromMinutes(2), () => "the RUN step to print 'started'");
+        // Plain progress goes to standard error, as BuildKit's does.
+        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        cli.ErrorDataReceived += (_, e) => stderr.Enqueue(e.Data ?? string.Empty);
+        var stdout = cli.StandardOutput.ReadToEndAsync();
+        cli.BeginErrorReadLine();
+        await Wait.UntilAsync(() => stderr.Any(l => l.EndsWith(" started", StringComparison.Ordinal)), TimeSpan.FromMinutes(2), () => $"the RUN step to print 'started'; farm printed:\n{string.Join('\n', stderr)}");
         Assert.NotEmpty(Processes(marker));
 
         await Tool.RunAsync("kill", "-INT", cli.Id.ToString(CultureInfo.InvariantCulture));
@@ -79,8 +80,9 @@ public sealed class LocalDaemonTests : IAsyncLifetime
             await cli.WaitForExitAsync(timeout.Token);
         }
 
+        await stdout;
         Assert.Equal(130, cli.ExitCode);
-        Assert.Contains("farm: cancelled", await stderr, StringComparison.Ordinal);
+        Assert.Contains(stderr, l => l == "farm: cancelled");
         await Wait.UntilAsync(() => Processes(marker).Count == 0, TimeSpan.FromSeconds(30), () => $"the step's processes ({marker}) to be gone");
         var images = await _fixture.Farm("images");
         Assert.DoesNotContain("cancelled", images.Stdout, StringComparison.Ordinal);

@@ -110,7 +110,7 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
     }
 
     [Fact]
-    public async Task The_embedded_farm_exports_its_coordinator_and_worker_spans_in_the_clis_trace()
+    public async Task The_local_farm_daemon_exports_its_coordinator_and_worker_spans_in_the_clis_trace()
     {
         var state = Directory.CreateTempSubdirectory("farm-telemetry-embedded-").FullName;
         try
@@ -129,10 +129,12 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
             await Wait.UntilAsync(
                 () => DescendsFromCli(trace = [.. farm.Otlp.Spans.Where(s => s.TraceId == traceId)], "farm build", s => s.Scope == FarmTelemetry.Worker && s["farm.phase"] == "execute"),
                 TimeSpan.FromSeconds(60),
-                () => $"the embedded worker's execute span below the CLI's in trace {traceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
+                () => $"the local daemon's worker execute span below the CLI's in trace {traceId}; received so far:{Environment.NewLine}{string.Join(Environment.NewLine, trace)}");
             Assert.Equal("local", Assert.Single(trace, s => s.Name == "farm build")["farm.mode"]);
-            Assert.All(trace, s => Assert.Equal("farm-cli", s.Service));
-            // The embedded farm runs the orchestrator itself (no build service): its stage and step spans are there.
+            // The CLI's own spans are farm-cli's; the build's are the daemon's (the coordinator process with Farm:Local),
+            // which took the OTLP settings from the CLI that started it.
+            Assert.All(trace.Where(s => s.Scope == FarmTelemetry.Cli), s => Assert.Equal("farm-cli", s.Service));
+            Assert.All(trace.Where(s => s.Scope is FarmTelemetry.Coordinator or FarmTelemetry.Worker), s => Assert.Equal("farm-coordinator", s.Service));
             Assert.True(trace.Count(s => s.Scope == FarmTelemetry.Coordinator && s.Name == "step s0/1") == 1, string.Join(Environment.NewLine, trace));
         }
         finally
