@@ -9,6 +9,7 @@ using Farm.Coordinator.Planning;
 using Farm.Coordinator.Telemetry;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
+using Farm.Dockerfile.Parsing;
 using Farm.Oci;
 using Farm.Oci.Images;
 using Farm.Oci.Registry;
@@ -35,6 +36,7 @@ public sealed partial class BuildOrchestrator
     private readonly CacheKeyOptions _keyOptions;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly BaseImageResolver _baseImages;
 
     public BuildOrchestrator(
         ILayerBuilds layers,
@@ -55,6 +57,7 @@ public sealed partial class BuildOrchestrator
         _keyOptions = keyOptions ?? new CacheKeyOptions();
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
+        _baseImages = new BaseImageResolver(stores, _logger);
     }
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
@@ -118,19 +121,20 @@ public sealed partial class BuildOrchestrator
 
         // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
         var graphOptions = new BuildGraphOptions { BuildArgs = request.BuildArgs, Target = request.Target };
-        var draft = BuildGraph.Create(request.Dockerfile, request.DockerfilePath, graphOptions);
+        // Parsed once; planned twice, the second time with the pinned images' configs (their ENV, WORKDIR, SHELL).
+        var ast = DockerfileParser.Parse(request.Dockerfile, request.DockerfilePath);
+        var draft = BuildGraph.Create(ast, graphOptions);
         var images = new Dictionary<string, ResolvedImage>(StringComparer.Ordinal);
         var localImages = request.LocalImages?.BaseImages(request.Pull);
-        foreach (var reference in ImagesOf(draft))
+        foreach (var reference in BaseImageResolver.ImagesOf(draft))
         {
-            var resolved = await ResolveImageAsync(request.BuildId, reference, cacheStore, localImages, cancellationToken).ConfigureAwait(false);
+            var resolved = await _baseImages.ResolveAsync(request.BuildId, reference, cacheStore, localImages, cancellationToken).ConfigureAwait(false);
             images[reference] = resolved;
             progress?.Report(new BaseImageResolved(request.BuildId, _time.GetUtcNow(), reference, resolved.Digest.ToString()));
         }
 
         var graph = BuildGraph.Create(
-            request.Dockerfile,
-            request.DockerfilePath,
+            ast,
             graphOptions with { ResolveBaseImage = (reference, _) => images.TryGetValue(reference, out var image) ? image.BaseConfig : null });
 
         RefuseUnsupported(graph);
@@ -224,11 +228,6 @@ public sealed partial class BuildOrchestrator
         }
     }
 
-    private static IEnumerable<string> ImagesOf(BuildGraph graph) =>
-        graph.StagesToBuild
-            .SelectMany(s => (s.BaseKind == StageBaseKind.Image && s.BaseImage is { } b ? [b] : Array.Empty<string>()).Concat(s.ImageReferences))
-            .Distinct(StringComparer.Ordinal);
-
     private async Task<StageResult> RunStageGuardedAsync(
         BuildRun run,
         BuildStage stage,
@@ -270,7 +269,7 @@ public sealed partial class BuildOrchestrator
             }
 
             var key = run.Plan.Find(step.Id) ?? throw new InvalidOperationException($"The cache key plan has no key for layer step {step.Id}.");
-            var layerStep = ToLayerStep(run, step, stageTasks);
+            var layerStep = LayerSteps.For(step, stageIndex => stageTasks[stageIndex].Result.Layers, image => run.Images[image].Layers, run.Request.ContextDigest);
             var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], cancellationToken).ConfigureAwait(false);
             run.Outcomes[step.Id] = outcome;
             stepLayers.Add(outcome.Layer);
@@ -338,50 +337,7 @@ public sealed partial class BuildOrchestrator
         return outcome;
     }
 
-    /// <summary>The job payload of a layer step, its <c>COPY --from</c> sources resolved to layers.</summary>
-    private static LayerStep ToLayerStep(BuildRun run, BuildStep step, ConcurrentDictionary<int, Task<StageResult>> stageTasks) => step.Payload switch
-    {
-        RunPayload r => new LayerStep
-        {
-            Kind = StepKind.Run,
-            Display = step.Text,
-            Run = new RunStep
-            {
-                Args = r.Argv,
-                Env = [.. r.Env, .. r.ProxyEnv],
-                User = r.User ?? string.Empty,
-                WorkingDir = r.Workdir,
-                Network = r.Network is null or "default" or "host" ? "host" : r.Network,
-                Files = [.. r.Files.Select(f => new Contracts.InlineFile("/dev/pipes/" + f.Name, f.Content, 0b111_101_101))],
-            },
-        },
-        CopyPayload c => new LayerStep
-        {
-            Kind = string.Equals(c.Instruction, "ADD", StringComparison.OrdinalIgnoreCase) ? StepKind.Add : StepKind.Copy,
-            Display = step.Text,
-            Copy = new CopyStep
-            {
-                Sources = c.Sources,
-                Destination = c.Destination,
-                WorkingDir = c.Workdir,
-                Chown = c.Chown,
-                Chmod = c.Chmod,
-                Exclude = c.Exclude,
-                Checksum = c.Checksum,
-                From = c.From.Kind switch
-                {
-                    CopySourceKind.Stage => new Contracts.CopySource { Layers = stageTasks[c.From.Stage!.Value].Result.Layers },
-                    CopySourceKind.Image => new Contracts.CopySource { Layers = run.Images[c.From.Image!].Layers },
-                    _ => new Contracts.CopySource { ContextDigest = run.Request.ContextDigest },
-                },
-                Files = [.. c.InlineFiles.Select(f => new Contracts.InlineFile(f.Name, f.Content, 0b110_100_100))],
-            },
-        },
-        WorkdirPayload w => new LayerStep { Kind = StepKind.Workdir, Display = step.Text, Workdir = w.Path },
-        _ => throw new InvalidOperationException($"Step {step.Id} ({step.Instruction}) is a layer step without a layer payload."),
-    };
-
-    private AssembledImage Assemble(BuildRequest request, BuildGraph graph, IReadOnlyDictionary<string, ResolvedImage> images, Dictionary<int, StageResult> stages)
+    private AssembledImage Assemble(BuildRequest request, BuildGraph graph, Dictionary<string, ResolvedImage> images, Dictionary<int, StageResult> stages)
     {
         // The target's chain: the target, its base stage, that one's base ... down to an image or scratch.
         var chain = new List<BuildStage>();
@@ -410,65 +366,6 @@ public sealed partial class BuildOrchestrator
         });
     }
 
-    /// <summary>Pins an image to its manifest digest and makes its layers readable from the cache store.</summary>
-    private async Task<ResolvedImage> ResolveImageAsync(Guid buildId, string reference, IBlobStore cacheStore, ILocalImageSource? localImages, CancellationToken cancellationToken)
-    {
-        if (!ImageReference.TryParse(reference, out var parsed))
-        {
-            throw new BaseImageUnavailableException(reference, "it is not a valid image reference");
-        }
-
-        if (localImages is not null && await localImages.TryGetAsync(reference, cancellationToken).ConfigureAwait(false) is { } local)
-        {
-            return Resolved(buildId, reference, local.Digest, local.Manifest, local.Config);
-        }
-
-        PulledImage pulled;
-        ImageConfig config;
-        var client = _stores.ClientFor(parsed.Registry);
-        try
-        {
-            pulled = await client.PullManifestAsync(parsed, cancellationToken).ConfigureAwait(false);
-            config = await client.GetConfigAsync(parsed.Repository, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is FarmException or HttpRequestException)
-        {
-            throw new BaseImageUnavailableException(reference, e.Message, e);
-        }
-
-        foreach (var layer in pulled.Manifest.Layers)
-        {
-            await BlobCopy.CopyBlobAsync(new RegistryBlobStore(client, parsed.Repository), cacheStore, layer, cancellationToken).ConfigureAwait(false);
-        }
-
-        return Resolved(buildId, reference, pulled.Digest, pulled.Manifest, config);
-    }
-
-    private ResolvedImage Resolved(Guid buildId, string reference, Digest digest, ImageManifest manifest, ImageConfig config)
-    {
-        if (config.DiffIds.Count != manifest.Layers.Count)
-        {
-            throw new BaseImageUnavailableException(reference, $"its manifest lists {manifest.Layers.Count} layers but its config {config.DiffIds.Count} diff_ids");
-        }
-
-        var layers = manifest.Layers
-            .Zip(config.DiffIds, (l, d) => new LayerRef(l.Digest.ToString(), d.ToString(), l.MediaType, l.Size))
-            .ToList();
-        LogBaseResolved(_logger, buildId, reference, digest);
-        return new ResolvedImage(
-            digest,
-            config,
-            manifest,
-            layers,
-            new BaseImageConfig { Env = config.Env, WorkingDir = config.WorkingDir, User = config.User, Shell = StringList(config.Config["Shell"]), OnBuild = StringList(config.Config["OnBuild"]) ?? [] });
-    }
-
-    private static List<string>? StringList(System.Text.Json.Nodes.JsonNode? node) =>
-        node is System.Text.Json.Nodes.JsonArray array ? [.. array.Select(n => (string?)n ?? string.Empty)] : null;
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: base image {Reference} pinned to {Digest}")]
-    private static partial void LogBaseResolved(ILogger logger, Guid buildId, string reference, Digest digest);
-
     [LoggerMessage(Level = LogLevel.Debug, Message = "Build {BuildId}: step {StepId} cached under {CacheKey}")]
     private static partial void LogStepCached(ILogger logger, Guid buildId, string stepId, string cacheKey);
 
@@ -480,8 +377,6 @@ public sealed partial class BuildOrchestrator
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId} failed with {Code}")]
     private static partial void LogBuildFailed(ILogger logger, Exception exception, Guid buildId, string code);
-
-    private sealed record ResolvedImage(Digest Digest, ImageConfig Config, ImageManifest Manifest, IReadOnlyList<LayerRef> Layers, BaseImageConfig BaseConfig);
 
     /// <summary>A built stage: its whole filesystem (base layers first) and the layer of each step (null for none).</summary>
     private sealed record StageResult(IReadOnlyList<LayerRef> Layers, IReadOnlyList<LayerRef?> StepLayers);

@@ -1,7 +1,8 @@
-using System.Diagnostics;
 using System.Globalization;
 using Farm.Contracts;
+using Farm.Containers.Sandbox;
 using Farm.Coordinator.Builds;
+using Farm.Oci.Layers;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -136,12 +137,20 @@ public sealed partial class LocalFarmDaemon : BackgroundService
         var socket = _options.SocketPath;
         if (_options.SocketGroup is { Length: > 0 } group)
         {
-            using var chgrp = Process.Start(new ProcessStartInfo("chgrp", [group, socket]) { UseShellExecute = false, RedirectStandardError = true })!;
-            var error = chgrp.StandardError.ReadToEnd();
-            chgrp.WaitForExit();
-            if (chgrp.ExitCode != 0)
+            uint gid;
+            try
             {
-                throw new LocalFarmConfigurationException($"Farm:Local:SocketGroup '{group}' cannot own {socket}: {error.Trim()}. Name an existing group.");
+                // This machine's /etc/group, read as a RUN step's user is resolved in its image.
+                gid = UserResolver.Resolve("/", "0:" + group).Gid;
+            }
+            catch (UnknownUserException e)
+            {
+                throw new LocalFarmConfigurationException($"Farm:Local:SocketGroup '{group}' is no group of this machine ({e.Message}). Name an existing group.");
+            }
+
+            if (Interop.FchownAt(Interop.AtFdCwd, socket, uint.MaxValue, gid, 0) != 0)
+            {
+                throw new LocalFarmConfigurationException($"Farm:Local:SocketGroup '{group}' cannot own {socket}: {Interop.ErrorText(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}.");
             }
 
             File.SetUnixFileMode(socket, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);

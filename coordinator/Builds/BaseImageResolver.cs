@@ -1,0 +1,83 @@
+using Farm.Contracts;
+using Farm.Dockerfile.Graph;
+using Farm.Oci;
+using Farm.Oci.Registry;
+using Farm.Oci.Stores;
+using Microsoft.Extensions.Logging;
+
+namespace Farm.Coordinator.Builds;
+
+/// <summary>
+/// Pins every image a build names (<c>FROM</c>, <c>COPY --from</c>) to a manifest digest once per build, from the
+/// local farm's image store or from its registry, and makes its layers readable from the build's cache store.
+/// </summary>
+internal sealed partial class BaseImageResolver(BlobStoreLocator stores, ILogger logger)
+{
+    /// <summary>The images the stages to build use, each once.</summary>
+    public static IEnumerable<string> ImagesOf(BuildGraph graph) =>
+        graph.StagesToBuild
+            .SelectMany(s => (s.BaseKind == StageBaseKind.Image && s.BaseImage is { } b ? [b] : Array.Empty<string>()).Concat(s.ImageReferences))
+            .Distinct(StringComparer.Ordinal);
+
+    /// <summary>Pins an image to its manifest digest and makes its layers readable from the cache store.</summary>
+    public async Task<ResolvedImage> ResolveAsync(Guid buildId, string reference, IBlobStore cacheStore, ILocalImageSource? localImages, CancellationToken cancellationToken)
+    {
+        if (!ImageReference.TryParse(reference, out var parsed))
+        {
+            throw new BaseImageUnavailableException(reference, "it is not a valid image reference");
+        }
+
+        if (localImages is not null && await localImages.TryGetAsync(reference, cancellationToken).ConfigureAwait(false) is { } local)
+        {
+            return Resolved(buildId, reference, local.Digest, local.Manifest, local.Config);
+        }
+
+        PulledImage pulled;
+        ImageConfig config;
+        var client = stores.ClientFor(parsed.Registry);
+        try
+        {
+            pulled = await client.PullManifestAsync(parsed, cancellationToken).ConfigureAwait(false);
+            config = await client.GetConfigAsync(parsed.Repository, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is FarmException or HttpRequestException)
+        {
+            throw new BaseImageUnavailableException(reference, e.Message, e);
+        }
+
+        foreach (var layer in pulled.Manifest.Layers)
+        {
+            await BlobCopy.CopyBlobAsync(new RegistryBlobStore(client, parsed.Repository), cacheStore, layer, cancellationToken).ConfigureAwait(false);
+        }
+
+        return Resolved(buildId, reference, pulled.Digest, pulled.Manifest, config);
+    }
+
+    private ResolvedImage Resolved(Guid buildId, string reference, Digest digest, ImageManifest manifest, ImageConfig config)
+    {
+        if (config.DiffIds.Count != manifest.Layers.Count)
+        {
+            throw new BaseImageUnavailableException(reference, $"its manifest lists {manifest.Layers.Count} layers but its config {config.DiffIds.Count} diff_ids");
+        }
+
+        var layers = manifest.Layers
+            .Zip(config.DiffIds, (l, d) => new LayerRef(l.Digest.ToString(), d.ToString(), l.MediaType, l.Size))
+            .ToList();
+        LogBaseResolved(logger, buildId, reference, digest);
+        return new ResolvedImage(
+            digest,
+            config,
+            manifest,
+            layers,
+            new BaseImageConfig { Env = config.Env, WorkingDir = config.WorkingDir, User = config.User, Shell = StringList(config.Config["Shell"]), OnBuild = StringList(config.Config["OnBuild"]) ?? [] });
+    }
+
+    private static List<string>? StringList(System.Text.Json.Nodes.JsonNode? node) =>
+        node is System.Text.Json.Nodes.JsonArray array ? [.. array.Select(n => (string?)n ?? string.Empty)] : null;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: base image {Reference} pinned to {Digest}")]
+    private static partial void LogBaseResolved(ILogger logger, Guid buildId, string reference, Digest digest);
+}
+
+/// <summary>An image pinned for one build: its digest, config, manifest, layers and what a stage inherits from it.</summary>
+internal sealed record ResolvedImage(Digest Digest, ImageConfig Config, ImageManifest Manifest, IReadOnlyList<LayerRef> Layers, BaseImageConfig BaseConfig);
