@@ -1,3 +1,5 @@
+using Farm.Oci.IO;
+
 namespace Farm.Containers;
 
 /// <summary>
@@ -57,19 +59,9 @@ internal static class ContainerLog
     /// One output stream of a foreground run: to the console and into the log. A console gone (closed pipe) only ends
     /// the copy to the console; stdout and stderr share the log through <paramref name="gate"/>.
     /// </summary>
-    public sealed class Tee(Stream console, FileStream log, SemaphoreSlim gate) : Stream
+    public sealed class Tee(Stream console, FileStream log, SemaphoreSlim gate) : WriteOnlyStream
     {
         private bool _toConsole = true;
-
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -109,10 +101,5 @@ internal static class ContainerLog
         {
         }
 
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

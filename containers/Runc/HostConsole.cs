@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Farm.Oci.Layers;
 using Microsoft.Win32.SafeHandles;
+using Farm.Oci.IO;
 
 namespace Farm.Containers.Runc;
 
@@ -70,20 +71,10 @@ public sealed class HostConsole : IDisposable
     /// Standard output or error of this process, unbuffered. Once its reader is gone (EPIPE) further output is dropped,
     /// as Console's streams do, rather than stopping the container.
     /// </summary>
-    private sealed class OutputDescriptor(int fd) : Stream
+    private sealed class OutputDescriptor(int fd) : WriteOnlyStream
     {
         private readonly FileStream _file = new(new SafeFileHandle(fd, ownsHandle: false), FileAccess.Write, bufferSize: 0);
         private bool _closed;
-
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override void Write(byte[] buffer, int offset, int count)
         {
@@ -105,12 +96,6 @@ public sealed class HostConsole : IDisposable
         public override void Flush()
         {
         }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

@@ -1,4 +1,5 @@
 using System.Text;
+using Farm.Oci.IO;
 
 namespace Farm.Containers.Sandbox;
 
@@ -87,22 +88,12 @@ internal sealed class OutputLines : IDisposable
         }
     }
 
-    private sealed class LineStream(OutputLines owner, OutputStream stream) : Stream
+    private sealed class LineStream(OutputLines owner, OutputStream stream) : WriteOnlyStream
     {
         private readonly Decoder _decoder = Encoding.UTF8.GetDecoder();
         private readonly StringBuilder _line = new();
         private char[] _chars = new char[4096];
         private bool _afterCarriageReturn;
-
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -155,12 +146,6 @@ internal sealed class OutputLines : IDisposable
                 await EmitLineAsync(cancellationToken).ConfigureAwait(false);
             }
         }
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
 
         private ValueTask EmitLineAsync(CancellationToken cancellationToken)
         {

@@ -150,7 +150,7 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
     }
 
     /// <summary>What a process wrote, readable while it still writes.</summary>
-    private sealed class Capture : Stream
+    private sealed class Capture : WriteOnlyStream
     {
         private readonly MemoryStream _bytes = new();
 
@@ -165,16 +165,6 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
             }
         }
 
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
         public override void Write(byte[] buffer, int offset, int count)
         {
             lock (_bytes)
@@ -187,10 +177,5 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
         {
         }
 
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

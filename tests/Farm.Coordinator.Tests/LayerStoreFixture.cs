@@ -45,7 +45,7 @@ public sealed class LayerStoreFixture : IAsyncDisposable
         Directory.CreateDirectory(Root);
         var store = await _stores.OpenAsync(StoreAddress, CancellationToken.None);
         var baseDir = Path.Combine(Root, "base");
-        BuildBusyboxLayer(baseDir);
+        BusyboxLayer.Build(baseDir);
         using var buffer = new MemoryStream();
         var result = await LayerWriter.WriteDirectoryAsync(baseDir, buffer, new LayerWriteOptions(), CancellationToken.None);
         buffer.Position = 0;
@@ -58,33 +58,6 @@ public sealed class LayerStoreFixture : IAsyncDisposable
 
     /// <summary>A cache key no other test uses.</summary>
     public static string NewKey() => "sha256:" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
-
-    /// <summary>busybox in /bin with its applet links, and the /etc/passwd and /etc/group a RUN needs.</summary>
-    private static void BuildBusyboxLayer(string dir)
-    {
-        Directory.CreateDirectory(Path.Combine(dir, "bin"));
-        File.Copy("/bin/busybox", Path.Combine(dir, "bin", "busybox"));
-        var list = Process.Start(new ProcessStartInfo("/bin/busybox", "--list-full") { RedirectStandardOutput = true })
-            ?? throw new InvalidOperationException("busybox-static is required: apt-get install busybox-static.");
-        var applets = list.StandardOutput.ReadToEnd();
-        list.WaitForExit();
-        foreach (var applet in applets.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(a => a.Trim()))
-        {
-            var link = Path.Combine(dir, applet);
-            if (applet == "bin/busybox" || File.Exists(link))
-            {
-                continue;
-            }
-
-            Directory.CreateDirectory(Path.GetDirectoryName(link)!);
-            File.CreateSymbolicLink(link, "/bin/busybox");
-        }
-
-        Directory.CreateDirectory(Path.Combine(dir, "etc"));
-        File.WriteAllText(Path.Combine(dir, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n");
-        File.WriteAllText(Path.Combine(dir, "etc", "group"), "root:x:0:\nnogroup:x:65534:\n");
-        Directory.CreateDirectory(Path.Combine(dir, "root"));
-    }
 
     public async ValueTask DisposeAsync()
     {
