@@ -315,8 +315,8 @@ public static class FarmErrorCodes
     /// <summary>No worker reported on a job within the job timeout (a <c>JobFailure</c> of the layer grain).</summary>
     public const string JobTimedOut = "FARM4006";
 
-    /// <summary>The coordinator's configuration is invalid; the message names the setting (<c>CoordinatorConfigurationException</c>).</summary>
-    public const string CoordinatorConfiguration = "FARM4010";
+    /// <summary>A farm process's settings are invalid; the message names the section and the setting (<c>InvalidSettingsException</c>).</summary>
+    public const string InvalidSettings = "FARM4010";
 
     // FARM41xx: image assembly, push and outputs (Farm.Coordinator.Assembly).
 

@@ -79,7 +79,7 @@ public static class WorkerHosting
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
         services.AddFarmWorkerTelemetry(configuration);
 
-        var slots = configuration.GetSection(WorkerOptions.Section).GetValue(nameof(WorkerOptions.Slots), new WorkerOptions().Slots);
+        var slots = FarmSettings.Read<WorkerOptions>(configuration, WorkerOptions.Section).Slots;
         services.AddMassTransit(x =>
         {
             x.AddFarmWorkerConsumers(slots);

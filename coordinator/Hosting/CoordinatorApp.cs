@@ -1,6 +1,7 @@
 using Farm.Coordinator.Api;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Telemetry;
+using Farm.Worker.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -17,12 +18,12 @@ namespace Farm.Coordinator.Hosting;
 /// </summary>
 public static class CoordinatorApp
 {
-    /// <exception cref="CoordinatorConfigurationException">The settings are invalid.</exception>
+    /// <exception cref="InvalidSettingsException">The settings are invalid.</exception>
     public static WebApplicationBuilder AddFarmCoordinatorApp(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddFarmCoordinator();
-        var local = builder.Configuration.GetSection(LocalFarmOptions.Section).Get<LocalFarmOptions>() ?? new LocalFarmOptions();
+        var local = FarmSettings.Read<LocalFarmOptions>(builder.Configuration, LocalFarmOptions.Section);
         if (local.Enabled)
         {
             builder.Services.AddOptions<LocalFarmOptions>().BindConfiguration(LocalFarmOptions.Section).ValidateDataAnnotations().ValidateOnStart();
@@ -33,7 +34,7 @@ public static class CoordinatorApp
         }
         else
         {
-            var port = builder.Configuration.GetSection(CoordinatorOptions.Section).GetValue(nameof(CoordinatorOptions.HttpPort), new CoordinatorOptions().HttpPort);
+            var port = FarmSettings.Read<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section).HttpPort;
             // Loopback only: the endpoints carry no authentication yet.
             builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         }

@@ -2,10 +2,6 @@ using Farm.Contracts;
 
 namespace Farm.Coordinator.Hosting;
 
-/// <summary>FARM4010: the coordinator's configuration is invalid; the message names the setting.</summary>
-public sealed class CoordinatorConfigurationException(string message)
-    : FarmException(FarmErrorCodes.CoordinatorConfiguration, message);
-
 /// <summary>
 /// Codes of the failures a layer grain reports itself (the worker's own codes pass through unchanged): aliases of
 /// the <see cref="FarmErrorCodes"/> members of the same name.

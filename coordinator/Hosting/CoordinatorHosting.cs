@@ -33,7 +33,7 @@ public static class CoordinatorHosting
     /// <see cref="CoordinatorOptions.Transport"/>. <paramref name="configureBus"/> adds more consumers to the same
     /// bus: the embedded farm adds the worker's there (<c>AddFarmWorkerConsumers</c>).
     /// </summary>
-    /// <exception cref="CoordinatorConfigurationException">The <c>Farm:Coordinator</c> settings are invalid.</exception>
+    /// <exception cref="InvalidSettingsException">The <c>Farm:Coordinator</c> settings are invalid.</exception>
     public static IHostApplicationBuilder AddFarmCoordinator(
         this IHostApplicationBuilder builder,
         Action<CoordinatorOptions>? configure = null,
@@ -43,17 +43,14 @@ public static class CoordinatorHosting
 
         // The silo and the transport are chosen while the host is built, before options can be resolved: bind and
         // validate a copy now, and register the same binding for everything resolved later.
-        var local = builder.Configuration.GetSection(LocalFarmOptions.Section).Get<LocalFarmOptions>() ?? new LocalFarmOptions();
+        var local = FarmSettings.Read<LocalFarmOptions>(builder.Configuration, LocalFarmOptions.Section);
         if (local.Enabled)
         {
             // The local farm: the same composition with the one-machine adapters, chosen here and nowhere else.
             configure = LocalAdapters(builder, local) + configure;
         }
 
-        var options = new CoordinatorOptions();
-        builder.Configuration.GetSection(CoordinatorOptions.Section).Bind(options);
-        configure?.Invoke(options);
-        Validate(options);
+        var options = FarmSettings.Read(builder.Configuration, CoordinatorOptions.Section, configure);
         var registered = builder.Services.AddOptions<CoordinatorOptions>().BindConfiguration(CoordinatorOptions.Section);
         if (configure is not null)
         {
@@ -67,7 +64,7 @@ public static class CoordinatorHosting
         if (options.InProcessWorker)
         {
             builder.Services.AddFarmWorker();
-            var slots = builder.Configuration.GetSection(WorkerOptions.Section).GetValue(nameof(WorkerOptions.Slots), new WorkerOptions().Slots);
+            var slots = FarmSettings.Read<WorkerOptions>(builder.Configuration, WorkerOptions.Section).Slots;
             configureBus += bus => bus.AddFarmWorkerConsumers(slots);
         }
         builder.Services.AddFarmCoordinatorMonitoring();
@@ -200,15 +197,5 @@ public static class CoordinatorHosting
         // A caller of BuildAsync waits for the whole job: Orleans' default 30 s call timeout would cut it short.
         silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = options.JobTimeout + TimeSpan.FromMinutes(1));
         return silo;
-    }
-
-    private static void Validate(CoordinatorOptions options)
-    {
-        var errors = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
-        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new System.ComponentModel.DataAnnotations.ValidationContext(options), errors, validateAllProperties: true))
-        {
-            throw new CoordinatorConfigurationException(
-                $"invalid {CoordinatorOptions.Section} settings: {string.Join("; ", errors.Select(e => e.ErrorMessage))}");
-        }
     }
 }

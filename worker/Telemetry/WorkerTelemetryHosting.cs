@@ -1,4 +1,5 @@
 using Farm.Telemetry;
+using Farm.Worker.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
@@ -15,11 +16,8 @@ public static class WorkerTelemetryHosting
     public static IServiceCollection AddFarmWorkerTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        var section = configuration.GetSection(WorkerOptions.Section);
-        var defaults = new WorkerOptions();
-        var name = section[nameof(WorkerOptions.Name)] is { Length: > 0 } n ? n : defaults.Name;
-        var port = section.GetValue(nameof(WorkerOptions.MetricsPort), defaults.MetricsPort);
-        var address = section[nameof(WorkerOptions.MetricsAddress)] is { Length: > 0 } a ? a : defaults.MetricsAddress;
+        var worker = FarmSettings.Read<WorkerOptions>(configuration, WorkerOptions.Section);
+        var (name, port, address) = (worker.Name, worker.MetricsPort, worker.MetricsAddress);
         services.AddFarmTelemetry(configuration, "farm-worker", name, metrics: m =>
         {
             if (port > 0)
