@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -18,6 +19,7 @@ using Farm.Testing;
 using Farm.Worker;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Farm.Coordinator.Tests;
@@ -42,32 +44,25 @@ public sealed class ApiFixture : IAsyncLifetime
     {
         await Store.InitializeAsync();
         var port = FreePorts.Tcp();
+        // The coordinator process's own composition (AddFarmCoordinatorApp), with the worker in this process.
         var builder = WebApplication.CreateBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
-        builder.Services.AddFarmWorker(o =>
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            o.Name = "embedded";
-            o.StateDirectory = Path.Combine(Store.Root, "w");
-            o.Slots = 2;
+            ["Farm:Coordinator:Transport"] = "InMemory",
+            ["Farm:Coordinator:InProcessWorker"] = "true",
+            ["Farm:Coordinator:SiloPort"] = FreePorts.Tcp().ToString(CultureInfo.InvariantCulture),
+            ["Farm:Coordinator:GatewayPort"] = FreePorts.Tcp().ToString(CultureInfo.InvariantCulture),
+            ["Farm:Coordinator:JobTimeout"] = "00:05:00",
+            ["Farm:Coordinator:HttpPort"] = port.ToString(CultureInfo.InvariantCulture),
+            ["Farm:Worker:Name"] = "embedded",
+            ["Farm:Worker:StateDirectory"] = Path.Combine(Store.Root, "w"),
+            ["Farm:Worker:Slots"] = "2",
+            ["Farm:Builds:CacheStore"] = Store.StoreAddress,
+            ["Farm:Builds:StateDirectory"] = Path.Combine(Store.Root, "coordinator"),
         });
-        builder.AddFarmCoordinator(
-            o =>
-            {
-                o.Transport = FarmTransport.InMemory;
-                o.SiloPort = FreePorts.Tcp();
-                o.GatewayPort = FreePorts.Tcp();
-                o.JobTimeout = TimeSpan.FromMinutes(5);
-            },
-            bus => bus.AddFarmWorkerConsumers(2));
-        builder.Services.Configure<BuildServiceOptions>(o =>
-        {
-            o.CacheStore = Store.StoreAddress;
-            o.StateDirectory = Path.Combine(Store.Root, "coordinator");
-        });
-        builder.Services.AddFarmBuildApi();
+        builder.AddFarmCoordinatorApp();
         _app = builder.Build();
-        _app.UseFarmApiErrors();
-        _app.MapFarmBuildApi();
+        _app.MapFarmCoordinator();
         await _app.StartAsync();
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(5) };
         Context = await SubmitContext.CreateAsync(Store.StoreAddress, Store.BaseLayer);

@@ -6,6 +6,7 @@ using Farm.Coordinator.Hosting;
 using Farm.Oci.Net;
 using Farm.Worker;
 using MassTransit;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -39,23 +40,23 @@ public sealed class GrainFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await Store.InitializeAsync();
+        // The one composition every host uses, with the worker in this process on the in-memory bus.
         var builder = Host.CreateApplicationBuilder();
-        builder.Services.AddFarmWorker(o =>
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            o.Name = "embedded";
-            o.StateDirectory = Path.Combine(Store.Root, "w");
-            o.Slots = 2;
+            ["Farm:Worker:Name"] = "embedded",
+            ["Farm:Worker:StateDirectory"] = Path.Combine(Store.Root, "w"),
+            ["Farm:Worker:Slots"] = "2",
         });
-        builder.AddFarmCoordinator(
-            o =>
-            {
-                o.Transport = FarmTransport.InMemory;
-                o.SiloPort = FreePorts.Tcp();
-                o.GatewayPort = FreePorts.Tcp();
-                o.MaxAttempts = MaxAttempts;
-                o.JobTimeout = TimeSpan.FromMinutes(5);
-            },
-            bus => bus.AddFarmWorkerConsumers(2));
+        builder.AddFarmCoordinator(o =>
+        {
+            o.Transport = FarmTransport.InMemory;
+            o.InProcessWorker = true;
+            o.SiloPort = FreePorts.Tcp();
+            o.GatewayPort = FreePorts.Tcp();
+            o.MaxAttempts = MaxAttempts;
+            o.JobTimeout = TimeSpan.FromMinutes(5);
+        });
         _host = builder.Build();
         await _host.StartAsync();
         _host.Services.GetRequiredService<IBus>().ConnectPublishObserver(new JobRecorder(Published, job => BeforePublish?.Invoke(job)));
