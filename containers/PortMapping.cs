@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Farm.Oci.Net;
 
 namespace Farm.Containers;
 
@@ -127,12 +128,5 @@ public sealed record PortMapping(string HostIp, int HostPort, int ContainerPort,
     }
 
     // The kernel picks a port no one listens on; slirp4netns binds it a moment later. Docker does the same.
-    private static int FreePort(string protocol)
-    {
-        using var socket = protocol == "udp"
-            ? new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp)
-            : new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Any, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
+    private static int FreePort(string protocol) => protocol == "udp" ? FreePorts.Udp(IPAddress.Any) : FreePorts.Tcp(IPAddress.Any);
 }
