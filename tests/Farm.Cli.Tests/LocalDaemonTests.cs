@@ -54,36 +54,8 @@ public sealed class LocalDaemonTests : IAsyncLifetime
     {
         var marker = "farm-cancel-" + Guid.NewGuid().ToString("N")[..12];
         var context = _fixture.Context(("Dockerfile", $"FROM {BuildFixture.Base}\nRUN echo started && sleep 120 && echo {marker}\n"));
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in (string[])[Path.Combine(AppContext.BaseDirectory, "farm.dll"), "build", "--progress", "plain", "-t", "cancelled:1", context])
-        {
-            start.ArgumentList.Add(arg);
-        }
+        await CancelledBuild.RunAsync(_fixture.Env, marker, "build", "--progress", "plain", "-t", "cancelled:1", context);
 
-        foreach (var (key, value) in FarmProcess.LocalFarmEnvironment().Concat(_fixture.Env))
-        {
-            start.Environment[key] = value;
-        }
-
-        using var cli = Process.Start(start)!;
-        // Plain progress goes to standard error, as BuildKit's does.
-        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        cli.ErrorDataReceived += (_, e) => stderr.Enqueue(e.Data ?? string.Empty);
-        var stdout = cli.StandardOutput.ReadToEndAsync();
-        cli.BeginErrorReadLine();
-        await Wait.UntilAsync(() => stderr.Any(l => l.EndsWith(" started", StringComparison.Ordinal)), TimeSpan.FromMinutes(2), () => $"the RUN step to print 'started'; farm printed:\n{string.Join('\n', stderr)}");
-        Assert.NotEmpty(Processes(marker));
-
-        await Tool.RunAsync("kill", "-INT", cli.Id.ToString(CultureInfo.InvariantCulture));
-        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
-        {
-            await cli.WaitForExitAsync(timeout.Token);
-        }
-
-        await stdout;
-        Assert.Equal(130, cli.ExitCode);
-        Assert.Contains(stderr, l => l == "farm: cancelled");
-        await Wait.UntilAsync(() => Processes(marker).Count == 0, TimeSpan.FromSeconds(30), () => $"the step's processes ({marker}) to be gone");
         var images = await _fixture.Farm("images");
         Assert.DoesNotContain("cancelled", images.Stdout, StringComparison.Ordinal);
         var status = JsonNode.Parse(Ok(await _fixture.Farm("daemon", "status")).Stdout)!;
@@ -122,31 +94,7 @@ public sealed class LocalDaemonTests : IAsyncLifetime
     }
 
     /// <summary>The daemons of this fixture's state directory (their command lines name it).</summary>
-    private List<int> DaemonPids() => Processes("--Farm:Local:StateDirectory=" + _fixture.Env["FARM_STATE_DIR"]);
-
-    private static List<int> Processes(string inCommandLine)
-    {
-        var found = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                try
-                {
-                    if (File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Contains(inCommandLine, StringComparison.Ordinal))
-                    {
-                        found.Add(pid);
-                    }
-                }
-                catch (IOException)
-                {
-                    // Gone meanwhile.
-                }
-            }
-        }
-
-        return found;
-    }
+    private List<int> DaemonPids() => CancelledBuild.Processes("--Farm:Local:StateDirectory=" + _fixture.Env["FARM_STATE_DIR"]);
 
     private static CliProcess.Result Ok(CliProcess.Result result)
     {

@@ -21,6 +21,16 @@ public sealed class RemoteBuildTests(RemoteFarmFixture farm) : IClassFixture<Rem
     }
 
     [Fact]
+    public async Task Ctrl_C_cancels_the_build_on_the_remote_coordinator_and_its_worker_stops_the_step()
+    {
+        var marker = "farm-remote-cancel-" + Guid.NewGuid().ToString("N")[..12];
+        var context = Directory.CreateTempSubdirectory("farm-remote-cancel-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), $"FROM {farm.Base}\nRUN echo started && sleep 120 && echo {marker}\n");
+
+        await CancelledBuild.RunAsync(farm.Env, marker, "build", "--progress", "plain", context);
+    }
+
+    [Fact]
     public async Task Build_on_a_remote_farm_shows_the_same_progress_and_pushes_an_image_podman_runs()
     {
         var marker = Guid.NewGuid().ToString("N")[..8];
