@@ -223,7 +223,7 @@ internal static partial class ContainerCommands
         var command = new List<string> { process };
         if (Path.GetFileNameWithoutExtension(process) == "dotnet")
         {
-            command.Add(typeof(ContainerCommands).Assembly.Location);
+            command.Add(Path.Combine(AppContext.BaseDirectory, "farm.dll"));
         }
 
         command.Add(SuperviseCommand);

@@ -5,7 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using Farm.Contracts;
-using Farm.Coordinator.Planning;
+using Farm.Dockerfile.Planning;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 using Farm.Dockerfile.Ignore;

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Contracts;
-using Farm.Coordinator.Assembly;
 using Farm.Dockerfile.Changes;
 using Farm.Oci;
 using Farm.Oci.Images;
@@ -113,7 +112,7 @@ internal static class ImageCommands
                 }
 
                 // docker inspect spells the execution parameters Config, as the image config does.
-                array.Add(node);
+                array.Add((JsonNode)node);
             }
 
             output.WriteLine(array.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));

@@ -7,6 +7,7 @@ packages=(
   podman buildah slirp4netns uidmap fuse-overlayfs
   pigz zstd hyperfine apache2-utils openssl jq curl ca-certificates iproute2 procps tmux
   prometheus chromium chromium-driver fonts-dejavu-core debootstrap
+  clang zlib1g-dev  # the farm CLI is compiled ahead of time (NativeAOT links with clang)
 )
 missing=()
 for p in "${packages[@]}"; do

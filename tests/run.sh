@@ -10,6 +10,9 @@ infra/up.sh
 results="$root/artifacts/test-results"
 rm -rf "$results"; mkdir -p "$results"
 dotnet build Farm.sln -nologo -v q -clp:NoSummary
+# The CLI as ./farm publishes it, compiled ahead of time: the CLI tests run this binary (FARM_TEST_CLI).
+dotnet publish cli/Farm.Cli.csproj -c Release -r linux-x64 -o "$root/artifacts/cli" -nologo -v q -clp:NoSummary
+export FARM_TEST_CLI="$root/artifacts/cli/farm"
 status=0
 dotnet test Farm.sln --no-build -nologo --logger "trx" \
   --results-directory "$results" "$@" 2>&1 | tee "$results/console.log" || status=$?

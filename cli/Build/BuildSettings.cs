@@ -1,6 +1,6 @@
 using System.CommandLine;
+using Farm.Oci.Images;
 using Farm.Contracts;
-using Farm.Coordinator.Assembly;
 
 namespace Farm.Cli.Build;
 

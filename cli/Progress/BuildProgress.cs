@@ -1,9 +1,7 @@
 using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.Json.Serialization.Metadata;
 using System.Text.Json.Nodes;
-using Farm.Coordinator.Builds;
 using Farm.Dockerfile.Graph;
 
 namespace Farm.Cli.Progress;
@@ -37,7 +35,7 @@ internal static class BuildProgress
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        TypeInfoResolver = JsonTypeInfoResolver.Combine(EventJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+        TypeInfoResolver = CliJson.Default,
     };
 
     public static IProgressRenderer Create(ProgressMode mode, StepLabels labels, TextWriter output, TextWriter error)
@@ -63,14 +61,6 @@ internal static class BuildProgress
         "rawjson" => ProgressMode.RawJson,
         _ => throw new InvalidCliArgumentException($"--progress {value} is not a progress mode; use auto, tty, plain or rawjson"),
     };
-
-    /// <summary>An event as the API writes it: <c>type</c> (the event's class name) first, then its fields.</summary>
-    public static JsonObject ToJson(BuildEvent buildEvent)
-    {
-        ArgumentNullException.ThrowIfNull(buildEvent);
-        var fields = JsonSerializer.SerializeToNode(buildEvent, buildEvent.GetType(), Json)!.AsObject();
-        return Typed(buildEvent.GetType().Name, fields);
-    }
 
     /// <summary>An event of the CLI's own (<c>ContextPacked</c>, <c>ImageStored</c>) in the same shape.</summary>
     public static JsonObject Typed(string type, JsonObject fields)

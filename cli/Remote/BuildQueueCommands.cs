@@ -3,7 +3,6 @@ using Farm.Cli.Build;
 using Farm.Cli.Progress;
 using Farm.Contracts;
 using Farm.Dockerfile.Graph;
-using MassTransit;
 
 namespace Farm.Cli.Remote;
 
@@ -62,7 +61,7 @@ internal static class BuildQueueCommands
                 : Environment.GetEnvironmentVariable("FARM_CACHE_STORE") is { Length: > 0 } e ? e
                 : DefaultCacheStore;
             var submit = await RemoteFarm.UploadAsync(settings, text, store, renderer, mode == ProgressMode.RawJson ? null : error, ct).ConfigureAwait(false);
-            await PublishAsync(submit, ct).ConfigureAwait(false);
+            await QueuePublisher.PublishAsync(submit, ct).ConfigureAwait(false);
             if (!following)
             {
                 output.WriteLine(submit.BuildId);
@@ -135,36 +134,5 @@ internal static class BuildQueueCommands
     {
         using var farm = new RemoteFarm(url);
         return await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Publishes through MassTransit, so the envelope is exactly what the coordinator's consumer reads.</summary>
-    private static async Task PublishAsync(SubmitBuild submit, CancellationToken cancellationToken)
-    {
-        var rabbit = new RabbitMqOptions();
-        if (Environment.GetEnvironmentVariable(RabbitMqOptions.UrlVariable) is { Length: > 0 } url)
-        {
-            rabbit.ApplyUrl(url);
-        }
-
-        var bus = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(rabbit.Host, (ushort)rabbit.Port, rabbit.VirtualHost, h =>
-        {
-            h.Username(rabbit.User);
-            h.Password(rabbit.Password);
-        }));
-        try
-        {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(TimeSpan.FromSeconds(30));
-            await bus.StartAsync(timeout.Token).ConfigureAwait(false);
-            await bus.Publish(submit, timeout.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            throw new SubmitFailedException($"{e.GetType().Name}: {e.Message} (RabbitMQ {rabbit})", e);
-        }
-        finally
-        {
-            await bus.StopAsync(CancellationToken.None).ConfigureAwait(false);
-        }
     }
 }

@@ -177,7 +177,7 @@ internal sealed class RemoteFarm : IDisposable
 
     public async Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "builds") { Content = JsonContent.Create(submit, options: BuildProgress.Json) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "builds") { Content = JsonContent.Create(submit, CliJson.Default.SubmitBuild) };
         // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while
         // its own diagnostics are on).
         if (FarmTelemetry.TraceParent(Activity.Current) is { } traceParent)

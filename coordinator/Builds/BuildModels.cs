@@ -1,3 +1,4 @@
+using Farm.Oci.Images;
 using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Grains;

@@ -5,7 +5,7 @@ using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Grains;
-using Farm.Coordinator.Planning;
+using Farm.Dockerfile.Planning;
 using Farm.Coordinator.Telemetry;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Threading.Channels;
+using Farm.Oci.Images;
 using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Cache;

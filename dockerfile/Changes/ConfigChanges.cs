@@ -130,7 +130,7 @@ public static class ConfigChanges
             case OnbuildInstruction onbuild:
                 // The trigger is stored as written and runs (expanded) when the image is used as a base.
                 var triggers = config.Config["OnBuild"] as JsonArray ?? (JsonArray)(config.Config["OnBuild"] = new JsonArray());
-                triggers.Add(onbuild.TriggerRaw);
+                triggers.Add((JsonNode?)onbuild.TriggerRaw);
                 break;
             case RunInstruction or FileTransferInstruction or FromInstruction:
                 throw new InvalidConfigChangeException(change, $"{Keyword(instruction)} changes files or builds, which a change to an image's config cannot do");

@@ -36,3 +36,17 @@ public sealed class ImageStoreBusyException(string path, TimeSpan waited, Except
 {
     public string Path { get; } = path;
 }
+
+/// <summary>An <c>--output</c> value is malformed or names an unknown exporter (FARM4120).</summary>
+public sealed class InvalidOutputException(string output, string reason)
+    : FarmException(FarmErrorCodes.InvalidOutput, $"--output '{output}' is not valid: {reason}. Use type=oci|docker|local,dest=PATH (type=oci also takes tar=false for a layout directory).")
+{
+    public string Output { get; } = output;
+}
+
+/// <summary>Writing an output failed, or a layer did not decompress to its diff_id (FARM4121).</summary>
+public sealed class OutputWriteException(string destination, string message, Exception? inner = null)
+    : FarmException(FarmErrorCodes.OutputWrite, message, inner)
+{
+    public string Destination { get; } = destination;
+}

@@ -55,7 +55,7 @@ public sealed class ImageConfig
     public ImageConfig Clone() => new((JsonObject)_root.DeepClone());
 
     /// <summary>The canonical bytes: UTF-8 JSON, compact, in field order.</summary>
-    public byte[] ToBytes() => JsonSerializer.SerializeToUtf8Bytes(_root, OciJson.Compact);
+    public byte[] ToBytes() => OciJson.ToBytes(_root);
 
     /// <summary>The raw document, for fields without an accessor.</summary>
     public JsonObject Root => _root;
@@ -184,7 +184,7 @@ public sealed class ImageConfig
         var rootfs = Object(_root, "rootfs");
         rootfs["type"] ??= "layers";
         var ids = rootfs["diff_ids"] as JsonArray ?? (JsonArray)(rootfs["diff_ids"] = new JsonArray());
-        ids.Add(diffId.ToString());
+        ids.Add((JsonNode?)diffId.ToString());
         AddHistory(history with { EmptyLayer = false });
     }
 
@@ -193,7 +193,7 @@ public sealed class ImageConfig
     {
         ArgumentNullException.ThrowIfNull(history);
         var list = _root["history"] as JsonArray ?? (JsonArray)(_root["history"] = new JsonArray());
-        list.Add(history.ToJson());
+        list.Add((JsonNode?)history.ToJson());
     }
 
     internal static string FormatTime(DateTimeOffset time) =>

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace Farm.Oci;
@@ -19,6 +21,22 @@ public static class OciJson
     public static byte[] Serialize(ImageManifest manifest) => JsonSerializer.SerializeToUtf8Bytes(manifest, Context.ImageManifest);
 
     public static byte[] Serialize(ImageIndex index) => JsonSerializer.SerializeToUtf8Bytes(index, Context.ImageIndex);
+
+    /// <summary>
+    /// A JSON tree as bytes, compact (or indented) and without HTML escaping; the same bytes the serializer writes for it
+    /// with <see cref="Compact"/>, without its reflection-based path.
+    /// </summary>
+    public static byte[] ToBytes(JsonNode node, bool indented = false)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = Compact.Encoder, Indented = indented }))
+        {
+            node.WriteTo(writer);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
 
     public static ImageManifest ParseManifest(ReadOnlySpan<byte> json) =>
         Parse(json, Context.ImageManifest, "manifest");

@@ -186,7 +186,12 @@ public sealed class DockerConfig : ICredentialProvider
             var stream = new FileStream(temp, options);
             await using (stream.ConfigureAwait(false))
             {
-                await JsonSerializer.SerializeAsync(stream, root, new JsonSerializerOptions { WriteIndented = true }, cancellationToken).ConfigureAwait(false);
+                var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+                await using (writer.ConfigureAwait(false))
+                {
+                    root.WriteTo(writer);
+                    await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
             }
 
             File.Move(temp, Path, overwrite: true);

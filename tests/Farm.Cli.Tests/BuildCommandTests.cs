@@ -120,8 +120,7 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
     [Fact]
     public async Task Tty_progress_draws_a_live_view_on_a_terminal()
     {
-        var farm = Path.Combine(AppContext.BaseDirectory, "farm.dll");
-        var command = $"dotnet {farm} build --progress auto --no-cache -t tty:1 {HelloContext()}";
+        var command = $"{CliProcess.CommandText} build --progress auto --no-cache -t tty:1 {HelloContext()}";
         var start = new ProcessStartInfo("script", ["-qefc", command, "/dev/null"]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var (key, value) in FarmProcess.LocalFarmEnvironment().Concat(fixture.Env))
         {
@@ -297,7 +296,7 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
     private static async Task<CliProcess.Result> AsNobodyAsync(string dir, params string[] args)
     {
         var start = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in (string[])["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", Path.Combine(AppContext.BaseDirectory, "farm.dll"), .. args])
+        foreach (var arg in (string[])["--reuid=65534", "--regid=65534", "--clear-groups", .. CliProcess.Command, .. args])
         {
             start.ArgumentList.Add(arg);
         }

@@ -14,9 +14,8 @@ internal static class CancelledBuild
 {
     public static async Task RunAsync(IReadOnlyDictionary<string, string> environment, string marker, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "farm.dll"));
-        foreach (var arg in args)
+        var start = new ProcessStartInfo(CliProcess.Command[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in CliProcess.Command.Skip(1).Concat(args))
         {
             start.ArgumentList.Add(arg);
         }

@@ -54,11 +54,10 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
     {
         var socket = $"farm-test-{Guid.NewGuid():N}";
         var env = string.Join(' ', farm.Env.Select(e => $"{e.Key}={e.Value}"));
-        var farmDll = Path.Combine(AppContext.BaseDirectory, "farm.dll");
         try
         {
             await Tmux(socket, "new-session", "-d", "-s", "t", "-x", "160", "-y", "40",
-                $"env {env} dotnet {farmDll} run -it --rm --name tty bb sh; echo farm-exit=$?; sleep 600");
+                $"env {env} {CliProcess.CommandText} run -it --rm --name tty bb sh; echo farm-exit=$?; sleep 600");
             await Wait.UntilAsync(async () => (await Pane(socket)).Contains("/ #", StringComparison.Ordinal), Timeout, () => "the busybox prompt '/ #'");
 
             await Tmux(socket, "send-keys", "-t", "t", "tty && echo answer-$((40+2))", "Enter");

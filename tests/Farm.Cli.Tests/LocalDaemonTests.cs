@@ -71,7 +71,7 @@ public sealed class LocalDaemonTests : IAsyncLifetime
         File.SetUnixFileMode(Path.Combine(_fixture.Directory, "state"), (UnixFileMode)0b111_101_101);
 
         var start = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in (string[])["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", Path.Combine(AppContext.BaseDirectory, "farm.dll"), "daemon", "status"])
+        foreach (var arg in (string[])["--reuid=65534", "--regid=65534", "--clear-groups", .. CliProcess.Command, "daemon", "status"])
         {
             start.ArgumentList.Add(arg);
         }

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Farm.Oci.Images;
 using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 using Farm.Dockerfile.Graph;

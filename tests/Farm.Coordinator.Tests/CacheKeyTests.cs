@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using Farm.Coordinator.Planning;
+using Farm.Dockerfile.Planning;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 

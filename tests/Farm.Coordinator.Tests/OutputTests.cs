@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Farm.Oci.Images;
 using Farm.Coordinator.Assembly;
 using Farm.Testing;
 

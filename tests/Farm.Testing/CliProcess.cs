@@ -3,11 +3,23 @@ using System.Diagnostics;
 namespace Farm.Testing;
 
 /// <summary>
-/// Runs the <c>farm</c> command as a user does (<c>dotnet cli/bin/&lt;configuration&gt;/&lt;framework&gt;/farm.dll</c>),
-/// in a process of its own, and captures what it printed.
+/// Runs the <c>farm</c> command as a user does, in a process of its own, and captures what it printed: the native
+/// binary <c>FARM_TEST_CLI</c> names (tests/run.sh publishes it as ./farm does), else
+/// <c>dotnet cli/bin/&lt;configuration&gt;/&lt;framework&gt;/farm.dll</c>.
 /// </summary>
 public static class CliProcess
 {
+    /// <summary>
+    /// The command line that runs <c>farm</c>: tests/run.sh points <c>FARM_TEST_CLI</c> at the CLI as ./farm publishes it
+    /// (compiled ahead of time), so the suite runs the binary users run; a plain <c>dotnet test</c> runs the built farm.dll.
+    /// </summary>
+    public static IReadOnlyList<string> Command { get; } = Environment.GetEnvironmentVariable("FARM_TEST_CLI") is { Length: > 0 } cli
+        ? [cli]
+        : ["dotnet", FarmProcess.Dll("cli", "farm")];
+
+    /// <summary><see cref="Command"/> as words for a shell (the paths hold no spaces or quotes).</summary>
+    public static string CommandText => string.Join(' ', Command);
+
     /// <summary>What the command printed and how it exited.</summary>
     public sealed record Result(int ExitCode, string Stdout, string Stderr)
     {
@@ -24,14 +36,18 @@ public static class CliProcess
     {
         ArgumentNullException.ThrowIfNull(environment);
         ArgumentNullException.ThrowIfNull(args);
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(Command[0])
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(FarmProcess.Dll("cli", "farm"));
+        foreach (var arg in Command.Skip(1))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -42,7 +58,7 @@ public static class CliProcess
             start.Environment[key] = value;
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet farm.dll did not start.");
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{start.FileName} did not start.");
         if (stdin is not null)
         {
             await process.StandardInput.WriteAsync(stdin);

@@ -1,4 +1,4 @@
-namespace Farm.Coordinator.Planning;
+namespace Farm.Dockerfile.Planning;
 
 /// <summary>Farm-wide settings of cache keys.</summary>
 public sealed record CacheKeyOptions

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Farm.Coordinator.Planning;
+namespace Farm.Dockerfile.Planning;
 
 /// <summary>
 /// The canonical serialization a cache key hashes, streamed into SHA-256.

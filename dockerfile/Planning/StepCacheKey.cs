@@ -1,4 +1,4 @@
-namespace Farm.Coordinator.Planning;
+namespace Farm.Dockerfile.Planning;
 
 /// <summary>The cache key of one layer step.</summary>
 /// <param name="StepId">The step's id in the build graph (<c>s{stage}/{n}</c>).</param>

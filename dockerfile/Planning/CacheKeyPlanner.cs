@@ -3,7 +3,7 @@ using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
 using Farm.Oci;
 
-namespace Farm.Coordinator.Planning;
+namespace Farm.Dockerfile.Planning;
 
 /// <summary>
 /// Computes the cache key of every layer step of a build graph (docs/architecture.md, "Cache keys"):

@@ -1,4 +1,4 @@
-namespace Farm.Coordinator.Assembly;
+namespace Farm.Oci.Images;
 
 /// <summary>The exporters of <c>--output</c>.</summary>
 public enum OutputType

@@ -6,7 +6,7 @@ using Farm.Oci.IO;
 using Farm.Oci.Layers;
 using Farm.Oci.Registry;
 
-namespace Farm.Coordinator.Assembly;
+namespace Farm.Oci.Images;
 
 /// <summary>
 /// Writes an assembled image somewhere other than a registry: an OCI layout (tar or directory), a docker-archive
@@ -103,7 +103,7 @@ public static class ImageExporter
                 ["RepoTags"] = new JsonArray([.. repoTags.Select(t => (JsonNode?)NormalizeTag(t))]),
                 ["Layers"] = new JsonArray([.. layerPaths.Select(l => (JsonNode?)l)]),
             };
-            await File.WriteAllBytesAsync(Path.Combine(staging, "manifest.json"), JsonSerializer.SerializeToUtf8Bytes(new JsonArray(entry)), cancellationToken).ConfigureAwait(false);
+            await File.WriteAllBytesAsync(Path.Combine(staging, "manifest.json"), OciJson.ToBytes(new JsonArray(entry)), cancellationToken).ConfigureAwait(false);
             await WriteTarAsync(staging, path, image, cancellationToken).ConfigureAwait(false);
         }
         finally
