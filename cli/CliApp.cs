@@ -35,6 +35,7 @@ public static class CliApp
 
         root.Subcommands.Add(Build.BuildCommand.Create());
         root.Subcommands.Add(Local.DaemonCommands.Create());
+        root.Subcommands.Add(Local.DaemonCommands.Version());
         foreach (var command in Remote.BuildQueueCommands.All())
         {
             root.Subcommands.Add(command);

@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.CommandLine;
 using Farm.Cli.Build;
 using Farm.Cli.Progress;
@@ -7,6 +8,28 @@ namespace Farm.Cli.Local;
 /// <summary><c>farm daemon start|stop|status|logs</c>: the local farm daemon, which <c>farm build</c> also starts on demand.</summary>
 internal static class DaemonCommands
 {
+    /// <summary>
+    /// <c>farm version</c>, as <c>docker version</c>: the client's version and the local daemon's, without starting it.
+    /// The daemon's is the build identity the CLI compares to restart a daemon of another build.
+    /// </summary>
+    public static Command Version()
+    {
+        var command = new Command("version", "Show the farm CLI's version and the local farm daemon's (not started if it does not run).");
+        command.SetAction((parse, cancellationToken) => BuildCommand.RunAsync(parse, async () =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var client = typeof(DaemonCommands).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+            output.WriteLine($"Client: farm {client}");
+            var local = new LocalDaemon();
+            using var farm = Remote.RemoteFarm.OverSocket(local.Socket);
+            output.WriteLine(await local.ProbeAsync(farm, cancellationToken).ConfigureAwait(false) is { } daemon
+                ? $"Daemon: {BuildProgress.Str(daemon, "version")} (pid {BuildProgress.Num(daemon, "pid")}, socket {local.Socket})"
+                : $"Daemon: not running (socket {local.Socket}; farm build starts it)");
+            return 0;
+        }));
+        return command;
+    }
+
     public static Command Create()
     {
         var daemon = new Command("daemon", "The local farm daemon (coordinator and worker in one process) that farm build uses.");

@@ -34,6 +34,22 @@ public sealed class LocalDaemonTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Farm_version_names_the_client_and_the_running_daemon_without_starting_one()
+    {
+        await _fixture.Farm("daemon", "stop");
+        await Wait.UntilAsync(() => DaemonPids().Count == 0, TimeSpan.FromSeconds(30), () => "the stopped daemon's process to end");
+        var stopped = Ok(await _fixture.Farm("version"));
+        Assert.Matches(@"^Client: farm \d+\.\d+\.\d+", stopped.Stdout);
+        Assert.Contains("Daemon: not running", stopped.Stdout, StringComparison.Ordinal);
+        Assert.Empty(DaemonPids());
+
+        Ok(await _fixture.Farm("daemon", "start"));
+        var status = JsonNode.Parse(Ok(await _fixture.Farm("daemon", "status")).Stdout)!;
+        var running = Ok(await _fixture.Farm("version"));
+        Assert.Contains($"Daemon: {(string?)status["version"]} (pid {(int)status["pid"]!},", running.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_killed_daemon_is_restarted_by_the_next_command_which_says_so()
     {
         var context = _fixture.Context(("Dockerfile", $"FROM {BuildFixture.Base}\nLABEL killed=1\n"));
