@@ -40,25 +40,17 @@ internal static class ContainerBundle
             WorkingDirectory = state.WorkingDir,
             User = state.User,
             Hostname = state.Hostname,
-            Network = state.Network == ContainerNetwork.Host ? NetworkMode.Host : NetworkMode.None,
+            Network = state.Network switch
+            {
+                ContainerNetwork.Host => NetworkMode.Host,
+                ContainerNetwork.Private => NetworkMode.Private,
+                _ => NetworkMode.None,
+            },
+            NetworkNamespacePath = state.Network == ContainerNetwork.Private ? SlirpNetwork.NamespacePath(state.Id) : null,
             Mounts = [new BindMount(paths.Hostname, "/etc/hostname")],
         };
         var spec = RuntimeSpecGenerator.Generate(run, user, new RuntimeSpecGenerator.NetworkFiles(paths.ResolvConf, paths.Hosts));
-        var namespaces = spec.Linux.Namespaces.Where(n => n.Type != "network").ToList();
-        if (state.Network == ContainerNetwork.Private)
-        {
-            namespaces.Add(new RuntimeNamespace("network", SlirpNetwork.NamespacePath(state.Id)));
-        }
-        else if (state.Network == ContainerNetwork.None)
-        {
-            namespaces.Add(new RuntimeNamespace("network"));
-        }
-
-        spec = spec with
-        {
-            Process = spec.Process with { Terminal = state.Tty },
-            Linux = spec.Linux with { Namespaces = namespaces },
-        };
+        spec = spec with { Process = spec.Process with { Terminal = state.Tty } };
         Directory.CreateDirectory(paths.Bundle);
         await File.WriteAllBytesAsync(paths.RuntimeSpec, JsonSerializer.SerializeToUtf8Bytes(spec, RuntimeSpecJsonContext.Default.RuntimeSpec), cancellationToken).ConfigureAwait(false);
     }

@@ -373,6 +373,12 @@ public static class FarmErrorCodes
     /// <summary>The build was cancelled by its submitter (<c>BuildCancelledException</c>).</summary>
     public const string BuildCancelled = "FARM4215";
 
+    /// <summary>
+    /// A build uses or asks for an entitlement (<c>RUN --network=host</c>, <c>--allow network.host</c>) that it did not
+    /// request or that the farm does not grant (<c>EntitlementNotGrantedException</c>).
+    /// </summary>
+    public const string EntitlementNotGranted = "FARM4220";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

@@ -51,6 +51,13 @@ public sealed record SubmitBuild
     /// farm's own machine, so only the local farm accepts it.
     /// </summary>
     public string? Output { get; init; }
+
+    /// <summary>
+    /// What the build asks the farm to allow beyond its defaults, as BuildKit's <c>--allow</c>: <c>network.host</c>
+    /// lets <c>RUN --network=host</c> steps share the worker's network. The farm grants only what its operator allows
+    /// (<c>Farm:Builds:Entitlements</c>).
+    /// </summary>
+    public IReadOnlyList<string> Entitlements { get; init; } = [];
 }
 
 /// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>
@@ -123,8 +130,12 @@ public sealed record RunStep
 
     public string WorkingDir { get; init; } = "/";
 
-    /// <summary><c>host</c> (default) or <c>none</c>.</summary>
-    public string Network { get; init; } = "host";
+    /// <summary>
+    /// <c>default</c>: a network namespace of the step's own with outbound access, where the worker's loopback (and the
+    /// farm's services on it) is out of reach; <c>none</c>: loopback only; <c>host</c>: the worker's network (needs the
+    /// build's <c>network.host</c> entitlement).
+    /// </summary>
+    public string Network { get; init; } = "default";
 
     /// <summary>Heredoc bodies to provide as files (path in the container, content, mode).</summary>
     public IReadOnlyList<InlineFile> Files { get; init; } = [];

@@ -26,6 +26,9 @@ internal sealed record BuildSettings
 
     public bool Push { get; init; }
 
+    /// <summary><c>--allow</c>: the entitlements the build asks for (<see cref="Contracts.Entitlements"/>).</summary>
+    public IReadOnlyList<string> Entitlements { get; init; } = [];
+
     public OutputSpec? Output { get; init; }
 
     public string Platform { get; init; } = "linux/amd64";
@@ -50,6 +53,7 @@ internal sealed record BuildSettings
         Push = Push,
         NoCache = NoCache,
         Pull = Pull,
+        Entitlements = Entitlements,
     };
 }
 
@@ -74,6 +78,8 @@ internal sealed class BuildOptions
 
     public Option<bool> Push { get; } = new("--push") { Description = "Push the image to every -t name." };
 
+    public Option<string[]> Allow { get; } = new("--allow") { Description = "Allow an extra privileged entitlement: network.host (RUN --network=host), where the farm grants it.", AllowMultipleArgumentsPerToken = false };
+
     public Option<string> Output { get; } = new("--output", "-o") { Description = "Export: type=oci|docker|local,dest=PATH (buildx's CSV form)." };
 
     public Option<string> Platform { get; } = new("--platform") { Description = "The target platform; only linux/amd64." };
@@ -85,7 +91,7 @@ internal sealed class BuildOptions
     public void AddTo(Command command)
     {
         command.Arguments.Add(Context);
-        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Output, Platform, Progress, Farm })
+        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Allow, Output, Platform, Progress, Farm })
         {
             command.Options.Add(option);
         }
@@ -115,11 +121,32 @@ internal sealed class BuildOptions
             NoCache = parse.GetValue(NoCache),
             Pull = parse.GetValue(Pull),
             Push = parse.GetValue(Push),
+            Entitlements = ReadEntitlements(parse.GetValue(Allow)),
             Output = output is null ? null : OutputSpec.Parse(output),
             Platform = "linux/amd64",
             Progress = parse.GetValue(Progress),
             FarmUrl = farm?.TrimEnd('/'),
         };
+    }
+
+    private static List<string> ReadEntitlements(string[]? values)
+    {
+        var entitlements = new List<string>();
+        foreach (var value in (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+        {
+            var name = value == "network=host" ? Contracts.Entitlements.NetworkHost : value;
+            if (name != Contracts.Entitlements.NetworkHost)
+            {
+                throw new InvalidCliArgumentException($"--allow {value} is not an entitlement Farm knows; use --allow network.host");
+            }
+
+            if (!entitlements.Contains(name))
+            {
+                entitlements.Add(name);
+            }
+        }
+
+        return entitlements;
     }
 
     private static Dictionary<string, string> Pairs(string[]? items, string flag, bool fromEnvironment)

@@ -2,14 +2,20 @@ using Farm.Containers.Snapshots;
 
 namespace Farm.Containers.Sandbox;
 
-/// <summary>Network of a RUN step, as <c>RUN --network=host|none</c>.</summary>
+/// <summary>Network of a RUN step, as <c>RUN --network=default|none|host</c>.</summary>
 public enum NetworkMode
 {
-    /// <summary>Share the worker's network namespace (the default, like <c>docker build --network=host</c>).</summary>
-    Host,
+    /// <summary>
+    /// The default: a network namespace of its own with outbound access through slirp4netns (<see cref="SlirpNetwork"/>),
+    /// from which the worker's loopback, and with it every service the farm keeps there, is out of reach.
+    /// </summary>
+    Private,
 
     /// <summary>A new network namespace with loopback only.</summary>
     None,
+
+    /// <summary>Share the worker's network namespace (<c>--network=host</c>; an entitlement the farm's operator grants).</summary>
+    Host,
 }
 
 /// <summary>
@@ -52,7 +58,13 @@ public sealed record RunSpec
     public string Hostname { get; init; } = "farmsandbox";
 
     /// <summary>Network namespace choice.</summary>
-    public NetworkMode Network { get; init; } = NetworkMode.Host;
+    public NetworkMode Network { get; init; } = NetworkMode.Private;
+
+    /// <summary>
+    /// The network namespace a <see cref="NetworkMode.Private"/> run joins (a bind-mounted namespace file).
+    /// <see cref="SandboxRunner"/> creates one per run; <c>farm run</c> gives its container's.
+    /// </summary>
+    public string? NetworkNamespacePath { get; init; }
 
     /// <summary>Extra bind mounts, applied after the standard ones.</summary>
     public IReadOnlyList<BindMount> Mounts { get; init; } = [];

@@ -58,6 +58,10 @@ public static class RuntimeSpecGenerator
             // runc brings up loopback in a network namespace it creates without a path.
             namespaces.Add(new("network"));
         }
+        else if (run.Network == NetworkMode.Private)
+        {
+            namespaces.Add(new("network", run.NetworkNamespacePath ?? throw new ArgumentException("A private network needs the namespace to join (NetworkNamespacePath).", nameof(run))));
+        }
 
         var isRoot = user.Uid == 0;
         return new RuntimeSpec

@@ -94,9 +94,15 @@ public sealed class SandboxRunner
         var id = "farm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         var bundle = Path.Combine(BundlesDirectory, id);
         Directory.CreateDirectory(bundle);
+        ProcessIdentity? slirp = null;
         try
         {
-            var files = WriteNetworkFiles(bundle, spec.Hostname);
+            if (spec.Network == NetworkMode.Private)
+            {
+                (spec, slirp) = await StartNetworkAsync(spec, id, bundle, cancellationToken).ConfigureAwait(false);
+            }
+
+            var files = WriteNetworkFiles(bundle, spec);
             var runtimeSpec = RuntimeSpecGenerator.Generate(spec, user, files);
             await File.WriteAllBytesAsync(
                 Path.Combine(bundle, "config.json"),
@@ -133,6 +139,7 @@ public sealed class SandboxRunner
         {
             // runc run removes a container that exited by itself; this is for the killed and the half-created ones.
             await Executor.DeleteAsync(id).ConfigureAwait(false);
+            await StopNetworkAsync(id, slirp).ConfigureAwait(false);
             Directory.Delete(bundle, recursive: true);
         }
     }
@@ -155,18 +162,63 @@ public sealed class SandboxRunner
 
         if (Directory.Exists(BundlesDirectory))
         {
+            // A bundle left behind is a run whose worker died: its network (slirp4netns and namespace) goes too.
+            foreach (var bundle in Directory.EnumerateDirectories(BundlesDirectory))
+            {
+                var pidFile = Path.Combine(bundle, SlirpPidFile);
+                var slirp = File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile), out var pid) ? ProcessIdentity.Of(pid) : null;
+                await StopNetworkAsync(Path.GetFileName(bundle), slirp?.IsAlive() == true && IsSlirp(slirp.Pid) ? slirp : null).ConfigureAwait(false);
+            }
+
             Directory.Delete(BundlesDirectory, recursive: true);
         }
 
         return containers.Count;
     }
 
-    private RuntimeSpecGenerator.NetworkFiles WriteNetworkFiles(string bundle, string hostname)
+    /// <summary>The network of a run's own (slirp4netns's id is derived from the container's, so recovery finds it).</summary>
+    private static string NetworkId(string containerId) => "s" + containerId["farm-".Length..];
+
+    private static async Task<(RunSpec Spec, ProcessIdentity Slirp)> StartNetworkAsync(RunSpec spec, string id, string bundle, CancellationToken cancellationToken)
+    {
+        var network = NetworkId(id);
+        await SlirpNetwork.CreateNamespaceAsync(network, cancellationToken).ConfigureAwait(false);
+        var slirp = await SlirpNetwork.StartAsync(network, [], cancellationToken).ConfigureAwait(false);
+        await File.WriteAllTextAsync(Path.Combine(bundle, SlirpPidFile), slirp.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
+        return (spec with { NetworkNamespacePath = SlirpNetwork.NamespacePath(network) }, slirp);
+    }
+
+    private static async Task StopNetworkAsync(string id, ProcessIdentity? slirp)
+    {
+        var network = NetworkId(id);
+        SlirpNetwork.Stop(slirp, network);
+        await SlirpNetwork.DeleteNamespaceAsync(network).ConfigureAwait(false);
+    }
+
+    private static bool IsSlirp(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "slirp4netns";
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private const string SlirpPidFile = "slirp.pid";
+
+    private RuntimeSpecGenerator.NetworkFiles WriteNetworkFiles(string bundle, RunSpec spec)
     {
         var resolv = Path.Combine(bundle, "resolv.conf");
         var hosts = Path.Combine(bundle, "hosts");
-        File.WriteAllText(resolv, File.Exists(_options.HostResolvConf) ? File.ReadAllText(_options.HostResolvConf) : "");
-        File.WriteAllText(hosts, RuntimeSpecGenerator.HostsFileContent(hostname));
+        // A private network resolves through slirp4netns's forwarder: the host's resolv.conf may name a resolver on its
+        // loopback, which the step cannot reach.
+        File.WriteAllText(resolv, spec.Network == NetworkMode.Private
+            ? $"nameserver {SlirpNetwork.DnsAddress}\n"
+            : File.Exists(_options.HostResolvConf) ? File.ReadAllText(_options.HostResolvConf) : "");
+        File.WriteAllText(hosts, RuntimeSpecGenerator.HostsFileContent(spec.Hostname));
         UnixFile.Chmod(resolv, 0x1A4 /* 0644 */);
         UnixFile.Chmod(hosts, 0x1A4);
         return new(resolv, hosts);

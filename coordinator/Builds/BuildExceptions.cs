@@ -55,6 +55,22 @@ public sealed class BaseImageUnavailableException(string reference, string reaso
 public sealed class ContextIndexUnavailableException(string? digest, string store, string reason, Exception? inner = null)
     : FarmException(FarmErrorCodes.ContextIndexUnavailable, $"The context index {digest ?? "(none)"} cannot be read from {store}: {reason}. Upload the context and its index again (farm build does it) and resubmit.", inner);
 
+/// <summary>
+/// FARM4220: a step needs an entitlement the build did not ask for (<c>--allow</c>), or the build asks for one the farm
+/// does not grant. Refused before any job, as BuildKit refuses.
+/// </summary>
+public sealed class EntitlementNotGrantedException(string message)
+    : FarmException(FarmErrorCodes.EntitlementNotGranted, message)
+{
+    /// <summary>A step of the Dockerfile that needs <paramref name="entitlement"/>, which the build did not ask for.</summary>
+    public static EntitlementNotGrantedException NotRequested(string fileName, string location, string feature, string entitlement) =>
+        new($"{fileName}:{location}: {feature} needs the {entitlement} entitlement, which this build did not ask for. Build with --allow {entitlement} (on a farm that grants it), or remove the flag to use the step's own network.");
+
+    /// <summary>The build asks for <paramref name="entitlement"/>, which this farm's operator does not grant.</summary>
+    public static EntitlementNotGrantedException NotGranted(string entitlement, IReadOnlyCollection<string> granted) =>
+        new($"this farm does not grant the {entitlement} entitlement (it grants {(granted.Count == 0 ? "none" : string.Join(", ", granted))}). Build without --allow {entitlement}, or ask the farm's operator to add it to Farm:Builds:Entitlements.");
+}
+
 /// <summary>FARM4204: the Dockerfile uses a feature the farm cannot build yet; refused before any job rather than built wrong.</summary>
 public sealed class UnsupportedBuildFeatureException(string fileName, string location, string feature)
     : FarmException(FarmErrorCodes.UnsupportedBuildFeature, $"{fileName}:{location}: {feature} is not supported by Farm yet. Remove it from the Dockerfile (or build this image with docker buildx) and build again.")

@@ -59,6 +59,9 @@ public sealed record BuildRequest
     /// <summary><c>gzip</c> or <c>zstd</c>.</summary>
     public string Compression { get; init; } = "gzip";
 
+    /// <summary>The entitlements the build asked for and the farm granted (<see cref="SubmitBuild.Entitlements"/>).</summary>
+    public IReadOnlyList<string> Entitlements { get; init; } = [];
+
     /// <summary>A request for a submitted build whose context index was read from the blob store.</summary>
     public static BuildRequest From(SubmitBuild submit, ContextIndex index, string cacheStore)
     {
@@ -78,6 +81,7 @@ public sealed record BuildRequest
             Push = submit.Push,
             NoCache = submit.NoCache,
             Pull = submit.Pull,
+            Entitlements = submit.Entitlements,
         };
     }
 }

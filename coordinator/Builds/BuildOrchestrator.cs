@@ -138,6 +138,7 @@ public sealed partial class BuildOrchestrator
             graphOptions with { ResolveBaseImage = (reference, _) => images.TryGetValue(reference, out var image) ? image.BaseConfig : null });
 
         RefuseUnsupported(graph);
+        RefuseUnrequested(graph, request.Entitlements);
 
         // 2. Cache keys, with every image pinned to the digest resolved above.
         var plan = CacheKeyPlanner.Compute(
@@ -224,6 +225,18 @@ public sealed partial class BuildOrchestrator
                 {
                     throw new UnsupportedBuildFeatureException(graph.FileName, step.Location.ToString(), feature);
                 }
+            }
+        }
+    }
+
+    /// <summary>Steps that need an entitlement the build did not ask for (BuildKit's <c>--allow</c>).</summary>
+    internal static void RefuseUnrequested(BuildGraph graph, IReadOnlyList<string> entitlements)
+    {
+        foreach (var step in graph.StagesToBuild.SelectMany(s => s.Steps))
+        {
+            if (step.Payload is RunPayload { Network: "host" } && !entitlements.Contains(Entitlements.NetworkHost, StringComparer.Ordinal))
+            {
+                throw EntitlementNotGrantedException.NotRequested(graph.FileName, step.Location.ToString(), "RUN --network=host", Entitlements.NetworkHost);
             }
         }
     }

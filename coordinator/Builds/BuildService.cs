@@ -269,6 +269,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             throw new LocalOnlySubmissionException(submission.ContextDirectory is not null ? "contextDirectory" : "output");
         }
 
+        if (submission.Entitlements.FirstOrDefault(e => !_options.Entitlements.Contains(e, StringComparer.Ordinal)) is { } ungranted)
+        {
+            throw EntitlementNotGrantedException.NotGranted(ungranted, _options.Entitlements);
+        }
+
         BuildRequest request;
         if (submission.ContextDirectory is { } directory)
         {

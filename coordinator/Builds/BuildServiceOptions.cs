@@ -24,4 +24,12 @@ public sealed class BuildServiceOptions
     /// must never read or write its own files on a client's word.
     /// </summary>
     public bool LocalClient { get; set; }
+
+    /// <summary>
+    /// The entitlements a build may ask for (<c>--allow</c>), as buildkitd's <c>--allow-insecure-entitlement</c>:
+    /// <c>network.host</c> lets <c>RUN --network=host</c> share the worker's network, and with it everything the worker
+    /// reaches. None on a shared coordinator unless its operator adds them; the local farm grants <c>network.host</c>
+    /// to its own user.
+    /// </summary>
+    public List<string> Entitlements { get; set; } = [];
 }

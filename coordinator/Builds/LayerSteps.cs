@@ -20,7 +20,7 @@ internal static class LayerSteps
                 Env = [.. r.Env, .. r.ProxyEnv],
                 User = r.User ?? string.Empty,
                 WorkingDir = r.Workdir,
-                Network = r.Network is null or "default" or "host" ? "host" : r.Network,
+                Network = r.Network ?? "default",
                 Files = [.. r.Files.Select(f => new Contracts.InlineFile("/dev/pipes/" + f.Name, f.Content, 0b111_101_101))],
             },
         },

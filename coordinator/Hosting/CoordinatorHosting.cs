@@ -116,6 +116,8 @@ public static class CoordinatorHosting
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.CacheStore)}"] = "oci-layout:" + Path.Combine(state, "images"),
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.StateDirectory)}"] = state,
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.LocalClient)}"] = "true",
+            // The local farm is its user's own: a build of theirs may share the machine's network when it asks (--allow).
+            [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.Entitlements)}:0"] = Entitlements.NetworkHost,
             // The daemon's log (farmd.log) is for its user: what Farm did, and what went wrong below it.
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Farm"] = "Information",

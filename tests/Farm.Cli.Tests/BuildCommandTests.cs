@@ -54,6 +54,25 @@ public sealed partial class BuildCommandTests(BuildFixture fixture) : IClassFixt
     }
 
     [Fact]
+    public async Task RUN_network_host_needs_allow_network_host_and_then_shares_the_machines_network()
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        var context = fixture.Context(("Dockerfile", $"FROM farm-test-busybox:1\nRUN --network=host readlink /proc/self/ns/net > /host-net && echo {marker}\nRUN readlink /proc/self/ns/net > /own-net\n"));
+
+        var refused = await fixture.Farm("build", "--progress", "plain", context);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("FARM4220: ", refused.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Dockerfile:2:1: RUN --network=host needs the network.host entitlement", refused.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(marker, refused.Stderr, StringComparison.Ordinal);
+
+        var rootfs = Path.GetFullPath(Path.Combine(context, "..", "rootfs-" + marker[..8]));
+        Ok(await fixture.Farm("build", "--progress", "plain", "--allow", "network.host", "--output", $"type=local,dest={rootfs}", context));
+        var machine = new FileInfo("/proc/self/ns/net").LinkTarget;
+        Assert.Equal(machine, File.ReadAllText(Path.Combine(rootfs, "host-net")).Trim());
+        Assert.NotEqual(machine, File.ReadAllText(Path.Combine(rootfs, "own-net")).Trim());
+    }
+
+    [Fact]
     public async Task Changing_one_file_reruns_the_steps_that_depend_on_it_and_the_image_shows_the_change()
     {
         var context = HelloContext("@G@ version one");

@@ -53,6 +53,18 @@ public sealed class RemoteBuildTests(RemoteFarmFixture farm) : IClassFixture<Rem
     }
 
     [Fact]
+    public async Task A_shared_farm_grants_no_host_network_unless_its_operator_allows_it()
+    {
+        var context = Directory.CreateTempSubdirectory("farm-remote-host-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), $"FROM {farm.Base}\nRUN --network=host true\n");
+
+        var result = await farm.Farm("build", "--progress", "plain", "--allow", "network.host", context);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("FARM4220: this farm does not grant the network.host entitlement (it grants none)", result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Submit_prints_an_id_that_status_and_logs_answer_for()
     {
         var marker = Guid.NewGuid().ToString("N")[..8];

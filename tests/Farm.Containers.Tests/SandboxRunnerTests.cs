@@ -87,11 +87,42 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
     }
 
     [Fact]
+    public async Task The_default_network_reaches_other_hosts_but_not_a_service_on_the_workers_loopback()
+    {
+        // A service the worker keeps on loopback (as the farm's Redis and registry are), and a host standing for the internet.
+        using var service = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        service.Start();
+        var port = ((System.Net.IPEndPoint)service.LocalEndpoint).Port;
+        var site = Directory.CreateDirectory(Path.Combine(fx.Root, "site-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        await File.WriteAllTextAsync(Path.Combine(site, "index.html"), "from the other host\n");
+        await using var internet = await TestHost.CreateAsync();
+        await internet.ServeHttpAsync(site, 8080);
+        await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
+
+        var (_, output) = await fx.RunAsync(snap, ["sh", "-c",
+            // busybox-static's wget crashes on Debian 12; a request by hand is the same traffic.
+            $"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {internet.Address} 8080; " +
+            $"for a in 127.0.0.1 10.0.2.2; do if echo probe | nc -w 3 $a {port}; then echo reached-$a; else echo refused-$a; fi; done; " +
+            "readlink /proc/self/ns/net; cat /etc/resolv.conf"]);
+
+        var stdout = SandboxFixture.Stdout(output);
+        Assert.Contains("from the other host", stdout, StringComparison.Ordinal);
+        Assert.Contains("refused-127.0.0.1", stdout, StringComparison.Ordinal);
+        Assert.Contains("refused-10.0.2.2", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("reached-", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(new FileInfo("/proc/self/ns/net").LinkTarget!, stdout, StringComparison.Ordinal);
+        Assert.Contains($"nameserver {SlirpNetwork.DnsAddress}", stdout, StringComparison.Ordinal);
+        Assert.False(service.Pending(), "a connection from the step reached the service on the worker's loopback");
+        // The run's network went with it: no namespace or slirp4netns of the runner is left.
+        Assert.DoesNotContain(Directory.EnumerateFiles("/run/netns", "farm-s*"), f => File.GetLastWriteTimeUtc(f) > DateTime.UtcNow.AddMinutes(-1));
+    }
+
+    [Fact]
     public async Task Network_host_shares_the_workers_network_namespace_and_nothing_else()
     {
         await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
 
-        var (_, output) = await fx.RunAsync(snap, ["sh", "-c", "for n in net pid uts; do readlink /proc/self/ns/$n; done"]);
+        var (_, output) = await fx.RunAsync(snap, ["sh", "-c", "for n in net pid uts; do readlink /proc/self/ns/$n; done"], s => s with { Network = NetworkMode.Host });
 
         var inside = SandboxFixture.Stdout(output).Split('\n');
         Assert.Equal(new FileInfo("/proc/self/ns/net").LinkTarget, inside[0]);

@@ -49,4 +49,17 @@ public sealed class RefusalTests
 
         Assert.Single(graph.StagesToBuild);
     }
+
+    [Fact]
+    public void RUN_network_host_without_the_builds_network_host_entitlement_is_refused_naming_its_place()
+    {
+        var graph = BuildGraph.Create("FROM busybox\nRUN true\n RUN --network=host true\n", "Dockerfile", new BuildGraphOptions());
+
+        var error = Assert.Throws<EntitlementNotGrantedException>(() => BuildOrchestrator.RefuseUnrequested(graph, []));
+
+        Assert.StartsWith("FARM4220: Dockerfile:3:2: RUN --network=host needs the network.host entitlement", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--allow network.host", error.Message, StringComparison.Ordinal);
+        BuildOrchestrator.RefuseUnrequested(graph, [Farm.Contracts.Entitlements.NetworkHost]);
+        BuildOrchestrator.RefuseUnrequested(BuildGraph.Create("FROM busybox\nRUN --network=none true\nRUN --network=default true\n", "Dockerfile", new BuildGraphOptions()), []);
+    }
 }

@@ -68,11 +68,37 @@ public sealed class ExecutorTests(ExecutorFixture fx)
     }
 
     [Fact]
+    public async Task A_RUN_step_cannot_reach_the_farms_redis_or_registry_on_the_workers_loopback()
+    {
+        // The probe of issue 15: a step that talks to Redis and reads the registry's catalog, as a hostile Dockerfile would.
+        var probe = "for t in 127.0.0.1:6379 10.0.2.2:6379 127.0.0.1:5100 10.0.2.2:5100; do " +
+            "if printf 'PING\\r\\n' | nc -w 3 ${t%:*} ${t#*:} >/dev/null 2>&1; then echo reached-$t; else echo refused-$t; fi; done";
+        foreach (var port in (int[])[6379, 5100])
+        {
+            // From the worker itself they answer: the step's refusals below are its network's doing.
+            using var client = new System.Net.Sockets.TcpClient();
+            try
+            {
+                await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                Assert.Fail($"nothing listens on 127.0.0.1:{port} ({e.Message}): start the services with infra/up.sh");
+            }
+        }
+
+        var (_, output) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(probe)));
+
+        Assert.Equal(4, output.Count(l => l.StartsWith("refused-", StringComparison.Ordinal)));
+        Assert.DoesNotContain(output, l => l.StartsWith("reached-", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Network_none_leaves_only_loopback_while_host_sees_the_hosts_interfaces()
     {
         const string interfaces = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
         var (_, none) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(interfaces, r => r with { Network = "none" })));
-        var (_, host) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(interfaces)));
+        var (_, host) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(interfaces, r => r with { Network = "host" })));
 
         Assert.Equal(["lo"], none);
         var hostInterfaces = File.ReadLines("/proc/net/dev").Skip(2).Select(l => l.Split(':')[0].Trim()).Order().ToList();

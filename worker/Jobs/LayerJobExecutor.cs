@@ -192,7 +192,12 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
                     Env = run.Env,
                     WorkingDirectory = run.WorkingDir,
                     User = run.User,
-                    Network = run.Network == "none" ? NetworkMode.None : NetworkMode.Host,
+                    Network = run.Network switch
+                    {
+                        "none" => NetworkMode.None,
+                        "host" => NetworkMode.Host,
+                        _ => NetworkMode.Private,
+                    },
                     Mounts = mounts,
                 },
                 (line, _) => new ValueTask(output(line.Stream == OutputStream.Stdout ? "stdout" : "stderr", line.Text)),
