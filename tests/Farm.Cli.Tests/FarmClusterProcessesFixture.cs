@@ -8,7 +8,8 @@ namespace Farm.Cli.Tests;
 /// A farm of coordinator processes that cluster through Redis (grain state, reminders, the shared build event stream)
 /// and one worker process, on a RabbitMQ virtual host made for this class; a busybox base pushed to the anonymous
 /// registry (<see cref="Base"/>). Tests start their own coordinators (<see cref="StartCoordinatorsAsync"/>), so that
-/// one can kill them. Redis, RabbitMQ, the registry and runc must be there: infra/up.sh.
+/// one can kill them, and stop them before they end: coordinators of every cluster on the virtual host share the
+/// job results queue, and a result taken by another test's cluster would never reach its build. Redis, RabbitMQ, the registry and runc must be there: infra/up.sh.
 /// </summary>
 public sealed class FarmClusterProcessesFixture : IAsyncLifetime
 {
@@ -45,8 +46,9 @@ public sealed class FarmClusterProcessesFixture : IAsyncLifetime
     /// <summary>
     /// <paramref name="count"/> coordinators of a new cluster on Redis, answering /healthz; an unfinished build's
     /// reminder fires every two seconds, so a build whose coordinator died resumes soon after the cluster declares it dead.
+    /// Disposing the result stops them.
     /// </summary>
-    public async Task<CoordinatorProcess[]> StartCoordinatorsAsync(int count)
+    public async Task<Coordinators> StartCoordinatorsAsync(int count)
     {
         var cluster = "farm-cli-" + Guid.NewGuid().ToString("N")[..10];
         var started = new CoordinatorProcess[count];
@@ -59,19 +61,50 @@ public sealed class FarmClusterProcessesFixture : IAsyncLifetime
                 ["Farm__Coordinator__ServiceId"] = cluster,
                 ["Farm__Coordinator__ResumeCheckPeriod"] = "00:00:02",
             });
-            _coordinators.Add(started[i]);
+            lock (_coordinators)
+            {
+                _coordinators.Add(started[i]);
+            }
         }
 
-        foreach (var coordinator in started)
+        var group = new Coordinators(this, started);
+        try
         {
-            await coordinator.WaitHealthyAsync(TimeSpan.FromSeconds(120));
+            foreach (var coordinator in started)
+            {
+                await coordinator.WaitHealthyAsync(TimeSpan.FromSeconds(120));
+            }
+        }
+        catch
+        {
+            await group.DisposeAsync();
+            throw;
         }
 
-        return started;
+        return group;
+    }
+
+    /// <summary>Coordinators of one cluster, stopped (and forgotten by the fixture) when disposed.</summary>
+    public sealed class Coordinators(FarmClusterProcessesFixture fixture, CoordinatorProcess[] processes) : IAsyncDisposable
+    {
+        public CoordinatorProcess this[int index] => processes[index];
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var process in processes)
+            {
+                lock (fixture._coordinators)
+                {
+                    fixture._coordinators.Remove(process);
+                }
+
+                await process.DisposeAsync();
+            }
+        }
     }
 
     public string Diagnostics() =>
-        string.Concat(_coordinators.Select((c, i) => $"{Environment.NewLine}--- coordinator {i} {c.Url} ({(c.HasExited ? "exited" : "running")}):{Environment.NewLine}{c.OutputTail()}"))
+        string.Concat(_coordinators.ToList().Select((c, i) => $"{Environment.NewLine}--- coordinator {i} {c.Url} ({(c.HasExited ? "exited" : "running")}):{Environment.NewLine}{c.OutputTail()}"))
         + $"{Environment.NewLine}--- worker:{Environment.NewLine}{_worker?.OutputTail()}";
 
     public async Task DisposeAsync()
