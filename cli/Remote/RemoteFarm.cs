@@ -195,7 +195,7 @@ internal sealed class RemoteFarm : IDisposable
 
     public async Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken)
     {
-        using var response = await SendAsync("builds", uri =>
+        using var response = await SendAsync("builds", async uri =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent.Create(submit, options: BuildProgress.Json) };
             // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while
@@ -205,7 +205,7 @@ internal sealed class RemoteFarm : IDisposable
                 request.Headers.Add("traceparent", traceParent);
             }
 
-            return _http.SendAsync(request, cancellationToken);
+            return await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }).ConfigureAwait(false);
         var body = await ReadAsync(response, "POST /builds", cancellationToken).ConfigureAwait(false);
         return Guid.TryParse(BuildProgress.Str(body, "buildId"), out var id) ? id : throw new RemoteFarmException(Url, "answered POST /builds without a build id");
