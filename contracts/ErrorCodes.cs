@@ -431,6 +431,9 @@ public static class FarmErrorCodes
     /// <summary>The local farm daemon cannot be reached or started, or its socket refuses this user (<c>LocalFarmUnavailableException</c>).</summary>
     public const string LocalFarmUnavailable = "FARM5019";
 
+    /// <summary>A followed build's coordinator went away and no coordinator named answered within two minutes (<c>FollowLostException</c>).</summary>
+    public const string FollowLost = "FARM5020";
+
     /// <summary><c>farm run</c> or <c>farm exec</c> got flags it does not know, or misses a value (<c>ContainerUsageException</c>).</summary>
     public const string ContainerUsage = "FARM5050";
 }

@@ -73,7 +73,7 @@ internal static class BuildQueueCommands
                 error.WriteLine($"farm: submitted build {submit.BuildId}");
             }
 
-            using var farm = new RemoteFarm(FarmUrl(settings.FarmUrl));
+            using var farm = new RemoteFarm(FarmUrl(settings.FarmUrl)) { Notices = error };
             // The coordinator learns of the build when it consumes the message: wait for it to appear.
             var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
             while (true)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -15,27 +16,39 @@ namespace Farm.Cli.Remote;
 
 /// <summary>
 /// A coordinator's HTTP API (coordinator/Api) as the CLI uses it: where to upload a context (<c>GET /store</c>),
-/// submit (<c>POST /builds</c>), follow (<c>GET /builds/{id}/events?follow=true</c>), status and logs.
+/// submit (<c>POST /builds</c>), follow (<c>GET /builds/{id}/events?follow=true</c>), status and logs. The address
+/// may list several coordinators of one farm, comma-separated: a request that cannot connect goes to the next, and a
+/// follow that loses its coordinator goes on from the last event it saw on the next one that answers.
 /// </summary>
 internal sealed class RemoteFarm : IDisposable
 {
+    /// <summary>How long a follow keeps trying to reach a coordinator after it lost one, before it gives up (FARM5020).</summary>
+    internal static readonly TimeSpan ReconnectWindow = TimeSpan.FromMinutes(2);
+
+    private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(2);
+
     private readonly HttpClient _http;
+    private readonly string[] _urls;
+    private readonly Uri[] _bases;
+    private int _current;
 
     public RemoteFarm(string url)
     {
-        Url = url.TrimEnd('/');
-        if (!Uri.TryCreate(Url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        _urls = [.. url.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(u => u.TrimEnd('/'))];
+        if (_urls.Length == 0 || _urls.Any(u => !Uri.TryCreate(u, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
         {
-            throw new InvalidCliArgumentException($"--farm / FARM_HOST '{url}' is not an http:// address, e.g. http://127.0.0.1:8480");
+            throw new InvalidCliArgumentException($"--farm / FARM_HOST '{url}' is not an http:// address or a comma-separated list of them, e.g. http://127.0.0.1:8480,http://127.0.0.1:8481");
         }
 
-        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }) { BaseAddress = new Uri(Url + "/"), Timeout = Timeout.InfiniteTimeSpan };
+        _bases = [.. _urls.Select(u => new Uri(u + "/"))];
+        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
     private RemoteFarm(string socket, HttpMessageHandler handler)
     {
-        Url = "unix://" + socket;
-        _http = new HttpClient(handler) { BaseAddress = new Uri("http://farm/"), Timeout = Timeout.InfiniteTimeSpan };
+        _urls = ["unix://" + socket];
+        _bases = [new Uri("http://farm/")];
+        _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
     /// <summary>The API of the local farm daemon on its unix socket.</summary>
@@ -58,7 +71,11 @@ internal sealed class RemoteFarm : IDisposable
         },
     });
 
-    public string Url { get; }
+    /// <summary>The coordinator asked now.</summary>
+    public string Url => _urls[_current];
+
+    /// <summary>Where a follow says that it lost its coordinator and goes on elsewhere (standard error); null: silent.</summary>
+    public TextWriter? Notices { get; init; }
 
     /// <summary>
     /// Follows build <paramref name="id"/> (see <see cref="FollowAsync"/>); when <paramref name="cancellationToken"/>
@@ -73,7 +90,7 @@ internal sealed class RemoteFarm : IDisposable
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            using var response = await SendAsync(() => _http.PostAsync($"builds/{id}/cancel", null, timeout.Token)).ConfigureAwait(false);
+            using var response = await SendAsync($"builds/{id}/cancel", uri => _http.PostAsync(uri, null, timeout.Token)).ConfigureAwait(false);
             await EnsureAsync(response, id, timeout.Token).ConfigureAwait(false);
             throw;
         }
@@ -93,7 +110,7 @@ internal sealed class RemoteFarm : IDisposable
     /// <summary>Asks the local farm daemon to stop.</summary>
     public async Task StopDaemonAsync(CancellationToken cancellationToken)
     {
-        using var response = await SendAsync(() => _http.PostAsync("daemon/stop", null, cancellationToken)).ConfigureAwait(false);
+        using var response = await SendAsync("daemon/stop", uri => _http.PostAsync(uri, null, cancellationToken)).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
         {
             await ReadAsync(response, "POST /daemon/stop", cancellationToken).ConfigureAwait(false);
@@ -110,7 +127,8 @@ internal sealed class RemoteFarm : IDisposable
             throw new InvalidCliArgumentException("--output needs the embedded farm (the coordinator writes no files for a client); push the image with --push instead, or build without --farm / FARM_HOST");
         }
 
-        using var farm = new RemoteFarm(url);
+        // The reconnection notice goes to standard error even with rawjson progress: standard output holds the events.
+        using var farm = new RemoteFarm(url) { Notices = status ?? Console.Error };
         var store = await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
         var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
         return await farm.RunAsync(submit, renderer, cancellationToken).ConfigureAwait(false);
@@ -177,55 +195,139 @@ internal sealed class RemoteFarm : IDisposable
 
     public async Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "builds") { Content = JsonContent.Create(submit, CliJson.Default.SubmitBuild) };
-        // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while
-        // its own diagnostics are on).
-        if (FarmTelemetry.TraceParent(Activity.Current) is { } traceParent)
+        using var response = await SendAsync("builds", async uri =>
         {
-            request.Headers.Add("traceparent", traceParent);
-        }
+            using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent.Create(submit, CliJson.Default.SubmitBuild) };
+            // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while
+            // its own diagnostics are on).
+            if (FarmTelemetry.TraceParent(Activity.Current) is { } traceParent)
+            {
+                request.Headers.Add("traceparent", traceParent);
+            }
 
-        using var response = await SendAsync(() => _http.SendAsync(request, cancellationToken)).ConfigureAwait(false);
+            return await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         var body = await ReadAsync(response, "POST /builds", cancellationToken).ConfigureAwait(false);
         return Guid.TryParse(BuildProgress.Str(body, "buildId"), out var id) ? id : throw new RemoteFarmException(Url, "answered POST /builds without a build id");
     }
 
-    /// <summary>Renders the events of build <paramref name="id"/> until it ends; 0 when it succeeded, else 1 after the error line.</summary>
+    /// <summary>
+    /// Renders the events of build <paramref name="id"/> until it ends; 0 when it succeeded, else 1 after the error
+    /// line. When the coordinator goes away mid-stream (it died, stopped, or the connection broke) the follow goes on
+    /// after the last event rendered (<c>?after=seq</c>) on the next address (the same one when there is one), so no
+    /// event is lost or rendered twice, and says so in one line on <see cref="Notices"/>; after
+    /// <see cref="ReconnectWindow"/> without a coordinator answering it fails with FARM5020.
+    /// </summary>
     public async Task<int> FollowAsync(Guid id, IProgressRenderer renderer, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(renderer);
-        using var response = await SendAsync(() => _http.GetAsync($"builds/{id}/events?follow=true", HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
-        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
-        JsonObject? end = null;
-        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        var follow = new FollowState();
+        (string Url, string Reason, DateTimeOffset Since)? lost = null;
+        var delay = TimeSpan.FromMilliseconds(250);
+        while (await FollowOnceAsync(id, renderer, follow, lost, cancellationToken).ConfigureAwait(false) is { } reason)
         {
-            if (line.Length == 0 || JsonNode.Parse(line) is not JsonObject buildEvent)
+            if (!follow.Numbered)
             {
-                continue;
+                // A coordinator that does not number its events: where to go on from is unknown.
+                renderer.Complete();
+                throw new RemoteFarmException(Url, $"ended the event stream of build {id} before the build ended ({reason})");
             }
 
-            renderer.Render(buildEvent);
-            if (BuildProgress.Str(buildEvent, "type") is "BuildFinished" or "BuildFailed")
+            var now = DateTimeOffset.UtcNow;
+            if (follow.Connected || lost is null)
             {
-                end = buildEvent;
-                break;
+                lost = (Url, reason, now);
+                delay = TimeSpan.FromMilliseconds(250);
             }
+            else if (now - lost.Value.Since > ReconnectWindow)
+            {
+                renderer.Complete();
+                throw new FollowLostException(id, string.Join(',', _urls), follow.After, $"{lost.Value.Url}: {lost.Value.Reason}; last try, {Url}: {reason}");
+            }
+
+            _current = (_current + 1) % _bases.Length;
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxReconnectDelay.Ticks));
         }
 
         renderer.Complete();
-        return end switch
+        return BuildProgress.Str(follow.End!, "type") == "BuildFinished"
+            ? 0
+            : throw new RemoteBuildFailedException(BuildProgress.Str(follow.End!, "code"), BuildProgress.Str(follow.End!, "message"));
+    }
+
+    /// <summary>
+    /// One connection's worth of following: null once the build's end event was rendered, else why the stream was
+    /// lost. Only the first connection's answer can be an error to throw (an unknown build, a refusal); once events
+    /// flowed, every failure is a loss to recover from.
+    /// </summary>
+    private async Task<string?> FollowOnceAsync(Guid id, IProgressRenderer renderer, FollowState follow, (string Url, string Reason, DateTimeOffset Since)? lost, CancellationToken cancellationToken)
+    {
+        follow.Connected = false;
+        var path = string.Create(CultureInfo.InvariantCulture, $"builds/{id}/events?follow=true&after={follow.After}");
+        try
         {
-            null => throw new RemoteFarmException(Url, $"ended the event stream of build {id} before the build ended"),
-            _ when BuildProgress.Str(end, "type") == "BuildFinished" => 0,
-            _ => throw new RemoteBuildFailedException(BuildProgress.Str(end, "code"), BuildProgress.Str(end, "message")),
-        };
+            using var response = await _http.GetAsync(new Uri(_bases[_current], path), HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            if (lost is null && !follow.Started)
+            {
+                await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
+            }
+            else if (!response.IsSuccessStatusCode)
+            {
+                return $"answered {(int)response.StatusCode}";
+            }
+
+            follow.Started = true;
+            follow.Connected = true;
+            if (lost is { } was)
+            {
+                Notices?.Write($"farm: lost {was.Url} ({was.Reason}); following build {id} on {Url} after event {follow.After.ToString(CultureInfo.InvariantCulture)}\n");
+                Notices?.Flush();
+            }
+
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+            while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+            {
+                if (line.Length == 0 || JsonNode.Parse(line) is not JsonObject buildEvent)
+                {
+                    continue;
+                }
+
+                if (buildEvent["seq"] is JsonValue value && value.TryGetValue<long>(out var seq))
+                {
+                    if (seq <= follow.After)
+                    {
+                        continue;
+                    }
+
+                    follow.After = seq;
+                }
+                else
+                {
+                    follow.Numbered = false;
+                }
+
+                renderer.Render(buildEvent);
+                if (BuildProgress.Str(buildEvent, "type") is "BuildFinished" or "BuildFailed")
+                {
+                    follow.End = buildEvent;
+                    return null;
+                }
+            }
+
+            return "the event stream ended before the build did";
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or JsonException && !cancellationToken.IsCancellationRequested)
+        {
+            // HttpIOException (an IOException) is a response cut off; a JsonException, a line cut in half.
+            return $"{e.GetType().Name}: {e.Message}";
+        }
     }
 
     /// <summary><c>GET /builds/{id}</c> as indented JSON.</summary>
     public async Task<string> StatusAsync(Guid id, CancellationToken cancellationToken)
     {
-        using var response = await SendAsync(() => _http.GetAsync($"builds/{id}", cancellationToken)).ConfigureAwait(false);
+        using var response = await SendAsync($"builds/{id}", uri => _http.GetAsync(uri, cancellationToken)).ConfigureAwait(false);
         await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
         var body = JsonNode.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
         return body?.ToJsonString(new JsonSerializerOptions(BuildProgress.Json) { WriteIndented = true }) ?? "{}";
@@ -235,7 +337,7 @@ internal sealed class RemoteFarm : IDisposable
     public async Task LogsAsync(Guid id, bool follow, TextWriter output, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(output);
-        using var response = await SendAsync(() => _http.GetAsync($"builds/{id}/logs{(follow ? "?follow=true" : string.Empty)}", HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
+        using var response = await SendAsync($"builds/{id}/logs{(follow ? "?follow=true" : string.Empty)}", uri => _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
         await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
         while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
@@ -249,20 +351,44 @@ internal sealed class RemoteFarm : IDisposable
 
     private async Task<JsonNode?> GetJsonAsync(string path, CancellationToken cancellationToken)
     {
-        using var response = await SendAsync(() => _http.GetAsync(path, cancellationToken)).ConfigureAwait(false);
+        using var response = await SendAsync(path, uri => _http.GetAsync(uri, cancellationToken)).ConfigureAwait(false);
         return await ReadAsync(response, "GET /" + path, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<HttpResponseMessage> SendAsync(Func<Task<HttpResponseMessage>> send)
+    /// <summary>Sends to the coordinator asked now; one that refuses the connection (the request never reached it) passes the request to the next address.</summary>
+    private async Task<HttpResponseMessage> SendAsync(string path, Func<Uri, Task<HttpResponseMessage>> send)
     {
-        try
+        for (var tried = 1; ; tried++)
         {
-            return await send().ConfigureAwait(false);
+            try
+            {
+                return await send(new Uri(_bases[_current], path)).ConfigureAwait(false);
+            }
+            catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.ConnectionError && tried < _bases.Length)
+            {
+                _current = (_current + 1) % _bases.Length;
+            }
+            catch (HttpRequestException e)
+            {
+                throw new RemoteFarmException(Url, $"did not answer ({e.Message})", e);
+            }
         }
-        catch (HttpRequestException e)
-        {
-            throw new RemoteFarmException(Url, $"did not answer ({e.Message})", e);
-        }
+    }
+
+    /// <summary>Where a follow is: the last event rendered, whether it connected this time, and the end once rendered.</summary>
+    private sealed class FollowState
+    {
+        public long After { get; set; }
+
+        /// <summary>False once an event came without <c>seq</c> (an older coordinator): such a follow cannot go on elsewhere.</summary>
+        public bool Numbered { get; set; } = true;
+
+        /// <summary>A coordinator answered for this build at least once.</summary>
+        public bool Started { get; set; }
+
+        public bool Connected { get; set; }
+
+        public JsonObject? End { get; set; }
     }
 
     private async Task<JsonNode?> ReadAsync(HttpResponseMessage response, string what, CancellationToken cancellationToken)
@@ -317,6 +443,10 @@ internal sealed class RemoteBuildFailedException(string code, string message)
     private static string StripCode(string code, string message) =>
         code.Length > 0 && message.StartsWith(code + ": ", StringComparison.Ordinal) ? message[(code.Length + 2)..] : message;
 }
+
+/// <summary>A follow lost its coordinator and no coordinator named answered within <see cref="RemoteFarm.ReconnectWindow"/> (FARM5020).</summary>
+internal sealed class FollowLostException(Guid id, string farms, long after, string reason)
+    : FarmException(FarmErrorCodes.FollowLost, $"lost build {id} after event {after.ToString(CultureInfo.InvariantCulture)}: no coordinator of {farms} answered within {RemoteFarm.ReconnectWindow.TotalMinutes.ToString(CultureInfo.InvariantCulture)} minutes ({reason}). The build may still run: ask with farm status {id}, and name every coordinator of the farm in --farm / FARM_HOST, comma-separated.");
 
 /// <summary>Silent for a quick context; for a slow one a status line on standard error every half second.</summary>
 internal sealed class SlowProgress(TextWriter? status) : IProgress<ContextProgress>

@@ -6,13 +6,16 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Farm.Coordinator.Api;
 
 /// <summary>
 /// The coordinator's HTTP API for builds: <c>POST /builds</c> (a <see cref="SubmitBuild"/> as JSON; 202 with the id),
-/// <c>GET /builds/{id}</c> (status, digest, error, steps), <c>GET /builds/{id}/events</c> (JSON lines;
-/// <c>?follow=true</c> streams until the build ends) and <c>GET /builds/{id}/logs</c> (the steps' output lines).
+/// <c>GET /builds/{id}</c> (status, digest, error, steps), <c>GET /builds/{id}/events</c> (JSON lines, each with its
+/// <c>seq</c> in the build; <c>?follow=true</c> streams until the build ends, <c>?after=N</c> starts after event N) and
+/// <c>GET /builds/{id}/logs</c> (the steps' output lines; the same two parameters). Any coordinator of a cluster
+/// serves any build's events (<see cref="BuildService.EventsAsync"/>).
 /// Errors become status codes in <see cref="ApiErrorMiddleware"/>.
 /// </summary>
 public static class BuildApi
@@ -56,34 +59,41 @@ public static class BuildApi
         });
         app.MapGet("/builds/{id:guid}", async (Guid id, HttpContext http, BuildService builds) =>
             Results.Json(Describe(await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false)), Json));
-        app.MapGet("/builds/{id:guid}/events", async (Guid id, bool? follow, HttpContext http, BuildService builds) =>
-        {
-            var record = await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false);
-            http.Response.ContentType = "application/x-ndjson";
-            await foreach (var buildEvent in Events(record, follow == true, http.RequestAborted).ConfigureAwait(false))
-            {
-                await http.Response.WriteAsync(ToJson(buildEvent).ToJsonString(Json) + "\n", http.RequestAborted).ConfigureAwait(false);
-                await http.Response.Body.FlushAsync(http.RequestAborted).ConfigureAwait(false);
-            }
-        });
-        app.MapGet("/builds/{id:guid}/logs", async (Guid id, bool? follow, HttpContext http, BuildService builds) =>
-        {
-            var record = await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false);
-            http.Response.ContentType = "text/plain; charset=utf-8";
-            await foreach (var buildEvent in Events(record, follow == true, http.RequestAborted).ConfigureAwait(false))
-            {
-                if (buildEvent is StepLog log)
-                {
-                    await http.Response.WriteAsync($"[{log.Line.StepId}] {log.Line.Line}\n", http.RequestAborted).ConfigureAwait(false);
-                    await http.Response.Body.FlushAsync(http.RequestAborted).ConfigureAwait(false);
-                }
-            }
-        });
+        app.MapGet("/builds/{id:guid}/events", (Guid id, bool? follow, long? after, HttpContext http, BuildService builds, IHostApplicationLifetime lifetime) =>
+            StreamAsync(http, builds, lifetime, id, follow == true, after ?? 0, "application/x-ndjson", entry => BuildEventJson.Serialize(entry) + "\n"));
+        app.MapGet("/builds/{id:guid}/logs", (Guid id, bool? follow, long? after, HttpContext http, BuildService builds, IHostApplicationLifetime lifetime) =>
+            StreamAsync(http, builds, lifetime, id, follow == true, after ?? 0, "text/plain; charset=utf-8", entry => entry.Event is StepLog log ? $"[{log.Line.StepId}] {log.Line.Line}\n" : null));
         return app;
     }
 
-    private static IAsyncEnumerable<BuildEvent> Events(BuildRecord record, bool follow, CancellationToken cancellationToken) =>
-        follow ? record.FollowAsync(cancellationToken) : record.Events.ToAsyncEnumerable();
+    /// <summary>
+    /// Writes the build's events numbered above <paramref name="after"/> as <paramref name="format"/> makes them (null:
+    /// skipped). The headers go out at once, so a follower knows it is connected before the next event. A follow also
+    /// ends, cleanly and without the build's end event, when this coordinator stops: its client then follows on from
+    /// the last <c>seq</c> it saw, on another coordinator, and the server need not wait for followers to leave.
+    /// </summary>
+    private static async Task StreamAsync(HttpContext http, BuildService builds, IHostApplicationLifetime lifetime, Guid id, bool follow, long after, string contentType, Func<SequencedBuildEvent, string?> format)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        var events = await builds.EventsAsync(id, after, follow, stop.Token).ConfigureAwait(false);
+        http.Response.ContentType = contentType;
+        await http.Response.StartAsync(http.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            await foreach (var entry in events.ConfigureAwait(false))
+            {
+                if (format(entry) is { } text)
+                {
+                    await http.Response.WriteAsync(text, http.RequestAborted).ConfigureAwait(false);
+                    await http.Response.Body.FlushAsync(http.RequestAborted).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !http.RequestAborted.IsCancellationRequested)
+        {
+            // This coordinator stops; the follower goes on elsewhere.
+        }
+    }
 
     internal static string Status(BuildStatus status) => status.ToString().ToLowerInvariant();
 

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Farm.Oci.Images;
 using Farm.Contracts;
@@ -20,8 +21,9 @@ namespace Farm.Coordinator.Builds;
 /// <summary>
 /// Runs submitted builds in the coordinator: <see cref="Submit"/> records a build as queued and returns at once; its
 /// <see cref="IBuildGrain"/> persists it and starts it on this silo, the <see cref="BuildOrchestrator"/> runs it in
-/// the background, its events go to the <see cref="BuildRegistry"/> (live, for followers on this silo) and to the
-/// grain (persisted), and the grain publishes a <see cref="BuildCompleted"/> when it ends. When this silo stops, the
+/// the background, its events are numbered and go to the <see cref="BuildRegistry"/>, to the grain (persisted) and,
+/// in a cluster, to the <see cref="BuildEventStream"/> that every coordinator follows builds from
+/// (<see cref="EventsAsync"/>); the grain publishes a <see cref="BuildCompleted"/> when it ends. When this silo stops, the
 /// grain resumes the build on another one. The action cache is Redis when
 /// <see cref="CoordinatorOptions.Redis"/> is set, else files under <see cref="BuildServiceOptions.StateDirectory"/>;
 /// either is wrapped in a <see cref="VerifyingActionCache"/> over the cache store.
@@ -39,6 +41,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly CoordinatorOptions _coordinator;
     private readonly LocalImages? _localImages;
     private readonly ILayerBuilds _layers;
+    private readonly BuildEventStream? _stream;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<Guid, Task> _running = [];
     private readonly Dictionary<Guid, CancellationTokenSource> _cancels = [];
@@ -58,7 +61,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         ILoggerFactory loggers,
         ILayerBuilds layers,
         LocalImages? localImages = null,
-        TimeProvider? time = null)
+        TimeProvider? time = null,
+        BuildEventStream? stream = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(coordinator);
@@ -75,6 +79,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _time = time ?? TimeProvider.System;
         _localImages = localImages;
         _layers = layers;
+        _stream = stream is { Enabled: true } ? stream : null;
     }
 
     public BuildRegistry Registry { get; }
@@ -142,6 +147,133 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     }
 
     /// <summary>
+    /// The build's events numbered above <paramref name="after"/>; with <paramref name="follow"/>, then each new one
+    /// as it happens, until the build's end event. In a cluster they come from the <see cref="BuildEventStream"/>, so
+    /// any coordinator follows any build, wherever it runs and however often it resumed; otherwise from this silo's
+    /// record. Ends without an end event only when <paramref name="cancellationToken"/> fires.
+    /// </summary>
+    /// <exception cref="BuildNotFoundException">No build has this id (FARM4210), thrown by this call, before any event.</exception>
+    public async Task<IAsyncEnumerable<SequencedBuildEvent>> EventsAsync(Guid buildId, long after, bool follow, CancellationToken cancellationToken)
+    {
+        if (_stream is null)
+        {
+            var record = await GetAsync(buildId, cancellationToken).ConfigureAwait(false);
+            return follow ? record.FollowAsync(after, cancellationToken) : record.EventsAfter(after).ToAsyncEnumerable();
+        }
+
+        // Known here, or events stored: no grain call, whose silo may have died a moment ago and not yet be declared
+        // dead (a call would wait for that). Else the grain says whether the build exists: a queued one has no events.
+        if (!Registry.TryGet(buildId, out _) && await _stream.LastSeqAsync(buildId, cancellationToken).ConfigureAwait(false) == 0)
+        {
+            _ = await GetAsync(buildId, cancellationToken).ConfigureAwait(false);
+        }
+
+        return StreamEventsAsync(_stream, buildId, after, follow, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<SequencedBuildEvent> StreamEventsAsync(BuildEventStream stream, Guid buildId, long after, bool follow, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var wakeup = follow ? await stream.SubscribeAsync(buildId, cancellationToken).ConfigureAwait(false) : null;
+        try
+        {
+            var read = false;
+            var quietSince = _time.GetUtcNow();
+            while (true)
+            {
+                var batch = await stream.ReadAsync(buildId, after, 500, cancellationToken).ConfigureAwait(false);
+                read |= batch.Count > 0;
+                foreach (var (seq, line) in batch)
+                {
+                    after = seq;
+                    if (BuildEventJson.Deserialize(line) is not { } buildEvent)
+                    {
+                        continue;
+                    }
+
+                    yield return new SequencedBuildEvent(seq, buildEvent);
+                    if (buildEvent is BuildFinished or BuildFailed)
+                    {
+                        yield break;
+                    }
+                }
+
+                if (batch.Count > 0)
+                {
+                    quietSince = _time.GetUtcNow();
+                    continue;
+                }
+
+                if (!follow)
+                {
+                    if (!read)
+                    {
+                        // The stream has none of them (it expired, or Redis lost it): what the grain kept.
+                        foreach (var entry in (await GetAsync(buildId, cancellationToken).ConfigureAwait(false)).EventsAfter(after))
+                        {
+                            yield return entry;
+                        }
+                    }
+
+                    yield break;
+                }
+
+                if (_time.GetUtcNow() - quietSince > QuietCheck)
+                {
+                    // Quiet for a while: if the grain has the build as done, its end event (the stream lost it, or
+                    // expired) ends the follow.
+                    quietSince = _time.GetUtcNow();
+                    if (await EndFromGrainAsync(buildId, after, cancellationToken).ConfigureAwait(false) is { } end)
+                    {
+                        yield return end;
+                        yield break;
+                    }
+                }
+
+                await wakeup!.WaitAsync(PollPeriod, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (wakeup is not null)
+            {
+                await wakeup.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>A follower reads the stream at least this often, even when no wake-up came.</summary>
+    private static readonly TimeSpan PollPeriod = TimeSpan.FromSeconds(2);
+
+    /// <summary>After this long without events, a follower asks the grain whether the build ended.</summary>
+    private static readonly TimeSpan QuietCheck = TimeSpan.FromSeconds(15);
+
+    /// <summary>The grain's end event of a done build, numbered above <paramref name="after"/>; null while it runs, or when the grain cannot answer now.</summary>
+    private async Task<SequencedBuildEvent?> EndFromGrainAsync(Guid buildId, long after, CancellationToken cancellationToken)
+    {
+        BuildGrainStateV1? state;
+        try
+        {
+            state = await _grains.GetGrain<IBuildGrain>(buildId).GetAsync().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // Its silo may be gone and not yet declared dead: the follower waits on, and asks again later.
+            LogGrainUnanswered(_logger, e, buildId);
+            return null;
+        }
+
+        if (state is not { IsDone: true })
+        {
+            return null;
+        }
+
+        var record = BuildRecord.FromState(buildId, state);
+        return record.EventsAfter(0) is [.., var last] && last.Event is BuildFinished or BuildFailed
+            ? last with { Seq = Math.Max(last.Seq, after + 1) }
+            : null;
+    }
+
+    /// <summary>
     /// Runs the build on this silo unless it runs here already or the silo is stopping; called by the build grain
     /// when a build is submitted and when it resumes one (<paramref name="resumedRun"/>: the run's number). The run
     /// reports to the grain as <paramref name="silo"/>, at least every <paramref name="heartbeat"/>. Returns at once.
@@ -194,9 +326,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             if (!runsHere && record.Events.Count == 0)
             {
                 // Known before (a redelivered submission, or one sent to another coordinator too): show what is stored.
-                foreach (var buildEvent in state.Events.Select(BuildEventJson.Deserialize).OfType<BuildEvent>())
+                foreach (var line in state.Events)
                 {
-                    record.Add(buildEvent);
+                    record.AddLine(line);
                 }
             }
         }
@@ -213,7 +345,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     {
         record.MarkRunning();
         using var span = CoordinatorTelemetry.StartBuild(record.Submission);
-        var progress = new RecordProgress(record, forwarder, _stopping.Token);
+        var shared = _stream is null ? null : await SharedStreamAsync(record, cancellationToken).ConfigureAwait(false);
+        var progress = new RecordProgress(record, forwarder, shared, _stopping.Token);
         if (resumedRun is { } run)
         {
             progress.Report(new BuildResumed(record.BuildId, _time.GetUtcNow(), Environment.MachineName + "/" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), run));
@@ -255,6 +388,36 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
 
         await forwarder.CompleteAsync().ConfigureAwait(false);
+        if (shared is not null)
+        {
+            await shared.CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The writer of this run's events to the shared stream; the run numbers its events on from the stream's last
+    /// one (a resumed run continues after what an earlier run stored, even what its grain never got).
+    /// </summary>
+    private async Task<StreamEventForwarder> SharedStreamAsync(BuildRecord record, CancellationToken cancellationToken)
+    {
+        var stream = _stream!;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(30));
+            var last = await stream.LastSeqAsync(record.BuildId, timeout.Token).ConfigureAwait(false);
+            if (last > 0)
+            {
+                record.ContinueAfter(last);
+            }
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            // Numbered on from the grain's tail: an event the stream has already under a number is skipped there.
+            LogStreamUnavailable(_logger, e, record.BuildId);
+        }
+
+        return new StreamEventForwarder(stream, record.BuildId, _logger);
     }
 
     /// <summary>
@@ -431,6 +594,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _stopping.Dispose();
     }
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: the build's grain did not answer a follower")]
+    private static partial void LogGrainUnanswered(ILogger logger, Exception exception, Guid buildId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: the shared event stream cannot be read; events are numbered on from the grain's")]
+    private static partial void LogStreamUnavailable(ILogger logger, Exception exception, Guid buildId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: {Count} events could not be stored in the shared event stream")]
+    private static partial void LogNotStreamed(ILogger logger, Exception exception, Guid buildId, int count);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} cancelled by its submitter")]
     private static partial void LogCancelled(ILogger logger, Exception exception, Guid buildId);
 
@@ -453,16 +625,82 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private static partial void LogNotForwarded(ILogger logger, Exception exception, Guid buildId, int count);
 
     /// <summary>
-    /// Records each event synchronously in the local record (in the order the orchestrator reports them) and, unless
-    /// the silo stops, passes it to the build grain.
+    /// Records each event synchronously in the local record (in the order the orchestrator reports them, which numbers
+    /// it) and, unless the silo stops, passes it to the build grain and the shared stream.
     /// </summary>
-    private sealed class RecordProgress(BuildRecord record, GrainEventForwarder forwarder, CancellationToken stopping) : IProgress<BuildEvent>
+    private sealed class RecordProgress(BuildRecord record, GrainEventForwarder forwarder, StreamEventForwarder? shared, CancellationToken stopping) : IProgress<BuildEvent>
     {
         public void Report(BuildEvent value)
         {
-            if (record.Add(value) && !stopping.IsCancellationRequested)
+            var seq = record.Append(value);
+            if (seq > 0 && !stopping.IsCancellationRequested)
             {
-                forwarder.Post(value);
+                var line = BuildEventJson.Serialize(new SequencedBuildEvent(seq, value));
+                forwarder.Post(line);
+                shared?.Post(seq, line);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Appends events to the shared stream in order, batching what piles up while an append is in flight; a failed
+    /// append is retried a few times (numbers already stored are skipped, so a retry stores nothing twice). What still
+    /// fails is missing for followers on other coordinators, who learn the build's end from its grain.
+    /// </summary>
+    private sealed class StreamEventForwarder
+    {
+        private readonly Channel<(long, string)> _events = Channel.CreateUnbounded<(long, string)>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly BuildEventStream _stream;
+        private readonly Guid _buildId;
+        private readonly ILogger _logger;
+        private readonly Task _pump;
+
+        public StreamEventForwarder(BuildEventStream stream, Guid buildId, ILogger logger)
+        {
+            _stream = stream;
+            _buildId = buildId;
+            _logger = logger;
+            _pump = Task.Run(PumpAsync, CancellationToken.None);
+        }
+
+        public void Post(long seq, string line) => _events.Writer.TryWrite((seq, line));
+
+        public Task CompleteAsync()
+        {
+            _events.Writer.TryComplete();
+            return _pump;
+        }
+
+        private async Task PumpAsync()
+        {
+            var batch = new List<(long, string)>();
+            while (await _events.Reader.WaitToReadAsync().ConfigureAwait(false))
+            {
+                batch.Clear();
+                while (_events.Reader.TryRead(out var entry))
+                {
+                    batch.Add(entry);
+                }
+
+                for (var attempt = 1; ; attempt++)
+                {
+                    try
+                    {
+                        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                        await _stream.AppendAsync(_buildId, batch, timeout.Token).ConfigureAwait(false);
+                        break;
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        if (attempt == 5)
+                        {
+                            LogNotStreamed(_logger, e, _buildId, batch.Count);
+                            break;
+                        }
+
+                        await Task.Delay(TimeSpan.FromMilliseconds(250 << attempt), CancellationToken.None).ConfigureAwait(false);
+                    }
+                }
             }
         }
     }
@@ -492,7 +730,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             _pump = Task.Run(PumpAsync, CancellationToken.None);
         }
 
-        public void Post(BuildEvent buildEvent) => _events.Writer.TryWrite(BuildEventJson.Serialize(buildEvent));
+        public void Post(string line) => _events.Writer.TryWrite(line);
 
         public Task CompleteAsync()
         {

@@ -6,8 +6,8 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 namespace Farm.Coordinator.Builds;
 
 /// <summary>
-/// Registers the build service: options (<c>Farm:Builds</c>), the registry, the blob store locator and the service
-/// (also a participant in the silo's lifecycle).
+/// Registers the build service: options (<c>Farm:Builds</c>), the registry, the shared event stream, the blob store
+/// locator and the service (also a participant in the silo's lifecycle).
 /// </summary>
 public static class BuildServiceHosting
 {
@@ -18,6 +18,7 @@ public static class BuildServiceHosting
         services.TryAddSingleton<BuildRegistry>();
         services.TryAddSingleton(_ => new BlobStoreLocator());
         services.TryAddSingleton<ILayerBuilds, GrainLayerBuilds>();
+        services.TryAddSingleton<BuildEventStream>();
         services.TryAddSingleton<BuildService>();
         // Builds running on a silo stop before the silo does, so nothing they report after reaches their grains.
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(s => s.GetRequiredService<BuildService>());

@@ -47,14 +47,21 @@ public sealed class BuildRegistry
     public IReadOnlyList<BuildRecord> All => [.. _builds.Values.OrderBy(b => b.SubmittedAt)];
 }
 
-/// <summary>One build: its status and every <see cref="BuildEvent"/> so far; followers get the rest as they happen.</summary>
+/// <summary>
+/// An event with its number in its build: 1 for the first, then one more for each. A follower that saw event
+/// <c>n</c> asks for the events after <c>n</c> (<c>GET /builds/{id}/events?after=n</c>) and gets each one once.
+/// </summary>
+public readonly record struct SequencedBuildEvent(long Seq, BuildEvent Event);
+
+/// <summary>One build: its status and every <see cref="BuildEvent"/> so far, numbered; followers get the rest as they happen.</summary>
 public sealed class BuildRecord
 {
     private readonly Lock _lock = new();
-    private readonly List<BuildEvent> _events = [];
-    private readonly List<Channel<BuildEvent>> _followers = [];
+    private readonly List<SequencedBuildEvent> _events = [];
+    private readonly List<Channel<SequencedBuildEvent>> _followers = [];
     private BuildStatus _status = BuildStatus.Queued;
     private BuildEvent? _end;
+    private long _seq;
 
     internal BuildRecord(SubmitBuild submission, DateTimeOffset submittedAt)
     {
@@ -78,9 +85,9 @@ public sealed class BuildRecord
     internal static BuildRecord From(SubmitBuild submission, DateTimeOffset submittedAt, IEnumerable<string> events)
     {
         var record = new BuildRecord(submission, submittedAt);
-        foreach (var buildEvent in events.Select(BuildEventJson.Deserialize).OfType<BuildEvent>())
+        foreach (var line in events)
         {
-            record.Add(buildEvent);
+            record.AddLine(line);
         }
 
         return record;
@@ -123,8 +130,17 @@ public sealed class BuildRecord
         {
             lock (_lock)
             {
-                return [.. _events];
+                return [.. _events.Select(e => e.Event)];
             }
+        }
+    }
+
+    /// <summary>The events numbered above <paramref name="after"/>, oldest first.</summary>
+    public IReadOnlyList<SequencedBuildEvent> EventsAfter(long after)
+    {
+        lock (_lock)
+        {
+            return [.. _events.Where(e => e.Seq > after)];
         }
     }
 
@@ -140,20 +156,49 @@ public sealed class BuildRecord
     }
 
     /// <summary>
+    /// Numbers the events this record appends from here on after <paramref name="last"/>: a resumed run continues the
+    /// numbering of the shared event stream, which may have got further than the grain's persisted tail.
+    /// </summary>
+    internal void ContinueAfter(long last)
+    {
+        lock (_lock)
+        {
+            _seq = last;
+        }
+    }
+
+    /// <summary>
     /// Appends an event; the first <see cref="BuildFinished"/> or <see cref="BuildFailed"/> ends the build, later
     /// events are dropped (false).
     /// </summary>
-    internal bool Add(BuildEvent buildEvent)
+    internal bool Add(BuildEvent buildEvent) => Append(buildEvent) > 0;
+
+    /// <summary>Like <see cref="Add"/>, and returns the event's number; 0 when it was dropped.</summary>
+    internal long Append(BuildEvent buildEvent) => Append(buildEvent, seq: null);
+
+    /// <summary>Appends a persisted <see cref="BuildEventJson"/> line, keeping its number; a type this version does not know is skipped.</summary>
+    internal void AddLine(string line)
+    {
+        if (BuildEventJson.Deserialize(line) is { } buildEvent)
+        {
+            Append(buildEvent, BuildEventJson.Seq(line));
+        }
+    }
+
+    private long Append(BuildEvent buildEvent, long? seq)
     {
         ArgumentNullException.ThrowIfNull(buildEvent);
         lock (_lock)
         {
             if (_end is not null)
             {
-                return false;
+                return 0;
             }
 
-            _events.Add(buildEvent);
+            // A persisted line keeps its number (lines written before events were numbered count on from the last).
+            _seq = seq is { } given && given > _seq ? given : _seq + 1;
+            var entry = new SequencedBuildEvent(_seq, buildEvent);
+            _events.Add(entry);
             switch (buildEvent)
             {
                 case BuildFinished:
@@ -171,7 +216,7 @@ public sealed class BuildRecord
 
             foreach (var follower in _followers)
             {
-                follower.Writer.TryWrite(buildEvent);
+                follower.Writer.TryWrite(entry);
                 if (_end is not null)
                 {
                     follower.Writer.TryComplete();
@@ -183,18 +228,21 @@ public sealed class BuildRecord
                 _followers.Clear();
             }
 
-            return true;
+            return _seq;
         }
     }
 
-    /// <summary>The events so far, then each new one as it happens, until the build ends or <paramref name="cancellationToken"/> fires.</summary>
-    public async IAsyncEnumerable<BuildEvent> FollowAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>
+    /// The events numbered above <paramref name="after"/> so far, then each new one as it happens, until the build
+    /// ends or <paramref name="cancellationToken"/> fires.
+    /// </summary>
+    public async IAsyncEnumerable<SequencedBuildEvent> FollowAsync(long after, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var channel = Channel.CreateUnbounded<BuildEvent>(new UnboundedChannelOptions { SingleReader = true });
-        BuildEvent[] past;
+        var channel = Channel.CreateUnbounded<SequencedBuildEvent>(new UnboundedChannelOptions { SingleReader = true });
+        SequencedBuildEvent[] past;
         lock (_lock)
         {
-            past = [.. _events];
+            past = [.. _events.Where(e => e.Seq > after)];
             if (_end is null)
             {
                 _followers.Add(channel);
@@ -207,14 +255,14 @@ public sealed class BuildRecord
 
         try
         {
-            foreach (var buildEvent in past)
+            foreach (var entry in past)
             {
-                yield return buildEvent;
+                yield return entry;
             }
 
-            await foreach (var buildEvent in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            await foreach (var entry in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                yield return buildEvent;
+                yield return entry;
             }
         }
         finally

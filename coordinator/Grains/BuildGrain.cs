@@ -17,8 +17,8 @@ namespace Farm.Coordinator.Grains;
 /// those jobs again.
 /// </summary>
 /// <remarks>
-/// Placed on the silo that first calls it: the silo that accepted the submission runs the build, so followers of
-/// its live event stream on that silo see every event. Grain code must not use ConfigureAwait(false).
+/// Placed on the silo that first calls it: the silo that accepted the submission runs the build (followers on any
+/// silo read its events from the <see cref="BuildEventStream"/>). Grain code must not use ConfigureAwait(false).
 /// </remarks>
 [PreferLocalPlacement]
 public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable

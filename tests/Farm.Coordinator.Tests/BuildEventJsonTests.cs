@@ -75,4 +75,53 @@ public sealed class BuildEventJsonTests
         Assert.Equal(2, record.Events.Count);
         Assert.Equal(ImmutableArray<string>.Empty, new BuildGrainStateV1().Events);
     }
+
+    [Fact]
+    public void A_numbered_line_has_its_seq_after_its_type_and_reads_back_as_the_event()
+    {
+        var line = BuildEventJson.Serialize(new SequencedBuildEvent(42, new BuildStarted(Id, At, 1, 2)));
+
+        Assert.StartsWith("{\"type\":\"BuildStarted\",\"seq\":42,", line, StringComparison.Ordinal);
+        Assert.Equal(42, BuildEventJson.Seq(line));
+        Assert.Equal(new BuildStarted(Id, At, 1, 2), BuildEventJson.Deserialize(line));
+        Assert.Null(BuildEventJson.Seq(BuildEventJson.Serialize(new BuildStarted(Id, At, 1, 2))));
+    }
+
+    [Fact]
+    public void A_record_numbers_its_events_keeps_persisted_numbers_and_continues_after_a_resumed_runs_start()
+    {
+        var submit = new SubmitBuild { BuildId = Id, Dockerfile = "FROM scratch\n", ContextDigest = "sha256:" + new string('0', 64) };
+        // Persisted by an earlier run: the grain keeps a tail, so numbers need not start at 1.
+        var record = BuildRecord.From(submit, At, [
+            BuildEventJson.Serialize(new SequencedBuildEvent(7, new BuildStarted(Id, At, 1, 1))),
+            BuildEventJson.Serialize(new SequencedBuildEvent(8, new StepStarted(Id, At, "s0/1", "RUN true", "k"))),
+        ]);
+        Assert.Equal([7L, 8L], record.EventsAfter(0).Select(e => e.Seq));
+
+        // The shared stream got further than the grain: the resumed run numbers on after it.
+        record.ContinueAfter(10);
+        Assert.Equal(11, record.Append(new BuildResumed(Id, At, "host/1", 2)));
+        Assert.Equal(12, record.Append(new BuildFinished(Id, At, "sha256:" + new string('c', 64), [])));
+        Assert.Equal(0, record.Append(new BuildStarted(Id, At, 1, 1)));
+        Assert.Equal([11L, 12L], record.EventsAfter(8).Select(e => e.Seq));
+    }
+
+    [Fact]
+    public async Task A_follower_of_a_record_gets_the_events_after_the_number_it_saw_then_the_new_ones_until_the_end()
+    {
+        var record = BuildRecord.From(new SubmitBuild { BuildId = Id, Dockerfile = "FROM scratch\n", ContextDigest = "sha256:" + new string('0', 64) }, At, []);
+        record.Append(new BuildStarted(Id, At, 1, 1));
+        record.Append(new StepStarted(Id, At, "s0/1", "RUN true", "k"));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var follow = record.FollowAsync(1, timeout.Token).GetAsyncEnumerator(timeout.Token);
+
+        Assert.True(await follow.MoveNextAsync());
+        Assert.Equal(2, follow.Current.Seq);
+        var next = follow.MoveNextAsync();
+        record.Append(new BuildFailed(Id, At, "FARM4201", "failed"));
+        Assert.True(await next);
+        Assert.Equal(new SequencedBuildEvent(3, new BuildFailed(Id, At, "FARM4201", "failed")), follow.Current);
+        Assert.False(await follow.MoveNextAsync());
+        await follow.DisposeAsync();
+    }
 }

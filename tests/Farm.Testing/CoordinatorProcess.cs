@@ -71,6 +71,16 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
     public string OutputTail() => FarmProcess.Tail(_output);
 
+    /// <summary>SIGKILL, as a crash or the OOM killer ends it: no graceful stop, its connections simply break.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await FarmProcess.StopAsync(_process, TimeSpan.FromSeconds(30));
