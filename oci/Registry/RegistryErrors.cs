@@ -85,7 +85,7 @@ internal static class RegistryErrors
 
         return new RegistryUnavailableException(
             registry,
-            $"Cannot reach registry {registry} at {uri.GetLeftPart(UriPartial.Authority)} for {target.Description} after {attempts} attempt(s): {e.Message}. Check that the registry runs and the address is right.",
+            $"Cannot reach registry {registry} at {uri.GetLeftPart(UriPartial.Authority)} for {target.Description} after {attempts} attempt(s): {e.Message.TrimEnd('.')}. Check that the registry runs and the address is right.",
             inner: e);
     }
 

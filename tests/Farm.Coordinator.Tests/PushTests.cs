@@ -198,19 +198,21 @@ public sealed class PushTests(BusyboxImageFixture fixture) : IClassFixture<Busyb
     }
 
     [Theory]
-    [InlineData(FlakyProxy.ApiCheckFault.ServiceUnavailable)]
-    [InlineData(FlakyProxy.ApiCheckFault.Reset)]
-    public async Task A_push_rides_out_failed_api_checks(FlakyProxy.ApiCheckFault fault)
+    [InlineData(FlakyProxy.ApiCheckFault.ServiceUnavailable, 2)]
+    // .NET's handler itself sends a request again on a new connection that closed before any answer, a few times;
+    // six resets are more than it absorbs, so only the client's own retries get the push through.
+    [InlineData(FlakyProxy.ApiCheckFault.Reset, 6)]
+    public async Task A_push_rides_out_failed_api_checks(FlakyProxy.ApiCheckFault fault, int faults)
     {
-        // The registry behind a proxy that fails its first two API checks: the first contact is retried like any request.
+        // The registry behind a proxy that fails its first API checks: the first contact is retried like any request.
         await using var proxy = new FlakyProxy(int.Parse(TestRegistries.Anonymous.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture)) { Open = true };
-        proxy.FailApiChecks(2, fault);
+        proxy.FailApiChecks(faults, fault);
         using var locator = new BlobStoreLocator(credentials: fixture.Credentials);
         var repository = $"{fixture.Namespace}/proxied-{fault.ToString().ToLowerInvariant()}";
 
         var result = await new ImagePusher(locator.ClientFor).PushAsync(fixture.Image, [$"127.0.0.1:{proxy.Port}/{repository}:1"], [fixture.Cache], null, CancellationToken.None);
 
-        Assert.Equal(2, proxy.ApiCheckFaults);
+        Assert.Equal(faults, proxy.ApiCheckFaults);
         Assert.Equal(fixture.Image.Digest, result.Digest);
         var stored = await fixture.Locator.ClientFor(TestRegistries.Anonymous).HeadManifestAsync(repository, "1", CancellationToken.None);
         Assert.Equal(fixture.Image.Digest, stored?.Digest);
