@@ -248,8 +248,8 @@ public sealed partial class RegistryClient : IDisposable
 
     /// <summary>
     /// As <see cref="MountBlobAsync"/>, saying what happened: <see cref="BlobOutcome.Mounted"/>,
-    /// <see cref="BlobOutcome.Exists"/> when another push of this client put the blob there meanwhile, or null when the
-    /// registry declined the mount.
+    /// <see cref="BlobOutcome.Exists"/> when the repository has the blob already (another push may have put it there
+    /// since the caller looked), or null when the registry declined the mount.
     /// </summary>
     public Task<BlobOutcome?> TryMountBlobAsync(string repository, Digest digest, string fromRepository, CancellationToken cancellationToken) =>
         LinkOnceAsync(repository, digest, async () =>
