@@ -227,10 +227,12 @@ public sealed class ContainerRuntime
             }
         }
 
-        await Executor.SignalAsync(container.Id, "KILL").ConfigureAwait(false);
+        // runc's refusal is not the end of it: the executor then kills the process runc recorded.
+        var refused = await Executor.KillAsync(container.Id).ConfigureAwait(false);
         if (!await WaitEndedAsync(container, KillTimeout, cancellationToken).ConfigureAwait(false))
         {
-            throw new ContainerRuntimeException($"{container.Name} did not end within {KillTimeout.TotalSeconds:0} s of SIGKILL; check runc --root {RuncRoot} state {container.Id}.");
+            var why = refused is null ? string.Empty : $" (runc refused to kill it: {refused})";
+            throw new ContainerRuntimeException($"{container.Name} did not end within {KillTimeout.TotalSeconds:0} s of SIGKILL{why}; check runc --root {RuncRoot} state {container.Id}.");
         }
 
         return Refresh(container);

@@ -195,20 +195,35 @@ internal sealed class ContainerSupervisor(ContainerStore store, RuncExecutor exe
 
     private async Task RecordExitAsync(string id, int exitCode, string? error, bool runcDeleted = false)
     {
+        // The exit is recorded even when the clean-up fails: a container left "running" with a live supervisor
+        // would make farm stop wait for an end that already came. The clean-up's failure is its error then.
+        FarmException? cleanUp = null;
         if (store.TryLoad(id) is { } state)
         {
-            await CleanUpAsync(state, runcDeleted).ConfigureAwait(false);
+            try
+            {
+                await CleanUpAsync(state, runcDeleted).ConfigureAwait(false);
+            }
+            catch (FarmException e)
+            {
+                cleanUp = e;
+            }
         }
 
         var ended = store.Update(id, s => s with
         {
             Status = ContainerStatus.Exited,
             ExitCode = exitCode,
-            Error = error,
+            Error = error ?? cleanUp?.Message,
             FinishedAt = DateTimeOffset.UtcNow,
             Supervisor = null,
             Slirp = null,
         });
+        if (cleanUp is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cleanUp);
+        }
+
         if (ended is { AutoRemove: true })
         {
             store.Delete(id);

@@ -64,7 +64,7 @@ public sealed class RuncExecutor
         ArgumentNullException.ThrowIfNull(io);
         var log = Path.Combine(bundle, "runc.log");
         File.Delete(log);
-        return RunRuncAsync(["run", "--bundle", bundle, id], $"container {id}", log, io, () => SignalAsync(id, "KILL"), cancellationToken);
+        return RunRuncAsync(["run", "--bundle", bundle, id], $"container {id}", log, io, async () => await KillAsync(id).ConfigureAwait(false) is null, cancellationToken);
     }
 
     /// <summary>Runs <paramref name="process"/> in the running container <paramref name="id"/> to its end (<c>runc exec</c>).</summary>
@@ -142,6 +142,27 @@ public sealed class RuncExecutor
 
     /// <summary>Sends <paramref name="signal"/> (<c>KILL</c>, <c>TERM</c>, <c>SIGUSR1</c>, ...) to the container's first process; false when runc refused.</summary>
     public async Task<bool> SignalAsync(string id, string signal) => (await RuncAsync(["kill", id, signal]).ConfigureAwait(false)).ExitCode == 0;
+
+    /// <summary>
+    /// Kills the container's first process (and with it the container's pid namespace): <c>runc kill KILL</c>, and when
+    /// runc refuses, SIGKILL to the process runc recorded as the container's init. runc refuses when it cannot read the
+    /// container's state, its freezer state included, which is what a machine without a usable cgroup freezer gives;
+    /// the process is killed all the same, since nothing is frozen there to keep the signal from it.
+    /// </summary>
+    /// <returns>Null when the process was sent SIGKILL; else runc's refusal, for the error message.</returns>
+    public async Task<string?> KillAsync(string id)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(id);
+        var (exit, output, errors) = await RuncAsync(["kill", id, "KILL"]).ConfigureAwait(false);
+        if (exit == 0)
+        {
+            return null;
+        }
+
+        var refusal = (output + errors).Trim();
+        // The pid with its start time, as runc itself checks it, so a pid reused by another process is never killed.
+        return InitProcess(id) is { } init && init.IsAlive() && Interop.Kill(init.Pid, 9) == 0 ? null : refusal;
+    }
 
     /// <summary>Freezes the container (cgroup freezer); the error runc gave when it could not.</summary>
     public async Task<string?> PauseAsync(string id)
@@ -258,6 +279,24 @@ public sealed class RuncExecutor
         // container's first process) then stops it, and runc delete --force removes what is left.
         runc.Kill(entireProcessTree: true);
         await runc.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>The container's init process as runc's <c>state.json</c> records it; null when runc has no such container.</summary>
+    private ProcessIdentity? InitProcess(string id)
+    {
+        try
+        {
+            using var state = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(Root, id, "state.json")));
+            var root = state.RootElement;
+            return root.TryGetProperty("init_process_pid", out var pid) && pid.TryGetInt32(out var p)
+                && root.TryGetProperty("init_process_start", out var start) && start.TryGetInt64(out var ticks)
+                ? new ProcessIdentity(p, ticks)
+                : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            return null;
+        }
     }
 
     private static bool KillPid(string pidFile)

@@ -156,7 +156,7 @@ public sealed class SandboxRunner
         var containers = await Executor.ListAsync(cancellationToken).ConfigureAwait(false);
         foreach (var id in containers)
         {
-            await Executor.SignalAsync(id, "KILL").ConfigureAwait(false);
+            await Executor.KillAsync(id).ConfigureAwait(false);
             await Executor.DeleteAsync(id).ConfigureAwait(false);
         }
 

@@ -51,10 +51,6 @@ public sealed class BaseImageUnavailableException(string reference, string reaso
     public string Reference { get; } = reference;
 }
 
-/// <summary>FARM4203: the context index a submitted build names is missing from the cache store or unreadable.</summary>
-public sealed class ContextIndexUnavailableException(string? digest, string store, string reason, Exception? inner = null)
-    : FarmException(FarmErrorCodes.ContextIndexUnavailable, $"The context index {digest ?? "(none)"} cannot be read from {store}: {reason}. Upload the context and its index again (farm build does it) and resubmit.", inner);
-
 /// <summary>
 /// FARM4220: a step needs an entitlement the build did not ask for (<c>--allow</c>), or the build asks for one the farm
 /// does not grant. Refused before any job, as BuildKit refuses.

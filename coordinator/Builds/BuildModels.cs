@@ -21,8 +21,11 @@ public sealed record BuildRequest
     /// <summary>Digest of the context tar (an uncompressed tar) in <see cref="CacheStore"/>.</summary>
     public required string ContextDigest { get; init; }
 
-    /// <summary>The context index the cache keys of COPY and ADD are computed from.</summary>
-    public required ContextIndex ContextIndex { get; init; }
+    /// <summary>
+    /// The context index the cache keys of COPY and ADD are computed from; null when the submission named none, and
+    /// then a step that reads the context fails the build (FARM4203).
+    /// </summary>
+    public required ContextIndex? ContextIndex { get; init; }
 
     /// <summary>Where parents are read and layers written, e.g. <c>registry://127.0.0.1:5100/farm/cache</c>; holds the context tar.</summary>
     public required string CacheStore { get; init; }
@@ -62,8 +65,8 @@ public sealed record BuildRequest
     /// <summary>The entitlements the build asked for and the farm granted (<see cref="SubmitBuild.Entitlements"/>).</summary>
     public IReadOnlyList<string> Entitlements { get; init; } = [];
 
-    /// <summary>A request for a submitted build whose context index was read from the blob store.</summary>
-    public static BuildRequest From(SubmitBuild submit, ContextIndex index, string cacheStore)
+    /// <summary>A request for a submitted build whose context index was read from the blob store (null when it named none).</summary>
+    public static BuildRequest From(SubmitBuild submit, ContextIndex? index, string cacheStore)
     {
         ArgumentNullException.ThrowIfNull(submit);
         return new BuildRequest

@@ -87,15 +87,21 @@ public sealed partial class BuildOrchestrator
 
     /// <summary>
     /// The request for a submitted build: reads its context index from <paramref name="cacheStore"/> (where the CLI
-    /// uploaded it beside the context tar).
+    /// uploaded it beside the context tar). A submission without an index gets none: it builds as long as no step
+    /// reads the context.
     /// </summary>
-    /// <exception cref="ContextIndexUnavailableException">The index is not named, not in the store, or unreadable (FARM4203).</exception>
+    /// <exception cref="ContextIndexUnavailableException">The index is not a digest, not in the store, or unreadable (FARM4203).</exception>
     public async Task<BuildRequest> LoadRequestAsync(SubmitBuild submit, string cacheStore, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(submit);
-        if (!Digest.TryParse(submit.ContextIndexDigest, out var digest))
+        if (string.IsNullOrEmpty(submit.ContextIndexDigest))
         {
-            throw new ContextIndexUnavailableException(submit.ContextIndexDigest, cacheStore, "the submission names no valid index digest");
+            return BuildRequest.From(submit, index: null, cacheStore);
+        }
+
+        if (!Digest.TryParse(submit.ContextIndexDigest, out var digest, out var invalid))
+        {
+            throw new ContextIndexUnavailableException(submit.ContextIndexDigest, cacheStore, $"it is not a digest ({invalid})");
         }
 
         var store = await _stores.OpenAsync(cacheStore, cancellationToken).ConfigureAwait(false);

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using Farm.Dockerfile.Planning;
 using Farm.Oci.Images;
 using Farm.Contracts;
 using Farm.Coordinator.Assembly;
@@ -103,7 +104,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// Records the build as queued (under its <see cref="SubmitBuild.BuildId"/>, or a new id when empty) and starts it
     /// in the background. Submitting a known id again returns that build: a redelivered message starts nothing twice.
     /// </summary>
-    /// <exception cref="InvalidSubmissionException">The Dockerfile or the context digest is missing (FARM4211).</exception>
+    /// <exception cref="InvalidSubmissionException">The Dockerfile or the context digest is missing, or a digest is malformed (FARM4211).</exception>
     public BuildRecord Submit(SubmitBuild submit)
     {
         ArgumentNullException.ThrowIfNull(submit);
@@ -114,8 +115,13 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
         if (string.IsNullOrWhiteSpace(submit.ContextDigest) && string.IsNullOrWhiteSpace(submit.ContextDirectory))
         {
-            throw new InvalidSubmissionException($"The submission has no context: upload the context tar and its index to {CacheStore} and set \"contextDigest\" and \"contextIndexDigest\".");
+            throw new InvalidSubmissionException($"The submission has no context: upload the context tar (and its index, for COPY and ADD from it) to {CacheStore} and set \"contextDigest\" (and \"contextIndexDigest\").");
         }
+
+        // Both digests are checked for form here, so a malformed one is a 400 (or a refused message) now rather than a
+        // failed build later; the optional index is checked only when it is given.
+        CheckDigest("contextDigest", submit.ContextDigest);
+        CheckDigest("contextIndexDigest", submit.ContextIndexDigest);
 
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
@@ -127,6 +133,14 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
 
         return record;
+    }
+
+    private static void CheckDigest(string field, string? value)
+    {
+        if (!string.IsNullOrEmpty(value) && !Farm.Oci.Digest.TryParse(value, out _, out var reason))
+        {
+            throw new InvalidSubmissionException($"\"{field}\" is not a digest ('{value}': {reason}). Give it as algorithm:hex, e.g. sha256: and the 64 lower-case hex digits of the blob's SHA-256.");
+        }
     }
 
     /// <summary>

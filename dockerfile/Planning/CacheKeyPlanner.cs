@@ -38,19 +38,23 @@ public static class CacheKeyPlanner
 {
     /// <summary>Computes keys for the stages the target needs.</summary>
     /// <param name="graph">The planned Dockerfile.</param>
-    /// <param name="index">The build context's index (paths, modes, sizes, hashes).</param>
+    /// <param name="index">
+    /// The build context's index (paths, modes, sizes, hashes); null when the submission named none, which is fine as
+    /// long as no step reads the context.
+    /// </param>
     /// <param name="resolveImageDigest">
     /// Maps an image reference to its manifest digest (<c>sha256:...</c>), pinned once per build by the caller.
     /// A value that is not a digest (an unresolved name) still yields keys, marked not cacheable.
     /// </param>
     /// <param name="options">The farm-wide salt.</param>
     /// <exception cref="BuildContextException">A COPY source leaves the context, matches nothing, or is malformed.</exception>
-    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex index, Func<string, string> resolveImageDigest, CacheKeyOptions? options = null)
+    /// <exception cref="ContextIndexUnavailableException">A step reads the context, but <paramref name="index"/> is null (FARM4203).</exception>
+    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(graph);
-        ArgumentNullException.ThrowIfNull(index);
         ArgumentNullException.ThrowIfNull(resolveImageDigest);
-        var planner = new Planner(graph, new CopySourceResolver(new ContextIndexTree(index)), resolveImageDigest, options ?? new CacheKeyOptions());
+        var context = index is null ? null : new CopySourceResolver(new ContextIndexTree(index));
+        var planner = new Planner(graph, context, resolveImageDigest, options ?? new CacheKeyOptions());
         return planner.Run();
     }
 
@@ -64,10 +68,15 @@ public static class CacheKeyPlanner
         || source.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase)
         || (IsUrl(source) && (source.Split('#')[0].EndsWith(".git", StringComparison.OrdinalIgnoreCase)));
 
-    private sealed class Planner(BuildGraph graph, CopySourceResolver context, Func<string, string> resolve, CacheKeyOptions options)
+    private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string> resolve, CacheKeyOptions options)
     {
         private readonly Dictionary<int, StageCacheKey> _stages = [];
         private readonly Dictionary<string, string> _images = new(StringComparer.Ordinal);
+        private BuildStep? _step;
+
+        /// <summary>The context, for the step being keyed; a submission without an index may not read it.</summary>
+        private CopySourceResolver Context =>
+            context ?? throw ContextIndexUnavailableException.NotNamed(graph.FileName, _step!.Location.ToString(), _step.Id, _step.Text);
 
         public CacheKeyPlan Run()
         {
@@ -126,6 +135,7 @@ public static class CacheKeyPlanner
         {
             using var w = new CacheKeyWriter();
             w.Add("salt", options.Salt).Add("parent", parent).Add("instruction", step.Instruction).Add("text", step.Text);
+            _step = step;
             var reason = step.Payload switch
             {
                 RunPayload run => Run(w, stage, run),
@@ -161,7 +171,7 @@ public static class CacheKeyPlanner
                 {
                     // A bind from the context: what the command reads is part of its input.
                     var source = fields.GetValueOrDefault("source") ?? fields.GetValueOrDefault("src") ?? ".";
-                    AddEntries(w, context.Select([source], [], "RUN --mount"));
+                    AddEntries(w, Context.Select([source], [], "RUN --mount"));
                 }
             }
 
@@ -229,7 +239,7 @@ public static class CacheKeyPlanner
 
             if (local.Count > 0)
             {
-                AddEntries(w, context.Select(local, copy.Exclude, copy.Instruction));
+                AddEntries(w, Context.Select(local, copy.Exclude, copy.Instruction));
             }
 
             return reason;

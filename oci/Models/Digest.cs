@@ -65,7 +65,8 @@ public readonly record struct Digest
 
     public override string ToString() => IsEmpty ? string.Empty : $"{Algorithm}:{Encoded}";
 
-    private static bool TryParse(string? value, out Digest digest, out string reason)
+    /// <summary>Parses <paramref name="value"/>, or says in <paramref name="reason"/> why it is not a digest.</summary>
+    public static bool TryParse(string? value, out Digest digest, out string reason)
     {
         digest = default;
         if (string.IsNullOrEmpty(value))

@@ -26,6 +26,9 @@ public sealed partial class RegistryClient
 
     private sealed record CachedToken(string Token, DateTimeOffset RefreshAfter);
 
+    /// <summary>A registry's answer and how many attempts it took, for the error message.</summary>
+    private readonly record struct Answer(HttpResponseMessage Response, int Attempts);
+
     private async Task<Uri> EnsureEndpointAsync(CancellationToken cancellationToken)
     {
         if (_baseUri is { } known)
@@ -45,35 +48,26 @@ public sealed partial class RegistryClient
             var host = Registry == ImageReference.DockerHub ? "registry-1.docker.io" : Registry;
             var target = new RequestTarget(TargetKind.Registry, Registry, null, $"the API check of {Registry} (/v2/)");
             var https = new Uri($"https://{host}/");
-            HttpResponseMessage response;
+            var insecure = _options.IsInsecure(Registry);
+            Answer answer;
             Uri chosen;
             try
             {
-                response = await ProbeAsync(https, cancellationToken).ConfigureAwait(false);
+                // Where plain HTTP is the fallback, a dropped TLS connection goes straight to it: that is its retry.
+                answer = await ProbeAsync(https, target, retryDroppedConnections: !insecure, cancellationToken).ConfigureAwait(false);
                 chosen = https;
             }
-            catch (HttpRequestException e) when (_options.IsInsecure(Registry) && _http.LastCertificateProblem is null && e.HttpRequestError != HttpRequestError.NameResolutionError)
+            catch (Farm.Contracts.FarmException e) when (insecure && _http.LastCertificateProblem is null
+                && e.InnerException is HttpRequestException { HttpRequestError: not HttpRequestError.NameResolutionError })
             {
                 // Docker's rule for insecure registries: TLS first, plain HTTP when the server does not speak TLS.
                 // An untrusted certificate is not a reason to fall back: that would hide a misconfigured CA.
                 var http = new Uri($"http://{host}/");
-                try
-                {
-                    response = await ProbeAsync(http, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception inner) when (inner is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
-                {
-                    throw RegistryErrors.FromTransport(inner, target, http, _http, 1);
-                }
-
+                answer = await ProbeAsync(http, target, retryDroppedConnections: true, cancellationToken).ConfigureAwait(false);
                 chosen = http;
             }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
-            {
-                throw RegistryErrors.FromTransport(e, target, https, _http, 1);
-            }
 
-            using (response)
+            using (var response = answer.Response)
             {
                 if (response.StatusCode == HttpStatusCode.Unauthorized)
                 {
@@ -82,7 +76,7 @@ public sealed partial class RegistryClient
                 }
                 else if (!response.IsSuccessStatusCode)
                 {
-                    throw await RegistryErrors.FromResponseAsync(response, target, _credential, 1, cancellationToken).ConfigureAwait(false);
+                    throw await RegistryErrors.FromResponseAsync(response, target, _credential, answer.Attempts, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -96,31 +90,43 @@ public sealed partial class RegistryClient
         }
     }
 
-    private async Task<HttpResponseMessage> ProbeAsync(Uri baseUri, CancellationToken cancellationToken)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUri, "v2/"));
-        return await _http.Client.SendAsync(request, cancellationToken).ConfigureAwait(false);
-    }
+    /// <summary>The API check (<c>GET /v2/</c>), with the retries every request gets: a 503 or a reset here is as passing as anywhere.</summary>
+    private Task<Answer> ProbeAsync(Uri baseUri, RequestTarget target, bool retryDroppedConnections, CancellationToken cancellationToken) =>
+        SendWithRetriesAsync(
+            () => Task.FromResult(new HttpRequestMessage(HttpMethod.Get, new Uri(baseUri, "v2/"))),
+            target,
+            HttpCompletionOption.ResponseContentRead,
+            retryDroppedConnections,
+            cancellationToken);
 
     /// <summary>
-    /// Sends a request with authentication, answering one 401 challenge, and retrying 429/5xx and dropped
-    /// connections with exponential back-off. Returns any other response, successful or not.
+    /// The one retry policy of every request to a registry or its token server: 429 and 5xx answers, and (when
+    /// <paramref name="retryDroppedConnections"/>) dropped or refused connections, are tried again with exponential
+    /// back-off, up to <see cref="RegistryClientOptions.MaxRetries"/> times. Returns the last answer, successful or
+    /// not, with the number of attempts it took; a transport failure that is not retried becomes a Farm exception.
     /// </summary>
-    private async Task<HttpResponseMessage> SendRawAsync(RequestSpec spec, CancellationToken cancellationToken)
+    /// <param name="create">Makes the request of one attempt (an HttpRequestMessage can be sent only once).</param>
+    /// <param name="target">What the request is for, for error messages.</param>
+    /// <param name="completion">When the answer counts as received.</param>
+    /// <param name="retryDroppedConnections">False for requests a dropped connection may have half-applied (a PATCH).</param>
+    /// <param name="cancellationToken">Cancels the request and the back-off.</param>
+    private async Task<Answer> SendWithRetriesAsync(
+        Func<Task<HttpRequestMessage>> create,
+        RequestTarget target,
+        HttpCompletionOption completion,
+        bool retryDroppedConnections,
+        CancellationToken cancellationToken)
     {
-        var baseUri = await EnsureEndpointAsync(cancellationToken).ConfigureAwait(false);
-        var challenged = false;
         var retries = 0;
         while (true)
         {
-            using var request = spec.Create(baseUri);
-            await AuthorizeAsync(request, spec.Scopes, cancellationToken).ConfigureAwait(false);
+            using var request = await create().ConfigureAwait(false);
             HttpResponseMessage response;
             try
             {
-                response = await _http.Client.SendAsync(request, spec.Completion, cancellationToken).ConfigureAwait(false);
+                response = await _http.Client.SendAsync(request, completion, cancellationToken).ConfigureAwait(false);
             }
-            catch (HttpRequestException e) when (spec.RetryDroppedConnections && retries < _options.MaxRetries && RegistryErrors.IsTransient(e))
+            catch (HttpRequestException e) when (retryDroppedConnections && retries < _options.MaxRetries && RegistryErrors.IsTransient(e))
             {
                 retries++;
                 var delay = Backoff(retries, null);
@@ -130,18 +136,7 @@ public sealed partial class RegistryClient
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
             {
-                throw RegistryErrors.FromTransport(e, spec.Target, request.RequestUri!, _http, retries + 1);
-            }
-
-            if (response.StatusCode == HttpStatusCode.Unauthorized && !challenged)
-            {
-                challenged = true;
-                var challenges = AuthChallenge.FromResponse(response);
-                if (await TryAnswerChallengeAsync(challenges, spec, cancellationToken).ConfigureAwait(false))
-                {
-                    response.Dispose();
-                    continue;
-                }
+                throw RegistryErrors.FromTransport(e, target, request.RequestUri!, _http, retries + 1);
             }
 
             if (RegistryErrors.IsRetryable(response.StatusCode) && retries < _options.MaxRetries)
@@ -154,14 +149,53 @@ public sealed partial class RegistryClient
                 continue;
             }
 
-            return response;
+            return new Answer(response, retries + 1);
+        }
+    }
+
+    /// <summary>
+    /// Sends a request with authentication, answering one 401 challenge, with the retries of
+    /// <see cref="SendWithRetriesAsync"/>. Returns any other response, successful or not.
+    /// </summary>
+    private async Task<Answer> SendRawAsync(RequestSpec spec, CancellationToken cancellationToken)
+    {
+        var baseUri = await EnsureEndpointAsync(cancellationToken).ConfigureAwait(false);
+        var challenged = false;
+        var attempts = 0;
+        while (true)
+        {
+            var answer = await SendWithRetriesAsync(
+                async () =>
+                {
+                    var request = spec.Create(baseUri);
+                    await AuthorizeAsync(request, spec.Scopes, cancellationToken).ConfigureAwait(false);
+                    return request;
+                },
+                spec.Target,
+                spec.Completion,
+                spec.RetryDroppedConnections,
+                cancellationToken).ConfigureAwait(false);
+            attempts += answer.Attempts;
+            var response = answer.Response;
+            if (response.StatusCode == HttpStatusCode.Unauthorized && !challenged)
+            {
+                challenged = true;
+                var challenges = AuthChallenge.FromResponse(response);
+                if (await TryAnswerChallengeAsync(challenges, spec, cancellationToken).ConfigureAwait(false))
+                {
+                    response.Dispose();
+                    continue;
+                }
+            }
+
+            return answer with { Attempts = attempts };
         }
     }
 
     /// <summary>Sends, and turns any unsuccessful answer into the matching Farm exception.</summary>
     private async Task<HttpResponseMessage> SendAsync(RequestSpec spec, CancellationToken cancellationToken, params HttpStatusCode[] accepted)
     {
-        var response = await SendRawAsync(spec, cancellationToken).ConfigureAwait(false);
+        var (response, attempts) = await SendRawAsync(spec, cancellationToken).ConfigureAwait(false);
         if (accepted.Length == 0 ? response.IsSuccessStatusCode : accepted.Contains(response.StatusCode))
         {
             return response;
@@ -169,7 +203,7 @@ public sealed partial class RegistryClient
 
         using (response)
         {
-            throw await RegistryErrors.FromResponseAsync(response, spec.Target, _credential, 1, cancellationToken).ConfigureAwait(false);
+            throw await RegistryErrors.FromResponseAsync(response, spec.Target, _credential, attempts, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -268,10 +302,11 @@ public sealed partial class RegistryClient
         builder.Query = existing.Length > 0 ? $"{existing}&{query}" : query.ToString();
         var target = new RequestTarget(TargetKind.Registry, Registry, null, $"a token from {realmUri.GetLeftPart(UriPartial.Path)}");
 
-        using var response = await SendTokenRequestAsync(builder.Uri, target, cancellationToken).ConfigureAwait(false);
+        var (response, attempts) = await SendTokenRequestAsync(builder.Uri, target, cancellationToken).ConfigureAwait(false);
+        using var answered = response;
         if (!response.IsSuccessStatusCode)
         {
-            throw await RegistryErrors.FromResponseAsync(response, target, _credential, 1, cancellationToken).ConfigureAwait(false);
+            throw await RegistryErrors.FromResponseAsync(response, target, _credential, attempts, cancellationToken).ConfigureAwait(false);
         }
 
         var (token, lifetime) = await ParseTokenAsync(response, cancellationToken).ConfigureAwait(false);
@@ -282,41 +317,22 @@ public sealed partial class RegistryClient
         return token;
     }
 
-    private async Task<HttpResponseMessage> SendTokenRequestAsync(Uri uri, RequestTarget target, CancellationToken cancellationToken)
-    {
-        var retries = 0;
-        while (true)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, uri);
-            if (_credential is { } credential)
+    private Task<Answer> SendTokenRequestAsync(Uri uri, RequestTarget target, CancellationToken cancellationToken) =>
+        SendWithRetriesAsync(
+            () =>
             {
-                request.Headers.Authorization = BasicHeader(credential);
-            }
-
-            try
-            {
-                var response = await _http.Client.SendAsync(request, cancellationToken).ConfigureAwait(false);
-                if (RegistryErrors.IsRetryable(response.StatusCode) && retries < _options.MaxRetries)
+                var request = new HttpRequestMessage(HttpMethod.Get, uri);
+                if (_credential is { } credential)
                 {
-                    response.Dispose();
-                    retries++;
-                    await Task.Delay(Backoff(retries, null), cancellationToken).ConfigureAwait(false);
-                    continue;
+                    request.Headers.Authorization = BasicHeader(credential);
                 }
 
-                return response;
-            }
-            catch (HttpRequestException e) when (retries < _options.MaxRetries && RegistryErrors.IsTransient(e))
-            {
-                retries++;
-                await Task.Delay(Backoff(retries, null), cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
-            {
-                throw RegistryErrors.FromTransport(e, target, uri, _http, retries + 1);
-            }
-        }
-    }
+                return Task.FromResult(request);
+            },
+            target,
+            HttpCompletionOption.ResponseContentRead,
+            retryDroppedConnections: true,
+            cancellationToken);
 
     private async Task<(string Token, TimeSpan Lifetime)> ParseTokenAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {

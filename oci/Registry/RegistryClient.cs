@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
@@ -52,6 +53,9 @@ public sealed partial class RegistryClient : IDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly RegistryHttp _http;
+
+    /// <summary>Mounts and uploads in progress, by <c>repository@digest</c>; see <see cref="LinkOnceAsync"/>.</summary>
+    private readonly ConcurrentDictionary<string, Task> _linking = new(StringComparer.Ordinal);
 
     public RegistryClient(string registry, RegistryClientOptions? options = null, ICredentialProvider? credentials = null, ILogger<RegistryClient>? logger = null, TimeProvider? time = null)
     {
@@ -239,16 +243,32 @@ public sealed partial class RegistryClient : IDisposable
     /// False when the registry declined (it then opened an upload session, which is cancelled).
     /// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#mounting-a-blob-from-another-repository
     /// </summary>
-    public async Task<bool> MountBlobAsync(string repository, Digest digest, string fromRepository, CancellationToken cancellationToken)
-    {
-        var (mounted, location) = await TryMountAsync(repository, digest, fromRepository, cancellationToken).ConfigureAwait(false);
-        if (location is not null)
-        {
-            await CancelUploadAsync(repository, location, cancellationToken).ConfigureAwait(false);
-        }
+    public async Task<bool> MountBlobAsync(string repository, Digest digest, string fromRepository, CancellationToken cancellationToken) =>
+        await TryMountBlobAsync(repository, digest, fromRepository, cancellationToken).ConfigureAwait(false) is not null;
 
-        return mounted;
-    }
+    /// <summary>
+    /// As <see cref="MountBlobAsync"/>, saying what happened: <see cref="BlobOutcome.Mounted"/>,
+    /// <see cref="BlobOutcome.Exists"/> when the repository has the blob already (another push may have put it there
+    /// since the caller looked), or null when the registry declined the mount.
+    /// </summary>
+    public Task<BlobOutcome?> TryMountBlobAsync(string repository, Digest digest, string fromRepository, CancellationToken cancellationToken) =>
+        LinkOnceAsync(repository, digest, async () =>
+        {
+            // Looked up here, not only by the caller: another push may have linked it since.
+            if (await StatBlobAsync(repository, digest, cancellationToken).ConfigureAwait(false) is not null)
+            {
+                _logger.BlobExists(digest, repository);
+                return BlobOutcome.Exists;
+            }
+
+            var (mounted, location) = await TryMountAsync(repository, digest, fromRepository, cancellationToken).ConfigureAwait(false);
+            if (location is not null)
+            {
+                await CancelUploadAsync(repository, location, cancellationToken).ConfigureAwait(false);
+            }
+
+            return mounted ? BlobOutcome.Mounted : (BlobOutcome?)null;
+        }, cancellationToken);
 
     /// <summary>
     /// Puts a blob into the repository unless it is there already: HEAD, then a mount from
@@ -257,10 +277,15 @@ public sealed partial class RegistryClient : IDisposable
     /// is verified against the descriptor before the upload is committed; a mismatch cancels the upload.
     /// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-blobs
     /// </summary>
-    public async Task<BlobOutcome> PushBlobAsync(string repository, Descriptor descriptor, Stream content, string? mountFrom, CancellationToken cancellationToken)
+    public Task<BlobOutcome> PushBlobAsync(string repository, Descriptor descriptor, Stream content, string? mountFrom, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(descriptor);
         ArgumentNullException.ThrowIfNull(content);
+        return LinkOnceAsync(repository, descriptor.Digest, () => PushBlobOnceAsync(repository, descriptor, content, mountFrom, cancellationToken), cancellationToken);
+    }
+
+    private async Task<BlobOutcome> PushBlobOnceAsync(string repository, Descriptor descriptor, Stream content, string? mountFrom, CancellationToken cancellationToken)
+    {
         if (await StatBlobAsync(repository, descriptor.Digest, cancellationToken).ConfigureAwait(false) is not null)
         {
             _logger.BlobExists(descriptor.Digest, repository);
@@ -319,7 +344,7 @@ public sealed partial class RegistryClient : IDisposable
             },
             target,
             [PullPush(repository)]);
-        using var response = await SendAsync(spec, cancellationToken, HttpStatusCode.Created, HttpStatusCode.OK).ConfigureAwait(false);
+        using var response = await SendManifestAsync(spec, $"v2/{repository}/manifests/{reference}", cancellationToken).ConfigureAwait(false);
         if (response.Headers.TryGetValues("Docker-Content-Digest", out var values) && Digest.TryParse(values.FirstOrDefault(), out var stored) && stored != digest)
         {
             throw new RegistryRequestException(Registry, $"Registry {Registry} stored {target.Description[13..]} as {stored}, not {digest}: it rewrote the manifest. Farm needs a registry that stores manifests byte for byte.");
@@ -327,6 +352,30 @@ public sealed partial class RegistryClient : IDisposable
 
         _logger.ManifestPushed(digest, mediaType, repository, reference);
         return digest;
+    }
+
+    /// <summary>
+    /// Sends a manifest PUT, again after a DIGEST_INVALID. The bytes were hashed here and the reference is a tag or
+    /// that very digest, so the registry can only have misread its own storage: the distribution registry answers
+    /// DIGEST_INVALID when the link to one of the manifest's blobs is being rewritten (truncated, then written) by a
+    /// mount or upload of another client at the moment it checks it. A PUT of the same bytes to the same reference
+    /// is idempotent, so it is sent again with the back-off of every other retry.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendManifestAsync(RequestSpec spec, string path, CancellationToken cancellationToken)
+    {
+        for (var retries = 0; ; retries++)
+        {
+            try
+            {
+                return await SendAsync(spec, cancellationToken, HttpStatusCode.Created, HttpStatusCode.OK).ConfigureAwait(false);
+            }
+            catch (RegistryRequestException e) when (e.ErrorCodes.Contains("DIGEST_INVALID") && retries < _options.MaxRetries)
+            {
+                var delay = Backoff(retries + 1, null);
+                _logger.Retrying(HttpMethod.Put, new Uri(_baseUri!, path), "DIGEST_INVALID", retries + 1, _options.MaxRetries, delay);
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Serialises and pushes an image manifest under <paramref name="reference"/>.</summary>
@@ -368,6 +417,44 @@ public sealed partial class RegistryClient : IDisposable
         }
 
         return tags;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="link"/>, a mount or upload of blob <paramref name="digest"/> into
+    /// <paramref name="repository"/> that first looks whether the blob is there, while no other one for the same blob
+    /// and repository runs in this client.
+    /// </summary>
+    /// <remarks>
+    /// Every upload commit and every mount makes the registry write the repository's link to the blob again, and
+    /// the distribution registry's filesystem storage writes a file by truncating it first: a manifest PUT that
+    /// checks its blobs in that moment reads an empty link and is refused with DIGEST_INVALID (and
+    /// MANIFEST_BLOB_UNKNOWN). Concurrent pushes to one repository share their base layers, so without this each of
+    /// them linked every shared blob again while the others wrote their manifests. A blob is linked once; whoever
+    /// comes later finds it there and writes nothing.
+    /// </remarks>
+    private async Task<T> LinkOnceAsync<T>(string repository, Digest digest, Func<Task<T>> link, CancellationToken cancellationToken)
+    {
+        var key = $"{repository}@{digest}";
+        while (true)
+        {
+            var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var running = _linking.GetOrAdd(key, mine.Task);
+            if (running != mine.Task)
+            {
+                await running.WaitAsync(cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            try
+            {
+                return await link().ConfigureAwait(false);
+            }
+            finally
+            {
+                _linking.TryRemove(new KeyValuePair<string, Task>(key, mine.Task));
+                mine.SetResult();
+            }
+        }
     }
 
     private async Task<(bool Mounted, Uri? Location)> TryMountAsync(string repository, Digest digest, string fromRepository, CancellationToken cancellationToken)
@@ -486,7 +573,8 @@ public sealed partial class RegistryClient : IDisposable
         try
         {
             var spec = new RequestSpec(_ => new HttpRequestMessage(HttpMethod.Delete, location), target, [PullPush(repository)]);
-            using var response = await SendRawAsync(spec, cancellationToken).ConfigureAwait(false);
+            var (response, _) = await SendRawAsync(spec, cancellationToken).ConfigureAwait(false);
+            response.Dispose();
         }
         catch (Farm.Contracts.FarmException e)
         {

@@ -85,13 +85,13 @@ internal static class RegistryErrors
 
         return new RegistryUnavailableException(
             registry,
-            $"Cannot reach registry {registry} at {uri.GetLeftPart(UriPartial.Authority)} for {target.Description} after {attempts} attempt(s): {e.Message}. Check that the registry runs and the address is right.",
+            $"Cannot reach registry {registry} at {uri.GetLeftPart(UriPartial.Authority)} for {target.Description} after {attempts} attempt(s): {e.Message.TrimEnd('.')}. Check that the registry runs and the address is right.",
             inner: e);
     }
 
     private static string Advice(IReadOnlyList<string> codes) => (codes.Count > 0 ? codes[0] : null) switch
     {
-        "DIGEST_INVALID" => "The content does not match its digest: the local copy is corrupt; rebuild or pull it again.",
+        "DIGEST_INVALID" => "The registry found content that does not match its digest: for a blob, the local copy is corrupt (rebuild or pull it again); for a manifest, the registry misread a blob the manifest names, which happens while another client pushes that blob (push again).",
         "MANIFEST_BLOB_UNKNOWN" => "The manifest names a blob the repository lacks: push every layer and the config before the manifest.",
         "MANIFEST_INVALID" or "MANIFEST_UNVERIFIED" => "The manifest is malformed for this registry: check its media type and fields.",
         "NAME_INVALID" => "The repository name is not valid: use lower-case path components.",

@@ -58,9 +58,9 @@ public static class BlobCopy
         {
             foreach (var source in sources.OfType<RegistryBlobStore>().Where(s => SameRegistryOtherRepository(s, registry)))
             {
-                if (await registry.MountFromAsync(descriptor.Digest, source.Repository, cancellationToken).ConfigureAwait(false))
+                if (await registry.MountFromAsync(descriptor.Digest, source.Repository, cancellationToken).ConfigureAwait(false) is { } linked)
                 {
-                    return new BlobCopied(BlobOutcome.Mounted, source);
+                    return new BlobCopied(linked, linked == BlobOutcome.Mounted ? source : null);
                 }
             }
         }

@@ -25,9 +25,13 @@ public sealed class RegistryBlobStore(RegistryClient client, string repository) 
     public Task PutAsync(Descriptor descriptor, Stream content, CancellationToken cancellationToken) =>
         Client.PushBlobAsync(Repository, descriptor, content, mountFrom: null, cancellationToken);
 
-    /// <summary>Makes a blob of another repository of the same registry available here without copying; false when the registry declined.</summary>
-    public Task<bool> MountFromAsync(Digest digest, string fromRepository, CancellationToken cancellationToken) =>
-        Client.MountBlobAsync(Repository, digest, fromRepository, cancellationToken);
+    /// <summary>
+    /// Makes a blob of another repository of the same registry available here without copying:
+    /// <see cref="BlobOutcome.Mounted"/>, <see cref="BlobOutcome.Exists"/> when another push put it here meanwhile,
+    /// null when the registry declined.
+    /// </summary>
+    public Task<BlobOutcome?> MountFromAsync(Digest digest, string fromRepository, CancellationToken cancellationToken) =>
+        Client.TryMountBlobAsync(Repository, digest, fromRepository, cancellationToken);
 
     public override string ToString() => $"{Client.Registry}/{Repository}";
 }

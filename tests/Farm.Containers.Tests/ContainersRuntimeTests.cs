@@ -7,8 +7,9 @@ using Farm.Containers;
 namespace Farm.Containers.Tests;
 
 /// <summary>
-/// The container runtime as a library, with a fault injected where the machine cannot be made to fail: a runc whose
-/// pause is refused, as where the cgroup freezer is unavailable.
+/// The container runtime as a library, with faults injected where the machine cannot be made to fail: a runc whose
+/// pause is refused, as where the cgroup freezer is unavailable, and one whose kill is refused, as where runc cannot
+/// read the container's freezer state.
 /// </summary>
 public sealed class ContainersRuntimeTests : IAsyncLifetime
 {
@@ -70,6 +71,40 @@ public sealed class ContainersRuntimeTests : IAsyncLifetime
             Assert.Equal(137, await supervisor);
         }
 
+        Assert.DoesNotContain(state, await File.ReadAllTextAsync("/proc/self/mountinfo"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_container_runc_refuses_to_kill_is_still_removed_and_leaves_no_mount()
+    {
+        var runc = Path.Combine(_dir, "runc-without-kill");
+        await File.WriteAllTextAsync(runc, "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = kill ] && { echo 'unable to get freezer state' >&2; exit 1; }; done\nexec runc \"$@\"\n");
+        UnixFile.Chmod(runc, 0x1ED);
+        var state = Path.Combine(_dir, "state");
+        var runtime = new ContainerRuntime(state, runc);
+        using var images = await LocalImageStore.OpenAsync(state, CancellationToken.None);
+        var rootfs = BusyboxRootfs.Write(Path.Combine(_dir, "rootfs.tar"));
+        LocalImage image;
+        await using (var tar = File.OpenRead(rootfs))
+        {
+            image = await images.ImportAsync(tar, rootfs, "bb", null, null, CancellationToken.None);
+        }
+
+        var container = await runtime.CreateAsync(
+            new ContainerCreateOptions { Image = "bb", Command = ["sh", "-c", "echo up > /up.txt; exec sleep 600"], Network = ContainerNetwork.None },
+            image, images, CancellationToken.None);
+        var supervisor = Task.Run(() => runtime.SuperviseAsync(container.Id, recordOutput: false, CancellationToken.None));
+        try
+        {
+            await Wait.UntilAsync(() => File.Exists(Path.Combine(runtime.RootfsPath(container), "up.txt")), TimeSpan.FromSeconds(60), () => "the container to write /up.txt");
+        }
+        finally
+        {
+            await runtime.RemoveAsync(container, force: true, CancellationToken.None);
+        }
+
+        Assert.Equal(137, await supervisor);
+        Assert.Null(runtime.Store.TryLoad(container.Id));
         Assert.DoesNotContain(state, await File.ReadAllTextAsync("/proc/self/mountinfo"), StringComparison.Ordinal);
     }
 }

@@ -245,6 +245,61 @@ public sealed class ApiBuildTests(ApiFixture fixture) : IClassFixture<ApiFixture
         Assert.Contains("dockerfile", (string?)body["error"], StringComparison.OrdinalIgnoreCase);
     }
 
+    [Theory]
+    [InlineData("contextDigest", "sha256:not-hex")]
+    [InlineData("contextDigest", "sha256:abc123")]
+    [InlineData("contextDigest", "md5:d41d8cd98f00b204e9800998ecf8427e")]
+    [InlineData("contextIndexDigest", "sha256:not-hex")]
+    public async Task A_malformed_digest_is_400_naming_the_field(string field, string value)
+    {
+        var body = fixture.Context.SubmitJson(fixture.Context.Tag("never:1"));
+        body[field] = value;
+
+        using var response = await fixture.Http.PostAsync("builds", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var answer = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Equal("FARM4211", (string?)answer["code"]);
+        Assert.Contains($"\"{field}\" is not a digest ('{value}'", (string?)answer["error"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_submission_without_a_context_index_builds_when_no_step_reads_the_context()
+    {
+        var tag = fixture.Context.Tag("no-index:1");
+        var body = fixture.Context.SubmitJson(tag);
+        body["dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN echo no index needed > /out\n";
+        body.Remove("contextIndexDigest");
+
+        using var posted = await fixture.Http.PostAsync("builds", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+        var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
+        await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true");
+
+        var status = (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
+        Assert.True((string?)status["status"] == "succeeded", status.ToJsonString());
+        Assert.Equal((string?)status["imageDigest"], await SubmitContext.RegistryDigestAsync(tag));
+    }
+
+    [Fact]
+    public async Task A_submission_without_a_context_index_that_copies_from_the_context_fails_naming_the_step()
+    {
+        var body = fixture.Context.SubmitJson(fixture.Context.Tag("no-index-copy:1"));
+        body["dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN true\nCOPY hello.txt /hello.txt\n";
+        body.Remove("contextIndexDigest");
+
+        using var posted = await fixture.Http.PostAsync("builds", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+        var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
+        await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true");
+
+        var status = (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
+        Assert.Equal("failed", (string?)status["status"]);
+        Assert.Equal("FARM4203", (string?)status["errorCode"]);
+        Assert.Contains("Dockerfile:4:1: step s0/", (string?)status["error"], StringComparison.Ordinal);
+        Assert.Contains("`COPY hello.txt /hello.txt` reads the build context, but the submission names no context index", (string?)status["error"], StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_missing_context_index_fails_the_build_with_its_code_in_the_status()
     {

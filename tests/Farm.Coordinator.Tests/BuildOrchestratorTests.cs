@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Farm.Dockerfile.Planning;
 using Farm.Oci.Images;
 using Farm.Contracts;
 using Farm.Coordinator.Assembly;

@@ -197,6 +197,129 @@ public sealed class PushTests(BusyboxImageFixture fixture) : IClassFixture<Busyb
         Assert.StartsWith("FARM4110", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(FlakyProxy.ApiCheckFault.ServiceUnavailable, 2)]
+    // .NET's handler itself sends a request again on a new connection that closed before any answer, a few times;
+    // six resets are more than it absorbs, so only the client's own retries get the push through.
+    [InlineData(FlakyProxy.ApiCheckFault.Reset, 6)]
+    public async Task A_push_rides_out_failed_api_checks(FlakyProxy.ApiCheckFault fault, int faults)
+    {
+        // The registry behind a proxy that fails its first API checks: the first contact is retried like any request.
+        await using var proxy = new FlakyProxy(int.Parse(TestRegistries.Anonymous.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture)) { Open = true };
+        proxy.FailApiChecks(faults, fault);
+        using var locator = new BlobStoreLocator(credentials: fixture.Credentials);
+        var repository = $"{fixture.Namespace}/proxied-{fault.ToString().ToLowerInvariant()}";
+
+        var result = await new ImagePusher(locator.ClientFor).PushAsync(fixture.Image, [$"127.0.0.1:{proxy.Port}/{repository}:1"], [fixture.Cache], null, CancellationToken.None);
+
+        Assert.Equal(faults, proxy.ApiCheckFaults);
+        Assert.Equal(fixture.Image.Digest, result.Digest);
+        var stored = await fixture.Locator.ClientFor(TestRegistries.Anonymous).HeadManifestAsync(repository, "1", CancellationToken.None);
+        Assert.Equal(fixture.Image.Digest, stored?.Digest);
+    }
+
+    [Fact]
+    public async Task Ten_concurrent_pushes_to_one_repository_all_land_and_link_each_shared_blob_once()
+    {
+        // One client, as one coordinator pushes the builds it runs: images that share every layer, each its own tag.
+        // Linking a blob the repository has again is what made the registry refuse a manifest (DIGEST_INVALID).
+        for (var round = 0; round < 3; round++)
+        {
+            var results = await PushConcurrentlyAsync($"{fixture.Namespace}/together{round}", linkAgain: false);
+
+            foreach (var layer in fixture.Image.Manifest.Layers)
+            {
+                var outcomes = results.SelectMany(r => r.Blobs).Where(b => b.Blob.Digest == layer.Digest).Select(b => b.Outcome).ToList();
+                Assert.Equal(10, outcomes.Count);
+                Assert.Equal(1, outcomes.Count(o => o != BlobOutcome.Exists));
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Concurrent_pushes_ride_out_another_client_linking_their_blobs_again()
+    {
+        // Another client (another coordinator, another tool) mounting the same blobs into the repository the whole
+        // time: the registry then reads a link while it is rewritten and refuses some manifests with DIGEST_INVALID.
+        for (var round = 0; round < 3; round++)
+        {
+            await PushConcurrentlyAsync($"{fixture.Namespace}/apart{round}", linkAgain: true);
+        }
+    }
+
+    /// <summary>
+    /// Ten images on the fixture's layers, with configs that differ by their time, pushed at once to one repository,
+    /// each to its own tag; with <paramref name="linkAgain"/>, two loops of plain HTTP mounts of the same layers into
+    /// that repository run meanwhile. Checks every tag names its image.
+    /// </summary>
+    private async Task<ImagePushResult[]> PushConcurrentlyAsync(string repository, bool linkAgain)
+    {
+        var images = Enumerable.Range(0, 10).Select(i => new ImageAssembler().Assemble(new AssemblyRequest
+        {
+            Base = new BaseImage { Config = fixture.Image.Config, Layers = fixture.Image.Manifest.Layers },
+            Steps = [],
+            Config = new StageImageConfig(),
+            ConfigIncludesBase = false,
+            Created = DateTimeOffset.FromUnixTimeSeconds(1_700_000_000 + i),
+        })).ToList();
+        using var stop = new CancellationTokenSource();
+        var linkers = new List<Task>();
+        if (linkAgain)
+        {
+            await new ImagePusher(fixture.Locator.ClientFor).PushAsync(images[0], [$"{TestRegistries.Anonymous}/{repository}:seed"], [fixture.Cache], null, CancellationToken.None);
+            linkers.AddRange(Enumerable.Range(0, 2).Select(_ => MountLoopAsync(repository, stop.Token)));
+        }
+
+        using var start = new SemaphoreSlim(0, images.Count);
+        var pushes = images.Select((image, i) => Task.Run(async () =>
+        {
+            await start.WaitAsync();
+            return await new ImagePusher(fixture.Locator.ClientFor).PushAsync(image, [$"{TestRegistries.Anonymous}/{repository}:{i}"], [fixture.Cache], null, CancellationToken.None);
+        })).ToList();
+        start.Release(images.Count);
+        ImagePushResult[] results;
+        try
+        {
+            results = await Task.WhenAll(pushes);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(linkers);
+        }
+
+        var client = fixture.Locator.ClientFor(TestRegistries.Anonymous);
+        for (var i = 0; i < images.Count; i++)
+        {
+            Assert.Equal(images[i].Digest, results[i].Digest);
+            var stored = await client.HeadManifestAsync(repository, i.ToString(System.Globalization.CultureInfo.InvariantCulture), CancellationToken.None);
+            Assert.Equal(images[i].Digest, stored?.Digest);
+        }
+
+        return results;
+    }
+
+    /// <summary>Mounts the fixture's layers from its cache into <paramref name="repository"/> over and over, as a client without Farm's care would.</summary>
+    private async Task MountLoopAsync(string repository, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{TestRegistries.Anonymous}/") };
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            foreach (var layer in fixture.Image.Manifest.Layers)
+            {
+                try
+                {
+                    using var response = await http.PostAsync($"v2/{repository}/blobs/uploads/?mount={layer.Digest}&from={fixture.Cache.Repository}", null, cancellationToken);
+                    Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
     internal static async Task RemovePodmanImageAsync(string reference)
     {
         using var process = Process.Start(new ProcessStartInfo("podman", ["rmi", "-f", reference]) { RedirectStandardOutput = true, RedirectStandardError = true })!;

@@ -1,3 +1,4 @@
+using Farm.Dockerfile.Planning;
 using Farm.Coordinator.Builds;
 using Farm.Dockerfile.Graph;
 
@@ -61,5 +62,20 @@ public sealed class RefusalTests
         Assert.Contains("--allow network.host", error.Message, StringComparison.Ordinal);
         BuildOrchestrator.RefuseUnrequested(graph, [Farm.Contracts.Entitlements.NetworkHost]);
         BuildOrchestrator.RefuseUnrequested(BuildGraph.Create("FROM busybox\nRUN --network=none true\nRUN --network=default true\n", "Dockerfile", new BuildGraphOptions()), []);
+    }
+
+    [Fact]
+    public void Without_a_context_index_a_step_reading_the_context_fails_planning_naming_it_and_others_plan()
+    {
+        var options = new BuildGraphOptions { ResolveBaseImage = (_, _) => new BaseImageConfig { Env = ["PATH=/bin"] } };
+        var digest = "sha256:" + new string('a', 64);
+        var runOnly = BuildGraph.Create("FROM busybox\nRUN echo hi > /x\nWORKDIR /w\n", "Dockerfile", options);
+        var copies = BuildGraph.Create("FROM busybox\nRUN true\nCOPY a.txt /a\n", "Dockerfile", options);
+
+        Assert.Equal(2, CacheKeyPlanner.Compute(runOnly, null, _ => digest).Steps.Count);
+        var error = Assert.Throws<ContextIndexUnavailableException>(() => CacheKeyPlanner.Compute(copies, null, _ => digest));
+
+        Assert.StartsWith("FARM4203: Dockerfile:3:1: step s0/", error.Message, StringComparison.Ordinal);
+        Assert.Contains("`COPY a.txt /a` reads the build context", error.Message, StringComparison.Ordinal);
     }
 }
