@@ -114,6 +114,9 @@ public static class FarmErrorCodes
     /// <summary>A file of the build context changed size while the context was packed (<c>BuildContextException</c>).</summary>
     public const string ContextChangedWhilePacked = "FARM1211";
 
+    /// <summary>A submitted context index does not describe its context tar; nothing is built or cached (<c>ContextIndexMismatchException</c>).</summary>
+    public const string ContextIndexMismatch = "FARM1212";
+
     // FARM13xx: stages and the build graph (BuildGraphException, Farm.Dockerfile.Graph).
 
     /// <summary><c>--target</c> names no stage.</summary>

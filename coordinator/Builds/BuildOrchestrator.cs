@@ -107,19 +107,57 @@ public sealed partial class BuildOrchestrator
         var store = await _stores.OpenAsync(cacheStore, cancellationToken).ConfigureAwait(false);
         try
         {
+            ContextIndex index;
             var blob = await store.OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
             await using (blob.ConfigureAwait(false))
             {
                 using var buffer = new MemoryStream();
                 await blob.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
-                return BuildRequest.From(submit, ContextIndex.Parse(buffer.ToArray()), cacheStore);
+                index = ContextIndex.Parse(buffer.ToArray());
             }
+
+            await VerifyContextAsync(store, submit, index, cancellationToken).ConfigureAwait(false);
+            return BuildRequest.From(submit, index, cacheStore);
         }
-        catch (Exception e) when (e is FarmException or System.Text.Json.JsonException or FormatException)
+        catch (Exception e) when (e is (FarmException and not ContextIndexMismatchException) or System.Text.Json.JsonException or FormatException)
         {
             throw new ContextIndexUnavailableException(submit.ContextIndexDigest, cacheStore, e.Message, e);
         }
     }
+
+    /// <summary>
+    /// Checks the client's index against the context tar before its cache keys are trusted (docs/architecture.md, "Cache
+    /// keys"); a pair once verified is remembered, as both are content-addressed.
+    /// </summary>
+    /// <exception cref="ContextIndexMismatchException">The index does not describe the tar (FARM1212).</exception>
+    private static async Task VerifyContextAsync(IBlobStore store, SubmitBuild submit, ContextIndex index, CancellationToken cancellationToken)
+    {
+        var pair = submit.ContextDigest + "/" + submit.ContextIndexDigest;
+        if (VerifiedContexts.ContainsKey(pair))
+        {
+            return;
+        }
+
+        if (!Digest.TryParse(submit.ContextDigest, out var tarDigest, out var invalid))
+        {
+            throw new ContextIndexMismatchException($"the context digest '{submit.ContextDigest}' is not a digest ({invalid})");
+        }
+
+        var tar = await store.OpenReadAsync(tarDigest, cancellationToken).ConfigureAwait(false);
+        await using (tar.ConfigureAwait(false))
+        {
+            await ContextIndexVerifier.VerifyAsync(index, tar, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (VerifiedContexts.Count >= 4096)
+        {
+            VerifiedContexts.Clear();
+        }
+
+        VerifiedContexts[pair] = 0;
+    }
+
+    private static readonly ConcurrentDictionary<string, byte> VerifiedContexts = new(StringComparer.Ordinal);
 
     private async Task<BuildResult> RunCoreAsync(BuildRequest request, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
     {

@@ -51,6 +51,13 @@ public sealed class DigestVerifyingStream : IO.ReadOnlyStream
 
     public override int Read(Span<byte> buffer)
     {
+        // A zero-length read (TarReader makes them) answers 0 without meaning the end: only a read of nothing into
+        // room for something is the end the digest is checked at.
+        if (buffer.IsEmpty)
+        {
+            return 0;
+        }
+
         var n = _inner.Read(buffer);
         Account(buffer[..n]);
         return n;
@@ -58,6 +65,11 @@ public sealed class DigestVerifyingStream : IO.ReadOnlyStream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
+        if (buffer.IsEmpty)
+        {
+            return 0;
+        }
+
         var n = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         Account(buffer.Span[..n]);
         return n;

@@ -301,6 +301,40 @@ public sealed class ApiBuildTests(ApiFixture fixture) : IClassFixture<ApiFixture
     }
 
     [Fact]
+    public async Task An_index_that_does_not_describe_its_tar_is_refused_and_poisons_no_cache_key()
+    {
+        // The attack: the tar holds other bytes than the index claims, so the layer of "evil" would be cached under the
+        // key of "good" and served to every later build of "good".
+        var marker = Guid.NewGuid().ToString("N");
+        var (evilTar, _) = await fixture.Context.UploadAsync(new Dictionary<string, string> { ["hello.txt"] = $"evil {marker}\n" });
+        var (goodTar, goodIndex) = await fixture.Context.UploadAsync(new Dictionary<string, string> { ["hello.txt"] = $"good {marker}\n" });
+        const string dockerfile = "ARG BASE\nFROM ${BASE}\nCOPY hello.txt /hello.txt\n";
+
+        async Task<(JsonObject Status, string Events)> BuildAsync(string tar, string tag)
+        {
+            var body = fixture.Context.SubmitJson(fixture.Context.Tag(tag));
+            body["dockerfile"] = dockerfile;
+            body["contextDigest"] = tar;
+            body["contextIndexDigest"] = goodIndex;
+            using var posted = await fixture.Http.PostAsync("builds", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+            var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
+            var events = await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true");
+            return ((await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!, events);
+        }
+
+        var (refused, refusedEvents) = await BuildAsync(evilTar, "poison:1");
+        Assert.Equal("failed", (string?)refused["status"]);
+        Assert.Equal("FARM1212", (string?)refused["errorCode"]);
+        Assert.Contains("'hello.txt' is a file of", (string?)refused["error"], StringComparison.Ordinal);
+        Assert.DoesNotContain("\"StepStarted\"", refusedEvents, StringComparison.Ordinal);
+
+        var (built, builtEvents) = await BuildAsync(goodTar, "poison:2");
+        Assert.True((string?)built["status"] == "succeeded", built.ToJsonString());
+        var copy = builtEvents.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).Single(e => (string?)e["type"] == "StepFinished");
+        Assert.False((bool)copy["outcome"]!["cached"]!, "the honest build's COPY came from a cache the refused build filled");
+    }
+
+    [Fact]
     public async Task A_missing_context_index_fails_the_build_with_its_code_in_the_status()
     {
         var submit = new SubmitBuild { Dockerfile = "FROM scratch\n", ContextDigest = "sha256:" + new string('0', 64), ContextIndexDigest = "sha256:" + new string('1', 64) };

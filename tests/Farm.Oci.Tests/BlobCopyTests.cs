@@ -90,3 +90,24 @@ public sealed class BlobCopyTests : IDisposable
         return blob;
     }
 }
+
+/// <summary>The stream that checks a blob's digest as it is read.</summary>
+public sealed class DigestVerifyingStreamTests
+{
+    [Fact]
+    public async Task A_zero_length_read_in_the_middle_is_not_taken_for_the_end_of_the_blob()
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes("a context tar, read entry by entry");
+        var stream = new DigestVerifyingStream(new MemoryStream(bytes), Digest.Sha256(bytes), bytes.Length, "blob");
+
+        var first = new byte[5];
+        Assert.Equal(5, await stream.ReadAsync(first));
+        Assert.Equal(0, await stream.ReadAsync(Memory<byte>.Empty));
+        Assert.Equal(0, stream.Read([]));
+        await stream.CopyToAsync(Stream.Null);
+        Assert.Equal(bytes.Length, stream.BytesRead);
+
+        var tampered = new DigestVerifyingStream(new MemoryStream(bytes), Digest.Sha256("other"u8), bytes.Length, "blob");
+        await Assert.ThrowsAsync<DigestMismatchException>(() => tampered.CopyToAsync(Stream.Null));
+    }
+}
