@@ -263,6 +263,12 @@ public static class FarmErrorCodes
     /// <summary>A path inside the image escapes or cannot be used, e.g. WORKDIR is a file (<c>RootfsPathException</c>).</summary>
     public const string RootfsPath = "FARM3005";
 
+    /// <summary>
+    /// A job was delivered to workers <c>Farm:Worker:MaxDeliveries</c> times and each time its worker stopped or died
+    /// before reporting; it is failed instead of delivered again (a poison job must not loop forever).
+    /// </summary>
+    public const string DeliveriesExhausted = "FARM3006";
+
     /// <summary>FARM_RABBITMQ is not an AMQP URL (<c>InvalidRabbitMqUrlException</c>, Farm.Contracts).</summary>
     public const string InvalidRabbitMqUrl = "FARM3010";
 

@@ -34,6 +34,13 @@ public sealed class WorkerOptions
     [Required]
     public string MetricsAddress { get; set; } = "127.0.0.1";
 
+    /// <summary>
+    /// Deliveries of one job that may end without a result (its worker killed, or stopped and handing the job back)
+    /// before a worker fails it with FARM3006 instead of running it again.
+    /// </summary>
+    [Range(1, 100)]
+    public int MaxDeliveries { get; set; } = 3;
+
     /// <summary>How often the worker tells coordinators it is alive (<see cref="Contracts.WorkerHeartbeat"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);

@@ -10,6 +10,13 @@ namespace Farm.Worker.Jobs;
 /// Consumes <see cref="BuildLayer"/> jobs from the workers' queue. The message is acknowledged only when this method
 /// returns, after the result is published, so a job whose worker dies is delivered again to another worker.
 /// </summary>
+/// <remarks>
+/// Deliveries are bounded (docs/architecture.md, "Failure model"): every copy of a job carries its delivery number
+/// (<see cref="DeliveryHeader"/>, 1 when absent). RabbitMQ only says that a message was delivered before, so a
+/// redelivered copy is not run: it is sent again with the next number and acknowledged, and the copy runs. A worker
+/// that stops (SIGTERM) kills the step and hands the job back the same way. Once a job has ended
+/// <see cref="WorkerOptions.MaxDeliveries"/> deliveries without a result, it fails with FARM3006 instead.
+/// </remarks>
 public sealed partial class BuildLayerConsumer(
     ILayerJobExecutor executor,
     RunningJobs running,
@@ -17,11 +24,23 @@ public sealed partial class BuildLayerConsumer(
     WorkerTelemetry telemetry,
     ILogger<BuildLayerConsumer> logger) : IConsumer<BuildLayer>
 {
+    /// <summary>The delivery number of a job's copy (a header; 1 when absent).</summary>
+    public const string DeliveryHeader = "Farm-Delivery";
+
     public async Task Consume(ConsumeContext<BuildLayer> context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var job = context.Message;
         var worker = options.Value.Name;
+        var delivery = context.Headers.Get<int>(DeliveryHeader) ?? 1;
+        if (context.ReceiveContext.Redelivered)
+        {
+            // The delivery this copy was on ended without a result: its worker died, or its channel closed.
+            LogRedelivered(logger, job.JobId, delivery);
+            await HandBackAsync(context, worker, delivery).ConfigureAwait(false);
+            return;
+        }
+
         LogJobStarted(logger, job.JobId, job.StepId, worker);
         using var busy = telemetry.TrackBusySlot();
         using var activity = WorkerTelemetry.StartJob(job, worker);
@@ -51,7 +70,13 @@ public sealed partial class BuildLayerConsumer(
             LogJobCancelled(logger, job.JobId);
             await PublishFailureAsync(context, worker, FarmErrorCodes.BuildCancelled, $"{FarmErrorCodes.BuildCancelled}: job {job.JobId} stopped: the builds that awaited it were cancelled", null, retryable: false).ConfigureAwait(false);
         }
-        catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
+        catch (Exception e) when (context.CancellationToken.IsCancellationRequested)
+        {
+            // This worker stops (SIGTERM): the step is killed and nothing of it was stored; another worker runs it.
+            LogJobHandedBack(logger, e, job.JobId);
+            await HandBackAsync(context, worker, delivery).ConfigureAwait(false);
+        }
+        catch (Exception e)
         {
             var stepFailure = e as IStepFailure;
             var code = (e as FarmException)?.Code ?? FarmErrorCodes.WorkerUnexpected;
@@ -59,6 +84,27 @@ public sealed partial class BuildLayerConsumer(
             LogJobFailed(logger, job.JobId, e.Message);
             await PublishFailureAsync(context, worker, code, e.Message, stepFailure, IsRetryable(e)).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Sends the job to the queue again as delivery <paramref name="ended"/> + 1 (the original is then acknowledged),
+    /// or fails it with FARM3006 when <paramref name="ended"/> deliveries were all that are allowed.
+    /// </summary>
+    private async Task HandBackAsync(ConsumeContext<BuildLayer> context, string worker, int ended)
+    {
+        var job = context.Message;
+        var max = options.Value.MaxDeliveries;
+        if (ended >= max)
+        {
+            var message = $"{FarmErrorCodes.DeliveriesExhausted}: job {job.JobId} for step {job.StepId} was delivered {ended} times and each time its worker stopped or died before reporting on it; it is not run again (Farm:Worker:MaxDeliveries is {max}). Check the step for something that kills or stops workers, and the workers' logs.";
+            LogDeliveriesExhausted(logger, job.JobId, ended);
+            await PublishFailureAsync(context, worker, FarmErrorCodes.DeliveriesExhausted, message, null, retryable: false).ConfigureAwait(false);
+            return;
+        }
+
+        // Not the consume token: it is already cancelled when this worker stops.
+        var queue = await context.GetSendEndpoint(context.ReceiveContext.InputAddress).ConfigureAwait(false);
+        await queue.Send(job, s => s.Headers.Set(DeliveryHeader, ended + 1), CancellationToken.None).ConfigureAwait(false);
     }
 
     private static Task PublishFailureAsync(ConsumeContext<BuildLayer> context, string worker, string code, string message, IStepFailure? stepFailure, bool retryable)
@@ -89,6 +135,15 @@ public sealed partial class BuildLayerConsumer(
         FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot,
         _ => true,
     };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} came back after delivery {Delivery} ended without a result")]
+    private static partial void LogRedelivered(ILogger logger, Guid jobId, int delivery);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} handed back: this worker stops")]
+    private static partial void LogJobHandedBack(ILogger logger, Exception exception, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} failed: {Deliveries} deliveries ended without a result")]
+    private static partial void LogDeliveriesExhausted(ILogger logger, Guid jobId, int deliveries);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} cancelled: the builds that awaited it were cancelled")]
     private static partial void LogJobCancelled(ILogger logger, Guid jobId);
