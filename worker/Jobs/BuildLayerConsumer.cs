@@ -1,3 +1,4 @@
+using System.Globalization;
 using Farm.Contracts;
 using Farm.Worker.Telemetry;
 using MassTransit;
@@ -14,7 +15,8 @@ namespace Farm.Worker.Jobs;
 /// Deliveries are bounded (docs/architecture.md, "Failure model"): every copy of a job carries its delivery number
 /// (<see cref="DeliveryHeader"/>, 1 when absent). RabbitMQ only says that a message was delivered before, so a
 /// redelivered copy is not run: it is sent again with the next number and acknowledged, and the copy runs. A worker
-/// that stops (SIGTERM) kills the step and hands the job back the same way. Once a job has ended
+/// that stops (SIGTERM) lets its jobs finish for <see cref="WorkerOptions.StopGrace"/>, then kills their steps and
+/// hands them back the same way. Once a job has ended
 /// <see cref="WorkerOptions.MaxDeliveries"/> deliveries without a result, it fails with FARM3006 instead.
 /// </remarks>
 public sealed partial class BuildLayerConsumer(
@@ -32,7 +34,7 @@ public sealed partial class BuildLayerConsumer(
         ArgumentNullException.ThrowIfNull(context);
         var job = context.Message;
         var worker = options.Value.Name;
-        var delivery = context.Headers.Get<int>(DeliveryHeader) ?? 1;
+        var delivery = Delivery(context.Headers);
         if (context.ReceiveContext.Redelivered)
         {
             // The delivery this copy was on ended without a result: its worker died, or its channel closed.
@@ -104,8 +106,14 @@ public sealed partial class BuildLayerConsumer(
 
         // Not the consume token: it is already cancelled when this worker stops.
         var queue = await context.GetSendEndpoint(context.ReceiveContext.InputAddress).ConfigureAwait(false);
-        await queue.Send(job, s => s.Headers.Set(DeliveryHeader, ended + 1), CancellationToken.None).ConfigureAwait(false);
+        await queue.Send(job, s => s.Headers.Set(DeliveryHeader, (ended + 1).ToString(CultureInfo.InvariantCulture)), CancellationToken.None).ConfigureAwait(false);
     }
+
+    /// <summary>The copy's delivery number: the header as text (how this worker writes it) or a number; 1 when absent.</summary>
+    internal static int Delivery(Headers headers) =>
+        headers.TryGetHeader(DeliveryHeader, out var value) && int.TryParse(Convert.ToString(value is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : value, CultureInfo.InvariantCulture), CultureInfo.InvariantCulture, out var delivery) && delivery > 0
+            ? delivery
+            : 1;
 
     private static Task PublishFailureAsync(ConsumeContext<BuildLayer> context, string worker, string code, string message, IStepFailure? stepFailure, bool retryable)
     {
