@@ -74,9 +74,10 @@ public sealed partial class BuildLayerConsumer(
         }
         catch (Exception e) when (context.CancellationToken.IsCancellationRequested)
         {
-            // This worker stops (SIGTERM): the step is killed and nothing of it was stored; another worker runs it.
+            // This worker stops (SIGTERM): the step is killed and nothing of it was stored. MassTransit returns the
+            // message to the queue (a cancelled consume is not a fault), and whoever gets it counts this delivery.
             LogJobHandedBack(logger, e, job.JobId);
-            await HandBackAsync(context, worker, delivery).ConfigureAwait(false);
+            throw;
         }
         catch (Exception e)
         {
