@@ -25,56 +25,74 @@ internal sealed partial class RecoveringMembershipTable(
     private ImmutableDictionary<SiloAddress, MembershipEntry> _rows = ImmutableDictionary<SiloAddress, MembershipEntry>.Empty;
     private int _version;
 
-    /// <summary>Whether an exception says the table itself is gone (Redis lost its data or the key was deleted).</summary>
+    /// <summary>
+    /// Whether an exception says the table, or this silo's row, is gone (Redis lost its data or the key was deleted):
+    /// Orleans 10.4's Redis table reports a missing version row in words, and a missing row on an IAmAlive update as
+    /// the failure of its Lua script on a nil row.
+    /// </summary>
     internal static bool IsTableLost(Exception e) =>
-        e.Message.Contains("membership table version is missing", StringComparison.OrdinalIgnoreCase);
+        e.Message.Contains("membership table version is missing", StringComparison.OrdinalIgnoreCase)
+        || e.Message.Contains("to 'find' (string expected, got boolean)", StringComparison.Ordinal);
 
     /// <summary>
-    /// Creates the table again when it is gone and puts back the rows known here; true when it was gone. Safe to call
-    /// from every silo at once: each insert is conditional on the table version, and a row already back is skipped.
+    /// Creates the table again when it is gone and puts back the rows known here that are missing (this silo's first),
+    /// then moves the table version past every version this silo has seen (Orleans ignores a table older than its
+    /// view, and its table accepts one version step per write). True when anything was written. Safe to call from
+    /// every silo at once: every write is conditional on the table version, and a row already back is skipped.
     /// </summary>
     public async Task<bool> RepairAsync(CancellationToken cancellationToken)
     {
         await _repair.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            var floor = _version;
+            MembershipTableData table;
             try
             {
-                await inner.ReadRowAsync(silo.SiloAddress, cancellationToken).ConfigureAwait(false);
-                return false;
+                table = await inner.ReadAllAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (IsTableLost(e))
             {
                 LogTableLost(logger, _rows.Count);
+                // Creates the version row when missing (and only then).
+                await inner.InitializeMembershipTableAsync(tryInitTableVersion: true, cancellationToken).ConfigureAwait(false);
+                table = await inner.ReadAllAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            // Creates the version row when missing (and only then).
-            await inner.InitializeMembershipTableAsync(tryInitTableVersion: true, cancellationToken).ConfigureAwait(false);
-            for (var attempt = 0; attempt < 100; attempt++)
+            var wrote = false;
+            for (var attempt = 0; attempt < 1000; attempt++)
             {
-                var table = await inner.ReadAllAsync(cancellationToken).ConfigureAwait(false);
-                var present = table.Members.Select(m => m.Item1.SiloAddress).ToHashSet();
+                var present = table.Members.ToDictionary(m => m.Item1.SiloAddress, m => m.Item1);
                 var missing = _rows.Values
-                    .Where(r => r.Status != SiloStatus.Dead && !present.Contains(r.SiloAddress))
+                    .Where(r => r.Status != SiloStatus.Dead && !present.ContainsKey(r.SiloAddress))
                     .OrderBy(r => r.SiloAddress.Equals(silo.SiloAddress) ? 0 : 1)
                     .FirstOrDefault();
-                if (missing is null)
+                var next = table.Version.Next();
+                if (missing is not null)
+                {
+                    wrote |= await inner.InsertRowAsync(missing, next, cancellationToken).ConfigureAwait(false);
+                }
+                else if (table.Version.Version <= floor && present.TryGetValue(silo.SiloAddress, out var own))
+                {
+                    // Rewriting this silo's row steps the version by one.
+                    wrote |= await inner.UpdateRowAsync(own, table.Version.VersionEtag, next, cancellationToken).ConfigureAwait(false);
+                }
+                else
                 {
                     Remember(table);
-                    LogRepaired(logger, table.Members.Count, table.Version.Version);
+                    if (wrote)
+                    {
+                        LogRepaired(logger, table.Members.Count, table.Version.Version);
+                    }
+
                     health.MembershipSucceeded();
-                    return true;
+                    return wrote;
                 }
 
-                // Above every version a silo has seen, or their views would ignore the new table as older.
-                var next = new TableVersion(Math.Max(table.Version.Version, _version) + 1, table.Version.VersionEtag);
-                if (await inner.InsertRowAsync(missing, next, cancellationToken).ConfigureAwait(false))
-                {
-                    _version = next.Version;
-                }
+                table = await inner.ReadAllAsync(cancellationToken).ConfigureAwait(false);
             }
 
-            throw new InvalidOperationException("The membership table could not be rebuilt: every insert conflicted.");
+            throw new InvalidOperationException("The membership table could not be rebuilt: every write conflicted.");
         }
         finally
         {
