@@ -379,6 +379,12 @@ public static class FarmErrorCodes
     /// <summary>The build was cancelled by its submitter (<c>BuildCancelledException</c>).</summary>
     public const string BuildCancelled = "FARM4215";
 
+    /// <summary>
+    /// The cluster cannot reach the build's state right now: the silo holding its grain died and is not declared dead
+    /// yet, or Redis does not answer (<c>ClusterUnavailableException</c>); HTTP 503, worth retrying in seconds.
+    /// </summary>
+    public const string ClusterUnavailable = "FARM4216";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

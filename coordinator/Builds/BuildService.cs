@@ -129,6 +129,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// persisted state (its status and the tail of its events).
     /// </summary>
     /// <exception cref="BuildNotFoundException">No build has this id (FARM4210).</exception>
+    /// <exception cref="ClusterUnavailableException">The build's grain cannot be reached now (FARM4216).</exception>
     public async Task<BuildRecord> GetAsync(Guid buildId, CancellationToken cancellationToken)
     {
         if (Registry.TryGet(buildId, out var record))
@@ -136,9 +137,18 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             return record;
         }
 
-        var state = await _grains.GetGrain<IBuildGrain>(buildId).GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false)
-            ?? throw new BuildNotFoundException(buildId);
-        return BuildRecord.FromState(buildId, state);
+        BuildGrainStateV1? state;
+        try
+        {
+            state = await _grains.GetGrain<IBuildGrain>(buildId).GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException or RedisException)
+        {
+            // The grain's silo is gone and not yet declared dead, or its storage does not answer: a passing state.
+            throw new ClusterUnavailableException(buildId, e);
+        }
+
+        return BuildRecord.FromState(buildId, state ?? throw new BuildNotFoundException(buildId));
     }
 
     /// <summary>
