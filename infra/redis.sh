@@ -12,7 +12,11 @@ case "${1:-start}" in
   start)
     need_cmd redis-server redis-server
     # Only an answer counts: after a reboot or a killed session the pid in a stale file may belong to anything.
-    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then exit 0; fi
+    if redis-cli -p "$port" ping 2>/dev/null | grep -q PONG; then
+      # An instance started before Redis was made durable: switch it to the append-only file without a restart.
+      [ "$(redis-cli -p "$port" config get appendonly | tail -n 1)" = yes ] || redis-cli -p "$port" config set appendonly yes >/dev/null
+      exit 0
+    fi
     rm -f "$pidfile"
     mkdir -p "$dir"
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --daemonize yes \

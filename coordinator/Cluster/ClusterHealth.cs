@@ -28,6 +28,17 @@ public sealed class ClusterHealth
         }
     }
 
+    internal bool MembershipFaulted
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _membership is not null;
+            }
+        }
+    }
+
     internal void RedisAnswered() => Set(ref _redis, null);
 
     internal void RedisFailed(string error) => Set(ref _redis, "Redis does not answer: " + error);

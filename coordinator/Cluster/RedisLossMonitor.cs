@@ -49,6 +49,13 @@ internal sealed partial class RedisLossMonitor(
                         await RecoverAsync(address, stoppingToken).ConfigureAwait(false);
                     }
 
+                    if (health.MembershipFaulted)
+                    {
+                        // Orleans touches the table every 30 s or so: read this silo's row now, so that /healthz
+                        // turns healthy as soon as the table works again (or the read repairs a lost table).
+                        await membership.ReadRowAsync(silo.SiloAddress, stoppingToken).ConfigureAwait(false);
+                    }
+
                     await db.StringSetAsync(marker, DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture), markerLife).ConfigureAwait(false);
                     marked = true;
                     if (unreachable)
