@@ -266,6 +266,12 @@ public static class FarmErrorCodes
     /// <summary>A path inside the image escapes or cannot be used, e.g. WORKDIR is a file (<c>RootfsPathException</c>).</summary>
     public const string RootfsPath = "FARM3005";
 
+    /// <summary>
+    /// A job was delivered to workers <c>Farm:Worker:MaxDeliveries</c> times and each time its worker stopped or died
+    /// before reporting; it is failed instead of delivered again (a poison job must not loop forever).
+    /// </summary>
+    public const string DeliveriesExhausted = "FARM3006";
+
     /// <summary>FARM_RABBITMQ is not an AMQP URL (<c>InvalidRabbitMqUrlException</c>, Farm.Contracts).</summary>
     public const string InvalidRabbitMqUrl = "FARM3010";
 
@@ -375,6 +381,12 @@ public static class FarmErrorCodes
 
     /// <summary>The build was cancelled by its submitter (<c>BuildCancelledException</c>).</summary>
     public const string BuildCancelled = "FARM4215";
+
+    /// <summary>
+    /// The cluster cannot reach the build's state right now: the silo holding its grain died and is not declared dead
+    /// yet, or Redis does not answer (<c>ClusterUnavailableException</c>); HTTP 503, worth retrying in seconds.
+    /// </summary>
+    public const string ClusterUnavailable = "FARM4216";
 
     /// <summary>
     /// A build uses or asks for an entitlement (<c>RUN --network=host</c>, <c>--allow network.host</c>) that it did not

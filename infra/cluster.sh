@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A local farm on loopback: the services (infra/up.sh), one coordinator (Redis clustering and grain storage, RabbitMQ,
+# A local farm on loopback: the services (infra/up.sh; Redis durable, with an append-only file), one coordinator
+# (Redis clustering and grain storage, RabbitMQ,
 # /healthz on 127.0.0.1:$FARM_COORDINATOR_HTTP_PORT) and N workers, each a separate process with its own name, state
 # directory, log and pid file under $FARM_INFRA_DIR/cluster. Worker i serves Prometheus /metrics on
 # 127.0.0.1:$((FARM_WORKER_METRICS_PORT + i)); a Prometheus (Debian's `prometheus`) on 127.0.0.1:$FARM_PROMETHEUS_PORT

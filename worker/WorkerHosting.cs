@@ -79,10 +79,12 @@ public static class WorkerHosting
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
         services.AddFarmWorkerTelemetry(configuration);
 
-        var slots = FarmSettings.Read<WorkerOptions>(configuration, WorkerOptions.Section).Slots;
+        var worker = FarmSettings.Read<WorkerOptions>(configuration, WorkerOptions.Section);
+        // SIGTERM: running jobs get StopGrace to finish, then their consume tokens fire and they are handed back.
+        services.Configure<MassTransitHostOptions>(o => o.ConsumerStopTimeout = worker.StopGrace);
         services.AddMassTransit(x =>
         {
-            x.AddFarmWorkerConsumers(slots);
+            x.AddFarmWorkerConsumers(worker.Slots);
             x.UsingFarmRabbitMq();
         });
         return services;

@@ -34,6 +34,20 @@ public sealed class WorkerOptions
     [Required]
     public string MetricsAddress { get; set; } = "127.0.0.1";
 
+    /// <summary>
+    /// Deliveries of one job that may end without a result (its worker killed, or stopped and handing the job back)
+    /// before a worker fails it with FARM3006 instead of running it again.
+    /// </summary>
+    [Range(1, 100)]
+    public int MaxDeliveries { get; set; } = 3;
+
+    /// <summary>
+    /// How long a stopping worker (SIGTERM) lets its running jobs finish; then it kills their steps and hands the jobs
+    /// back to the queue for another worker (each hand-back counts as a delivery, see <see cref="MaxDeliveries"/>).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan StopGrace { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How often the worker tells coordinators it is alive (<see cref="Contracts.WorkerHeartbeat"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);

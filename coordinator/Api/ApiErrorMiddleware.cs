@@ -8,7 +8,8 @@ namespace Farm.Coordinator.Api;
 
 /// <summary>
 /// The one place exceptions become status codes: an unknown build 404, a body that is not a valid submission 400,
-/// another Farm error 422, anything else 500. The body is <c>{ "code": "FARMnnnn", "error": "..." }</c>.
+/// a cluster that cannot reach the build right now 503 (with <c>Retry-After</c>), another Farm error 422, anything
+/// else 500. The body is <c>{ "code": "FARMnnnn", "error": "..." }</c>.
 /// </summary>
 public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMiddleware> logger)
 {
@@ -25,6 +26,7 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
             {
                 BuildNotFoundException f => (StatusCodes.Status404NotFound, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
+                ClusterUnavailableException f => (StatusCodes.Status503ServiceUnavailable, f.Code),
                 BadHttpRequestException bad => (bad.StatusCode, FarmErrorCodes.InvalidSubmission),
                 JsonException => (StatusCodes.Status400BadRequest, FarmErrorCodes.InvalidSubmission),
                 FarmException f => (StatusCodes.Status422UnprocessableEntity, f.Code),
@@ -39,6 +41,11 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
             var message = e is BadHttpRequestException { InnerException: { } inner } ? $"{e.Message} {inner.Message}" : e.Message;
             context.Response.Clear();
             context.Response.StatusCode = status;
+            if (status == StatusCodes.Status503ServiceUnavailable)
+            {
+                context.Response.Headers.RetryAfter = "5";
+            }
+
             await context.Response.WriteAsJsonAsync(new { code, error = message }, BuildApi.Json, context.RequestAborted).ConfigureAwait(false);
         }
     }

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Runtime.CompilerServices;
+using System.Text.Json;
 using System.Threading.Channels;
 using Farm.Dockerfile.Planning;
 using Farm.Oci.Images;
@@ -148,6 +149,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// persisted state (its status and the tail of its events).
     /// </summary>
     /// <exception cref="BuildNotFoundException">No build has this id (FARM4210).</exception>
+    /// <exception cref="ClusterUnavailableException">The build's grain cannot be reached now (FARM4216).</exception>
     public async Task<BuildRecord> GetAsync(Guid buildId, CancellationToken cancellationToken)
     {
         if (Registry.TryGet(buildId, out var record))
@@ -155,9 +157,18 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             return record;
         }
 
-        var state = await _grains.GetGrain<IBuildGrain>(buildId).GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false)
-            ?? throw new BuildNotFoundException(buildId);
-        return BuildRecord.FromState(buildId, state);
+        BuildGrainStateV1? state;
+        try
+        {
+            state = await _grains.GetGrain<IBuildGrain>(buildId).GetAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException or RedisException)
+        {
+            // The grain's silo is gone and not yet declared dead, or its storage does not answer: a passing state.
+            throw new ClusterUnavailableException(buildId, e);
+        }
+
+        return BuildRecord.FromState(buildId, state ?? throw new BuildNotFoundException(buildId));
     }
 
     /// <summary>
@@ -302,7 +313,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             }
 
             var record = Registry.GetOrAdd(submission, submittedAt, pastEvents);
-            var forwarder = new GrainEventForwarder(_grains.GetGrain<IBuildGrain>(submission.BuildId), silo, heartbeat, _logger, _stopping.Token);
+            var forwarder = new GrainEventForwarder(_grains.GetGrain<IBuildGrain>(submission.BuildId), silo, heartbeat, () => Snapshot(record, silo), _logger, _stopping.Token);
             var cancel = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
             var run = Task.Run(() => RunAsync(record, forwarder, resumedRun, cancel.Token));
             _running[submission.BuildId] = run;
@@ -323,6 +334,45 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 TaskScheduler.Default);
             return true;
         }
+    }
+
+    /// <summary>
+    /// Persists every build running on this silo again in its grain, with its resume reminder: Redis lost its data
+    /// (<see cref="Cluster.RedisLossMonitor"/>). Returns how many builds were restored.
+    /// </summary>
+    internal async Task<int> RestoreGrainsAsync(string silo, CancellationToken cancellationToken)
+    {
+        Guid[] running;
+        lock (_running)
+        {
+            running = [.. _running.Keys];
+        }
+
+        var restored = 0;
+        foreach (var id in running)
+        {
+            if (Registry.TryGet(id, out var record) && !record.IsDone)
+            {
+                await _grains.GetGrain<IBuildGrain>(id).RestoreAsync(Snapshot(record, silo)).WaitAsync(cancellationToken).ConfigureAwait(false);
+                restored++;
+            }
+        }
+
+        return restored;
+    }
+
+    /// <summary>What this silo knows of a build it runs, for its grain to persist again.</summary>
+    private static BuildSnapshot Snapshot(BuildRecord record, string silo)
+    {
+        var events = record.Events;
+        return new BuildSnapshot
+        {
+            Submission = JsonSerializer.Serialize(record.Submission, BuildEventJson.Options),
+            SubmittedAt = record.SubmittedAt,
+            Events = [.. events.TakeLast(BuildGrain.EventTail).Select(BuildEventJson.Serialize)],
+            Run = events.OfType<BuildResumed>().LastOrDefault()?.Run ?? 1,
+            Silo = silo,
+        };
     }
 
     /// <summary>Hands the build to its grain, which records it and starts it (on this silo: the grain is placed here).</summary>
@@ -635,6 +685,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId} given up on this silo as it stops; its grain resumes it elsewhere")]
     private static partial void LogAbandoned(ILogger logger, Exception exception, Guid buildId);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: its grain no longer knows it (Redis lost its data); restoring it from this run")]
+    private static partial void LogRestoring(ILogger logger, Guid buildId);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: {Count} events could not be recorded in the build grain")]
     private static partial void LogNotForwarded(ILogger logger, Exception exception, Guid buildId, int count);
 
@@ -730,15 +783,17 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         private readonly IBuildGrain _grain;
         private readonly string _silo;
         private readonly TimeSpan _heartbeat;
+        private readonly Func<BuildSnapshot> _snapshot;
         private readonly ILogger _logger;
         private readonly CancellationToken _stopping;
         private readonly Task _pump;
 
-        public GrainEventForwarder(IBuildGrain grain, string silo, TimeSpan heartbeat, ILogger logger, CancellationToken stopping)
+        public GrainEventForwarder(IBuildGrain grain, string silo, TimeSpan heartbeat, Func<BuildSnapshot> snapshot, ILogger logger, CancellationToken stopping)
         {
             _grain = grain;
             _silo = silo;
             _heartbeat = heartbeat;
+            _snapshot = snapshot;
             _logger = logger;
             _stopping = stopping;
             _pump = Task.Run(PumpAsync, CancellationToken.None);
@@ -773,7 +828,14 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 {
                     try
                     {
-                        await _grain.RecordAsync([.. batch], _silo).ConfigureAwait(false);
+                        if (!await _grain.RecordAsync([.. batch], _silo).ConfigureAwait(false))
+                        {
+                            // The grain lost the build with Redis's data: persist it again from this run's record
+                            // (which holds this batch already), reminder included.
+                            LogRestoring(_logger, _grain.GetPrimaryKey());
+                            await _grain.RestoreAsync(_snapshot()).ConfigureAwait(false);
+                        }
+
                         break;
                     }
                     catch (Exception e) when (e is not OutOfMemoryException)

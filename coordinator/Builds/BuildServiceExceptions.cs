@@ -21,6 +21,13 @@ public sealed class BuildAbandonedException()
 public sealed class BuildNotRecordedException(Exception inner)
     : FarmException(FarmErrorCodes.BuildNotRecorded, $"The build could not be recorded in the coordinator's grain storage: {inner.Message}. Check that Redis answers (infra/up.sh) and submit it again.", inner);
 
+/// <summary>FARM4216: the build's grain cannot be reached now (a silo died and is not declared dead yet, or Redis is down).</summary>
+public sealed class ClusterUnavailableException(Guid buildId, Exception inner)
+    : FarmException(FarmErrorCodes.ClusterUnavailable, $"The state of build {buildId} cannot be reached right now: {inner.Message}. A coordinator that died is declared dead within seconds and Redis faults are reported by /healthz; ask again shortly.", inner)
+{
+    public Guid BuildId { get; } = buildId;
+}
+
 /// <summary>FARM4214: a submission names a context directory or an output path, which only the local farm reads or writes.</summary>
 public sealed class LocalOnlySubmissionException(string field)
     : FarmException(FarmErrorCodes.LocalOnlySubmission, $"The submission sets \"{field}\", a path on the farm's own machine: only the local farm (farm build without --farm) accepts it. Upload the context to the farm's cache store and set \"contextDigest\" instead, and push the image rather than exporting it.");

@@ -6,6 +6,7 @@ using Farm.Coordinator.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Placement;
+using Orleans.Storage;
 
 namespace Farm.Coordinator.Grains;
 
@@ -26,7 +27,8 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
     /// <summary>Events kept in the persisted state: enough for a status page and the end of the logs.</summary>
     public const int EventTail = 400;
 
-    private const string ResumeReminder = "farm-build-resume";
+    /// <summary>The reminder every unfinished build holds (<see cref="Cluster.BuildTakeover"/> looks them up by this name).</summary>
+    internal const string ResumeReminder = "farm-build-resume";
 
     private readonly IPersistentState<BuildGrainStateV1> _state;
     private readonly BuildService _builds;
@@ -96,11 +98,16 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
 
     public Task<BuildGrainStateV1?> GetAsync() => Task.FromResult(Known ? _state.State : null);
 
-    public async Task RecordAsync(ImmutableArray<string> events, string silo)
+    public async Task<bool> RecordAsync(ImmutableArray<string> events, string silo)
     {
-        if (!Known || _state.State.IsDone)
+        if (!Known)
         {
-            return;
+            return false;
+        }
+
+        if (_state.State.IsDone)
+        {
+            return true;
         }
 
         var state = _state.State with { Silo = silo, Heartbeat = DateTimeOffset.UtcNow };
@@ -115,10 +122,92 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
         }
 
         _state.State = state;
-        await _state.WriteStateAsync();
+        await WriteAsync();
         if (state.IsDone)
         {
             await EndAsync(state);
+        }
+
+        return true;
+    }
+
+    public async Task RestoreAsync(BuildSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (!Known)
+        {
+            var state = new BuildGrainStateV1
+            {
+                Submission = snapshot.Submission,
+                Status = BuildStatus.Queued,
+                SubmittedAt = snapshot.SubmittedAt,
+                Runs = snapshot.Run,
+                Silo = snapshot.Silo,
+                Heartbeat = DateTimeOffset.UtcNow,
+            };
+            foreach (var line in snapshot.Events)
+            {
+                if (state.IsDone)
+                {
+                    break;
+                }
+
+                state = Apply(state, line, BuildEventJson.Deserialize(line));
+            }
+
+            _state.State = state;
+            LogRestored(_logger, BuildId, snapshot.Run, snapshot.Silo);
+        }
+
+        await WriteAsync();
+        if (_state.State.IsDone)
+        {
+            await EndAsync(_state.State);
+            return;
+        }
+
+        // Redis may have lost the reminder with the state: without it no silo would resume the build.
+        await this.RegisterOrUpdateReminder(ResumeReminder, _options.ResumeCheckPeriod, _options.ResumeCheckPeriod);
+        KeepAlive();
+    }
+
+    public Task CheckRunAsync()
+    {
+        if (Known && !_state.State.IsDone)
+        {
+            Resume();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Writes the state. When Redis lost the stored record (it restarted empty), the write's etag no longer matches:
+    /// the state this activation holds is written again as a new record, with the reminder that resumes the build.
+    /// A record someone else wrote meanwhile wins (the exception goes on, and Orleans deactivates this activation).
+    /// </summary>
+    private async Task WriteAsync()
+    {
+        try
+        {
+            await _state.WriteStateAsync();
+        }
+        catch (InconsistentStateException e)
+        {
+            var held = _state.State;
+            await _state.ReadStateAsync();
+            if (_state.RecordExists)
+            {
+                throw;
+            }
+
+            LogStateLost(_logger, e, BuildId);
+            _state.State = held;
+            await _state.WriteStateAsync();
+            if (!held.IsDone)
+            {
+                await this.RegisterOrUpdateReminder(ResumeReminder, _options.ResumeCheckPeriod, _options.ResumeCheckPeriod);
+            }
         }
     }
 
@@ -258,6 +347,12 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId} resumed as run {Run} on {Silo}")]
     private static partial void LogResumed(ILogger logger, Guid buildId, int run, string silo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: its stored state was gone (Redis lost its data); written again from this activation")]
+    private static partial void LogStateLost(ILogger logger, Exception exception, Guid buildId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: state restored from its run {Run} on {Silo} after Redis lost it")]
+    private static partial void LogRestored(ILogger logger, Guid buildId, int run, string silo);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Build {BuildId}: the stored submission cannot be read; the build cannot be resumed")]
     private static partial void LogUnreadable(ILogger logger, Exception exception, Guid buildId);

@@ -24,9 +24,48 @@ public interface IBuildGrain : IGrainWithGuidKey
     /// Applies events of the run on <paramref name="silo"/> (as <see cref="BuildEventJson"/> lines, in order): step
     /// states, status, the image digest or the error; the first <see cref="BuildFinished"/> or
     /// <see cref="BuildFailed"/> ends the build and publishes <see cref="BuildCompleted"/>. An empty batch is the
-    /// run's heartbeat: while it comes and its silo is active, no other silo resumes the build.
+    /// run's heartbeat: while it comes and its silo is active, no other silo resumes the build. False when the grain
+    /// does not know the build (its state was lost with Redis's data): the run then restores it (<see cref="RestoreAsync"/>).
     /// </summary>
-    Task RecordAsync(ImmutableArray<string> events, string silo);
+    Task<bool> RecordAsync(ImmutableArray<string> events, string silo);
+
+    /// <summary>
+    /// Persists the build again from what the silo running it knows, and registers its resume reminder again: after
+    /// Redis lost its data (docs/architecture.md, "Failure model"). A build the grain still knows keeps its state;
+    /// only storage and the reminder are written again.
+    /// </summary>
+    Task RestoreAsync(BuildSnapshot snapshot);
+
+    /// <summary>
+    /// Resumes the build on this grain's silo when the silo that ran it is no longer active (or its run stopped
+    /// reporting): called for every unfinished build when a silo is declared dead, so takeover does not wait for the
+    /// next reminder tick.
+    /// </summary>
+    Task CheckRunAsync();
+}
+
+/// <summary>What the silo running a build knows of it, to persist it again after its grain state was lost.</summary>
+[GenerateSerializer, Immutable, Alias("farm.build-snapshot")]
+public sealed record BuildSnapshot
+{
+    /// <summary>The <see cref="SubmitBuild"/> as JSON (camelCase), its build id set.</summary>
+    [Id(0)]
+    public string Submission { get; init; } = string.Empty;
+
+    [Id(1)]
+    public DateTimeOffset SubmittedAt { get; init; }
+
+    /// <summary>The run's events so far as <see cref="BuildEventJson"/> lines, oldest first.</summary>
+    [Id(2)]
+    public ImmutableArray<string> Events { get; init; } = [];
+
+    /// <summary>The number of the run (1, or the <see cref="BuildResumed.Run"/> it resumed as).</summary>
+    [Id(3)]
+    public int Run { get; init; } = 1;
+
+    /// <summary>The silo the run is on, as <c>SiloAddress.ToParsableString()</c>.</summary>
+    [Id(4)]
+    public string Silo { get; init; } = string.Empty;
 }
 
 /// <summary>

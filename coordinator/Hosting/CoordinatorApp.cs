@@ -1,5 +1,6 @@
 using Farm.Coordinator.Api;
 using Farm.Coordinator.Builds;
+using Farm.Coordinator.Cluster;
 using Farm.Coordinator.Telemetry;
 using Farm.Worker.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -39,7 +40,8 @@ public static class CoordinatorApp
             builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         }
 
-        builder.Services.AddHealthChecks();
+        // Beside MassTransit's bus check: Redis, the membership table and this silo's place in the cluster.
+        builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster");
         builder.Services.AddFarmBuildApi();
         builder.Services.AddFarmCoordinatorTelemetry(builder.Configuration);
         return builder;

@@ -1,6 +1,7 @@
 using System.Net;
 using Farm.Contracts;
 using Farm.Coordinator.Builds;
+using Farm.Coordinator.Cluster;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Telemetry;
 using Farm.Oci.Net;
@@ -186,6 +187,7 @@ public static class CoordinatorHosting
             // Builds: state and the reminder that resumes a build on another silo when its silo stops.
             silo.AddRedisGrainStorage(BuildStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
             silo.UseRedisReminderService(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            silo.Services.AddFarmClusterRecovery();
         }
 
         // A step's span reaches the layer grain, and through it the BuildLayer message (Farm.Telemetry listens).

@@ -60,6 +60,13 @@ public sealed class CoordinatorOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan ResumeCheckPeriod { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// How often a coordinator on Redis checks that Redis answers and still holds its data (<c>Cluster/RedisLossMonitor</c>):
+    /// <c>/healthz</c> turns unhealthy within about this long of Redis going away, and what Redis lost is restored.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan RedisCheckPeriod { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Loopback port of the coordinator process's HTTP endpoints (<c>/healthz</c>); 0 picks a free one.</summary>
     [Range(0, 65535)]
     public int HttpPort { get; set; } = 8480;

@@ -215,6 +215,9 @@ public sealed class FarmCoordinator(IHost host, LogLines log) : IAsyncDisposable
 
     public IGrainFactory Grains => host.Services.GetRequiredService<IGrainFactory>();
 
+    /// <summary>This coordinator's silo.</summary>
+    public SiloAddress Silo => host.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress;
+
     /// <summary>Submits and waits until the build ends (its record here: this coordinator runs it).</summary>
     public async Task<BuildRecord> BuildAsync(SubmitBuild submit, Func<string> diagnostics)
     {

@@ -69,17 +69,33 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             () => $"the coordinator process to answer {Url}/healthz{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
     }
 
-    public string OutputTail() => FarmProcess.Tail(_output);
-
-    /// <summary>SIGKILL, as a crash or the OOM killer ends it: no graceful stop, its connections simply break.</summary>
+    /// <summary>SIGKILL: the process gets no chance to leave the cluster, hand anything over or clean up.</summary>
     public async Task KillAsync()
     {
         if (!_process.HasExited)
         {
             _process.Kill();
-            await _process.WaitForExitAsync();
+        }
+
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>The HTTP status <c>/healthz</c> answers with, or null when nothing answers.</summary>
+    public async Task<int?> HealthAsync()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        try
+        {
+            using var response = await http.GetAsync(new Uri(Url + "/healthz")).ConfigureAwait(false);
+            return (int)response.StatusCode;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
         }
     }
+
+    public string OutputTail() => FarmProcess.Tail(_output);
 
     public async ValueTask DisposeAsync()
     {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Farm.Contracts;
 using Farm.Worker.Telemetry;
 using MassTransit;
@@ -10,6 +11,14 @@ namespace Farm.Worker.Jobs;
 /// Consumes <see cref="BuildLayer"/> jobs from the workers' queue. The message is acknowledged only when this method
 /// returns, after the result is published, so a job whose worker dies is delivered again to another worker.
 /// </summary>
+/// <remarks>
+/// Deliveries are bounded (docs/architecture.md, "Failure model"): every copy of a job carries its delivery number
+/// (<see cref="DeliveryHeader"/>, 1 when absent). RabbitMQ only says that a message was delivered before, so a
+/// redelivered copy is not run: it is sent again with the next number and acknowledged, and the copy runs. A worker
+/// that stops (SIGTERM) lets its jobs finish for <see cref="WorkerOptions.StopGrace"/>, then kills their steps and
+/// hands them back the same way. Once a job has ended
+/// <see cref="WorkerOptions.MaxDeliveries"/> deliveries without a result, it fails with FARM3006 instead.
+/// </remarks>
 public sealed partial class BuildLayerConsumer(
     ILayerJobExecutor executor,
     RunningJobs running,
@@ -17,11 +26,23 @@ public sealed partial class BuildLayerConsumer(
     WorkerTelemetry telemetry,
     ILogger<BuildLayerConsumer> logger) : IConsumer<BuildLayer>
 {
+    /// <summary>The delivery number of a job's copy (a header; 1 when absent).</summary>
+    public const string DeliveryHeader = "Farm-Delivery";
+
     public async Task Consume(ConsumeContext<BuildLayer> context)
     {
         ArgumentNullException.ThrowIfNull(context);
         var job = context.Message;
         var worker = options.Value.Name;
+        var delivery = Delivery(context.Headers);
+        if (context.ReceiveContext.Redelivered)
+        {
+            // The delivery this copy was on ended without a result: its worker died, or its channel closed.
+            LogRedelivered(logger, job.JobId, delivery);
+            await HandBackAsync(context, worker, delivery).ConfigureAwait(false);
+            return;
+        }
+
         LogJobStarted(logger, job.JobId, job.StepId, worker);
         using var busy = telemetry.TrackBusySlot();
         using var activity = WorkerTelemetry.StartJob(job, worker);
@@ -51,7 +72,14 @@ public sealed partial class BuildLayerConsumer(
             LogJobCancelled(logger, job.JobId);
             await PublishFailureAsync(context, worker, FarmErrorCodes.BuildCancelled, $"{FarmErrorCodes.BuildCancelled}: job {job.JobId} stopped: the builds that awaited it were cancelled", null, retryable: false).ConfigureAwait(false);
         }
-        catch (Exception e) when (!context.CancellationToken.IsCancellationRequested)
+        catch (Exception e) when (context.CancellationToken.IsCancellationRequested)
+        {
+            // This worker stops (SIGTERM): the step is killed and nothing of it was stored. MassTransit returns the
+            // message to the queue (a cancelled consume is not a fault), and whoever gets it counts this delivery.
+            LogJobHandedBack(logger, e, job.JobId);
+            throw;
+        }
+        catch (Exception e)
         {
             var stepFailure = e as IStepFailure;
             var code = (e as FarmException)?.Code ?? FarmErrorCodes.WorkerUnexpected;
@@ -60,6 +88,33 @@ public sealed partial class BuildLayerConsumer(
             await PublishFailureAsync(context, worker, code, e.Message, stepFailure, IsRetryable(e)).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Sends the job to the queue again as delivery <paramref name="ended"/> + 1 (the original is then acknowledged),
+    /// or fails it with FARM3006 when <paramref name="ended"/> deliveries were all that are allowed.
+    /// </summary>
+    private async Task HandBackAsync(ConsumeContext<BuildLayer> context, string worker, int ended)
+    {
+        var job = context.Message;
+        var max = options.Value.MaxDeliveries;
+        if (ended >= max)
+        {
+            var message = $"{FarmErrorCodes.DeliveriesExhausted}: job {job.JobId} for step {job.StepId} was delivered {ended} times and each time its worker stopped or died before reporting on it; it is not run again (Farm:Worker:MaxDeliveries is {max}). Check the step for something that kills or stops workers, and the workers' logs.";
+            LogDeliveriesExhausted(logger, job.JobId, ended);
+            await PublishFailureAsync(context, worker, FarmErrorCodes.DeliveriesExhausted, message, null, retryable: false).ConfigureAwait(false);
+            return;
+        }
+
+        // Not the consume token: it is already cancelled when this worker stops.
+        var queue = await context.GetSendEndpoint(context.ReceiveContext.InputAddress).ConfigureAwait(false);
+        await queue.Send(job, s => s.Headers.Set(DeliveryHeader, (ended + 1).ToString(CultureInfo.InvariantCulture)), CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>The copy's delivery number: the header as text (how this worker writes it) or a number; 1 when absent.</summary>
+    internal static int Delivery(Headers headers) =>
+        headers.TryGetHeader(DeliveryHeader, out var value) && int.TryParse(Convert.ToString(value is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : value, CultureInfo.InvariantCulture), CultureInfo.InvariantCulture, out var delivery) && delivery > 0
+            ? delivery
+            : 1;
 
     private static Task PublishFailureAsync(ConsumeContext<BuildLayer> context, string worker, string code, string message, IStepFailure? stepFailure, bool retryable)
     {
@@ -89,6 +144,15 @@ public sealed partial class BuildLayerConsumer(
         FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot,
         _ => true,
     };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} came back after delivery {Delivery} ended without a result")]
+    private static partial void LogRedelivered(ILogger logger, Guid jobId, int delivery);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} handed back: this worker stops")]
+    private static partial void LogJobHandedBack(ILogger logger, Exception exception, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} failed: {Deliveries} deliveries ended without a result")]
+    private static partial void LogDeliveriesExhausted(ILogger logger, Guid jobId, int deliveries);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} cancelled: the builds that awaited it were cancelled")]
     private static partial void LogJobCancelled(ILogger logger, Guid jobId);
