@@ -98,7 +98,12 @@ public sealed record RuntimeNamespace(string Type, string? Path = null);
 /// <param name="Devices"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#allowed-device-list">devices</see>.</param>
 /// <param name="Pids"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#pids">pids</see>.</param>
 /// <param name="Cpu"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#cpu">cpu</see>.</param>
-public sealed record RuntimeResources(IReadOnlyList<RuntimeDeviceRule> Devices, RuntimePids? Pids = null, RuntimeCpu? Cpu = null);
+/// <param name="Memory"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#memory">memory</see>.</param>
+public sealed record RuntimeResources(IReadOnlyList<RuntimeDeviceRule> Devices, RuntimePids? Pids = null, RuntimeCpu? Cpu = null, RuntimeMemory? Memory = null);
+
+/// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#memory">linux.resources.memory</see>.</summary>
+/// <param name="Limit">Bytes of memory the cgroup may hold.</param>
+public sealed record RuntimeMemory(long Limit);
 
 /// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#pids">linux.resources.pids</see>.</summary>
 /// <param name="Limit">Most tasks (processes and threads) the cgroup may hold.</param>

@@ -10,11 +10,13 @@ namespace Farm.Containers.Sandbox;
 /// moment the step's process exits, so what happened to the step is read from this one afterwards.
 /// </summary>
 /// <remarks>
-/// The memory limit is set here, not in <c>linux.resources</c>: the kernel then runs its OOM handler for this cgroup,
-/// which reports it through an eventfd registered before the step starts (cgroup v1 <c>cgroup.event_control</c>) or
-/// counts it in <c>memory.events</c> (cgroup v2, hierarchical). A limit on the container's own cgroup would be hit
-/// there first and reported only there. The pids and CPU limits stay in <c>linux.resources</c>; this cgroup's
-/// <c>pids.peak</c> (or <c>pids.current</c> while the step runs) shows whether the step reached its pids limit.
+/// The memory limit is set here: the kernel then runs its OOM handler for this cgroup, which reports it through an
+/// eventfd registered before the step starts (cgroup v1 <c>cgroup.event_control</c>) or counts it in
+/// <c>memory.events</c> (cgroup v2, hierarchical). The container's own cgroup gets the limit plus
+/// <see cref="RuntimeSpecGenerator.MemoryHeadroom"/> in <c>linux.resources</c>, so the step sees its limit but this
+/// cgroup always runs out first (an equal limit would be hit, and reported, only in the container's cgroup). The pids
+/// and CPU limits are in <c>linux.resources</c>; this cgroup's <c>pids.peak</c> (or <c>pids.current</c> while the
+/// step runs) shows whether the step reached its pids limit.
 /// See docs/architecture.md, "Execution sandbox".
 /// </remarks>
 internal sealed class StepCgroup : IDisposable
