@@ -275,6 +275,9 @@ public static class FarmErrorCodes
     /// <summary>A RUN step ran longer than its time limit and was killed (<c>StepTimeoutException</c>).</summary>
     public const string StepTimeout = "FARM3022";
 
+    /// <summary>A build asked for a step limit above the worker's cap (<c>StepLimitAboveCapException</c>).</summary>
+    public const string StepLimitAboveCap = "FARM3023";
+
     // FARM31xx: containers of farm run/exec/commit (Farm.Containers).
 
     /// <summary>A name or id prefix matches no container (<c>NoSuchContainerException</c>).</summary>
