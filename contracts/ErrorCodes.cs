@@ -275,6 +275,18 @@ public static class FarmErrorCodes
     /// <summary>FARM_RABBITMQ is not an AMQP URL (<c>InvalidRabbitMqUrlException</c>, Farm.Contracts).</summary>
     public const string InvalidRabbitMqUrl = "FARM3010";
 
+    /// <summary>A RUN step was killed by the kernel for going over its memory limit (<c>StepMemoryLimitException</c>).</summary>
+    public const string StepMemoryLimit = "FARM3020";
+
+    /// <summary>A RUN step reached its limit on processes and was stopped, e.g. a fork bomb (<c>StepPidsLimitException</c>).</summary>
+    public const string StepPidsLimit = "FARM3021";
+
+    /// <summary>A RUN step ran longer than its time limit and was killed (<c>StepTimeoutException</c>).</summary>
+    public const string StepTimeout = "FARM3022";
+
+    /// <summary>A build asked for a step limit above the worker's cap (<c>StepLimitAboveCapException</c>).</summary>
+    public const string StepLimitAboveCap = "FARM3023";
+
     // FARM31xx: containers of farm run/exec/commit (Farm.Containers).
 
     /// <summary>A name or id prefix matches no container (<c>NoSuchContainerException</c>).</summary>

@@ -139,6 +139,28 @@ public sealed record RunStep
 
     /// <summary>Heredoc bodies to provide as files (path in the container, content, mode).</summary>
     public IReadOnlyList<InlineFile> Files { get; init; } = [];
+
+    /// <summary>
+    /// Limits the build asks for; null (today always: no build option sets it yet) takes the worker's defaults. A
+    /// worker refuses a request above its caps (FARM3023). Not part of the cache key: limits do not change what a step makes.
+    /// </summary>
+    public StepLimitRequest? Limits { get; init; }
+}
+
+/// <summary>Limits a build asks for on its RUN steps; a null member takes the worker's default.</summary>
+public sealed record StepLimitRequest
+{
+    /// <summary>Bytes of memory.</summary>
+    public long? MemoryBytes { get; init; }
+
+    /// <summary>Processes and threads at once.</summary>
+    public int? Pids { get; init; }
+
+    /// <summary>CPUs' worth of time, e.g. 1.5.</summary>
+    public double? Cpus { get; init; }
+
+    /// <summary>Wall-clock time.</summary>
+    public TimeSpan? Timeout { get; init; }
 }
 
 /// <summary>A COPY or ADD step.</summary>

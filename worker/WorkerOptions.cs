@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace Farm.Worker;
 
 /// <summary>Settings of a worker process, bound from the <c>Farm:Worker</c> configuration section.</summary>
-public sealed class WorkerOptions
+public sealed class WorkerOptions : IValidatableObject
 {
     public const string Section = "Farm:Worker";
 
@@ -51,4 +51,17 @@ public sealed class WorkerOptions
     /// <summary>How often the worker tells coordinators it is alive (<see cref="Contracts.WorkerHeartbeat"/>).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Defaults and caps of RUN steps' memory, processes, CPU and time (<c>Farm:Worker:StepLimits</c>).</summary>
+    public StepLimitsOptions StepLimits { get; set; } = new();
+
+    /// <summary>Validates the nested <see cref="StepLimits"/>, which data annotations alone would not reach.</summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(StepLimits, new ValidationContext(StepLimits), results, validateAllProperties: true);
+        return results.Select(r => r.ErrorMessage?.StartsWith("StepLimits:", StringComparison.Ordinal) == true
+            ? r
+            : new ValidationResult($"StepLimits:{r.MemberNames.FirstOrDefault()}: {r.ErrorMessage}", r.MemberNames));
+    }
 }

@@ -68,6 +68,9 @@ public sealed record RunSpec
 
     /// <summary>Extra bind mounts, applied after the standard ones.</summary>
     public IReadOnlyList<BindMount> Mounts { get; init; } = [];
+
+    /// <summary>Memory, pids, CPU and time the step may use (<see cref="StepLimits.None"/> by default).</summary>
+    public StepLimits Limits { get; init; } = StepLimits.None;
 }
 
 /// <summary>One line a sandboxed command wrote.</summary>

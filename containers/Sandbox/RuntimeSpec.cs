@@ -81,6 +81,12 @@ public sealed record RuntimeLinux
 
     /// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#control-groups">resources</see>.</summary>
     public RuntimeResources? Resources { get; init; }
+
+    /// <summary>
+    /// <see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#cgroups-path">cgroupsPath</see>:
+    /// absolute, from the root of each hierarchy; null lets runc choose.
+    /// </summary>
+    public string? CgroupsPath { get; init; }
 }
 
 /// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#namespaces">linux.namespaces</see> entry.</summary>
@@ -89,7 +95,24 @@ public sealed record RuntimeLinux
 public sealed record RuntimeNamespace(string Type, string? Path = null);
 
 /// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#control-groups">linux.resources</see>.</summary>
-public sealed record RuntimeResources(IReadOnlyList<RuntimeDeviceRule> Devices);
+/// <param name="Devices"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#allowed-device-list">devices</see>.</param>
+/// <param name="Pids"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#pids">pids</see>.</param>
+/// <param name="Cpu"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#cpu">cpu</see>.</param>
+/// <param name="Memory"><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#memory">memory</see>.</param>
+public sealed record RuntimeResources(IReadOnlyList<RuntimeDeviceRule> Devices, RuntimePids? Pids = null, RuntimeCpu? Cpu = null, RuntimeMemory? Memory = null);
+
+/// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#memory">linux.resources.memory</see>.</summary>
+/// <param name="Limit">Bytes of memory the cgroup may hold.</param>
+public sealed record RuntimeMemory(long Limit);
+
+/// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#pids">linux.resources.pids</see>.</summary>
+/// <param name="Limit">Most tasks (processes and threads) the cgroup may hold.</param>
+public sealed record RuntimePids(long Limit);
+
+/// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#cpu">linux.resources.cpu</see> (CFS bandwidth).</summary>
+/// <param name="Quota">Microseconds of CPU time the cgroup may use per <paramref name="Period"/>.</param>
+/// <param name="Period">The CFS period in microseconds.</param>
+public sealed record RuntimeCpu(long Quota, ulong Period);
 
 /// <summary><see href="https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#allowed-device-list">linux.resources.devices</see> entry.</summary>
 public sealed record RuntimeDeviceRule(bool Allow, string Access);

@@ -41,8 +41,15 @@ public static class RuntimeSpecGenerator
     /// <summary>The container paths the sandbox mounts on, standard ones first; the stubs runc may create for them.</summary>
     public static IReadOnlyList<string> MountDestinations(RuntimeSpec spec) => spec.Mounts.Select(m => m.Destination).ToList();
 
-    /// <summary>Generates the runtime config for <paramref name="run"/> executing as <paramref name="user"/>.</summary>
-    public static RuntimeSpec Generate(RunSpec run, ResolvedUser user, NetworkFiles networkFiles)
+    /// <summary>The CFS period step CPU limits are expressed in (100 ms, the kernel's and Docker's default).</summary>
+    public const ulong CpuPeriodMicroseconds = 100_000;
+
+    /// <summary>
+    /// Generates the runtime config for <paramref name="run"/> executing as <paramref name="user"/>; with
+    /// <paramref name="cgroupsPath"/>, the container's cgroup goes there (the sandbox's step cgroup, which holds the
+    /// memory limit) and <see cref="RunSpec.Limits"/> go into <c>linux.resources</c> (memory with <see cref="MemoryHeadroom"/>).
+    /// </summary>
+    public static RuntimeSpec Generate(RunSpec run, ResolvedUser user, NetworkFiles networkFiles, string? cgroupsPath = null)
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(user);
@@ -87,7 +94,12 @@ public static class RuntimeSpecGenerator
                 MaskedPaths = MaskedPaths,
                 ReadonlyPaths = ReadonlyPaths,
                 // Deny all devices; runc adds its default allow-list (null, zero, full, random, urandom, tty, ptmx).
-                Resources = new RuntimeResources([new RuntimeDeviceRule(false, "rwm")]),
+                Resources = new RuntimeResources(
+                    [new RuntimeDeviceRule(false, "rwm")],
+                    run.Limits.Pids is { } pids ? new RuntimePids(pids) : null,
+                    run.Limits.Cpus is { } cpus ? new RuntimeCpu(CpuQuota(cpus), CpuPeriodMicroseconds) : null,
+                    run.Limits.MemoryBytes is { } memory ? new RuntimeMemory(memory + MemoryHeadroom) : null),
+                CgroupsPath = cgroupsPath,
             },
         };
     }
@@ -120,6 +132,17 @@ public static class RuntimeSpecGenerator
     /// <summary>The /etc/hosts a sandbox gets: loopback names and its own hostname.</summary>
     public static string HostsFileContent(string hostname) =>
         $"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n";
+
+    /// <summary>
+    /// How far above the step's memory limit the container's own cgroup is limited. The step cgroup it nests in holds
+    /// the real limit (its OOM events are what the sandbox reads); the container's cgroup carries one too so that
+    /// runtimes which size their heaps from their own cgroup (JVM, .NET, Node) see it, and a hair more, the largest
+    /// page the kernel charges at once (a 2 MiB huge page), so the step cgroup is always the one to run out first.
+    /// </summary>
+    public const long MemoryHeadroom = 2L << 20;
+
+    /// <summary>The CFS quota for <paramref name="cpus"/> CPUs per <see cref="CpuPeriodMicroseconds"/>; the kernel's minimum is 1 ms.</summary>
+    internal static long CpuQuota(double cpus) => Math.Max(1000, (long)Math.Round(cpus * CpuPeriodMicroseconds));
 
     internal static string NormalizeCwd(string cwd) => "/" + string.Join('/', RootfsPath.Split(cwd));
 

@@ -77,6 +77,7 @@ public sealed class SandboxRunner
     /// while the command runs, one call at a time, stdout and stderr interleaved as they arrive.
     /// </summary>
     /// <exception cref="RunFailedException">The command exited non-zero.</exception>
+    /// <exception cref="StepLimitException">The command went over one of <see cref="RunSpec.Limits"/> (FARM3020-3022).</exception>
     /// <exception cref="UnknownUserException">The USER does not exist in the image.</exception>
     /// <exception cref="SandboxException">runc is missing or could not start the container.</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the container has been killed and deleted.</exception>
@@ -95,6 +96,7 @@ public sealed class SandboxRunner
         var bundle = Path.Combine(BundlesDirectory, id);
         Directory.CreateDirectory(bundle);
         ProcessIdentity? slirp = null;
+        StepCgroup? cgroup = null;
         try
         {
             if (spec.Network == NetworkMode.Private)
@@ -103,7 +105,12 @@ public sealed class SandboxRunner
             }
 
             var files = WriteNetworkFiles(bundle, spec);
-            var runtimeSpec = RuntimeSpecGenerator.Generate(spec, user, files);
+            if (spec.Limits.NeedsCgroup)
+            {
+                cgroup = StepCgroup.Create(id, spec.Limits);
+            }
+
+            var runtimeSpec = RuntimeSpecGenerator.Generate(spec, user, files, cgroup?.ContainerPath);
             await File.WriteAllBytesAsync(
                 Path.Combine(bundle, "config.json"),
                 JsonSerializer.SerializeToUtf8Bytes(runtimeSpec, RuntimeSpecJsonContext.Default.RuntimeSpec),
@@ -112,13 +119,38 @@ public sealed class SandboxRunner
             var stubs = MountStubs.Capture(spec.RootfsPath, spec.UpperDir, RuntimeSpecGenerator.MountDestinations(runtimeSpec));
             using var output = new OutputLines(onOutput, _options.OutputTailLines);
             ProcessExit exit;
+            // The step's own limits stop it through this token; the caller's token still means cancellation.
+            using var limited = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var stopWatching = new CancellationTokenSource();
+            if (spec.Limits.Timeout is { } timeout)
+            {
+                limited.CancelAfter(timeout);
+            }
+
+            var pidsWatch = spec.Limits.Pids is { } pidsLimit && cgroup is not null
+                ? WatchPidsAsync(cgroup, pidsLimit, limited, stopWatching.Token)
+                : Task.FromResult(false);
             try
             {
-                exit = await Executor.RunAsync(id, bundle, new ProcessIo { Stdout = output.Stdout, Stderr = output.Stderr }, cancellationToken).ConfigureAwait(false);
+                exit = await Executor.RunAsync(id, bundle, new ProcessIo { Stdout = output.Stdout, Stderr = output.Stderr }, limited.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                await stopWatching.CancelAsync().ConfigureAwait(false);
+                var pidsReached = await pidsWatch.ConfigureAwait(false);
+                await output.CompleteAsync(cancellationToken).ConfigureAwait(false);
+                throw pidsReached
+                    ? new StepPidsLimitException(spec.Args, spec.Limits.Pids!.Value, null, output.Tail())
+                    : new StepTimeoutException(spec.Args, spec.Limits.Timeout!.Value, output.Tail());
             }
             catch (SandboxException) when (output.HandlerError is { } handlerError)
             {
                 throw new SandboxException($"the output handler failed while '{string.Join(' ', spec.Args)}' ran, so the step was stopped: {handlerError.Message}", handlerError);
+            }
+            finally
+            {
+                await stopWatching.CancelAsync().ConfigureAwait(false);
+                await pidsWatch.ConfigureAwait(false);
             }
 
             await output.CompleteAsync(cancellationToken).ConfigureAwait(false);
@@ -130,6 +162,17 @@ public sealed class SandboxRunner
 
             if (exit.ExitCode != 0)
             {
+                // Only a failed step is blamed on a limit: a step may survive an OOM kill of one of its processes.
+                if (spec.Limits.MemoryBytes is { } memory && cgroup!.OomOccurred())
+                {
+                    throw new StepMemoryLimitException(spec.Args, memory, exit.ExitCode, output.Tail());
+                }
+
+                if (spec.Limits.Pids is { } pids && cgroup!.PidsReached(pids))
+                {
+                    throw new StepPidsLimitException(spec.Args, pids, exit.ExitCode, output.Tail());
+                }
+
                 throw new RunFailedException(exit.ExitCode, spec.Args, output.Tail());
             }
 
@@ -139,10 +182,39 @@ public sealed class SandboxRunner
         {
             // runc run removes a container that exited by itself; this is for the killed and the half-created ones.
             await Executor.DeleteAsync(id).ConfigureAwait(false);
+            cgroup?.Dispose();
             await StopNetworkAsync(id, slirp).ConfigureAwait(false);
             Directory.Delete(bundle, recursive: true);
         }
     }
+
+    /// <summary>
+    /// Polls the step's cgroup while it runs and stops the step (through <paramref name="stop"/>) once it reached its
+    /// pids limit; true when it did. A fork bomb never ends by itself, so waiting for its exit is no option.
+    /// </summary>
+    private static async Task<bool> WatchPidsAsync(StepCgroup cgroup, int limit, CancellationTokenSource stop, CancellationToken stopWatching)
+    {
+        using var timer = new PeriodicTimer(PidsWatchInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopWatching).ConfigureAwait(false))
+            {
+                if (cgroup.PidsReached(limit))
+                {
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    return true;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The step ended first.
+        }
+
+        return false;
+    }
+
+    private static readonly TimeSpan PidsWatchInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Lists the containers in this runner's runc state directory (for health checks and tests).</summary>
     public Task<IReadOnlyList<string>> ListContainersAsync(CancellationToken cancellationToken) => Executor.ListAsync(cancellationToken);
@@ -168,6 +240,7 @@ public sealed class SandboxRunner
                 var pidFile = Path.Combine(bundle, SlirpPidFile);
                 var slirp = File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile), out var pid) ? ProcessIdentity.Of(pid) : null;
                 await StopNetworkAsync(Path.GetFileName(bundle), slirp?.IsAlive() == true && IsSlirp(slirp.Pid) ? slirp : null).ConfigureAwait(false);
+                StepCgroup.Remove(Path.GetFileName(bundle));
             }
 
             Directory.Delete(BundlesDirectory, recursive: true);

@@ -9,7 +9,8 @@ public sealed class RuntimeSpecGeneratorTests
 
     private static RuntimeSpec Generate(RunSpec? run = null, ResolvedUser? user = null) =>
         RuntimeSpecGenerator.Generate(
-            run ?? new RunSpec { Args = ["sh", "-c", "true"], RootfsPath = "/ov/s/x/m" },
+            // Host: a private network (the default) needs a namespace the runner creates.
+            run ?? new RunSpec { Args = ["sh", "-c", "true"], RootfsPath = "/ov/s/x/m", Network = NetworkMode.Host },
             user ?? new ResolvedUser(0, 0, [], "/root"),
             Files);
 
@@ -44,6 +45,40 @@ public sealed class RuntimeSpecGeneratorTests
         Assert.Equal(new RuntimeUser(1000, 1000, null).Uid, spec.Process.User.Uid);
         Assert.Equal([50u], spec.Process.User.AdditionalGids!);
     }
+
+    [Fact]
+    public void Step_limits_become_linux_resources_in_the_given_cgroup_and_none_means_none()
+    {
+        var run = new RunSpec
+        {
+            Args = ["true"],
+            RootfsPath = "/r",
+            Network = NetworkMode.Host,
+            Limits = new StepLimits { MemoryBytes = 256L << 20, Pids = 64, Cpus = 1.5, Timeout = TimeSpan.FromMinutes(5) },
+        };
+
+        var spec = RuntimeSpecGenerator.Generate(run, new ResolvedUser(0, 0, [], "/root"), Files, "/farm-steps/farm-1/step");
+        var json = JsonDocument.Parse(JsonSerializer.Serialize(spec, RuntimeSpecJsonContext.Default.RuntimeSpec)).RootElement.GetProperty("linux");
+
+        Assert.Equal("/farm-steps/farm-1/step", json.GetProperty("cgroupsPath").GetString());
+        var resources = json.GetProperty("resources");
+        Assert.Equal(64, resources.GetProperty("pids").GetProperty("limit").GetInt64());
+        Assert.Equal(150_000, resources.GetProperty("cpu").GetProperty("quota").GetInt64());
+        Assert.Equal(100_000, resources.GetProperty("cpu").GetProperty("period").GetInt64());
+        // The step cgroup holds the exact limit; the container's own sits just above it (RuntimeSpecGenerator.MemoryHeadroom).
+        Assert.Equal((256L << 20) + (2L << 20), resources.GetProperty("memory").GetProperty("limit").GetInt64());
+
+        var unlimited = JsonDocument.Parse(JsonSerializer.Serialize(Generate(), RuntimeSpecJsonContext.Default.RuntimeSpec)).RootElement.GetProperty("linux");
+        Assert.False(unlimited.TryGetProperty("cgroupsPath", out _));
+        Assert.False(unlimited.GetProperty("resources").TryGetProperty("memory", out _));
+        Assert.False(unlimited.GetProperty("resources").TryGetProperty("pids", out _));
+    }
+
+    [Theory]
+    [InlineData(256L << 20, "256 MiB")]
+    [InlineData(3L << 29, "1.5 GiB")]
+    [InlineData(1000, "1000 B")]
+    public void Limits_are_shown_in_binary_units(long bytes, string shown) => Assert.Equal(shown, StepLimits.FormatBytes(bytes));
 
     [Fact]
     public void Rlimits_never_exceed_the_workers_hard_limits()

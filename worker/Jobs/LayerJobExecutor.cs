@@ -22,6 +22,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
     private readonly HttpClient _http;
     private readonly string _scratch;
     private readonly TimeProvider _time;
+    private readonly StepLimitsOptions _limits;
     private long _bytesDownloaded;
 
     public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null)
@@ -29,6 +30,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
         ArgumentNullException.ThrowIfNull(options);
         _stores = stores ?? throw new ArgumentNullException(nameof(stores));
         _time = time ?? TimeProvider.System;
+        _limits = options.StepLimits;
         var state = Path.GetFullPath(options.StateDirectory);
         _scratch = Path.Combine(state, "tmp");
         Directory.CreateDirectory(_scratch);
@@ -199,6 +201,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
                         _ => NetworkMode.Private,
                     },
                     Mounts = mounts,
+                    Limits = _limits.Resolve(run.Limits),
                 },
                 (line, _) => new ValueTask(output(line.Stream == OutputStream.Stdout ? "stdout" : "stderr", line.Text)),
                 cancellationToken).ConfigureAwait(false);
