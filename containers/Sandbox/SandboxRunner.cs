@@ -21,6 +21,9 @@ public sealed record SandboxRunnerOptions
     /// <summary>How long a cancelled run may take to die after <c>runc kill</c> before its process tree is killed.</summary>
     public TimeSpan KillGracePeriod { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Private networks kept ready for the next RUN steps (made and removed off their path).</summary>
+    public int SpareNetworks { get; init; } = 2;
+
     /// <summary>The host file copied into every sandbox as /etc/resolv.conf.</summary>
     public string HostResolvConf { get; init; } = "/etc/resolv.conf";
 }
@@ -48,9 +51,10 @@ public sealed record RunResult(int ExitCode, ResolvedUser User, MountStubs Mount
 /// // diff snapshot.UpperDir into a layer, then let the snapshot be disposed
 /// </code>
 /// </example>
-public sealed class SandboxRunner
+public sealed class SandboxRunner : IAsyncDisposable
 {
     private readonly SandboxRunnerOptions _options;
+    private readonly SandboxNetworks _networks;
 
     /// <summary>Creates a runner; directories are created on first use.</summary>
     public SandboxRunner(SandboxRunnerOptions options)
@@ -64,6 +68,8 @@ public sealed class SandboxRunner
             KillGracePeriod = options.KillGracePeriod,
         });
         BundlesDirectory = Path.Combine(Path.GetFullPath(options.StateDirectory), "bundles");
+        NetworksDirectory = Path.Combine(Path.GetFullPath(options.StateDirectory), "networks");
+        _networks = new SandboxNetworks(NetworksDirectory, options.SpareNetworks);
     }
 
     /// <summary>The executor of this runner's containers (runc's <c>--root</c> is private to the runner).</summary>
@@ -71,6 +77,12 @@ public sealed class SandboxRunner
 
     /// <summary>Where bundles are written while their run lasts.</summary>
     public string BundlesDirectory { get; }
+
+    /// <summary>Records of the private networks this runner made and has not removed yet.</summary>
+    public string NetworksDirectory { get; }
+
+    /// <summary>Removes the networks kept ready, and waits for the used ones being removed.</summary>
+    public ValueTask DisposeAsync() => _networks.DisposeAsync();
 
     /// <summary>
     /// Runs <paramref name="spec"/> to completion. Output is passed to <paramref name="onOutput"/> line by line
@@ -95,13 +107,14 @@ public sealed class SandboxRunner
         var id = "farm-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         var bundle = Path.Combine(BundlesDirectory, id);
         Directory.CreateDirectory(bundle);
-        ProcessIdentity? slirp = null;
+        SandboxNetwork? network = null;
         StepCgroup? cgroup = null;
         try
         {
             if (spec.Network == NetworkMode.Private)
             {
-                (spec, slirp) = await StartNetworkAsync(spec, id, bundle, cancellationToken).ConfigureAwait(false);
+                network = await _networks.TakeAsync(cancellationToken).ConfigureAwait(false);
+                spec = spec with { NetworkNamespacePath = network.NamespacePath };
             }
 
             var files = WriteNetworkFiles(bundle, spec);
@@ -183,7 +196,11 @@ public sealed class SandboxRunner
             // runc run removes a container that exited by itself; this is for the killed and the half-created ones.
             await Executor.DeleteAsync(id).ConfigureAwait(false);
             cgroup?.Dispose();
-            await StopNetworkAsync(id, slirp).ConfigureAwait(false);
+            if (network is not null)
+            {
+                _networks.Release(network);
+            }
+
             Directory.Delete(bundle, recursive: true);
         }
     }
@@ -234,53 +251,20 @@ public sealed class SandboxRunner
 
         if (Directory.Exists(BundlesDirectory))
         {
-            // A bundle left behind is a run whose worker died: its network (slirp4netns and namespace) goes too.
+            // A bundle left behind is a run whose worker died: its step cgroup goes too.
             foreach (var bundle in Directory.EnumerateDirectories(BundlesDirectory))
             {
-                var pidFile = Path.Combine(bundle, SlirpPidFile);
-                var slirp = File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile), out var pid) ? ProcessIdentity.Of(pid) : null;
-                await StopNetworkAsync(Path.GetFileName(bundle), slirp?.IsAlive() == true && IsSlirp(slirp.Pid) ? slirp : null).ConfigureAwait(false);
                 StepCgroup.Remove(Path.GetFileName(bundle));
             }
 
             Directory.Delete(BundlesDirectory, recursive: true);
         }
 
+        // And the networks it had made (in use or ready): the records of this runner's directory are all orphans,
+        // as a runner's recovery runs before its first step.
+        await SandboxNetworks.RemoveOrphansAsync(NetworksDirectory).ConfigureAwait(false);
         return containers.Count;
     }
-
-    /// <summary>The network of a run's own (slirp4netns's id is derived from the container's, so recovery finds it).</summary>
-    private static string NetworkId(string containerId) => "s" + containerId["farm-".Length..];
-
-    private static async Task<(RunSpec Spec, ProcessIdentity Slirp)> StartNetworkAsync(RunSpec spec, string id, string bundle, CancellationToken cancellationToken)
-    {
-        var network = NetworkId(id);
-        await SlirpNetwork.CreateNamespaceAsync(network, cancellationToken).ConfigureAwait(false);
-        var slirp = await SlirpNetwork.StartAsync(network, [], cancellationToken).ConfigureAwait(false);
-        await File.WriteAllTextAsync(Path.Combine(bundle, SlirpPidFile), slirp.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), cancellationToken).ConfigureAwait(false);
-        return (spec with { NetworkNamespacePath = SlirpNetwork.NamespacePath(network) }, slirp);
-    }
-
-    private static async Task StopNetworkAsync(string id, ProcessIdentity? slirp)
-    {
-        var network = NetworkId(id);
-        SlirpNetwork.Stop(slirp, network);
-        await SlirpNetwork.DeleteNamespaceAsync(network).ConfigureAwait(false);
-    }
-
-    private static bool IsSlirp(int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{pid}/comm").Trim() == "slirp4netns";
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
-    private const string SlirpPidFile = "slirp.pid";
 
     private RuntimeSpecGenerator.NetworkFiles WriteNetworkFiles(string bundle, RunSpec spec)
     {

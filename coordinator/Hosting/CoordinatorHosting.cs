@@ -114,6 +114,12 @@ public static class CoordinatorHosting
             [$"{WorkerOptions.Section}:{nameof(WorkerOptions.Name)}"] = "local",
             [$"{WorkerOptions.Section}:{nameof(WorkerOptions.StateDirectory)}"] = Path.Combine(state, "worker"),
             [$"{WorkerOptions.Section}:{nameof(WorkerOptions.Slots)}"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            // The local farm is its user's own machine, as with docker build: no memory or time limit on a step (the
+            // defaults protect a shared worker); the process limit stays, so a fork bomb fails its step, not the machine.
+            [$"{WorkerOptions.Section}:StepLimits:Memory"] = "0",
+            [$"{WorkerOptions.Section}:StepLimits:MaxMemory"] = "0",
+            [$"{WorkerOptions.Section}:StepLimits:Timeout"] = "00:00:00",
+            [$"{WorkerOptions.Section}:StepLimits:MaxTimeout"] = "00:00:00",
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.CacheStore)}"] = "oci-layout:" + Path.Combine(state, "images"),
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.StateDirectory)}"] = state,
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.LocalClient)}"] = "true",

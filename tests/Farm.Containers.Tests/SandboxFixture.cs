@@ -57,6 +57,7 @@ public sealed class SandboxFixture : IDisposable
 
     public void Dispose()
     {
+        Runner.DisposeAsync().AsTask().GetAwaiter().GetResult();
         // Leave nothing mounted even when a test failed half-way.
         foreach (var mount in MountsUnder(Root).OrderByDescending(m => m.Length))
         {

@@ -113,8 +113,14 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
         Assert.DoesNotContain(new FileInfo("/proc/self/ns/net").LinkTarget!, stdout, StringComparison.Ordinal);
         Assert.Contains($"nameserver {SlirpNetwork.DnsAddress}", stdout, StringComparison.Ordinal);
         Assert.False(service.Pending(), "a connection from the step reached the service on the worker's loopback");
-        // The run's network went with it: no namespace or slirp4netns of the runner is left.
-        Assert.DoesNotContain(Directory.EnumerateFiles("/run/netns", "farm-s*"), f => File.GetLastWriteTimeUtc(f) > DateTime.UtcNow.AddMinutes(-1));
+        // The step's network is removed after it (in the background) and never given to another step.
+        var used = stdout.Split('\n').Single(l => l.StartsWith("net:[", StringComparison.Ordinal));
+        await Wait.UntilAsync(
+            () => Task.FromResult(!Directory.EnumerateFiles("/run/netns").Any(f => NamespaceOf(f) == used)),
+            TimeSpan.FromSeconds(30),
+            () => $"the step's network namespace {used} to be removed");
+        var (_, second) = await fx.RunAsync(snap, ["readlink", "/proc/self/ns/net"]);
+        Assert.NotEqual(used, SandboxFixture.Stdout(second).Trim());
     }
 
     [Fact]
@@ -286,4 +292,12 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
                 }
             })
             .ToList();
+
+    /// <summary>The namespace a bind-mounted namespace file holds, as readlink of /proc/*/ns/net prints it.</summary>
+    private static string NamespaceOf(string file)
+    {
+        // lstat of the mount point sees the namespace mounted on it (nsfs), whose inode readlink shows.
+        var status = Farm.Oci.IO.UnixFile.Lstat(file);
+        return status is null ? string.Empty : $"net:[{status.Value.Inode}]";
+    }
 }

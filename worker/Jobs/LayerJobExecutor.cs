@@ -12,7 +12,7 @@ namespace Farm.Worker.Jobs;
 /// Turns one step into one layer: fetch and extract the parent layers (once per worker), mount them under a fresh
 /// upperdir, run the step (RUN in runc, COPY/ADD, WORKDIR), write the upperdir as a layer, upload it.
 /// </summary>
-public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
+public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDisposable
 {
     private readonly BlobStoreLocator _stores;
     private readonly LayerStore _layers;
@@ -308,8 +308,12 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable
 
     private DateTimeOffset Now() => _time.GetUtcNow();
 
-    public void Dispose()
+    /// <summary>Removes the private networks kept ready for RUN steps (slirp4netns processes and namespaces).</summary>
+    public async ValueTask DisposeAsync()
     {
         _http.Dispose();
+        await _runner.DisposeAsync().ConfigureAwait(false);
     }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }
