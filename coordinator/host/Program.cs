@@ -1,3 +1,4 @@
+using Farm.Contracts;
 using Farm.Coordinator.Auth;
 using Farm.Coordinator.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -13,7 +14,17 @@ if (TokenCommand.Handles(args))
 }
 
 var builder = WebApplication.CreateBuilder(args);
-builder.AddFarmCoordinatorApp();
+try
+{
+    builder.AddFarmCoordinatorApp();
+}
+catch (FarmException e)
+{
+    // Settings that cannot work (or would expose the API without auth): one line that says what to set, no stack.
+    Console.Error.WriteLine($"farm-coordinator: {e.Message}");
+    return 1;
+}
+
 await using var app = builder.Build();
 app.MapFarmCoordinator();
 await app.RunAsync().ConfigureAwait(false);
