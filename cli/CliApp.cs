@@ -41,7 +41,10 @@ public static class CliApp
             root.Subcommands.Add(command);
         }
 
-        return root.Parse(args).Invoke();
+        root.Options.Add(Remote.FarmCredentials.TokenFileOption);
+        var parse = root.Parse(args);
+        Remote.FarmCredentials.TokenFile = parse.GetValue(Remote.FarmCredentials.TokenFileOption);
+        return parse.Invoke();
     }
 
     private static IEnumerable<Command> DebugCommands()

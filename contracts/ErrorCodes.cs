@@ -406,6 +406,22 @@ public static class FarmErrorCodes
     /// </summary>
     public const string EntitlementNotGranted = "FARM4220";
 
+    /// <summary>The coordinator requires a bearer token and the request had none, or one it does not know: HTTP 401 (<c>UnauthenticatedException</c>).</summary>
+    public const string Unauthenticated = "FARM4230";
+
+    /// <summary>The token's role does not allow the request (a <c>read</c> token that submits or cancels): HTTP 403 (<c>NotPermittedException</c>).</summary>
+    public const string NotPermitted = "FARM4231";
+
+    /// <summary>
+    /// The coordinator would serve its API on a non-loopback address with no tokens configured, or its auth or TLS
+    /// settings are unusable (a missing tokens file, a malformed line, a certificate without its key); it does not
+    /// start (<c>AuthSettingsException</c>).
+    /// </summary>
+    public const string AuthSettings = "FARM4232";
+
+    /// <summary>A queued <c>SubmitBuild</c> came from an AMQP user that maps to no tenant, or carried no validated <c>user_id</c>, on a coordinator with auth: it never becomes a build (<c>SubmissionNotAuthorizedException</c>).</summary>
+    public const string SubmissionNotAuthorized = "FARM4233";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>
@@ -460,6 +476,12 @@ public static class FarmErrorCodes
 
     /// <summary>A followed build's coordinator went away and no coordinator named answered within two minutes (<c>FollowLostException</c>).</summary>
     public const string FollowLost = "FARM5020";
+
+    /// <summary>The coordinator refused the CLI's token (HTTP 401) or its role (403): set <c>FARM_TOKEN</c> or <c>--token-file</c> (<c>FarmAuthException</c>).</summary>
+    public const string FarmAuth = "FARM5030";
+
+    /// <summary>The token file (<c>--token-file</c>, <c>FARM_TOKEN_FILE</c>) or the CA file (<c>FARM_CA</c>) cannot be read (<c>ClientCredentialsException</c>).</summary>
+    public const string ClientCredentials = "FARM5031";
 
     /// <summary><c>farm run</c> or <c>farm exec</c> got flags it does not know, or misses a value (<c>ContainerUsageException</c>).</summary>
     public const string ContainerUsage = "FARM5050";

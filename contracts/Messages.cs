@@ -58,6 +58,13 @@ public sealed record SubmitBuild
     /// (<c>Farm:Builds:Entitlements</c>).
     /// </summary>
     public IReadOnlyList<string> Entitlements { get; init; } = [];
+
+    /// <summary>
+    /// The tenant the build belongs to: set by the coordinator from the caller's bearer token (HTTP) or from the
+    /// validated AMQP <c>user_id</c> of the message (queue), never taken from the submitter's body; null on a
+    /// coordinator without auth. Only that tenant's tokens see, follow and cancel the build.
+    /// </summary>
+    public string? Tenant { get; init; }
 }
 
 /// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>
@@ -299,6 +306,9 @@ public sealed record BuildCompleted
     public string? ErrorCode { get; init; }
 
     public string? Error { get; init; }
+
+    /// <summary>The tenant of the build (<see cref="SubmitBuild.Tenant"/>); null on a coordinator without auth.</summary>
+    public string? Tenant { get; init; }
 }
 
 /// <summary>

@@ -47,10 +47,9 @@ internal static class QueuePublisher
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(TimeSpan.FromSeconds(30));
             await using var connection = await factory.CreateConnectionAsync(timeout.Token).ConfigureAwait(false);
+            await EnsureExchangeAsync(connection, timeout.Token).ConfigureAwait(false);
             // Publisher confirms: the command returns only once the broker has the message.
             await using var channel = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), timeout.Token).ConfigureAwait(false);
-            // As MassTransit declares its publish exchanges; the same arguments make this a no-op when it exists.
-            await channel.ExchangeDeclareAsync(Exchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: timeout.Token).ConfigureAwait(false);
             var headers = new Dictionary<string, object?>();
             if (FarmTelemetry.TraceParent(Activity.Current) is { } traceParent)
             {
@@ -62,6 +61,9 @@ internal static class QueuePublisher
                 ContentType = ContentType,
                 DeliveryMode = DeliveryModes.Persistent,
                 MessageId = submit.BuildId.ToString(),
+                // RabbitMQ refuses a user_id that is not the connection's user: a coordinator with auth takes the
+                // build's tenant from it.
+                UserId = rabbit.User,
                 Headers = headers,
             };
             var body = JsonSerializer.SerializeToUtf8Bytes(Envelope(submit, factory, headers), CliJson.Default.SubmitEnvelope);
@@ -71,6 +73,28 @@ internal static class QueuePublisher
         {
             throw new SubmitFailedException($"{e.GetType().Name}: {e.Message} (RabbitMQ {rabbit})", e);
         }
+    }
+
+    /// <summary>
+    /// The exchange exists once a coordinator started; a passive declare needs no configure permission, which a
+    /// tenant's user lacks (it may only write to the exchange). Only when it is missing is it declared, as
+    /// MassTransit declares it (the same arguments).
+    /// </summary>
+    private static async Task EnsureExchangeAsync(IConnection connection, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var passive = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            await passive.ExchangeDeclarePassiveAsync(Exchange, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 404)
+        {
+            // Not there yet: declare it below.
+        }
+
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        await channel.ExchangeDeclareAsync(Exchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     private static SubmitEnvelope Envelope(SubmitBuild submit, ConnectionFactory factory, Dictionary<string, object?> headers) => new()

@@ -37,11 +37,12 @@ internal sealed class RemoteFarm : IDisposable
         _urls = [.. url.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(u => u.TrimEnd('/'))];
         if (_urls.Length == 0 || _urls.Any(u => !Uri.TryCreate(u, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
         {
-            throw new InvalidCliArgumentException($"--farm / FARM_HOST '{url}' is not an http:// address or a comma-separated list of them, e.g. http://127.0.0.1:8480,http://127.0.0.1:8481");
+            throw new InvalidCliArgumentException($"--farm / FARM_HOST '{url}' is not an http:// or https:// address or a comma-separated list of them, e.g. http://127.0.0.1:8480,http://127.0.0.1:8481");
         }
 
         _bases = [.. _urls.Select(u => new Uri(u + "/"))];
-        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }) { Timeout = Timeout.InfiniteTimeSpan };
+        _http = new HttpClient(FarmCredentials.Handler()) { Timeout = Timeout.InfiniteTimeSpan };
+        FarmCredentials.Authorize(_http);
     }
 
     private RemoteFarm(string socket, HttpMessageHandler handler)
@@ -394,6 +395,7 @@ internal sealed class RemoteFarm : IDisposable
     private async Task<JsonNode?> ReadAsync(HttpResponseMessage response, string what, CancellationToken cancellationToken)
     {
         var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        ThrowIfRefused(response, text);
         if (!response.IsSuccessStatusCode)
         {
             throw new RemoteFarmException(Url, $"answered {what} with {(int)response.StatusCode}: {Error(text)}");
@@ -419,7 +421,20 @@ internal sealed class RemoteFarm : IDisposable
         if (!response.IsSuccessStatusCode)
         {
             var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            ThrowIfRefused(response, text);
             throw new RemoteFarmException(Url, $"answered {(int)response.StatusCode} for build {id}: {Error(text)}");
+        }
+    }
+
+    /// <summary>401 and 403 are the token's fault, not the farm's: say so (FARM5030).</summary>
+    private void ThrowIfRefused(HttpResponseMessage response, string text)
+    {
+        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+        {
+            var reason = response.StatusCode == HttpStatusCode.Unauthorized
+                ? FarmCredentials.Token() is null ? "requires a token and none was given" : "does not accept the token given"
+                : "does not let this token do that";
+            throw new FarmAuthException(Url, $"{reason} ({(int)response.StatusCode}: {Error(text)})");
         }
     }
 

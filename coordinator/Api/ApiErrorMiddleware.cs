@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Farm.Contracts;
+using Farm.Coordinator.Auth;
 using Farm.Coordinator.Builds;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -7,9 +8,10 @@ using Microsoft.Extensions.Logging;
 namespace Farm.Coordinator.Api;
 
 /// <summary>
-/// The one place exceptions become status codes: an unknown build 404, a body that is not a valid submission 400,
-/// a cluster that cannot reach the build right now 503 (with <c>Retry-After</c>), another Farm error 422, anything
-/// else 500. The body is <c>{ "code": "FARMnnnn", "error": "..." }</c>.
+/// The one place exceptions become status codes: an unknown build (or another tenant's) 404, no token 401, a token
+/// whose role does not allow the request 403, a body that is not a valid submission 400, a cluster that cannot reach
+/// the build right now 503 (with <c>Retry-After</c>), another Farm error 422, anything else 500. The body is
+/// <c>{ "code": "FARMnnnn", "error": "..." }</c>.
 /// </summary>
 public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<ApiErrorMiddleware> logger)
 {
@@ -25,6 +27,8 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
             var (status, code) = e switch
             {
                 BuildNotFoundException f => (StatusCodes.Status404NotFound, f.Code),
+                UnauthenticatedException f => (StatusCodes.Status401Unauthorized, f.Code),
+                NotPermittedException f => (StatusCodes.Status403Forbidden, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
                 ClusterUnavailableException f => (StatusCodes.Status503ServiceUnavailable, f.Code),
                 BadHttpRequestException bad => (bad.StatusCode, FarmErrorCodes.InvalidSubmission),
@@ -40,14 +44,27 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
             // A binding failure's own message says little; its inner JsonException names the field.
             var message = e is BadHttpRequestException { InnerException: { } inner } ? $"{e.Message} {inner.Message}" : e.Message;
             context.Response.Clear();
-            context.Response.StatusCode = status;
             if (status == StatusCodes.Status503ServiceUnavailable)
             {
                 context.Response.Headers.RetryAfter = "5";
             }
 
-            await context.Response.WriteAsJsonAsync(new { code, error = message }, BuildApi.Json, context.RequestAborted).ConfigureAwait(false);
+            if (status == StatusCodes.Status401Unauthorized)
+            {
+                context.Response.Headers.WWWAuthenticate = "Bearer realm=\"farm\"";
+            }
+
+            await WriteAsync(context, status, code, message).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Answers <paramref name="status"/> with the API's error body for <paramref name="error"/> (the authentication handler's 401 and 403 too).</summary>
+    internal static Task WriteAsync(HttpContext context, int status, FarmException error) => WriteAsync(context, status, error.Code, error.Message);
+
+    private static Task WriteAsync(HttpContext context, int status, string code, string message)
+    {
+        context.Response.StatusCode = status;
+        return context.Response.WriteAsJsonAsync(new { code, error = message }, BuildApi.Json, context.RequestAborted);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Method} {Path} failed")]

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Contracts;
+using Farm.Coordinator.Auth;
 using Farm.Coordinator.Builds;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -15,7 +16,8 @@ namespace Farm.Coordinator.Api;
 /// <c>GET /builds/{id}</c> (status, digest, error, steps), <c>GET /builds/{id}/events</c> (JSON lines, each with its
 /// <c>seq</c> in the build; <c>?follow=true</c> streams until the build ends, <c>?after=N</c> starts after event N) and
 /// <c>GET /builds/{id}/logs</c> (the steps' output lines; the same two parameters). Any coordinator of a cluster
-/// serves any build's events (<see cref="BuildService.EventsAsync"/>).
+/// serves any build's events (<see cref="BuildService.EventsAsync"/>). With auth on, a caller sees only its tenant's
+/// builds: another tenant's is answered exactly as an unknown id (404, FARM4210), so a token learns nothing of it.
 /// Errors become status codes in <see cref="ApiErrorMiddleware"/>.
 /// </summary>
 public static class BuildApi
@@ -40,13 +42,24 @@ public static class BuildApi
     public static IEndpointRouteBuilder MapFarmBuildApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapPost("/builds", (SubmitBuild submit, BuildService builds) =>
+        // The tenant is the token's, whatever the body says (FarmCaller.Unrestricted, without auth: none).
+        app.MapPost("/builds", (SubmitBuild submit, HttpContext http, BuildService builds) =>
         {
-            var record = builds.Submit(submit);
+            var caller = FarmCaller.Of(http);
+            caller.RequireBuild("submit builds");
+            var record = builds.Submit(submit with { Tenant = caller.Tenant });
             return Results.Accepted($"/builds/{record.BuildId}", new { buildId = record.BuildId, status = Status(record.Status) });
         });
         app.MapPost("/builds/{id:guid}/cancel", async (Guid id, HttpContext http, BuildService builds) =>
         {
+            // Another tenant's build is unknown (404) before a read token is refused (403): a token learns nothing of it.
+            var caller = FarmCaller.Of(http);
+            if (caller.IsRestricted)
+            {
+                _ = await builds.GetAsync(id, caller, http.RequestAborted).ConfigureAwait(false);
+            }
+
+            caller.RequireBuild("cancel builds");
             if (builds.Cancel(id))
             {
                 return Results.Accepted($"/builds/{id}", new { buildId = id, status = "cancelling" });
@@ -58,7 +71,7 @@ public static class BuildApi
                 : Results.Json(new { error = $"build {id} runs on another coordinator: cancel it there" }, Json, statusCode: StatusCodes.Status409Conflict);
         });
         app.MapGet("/builds/{id:guid}", async (Guid id, HttpContext http, BuildService builds) =>
-            Results.Json(Describe(await builds.GetAsync(id, http.RequestAborted).ConfigureAwait(false)), Json));
+            Results.Json(Describe(await builds.GetAsync(id, FarmCaller.Of(http), http.RequestAborted).ConfigureAwait(false)), Json));
         app.MapGet("/builds/{id:guid}/events", (Guid id, bool? follow, long? after, HttpContext http, BuildService builds, IHostApplicationLifetime lifetime) =>
             StreamAsync(http, builds, lifetime, id, follow == true, after ?? 0, "application/x-ndjson", entry => BuildEventJson.Serialize(entry) + "\n"));
         app.MapGet("/builds/{id:guid}/logs", (Guid id, bool? follow, long? after, HttpContext http, BuildService builds, IHostApplicationLifetime lifetime) =>
@@ -75,6 +88,13 @@ public static class BuildApi
     private static async Task StreamAsync(HttpContext http, BuildService builds, IHostApplicationLifetime lifetime, Guid id, bool follow, long after, string contentType, Func<SequencedBuildEvent, string?> format)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, lifetime.ApplicationStopping);
+        var caller = FarmCaller.Of(http);
+        if (caller.IsRestricted)
+        {
+            // Not this tenant's build: 404 before any header, exactly as for an unknown id.
+            _ = await builds.GetAsync(id, caller, stop.Token).ConfigureAwait(false);
+        }
+
         var events = await builds.EventsAsync(id, after, follow, stop.Token).ConfigureAwait(false);
         http.Response.ContentType = contentType;
         await http.Response.StartAsync(http.RequestAborted).ConfigureAwait(false);

@@ -6,6 +6,7 @@ using Farm.Dockerfile.Planning;
 using Farm.Oci.Images;
 using Farm.Contracts;
 using Farm.Coordinator.Assembly;
+using Farm.Coordinator.Auth;
 using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Grains;
@@ -127,9 +128,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
         var (record, added) = Registry.Add(submit with { BuildId = id }, _time.GetUtcNow());
+        if (!added && !string.Equals(record.Submission.Tenant, submit.Tenant, StringComparison.Ordinal))
+        {
+            // Another tenant's id: say nothing of that build, start nothing.
+            throw new InvalidSubmissionException($"The build id {id} cannot be used: leave \"buildId\" empty or choose a new random one.");
+        }
+
         if (added)
         {
-            LogQueued(_logger, id, submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags));
+            LogQueued(_logger, id, submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags), submit.Tenant ?? "none");
             _ = SubmitToGrainAsync(record);
         }
 
@@ -169,6 +176,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
 
         return BuildRecord.FromState(buildId, state ?? throw new BuildNotFoundException(buildId));
+    }
+
+    /// <summary>The build's record if <paramref name="caller"/> may see it: another tenant's build is unknown to it.</summary>
+    /// <exception cref="BuildNotFoundException">No build has this id, or it is another tenant's (FARM4210).</exception>
+    public async Task<BuildRecord> GetAsync(Guid buildId, FarmCaller caller, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(caller);
+        var record = await GetAsync(buildId, cancellationToken).ConfigureAwait(false);
+        return caller.Sees(record.Submission) ? record : throw new BuildNotFoundException(buildId);
     }
 
     /// <summary>
@@ -381,6 +397,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         try
         {
             var state = await _grains.GetGrain<IBuildGrain>(record.BuildId).SubmitAsync(record.Submission, record.SubmittedAt).ConfigureAwait(false);
+            if (!string.Equals(BuildRecord.FromState(record.BuildId, state).Submission.Tenant, record.Submission.Tenant, StringComparison.Ordinal))
+            {
+                // The id was another tenant's build, submitted on another coordinator: this submission never becomes a
+                // build, and its record here must not show that build's events to this tenant.
+                Registry.Remove(record.BuildId);
+                LogIdTaken(_logger, record.BuildId);
+                return;
+            }
+
             bool runsHere;
             lock (_running)
             {
@@ -401,7 +426,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             var error = new BuildNotRecordedException(e);
             LogFailed(_logger, e, record.BuildId, error.Code);
             record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), error.Code, error.Message));
-            await PublishAsync(new BuildCompleted { BuildId = record.BuildId, Succeeded = false, ErrorCode = error.Code, Error = error.Message }).ConfigureAwait(false);
+            await PublishAsync(new BuildCompleted { BuildId = record.BuildId, Succeeded = false, ErrorCode = error.Code, Error = error.Message, Tenant = record.Submission.Tenant }).ConfigureAwait(false);
         }
     }
 
@@ -670,8 +695,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} cancelled by its submitter")]
     private static partial void LogCancelled(ILogger logger, Exception exception, Guid buildId);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} queued for {Tags}")]
-    private static partial void LogQueued(ILogger logger, Guid buildId, string tags);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} queued for {Tags} (tenant {Tenant})")]
+    private static partial void LogQueued(ILogger logger, Guid buildId, string tags, string tenant);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: the id is another tenant's build; this submission was dropped")]
+    private static partial void LogIdTaken(ILogger logger, Guid buildId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId} failed with {Code}")]
     private static partial void LogFailed(ILogger logger, Exception exception, Guid buildId, string code);

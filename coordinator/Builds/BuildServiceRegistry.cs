@@ -17,7 +17,7 @@ public enum BuildStatus
 
 /// <summary>
 /// The builds this silo runs or ran, by id, with their live events: in memory, forgotten when it restarts. The
-/// durable state of every build of the farm is its <see cref="Grains.IBuildGrain"/>'s (<see cref="BuildService.GetAsync"/>).
+/// durable state of every build of the farm is its <see cref="Grains.IBuildGrain"/>'s (<see cref="BuildService.GetAsync(Guid, CancellationToken)"/>).
 /// </summary>
 public sealed class BuildRegistry
 {
@@ -37,6 +37,9 @@ public sealed class BuildRegistry
     /// </summary>
     internal BuildRecord GetOrAdd(SubmitBuild submit, DateTimeOffset at, IEnumerable<string> pastEvents) =>
         _builds.GetOrAdd(submit.BuildId, _ => BuildRecord.From(submit, at, pastEvents));
+
+    /// <summary>Forgets a record this silo accepted but must not keep (an id another tenant's build holds).</summary>
+    internal void Remove(Guid buildId) => _builds.TryRemove(buildId, out _);
 
     public bool TryGet(Guid buildId, out BuildRecord record) => _builds.TryGetValue(buildId, out record!);
 

@@ -1,4 +1,5 @@
 using Farm.Coordinator.Api;
+using Farm.Coordinator.Auth;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Telemetry;
 using Farm.Coordinator.Workers;
@@ -29,16 +30,21 @@ public static class DashboardApi
     public static IEndpointRouteBuilder MapFarmDashboard(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapGet("/", () => Asset("index.html"));
-        app.MapGet("/dashboard/{file}", (string file) => Asset(file));
-        app.MapGet("/api/builds", (BuildRegistry registry) =>
-            Results.Json(registry.All.Reverse().Take(RecentBuilds).Select(Summary).ToList(), BuildApi.Json));
-        // A build that ran on another coordinator comes from its build grain's stored state.
-        app.MapGet("/api/builds/{id:guid}", async (Guid id, BuildService builds, CancellationToken cancellationToken) =>
-            Results.Json(Timeline(await builds.GetAsync(id, cancellationToken).ConfigureAwait(false)), BuildApi.Json));
-        app.MapGet("/api/builds/{id:guid}/logs", async (Guid id, string? step, BuildService builds, CancellationToken cancellationToken) =>
+        // The page and its scripts hold no data: anyone may load them; the JSON they fetch needs a token when auth is on
+        // (the page asks for one and sends it as a bearer token).
+        app.MapGet("/", () => Asset("index.html")).AllowAnonymous();
+        app.MapGet("/dashboard/{file}", (string file) => Asset(file)).AllowAnonymous();
+        app.MapGet("/api/builds", (HttpContext http, BuildRegistry registry) =>
         {
-            var record = await builds.GetAsync(id, cancellationToken).ConfigureAwait(false);
+            var caller = FarmCaller.Of(http);
+            return Results.Json(registry.All.Where(b => caller.Sees(b.Submission)).Reverse().Take(RecentBuilds).Select(Summary).ToList(), BuildApi.Json);
+        });
+        // A build that ran on another coordinator comes from its build grain's stored state.
+        app.MapGet("/api/builds/{id:guid}", async (Guid id, HttpContext http, BuildService builds, CancellationToken cancellationToken) =>
+            Results.Json(Timeline(await builds.GetAsync(id, FarmCaller.Of(http), cancellationToken).ConfigureAwait(false)), BuildApi.Json));
+        app.MapGet("/api/builds/{id:guid}/logs", async (Guid id, string? step, HttpContext http, BuildService builds, CancellationToken cancellationToken) =>
+        {
+            var record = await builds.GetAsync(id, FarmCaller.Of(http), cancellationToken).ConfigureAwait(false);
             var lines = record.Events.OfType<StepLog>()
                 .Where(l => step is null || l.Line.StepId == step)
                 .Select(l => step is null ? $"[{l.Line.StepId}] {l.Line.Line}" : l.Line.Line);

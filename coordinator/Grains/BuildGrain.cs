@@ -323,9 +323,10 @@ public sealed partial class BuildGrain : Grain, IBuildGrain, IRemindable
         _keepAlive?.Dispose();
         _keepAlive = null;
         await RemoveReminderAsync();
+        var tenant = JsonSerializer.Deserialize<SubmitBuild>(state.Submission, BuildEventJson.Options)?.Tenant;
         var completed = state.Status == BuildStatus.Succeeded
-            ? new BuildCompleted { BuildId = BuildId, Succeeded = true, ImageDigest = state.ImageDigest, Pushed = state.Pushed }
-            : new BuildCompleted { BuildId = BuildId, Succeeded = false, ErrorCode = state.ErrorCode, Error = state.Error };
+            ? new BuildCompleted { BuildId = BuildId, Succeeded = true, ImageDigest = state.ImageDigest, Pushed = state.Pushed, Tenant = tenant }
+            : new BuildCompleted { BuildId = BuildId, Succeeded = false, ErrorCode = state.ErrorCode, Error = state.Error, Tenant = tenant };
         await _builds.PublishAsync(completed);
     }
 

@@ -77,7 +77,7 @@ public sealed record BuildSnapshot
 [GenerateSerializer, Immutable, Alias("farm.build-grain-state.v1")]
 public sealed record BuildGrainStateV1
 {
-    /// <summary>The <see cref="SubmitBuild"/> as JSON (camelCase), its build id set.</summary>
+    /// <summary>The <see cref="SubmitBuild"/> as JSON (camelCase), its build id set, and its tenant (the coordinator set it from the token or the AMQP user).</summary>
     [Id(0)]
     public string Submission { get; init; } = string.Empty;
 

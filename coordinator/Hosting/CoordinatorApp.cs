@@ -1,4 +1,5 @@
 using Farm.Coordinator.Api;
+using Farm.Coordinator.Auth;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Cluster;
 using Farm.Coordinator.Telemetry;
@@ -20,6 +21,7 @@ namespace Farm.Coordinator.Hosting;
 public static class CoordinatorApp
 {
     /// <exception cref="InvalidSettingsException">The settings are invalid.</exception>
+    /// <exception cref="AuthSettingsException">The listener's auth or TLS settings are unusable or unsafe (FARM4232).</exception>
     public static WebApplicationBuilder AddFarmCoordinatorApp(this WebApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -32,12 +34,12 @@ public static class CoordinatorApp
             builder.Services.AddSingleton(daemon);
             builder.Services.AddHostedService(sp => sp.GetRequiredService<LocalFarmDaemon>());
             builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(local.SocketPath));
+            // The socket is its owner's (mode 0600, or a granted group): the file system authenticates, no token.
+            builder.Services.AddFarmAuthorization(enabled: false);
         }
         else
         {
-            var port = FarmSettings.Read<CoordinatorOptions>(builder.Configuration, CoordinatorOptions.Section).HttpPort;
-            // Loopback only: the endpoints carry no authentication yet.
-            builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+            builder.AddFarmCoordinatorListener();
         }
 
         // Beside MassTransit's bus check: Redis, the membership table and this silo's place in the cluster.
@@ -71,8 +73,10 @@ public static class CoordinatorApp
         // Kestrel starts after the silo and the bus (hosted services start in registration order, and the bus waits
         // until it is connected): /healthz answering means grains can be called and jobs published. MassTransit's
         // own bus health check reports a lost RabbitMQ connection afterwards.
-        app.MapHealthChecks("/healthz");
         app.UseFarmApiErrors();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapHealthChecks("/healthz").AllowAnonymous();
         app.MapFarmBuildApi();
         app.MapFarmTelemetry();
         app.MapFarmStoreApi();

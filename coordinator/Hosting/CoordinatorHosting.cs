@@ -1,5 +1,6 @@
 using System.Net;
 using Farm.Contracts;
+using Farm.Coordinator.Auth;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Cluster;
 using Farm.Coordinator.Dispatch;
@@ -10,6 +11,7 @@ using Farm.Worker.Hosting;
 using MassTransit;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
@@ -35,6 +37,7 @@ public static class CoordinatorHosting
     /// bus: the embedded farm adds the worker's there (<c>AddFarmWorkerConsumers</c>).
     /// </summary>
     /// <exception cref="InvalidSettingsException">The <c>Farm:Coordinator</c> settings are invalid.</exception>
+    /// <exception cref="AuthSettingsException">The tokens file is unusable (FARM4232).</exception>
     public static IHostApplicationBuilder AddFarmCoordinator(
         this IHostApplicationBuilder builder,
         Action<CoordinatorOptions>? configure = null,
@@ -60,6 +63,10 @@ public static class CoordinatorHosting
 
         registered.ValidateDataAnnotations().ValidateOnStart();
 
+        // Who may submit (HTTP tokens, AMQP users) and as which tenant; the local farm's socket needs no token.
+        builder.Services.TryAddSingleton(local.Enabled
+            ? FarmTokens.None
+            : FarmTokens.Load(FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section)));
         builder.Services.AddSingleton<BuildLogHub>();
         builder.Services.AddFarmBuildService();
         if (options.InProcessWorker)

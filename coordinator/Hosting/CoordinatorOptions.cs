@@ -67,12 +67,20 @@ public sealed class CoordinatorOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan RedisCheckPeriod { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Loopback port of the coordinator process's HTTP endpoints (<c>/healthz</c>); 0 picks a free one.</summary>
+    /// <summary>
+    /// The address the HTTP API listens on: <c>127.0.0.1</c> (default, this machine only), an interface's address,
+    /// <c>0.0.0.0</c> or <c>::</c>. Beyond loopback the coordinator needs tokens (<c>Farm:Coordinator:Auth</c>) or
+    /// refuses to start (FARM4232).
+    /// </summary>
+    [Required]
+    public string HttpAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Port of the coordinator process's HTTP endpoints (API, <c>/healthz</c>, dashboard, <c>/metrics</c>); 0 picks a free one.</summary>
     [Range(0, 65535)]
     public int HttpPort { get; set; } = 8480;
 
     /// <summary>The Redis connection string may hold a password: not shown.</summary>
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,
-            $"cluster {ClusterId}/{ServiceId}, silo :{SiloPort}, gateway :{GatewayPort}, {(string.IsNullOrEmpty(Redis) ? "localhost clustering, memory storage" : "Redis clustering and storage")}, {Transport}, {MaxAttempts} attempts, job timeout {JobTimeout}");
+            $"cluster {ClusterId}/{ServiceId}, silo :{SiloPort}, gateway :{GatewayPort}, {(string.IsNullOrEmpty(Redis) ? "localhost clustering, memory storage" : "Redis clustering and storage")}, {Transport}, HTTP on {HttpAddress}:{HttpPort}, {MaxAttempts} attempts, job timeout {JobTimeout}");
 }

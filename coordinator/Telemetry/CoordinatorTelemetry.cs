@@ -56,6 +56,7 @@ public static class CoordinatorTelemetry
         span.SetTag("farm.tags", string.Join(",", submit.Tags));
         span.SetTag("farm.target", submit.Target);
         span.SetTag("farm.no_cache", submit.NoCache);
+        span.SetTag("farm.tenant", submit.Tenant);
         TraceIds[submit.BuildId] = span.TraceId.ToHexString();
         return span;
     }

@@ -1,12 +1,31 @@
+using Farm.Contracts;
+using Farm.Coordinator.Auth;
 using Farm.Coordinator.Hosting;
 using Microsoft.AspNetCore.Builder;
 
 // The coordinator process: an Orleans silo with the layer and build grains, MassTransit, and the HTTP API, health,
 // metrics and dashboard. With --Farm:Local:Enabled=true it is the local farm daemon the CLI starts (a worker in the
 // same process, on a unix socket). Settings: appsettings.json, environment variables (Farm__Coordinator__Redis,
-// FARM_RABBITMQ) and arguments (--Farm:Coordinator:HttpPort=8480); see docs/configuration.md.
+// FARM_RABBITMQ) and arguments (--Farm:Coordinator:HttpPort=8480); see README.md. `farm-coordinator token create
+// --tenant NAME` mints an API token instead (README.md, "A shared farm").
+if (TokenCommand.Handles(args))
+{
+    return TokenCommand.Run(args, Console.Out, Console.Error);
+}
+
 var builder = WebApplication.CreateBuilder(args);
-builder.AddFarmCoordinatorApp();
+try
+{
+    builder.AddFarmCoordinatorApp();
+}
+catch (FarmException e)
+{
+    // Settings that cannot work (or would expose the API without auth): one line that says what to set, no stack.
+    Console.Error.WriteLine($"farm-coordinator: {e.Message}");
+    return 1;
+}
+
 await using var app = builder.Build();
 app.MapFarmCoordinator();
 await app.RunAsync().ConfigureAwait(false);
+return 0;

@@ -107,6 +107,8 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, CoordinatorPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"), new Dictionary<string, string>(telemetry)
         {
             ["Farm__Telemetry__SampleInterval"] = "00:00:01",
+            // The dashboard test's gated step polls this machine's loopback (RUN --network=host).
+            ["Farm__Builds__Entitlements__0"] = "network.host",
             // Long: a worker that leaves within a test is gone by its stopping heartbeat, not by this timeout.
             ["Farm__Telemetry__WorkerTimeout"] = "00:10:00",
         });
@@ -143,7 +145,7 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
     }
 
     /// <summary>Posts a build (the busybox base as BASE, the uploaded context) and returns its id.</summary>
-    public async Task<Guid> SubmitAsync(string dockerfile, string tag, string? traceParent = null)
+    public async Task<Guid> SubmitAsync(string dockerfile, string tag, string? traceParent = null, IReadOnlyList<string>? entitlements = null)
     {
         var body = new JsonObject
         {
@@ -153,6 +155,7 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
             ["buildArgs"] = new JsonObject { ["BASE"] = BaseImage },
             ["tags"] = new JsonArray(tag),
             ["push"] = true,
+            ["entitlements"] = new JsonArray([.. (entitlements ?? []).Select(e => (JsonNode?)e)]),
         };
         using var request = new HttpRequestMessage(HttpMethod.Post, "builds") { Content = JsonContent.Create(body) };
         if (traceParent is not null)

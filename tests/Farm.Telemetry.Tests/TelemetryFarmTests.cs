@@ -219,8 +219,10 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
         var artifacts = Directory.CreateDirectory(Path.Combine(RepoPaths.RepoRoot, "artifacts", "telemetry")).FullName;
 
         // The first build's five steps again (all cached), then one RUN that waits for the test to open a gate.
-        var dockerfile = TelemetryFarmFixture.Dockerfile + $"\nRUN until wget -q -O /dev/null {gate.Url}; do sleep 0.2; done; echo gate-open; echo done > /gated\n";
-        var buildId = await farm.SubmitAsync(dockerfile, farm.Tag.Replace(":1", ":2", StringComparison.Ordinal));
+        // The gate is on this machine's loopback, which a RUN step reaches only with the host network: an entitlement the
+        // build asks for and the fixture's coordinator grants.
+        var dockerfile = TelemetryFarmFixture.Dockerfile + $"\nRUN --network=host until wget -q -O /dev/null {gate.Url}; do sleep 0.2; done; echo gate-open; echo done > /gated\n";
+        var buildId = await farm.SubmitAsync(dockerfile, farm.Tag.Replace(":1", ":2", StringComparison.Ordinal), entitlements: ["network.host"]);
         await browser.NavigateAsync(new Uri($"http://127.0.0.1:{farm.CoordinatorPort}/"));
 
         string? rowStatus = null;
@@ -405,7 +407,7 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
         return null;
     }
 
-    /// <summary>An HTTP endpoint a RUN step polls (network host) until the test opens it: holds a build running without sleeping on time.</summary>
+    /// <summary>An HTTP endpoint a RUN step polls (RUN --network=host) until the test opens it: holds a build running without sleeping on time.</summary>
     private sealed class Gate : IAsyncDisposable
     {
         private readonly HttpListener _listener = new();

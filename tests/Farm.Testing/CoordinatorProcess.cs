@@ -14,7 +14,9 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     private CoordinatorProcess(IReadOnlyDictionary<string, string> environment, int httpPort)
     {
         _process = FarmProcess.Start(FarmProcess.Dll("coordinator/host", "farm-coordinator"), environment, _output);
-        Url = $"http://127.0.0.1:{httpPort.ToString(CultureInfo.InvariantCulture)}";
+        // A certificate configured: the API is HTTPS (Farm:Coordinator:Tls).
+        var scheme = environment.ContainsKey("Farm__Coordinator__Tls__CertificatePath") ? "https" : "http";
+        Url = $"{scheme}://127.0.0.1:{httpPort.ToString(CultureInfo.InvariantCulture)}";
     }
 
     /// <summary>The HTTP API, e.g. <c>http://127.0.0.1:41234</c>.</summary>
@@ -51,7 +53,8 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     /// <summary>Waits until <c>/healthz</c> answers (the silo and the bus are up), or fails with the process's output.</summary>
     public async Task WaitHealthyAsync(TimeSpan timeout)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+        // Only whether it answers: the tests that use TLS check the certificate with their own clients.
+        using var http = new HttpClient(new HttpClientHandler { ServerCertificateCustomValidationCallback = HttpClientHandler.DangerousAcceptAnyServerCertificateValidator }) { Timeout = TimeSpan.FromSeconds(3) };
         await Wait.UntilAsync(
             async () =>
             {
@@ -67,6 +70,25 @@ public sealed class CoordinatorProcess : IAsyncDisposable
             },
             timeout,
             () => $"the coordinator process to answer {Url}/healthz{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
+    }
+
+    /// <summary>Every line the process wrote so far, standard output and error.</summary>
+    public string Output() => string.Join(Environment.NewLine, _output);
+
+    /// <summary>The exit code once it exited by itself within <paramref name="timeout"/> (a coordinator that refuses its settings), or fails.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"the coordinator process did not exit within {timeout}{Environment.NewLine}{OutputTail()}");
+        }
+
+        return _process.ExitCode;
     }
 
     /// <summary>SIGKILL: the process gets no chance to leave the cluster, hand anything over or clean up.</summary>

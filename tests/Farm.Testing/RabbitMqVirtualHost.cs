@@ -19,6 +19,8 @@ public sealed class RabbitMqVirtualHost : IAsyncDisposable
         Management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.ASCII.GetBytes("guest:guest")));
     }
 
+    private readonly List<string> _users = [];
+
     public string Name { get; }
 
     /// <summary>The value for FARM_RABBITMQ that points a process at this virtual host.</summary>
@@ -61,8 +63,39 @@ public sealed class RabbitMqVirtualHost : IAsyncDisposable
         return doc.RootElement.TryGetProperty("consumers", out var c) ? c.GetInt32() : 0;
     }
 
+    /// <summary>
+    /// A RabbitMQ user of this test (deleted with the virtual host) whose only permission on it is to write to the
+    /// exchanges matching <paramref name="write"/> (a regex; <c>^$</c>: none), as a tenant's publisher is set up.
+    /// Returns its AMQP URL.
+    /// </summary>
+    public async Task<string> AddUserAsync(string user, string password, string write)
+    {
+        using var created = await Management.PutAsync(
+            $"{ManagementUrl}users/{Uri.EscapeDataString(user)}",
+            new StringContent(JsonSerializer.Serialize(new Dictionary<string, string> { ["password"] = password, ["tags"] = string.Empty }), Encoding.UTF8, "application/json")).ConfigureAwait(false);
+        created.EnsureSuccessStatusCode();
+        _users.Add(user);
+        using var permissions = await Management.PutAsync(
+            $"{ManagementUrl}permissions/{Name}/{Uri.EscapeDataString(user)}",
+            new StringContent(JsonSerializer.Serialize(new Dictionary<string, string> { ["configure"] = "^$", ["write"] = write, ["read"] = "^$" }), Encoding.UTF8, "application/json")).ConfigureAwait(false);
+        permissions.EnsureSuccessStatusCode();
+        return $"amqp://{Uri.EscapeDataString(user)}:{Uri.EscapeDataString(password)}@127.0.0.1:5672/{Name}";
+    }
+
     public async ValueTask DisposeAsync()
     {
+        foreach (var user in _users)
+        {
+            try
+            {
+                using var _ = await Management.DeleteAsync($"{ManagementUrl}users/{Uri.EscapeDataString(user)}").ConfigureAwait(false);
+            }
+            catch (HttpRequestException)
+            {
+                // As for the vhost below.
+            }
+        }
+
         try
         {
             using var _ = await Management.DeleteAsync($"{ManagementUrl}vhosts/{Name}").ConfigureAwait(false);

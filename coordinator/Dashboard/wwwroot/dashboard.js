@@ -18,8 +18,32 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// A coordinator with auth wants a token (a read token will do) on every /api request. It comes from the page's
+// fragment (/#token=farm_...: a fragment never reaches the server, so no log holds it) or is asked for on the first
+// 401, and lives in this tab's sessionStorage only.
+const fragmentToken = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fragmentToken) {
+  sessionStorage.setItem("farmToken", fragmentToken);
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+async function authFetch(url) {
+  const token = sessionStorage.getItem("farmToken");
+  const r = await fetch(url, { cache: "no-store", headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  if (r.status === 401 && !authFetch.asked) {
+    authFetch.asked = true;
+    const given = prompt("This farm needs a token (farm-coordinator token create --tenant NAME --role read):");
+    if (given) {
+      sessionStorage.setItem("farmToken", given.trim());
+      authFetch.asked = false;
+      return authFetch(url);
+    }
+  }
+  return r;
+}
+
 async function json(url) {
-  const r = await fetch(url, { cache: "no-store" });
+  const r = await authFetch(url);
   if (!r.ok) throw new Error(`${url}: ${r.status}`);
   return r.json();
 }
@@ -94,7 +118,7 @@ async function refreshTimeline() {
 }
 
 async function refreshLogs() {
-  const r = await fetch(`/api/builds/${state.selected}/logs?step=${encodeURIComponent(state.logsStep)}`, { cache: "no-store" });
+  const r = await authFetch(`/api/builds/${state.selected}/logs?step=${encodeURIComponent(state.logsStep)}`);
   $("logs-step").textContent = state.logsStep;
   $("logs-text").textContent = (await r.text()) || "(no output)";
   $("logs").hidden = false;

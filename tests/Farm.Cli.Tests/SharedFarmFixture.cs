@@ -1,0 +1,154 @@
+using Farm.Testing;
+
+namespace Farm.Cli.Tests;
+
+/// <summary>
+/// A shared farm as processes: a coordinator with a tokens file (tenants <c>acme</c> and <c>globex</c> with build
+/// tokens, a read-only token of acme, AMQP user <see cref="AcmeAmqpUrl"/> mapped to acme) serving HTTPS with a
+/// certificate of a throwaway CA, at Debug log level so that whatever it logs is checked for tokens; one worker; a
+/// RabbitMQ virtual host of its own; a busybox base in the anonymous registry. The tokens are minted with
+/// <c>farm-coordinator token create</c>, as an operator does.
+/// </summary>
+public sealed class SharedFarmFixture : IAsyncLifetime
+{
+    private readonly string _repository = $"t{Guid.NewGuid():N}";
+    private CoordinatorProcess? _coordinator;
+    private WorkerProcess? _worker;
+    private RabbitMqVirtualHost? _vhost;
+
+    public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("farm-shared-").FullName;
+
+    public string Base => $"{Repository}/busybox:1";
+
+    public string Repository => $"{TestRegistries.Anonymous}/{_repository}";
+
+    public CoordinatorProcess Coordinator => _coordinator!;
+
+    public RabbitMqVirtualHost VirtualHost => _vhost!;
+
+    public TestCertificates Certificates { get; private set; } = null!;
+
+    public string AcmeToken { get; private set; } = string.Empty;
+
+    public string GlobexToken { get; private set; } = string.Empty;
+
+    public string AcmeReadToken { get; private set; } = string.Empty;
+
+    /// <summary>An admin token (tenant ops): sees every tenant's builds.</summary>
+    public string AdminToken { get; private set; } = string.Empty;
+
+    /// <summary>A RabbitMQ user allowed to write to the SubmitBuild exchange only, mapped to acme in the tokens file.</summary>
+    public string AcmeAmqpUrl { get; private set; } = string.Empty;
+
+    /// <summary>A RabbitMQ user allowed to write to the SubmitBuild exchange, in no tenant.</summary>
+    public string StrangerAmqpUrl { get; private set; } = string.Empty;
+
+    /// <summary>A RabbitMQ user with no permission to write anywhere.</summary>
+    public string UnprivilegedAmqpUrl { get; private set; } = string.Empty;
+
+    /// <summary>Every token minted here: none may appear in the coordinator's output.</summary>
+    public IReadOnlyList<string> Tokens => [AcmeToken, GlobexToken, AcmeReadToken, AdminToken];
+
+    /// <summary>The CLI's environment for tenant <paramref name="token"/>'s user: the coordinator over HTTPS, its CA, the token.</summary>
+    public Dictionary<string, string> Env(string? token) => new()
+    {
+        ["FARM_STATE_DIR"] = Path.Combine(Directory, "state"),
+        ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
+        ["FARM_HOST"] = _coordinator?.Url ?? string.Empty,
+        ["FARM_CA"] = Certificates.CaPath,
+        ["FARM_TOKEN"] = token ?? string.Empty,
+        ["FARM_RABBITMQ"] = _vhost?.AmqpUrl ?? string.Empty,
+    };
+
+    public async Task InitializeAsync()
+    {
+        await TestRegistries.EnsureAnsweringAsync(TestRegistries.Anonymous);
+        _vhost = await RabbitMqVirtualHost.CreateAsync("farm-shared-");
+        Certificates = TestCertificates.Create(Path.Combine(Directory, "tls"));
+        var exchange = "^Farm\\.Contracts:SubmitBuild$";
+        var acmeUser = _vhost.Name + "-acme";
+        AcmeAmqpUrl = await _vhost.AddUserAsync(acmeUser, "acme-" + Guid.NewGuid().ToString("N"), exchange);
+        StrangerAmqpUrl = await _vhost.AddUserAsync(_vhost.Name + "-stranger", "s-" + Guid.NewGuid().ToString("N"), exchange);
+        UnprivilegedAmqpUrl = await _vhost.AddUserAsync(_vhost.Name + "-nobody", "n-" + Guid.NewGuid().ToString("N"), "^$");
+
+        var lines = new List<string> { "# tenants of the shared farm test" };
+        (AcmeToken, var acme) = await MintAsync("acme");
+        (GlobexToken, var globex) = await MintAsync("globex");
+        (AcmeReadToken, var reader) = await MintAsync("acme", "read");
+        (AdminToken, var admin) = await MintAsync("ops", "admin");
+        lines.AddRange([acme, globex, reader, admin, $"acme amqp:{acmeUser}"]);
+        var tokensFile = Path.Combine(Directory, "tokens");
+        await File.WriteAllLinesAsync(tokensFile, lines);
+
+        _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, 0, $"registry://{Repository}/cache", Path.Combine(Directory, "coordinator"), new Dictionary<string, string>
+        {
+            ["Farm__Coordinator__Auth__TokensFile"] = tokensFile,
+            ["Farm__Coordinator__Tls__CertificatePath"] = Certificates.CertificatePath,
+            ["Farm__Coordinator__Tls__KeyPath"] = Certificates.KeyPath,
+            ["Logging__LogLevel__Default"] = "Debug",
+        });
+        _worker = WorkerProcess.Start("shared-worker", Path.Combine(Directory, "w"), _vhost.Name);
+
+        var rootfs = BuildFixture.BusyboxRootfs(Directory);
+        Ok(await FarmCli.RunAsync(Env(null), null, "import", rootfs, Base));
+        Ok(await FarmCli.RunAsync(Env(null), null, "push", Base));
+        await _coordinator.WaitHealthyAsync(TimeSpan.FromSeconds(90));
+        await Wait.UntilAsync(async () => await _vhost.ConsumersAsync("farm-build-layer") == 1, TimeSpan.FromSeconds(60), () => "the worker to consume farm-build-layer" + Diagnostics());
+        await Wait.UntilAsync(async () => await _vhost.ConsumersAsync("farm-submit-build") == 1, TimeSpan.FromSeconds(60), () => "the coordinator to consume farm-submit-build" + Diagnostics());
+    }
+
+    /// <summary>An HTTP client of the coordinator that trusts the test CA (and nothing else) and sends <paramref name="token"/>.</summary>
+    public HttpClient Http(string? token)
+    {
+        var handler = new SocketsHttpHandler();
+        var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+        {
+            TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+            RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+        };
+        policy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(Certificates.CaPath));
+        handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+        var http = new HttpClient(handler) { BaseAddress = new Uri(Coordinator.Url + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        if (token is not null)
+        {
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return http;
+    }
+
+    public string Diagnostics() =>
+        $"{Environment.NewLine}--- coordinator:{Environment.NewLine}{_coordinator?.OutputTail()}{Environment.NewLine}--- worker:{Environment.NewLine}{_worker?.OutputTail()}";
+
+    public async Task DisposeAsync()
+    {
+        if (_worker is not null)
+        {
+            await _worker.DisposeAsync();
+        }
+
+        if (_coordinator is not null)
+        {
+            await _coordinator.DisposeAsync();
+        }
+
+        if (_vhost is not null)
+        {
+            await _vhost.DisposeAsync();
+        }
+
+        System.IO.Directory.Delete(Directory, recursive: true);
+    }
+
+    /// <summary><c>farm-coordinator token create</c>: the token (line 1) and the tokens file line (line 2).</summary>
+    private static async Task<(string Token, string Line)> MintAsync(string tenant, string role = "build")
+    {
+        var output = await Tool.RunAsync("dotnet", FarmProcess.Dll("coordinator/host", "farm-coordinator"), "token", "create", "--tenant", tenant, "--role", role);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(lines.Length == 2 && lines[0].StartsWith("farm_", StringComparison.Ordinal) && lines[1].StartsWith($"{tenant} sha256:", StringComparison.Ordinal), output);
+        Assert.DoesNotContain(lines[0], lines[1], StringComparison.Ordinal);
+        return (lines[0], lines[1]);
+    }
+
+    private static void Ok(CliProcess.Result result) => Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
+}
