@@ -103,20 +103,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// Records the build as queued (under its <see cref="SubmitBuild.BuildId"/>, or a new id when empty) and starts it
     /// in the background. Submitting a known id again returns that build: a redelivered message starts nothing twice.
     /// </summary>
-    /// <exception cref="InvalidSubmissionException">The Dockerfile or the context digest is missing (FARM4211).</exception>
+    /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211, <see cref="SubmissionValidation"/>).</exception>
     public BuildRecord Submit(SubmitBuild submit)
     {
         ArgumentNullException.ThrowIfNull(submit);
-        if (string.IsNullOrWhiteSpace(submit.Dockerfile))
-        {
-            throw new InvalidSubmissionException("The submission has no Dockerfile text: set \"dockerfile\" to the Dockerfile's content.");
-        }
-
-        if (string.IsNullOrWhiteSpace(submit.ContextDigest) && string.IsNullOrWhiteSpace(submit.ContextDirectory))
-        {
-            throw new InvalidSubmissionException($"The submission has no context: upload the context tar and its index to {CacheStore} and set \"contextDigest\" and \"contextIndexDigest\".");
-        }
-
+        SubmissionValidation.Validate(submit, CacheStore);
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
         var (record, added) = Registry.Add(submit with { BuildId = id }, _time.GetUtcNow());

@@ -46,10 +46,19 @@ public sealed class ShellWordExpander
     /// </summary>
     public bool ProcessQuotes { get; init; } = true;
 
+    /// <summary>
+    /// How many characters the variables of one word may expand to, all substitutions together. ARGs or ENVs that
+    /// each repeat the one before (<c>ARG a1=$a0$a0</c>, <c>ARG a2=$a1$a1</c>, ...) double with every line, so a
+    /// Dockerfile of a few hundred bytes would otherwise ask for gigabytes. A mebibyte is eight times what Linux lets
+    /// one argument or environment string of a process hold (MAX_ARG_STRLEN, 128 KiB).
+    /// </summary>
+    public const int MaxExpandedLength = 1 << 20;
+
     /// <summary>Expands <paramref name="word"/>; <paramref name="lookup"/> returns null for an unset variable.</summary>
     /// <exception cref="RequiredVariableException">A <c>?</c> modifier met an unset or empty variable.</exception>
     /// <exception cref="ExpansionSyntaxException">The word is malformed.</exception>
     /// <exception cref="SubstitutionPatternException">A trim or replace pattern is invalid.</exception>
+    /// <exception cref="ExpansionTooLongException">The variables expand to more than <see cref="MaxExpandedLength"/> characters.</exception>
     public ExpansionResult Expand(string word, Func<string, string?> lookup)
     {
         ArgumentNullException.ThrowIfNull(word);
@@ -89,6 +98,7 @@ public sealed class ShellWordExpander
         private readonly Func<string, string?> _lookup;
         private int _pos;
         private bool _rawEscapes;
+        private long _expanded;
 
         public Lexer(ShellWordExpander options, string source, Func<string, string?> lookup)
         {
@@ -138,7 +148,7 @@ public sealed class ShellWordExpander
 
                 if (ch == '$')
                 {
-                    var expanded = ProcessDollar();
+                    var expanded = Substitute();
                     result.Append(expanded);
                     // Whitespace that comes out of a variable splits words.
                     words.AddString(expanded);
@@ -245,7 +255,7 @@ public sealed class ShellWordExpander
 
                         return result.ToString();
                     case '$':
-                        result.Append(ProcessDollar());
+                        result.Append(Substitute());
                         break;
                     default:
                         ch = Next();
@@ -272,6 +282,19 @@ public sealed class ShellWordExpander
                         break;
                 }
             }
+        }
+
+        /// <summary>One substitution, counted against <see cref="MaxExpandedLength"/> before anything appends it.</summary>
+        private string Substitute()
+        {
+            var value = ProcessDollar();
+            _expanded += value.Length;
+            if (_expanded > MaxExpandedLength)
+            {
+                throw new ExpansionTooLongException(_source, MaxExpandedLength);
+            }
+
+            return value;
         }
 
         private string ProcessDollar()

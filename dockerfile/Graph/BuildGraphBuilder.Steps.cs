@@ -450,7 +450,7 @@ internal sealed partial class BuildGraphBuilder
         {
             return expander.Expand(word, lookup);
         }
-        catch (FarmException e) when (e is RequiredVariableException or ExpansionSyntaxException or SubstitutionPatternException)
+        catch (FarmException e) when (e is RequiredVariableException or ExpansionSyntaxException or SubstitutionPatternException or ExpansionTooLongException)
         {
             throw Error(BuildGraphErrorCodes.ExpansionFailed, location, e.Message, e);
         }
