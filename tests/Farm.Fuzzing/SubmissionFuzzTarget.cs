@@ -20,6 +20,8 @@ public sealed class SubmissionFuzzTarget : IFuzzTarget
 {
     private const string Store = "oci-layout:/var/lib/farm/store";
 
+    private static readonly string[] Granted = [Entitlements.NetworkHost];
+
     /// <summary>What <c>app.MapPost("/builds", (SubmitBuild submit, ...) => ...)</c> binds the body with, unconfigured.</summary>
     private static readonly JsonSerializerOptions HttpOptions = new Microsoft.AspNetCore.Http.Json.JsonOptions().SerializerOptions;
 
@@ -107,6 +109,19 @@ public sealed class SubmissionFuzzTarget : IFuzzTarget
             return TextMutator.FlipBytes(input, random);
         }
 
+        try
+        {
+            return MutateJson(json, op, random, scale);
+        }
+        catch (Exception e) when (e is InvalidOperationException or JsonException or ArgumentException)
+        {
+            // A value the writer refuses (a lone surrogate escape): change the bytes instead.
+            return TextMutator.FlipBytes(input, random);
+        }
+    }
+
+    private byte[] MutateJson(JsonObject json, int op, Random random, FuzzScale scale)
+    {
         var key = Keys[random.Next(Keys.Length)];
         switch (op)
         {
@@ -193,7 +208,7 @@ public sealed class SubmissionFuzzTarget : IFuzzTarget
             // BuildService.Submit and LoadRequestAsync: the log line, the id, the entitlements, the index digest.
             _ = submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags);
             _ = submit with { BuildId = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId };
-            _ = submit.Entitlements.FirstOrDefault(e => !e.Equals(Entitlements.NetworkHost, StringComparison.Ordinal));
+            _ = submit.Entitlements.FirstOrDefault(e => !Granted.Contains(e, StringComparer.Ordinal));
             _ = Digest.TryParse(submit.ContextIndexDigest, out _);
             var request = BuildRequest.From(submit, new ContextIndex([]), Store);
             RequireNoNulls(request);
