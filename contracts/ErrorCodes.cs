@@ -143,7 +143,7 @@ public static class FarmErrorCodes
     /// <summary>A <c>--platform</c> value that is not <c>os/arch[/variant]</c>.</summary>
     public const string InvalidPlatform = "FARM1308";
 
-    /// <summary>An EXPOSE port that is not <c>port[/proto]</c> or <c>start-end[/proto]</c>.</summary>
+    /// <summary>An EXPOSE port that is not <c>port[/proto]</c> or <c>start-end[/proto]</c>, or EXPOSE lines that name more than 262,144 ports in all.</summary>
     public const string InvalidPort = "FARM1309";
 
     /// <summary>A VOLUME path expands to an empty string.</summary>

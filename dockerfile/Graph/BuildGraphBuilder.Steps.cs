@@ -155,7 +155,16 @@ internal sealed partial class BuildGraphBuilder
                 var ports = new List<string>();
                 foreach (var raw in expose.PortsRaw)
                 {
-                    ports.AddRange(NormalizePorts(Expand(raw), instruction.Location));
+                    var spec = Expand(raw);
+                    var normalized = NormalizePorts(spec, instruction.Location);
+                    _exposedPorts += normalized.Count;
+                    if (_exposedPorts > MaxExposedPorts)
+                    {
+                        throw Error(BuildGraphErrorCodes.InvalidPort, instruction.Location,
+                            $"EXPOSE {spec} takes the ports this Dockerfile exposes past {MaxExposedPorts} (a range counts each of its ports); expose each range once");
+                    }
+
+                    ports.AddRange(normalized);
                 }
 
                 state.Ports.UnionWith(ports);

@@ -58,3 +58,26 @@ internal static class FuzzSettings
         OutputDirectory = Environment.GetEnvironmentVariable("FARM_FUZZ_OUT") is { Length: > 0 } dir ? dir : Path.Combine(Path.GetTempPath(), "farm-fuzz"),
     };
 }
+
+/// <summary>Findings of the fuzzer in the build graph, as a user meets them.</summary>
+public sealed class ExposeAmplificationTests
+{
+    [Fact]
+    public void Repeated_EXPOSE_of_the_whole_port_range_is_refused_instead_of_planning_for_hours()
+    {
+        var text = "FROM a\n" + string.Concat(Enumerable.Repeat("EXPOSE 1-65535/tcp\n", 10)) + "RUN x\n";
+
+        var e = Assert.Throws<BuildGraphException>(() => BuildGraph.Create(text));
+
+        Assert.Equal(BuildGraphErrorCodes.InvalidPort, e.Code);
+        Assert.Equal(6, e.Line);
+    }
+
+    [Fact]
+    public void Every_port_of_every_protocol_can_still_be_exposed()
+    {
+        var graph = BuildGraph.Create("FROM a\nEXPOSE 0-65535/tcp 0-65535/udp\nEXPOSE 0-65535/sctp\n");
+
+        Assert.Equal(3 * 65536, graph.Target.Config.ExposedPorts.Count);
+    }
+}
