@@ -54,6 +54,12 @@ public sealed class ShellWordExpander
     /// </summary>
     public const int MaxExpandedLength = 1 << 20;
 
+    /// <summary>
+    /// How deep <c>${a:-${b:-...}}</c> may nest. Each level is a few frames of recursion; without a bound a long enough
+    /// word overflows the stack, which ends the whole process (the coordinator), not just the build.
+    /// </summary>
+    public const int MaxNesting = 256;
+
     /// <summary>Expands <paramref name="word"/>; <paramref name="lookup"/> returns null for an unset variable.</summary>
     /// <exception cref="RequiredVariableException">A <c>?</c> modifier met an unset or empty variable.</exception>
     /// <exception cref="ExpansionSyntaxException">The word is malformed.</exception>
@@ -99,6 +105,7 @@ public sealed class ShellWordExpander
         private int _pos;
         private bool _rawEscapes;
         private long _expanded;
+        private int _depth;
 
         public Lexer(ShellWordExpander options, string source, Func<string, string?> lookup)
         {
@@ -119,6 +126,11 @@ public sealed class ShellWordExpander
         /// <summary>Processes up to <paramref name="stop"/> (consumed) or the end of the word.</summary>
         public (string Value, List<string> Words) ProcessUntil(int stop, bool rawEscapes)
         {
+            if (++_depth > MaxNesting)
+            {
+                throw new ExpansionSyntaxException($"more than {MaxNesting} nested ${{...}}", _source.Length > 80 ? _source[..80] + "..." : _source);
+            }
+
             var saved = _rawEscapes;
             _rawEscapes = rawEscapes;
             try
@@ -128,6 +140,7 @@ public sealed class ShellWordExpander
             finally
             {
                 _rawEscapes = saved;
+                _depth--;
             }
         }
 

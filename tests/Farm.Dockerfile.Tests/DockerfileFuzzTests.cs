@@ -81,3 +81,38 @@ public sealed class ExposeAmplificationTests
         Assert.Equal(3 * 65536, graph.Target.Config.ExposedPorts.Count);
     }
 }
+
+/// <summary>Findings of the large fuzz run (bench/fuzz/run.sh) in the parser and the expander.</summary>
+public sealed class DeepInputTests
+{
+    [Fact]
+    public void Deeply_nested_variable_defaults_fail_with_a_syntax_error_instead_of_killing_the_process()
+    {
+        const int depth = 200_000;
+        var text = "FROM a\nENV a=" + string.Concat(Enumerable.Repeat("${a:-", depth)) + "x" + new string('}', depth) + "\n";
+
+        var e = Assert.Throws<BuildGraphException>(() => BuildGraph.Create(text));
+
+        Assert.Equal(BuildGraphErrorCodes.ExpansionFailed, e.Code);
+        Assert.Contains("more than 256 nested", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Nested_variable_defaults_up_to_the_limit_still_expand()
+    {
+        var word = string.Concat(Enumerable.Repeat("${a:-", ShellWordExpander.MaxNesting - 1)) + "x" + new string('}', ShellWordExpander.MaxNesting - 1);
+
+        Assert.Equal("x", new ShellWordExpander().ProcessWord(word, _ => null));
+    }
+
+    [Fact]
+    public void A_line_of_a_hundred_thousand_ONBUILDs_is_refused_at_once()
+    {
+        var text = "FROM a\n" + string.Concat(Enumerable.Repeat("ONBUILD ", 100_000)) + "RUN x\n";
+
+        var e = Assert.Throws<Farm.Dockerfile.Parsing.DockerfileSyntaxException>(() => Farm.Dockerfile.Parsing.DockerfileParser.Parse(text));
+
+        Assert.Equal(Farm.Dockerfile.Parsing.DockerfileErrorCodes.InvalidOnbuild, e.Code);
+        Assert.Equal(2, e.Line);
+    }
+}
