@@ -73,6 +73,9 @@ public static class FarmErrorCodes
     /// <summary>The pattern of <c>${VAR#pat}</c>, <c>${VAR%pat}</c> or <c>${VAR/pat/repl}</c> is invalid (<c>SubstitutionPatternException</c>).</summary>
     public const string SubstitutionPattern = "FARM1103";
 
+    /// <summary>The variables of one word expand to more than a mebibyte, as ARGs that each double the last do (<c>ExpansionTooLongException</c>).</summary>
+    public const string ExpansionTooLong = "FARM1104";
+
     /// <summary>A <c>.dockerignore</c> pattern cannot be compiled (<c>InvalidIgnorePatternException</c>).</summary>
     public const string InvalidIgnorePattern = "FARM1110";
 
@@ -143,7 +146,7 @@ public static class FarmErrorCodes
     /// <summary>A <c>--platform</c> value that is not <c>os/arch[/variant]</c>.</summary>
     public const string InvalidPlatform = "FARM1308";
 
-    /// <summary>An EXPOSE port that is not <c>port[/proto]</c> or <c>start-end[/proto]</c>.</summary>
+    /// <summary>An EXPOSE port that is not <c>port[/proto]</c> or <c>start-end[/proto]</c>, or EXPOSE lines that name more than 262,144 ports in all.</summary>
     public const string InvalidPort = "FARM1309";
 
     /// <summary>A VOLUME path expands to an empty string.</summary>

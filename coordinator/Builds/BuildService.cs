@@ -106,25 +106,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// Records the build as queued (under its <see cref="SubmitBuild.BuildId"/>, or a new id when empty) and starts it
     /// in the background. Submitting a known id again returns that build: a redelivered message starts nothing twice.
     /// </summary>
-    /// <exception cref="InvalidSubmissionException">The Dockerfile or the context digest is missing, or a digest is malformed (FARM4211).</exception>
+    /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211, <see cref="SubmissionValidation"/>).</exception>
     public BuildRecord Submit(SubmitBuild submit)
     {
         ArgumentNullException.ThrowIfNull(submit);
-        if (string.IsNullOrWhiteSpace(submit.Dockerfile))
-        {
-            throw new InvalidSubmissionException("The submission has no Dockerfile text: set \"dockerfile\" to the Dockerfile's content.");
-        }
-
-        if (string.IsNullOrWhiteSpace(submit.ContextDigest) && string.IsNullOrWhiteSpace(submit.ContextDirectory))
-        {
-            throw new InvalidSubmissionException($"The submission has no context: upload the context tar (and its index, for COPY and ADD from it) to {CacheStore} and set \"contextDigest\" (and \"contextIndexDigest\").");
-        }
-
-        // Both digests are checked for form here, so a malformed one is a 400 (or a refused message) now rather than a
-        // failed build later; the optional index is checked only when it is given.
-        CheckDigest("contextDigest", submit.ContextDigest);
-        CheckDigest("contextIndexDigest", submit.ContextIndexDigest);
-
+        SubmissionValidation.Validate(submit, CacheStore);
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
         var (record, added) = Registry.Add(submit with { BuildId = id }, _time.GetUtcNow());
@@ -141,14 +127,6 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
 
         return record;
-    }
-
-    private static void CheckDigest(string field, string? value)
-    {
-        if (!string.IsNullOrEmpty(value) && !Farm.Oci.Digest.TryParse(value, out _, out var reason))
-        {
-            throw new InvalidSubmissionException($"\"{field}\" is not a digest ('{value}': {reason}). Give it as algorithm:hex, e.g. sha256: and the 64 lower-case hex digits of the blob's SHA-256.");
-        }
     }
 
     /// <summary>

@@ -78,3 +78,22 @@ public sealed class SubstitutionPatternException : FarmException
     /// <summary>The word being expanded.</summary>
     public string Word { get; }
 }
+
+/// <summary>
+/// The variables of one word expand to more than <see cref="ShellWordExpander.MaxExpandedLength"/> characters, as ARGs
+/// or ENVs that repeat one another do when each doubles the last.
+/// </summary>
+public sealed class ExpansionTooLongException : FarmException
+{
+    public ExpansionTooLongException(string word, int limit)
+        : base(
+            FarmErrorCodes.ExpansionTooLong,
+            $"cannot expand \"{(word.Length > 80 ? word[..80] + "..." : word)}\": its variables expand to more than {limit} characters. "
+            + "Check for ARG or ENV values that repeat other variables (each such line doubles the text); pass large data as a file with COPY instead.")
+    {
+        Word = word;
+    }
+
+    /// <summary>The word being expanded.</summary>
+    public string Word { get; }
+}

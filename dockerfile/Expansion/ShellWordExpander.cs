@@ -46,10 +46,25 @@ public sealed class ShellWordExpander
     /// </summary>
     public bool ProcessQuotes { get; init; } = true;
 
+    /// <summary>
+    /// How many characters the variables of one word may expand to, all substitutions together. ARGs or ENVs that
+    /// each repeat the one before (<c>ARG a1=$a0$a0</c>, <c>ARG a2=$a1$a1</c>, ...) double with every line, so a
+    /// Dockerfile of a few hundred bytes would otherwise ask for gigabytes. A mebibyte is eight times what Linux lets
+    /// one argument or environment string of a process hold (MAX_ARG_STRLEN, 128 KiB).
+    /// </summary>
+    public const int MaxExpandedLength = 1 << 20;
+
+    /// <summary>
+    /// How deep <c>${a:-${b:-...}}</c> may nest. Each level is a few frames of recursion; without a bound a long enough
+    /// word overflows the stack, which ends the whole process (the coordinator), not just the build.
+    /// </summary>
+    public const int MaxNesting = 256;
+
     /// <summary>Expands <paramref name="word"/>; <paramref name="lookup"/> returns null for an unset variable.</summary>
     /// <exception cref="RequiredVariableException">A <c>?</c> modifier met an unset or empty variable.</exception>
     /// <exception cref="ExpansionSyntaxException">The word is malformed.</exception>
     /// <exception cref="SubstitutionPatternException">A trim or replace pattern is invalid.</exception>
+    /// <exception cref="ExpansionTooLongException">The variables expand to more than <see cref="MaxExpandedLength"/> characters.</exception>
     public ExpansionResult Expand(string word, Func<string, string?> lookup)
     {
         ArgumentNullException.ThrowIfNull(word);
@@ -89,6 +104,8 @@ public sealed class ShellWordExpander
         private readonly Func<string, string?> _lookup;
         private int _pos;
         private bool _rawEscapes;
+        private long _expanded;
+        private int _depth;
 
         public Lexer(ShellWordExpander options, string source, Func<string, string?> lookup)
         {
@@ -109,6 +126,11 @@ public sealed class ShellWordExpander
         /// <summary>Processes up to <paramref name="stop"/> (consumed) or the end of the word.</summary>
         public (string Value, List<string> Words) ProcessUntil(int stop, bool rawEscapes)
         {
+            if (++_depth > MaxNesting)
+            {
+                throw new ExpansionSyntaxException($"more than {MaxNesting} nested ${{...}}", _source.Length > 80 ? _source[..80] + "..." : _source);
+            }
+
             var saved = _rawEscapes;
             _rawEscapes = rawEscapes;
             try
@@ -118,6 +140,7 @@ public sealed class ShellWordExpander
             finally
             {
                 _rawEscapes = saved;
+                _depth--;
             }
         }
 
@@ -138,7 +161,7 @@ public sealed class ShellWordExpander
 
                 if (ch == '$')
                 {
-                    var expanded = ProcessDollar();
+                    var expanded = Substitute();
                     result.Append(expanded);
                     // Whitespace that comes out of a variable splits words.
                     words.AddString(expanded);
@@ -245,7 +268,7 @@ public sealed class ShellWordExpander
 
                         return result.ToString();
                     case '$':
-                        result.Append(ProcessDollar());
+                        result.Append(Substitute());
                         break;
                     default:
                         ch = Next();
@@ -272,6 +295,19 @@ public sealed class ShellWordExpander
                         break;
                 }
             }
+        }
+
+        /// <summary>One substitution, counted against <see cref="MaxExpandedLength"/> before anything appends it.</summary>
+        private string Substitute()
+        {
+            var value = ProcessDollar();
+            _expanded += value.Length;
+            if (_expanded > MaxExpandedLength)
+            {
+                throw new ExpansionTooLongException(_source, MaxExpandedLength);
+            }
+
+            return value;
         }
 
         private string ProcessDollar()

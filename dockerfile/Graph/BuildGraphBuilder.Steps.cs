@@ -155,7 +155,16 @@ internal sealed partial class BuildGraphBuilder
                 var ports = new List<string>();
                 foreach (var raw in expose.PortsRaw)
                 {
-                    ports.AddRange(NormalizePorts(Expand(raw), instruction.Location));
+                    var spec = Expand(raw);
+                    var normalized = NormalizePorts(spec, instruction.Location);
+                    _exposedPorts += normalized.Count;
+                    if (_exposedPorts > MaxExposedPorts)
+                    {
+                        throw Error(BuildGraphErrorCodes.InvalidPort, instruction.Location,
+                            $"EXPOSE {spec} takes the ports this Dockerfile exposes past {MaxExposedPorts} (a range counts each of its ports); expose each range once");
+                    }
+
+                    ports.AddRange(normalized);
                 }
 
                 state.Ports.UnionWith(ports);
@@ -450,7 +459,7 @@ internal sealed partial class BuildGraphBuilder
         {
             return expander.Expand(word, lookup);
         }
-        catch (FarmException e) when (e is RequiredVariableException or ExpansionSyntaxException or SubstitutionPatternException)
+        catch (FarmException e) when (e is RequiredVariableException or ExpansionSyntaxException or SubstitutionPatternException or ExpansionTooLongException)
         {
             throw Error(BuildGraphErrorCodes.ExpansionFailed, location, e.Message, e);
         }

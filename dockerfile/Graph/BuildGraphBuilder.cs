@@ -11,6 +11,13 @@ namespace Farm.Dockerfile.Graph;
 /// </summary>
 internal sealed partial class BuildGraphBuilder
 {
+    /// <summary>
+    /// How many ports the EXPOSE instructions of one Dockerfile may name in all, a range counting each of its ports:
+    /// every distinct port of every protocol (3 × 65,535) fits, but a file of repeated <c>EXPOSE 1-65535</c> lines
+    /// (15 bytes, 65,535 ports each) would keep the coordinator planning for hours.
+    /// </summary>
+    internal const int MaxExposedPorts = 1 << 18;
+
     private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     private static readonly HashSet<string> ProxyArgs = new(StringComparer.OrdinalIgnoreCase)
@@ -32,6 +39,9 @@ internal sealed partial class BuildGraphBuilder
     // Global ARGs each global ARG default used: a FROM that uses IMAGE=alpine:$VERSION consumes VERSION too.
     private readonly Dictionary<string, HashSet<string>> _globalDeps = new(StringComparer.Ordinal);
     private readonly List<BuildWarning> _warnings = [];
+
+    // Ports EXPOSE has named so far, ranges counted port by port (see MaxExposedPorts).
+    private long _exposedPorts;
 
     public BuildGraphBuilder(DockerfileAst ast, BuildGraphOptions options)
     {

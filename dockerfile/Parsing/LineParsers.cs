@@ -24,7 +24,9 @@ internal sealed class LineParseException(string code, string problem) : Exceptio
 /// </summary>
 internal static class LineParsers
 {
-    public static ParsedLine ParseLine(string line, char escape)
+    public static ParsedLine ParseLine(string line, char escape) => ParseLine(line, escape, insideOnbuild: false);
+
+    private static ParsedLine ParseLine(string line, char escape, bool insideOnbuild)
     {
         var (keyword, rest) = SplitKeyword(line.Trim());
         var (argumentText, flags) = ExtractFlags(rest, escape);
@@ -58,9 +60,18 @@ internal static class LineParsers
                 break;
             case "onbuild":
                 args = [];
+                if (insideOnbuild)
+                {
+                    // Refused here, not only when instructions are typed: a line of 100,000 ONBUILDs would otherwise
+                    // be parsed 100,000 levels deep, each level copying the rest of the line.
+                    throw new LineParseException(
+                        DockerfileErrorCodes.InvalidOnbuild,
+                        $"ONBUILD cannot trigger {keyword.ToUpperInvariant()}; only build instructions such as RUN, COPY or ENV can run in a child image");
+                }
+
                 if (argumentText.Length > 0)
                 {
-                    inner = ParseLine(argumentText, escape);
+                    inner = ParseLine(argumentText, escape, insideOnbuild: true);
                 }
 
                 break;
