@@ -22,7 +22,7 @@ public static class ContextIndexVerifier
         var reader = new TarReader(tar, leaveOpen: true);
         await using (reader.ConfigureAwait(false))
         {
-            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false) is { } entry)
+            while (await NextAsync(reader, entries.Count, cancellationToken).ConfigureAwait(false) is { } entry)
             {
                 var path = entry.Name.TrimEnd('/');
                 switch (entry.EntryType)
@@ -50,6 +50,22 @@ public static class ContextIndexVerifier
         // The end-of-archive blocks and padding: read to the end, so a digest-verifying source checks the whole blob.
         await tar.CopyToAsync(Stream.Null, cancellationToken).ConfigureAwait(false);
         return new ContextIndex(entries);
+    }
+
+    /// <summary>
+    /// The next entry; null at the end. An empty context packs to an empty tar (no entries, no end-of-archive blocks),
+    /// which TarReader reading a stream that cannot seek takes for a truncated one.
+    /// </summary>
+    private static async Task<TarEntry?> NextAsync(TarReader reader, int read, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EndOfStreamException) when (read == 0)
+        {
+            return null;
+        }
     }
 
     /// <summary>Throws unless <paramref name="index"/> is exactly the index of <paramref name="tar"/>.</summary>

@@ -172,15 +172,15 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
     [Fact]
     public async Task Independent_stages_are_in_flight_at_the_same_time()
     {
-        // The listener's RUN only ends when the talker's RUN reaches it (host network): built one stage after the
+        // The listener's RUN only ends when the talker's RUN reaches it (both on the host network): built one stage after the
         // other, the build could never finish. The token only bounds a broken build; nothing is timed.
         var port = FreePorts.Tcp();
         var dockerfile = $$"""
             ARG BASE
             FROM ${BASE} AS listener
-            RUN nc -l -p {{port}} > /got < /dev/null
+            RUN --network=host nc -l -p {{port}} > /got < /dev/null
             FROM ${BASE} AS talker
-            RUN until echo hi | nc 127.0.0.1 {{port}}; do :; done; echo sent > /sent
+            RUN --network=host until echo hi | nc 127.0.0.1 {{port}}; do :; done; echo sent > /sent
             FROM ${BASE}
             COPY --from=listener /got /got
             COPY --from=talker /sent /sent
@@ -270,6 +270,8 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
             BuildArgs = new Dictionary<string, string> { ["BASE"] = _base },
             Tags = tags,
             Push = tags.Count > 0,
+            // The test that runs stages side by side has them meet on this machine's loopback (RUN --network=host).
+            Entitlements = [Entitlements.NetworkHost],
         };
         return await Orchestrator().LoadRequestAsync(submit, fixture.Store.StoreAddress, CancellationToken.None);
     }

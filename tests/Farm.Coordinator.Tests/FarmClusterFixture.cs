@@ -87,6 +87,8 @@ public class FarmClusterFixture : IAsyncLifetime
         {
             o.CacheStore = Store.StoreAddress;
             o.StateDirectory = Path.Combine(Store.Root, "c" + _coordinators.Count);
+            // Tests whose steps wait for the test on this machine's loopback build with RUN --network=host.
+            o.Entitlements = [Entitlements.NetworkHost];
         });
         var log = new LogLines();
         builder.Logging.ClearProviders();
@@ -127,7 +129,7 @@ public class FarmClusterFixture : IAsyncLifetime
     /// Uploads a context of <paramref name="files"/> and makes the submission (BASE is the busybox image), pushed to
     /// <paramref name="tags"/> when there are any.
     /// </summary>
-    public async Task<SubmitBuild> SubmissionAsync(string dockerfile, IReadOnlyDictionary<string, string> files, IReadOnlyList<string> tags, IReadOnlyDictionary<string, string>? buildArgs = null)
+    public async Task<SubmitBuild> SubmissionAsync(string dockerfile, IReadOnlyDictionary<string, string> files, IReadOnlyList<string> tags, IReadOnlyDictionary<string, string>? buildArgs = null, IReadOnlyList<string>? entitlements = null)
     {
         var (context, index) = await Context.UploadAsync(files);
         var args = new Dictionary<string, string> { ["BASE"] = Context.BaseImage };
@@ -145,6 +147,7 @@ public class FarmClusterFixture : IAsyncLifetime
             BuildArgs = args,
             Tags = tags,
             Push = tags.Count > 0,
+            Entitlements = entitlements ?? [],
         };
     }
 

@@ -45,12 +45,13 @@ public sealed class RedisFaultTests(BareFarmClusterFixture farm, ITestOutputHelp
             $$"""
             ARG BASE
             FROM ${BASE}
-            RUN echo started; until wget -q -O /dev/null http://127.0.0.1:{{gate}}/; do sleep 0.2; done; echo {{Guid.NewGuid():N}} > /gate
+            RUN --network=host echo started; until wget -q -O /dev/null http://127.0.0.1:{{gate}}/; do sleep 0.2; done; echo {{Guid.NewGuid():N}} > /gate
             COPY hello.txt /hello.txt
             CMD ["cat","/hello.txt"]
             """,
             new Dictionary<string, string> { ["hello.txt"] = "outlived redis\n" },
-            [tag]);
+            [tag],
+            entitlements: [Entitlements.NetworkHost]);
         using (var accepted = await firstApi.PostAsJsonAsync("builds", submit))
         {
             Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
@@ -121,11 +122,12 @@ public sealed class RedisFaultTests(BareFarmClusterFixture farm, ITestOutputHelp
             $$"""
             ARG BASE
             FROM ${BASE}
-            RUN until wget -q -O /dev/null http://127.0.0.1:{{gate}}/; do sleep 0.2; done; echo {{Guid.NewGuid():N}} > /gate
+            RUN --network=host until wget -q -O /dev/null http://127.0.0.1:{{gate}}/; do sleep 0.2; done; echo {{Guid.NewGuid():N}} > /gate
             COPY hello.txt /hello.txt
             """,
             new Dictionary<string, string> { ["hello.txt"] = "once\n" },
-            []);
+            [],
+            entitlements: [Entitlements.NetworkHost]);
         var onFirst = first.Builds.Submit(submit);
         await Wait.UntilAsync(() => farm.JobsOf(submit.BuildId).Count == 1, TimeSpan.FromMinutes(2),
             () => "the first coordinator to dispatch the RUN job" + farm.Diagnostics());
@@ -194,6 +196,7 @@ public sealed class RedisFaultTests(BareFarmClusterFixture farm, ITestOutputHelp
             new Dictionary<string, string>
             {
                 ["Farm__Coordinator__Redis"] = redis.Configuration,
+                ["Farm__Builds__Entitlements__0"] = Entitlements.NetworkHost,
                 ["Farm__Coordinator__ClusterId"] = cluster,
                 ["Farm__Coordinator__ServiceId"] = cluster,
                 ["Logging__LogLevel__Default"] = "Warning",

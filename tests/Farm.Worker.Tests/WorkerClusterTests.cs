@@ -50,7 +50,8 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
         // The step waits until the test answers on a port; it does not answer before the first worker is dead.
         var port = FreePorts.Tcp();
         var job = cluster.Store.Job(ExecutorFixture.Run(
-            $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done"));
+            $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done",
+            r => r with { Network = "host" })); // the test answers on this machine's loopback
         await cluster.Bus.Publish(job);
 
         await Wait.UntilAsync(
@@ -114,7 +115,8 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
     {
         var port = FreePorts.Tcp();
         var job = cluster.Store.Job(ExecutorFixture.Run(
-            $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done"));
+            $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done",
+            r => r with { Network = "host" })); // the test answers on this machine's loopback
         await cluster.Bus.Publish(job);
         var victim = await RunningAsync(job);
         var survivor = cluster.Workers.Single(w => w != victim);
