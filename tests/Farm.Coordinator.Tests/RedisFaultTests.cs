@@ -92,7 +92,7 @@ public sealed class RedisFaultTests(BareFarmClusterFixture farm, ITestOutputHelp
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"takeover after SIGKILL (Redis restarted empty before): {takeover.TotalSeconds:0.0} s"));
 
         JsonObject? final = null;
-        await AnsweringAsync(gate, () => Wait.UntilAsync(
+        await LoopbackGate.AnsweringAsync(gate, () => Wait.UntilAsync(
             async () =>
             {
                 using var response = await secondApi.GetAsync($"builds/{submit.BuildId}");
@@ -172,7 +172,7 @@ public sealed class RedisFaultTests(BareFarmClusterFixture farm, ITestOutputHelp
         Assert.False(second.Builds.Registry.TryGet(submit.BuildId, out _));
         Assert.Equal(0, second.Builds.RunningCount);
 
-        await AnsweringAsync(gate, () => Wait.UntilAsync(() => onFirst.IsDone, TimeSpan.FromMinutes(2),
+        await LoopbackGate.AnsweringAsync(gate, () => Wait.UntilAsync(() => onFirst.IsDone, TimeSpan.FromMinutes(2),
             () => "the build to end on the first coordinator; events: " + FarmCoordinator.Describe(onFirst) + farm.Diagnostics()));
         Assert.Equal(BuildStatus.Succeeded, onFirst.Status);
         Assert.Empty(onFirst.Events.OfType<BuildResumed>());
@@ -217,41 +217,4 @@ public sealed class RedisFaultTests(BareFarmClusterFixture farm, ITestOutputHelp
 
     private string Diagnostics(RedisServer redis, CoordinatorProcess first, CoordinatorProcess second) =>
         $"{Environment.NewLine}--- first coordinator:{Environment.NewLine}{first.OutputTail()}{Environment.NewLine}--- second coordinator:{Environment.NewLine}{second.OutputTail()}{Environment.NewLine}--- redis:{Environment.NewLine}{redis.OutputTail()}{farm.Diagnostics()}";
-
-    /// <summary>Runs <paramref name="wait"/> while 127.0.0.1:<paramref name="port"/> answers HTTP requests with an empty 200.</summary>
-    private static async Task AnsweringAsync(int port, Func<Task> wait)
-    {
-        using var answer = new CancellationTokenSource();
-        var listener = new TcpListener(IPAddress.Loopback, port);
-        listener.Start();
-        var server = AnswerAsync(listener, answer.Token);
-        try
-        {
-            await wait();
-        }
-        finally
-        {
-            await answer.CancelAsync();
-            listener.Stop();
-            await server;
-        }
-    }
-
-    private static async Task AnswerAsync(TcpListener listener, CancellationToken cancellationToken)
-    {
-        var response = Encoding.ASCII.GetBytes("HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        try
-        {
-            while (true)
-            {
-                using var client = await listener.AcceptTcpClientAsync(cancellationToken);
-                var stream = client.GetStream();
-                _ = await stream.ReadAsync(new byte[4096], cancellationToken);
-                await stream.WriteAsync(response, cancellationToken);
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException or IOException)
-        {
-        }
-    }
 }

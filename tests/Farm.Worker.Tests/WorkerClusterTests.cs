@@ -53,30 +53,10 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
             $"echo started; until wget -q -O /dev/null http://127.0.0.1:{port}/; do sleep 0.2; done; touch /done",
             r => r with { Network = "host" })); // the test answers on this machine's loopback
         await cluster.Bus.Publish(job);
-
-        await Wait.UntilAsync(
-            () => Task.FromResult(cluster.Logs.Any(l => l.JobId == job.JobId && l.Line == "started")),
-            JobTimeout,
-            () => "the step to print 'started'" + cluster.Diagnostics());
-        WorkerProcess? victim = null;
-        await Wait.UntilAsync(
-            async () =>
-            {
-                foreach (var w in cluster.Workers)
-                {
-                    if ((await w.ContainersAsync()).Count > 0)
-                    {
-                        victim = w;
-                    }
-                }
-
-                return victim is not null;
-            },
-            TimeSpan.FromSeconds(30),
-            () => "a runc container of the job in one worker's state directory" + cluster.Diagnostics());
+        var victim = await RunningAsync(job);
         var survivor = cluster.Workers.Single(w => w != victim);
 
-        await victim!.KillAsync();
+        await victim.KillAsync();
         Assert.DoesNotContain(cluster.Built, b => b.JobId == job.JobId);
         // The dead worker's container goes on waiting as an orphan with its overlay mounted: a restarted worker
         // removes both before it takes jobs.
@@ -85,23 +65,10 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
         Assert.Empty(await restarted.ContainersAsync());
         Assert.Empty(Mounts.Under(Path.Combine(restarted.StateDirectory, "ov")));
 
-        using var answer = new CancellationTokenSource();
-        var listener = new TcpListener(IPAddress.Loopback, port);
-        listener.Start();
-        var server = AnswerAsync(listener, answer.Token);
-        try
-        {
-            await Wait.UntilAsync(
-                () => Task.FromResult(cluster.Built.Any(b => b.JobId == job.JobId) || cluster.Failed.Any(f => f.JobId == job.JobId)),
-                JobTimeout,
-                () => $"the job to be redelivered to {survivor.Name} and built" + cluster.Diagnostics());
-        }
-        finally
-        {
-            await answer.CancelAsync();
-            listener.Stop();
-            await server;
-        }
+        await LoopbackGate.AnsweringAsync(port, () => Wait.UntilAsync(
+            () => Task.FromResult(cluster.Built.Any(b => b.JobId == job.JobId) || cluster.Failed.Any(f => f.JobId == job.JobId)),
+            JobTimeout,
+            () => $"the job to be redelivered to {survivor.Name} and built" + cluster.Diagnostics()));
 
         Assert.Empty(cluster.Failed.Where(f => f.JobId == job.JobId).Select(f => f.Message));
         var built = Assert.Single(cluster.Built, b => b.JobId == job.JobId);
@@ -128,7 +95,7 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
         Assert.DoesNotContain(cluster.Failed, f => f.JobId == job.JobId);
         await cluster.RestartAsync(victim);
 
-        await AnsweringAsync(port, () => Wait.UntilAsync(
+        await LoopbackGate.AnsweringAsync(port, () => Wait.UntilAsync(
             () => Task.FromResult(cluster.Built.Any(b => b.JobId == job.JobId) || cluster.Failed.Any(f => f.JobId == job.JobId)),
             JobTimeout,
             () => $"the handed-back job to be built by {survivor.Name}" + cluster.Diagnostics()));
@@ -190,44 +157,5 @@ public sealed class WorkerClusterTests(WorkerClusterFixture cluster) : IClassFix
             TimeSpan.FromSeconds(30),
             () => "a runc container of the job in one worker's state directory" + cluster.Diagnostics());
         return running!;
-    }
-
-    /// <summary>Runs <paramref name="wait"/> while 127.0.0.1:<paramref name="port"/> answers HTTP requests.</summary>
-    private static async Task AnsweringAsync(int port, Func<Task> wait)
-    {
-        using var answer = new CancellationTokenSource();
-        var listener = new TcpListener(IPAddress.Loopback, port);
-        listener.Start();
-        var server = AnswerAsync(listener, answer.Token);
-        try
-        {
-            await wait();
-        }
-        finally
-        {
-            await answer.CancelAsync();
-            listener.Stop();
-            await server;
-        }
-    }
-
-    /// <summary>Answers every connection with an empty 200 until cancelled.</summary>
-    private static async Task AnswerAsync(TcpListener listener, CancellationToken cancellationToken)
-    {
-        var response = Encoding.ASCII.GetBytes("HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        try
-        {
-            while (true)
-            {
-                using var client = await listener.AcceptTcpClientAsync(cancellationToken);
-                var stream = client.GetStream();
-                var buffer = new byte[4096];
-                _ = await stream.ReadAsync(buffer, cancellationToken);
-                await stream.WriteAsync(response, cancellationToken);
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException or IOException)
-        {
-        }
     }
 }
