@@ -7,7 +7,7 @@ namespace Farm.Coordinator.Tests;
 /// <summary>Submissions the fuzzer found accepted with a null the build met later as an internal error (FARM4200).</summary>
 public sealed class SubmissionValidationTests
 {
-    private const string Valid = """{"dockerfile":"FROM scratch","contextDigest":"sha256:aaaa","contextIndexDigest":"sha256:bbbb"}""";
+    private const string Valid = """{"dockerfile":"FROM scratch","contextDigest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","contextIndexDigest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}""";
 
     // What POST /builds binds its body with.
     private static readonly JsonSerializerOptions Http = new Microsoft.AspNetCore.Http.Json.JsonOptions().SerializerOptions;
