@@ -93,7 +93,22 @@ internal sealed class RemoteFarm : IDisposable
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             using var response = await SendAsync($"builds/{id}/cancel", uri => _http.PostAsync(uri, null, timeout.Token)).ConfigureAwait(false);
             await EnsureAsync(response, id, timeout.Token).ConfigureAwait(false);
+            await UntilEndedAsync(id, timeout.Token).ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Waits until the farm records build <paramref name="id"/> as ended (a cancel is accepted at once and takes effect
+    /// as its steps stop), so a cancelled command returns only once nothing of its build runs.
+    /// </summary>
+    private async Task UntilEndedAsync(Guid id, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(50);
+        while (BuildProgress.Str(await GetJsonAsync($"builds/{id}", cancellationToken).ConfigureAwait(false), "status") is "queued" or "running")
+        {
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
         }
     }
 

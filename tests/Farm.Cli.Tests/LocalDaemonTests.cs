@@ -74,8 +74,11 @@ public sealed class LocalDaemonTests : IAsyncLifetime
 
         var images = await _fixture.Farm("images");
         Assert.DoesNotContain("cancelled", images.Stdout, StringComparison.Ordinal);
-        var status = JsonNode.Parse(Ok(await _fixture.Farm("daemon", "status")).Stdout)!;
-        Assert.Equal(0, (int)status["running"]!);
+        // The command returned once the build ended; the daemon lets go of its run a moment later.
+        await Wait.UntilAsync(
+            async () => (int)JsonNode.Parse(Ok(await _fixture.Farm("daemon", "status")).Stdout)!["running"]! == 0,
+            TimeSpan.FromSeconds(30),
+            () => "the daemon to report no build running after the cancelled one");
     }
 
     [Fact]
