@@ -213,6 +213,11 @@ public sealed partial class BuildOrchestrator
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
             throw;
         }
+        finally
+        {
+            // Nothing of the build goes on after it returns: its action cache entries are written (or given up).
+            await Task.WhenAll(run.CacheWrites).ConfigureAwait(false);
+        }
 
         // 4. Assemble the target (its chain of stages down to an image or scratch), then push and export.
         var image = Assemble(request, graph, images, stageTasks.ToDictionary(p => p.Key, p => p.Value.Result));
@@ -339,6 +344,22 @@ public sealed partial class BuildOrchestrator
         return new StageResult(layers, stepLayers);
     }
 
+    /// <summary>
+    /// Records a built step in the action cache. A write that fails costs the next build a rebuild of the step, not
+    /// this build: it is logged and swallowed, as is a write stopped by the build's cancellation.
+    /// </summary>
+    private async Task PutEntryAsync(Guid buildId, string key, ActionCacheEntry entry, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _cache.PutAsync(key, entry, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogCacheWriteFailed(_logger, e, buildId, key);
+        }
+    }
+
     private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, CancellationToken cancellationToken)
     {
         var request = run.Request;
@@ -378,11 +399,9 @@ public sealed partial class BuildOrchestrator
             var layer = success.Layer?.ToLayerRef();
             if (key.Cacheable)
             {
-                // The worker stored the blob before it reported LayerBuilt: the entry may be written now.
-                await _cache.PutAsync(
-                    key.Key,
-                    new ActionCacheEntry { Layer = layer, Worker = success.Worker, Created = _time.GetUtcNow(), BuildId = request.BuildId },
-                    cancellationToken).ConfigureAwait(false);
+                // The worker stored the blob before it reported LayerBuilt: the entry may be written now. The next
+                // step does not wait for it (a durable write costs an fsync); the build does before it ends.
+                run.CacheWrites.Add(PutEntryAsync(request.BuildId, key.Key, new ActionCacheEntry { Layer = layer, Worker = success.Worker, Created = _time.GetUtcNow(), BuildId = request.BuildId }, cancellationToken));
             }
 
             outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: false, layer, success.Worker, job.JobId, started, _time.GetUtcNow(), success.Timings);
@@ -426,6 +445,9 @@ public sealed partial class BuildOrchestrator
     [LoggerMessage(Level = LogLevel.Debug, Message = "Build {BuildId}: step {StepId} cached under {CacheKey}")]
     private static partial void LogStepCached(ILogger logger, Guid buildId, string stepId, string cacheKey);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: the action cache did not take the entry for {CacheKey}; the next build runs the step again")]
+    private static partial void LogCacheWriteFailed(ILogger logger, Exception exception, Guid buildId, string cacheKey);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: step {StepId} built under {CacheKey} by {Worker}")]
     private static partial void LogStepBuilt(ILogger logger, Guid buildId, string stepId, string cacheKey, string worker);
 
@@ -451,5 +473,8 @@ public sealed partial class BuildOrchestrator
         public IProgress<BuildEvent>? Progress { get; } = progress;
 
         public ConcurrentDictionary<string, StepOutcome> Outcomes { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The action cache writes of the steps run so far; they never throw (see <see cref="PutEntryAsync"/>).</summary>
+        public ConcurrentBag<Task> CacheWrites { get; } = [];
     }
 }

@@ -15,6 +15,7 @@ using Farm.Coordinator.Telemetry;
 using Farm.Dockerfile.Context;
 using Farm.Oci.Stores;
 using MassTransit;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -65,7 +66,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         ILayerBuilds layers,
         LocalImages? localImages = null,
         TimeProvider? time = null,
-        BuildEventStream? stream = null)
+        BuildEventStream? stream = null,
+        IHostApplicationLifetime? lifetime = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(coordinator);
@@ -83,6 +85,10 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _localImages = localImages;
         _layers = layers;
         _stream = stream is { Enabled: true } ? stream : null;
+        // The host stops its services in reverse order of registration, the bus before the silo: runs must learn that
+        // this process stops before anything they use does, or a publish cut short would end a build as failed (in
+        // its grain, for good) instead of leaving it to be resumed on a silo still up.
+        lifetime?.ApplicationStopping.Register(() => _ = _stopping.CancelAsync());
     }
 
     public BuildRegistry Registry { get; }
