@@ -54,6 +54,8 @@ public sealed class TlsServicesFixture : IAsyncLifetime
         ["Farm__Coordinator__Redis"] = redis ?? Redis.Configuration,
         ["Farm__Coordinator__RedisCaPath"] = Certificates.CaPath,
         ["Farm__Coordinator__ClusterId"] = "tls-" + Guid.NewGuid().ToString("N")[..8],
+        // Whatever it logs, down to Debug (options, connections), is checked for the services' passwords.
+        ["Logging__LogLevel__Default"] = "Debug",
     };
 
     public async Task InitializeAsync()
