@@ -63,11 +63,9 @@ public static class CoordinatorHosting
         registered.ValidateDataAnnotations().ValidateOnStart();
 
         // Who may submit (HTTP tokens, AMQP users) and as which tenant; the local farm's socket needs no token.
-        builder.Services.TryAddSingleton(local.Enabled
-            ? FarmTokens.None
-            : FarmTokens.Load(FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section)));
-        // With auth on, job results count only from the farm's own RabbitMQ users (LayerResultsConsumer).
         var auth = FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section);
+        builder.Services.TryAddSingleton(local.Enabled ? FarmTokens.None : FarmTokens.Load(auth));
+        // With auth on, job results count only from the farm's own RabbitMQ users (LayerResultsConsumer).
         builder.Services.TryAddSingleton(sp => sp.GetRequiredService<FarmTokens>().Enabled && options.Transport == FarmTransport.RabbitMq
             ? JobResultSenders.Only(auth.WorkerAmqpUsers.Append(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value.User))
             : JobResultSenders.Anyone);
