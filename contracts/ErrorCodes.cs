@@ -278,6 +278,12 @@ public static class FarmErrorCodes
     /// <summary>FARM_RABBITMQ is not an AMQP URL (<c>InvalidRabbitMqUrlException</c>, Farm.Contracts).</summary>
     public const string InvalidRabbitMqUrl = "FARM3010";
 
+    /// <summary>
+    /// The CA file given for the TLS of RabbitMQ or Redis (<c>Farm:RabbitMq:CaPath</c>, <c>FARM_RABBITMQ_CA</c>,
+    /// <c>Farm:Coordinator:RedisCaPath</c>) cannot be read or holds no PEM certificate (<c>ServiceCaUnreadableException</c>, Farm.Contracts).
+    /// </summary>
+    public const string ServiceCaUnreadable = "FARM3030";
+
     /// <summary>A RUN step was killed by the kernel for going over its memory limit (<c>StepMemoryLimitException</c>).</summary>
     public const string StepMemoryLimit = "FARM3020";
 
@@ -424,6 +430,19 @@ public static class FarmErrorCodes
 
     /// <summary>A queued <c>SubmitBuild</c> came from an AMQP user that maps to no tenant, or carried no validated <c>user_id</c>, on a coordinator with auth: it never becomes a build (<c>SubmissionNotAuthorizedException</c>).</summary>
     public const string SubmissionNotAuthorized = "FARM4233";
+
+    /// <summary>
+    /// A job result (<c>LayerBuilt</c>, <c>LayerBuildFailed</c>) came from an AMQP user that is not the farm's own (the
+    /// coordinator's user or one of <c>Farm:Coordinator:Auth:WorkerAmqpUsers</c>), or carried no <c>user_id</c>, on a
+    /// coordinator with auth: it is dropped and no build sees it (<c>JobResultNotAuthorizedException</c>).
+    /// </summary>
+    public const string JobResultNotAuthorized = "FARM4250";
+
+    /// <summary>
+    /// The coordinator could not connect to its Redis at start-up: unreachable, a refused user or password, or a TLS
+    /// certificate it does not trust; it does not start (<c>RedisConnectionFailedException</c>).
+    /// </summary>
+    public const string RedisConnectionFailed = "FARM4251";
 
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 

@@ -602,7 +602,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 }
                 else
                 {
-                    _redis = await ConnectionMultiplexer.ConnectAsync(_coordinator.Redis).ConfigureAwait(false);
+                    _redis = await ConnectionMultiplexer.ConnectAsync(FarmRedis.Configuration(_coordinator)).ConfigureAwait(false);
                     inner = new RedisActionCache(_redis);
                 }
 

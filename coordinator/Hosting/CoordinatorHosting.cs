@@ -17,7 +17,6 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Hosting;
 using Orleans.Serialization;
-using StackExchange.Redis;
 
 namespace Farm.Coordinator.Hosting;
 
@@ -64,9 +63,18 @@ public static class CoordinatorHosting
         registered.ValidateDataAnnotations().ValidateOnStart();
 
         // Who may submit (HTTP tokens, AMQP users) and as which tenant; the local farm's socket needs no token.
-        builder.Services.TryAddSingleton(local.Enabled
-            ? FarmTokens.None
-            : FarmTokens.Load(FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section)));
+        var auth = FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section);
+        builder.Services.TryAddSingleton(local.Enabled ? FarmTokens.None : FarmTokens.Load(auth));
+        // With auth on, job results count only from the farm's own RabbitMQ users (LayerResultsConsumer).
+        builder.Services.TryAddSingleton(sp => sp.GetRequiredService<FarmTokens>().Enabled && options.Transport == FarmTransport.RabbitMq
+            ? JobResultSenders.Only(auth.WorkerAmqpUsers.Append(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value.User))
+            : JobResultSenders.Anyone);
+        if (!string.IsNullOrWhiteSpace(options.Redis))
+        {
+            // Before the silo starts: a Redis that refuses this coordinator stops it with one clear error.
+            builder.Services.AddHostedService<RedisStartupCheck>();
+        }
+
         builder.Services.AddSingleton<BuildLogHub>();
         builder.Services.AddFarmBuildService();
         if (options.InProcessWorker)
@@ -187,7 +195,8 @@ public static class CoordinatorHosting
         }
         else
         {
-            var redis = options.Redis;
+            // Parsed here once so that a CA file that cannot be used stops the start (FARM3030) before anything runs.
+            _ = FarmRedis.Configuration(options);
             silo.Configure<ClusterOptions>(o =>
             {
                 o.ClusterId = options.ClusterId;
@@ -195,11 +204,11 @@ public static class CoordinatorHosting
             });
             // Loopback: every process of this farm runs on one machine (infra/cluster.sh).
             silo.ConfigureEndpoints(IPAddress.Loopback, options.SiloPort, options.GatewayPort);
-            silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
-            silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            silo.UseRedisClustering(o => o.ConfigurationOptions = FarmRedis.Configuration(options));
+            silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = FarmRedis.Configuration(options));
             // Builds: state and the reminder that resumes a build on another silo when its silo stops.
-            silo.AddRedisGrainStorage(BuildStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
-            silo.UseRedisReminderService(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            silo.AddRedisGrainStorage(BuildStorage, o => o.ConfigurationOptions = FarmRedis.Configuration(options));
+            silo.UseRedisReminderService(o => o.ConfigurationOptions = FarmRedis.Configuration(options));
             silo.Services.AddFarmClusterRecovery();
         }
 

@@ -35,7 +35,18 @@ public sealed class CoordinatorOptions
     /// A StackExchange.Redis connection string (<c>127.0.0.1:6379</c>): Redis clustering and Redis grain storage.
     /// Empty: one localhost silo with grain state in memory (embedded farm, tests).
     /// </summary>
+    /// <remarks>
+    /// A shared Redis wants a user and TLS: <c>redis.example:6380,user=farm,password=SECRET,ssl=true</c> (an ACL user;
+    /// <c>password=</c> alone authenticates as <c>default</c>). The certificate must be for the host named and chain to
+    /// <see cref="RedisCaPath"/> when set. The string is a secret: it is never logged.
+    /// </remarks>
     public string? Redis { get; set; }
+
+    /// <summary>
+    /// A PEM file with the CA that signed Redis's TLS certificate: the only root trusted for Redis (and setting it turns
+    /// TLS on). Empty: with <c>ssl=true</c>, the system's roots.
+    /// </summary>
+    public string? RedisCaPath { get; set; }
 
     public FarmTransport Transport { get; set; } = FarmTransport.RabbitMq;
 
