@@ -216,11 +216,11 @@ public sealed record FarmBuild(string Name, string Image, string Marker, CliProc
 /// <summary>
 /// The builds of <see cref="TenantCredentialsFarmFixture"/>, each pushing to the basic-auth registry: acme with its
 /// tenant's credentials; globex without any (refused); globex passing its user's own (<c>farm login</c>); globex passing
-/// a password the registry refuses.
+/// a password the registry refuses; globex building from acme's image in that registry (its pull refused).
 /// </summary>
-public sealed record FarmBuilds(FarmBuild Acme, FarmBuild GlobexAnonymous, FarmBuild GlobexPassed, FarmBuild GlobexWrong)
+public sealed record FarmBuilds(FarmBuild Acme, FarmBuild GlobexAnonymous, FarmBuild GlobexPassed, FarmBuild GlobexWrong, FarmBuild GlobexPrivateBase)
 {
-    public IReadOnlyList<FarmBuild> All => [Acme, GlobexAnonymous, GlobexPassed, GlobexWrong];
+    public IReadOnlyList<FarmBuild> All => [Acme, GlobexAnonymous, GlobexPassed, GlobexWrong, GlobexPrivateBase];
 
     internal static async Task<FarmBuilds> RunAsync(TenantCredentialsFarmFixture farm)
     {
@@ -238,16 +238,18 @@ public sealed record FarmBuilds(FarmBuild Acme, FarmBuild GlobexAnonymous, FarmB
         var anonymous = await BuildAsync(farm, "globex-anonymous", farm.GlobexToken, empty);
         var passed = await BuildAsync(farm, "globex-passed", farm.GlobexToken, loggedIn);
         var refused = await BuildAsync(farm, "globex-wrong", farm.GlobexToken, wrong);
-        return new FarmBuilds(acme, anonymous, passed, refused);
+        // A base image in the private registry: pulled with globex's credentials (none), not the farm's.
+        var privateBase = await BuildAsync(farm, "globex-private-base", farm.GlobexToken, empty, from: acme.Image);
+        return new FarmBuilds(acme, anonymous, passed, refused, privateBase);
     }
 
-    private static async Task<FarmBuild> BuildAsync(TenantCredentialsFarmFixture farm, string name, string token, string dockerConfig)
+    private static async Task<FarmBuild> BuildAsync(TenantCredentialsFarmFixture farm, string name, string token, string dockerConfig, string? from = null)
     {
         var marker = Guid.NewGuid().ToString("N")[..10];
         var image = $"{farm.Private}/{name}:{marker}";
         var context = System.IO.Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + name)).FullName;
         File.WriteAllText(Path.Combine(context, "Dockerfile"), $"""
-            FROM {farm.Base}
+            FROM {from ?? farm.Base}
             COPY msg.txt /msg.txt
             RUN echo "build-output {marker}"
             """);

@@ -71,6 +71,17 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
     }
 
     [Fact]
+    public void A_tenants_base_image_is_pulled_with_its_credentials_only()
+    {
+        var build = farm.Builds.GlobexPrivateBase;
+
+        var said = build.Result.Stdout + build.Result.Stderr;
+        Assert.True(build.Result.ExitCode != 0, build.Result.ToString());
+        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        Assert.Contains($"Registry {TestRegistries.Basic} refused anonymous access to pull the base image {farm.Builds.Acme.Image}: tenant globex has no credentials", said, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Credentials_for_a_registry_no_tag_pushes_to_are_refused_and_nothing_starts()
     {
         using var http = farm.Http(farm.GlobexToken);
