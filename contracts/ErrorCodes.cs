@@ -432,6 +432,31 @@ public static class FarmErrorCodes
     public const string SubmissionNotAuthorized = "FARM4233";
 
     /// <summary>
+    /// A registry refused a push or a base-image pull of a tenant's build: the tenant has no credentials for it on the
+    /// farm (<c>Farm:Coordinator:Tenants:TENANT:RegistryAuthFile</c>), or its credentials or the ones passed with the
+    /// build were refused or do not allow it; the farm's own credentials are never tried (<c>TenantRegistryRefusedException</c>).
+    /// </summary>
+    public const string TenantRegistryRefused = "FARM4240";
+
+    /// <summary>
+    /// A build submitted with registry credentials for this build only was resumed by another coordinator, which does
+    /// not have them (they live only in the memory of the one that accepted it): submit it again (<c>PushCredentialsLostException</c>).
+    /// </summary>
+    public const string PushCredentialsLost = "FARM4241";
+
+    /// <summary>
+    /// The registry credentials passed with a submission (header <c>Farm-Registry-Auth</c>) are malformed, or name a
+    /// registry no tag of the build pushes to: HTTP 400, nothing starts (<c>InvalidPushCredentialsException</c>).
+    /// </summary>
+    public const string InvalidPushCredentials = "FARM4242";
+
+    /// <summary>
+    /// A tenant's registry auth file (<c>Farm:Coordinator:Tenants:TENANT:RegistryAuthFile</c>) is missing, unreadable or not
+    /// a Docker config: the coordinator does not start (<c>TenantRegistrySettingsException</c>).
+    /// </summary>
+    public const string TenantRegistrySettings = "FARM4243";
+
+    /// <summary>
     /// A job result (<c>LayerBuilt</c>, <c>LayerBuildFailed</c>) came from an AMQP user that is not the farm's own (the
     /// coordinator's user or one of <c>Farm:Coordinator:Auth:WorkerAmqpUsers</c>), or carried no <c>user_id</c>, on a
     /// coordinator with auth: it is dropped and no build sees it (<c>JobResultNotAuthorizedException</c>).

@@ -37,6 +37,7 @@ public static class CoordinatorHosting
     /// </summary>
     /// <exception cref="InvalidSettingsException">The <c>Farm:Coordinator</c> settings are invalid.</exception>
     /// <exception cref="AuthSettingsException">The tokens file is unusable (FARM4232).</exception>
+    /// <exception cref="TenantRegistrySettingsException">A tenant's registry auth file is unusable (FARM4243).</exception>
     public static IHostApplicationBuilder AddFarmCoordinator(
         this IHostApplicationBuilder builder,
         Action<CoordinatorOptions>? configure = null,
@@ -75,6 +76,8 @@ public static class CoordinatorHosting
             builder.Services.AddHostedService<RedisStartupCheck>();
         }
 
+        // Each tenant's registry credentials (the local farm's builds are its owner's: the daemon's own credentials).
+        builder.Services.TryAddSingleton(local.Enabled ? RegistryCredentials.None : RegistryCredentials.Load(builder.Configuration));
         builder.Services.AddSingleton<BuildLogHub>();
         builder.Services.AddFarmBuildService();
         if (options.InProcessWorker)
