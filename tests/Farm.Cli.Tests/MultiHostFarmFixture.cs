@@ -8,7 +8,7 @@ namespace Farm.Cli.Tests;
 /// <summary>
 /// A farm across simulated machines (<see cref="FarmHosts"/>): registry, Redis and RabbitMQ on the services host;
 /// a coordinator on each coordinator host, clustered through Redis, its API on its own address with a token (it is
-/// not on loopback); a worker on each of three worker hosts; the CLI runs on the client host. Nothing is on this
+/// not on loopback); a worker on each of three worker hosts (RabbitMQ heartbeat <see cref="Heartbeat"/>); the CLI runs on the client host. Nothing is on this
 /// machine's loopback, so every address a process uses is one a second machine would use. A busybox base is in the
 /// services registry (<see cref="Base"/>). Membership probes and the resume reminder are short
 /// (<see cref="ProbeTimeout"/>, <see cref="MissedProbes"/>, <see cref="ResumeCheckPeriod"/>) so that a killed
@@ -26,6 +26,9 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
 
     /// <summary>The coordinators' <c>Farm:Coordinator:ResumeCheckPeriod</c>.</summary>
     public static readonly TimeSpan ResumeCheckPeriod = TimeSpan.FromSeconds(5);
+
+    /// <summary>The workers' <c>Farm:RabbitMq:Heartbeat</c>: how soon RabbitMQ notices a worker host that is cut off.</summary>
+    public static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(5);
 
     private readonly List<CoordinatorProcess> _coordinators = [];
     private readonly List<WorkerProcess> _workers = [];
@@ -114,6 +117,7 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
             _workers.Add(WorkerProcess.Start($"{host.Role}-{Hosts.Id}", Path.Combine(Directory, host.Role), "/", new Dictionary<string, string>
             {
                 ["FARM_RABBITMQ"] = Hosts.RabbitMqUrl,
+                ["Farm__RabbitMq__Heartbeat"] = Heartbeat.ToString(),
                 ["Farm__Registries__Insecure__0"] = Hosts.Registry,
             }, host.Netns));
         }

@@ -108,6 +108,47 @@ public sealed class MultiHostFarmTests(MultiHostFarmFixture farm, ITestOutputHel
             $"takeover: build resumed on the second coordinator {resumed.TotalSeconds:0.0} s after the first coordinator's host was killed; build finished {finished.TotalSeconds:0.0} s after (probe timeout {MultiHostFarmFixture.ProbeTimeout.TotalSeconds} s x {MultiHostFarmFixture.MissedProbes}, resume check {MultiHostFarmFixture.ResumeCheckPeriod.TotalSeconds} s)"));
     }
 
+    [Fact]
+    public async Task When_the_link_of_the_worker_host_running_a_job_is_cut_the_job_is_redone_on_another_worker_and_the_build_succeeds()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var image = $"{farm.Repository}/linkcut:{marker}";
+
+        using var cli = RunningCli.StartOnHost(farm.Hosts.Client.Netns, farm.Env(farm.Token), "build", "--farm", farm.Coordinator2.Url, "--progress", "rawjson", "--push", "-t", image,
+            Context(marker, $"echo started-{marker} && sleep 15 && echo done-{marker}"));
+        await Wait.UntilAsync(() => cli.Stdout.Any(l => IsLog(l, "started-" + marker)), TimeSpan.FromMinutes(3),
+            () => $"the RUN step to print started-{marker}{Environment.NewLine}{cli}{farm.Diagnostics()}");
+        // The worker whose runc runs the step: its host goes off the network, the worker and its step still running.
+        WorkerProcess? running = null;
+        await Wait.UntilAsync(async () =>
+        {
+            foreach (var worker in farm.Workers)
+            {
+                if ((await worker.ContainersAsync()).Count > 0)
+                {
+                    running = worker;
+                    return true;
+                }
+            }
+
+            return false;
+        }, TimeSpan.FromSeconds(30), () => "a worker running the step's container");
+        var host = new[] { farm.Hosts.Worker1, farm.Hosts.Worker2, farm.Hosts.Worker3 }[farm.Workers.ToList().IndexOf(running!)];
+        await farm.Hosts.CutLinkAsync(host);
+        var cut = Stopwatch.StartNew();
+
+        // RabbitMQ misses the worker's heartbeats and hands the job to another worker, which builds the layer.
+        var exit = await cli.ExitCodeAsync(TimeSpan.FromMinutes(5), farm.Diagnostics);
+
+        Assert.True(exit == 0, $"farm exited {exit}{Environment.NewLine}{cli}{farm.Diagnostics()}");
+        Assert.StartsWith("{\"type\":\"BuildFinished\"", cli.Stdout.Last(), StringComparison.Ordinal);
+        // The step started twice: on the worker cut off, then again on another.
+        Assert.Equal(2, cli.Stdout.Count(l => IsLog(l, "started-" + marker)));
+        Assert.Equal($"built across hosts {marker}\n", await RunImageAsync(image));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"link cut: {host.Role}'s link cut mid-step; the build finished {cut.Elapsed.TotalSeconds:0.0} s later (heartbeat {MultiHostFarmFixture.Heartbeat.TotalSeconds} s, step 15 s)"));
+    }
+
     /// <summary>A rawjson line of the step's output line <paramref name="text"/>.</summary>
     private static bool IsLog(string line, string text) =>
         line.StartsWith("{\"type\":\"StepLog\"", StringComparison.Ordinal) && line.Contains($"\"line\":\"{text}\"", StringComparison.Ordinal);

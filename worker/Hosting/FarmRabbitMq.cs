@@ -40,6 +40,10 @@ public static class FarmRabbitMq
             {
                 h.Username(rabbit.User);
                 h.Password(rabbit.Password);
+                if (rabbit.Heartbeat is { } heartbeat)
+                {
+                    h.Heartbeat(heartbeat);
+                }
             });
             cfg.ConfigureEndpoints(context);
         });
