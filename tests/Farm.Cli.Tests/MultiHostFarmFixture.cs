@@ -8,7 +8,7 @@ namespace Farm.Cli.Tests;
 /// <summary>
 /// A farm across simulated machines (<see cref="FarmHosts"/>): registry, Redis and RabbitMQ on the services host;
 /// a coordinator on each coordinator host, clustered through Redis, its API on its own address with a token (it is
-/// not on loopback); a worker on each of three worker hosts (RabbitMQ heartbeat <see cref="Heartbeat"/>); the CLI runs on the client host. Nothing is on this
+/// not on loopback); a worker on each of three worker hosts (a fourth host is left for <see cref="StartWorker"/>) (RabbitMQ heartbeat <see cref="Heartbeat"/>); the CLI runs on the client host. Nothing is on this
 /// machine's loopback, so every address a process uses is one a second machine would use. A busybox base is in the
 /// services registry (<see cref="Base"/>). Membership probes and the resume reminder are short
 /// (<see cref="ProbeTimeout"/>, <see cref="MissedProbes"/>, <see cref="ResumeCheckPeriod"/>) so that a killed
@@ -31,7 +31,8 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
     public static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(5);
 
     private readonly List<CoordinatorProcess> _coordinators = [];
-    private readonly List<WorkerProcess> _workers = [];
+    private readonly List<(FarmHosts.Host Host, WorkerProcess Process)> _workers = [];
+    private readonly HashSet<string> _cut = [];
     private FarmHosts? _hosts;
     private int _disposed;
 
@@ -45,7 +46,8 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
 
     public CoordinatorProcess Coordinator2 => _coordinators[1];
 
-    public IReadOnlyList<WorkerProcess> Workers => _workers;
+    /// <summary>The workers started so far, each with its host.</summary>
+    public IReadOnlyList<(FarmHosts.Host Host, WorkerProcess Process)> Workers => _workers;
 
     public string Repository => $"{Hosts.Registry}/t{Hosts.Id}";
 
@@ -114,12 +116,7 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
 
         foreach (var host in new[] { Hosts.Worker1, Hosts.Worker2, Hosts.Worker3 })
         {
-            _workers.Add(WorkerProcess.Start($"{host.Role}-{Hosts.Id}", Path.Combine(Directory, host.Role), "/", new Dictionary<string, string>
-            {
-                ["FARM_RABBITMQ"] = Hosts.RabbitMqUrl,
-                ["Farm__RabbitMq__Heartbeat"] = Heartbeat.ToString(),
-                ["Farm__Registries__Insecure__0"] = Hosts.Registry,
-            }, host.Netns));
+            StartWorker(host);
         }
 
         var rootfs = BuildFixture.BusyboxRootfs(Directory);
@@ -134,6 +131,49 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
         await Wait.UntilAsync(async () => (await WorkersSeenAsync(Coordinator1)).Count == _workers.Count, TimeSpan.FromSeconds(90),
             () => $"the {_workers.Count} workers' heartbeats at {Coordinator1.Url}/api/workers{Diagnostics()}");
     }
+
+    /// <summary>Starts a worker (one slot) on <paramref name="host"/>; the fixture stops it.</summary>
+    public WorkerProcess StartWorker(FarmHosts.Host host)
+    {
+        var worker = WorkerProcess.Start(WorkerName(host), Path.Combine(Directory, host.Role), "/", new Dictionary<string, string>
+        {
+            ["FARM_RABBITMQ"] = Hosts.RabbitMqUrl,
+            ["Farm__RabbitMq__Heartbeat"] = Heartbeat.ToString(),
+            ["Farm__Registries__Insecure__0"] = Hosts.Registry,
+        }, host.Netns);
+        lock (_workers)
+        {
+            _workers.Add((host, worker));
+        }
+
+        return worker;
+    }
+
+    /// <summary>Cuts <paramref name="host"/> off the network (<see cref="FarmHosts.CutLinkAsync"/>); its worker no longer counts as <see cref="ReachableWorkers"/>.</summary>
+    public async Task CutLinkAsync(FarmHosts.Host host)
+    {
+        lock (_cut)
+        {
+            _cut.Add(host.Role);
+        }
+
+        await Hosts.CutLinkAsync(host);
+    }
+
+    /// <summary>Workers that can take jobs: running, on a host still on the network.</summary>
+    public int ReachableWorkers
+    {
+        get
+        {
+            lock (_cut)
+            {
+                return _workers.Count(w => !w.Process.HasExited && !_cut.Contains(w.Host.Role));
+            }
+        }
+    }
+
+    /// <summary>The <c>Farm:Worker:Name</c> of the worker on <paramref name="host"/>.</summary>
+    public string WorkerName(FarmHosts.Host host) => $"{host.Role}-{Hosts.Id}";
 
     /// <summary>The workers a coordinator heard from recently (<c>/api/workers</c>).</summary>
     public async Task<IReadOnlyList<string>> WorkersSeenAsync(CoordinatorProcess coordinator)
@@ -177,7 +217,7 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
 
     public string Diagnostics() =>
         string.Concat(_coordinators.Select((c, i) => $"{Environment.NewLine}--- coordinator {i + 1} {c.Url} ({(c.HasExited ? "exited" : "running")}):{Environment.NewLine}{c.OutputTail()}"))
-        + string.Concat(_workers.Select(w => $"{Environment.NewLine}--- worker {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
+        + string.Concat(_workers.Select(w => $"{Environment.NewLine}--- worker {w.Process.Name} ({(w.Process.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.Process.OutputTail()}"));
 
     public async Task DisposeAsync()
     {
@@ -188,7 +228,7 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
 
         try
         {
-            await Task.WhenAll(_workers.Select(w => w.DisposeAsync().AsTask()).Concat(_coordinators.Select(c => c.DisposeAsync().AsTask())));
+            await Task.WhenAll(_workers.Select(w => w.Process.DisposeAsync().AsTask()).Concat(_coordinators.Select(c => c.DisposeAsync().AsTask())));
         }
         finally
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text;
 using System.Text.RegularExpressions;
 using Farm.Testing;
 using Xunit.Abstractions;
@@ -119,22 +120,21 @@ public sealed class MultiHostFarmTests(MultiHostFarmFixture farm, ITestOutputHel
         await Wait.UntilAsync(() => cli.Stdout.Any(l => IsLog(l, "started-" + marker)), TimeSpan.FromMinutes(3),
             () => $"the RUN step to print started-{marker}{Environment.NewLine}{cli}{farm.Diagnostics()}");
         // The worker whose runc runs the step: its host goes off the network, the worker and its step still running.
-        WorkerProcess? running = null;
+        FarmHosts.Host? host = null;
         await Wait.UntilAsync(async () =>
         {
-            foreach (var worker in farm.Workers)
+            foreach (var (candidate, worker) in farm.Workers)
             {
                 if ((await worker.ContainersAsync()).Count > 0)
                 {
-                    running = worker;
+                    host = candidate;
                     return true;
                 }
             }
 
             return false;
         }, TimeSpan.FromSeconds(30), () => "a worker running the step's container");
-        var host = new[] { farm.Hosts.Worker1, farm.Hosts.Worker2, farm.Hosts.Worker3 }[farm.Workers.ToList().IndexOf(running!)];
-        await farm.Hosts.CutLinkAsync(host);
+        await farm.CutLinkAsync(host!);
         var cut = Stopwatch.StartNew();
 
         // RabbitMQ misses the worker's heartbeats and hands the job to another worker, which builds the layer.
@@ -146,7 +146,51 @@ public sealed class MultiHostFarmTests(MultiHostFarmFixture farm, ITestOutputHel
         Assert.Equal(2, cli.Stdout.Count(l => IsLog(l, "started-" + marker)));
         Assert.Equal($"built across hosts {marker}\n", await RunImageAsync(image));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"link cut: {host.Role}'s link cut mid-step; the build finished {cut.Elapsed.TotalSeconds:0.0} s later (heartbeat {MultiHostFarmFixture.Heartbeat.TotalSeconds} s, step 15 s)"));
+            $"link cut: {host!.Role}'s link cut mid-step; the build finished {cut.Elapsed.TotalSeconds:0.0} s later (heartbeat {MultiHostFarmFixture.Heartbeat.TotalSeconds} s, step 15 s)"));
+    }
+
+    [Fact]
+    public async Task A_worker_host_added_mid_build_takes_the_jobs_waiting_in_the_queue()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var image = $"{farm.Repository}/scaled:{marker}";
+        const int Stages = 6;
+        // Every stage's step waits for a gate file on the client host's file server: the first three hold the three
+        // workers, the rest wait in the queue until a worker comes; the gate opens once the new worker took one.
+        var gate = Directory.CreateDirectory(Path.Combine(farm.Directory, "gate-" + marker)).FullName;
+        await using var server = await farm.Hosts.ServeFilesAsync(farm.Hosts.Client, gate, 8000);
+        var context = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + marker)).FullName;
+        var dockerfile = new StringBuilder();
+        foreach (var i in Enumerable.Range(1, Stages))
+        {
+            dockerfile.Append(CultureInfo.InvariantCulture, $"FROM {farm.Base} AS s{i}\n");
+            dockerfile.Append(CultureInfo.InvariantCulture, $"RUN echo started-{i}-{marker} && until wget -q -O /dev/null http://{farm.Hosts.Client.Address}:8000/go; do sleep 0.2; done && echo {i} > /s{i}\n");
+        }
+
+        dockerfile.Append(CultureInfo.InvariantCulture, $"FROM {farm.Base}\n");
+        foreach (var i in Enumerable.Range(1, Stages))
+        {
+            dockerfile.Append(CultureInfo.InvariantCulture, $"COPY --from=s{i} /s{i} /s{i}\n");
+        }
+
+        dockerfile.Append("CMD [\"cat\", \"/s1\", \"/s2\", \"/s3\", \"/s4\", \"/s5\", \"/s6\"]\n");
+        File.WriteAllText(Path.Combine(context, "Dockerfile"), dockerfile.ToString());
+
+        using var cli = RunningCli.StartOnHost(farm.Hosts.Client.Netns, farm.Env(farm.Token), "build", "--farm", farm.Coordinator2.Url, "--progress", "rawjson", "--push", "-t", image, context);
+        int Started() => Enumerable.Range(1, Stages).Count(i => cli.Stdout.Any(l => IsLog(l, $"started-{i}-{marker}")));
+        var busy = farm.ReachableWorkers;
+        await Wait.UntilAsync(() => Started() == busy, TimeSpan.FromMinutes(3),
+            () => $"{busy} steps to start on the {busy} workers{Environment.NewLine}{cli}{farm.Diagnostics()}");
+
+        farm.StartWorker(farm.Hosts.Worker4);
+        await Wait.UntilAsync(() => Started() == busy + 1, TimeSpan.FromMinutes(2),
+            () => $"the worker added on {farm.Hosts.Worker4.Address} to start a waiting step{Environment.NewLine}{cli}{farm.Diagnostics()}");
+        await File.WriteAllTextAsync(Path.Combine(gate, "go"), "go\n");
+        var exit = await cli.ExitCodeAsync(TimeSpan.FromMinutes(4), farm.Diagnostics);
+
+        Assert.True(exit == 0, $"farm exited {exit}{Environment.NewLine}{cli}{farm.Diagnostics()}");
+        Assert.Contains(cli.Stdout, l => l.StartsWith("{\"type\":\"StepFinished\"", StringComparison.Ordinal) && l.Contains($"\"worker\":\"{farm.WorkerName(farm.Hosts.Worker4)}\"", StringComparison.Ordinal));
+        Assert.Equal("1\n2\n3\n4\n5\n6\n", await RunImageAsync(image));
     }
 
     /// <summary>A rawjson line of the step's output line <paramref name="text"/>.</summary>

@@ -95,6 +95,40 @@ public sealed class FarmHosts : IAsyncDisposable
     /// <summary>Cuts <paramref name="host"/>'s link to the bridge (its veth end on this machine down): a machine unplugged, its processes left running.</summary>
     public Task CutLinkAsync(Host host) => Tool.RunAsync("ip", "link", "set", host.Link, "down");
 
+    /// <summary>
+    /// Serves the files of <paramref name="directory"/> over HTTP on <paramref name="host"/> (busybox httpd on its
+    /// address and <paramref name="port"/>), as a file server elsewhere on the network; waits until it answers.
+    /// Disposing the result stops it (so does disposing the hosts).
+    /// </summary>
+    public async Task<IAsyncDisposable> ServeFilesAsync(Host host, string directory, int port)
+    {
+        var busybox = File.Exists("/bin/busybox") ? "/bin/busybox" : "/usr/bin/busybox";
+        var start = new System.Diagnostics.ProcessStartInfo("nsenter") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in (IEnumerable<string>)[.. EnterArguments(host.Netns), busybox, "httpd", "-f", "-p", $"{host.Address}:{port}", "-h", directory])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var server = new FileServer(System.Diagnostics.Process.Start(start) ?? throw new InvalidOperationException("busybox httpd did not start: apt-get install busybox-static"));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        await Wait.UntilAsync(
+            async () =>
+            {
+                try
+                {
+                    using var response = await http.GetAsync(new Uri($"http://{host.Address}:{port}/")).ConfigureAwait(false);
+                    return true;
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(30),
+            () => $"busybox httpd on {host.Role} ({host.Address}:{port})").ConfigureAwait(false);
+        return server;
+    }
+
     public async ValueTask DisposeAsync() =>
         await Script(Id, _values["FARM_HOSTS_MACHINE"].Split('.')[2], "down").ConfigureAwait(false);
 
@@ -109,4 +143,18 @@ public sealed class FarmHosts : IAsyncDisposable
 
     /// <summary>One simulated machine: its role, its address, its network namespace and its link's end on this machine.</summary>
     public sealed record Host(string Role, string Address, string Netns, string Link);
+
+    private sealed class FileServer(System.Diagnostics.Process process) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+
+            await process.WaitForExitAsync().ConfigureAwait(false);
+            process.Dispose();
+        }
+    }
 }
