@@ -140,6 +140,11 @@ up() {
 }
 
 down() {
+  # Links cut by a test come back first: connections the processes leave behind then end at once (a reset) instead
+  # of retrying into a dead link for minutes, which would keep the namespaces alive after they are deleted.
+  for r in $roles; do
+    ip link set "$(veth "${r%%:*}")" up 2>/dev/null || true
+  done
   # Every process in the hosts was started for them (services, and whatever ran there since): end them by id.
   for r in $roles; do
     local name
@@ -152,6 +157,8 @@ down() {
     local name
     name="$(ns "${r%%:*}")"
     [ -e "/run/netns/$name" ] && ip netns delete "$name"
+    # The veth pair goes with its end here, even while the kernel still holds the namespace for a closing socket.
+    ip link delete "$(veth "${r%%:*}")" 2>/dev/null || true
   done
   ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
   # RabbitMQ's epmd outlives the node; it ran in the services namespace, so it was ended above.
