@@ -215,6 +215,10 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>Everything the coordinators and workers printed so far.</summary>
+    public string Output() =>
+        string.Join(Environment.NewLine, _coordinators.Select(c => c.Output()).Concat(_workers.Select(w => w.Process.Output())));
+
     public string Diagnostics() =>
         string.Concat(_coordinators.Select((c, i) => $"{Environment.NewLine}--- coordinator {i + 1} {c.Url} ({(c.HasExited ? "exited" : "running")}):{Environment.NewLine}{c.OutputTail()}"))
         + string.Concat(_workers.Select(w => $"{Environment.NewLine}--- worker {w.Process.Name} ({(w.Process.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.Process.OutputTail()}"));

@@ -65,6 +65,20 @@ public sealed class MultiHostFarmTests(MultiHostFarmFixture farm, ITestOutputHel
     }
 
     [Fact]
+    public async Task No_process_of_the_farm_prints_the_token_or_the_RabbitMQ_password()
+    {
+        // A build first, so that the logs hold a submission, a job and a push, not only the start-up.
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var result = await farm.ClientAsync("build", "--farm", farm.Coordinator2.Url, "--progress", "plain", "--push", "-t", $"{farm.Repository}/secrets:{marker}", Context(marker, $"echo {marker}"));
+        Assert.True(result.ExitCode == 0, $"{result}{farm.Diagnostics()}");
+
+        var output = farm.Output();
+        Assert.DoesNotContain(farm.Token, output, StringComparison.Ordinal);
+        Assert.DoesNotContain(farm.Hosts.RabbitMqPassword, output, StringComparison.Ordinal);
+        Assert.DoesNotContain(farm.Token, result.Stdout + result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_build_submitted_by_queue_message_from_the_client_host_is_built_and_pushed()
     {
         var marker = Guid.NewGuid().ToString("N")[..10];

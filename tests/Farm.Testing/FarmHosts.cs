@@ -47,9 +47,12 @@ public sealed class FarmHosts : IAsyncDisposable
     /// <summary>Redis on the services host, as a StackExchange.Redis connection string.</summary>
     public string Redis => _values["FARM_HOSTS_REDIS"];
 
+    /// <summary>The RabbitMQ user's password: a secret no process may print.</summary>
+    public string RabbitMqPassword => File.ReadAllText(_values["FARM_HOSTS_RABBITMQ_PASSWORD_FILE"]).Trim();
+
     /// <summary>RabbitMQ on the services host as the farm's user (not guest, which only works on loopback), with its password.</summary>
     public string RabbitMqUrl =>
-        $"amqp://{_values["FARM_HOSTS_RABBITMQ_USER"]}:{Uri.EscapeDataString(File.ReadAllText(_values["FARM_HOSTS_RABBITMQ_PASSWORD_FILE"]).Trim())}@{_values["FARM_HOSTS_RABBITMQ"]}/";
+        $"amqp://{_values["FARM_HOSTS_RABBITMQ_USER"]}:{Uri.EscapeDataString(RabbitMqPassword)}@{_values["FARM_HOSTS_RABBITMQ"]}/";
 
     /// <summary>nsenter's arguments that run a command in <paramref name="netns"/> (its network only: runc needs this machine's /sys and cgroups).</summary>
     public static IReadOnlyList<string> EnterArguments(string netns) => [$"--net=/run/netns/{netns}", "--"];

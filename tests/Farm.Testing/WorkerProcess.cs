@@ -80,6 +80,9 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public string OutputTail() => FarmProcess.Tail(_output);
 
+    /// <summary>Every line the process wrote so far, standard output and error.</summary>
+    public string Output() => string.Join(Environment.NewLine, _output);
+
     /// <summary>Stops the process (SIGTERM, then SIGKILL) without touching what it left behind.</summary>
     public Task StopAsync() => FarmProcess.StopAsync(_process, TimeSpan.FromSeconds(20));
 
