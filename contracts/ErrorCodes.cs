@@ -469,6 +469,12 @@ public static class FarmErrorCodes
     /// </summary>
     public const string RedisConnectionFailed = "FARM4251";
 
+    /// <summary>
+    /// <c>Farm:Coordinator:SiloAddress</c> or <c>AdvertisedAddress</c> is not an IP address, or the silo listens on
+    /// every interface with no address to advertise; the coordinator does not start (<c>SiloAddressSettingsException</c>).
+    /// </summary>
+    public const string SiloAddressSettings = "FARM4260";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

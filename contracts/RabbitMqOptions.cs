@@ -49,6 +49,14 @@ public sealed class RabbitMqOptions
     /// </summary>
     public string? CaPath { get; set; }
 
+    /// <summary>
+    /// The AMQP heartbeat asked of the broker (the lower of this and the broker's own wins). A process whose machine
+    /// vanishes (link down, power off) is noticed by RabbitMQ after about this long, and the jobs it held return to the
+    /// queue for other workers. Unset: the client library's default (60 s, as the broker's).
+    /// </summary>
+    /// <remarks>No range attribute: this assembly is trimmed into the NativeAOT CLI, where RangeAttribute on a TimeSpan is unsafe.</remarks>
+    public TimeSpan? Heartbeat { get; set; }
+
     /// <summary>Applies an <c>amqp://</c> or <c>amqps://user:password@host:port/vhost</c> URL over the current values.</summary>
     /// <exception cref="InvalidRabbitMqUrlException">The URL is not an amqp:// or amqps:// URL.</exception>
     public void ApplyUrl(string url)

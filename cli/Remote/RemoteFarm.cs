@@ -213,7 +213,7 @@ internal sealed class RemoteFarm : IDisposable
         {
             using var upload = BuildTrace.StartChild("upload context");
             upload?.SetTag("farm.cache_store", cacheStore);
-            using var client = new RegistryClient(registry, null, DockerConfig.Default());
+            using var client = new RegistryClient(registry, CliRegistryOptions.FromEnvironment(), DockerConfig.Default());
             if (await client.StatBlobAsync(repository, context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
             {
                 var tar = context.OpenTar();

@@ -38,6 +38,7 @@ public static class CoordinatorHosting
     /// <exception cref="InvalidSettingsException">The <c>Farm:Coordinator</c> settings are invalid.</exception>
     /// <exception cref="AuthSettingsException">The tokens file is unusable (FARM4232).</exception>
     /// <exception cref="TenantRegistrySettingsException">A tenant's registry auth file is unusable (FARM4243).</exception>
+    /// <exception cref="SiloAddressSettingsException">The silo's addresses cannot be used (FARM4260).</exception>
     public static IHostApplicationBuilder AddFarmCoordinator(
         this IHostApplicationBuilder builder,
         Action<CoordinatorOptions>? configure = null,
@@ -55,6 +56,12 @@ public static class CoordinatorHosting
         }
 
         var options = FarmSettings.Read(builder.Configuration, CoordinatorOptions.Section, configure);
+        if (!string.IsNullOrWhiteSpace(options.Redis))
+        {
+            // Refused here, before the host starts, like every other unusable setting.
+            options.SiloEndpoints();
+        }
+
         var registered = builder.Services.AddOptions<CoordinatorOptions>().BindConfiguration(CoordinatorOptions.Section);
         if (configure is not null)
         {
@@ -205,8 +212,23 @@ public static class CoordinatorHosting
                 o.ClusterId = options.ClusterId;
                 o.ServiceId = options.ServiceId;
             });
-            // Loopback: every process of this farm runs on one machine (infra/cluster.sh).
-            silo.ConfigureEndpoints(IPAddress.Loopback, options.SiloPort, options.GatewayPort);
+            // Listen where configured, advertise the address the other coordinators reach (docs/configuration.md).
+            var (listen, advertised) = options.SiloEndpoints();
+            silo.Configure<EndpointOptions>(o =>
+            {
+                o.AdvertisedIPAddress = advertised;
+                o.SiloPort = options.SiloPort;
+                o.GatewayPort = options.GatewayPort;
+                o.SiloListeningEndpoint = new IPEndPoint(listen, options.SiloPort);
+                o.GatewayListeningEndpoint = new IPEndPoint(listen, options.GatewayPort);
+            });
+
+            // How soon a silo that stopped answering (killed, its machine gone) is declared dead, and its builds taken over.
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = options.ProbeTimeout;
+                o.NumMissedProbesLimit = options.MissedProbesLimit;
+            });
             silo.UseRedisClustering(o => o.ConfigurationOptions = FarmRedis.Configuration(options));
             silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = FarmRedis.Configuration(options));
             // Builds: state and the reminder that resumes a build on another silo when its silo stops.

@@ -66,6 +66,11 @@ public static class FarmRabbitMq
                         }
                     });
                 }
+
+                if (rabbit.Heartbeat is { } heartbeat)
+                {
+                    h.Heartbeat(heartbeat);
+                }
             });
 
             var user = rabbit.User;
