@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
@@ -64,20 +65,30 @@ public static class SlirpNetwork
     /// <paramref name="ports"/>. The process is not waited for: the caller stops it with <see cref="Stop"/>.
     /// </summary>
     /// <exception cref="ContainerNetworkException">slirp4netns is missing, died, or refused a port.</exception>
-    public static async Task<ProcessIdentity> StartAsync(string id, IReadOnlyList<PortMapping> ports, CancellationToken cancellationToken)
+    public static Task<ProcessIdentity> StartAsync(string id, IReadOnlyList<PortMapping> ports, CancellationToken cancellationToken) =>
+        StartAsync(id, ports, group: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="StartAsync(string, IReadOnlyList{PortMapping}, CancellationToken)"/>, with slirp4netns running as
+    /// group <paramref name="group"/> (through setpriv; still root) so that a <see cref="Sandbox.SandboxFirewall"/>
+    /// of that group filters where it connects.
+    /// </summary>
+    /// <exception cref="ContainerNetworkException">slirp4netns is missing, died, or refused a port.</exception>
+    public static async Task<ProcessIdentity> StartAsync(string id, IReadOnlyList<PortMapping> ports, int? group, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(ports);
         var socket = ApiSocketPath(id);
         Directory.CreateDirectory(Path.GetDirectoryName(socket)!);
         File.Delete(socket);
-        var start = new ProcessStartInfo("slirp4netns")
+        var start = new ProcessStartInfo(group is null ? "slirp4netns" : "setpriv")
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var arg in (string[])["--configure", "--mtu=65520", "--disable-host-loopback", "--netns-type=path", "--api-socket", socket, NamespacePath(id), "tap0"])
+        string[] slirp = ["--configure", "--mtu=65520", "--disable-host-loopback", "--netns-type=path", "--api-socket", socket, NamespacePath(id), "tap0"];
+        foreach (var arg in group is { } g ? ["--regid", g.ToString(CultureInfo.InvariantCulture), "--clear-groups", "--", "slirp4netns", .. slirp] : slirp)
         {
             start.ArgumentList.Add(arg);
         }

@@ -325,6 +325,9 @@ public static class FarmErrorCodes
     /// <summary>runc could not start the container's process (<c>ContainerStartException</c>).</summary>
     public const string ContainerStart = "FARM3108";
 
+    /// <summary>The firewall that keeps RUN steps' private networks off the worker's machine and the farm's services could not be set up (<c>SandboxFirewallException</c>).</summary>
+    public const string SandboxFirewall = "FARM3109";
+
     // FARM40xx: coordinator action cache and job dispatch (Farm.Coordinator.Cache, Farm.Coordinator.Grains).
 
     /// <summary>A cache key is not <c>sha256:</c> and 64 lower-case hex digits (<c>InvalidCacheKeyException</c>).</summary>

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   runc docker-registry redis-server rabbitmq-server busybox-static skopeo umoci
   podman buildah slirp4netns uidmap fuse-overlayfs
-  pigz zstd hyperfine apache2-utils openssl jq curl ca-certificates iproute2 procps tmux
+  pigz zstd hyperfine apache2-utils openssl jq curl ca-certificates iproute2 iptables procps tmux
   prometheus chromium chromium-driver fonts-dejavu-core debootstrap
   clang zlib1g-dev  # the farm CLI is compiled ahead of time (NativeAOT links with clang)
 )

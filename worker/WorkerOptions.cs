@@ -55,6 +55,9 @@ public sealed class WorkerOptions : IValidatableObject
     /// <summary>Defaults and caps of RUN steps' memory, processes, CPU and time (<c>Farm:Worker:StepLimits</c>).</summary>
     public StepLimitsOptions StepLimits { get; set; } = new();
 
+    /// <summary>The fence around RUN steps' private networks (<c>Farm:Worker:Sandbox</c>).</summary>
+    public WorkerSandboxOptions Sandbox { get; set; } = new();
+
     /// <summary>Validates the nested <see cref="StepLimits"/>, which data annotations alone would not reach.</summary>
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {

@@ -20,16 +20,18 @@ internal sealed class SandboxNetworks : IAsyncDisposable
 {
     private readonly string _records;
     private readonly int _spares;
+    private readonly int? _slirpGroup;
     private readonly Queue<SandboxNetwork> _ready = new();
     private readonly List<Task> _background = [];
     private readonly Lock _lock = new();
     private int _making;
     private bool _disposed;
 
-    public SandboxNetworks(string recordsDirectory, int spares)
+    public SandboxNetworks(string recordsDirectory, int spares, int? slirpGroup)
     {
         _records = recordsDirectory;
         _spares = spares;
+        _slirpGroup = slirpGroup;
     }
 
     /// <summary>A network no step used yet: a ready one when there is, else one made now.</summary>
@@ -151,7 +153,7 @@ internal sealed class SandboxNetworks : IAsyncDisposable
         try
         {
             await SlirpNetwork.CreateNamespaceAsync(id, cancellationToken).ConfigureAwait(false);
-            var slirp = await SlirpNetwork.StartAsync(id, [], cancellationToken).ConfigureAwait(false);
+            var slirp = await SlirpNetwork.StartAsync(id, [], _slirpGroup, cancellationToken).ConfigureAwait(false);
             await File.WriteAllTextAsync(record, slirp.Pid.ToString(CultureInfo.InvariantCulture), CancellationToken.None).ConfigureAwait(false);
             return new SandboxNetwork(id, SlirpNetwork.NamespacePath(id), slirp);
         }

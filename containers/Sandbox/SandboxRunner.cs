@@ -26,6 +26,13 @@ public sealed record SandboxRunnerOptions
 
     /// <summary>The host file copied into every sandbox as /etc/resolv.conf.</summary>
     public string HostResolvConf { get; init; } = "/etc/resolv.conf";
+
+    /// <summary>
+    /// Keeps private networks off this machine's addresses and the farm's services: installed before the first
+    /// private network is made, whose slirp4netns then runs as its group. Null: a step reaches whatever this machine
+    /// reaches, its loopback excepted.
+    /// </summary>
+    public SandboxFirewall? Firewall { get; init; }
 }
 
 /// <summary>The outcome of a successful run.</summary>
@@ -69,7 +76,7 @@ public sealed class SandboxRunner : IAsyncDisposable
         });
         BundlesDirectory = Path.Combine(Path.GetFullPath(options.StateDirectory), "bundles");
         NetworksDirectory = Path.Combine(Path.GetFullPath(options.StateDirectory), "networks");
-        _networks = new SandboxNetworks(NetworksDirectory, options.SpareNetworks);
+        _networks = new SandboxNetworks(NetworksDirectory, options.SpareNetworks, options.Firewall?.Group);
     }
 
     /// <summary>The executor of this runner's containers (runc's <c>--root</c> is private to the runner).</summary>
@@ -113,6 +120,11 @@ public sealed class SandboxRunner : IAsyncDisposable
         {
             if (spec.Network == NetworkMode.Private)
             {
+                if (_options.Firewall is { } firewall)
+                {
+                    await firewall.InstallAsync(cancellationToken).ConfigureAwait(false);
+                }
+
                 network = await _networks.TakeAsync(cancellationToken).ConfigureAwait(false);
                 spec = spec with { NetworkNamespacePath = network.NamespacePath };
             }

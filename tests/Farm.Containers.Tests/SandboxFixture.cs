@@ -19,8 +19,13 @@ public sealed class SandboxFixture : IDisposable
         BaseLayer = Path.Combine(Root, "layers", "busybox");
         BusyboxLayer.Build(BaseLayer);
         Snapshotter = new OverlaySnapshotter(Path.Combine(Root, "ov"));
-        Runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(Root, "state") });
+        // A group of its own, so that this fixture's chain is not the one of a worker another test runs meanwhile.
+        Firewall = new SandboxFirewall(60000 + Random.Shared.Next(4000), []);
+        Runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(Root, "state"), Firewall = Firewall });
     }
+
+    /// <summary>The fence of the runner's private networks, as a worker has it (removed with the fixture).</summary>
+    public SandboxFirewall Firewall { get; }
 
     public string Root { get; }
 
@@ -58,6 +63,8 @@ public sealed class SandboxFixture : IDisposable
     public void Dispose()
     {
         Runner.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        Firewall.RemoveAsync(CancellationToken.None).GetAwaiter().GetResult();
+        Firewall.Dispose();
         // Leave nothing mounted even when a test failed half-way.
         foreach (var mount in MountsUnder(Root).OrderByDescending(m => m.Length))
         {

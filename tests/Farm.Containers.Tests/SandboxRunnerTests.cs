@@ -87,32 +87,50 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
     }
 
     [Fact]
-    public async Task The_default_network_reaches_other_hosts_but_not_a_service_on_the_workers_loopback()
+    public async Task The_default_network_reaches_other_hosts_but_not_the_workers_addresses_nor_the_farms_services()
     {
-        // A service the worker keeps on loopback (as the farm's Redis and registry are), and a host standing for the internet.
-        using var service = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        // A service the worker keeps on every address of its machine (as a farm's Redis may be), a host standing for
+        // the internet, and one standing for the machine of the farm's services, which the worker is told to refuse.
+        using var service = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Any, 0);
         service.Start();
         var port = ((System.Net.IPEndPoint)service.LocalEndpoint).Port;
+        // It takes every connection and closes it, so a probe that got through ends at once and says so.
+        var accepted = 0;
+        _ = Task.Run(async () =>
+        {
+            while (true)
+            {
+                using var client = await service.AcceptTcpClientAsync();
+                Interlocked.Increment(ref accepted);
+            }
+        });
         var site = Directory.CreateDirectory(Path.Combine(fx.Root, "site-" + Guid.NewGuid().ToString("N")[..8])).FullName;
         await File.WriteAllTextAsync(Path.Combine(site, "index.html"), "from the other host\n");
         await using var internet = await TestHost.CreateAsync();
         await internet.ServeHttpAsync(site, 8080);
+        await using var services = await TestHost.CreateAsync();
+        await services.ServeHttpAsync(site, 8080);
+        await fx.Firewall.DenyHostAsync(services.Address, CancellationToken.None);
         await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
 
         var (_, output) = await fx.RunAsync(snap, ["sh", "-c",
             // busybox-static's wget crashes on Debian 12; a request by hand is the same traffic.
             $"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {internet.Address} 8080; " +
-            $"for a in 127.0.0.1 10.0.2.2; do if echo probe | nc -w 3 $a {port}; then echo reached-$a; else echo refused-$a; fi; done; " +
+            $"for a in 127.0.0.1:{port} 10.0.2.2:{port} {internet.MachineAddress}:{port} {services.MachineAddress}:{port} {services.Address}:8080; do " +
+            "if echo probe | nc -w 3 ${a%:*} ${a#*:}; then echo reached-$a; else echo refused-$a; fi; done; " +
             "readlink /proc/self/ns/net; cat /etc/resolv.conf"]);
 
         var stdout = SandboxFixture.Stdout(output);
         Assert.Contains("from the other host", stdout, StringComparison.Ordinal);
-        Assert.Contains("refused-127.0.0.1", stdout, StringComparison.Ordinal);
-        Assert.Contains("refused-10.0.2.2", stdout, StringComparison.Ordinal);
+        foreach (var refused in (string[])[$"127.0.0.1:{port}", $"10.0.2.2:{port}", $"{internet.MachineAddress}:{port}", $"{services.MachineAddress}:{port}", $"{services.Address}:8080"])
+        {
+            Assert.Contains("refused-" + refused, stdout, StringComparison.Ordinal);
+        }
+
         Assert.DoesNotContain("reached-", stdout, StringComparison.Ordinal);
         Assert.DoesNotContain(new FileInfo("/proc/self/ns/net").LinkTarget!, stdout, StringComparison.Ordinal);
         Assert.Contains($"nameserver {SlirpNetwork.DnsAddress}", stdout, StringComparison.Ordinal);
-        Assert.False(service.Pending(), "a connection from the step reached the service on the worker's loopback");
+        Assert.True(accepted == 0, "a connection from the step reached the service on the worker's addresses");
         // The step's network is removed after it (in the background) and never given to another step.
         var used = stdout.Split('\n').Single(l => l.StartsWith("net:[", StringComparison.Ordinal));
         await Wait.UntilAsync(

@@ -1,3 +1,4 @@
+using Farm.Contracts;
 using Farm.Worker.Jobs;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -10,7 +11,11 @@ namespace Farm.Worker.Hosting;
 /// died mid-job: containers still running in its runc root, mounted snapshots, scratch files. Those jobs were
 /// never acknowledged, so RabbitMQ has already handed them to another worker.
 /// </summary>
-public sealed partial class WorkerRecoveryService(LayerJobExecutor executor, IOptions<WorkerOptions> options, ILogger<WorkerRecoveryService> logger) : IHostedService
+/// <remarks>
+/// It also installs the firewall of the RUN steps' private networks (refusing this machine's addresses, the bus's host
+/// and the configured networks), so a worker that cannot fence its steps fails at start with FARM3109, not at a step.
+/// </remarks>
+public sealed partial class WorkerRecoveryService(LayerJobExecutor executor, IOptions<WorkerOptions> options, IOptions<RabbitMqOptions> rabbit, ILogger<WorkerRecoveryService> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -20,12 +25,34 @@ public sealed partial class WorkerRecoveryService(LayerJobExecutor executor, IOp
         {
             LogRecovered(logger, removed);
         }
+
+        if (executor.Firewall is { } firewall)
+        {
+            await firewall.InstallAsync(cancellationToken).ConfigureAwait(false);
+            if (rabbit.Value.Host is { Length: > 0 } bus)
+            {
+                await firewall.DenyHostAsync(bus, cancellationToken).ConfigureAwait(false);
+            }
+
+            var denied = string.Join(", ", firewall.DeniedNetworks.Select(n => n.ToString()).DefaultIfEmpty("no other network"));
+            LogFirewall(logger, firewall.Chain, firewall.Group, denied);
+        }
+        else
+        {
+            LogNoFirewall(logger);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Removed {Count} containers and snapshots left by a previous worker process")]
     private static partial void LogRecovered(ILogger logger, int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "RUN steps' private networks are fenced by iptables chain {Chain} (slirp4netns as group {Group}): this machine's addresses and {Denied} refused")]
+    private static partial void LogFirewall(ILogger logger, string chain, int group, string denied);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Farm:Worker:Sandbox:Firewall is false: RUN steps can reach this machine's non-loopback addresses and the farm's services")]
+    private static partial void LogNoFirewall(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "RUN steps get by default: {StepLimits}")]
     private static partial void LogStepLimits(ILogger logger, StepLimitsOptions stepLimits);

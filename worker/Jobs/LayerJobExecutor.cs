@@ -36,10 +36,14 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         Directory.CreateDirectory(_scratch);
         _layers = new LayerStore(Path.Combine(state, "layers"), options.LayerStoreBytes, ExtractAsync);
         _snapshotter = new OverlaySnapshotter(Path.Combine(state, "ov"));
-        _runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run") });
+        Firewall = options.Sandbox.Firewall ? new SandboxFirewall(options.Sandbox.Group, options.Sandbox.DeniedNetworks) : null;
+        _runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run"), Firewall = Firewall });
         _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10) }) { Timeout = TimeSpan.FromMinutes(30) };
         _copy = new CopyOperation(_http);
     }
+
+    /// <summary>The fence of RUN steps' private networks; null when <c>Farm:Worker:Sandbox:Firewall</c> is false.</summary>
+    public SandboxFirewall? Firewall { get; }
 
     /// <summary>The extracted-layer store, for metrics and tests.</summary>
     public LayerStore Layers => _layers;
@@ -170,6 +174,12 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
     private async Task<MountStubs> RunAsync(BuildLayer job, OverlaySnapshot snapshot, Func<string, string, Task> output, CancellationToken cancellationToken)
     {
         var run = job.Step.Run ?? throw new ArgumentException($"Job {job.JobId} is a RUN step without a command.", nameof(job));
+        if (Firewall is not null && RegistryHost(job.BlobStore) is { } storeHost)
+        {
+            // The cache store is the farm's: no step may write to it behind the farm's back.
+            await Firewall.DenyHostAsync(storeHost, cancellationToken).ConfigureAwait(false);
+        }
+
         var inline = Path.Combine(_scratch, job.JobId.ToString("N") + ".files");
         var mounts = new List<BindMount>();
         try
@@ -214,6 +224,19 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 Directory.Delete(inline, recursive: true);
             }
         }
+    }
+
+    /// <summary>The host of a <c>registry://HOST[:PORT]/REPOSITORY</c> blob store; null for any other store.</summary>
+    private static string? RegistryHost(string blobStore)
+    {
+        const string scheme = "registry://";
+        if (!blobStore.StartsWith(scheme, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var authority = blobStore[scheme.Length..].Split('/')[0];
+        return Uri.TryCreate("http://" + authority, UriKind.Absolute, out var uri) ? uri.IdnHost.Trim('[', ']') : null;
     }
 
     private async Task CopyAsync(BuildLayer job, bool isAdd, string sourceRoot, string targetRoot, CancellationToken cancellationToken)
@@ -313,6 +336,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
     {
         _http.Dispose();
         await _runner.DisposeAsync().ConfigureAwait(false);
+        Firewall?.Dispose();
     }
 
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
