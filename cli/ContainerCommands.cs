@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Farm.Cli.Remote;
 using Farm.Containers;
 using Farm.Contracts;
 using Farm.Oci.Images;
@@ -169,7 +170,7 @@ internal static partial class ContainerCommands
             catch (NoSuchImageException)
             {
                 Console.Error.WriteLine($"Unable to find image '{options.Image}' locally");
-                image = await images.PullAsync(options.Image, DockerConfig.Default(), null, new Progress<string>(Console.Error.WriteLine), CancellationToken.None).ConfigureAwait(false);
+                image = await images.PullAsync(options.Image, DockerConfig.Default(), CliRegistryOptions.FromEnvironment(), new Progress<string>(Console.Error.WriteLine), CancellationToken.None).ConfigureAwait(false);
             }
 
             container = await runtime.CreateAsync(options, image, images, CancellationToken.None).ConfigureAwait(false);

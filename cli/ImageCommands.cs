@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Farm.Cli.Remote;
 using Farm.Contracts;
 using Farm.Dockerfile.Changes;
 using Farm.Oci;
@@ -126,7 +127,7 @@ internal static class ImageCommands
         var command = new Command("pull", "Fetch an image (its linux/amd64 manifest) from a registry into the local store.") { name };
         command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
         {
-            var image = await store.PullAsync(parse.GetValue(name)!, DockerConfig.Default(), null, new Progress(output), ct).ConfigureAwait(false);
+            var image = await store.PullAsync(parse.GetValue(name)!, DockerConfig.Default(), CliRegistryOptions.FromEnvironment(), new Progress(output), ct).ConfigureAwait(false);
             output.WriteLine($"Digest: {image.ManifestDescriptor.Digest}");
             output.WriteLine(image.Names.Count > 0 ? image.Names[0] : string.Empty);
         }));
@@ -139,7 +140,7 @@ internal static class ImageCommands
         var command = new Command("push", "Send a local image to the registry its name points at (credentials from docker's config.json).") { name };
         command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
         {
-            var digest = await store.PushAsync(parse.GetValue(name)!, DockerConfig.Default(), null, new Progress(output), ct).ConfigureAwait(false);
+            var digest = await store.PushAsync(parse.GetValue(name)!, DockerConfig.Default(), CliRegistryOptions.FromEnvironment(), new Progress(output), ct).ConfigureAwait(false);
             output.WriteLine($"digest: {digest}");
         }));
         return command;

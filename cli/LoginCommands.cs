@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Farm.Cli.Remote;
 using Farm.Contracts;
 using Farm.Oci.Registry;
 
@@ -43,7 +44,7 @@ internal static class LoginCommands
             var credential = new RegistryCredential { Username = user, Password = secret };
             try
             {
-                using (var client = new RegistryClient(registry, credentials: StaticCredentialProvider.For(registry, credential)))
+                using (var client = new RegistryClient(registry, CliRegistryOptions.FromEnvironment(), StaticCredentialProvider.For(registry, credential)))
                 {
                     await client.PingAsync(cancellationToken).ConfigureAwait(false);
                 }

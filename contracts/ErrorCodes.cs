@@ -278,6 +278,12 @@ public static class FarmErrorCodes
     /// <summary>FARM_RABBITMQ is not an AMQP URL (<c>InvalidRabbitMqUrlException</c>, Farm.Contracts).</summary>
     public const string InvalidRabbitMqUrl = "FARM3010";
 
+    /// <summary>
+    /// The CA file given for the TLS of RabbitMQ or Redis (<c>Farm:RabbitMq:CaPath</c>, <c>FARM_RABBITMQ_CA</c>,
+    /// <c>Farm:Coordinator:RedisCaPath</c>) cannot be read or holds no PEM certificate (<c>ServiceCaUnreadableException</c>, Farm.Contracts).
+    /// </summary>
+    public const string ServiceCaUnreadable = "FARM3030";
+
     /// <summary>A RUN step was killed by the kernel for going over its memory limit (<c>StepMemoryLimitException</c>).</summary>
     public const string StepMemoryLimit = "FARM3020";
 
@@ -427,6 +433,50 @@ public static class FarmErrorCodes
 
     /// <summary>A queued <c>SubmitBuild</c> came from an AMQP user that maps to no tenant, or carried no validated <c>user_id</c>, on a coordinator with auth: it never becomes a build (<c>SubmissionNotAuthorizedException</c>).</summary>
     public const string SubmissionNotAuthorized = "FARM4233";
+
+    /// <summary>
+    /// A registry refused a push or a base-image pull of a tenant's build: the tenant has no credentials for it on the
+    /// farm (<c>Farm:Coordinator:Tenants:TENANT:RegistryAuthFile</c>), or its credentials or the ones passed with the
+    /// build were refused or do not allow it; the farm's own credentials are never tried (<c>TenantRegistryRefusedException</c>).
+    /// </summary>
+    public const string TenantRegistryRefused = "FARM4240";
+
+    /// <summary>
+    /// A build submitted with registry credentials for this build only was resumed by another coordinator, which does
+    /// not have them (they live only in the memory of the one that accepted it): submit it again (<c>PushCredentialsLostException</c>).
+    /// </summary>
+    public const string PushCredentialsLost = "FARM4241";
+
+    /// <summary>
+    /// The registry credentials passed with a submission (header <c>Farm-Registry-Auth</c>) are malformed, or name a
+    /// registry no tag of the build pushes to: HTTP 400, nothing starts (<c>InvalidPushCredentialsException</c>).
+    /// </summary>
+    public const string InvalidPushCredentials = "FARM4242";
+
+    /// <summary>
+    /// A tenant's registry auth file (<c>Farm:Coordinator:Tenants:TENANT:RegistryAuthFile</c>) is missing, unreadable or not
+    /// a Docker config: the coordinator does not start (<c>TenantRegistrySettingsException</c>).
+    /// </summary>
+    public const string TenantRegistrySettings = "FARM4243";
+
+    /// <summary>
+    /// A job result (<c>LayerBuilt</c>, <c>LayerBuildFailed</c>) came from an AMQP user that is not the farm's own (the
+    /// coordinator's user or one of <c>Farm:Coordinator:Auth:WorkerAmqpUsers</c>), or carried no <c>user_id</c>, on a
+    /// coordinator with auth: it is dropped and no build sees it (<c>JobResultNotAuthorizedException</c>).
+    /// </summary>
+    public const string JobResultNotAuthorized = "FARM4250";
+
+    /// <summary>
+    /// The coordinator could not connect to its Redis at start-up: unreachable, a refused user or password, or a TLS
+    /// certificate it does not trust; it does not start (<c>RedisConnectionFailedException</c>).
+    /// </summary>
+    public const string RedisConnectionFailed = "FARM4251";
+
+    /// <summary>
+    /// <c>Farm:Coordinator:SiloAddress</c> or <c>AdvertisedAddress</c> is not an IP address, or the silo listens on
+    /// every interface with no address to advertise; the coordinator does not start (<c>SiloAddressSettingsException</c>).
+    /// </summary>
+    public const string SiloAddressSettings = "FARM4260";
 
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 

@@ -65,6 +65,14 @@ public sealed record SubmitBuild
     /// coordinator without auth. Only that tenant's tokens see, follow and cancel the build.
     /// </summary>
     public string? Tenant { get; init; }
+
+    /// <summary>
+    /// The registries (hosts) for which the client passed credentials for this build only: set by the coordinator that
+    /// accepted it, which keeps the credentials themselves in memory and nowhere else (never here, in a message, the
+    /// grain or Redis), so a coordinator that resumes the build knows they are gone (FARM4241) instead of pushing
+    /// without them. Never taken from the submitter's body.
+    /// </summary>
+    public IReadOnlyList<string> PushCredentialRegistries { get; init; } = [];
 }
 
 /// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>

@@ -32,7 +32,8 @@ public static class WorkerHosting
             options.Configure(configure);
         }
 
-        services.TryAddSingleton(_ => new BlobStoreLocator());
+        services.AddOptions<RegistryAccessOptions>().BindConfiguration(RegistryAccessOptions.Section);
+        services.TryAddSingleton(sp => new BlobStoreLocator(sp.GetRequiredService<IOptions<RegistryAccessOptions>>().Value.ToClientOptions()));
         services.TryAddSingleton<RunningJobs>();
         services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());

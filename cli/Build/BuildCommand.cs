@@ -121,7 +121,7 @@ internal static class BuildCommand
             using var store = await LocalImageStore.OpenAsync(daemon.StateDirectory, cancellationToken).ConfigureAwait(false);
             foreach (var tag in settings.Tags)
             {
-                await store.PushAsync(tag, DockerConfig.Default(), null, null, cancellationToken).ConfigureAwait(false);
+                await store.PushAsync(tag, DockerConfig.Default(), CliRegistryOptions.FromEnvironment(), null, cancellationToken).ConfigureAwait(false);
                 status?.Write($"farm: pushed {LocalImageStore.NormalizeName(tag)}\n");
             }
         }

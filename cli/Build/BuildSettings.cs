@@ -76,7 +76,7 @@ internal sealed class BuildOptions
 
     public Option<bool> Pull { get; } = new("--pull") { Description = "Pull base images again even when they are local." };
 
-    public Option<bool> Push { get; } = new("--push") { Description = "Push the image to every -t name." };
+    public Option<bool> Push { get; } = new("--push") { Description = "Push the image to every -t name. With --farm, your credentials for those registries (farm login / docker login), and no others, go with the build over HTTPS or to loopback; FARM_PUSH_CREDENTIALS=0 keeps them back." };
 
     public Option<string[]> Allow { get; } = new("--allow") { Description = "Allow an extra privileged entitlement: network.host (RUN --network=host), where the farm grants it.", AllowMultipleArgumentsPerToken = false };
 

@@ -9,7 +9,7 @@ namespace Farm.Cli.Remote;
 
 /// <summary>
 /// Publishes a <see cref="SubmitBuild"/> to the farm's RabbitMQ as the MassTransit envelope the coordinator's consumer
-/// reads (README.md, "Submit by queue message"): the fanout exchange <c>Farm.Contracts:SubmitBuild</c>, content type
+/// reads (README.md, "Submit by queue message"), over TLS for an <c>amqps://</c> <c>FARM_RABBITMQ</c>: the fanout exchange <c>Farm.Contracts:SubmitBuild</c>, content type
 /// <c>application/vnd.masstransit+json</c>, persistent. Written on RabbitMQ.Client rather than a MassTransit bus because
 /// the CLI is compiled ahead of time and MassTransit generates code at run time; the envelope is a documented, small
 /// format, and SubmitProcessTests holds the coordinator to it.
@@ -31,6 +31,15 @@ internal static class QueuePublisher
             rabbit.ApplyUrl(url);
         }
 
+        if (Environment.GetEnvironmentVariable(RabbitMqOptions.CaVariable) is { Length: > 0 } ca)
+        {
+            rabbit.CaPath = ca;
+        }
+
+        // An amqps:// URL: TLS with the host name checked, against FARM_RABBITMQ_CA alone when set (FARM3030 when it
+        // cannot be read), else the system's roots.
+        var validation = rabbit.UseTls ? rabbit.CertificateValidation() : null;
+
         var factory = new ConnectionFactory
         {
             HostName = rabbit.Host,
@@ -42,6 +51,17 @@ internal static class QueuePublisher
             RequestedConnectionTimeout = TimeSpan.FromSeconds(10),
             AutomaticRecoveryEnabled = false,
         };
+        if (rabbit.UseTls)
+        {
+            factory.Ssl = new SslOption
+            {
+                Enabled = true,
+                ServerName = rabbit.Host,
+                Version = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
+                CertificateValidationCallback = validation,
+            };
+        }
+
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -71,7 +91,15 @@ internal static class QueuePublisher
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            throw new SubmitFailedException($"{e.GetType().Name}: {e.Message} (RabbitMQ {rabbit})", e);
+            // The innermost cause says what went wrong (a refused certificate below "endpoints not reachable").
+            var cause = e;
+            while (cause.InnerException is { } inner)
+            {
+                cause = inner;
+            }
+
+            var reason = ReferenceEquals(cause, e) ? $"{e.GetType().Name}: {e.Message}" : $"{e.GetType().Name}: {e.Message} ({cause.GetType().Name}: {cause.Message})";
+            throw new SubmitFailedException($"{reason} (RabbitMQ {rabbit})", e);
         }
     }
 

@@ -147,7 +147,46 @@ internal sealed class RemoteFarm : IDisposable
         using var farm = new RemoteFarm(url) { Notices = status ?? Console.Error };
         var store = await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
         var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
-        return await farm.RunAsync(submit, renderer, cancellationToken).ConfigureAwait(false);
+        var credentials = await farm.PushCredentialsAsync(submit, cancellationToken).ConfigureAwait(false);
+        var id = await farm.SubmitAsync(submit, credentials, cancellationToken).ConfigureAwait(false);
+        return await farm.FollowOrCancelAsync(id, renderer, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The user's credentials (<c>farm login</c>, <c>docker login</c>: the Docker config) for the registries the build
+    /// pushes to, and for no other, to pass with the submission as docker passes them to BuildKit: the farm pushes as
+    /// the user. Only to a coordinator reached over HTTPS or on loopback: over plain HTTP beyond it they would cross the
+    /// network readable, so none are passed and a notice says so (the tenant's credentials on the farm apply then).
+    /// </summary>
+    internal async Task<IReadOnlyDictionary<string, RegistryCredential>?> PushCredentialsAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    {
+        if (!submit.Push || Environment.GetEnvironmentVariable("FARM_PUSH_CREDENTIALS") is "0" or "false")
+        {
+            return null;
+        }
+
+        var config = DockerConfig.Default();
+        var found = new Dictionary<string, RegistryCredential>(StringComparer.OrdinalIgnoreCase);
+        foreach (var registry in submit.Tags.Select(t => ImageReference.TryParse(t, out var r) ? r.Registry : null).OfType<string>().Distinct(StringComparer.OrdinalIgnoreCase))
+        {
+            if (await config.GetCredentialAsync(registry, cancellationToken).ConfigureAwait(false) is { } credential)
+            {
+                found[registry] = credential;
+            }
+        }
+
+        if (found.Count == 0)
+        {
+            return null;
+        }
+
+        if (_bases.Any(b => b.Scheme != Uri.UriSchemeHttps && !b.IsLoopback))
+        {
+            Notices?.WriteLine($"farm: not passing your credentials for {string.Join(", ", found.Keys)} to {string.Join(",", _urls)}: plain HTTP beyond loopback would carry them readable. Use an https:// address, or have the farm's operator configure your tenant's registry credentials.");
+            return null;
+        }
+
+        return found;
     }
 
     /// <summary>Packs the context, uploads the tar and index to <paramref name="cacheStore"/> unless there, and returns the submission.</summary>
@@ -174,7 +213,7 @@ internal sealed class RemoteFarm : IDisposable
         {
             using var upload = BuildTrace.StartChild("upload context");
             upload?.SetTag("farm.cache_store", cacheStore);
-            using var client = new RegistryClient(registry, null, DockerConfig.Default());
+            using var client = new RegistryClient(registry, CliRegistryOptions.FromEnvironment(), DockerConfig.Default());
             if (await client.StatBlobAsync(repository, context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
             {
                 var tar = context.OpenTar();
@@ -203,17 +242,47 @@ internal sealed class RemoteFarm : IDisposable
         }
     }
 
+    /// <summary>base64url of <c>{"HOST": {"username": "...", "password": "..."}}</c>, as the coordinator reads it (coordinator/Auth/RegistryCredentials.cs).</summary>
+    private static string EncodeRegistryAuth(IReadOnlyDictionary<string, RegistryCredential> credentials)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            foreach (var (registry, credential) in credentials)
+            {
+                writer.WriteStartObject(registry);
+                writer.WriteString("username", credential.Username);
+                writer.WriteString("password", credential.Password);
+                writer.WriteEndObject();
+            }
+
+            writer.WriteEndObject();
+        }
+
+        return Convert.ToBase64String(buffer.ToArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    }
+
     public async Task<string> CacheStoreAsync(CancellationToken cancellationToken)
     {
         var body = await GetJsonAsync("store", cancellationToken).ConfigureAwait(false);
         return BuildProgress.Str(body, "cacheStore") is { Length: > 0 } store ? store : throw new RemoteFarmException(Url, "named no cache store at GET /store");
     }
 
-    public async Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    public Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken) => SubmitAsync(submit, null, cancellationToken);
+
+    /// <summary>Submits a build; <paramref name="credentials"/>, when given, go in the <c>Farm-Registry-Auth</c> header, never in the body.</summary>
+    public async Task<Guid> SubmitAsync(SubmitBuild submit, IReadOnlyDictionary<string, RegistryCredential>? credentials, CancellationToken cancellationToken)
     {
+        var registryAuth = credentials is { Count: > 0 } ? EncodeRegistryAuth(credentials) : null;
         using var response = await SendAsync("builds", async uri =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent.Create(submit, CliJson.Default.SubmitBuild) };
+            if (registryAuth is not null)
+            {
+                request.Headers.Add("Farm-Registry-Auth", registryAuth);
+            }
+
             // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while
             // its own diagnostics are on).
             if (FarmTelemetry.TraceParent(Activity.Current) is { } traceParent)

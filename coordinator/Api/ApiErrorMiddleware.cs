@@ -30,6 +30,7 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
                 UnauthenticatedException f => (StatusCodes.Status401Unauthorized, f.Code),
                 NotPermittedException f => (StatusCodes.Status403Forbidden, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
+                InvalidPushCredentialsException f => (StatusCodes.Status400BadRequest, f.Code),
                 ClusterUnavailableException f => (StatusCodes.Status503ServiceUnavailable, f.Code),
                 BadHttpRequestException bad => (bad.StatusCode, FarmErrorCodes.InvalidSubmission),
                 JsonException => (StatusCodes.Status400BadRequest, FarmErrorCodes.InvalidSubmission),

@@ -47,7 +47,12 @@ public static class BuildApi
         {
             var caller = FarmCaller.Of(http);
             caller.RequireBuild("submit builds");
-            var record = builds.Submit(submit with { Tenant = caller.Tenant });
+            // Credentials for the push targets come in a header, never in the body: the body is what gets stored.
+            var submission = submit with { Tenant = caller.Tenant, PushCredentialRegistries = [] };
+            var passed = http.Request.Headers[PushCredentials.Header] is { Count: > 0 } header
+                ? PushCredentials.Decode(header.ToString(), submission)
+                : null;
+            var record = builds.Submit(submission, passed);
             return Results.Accepted($"/builds/{record.BuildId}", new { buildId = record.BuildId, status = Status(record.Status) });
         });
         app.MapPost("/builds/{id:guid}/cancel", async (Guid id, HttpContext http, BuildService builds) =>

@@ -17,3 +17,31 @@ public sealed class AuthSettingsException(string message, Exception? inner = nul
 /// <summary>FARM4233: a queued submission whose publisher maps to no tenant never becomes a build.</summary>
 public sealed class SubmissionNotAuthorizedException(string reason)
     : FarmException(FarmErrorCodes.SubmissionNotAuthorized, $"A queued SubmitBuild was refused: {reason}. Publish as a RabbitMQ user listed as 'TENANT amqp:USER' in the coordinator's tokens file, with the message's user_id property set to that user (RabbitMQ checks it against the connection).");
+
+/// <summary>
+/// FARM4240: a registry refused a push or base-image pull of a tenant's build (or one with credentials passed for it);
+/// the message says which credentials were used and what to configure, and never holds a secret.
+/// </summary>
+public sealed class TenantRegistryRefusedException(string registry, string message, Exception inner)
+    : FarmException(FarmErrorCodes.TenantRegistryRefused, message, inner)
+{
+    public string Registry { get; } = registry;
+}
+
+/// <summary>FARM4241: a build's passed registry credentials stayed with the coordinator that accepted it, and this one resumed it.</summary>
+public sealed class PushCredentialsLostException(Guid buildId, IReadOnlyList<string> registries)
+    : FarmException(
+        FarmErrorCodes.PushCredentialsLost,
+        $"Build {buildId} was submitted with registry credentials for {string.Join(", ", registries)}, which Farm keeps only in the memory of the coordinator that accepted the build; " +
+        "that coordinator stopped and this one resumed the build without them, and will not push with any others. Submit the build again (its layers are cached).")
+{
+    public Guid BuildId { get; } = buildId;
+}
+
+/// <summary>FARM4242: the registry credentials passed with a submission are unusable (HTTP 400); the message never repeats them.</summary>
+public sealed class InvalidPushCredentialsException(string reason)
+    : FarmException(FarmErrorCodes.InvalidPushCredentials, $"The registry credentials passed with the build (header {PushCredentials.Header}) cannot be used: {reason}. Pass credentials only for the registries the build's tags push to, as farm build --push does.");
+
+/// <summary>FARM4243: a tenant's registry auth file is unusable; the coordinator does not start.</summary>
+public sealed class TenantRegistrySettingsException(string message, Exception? inner = null)
+    : FarmException(FarmErrorCodes.TenantRegistrySettings, message, inner);

@@ -22,6 +22,13 @@ public sealed class CoordinatorAuthOptions
     /// <summary>More lines of the same form, e.g. from an environment secret (<c>Farm__Coordinator__Auth__Tokens__0</c>).</summary>
     public IList<string> Tokens { get; } = [];
 
+    /// <summary>
+    /// RabbitMQ users of the farm's workers when they are not the coordinator's own user. With auth on, job results
+    /// (<c>LayerBuilt</c>, <c>LayerBuildFailed</c>) are accepted only from these and the coordinator's user: a tenant's
+    /// user given write permission on the results' exchanges by mistake still cannot complete a job (FARM4250).
+    /// </summary>
+    public IList<string> WorkerAmqpUsers { get; } = [];
+
     /// <summary>Serve without auth even on a non-loopback address: the operator says the network is trusted.</summary>
     public bool Disabled { get; set; }
 

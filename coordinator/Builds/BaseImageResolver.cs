@@ -11,7 +11,7 @@ namespace Farm.Coordinator.Builds;
 /// Pins every image a build names (<c>FROM</c>, <c>COPY --from</c>) to a manifest digest once per build, from the
 /// local farm's image store or from its registry, and makes its layers readable from the build's cache store.
 /// </summary>
-internal sealed partial class BaseImageResolver(BlobStoreLocator stores, ILogger logger)
+internal sealed partial class BaseImageResolver(ILogger logger)
 {
     /// <summary>The images the stages to build use, each once.</summary>
     public static IEnumerable<string> ImagesOf(BuildGraph graph) =>
@@ -20,7 +20,13 @@ internal sealed partial class BaseImageResolver(BlobStoreLocator stores, ILogger
             .Distinct(StringComparer.Ordinal);
 
     /// <summary>Pins an image to its manifest digest and makes its layers readable from the cache store.</summary>
-    public async Task<ResolvedImage> ResolveAsync(Guid buildId, string reference, IBlobStore cacheStore, ILocalImageSource? localImages, CancellationToken cancellationToken)
+    /// <param name="buildId">The build, for the log.</param>
+    /// <param name="reference">The image as the Dockerfile names it.</param>
+    /// <param name="cacheStore">Where its layers are copied for the workers.</param>
+    /// <param name="localImages">The local farm's image store, looked in first; null on a cluster.</param>
+    /// <param name="clientFor">The client of a registry host, with the build's credentials.</param>
+    /// <param name="cancellationToken">Cancels the pull.</param>
+    public async Task<ResolvedImage> ResolveAsync(Guid buildId, string reference, IBlobStore cacheStore, ILocalImageSource? localImages, Func<string, RegistryClient> clientFor, CancellationToken cancellationToken)
     {
         if (!ImageReference.TryParse(reference, out var parsed))
         {
@@ -34,7 +40,7 @@ internal sealed partial class BaseImageResolver(BlobStoreLocator stores, ILogger
 
         PulledImage pulled;
         ImageConfig config;
-        var client = stores.ClientFor(parsed.Registry);
+        var client = clientFor(parsed.Registry);
         try
         {
             pulled = await client.PullManifestAsync(parsed, cancellationToken).ConfigureAwait(false);

@@ -36,7 +36,7 @@ public sealed partial class BuildEventStream : IAsyncDisposable
 
     private const string Field = "e";
 
-    private readonly string? _configuration;
+    private readonly CoordinatorOptions? _configuration;
     private readonly ILogger<BuildEventStream> _logger;
     private readonly SemaphoreSlim _connect = new(1, 1);
     private ConnectionMultiplexer? _redis;
@@ -44,7 +44,7 @@ public sealed partial class BuildEventStream : IAsyncDisposable
     public BuildEventStream(IOptions<CoordinatorOptions> options, ILogger<BuildEventStream> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _configuration = string.IsNullOrWhiteSpace(options.Value.Redis) ? null : options.Value.Redis;
+        _configuration = string.IsNullOrWhiteSpace(options.Value.Redis) ? null : options.Value;
         _logger = logger;
     }
 
@@ -152,7 +152,7 @@ public sealed partial class BuildEventStream : IAsyncDisposable
         await _connect.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return _redis ??= await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
+            return _redis ??= await ConnectionMultiplexer.ConnectAsync(FarmRedis.Configuration(configuration)).ConfigureAwait(false);
         }
         finally
         {

@@ -62,6 +62,13 @@ public sealed record BuildRequest
     /// <summary><c>gzip</c> or <c>zstd</c>.</summary>
     public string Compression { get; init; } = "gzip";
 
+    /// <summary>
+    /// The registry credentials of the build's pushes and base-image pulls (its tenant's, or passed with it); null for
+    /// the coordinator's own. In memory only: never serialized.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Auth.BuildRegistryAccess? RegistryAccess { get; init; }
+
     /// <summary>The entitlements the build asked for and the farm granted (<see cref="SubmitBuild.Entitlements"/>).</summary>
     public IReadOnlyList<string> Entitlements { get; init; } = [];
 

@@ -57,7 +57,7 @@ public sealed partial class BuildOrchestrator
         _keyOptions = keyOptions ?? new CacheKeyOptions();
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
-        _baseImages = new BaseImageResolver(stores, _logger);
+        _baseImages = new BaseImageResolver(_logger);
     }
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
@@ -162,6 +162,9 @@ public sealed partial class BuildOrchestrator
     private async Task<BuildResult> RunCoreAsync(BuildRequest request, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
     {
         var cacheStore = await _stores.OpenAsync(request.CacheStore, cancellationToken).ConfigureAwait(false);
+        // Push targets and base images with the build's own credentials (its tenant's, or passed with it); the cache
+        // store, a source of every push, stays the farm's.
+        using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
 
         // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
         var graphOptions = new BuildGraphOptions { BuildArgs = request.BuildArgs, Target = request.Target };
@@ -172,7 +175,17 @@ public sealed partial class BuildOrchestrator
         var localImages = request.LocalImages?.BaseImages(request.Pull);
         foreach (var reference in BaseImageResolver.ImagesOf(draft))
         {
-            var resolved = await _baseImages.ResolveAsync(request.BuildId, reference, cacheStore, localImages, cancellationToken).ConfigureAwait(false);
+            ResolvedImage resolved;
+            try
+            {
+                resolved = await _baseImages.ResolveAsync(request.BuildId, reference, cacheStore, localImages, clients.ClientFor, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BaseImageUnavailableException e) when (e.InnerException is RegistryAuthenticationException or RegistryAccessDeniedException && request.RegistryAccess is { } access)
+            {
+                var registry = (e.InnerException as RegistryAuthenticationException)?.Registry ?? ((RegistryAccessDeniedException)e.InnerException).Registry;
+                throw await access.ExplainAsync(e.InnerException, registry, $"pull the base image {reference}", cancellationToken).ConfigureAwait(false);
+            }
+
             images[reference] = resolved;
             progress?.Report(new BaseImageResolved(request.BuildId, _time.GetUtcNow(), reference, resolved.Digest.ToString()));
         }
@@ -225,8 +238,19 @@ public sealed partial class BuildOrchestrator
         if (request.Push && request.Tags.Count > 0)
         {
             using var pushSpan = CoordinatorTelemetry.StartPush(request.Tags);
-            var pusher = new ImagePusher(_stores.ClientFor);
-            var result = await pusher.PushAsync(image, request.Tags, [cacheStore], null, cancellationToken).ConfigureAwait(false);
+            var pusher = new ImagePusher(clients.ClientFor);
+            ImagePushResult result;
+            try
+            {
+                result = await pusher.PushAsync(image, request.Tags, [cacheStore], null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (FarmException e) when (e is RegistryAuthenticationException or RegistryAccessDeniedException && request.RegistryAccess is { } access)
+            {
+                var registry = (e as RegistryAuthenticationException)?.Registry ?? ((RegistryAccessDeniedException)e).Registry;
+                var targets = string.Join(", ", request.Tags.Where(t => ImageReference.TryParse(t, out var r) && string.Equals(r.Registry, registry, StringComparison.OrdinalIgnoreCase)));
+                throw await access.ExplainAsync(e, registry, $"push {(targets.Length > 0 ? targets : "the image")}", cancellationToken).ConfigureAwait(false);
+            }
+
             pushed.AddRange(result.References);
         }
 

@@ -23,7 +23,7 @@ using StackExchange.Redis;
 namespace Farm.Coordinator.Builds;
 
 /// <summary>
-/// Runs submitted builds in the coordinator: <see cref="Submit"/> records a build as queued and returns at once; its
+/// Runs submitted builds in the coordinator: <see cref="Submit(SubmitBuild)"/> records a build as queued and returns at once; its
 /// <see cref="IBuildGrain"/> persists it and starts it on this silo, the <see cref="BuildOrchestrator"/> runs it in
 /// the background, its events are numbered and go to the <see cref="BuildRegistry"/>, to the grain (persisted) and,
 /// in a cluster, to the <see cref="BuildEventStream"/> that every coordinator follows builds from
@@ -46,6 +46,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly LocalImages? _localImages;
     private readonly ILayerBuilds _layers;
     private readonly BuildEventStream? _stream;
+    private readonly RegistryCredentials _credentials;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<Guid, Task> _running = [];
     private readonly Dictionary<Guid, CancellationTokenSource> _cancels = [];
@@ -67,6 +68,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         LocalImages? localImages = null,
         TimeProvider? time = null,
         BuildEventStream? stream = null,
+        RegistryCredentials? credentials = null,
         IHostApplicationLifetime? lifetime = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -85,6 +87,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _localImages = localImages;
         _layers = layers;
         _stream = stream is { Enabled: true } ? stream : null;
+        _credentials = credentials ?? RegistryCredentials.None;
         // The host stops its services in reverse order of registration, the bus before the silo: runs must learn that
         // this process stops before anything they use does, or a publish cut short would end a build as failed (in
         // its grain, for good) instead of leaving it to be resumed on a silo still up.
@@ -113,9 +116,22 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// in the background. Submitting a known id again returns that build: a redelivered message starts nothing twice.
     /// </summary>
     /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211, <see cref="SubmissionValidation"/>).</exception>
-    public BuildRecord Submit(SubmitBuild submit)
+    public BuildRecord Submit(SubmitBuild submit) => Submit(submit, passed: null);
+
+    /// <summary>
+    /// Like <see cref="Submit(SubmitBuild)"/>, with registry credentials the client passed for this build only
+    /// (<paramref name="passed"/>, by registry): held in this process's memory while the build runs here, and named
+    /// (not stored) in <see cref="SubmitBuild.PushCredentialRegistries"/>. A known id keeps what it was submitted with.
+    /// </summary>
+    /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211, <see cref="SubmissionValidation"/>).</exception>
+    public BuildRecord Submit(SubmitBuild submit, IReadOnlyDictionary<string, Oci.Registry.RegistryCredential>? passed)
     {
         ArgumentNullException.ThrowIfNull(submit);
+        if (passed is { Count: > 0 })
+        {
+            submit = submit with { PushCredentialRegistries = [.. passed.Keys.Order(StringComparer.OrdinalIgnoreCase)] };
+        }
+
         SubmissionValidation.Validate(submit, CacheStore);
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
@@ -128,6 +144,12 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
         if (added)
         {
+            if (passed is { Count: > 0 })
+            {
+                // Before the grain may start it: the run looks them up first thing.
+                _credentials.Hold(id, passed);
+            }
+
             LogQueued(_logger, id, submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags), submit.Tenant ?? "none");
             _ = SubmitToGrainAsync(record);
         }
@@ -386,6 +408,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 // The id was another tenant's build, submitted on another coordinator: this submission never becomes a
                 // build, and its record here must not show that build's events to this tenant.
                 Registry.Remove(record.BuildId);
+                _credentials.Release(record.BuildId);
                 LogIdTaken(_logger, record.BuildId);
                 return;
             }
@@ -407,6 +430,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
+            _credentials.Release(record.BuildId);
             var error = new BuildNotRecordedException(e);
             LogFailed(_logger, e, record.BuildId, error.Code);
             record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), error.Code, error.Message));
@@ -427,9 +451,10 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
         try
         {
+            var access = _credentials.For(record.Submission);
             var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
             var request = await LoadRequestAsync(orchestrator, record.Submission, progress, cancellationToken).ConfigureAwait(false);
-            await orchestrator.RunAsync(request, progress, cancellationToken).ConfigureAwait(false);
+            await orchestrator.RunAsync(request with { RegistryAccess = access }, progress, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (cancellationToken.IsCancellationRequested && !_stopping.IsCancellationRequested)
         {
@@ -455,6 +480,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             LogFailed(_logger, e, record.BuildId, (record.End as BuildFailed)?.Code ?? code);
         }
 
+        // Passed registry credentials live no longer than the build's run here (a silo that resumes it has none).
+        _credentials.Release(record.BuildId);
         if (!_stopping.IsCancellationRequested)
         {
             CoordinatorTelemetry.BuildEnded(span, record.End, _time.GetUtcNow() - record.SubmittedAt);
@@ -602,7 +629,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 }
                 else
                 {
-                    _redis = await ConnectionMultiplexer.ConnectAsync(_coordinator.Redis).ConfigureAwait(false);
+                    _redis = await ConnectionMultiplexer.ConnectAsync(FarmRedis.Configuration(_coordinator)).ConfigureAwait(false);
                     inner = new RedisActionCache(_redis);
                 }
 

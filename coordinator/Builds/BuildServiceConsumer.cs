@@ -43,7 +43,8 @@ public sealed partial class SubmitBuildConsumer(BuildService builds, FarmTokens 
         BuildRecord record;
         try
         {
-            record = builds.Submit(context.Message with { Tenant = tenant });
+            // A message carries no registry credentials, so none were passed with it, whatever its body says.
+            record = builds.Submit(context.Message with { Tenant = tenant, PushCredentialRegistries = [] });
         }
         catch (InvalidSubmissionException e)
         {

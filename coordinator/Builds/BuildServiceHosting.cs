@@ -1,7 +1,9 @@
 using Farm.Coordinator.Grains;
 using Farm.Oci.Stores;
+using Farm.Worker;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Farm.Coordinator.Builds;
 
@@ -16,9 +18,11 @@ public static class BuildServiceHosting
         ArgumentNullException.ThrowIfNull(services);
         services.AddOptions<BuildServiceOptions>().BindConfiguration(BuildServiceOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<BuildRegistry>();
-        services.TryAddSingleton(_ => new BlobStoreLocator());
+        services.AddOptions<RegistryAccessOptions>().BindConfiguration(RegistryAccessOptions.Section);
+        services.TryAddSingleton(sp => new BlobStoreLocator(sp.GetRequiredService<IOptions<RegistryAccessOptions>>().Value.ToClientOptions()));
         services.TryAddSingleton<ILayerBuilds, GrainLayerBuilds>();
         services.TryAddSingleton<BuildEventStream>();
+        services.TryAddSingleton(_ => Auth.RegistryCredentials.None);
         services.TryAddSingleton<BuildService>();
         // Builds running on a silo stop before the silo does, so nothing they report after reaches their grains.
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(s => s.GetRequiredService<BuildService>());

@@ -27,7 +27,7 @@ internal sealed partial class RedisLossMonitor(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var coordinator = options.Value;
-        var configuration = ConfigurationOptions.Parse(coordinator.Redis!);
+        var configuration = FarmRedis.Configuration(coordinator);
         configuration.AbortOnConnectFail = false;
         var redis = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
         await using (redis.ConfigureAwait(false))

@@ -10,7 +10,12 @@ namespace Farm.Coordinator.Dispatch;
 /// silo may take a result, Orleans delivers it to the grain wherever it lives. The message is acknowledged after the
 /// grain took it, so a result is not lost when this silo dies in between.
 /// </summary>
-public sealed partial class LayerResultsConsumer(IGrainFactory grains, ILogger<LayerResultsConsumer> logger)
+/// <remarks>
+/// With auth on, a result counts only when its AMQP <c>user_id</c> (which RabbitMQ checks against the publishing
+/// connection) is one of the farm's own users (<see cref="JobResultSenders"/>); any other is logged (FARM4250) and
+/// acknowledged without reaching a grain.
+/// </remarks>
+public sealed partial class LayerResultsConsumer(IGrainFactory grains, JobResultSenders senders, ILogger<LayerResultsConsumer> logger)
     : IConsumer<LayerBuilt>, IConsumer<LayerBuildFailed>
 {
     /// <summary>The queue the coordinators share for job results.</summary>
@@ -20,6 +25,11 @@ public sealed partial class LayerResultsConsumer(IGrainFactory grains, ILogger<L
     {
         ArgumentNullException.ThrowIfNull(context);
         var built = context.Message;
+        if (!Believed(context, nameof(LayerBuilt), built.JobId, built.CacheKey))
+        {
+            return Task.CompletedTask;
+        }
+
         return grains.GetGrain<ILayerGrain>(built.CacheKey).OnJobBuiltAsync(built.JobId, JobSuccess.From(built));
     }
 
@@ -27,6 +37,11 @@ public sealed partial class LayerResultsConsumer(IGrainFactory grains, ILogger<L
     {
         ArgumentNullException.ThrowIfNull(context);
         var failed = context.Message;
+        if (!Believed(context, nameof(LayerBuildFailed), failed.JobId, failed.CacheKey))
+        {
+            return Task.CompletedTask;
+        }
+
         if (string.IsNullOrEmpty(failed.CacheKey))
         {
             // A worker from before LayerBuildFailed.CacheKey: nothing says which grain waits; its job runs into the
@@ -38,6 +53,22 @@ public sealed partial class LayerResultsConsumer(IGrainFactory grains, ILogger<L
         return grains.GetGrain<ILayerGrain>(failed.CacheKey).OnJobFailedAsync(failed.JobId, JobFailure.From(failed));
     }
 
+    private bool Believed(ConsumeContext context, string result, Guid jobId, string? cacheKey)
+    {
+        var user = context.ReceiveContext.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp) ? amqp.Properties.UserId : null;
+        if (senders.Accepts(user))
+        {
+            return true;
+        }
+
+        var refused = new JobResultNotAuthorizedException(result, jobId, string.IsNullOrEmpty(user) ? "the message has no user_id property" : $"the AMQP user '{user}' is not one of the farm's");
+        LogNotAuthorized(logger, cacheKey ?? "(none)", refused.Message);
+        return false;
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Failure {Code} of job {JobId} from {Worker} carries no cache key and cannot be routed; upgrade the worker")]
     private static partial void LogUnroutable(ILogger logger, Guid jobId, string worker, string code);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job result for layer {CacheKey} dropped: {Reason}")]
+    private static partial void LogNotAuthorized(ILogger logger, string cacheKey, string reason);
 }

@@ -17,7 +17,6 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Hosting;
 using Orleans.Serialization;
-using StackExchange.Redis;
 
 namespace Farm.Coordinator.Hosting;
 
@@ -38,6 +37,8 @@ public static class CoordinatorHosting
     /// </summary>
     /// <exception cref="InvalidSettingsException">The <c>Farm:Coordinator</c> settings are invalid.</exception>
     /// <exception cref="AuthSettingsException">The tokens file is unusable (FARM4232).</exception>
+    /// <exception cref="TenantRegistrySettingsException">A tenant's registry auth file is unusable (FARM4243).</exception>
+    /// <exception cref="SiloAddressSettingsException">The silo's addresses cannot be used (FARM4260).</exception>
     public static IHostApplicationBuilder AddFarmCoordinator(
         this IHostApplicationBuilder builder,
         Action<CoordinatorOptions>? configure = null,
@@ -55,6 +56,12 @@ public static class CoordinatorHosting
         }
 
         var options = FarmSettings.Read(builder.Configuration, CoordinatorOptions.Section, configure);
+        if (!string.IsNullOrWhiteSpace(options.Redis))
+        {
+            // Refused here, before the host starts, like every other unusable setting.
+            options.SiloEndpoints();
+        }
+
         var registered = builder.Services.AddOptions<CoordinatorOptions>().BindConfiguration(CoordinatorOptions.Section);
         if (configure is not null)
         {
@@ -64,9 +71,20 @@ public static class CoordinatorHosting
         registered.ValidateDataAnnotations().ValidateOnStart();
 
         // Who may submit (HTTP tokens, AMQP users) and as which tenant; the local farm's socket needs no token.
-        builder.Services.TryAddSingleton(local.Enabled
-            ? FarmTokens.None
-            : FarmTokens.Load(FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section)));
+        var auth = FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section);
+        builder.Services.TryAddSingleton(local.Enabled ? FarmTokens.None : FarmTokens.Load(auth));
+        // With auth on, job results count only from the farm's own RabbitMQ users (LayerResultsConsumer).
+        builder.Services.TryAddSingleton(sp => sp.GetRequiredService<FarmTokens>().Enabled && options.Transport == FarmTransport.RabbitMq
+            ? JobResultSenders.Only(auth.WorkerAmqpUsers.Append(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value.User))
+            : JobResultSenders.Anyone);
+        if (!string.IsNullOrWhiteSpace(options.Redis))
+        {
+            // Before the silo starts: a Redis that refuses this coordinator stops it with one clear error.
+            builder.Services.AddHostedService<RedisStartupCheck>();
+        }
+
+        // Each tenant's registry credentials (the local farm's builds are its owner's: the daemon's own credentials).
+        builder.Services.TryAddSingleton(local.Enabled ? RegistryCredentials.None : RegistryCredentials.Load(builder.Configuration));
         builder.Services.AddSingleton<BuildLogHub>();
         builder.Services.AddFarmBuildService();
         if (options.InProcessWorker)
@@ -187,19 +205,35 @@ public static class CoordinatorHosting
         }
         else
         {
-            var redis = options.Redis;
+            // Parsed here once so that a CA file that cannot be used stops the start (FARM3030) before anything runs.
+            _ = FarmRedis.Configuration(options);
             silo.Configure<ClusterOptions>(o =>
             {
                 o.ClusterId = options.ClusterId;
                 o.ServiceId = options.ServiceId;
             });
-            // Loopback: every process of this farm runs on one machine (infra/cluster.sh).
-            silo.ConfigureEndpoints(IPAddress.Loopback, options.SiloPort, options.GatewayPort);
-            silo.UseRedisClustering(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
-            silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            // Listen where configured, advertise the address the other coordinators reach (docs/configuration.md).
+            var (listen, advertised) = options.SiloEndpoints();
+            silo.Configure<EndpointOptions>(o =>
+            {
+                o.AdvertisedIPAddress = advertised;
+                o.SiloPort = options.SiloPort;
+                o.GatewayPort = options.GatewayPort;
+                o.SiloListeningEndpoint = new IPEndPoint(listen, options.SiloPort);
+                o.GatewayListeningEndpoint = new IPEndPoint(listen, options.GatewayPort);
+            });
+
+            // How soon a silo that stopped answering (killed, its machine gone) is declared dead, and its builds taken over.
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = options.ProbeTimeout;
+                o.NumMissedProbesLimit = options.MissedProbesLimit;
+            });
+            silo.UseRedisClustering(o => o.ConfigurationOptions = FarmRedis.Configuration(options));
+            silo.AddRedisGrainStorage(LayerStorage, o => o.ConfigurationOptions = FarmRedis.Configuration(options));
             // Builds: state and the reminder that resumes a build on another silo when its silo stops.
-            silo.AddRedisGrainStorage(BuildStorage, o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
-            silo.UseRedisReminderService(o => o.ConfigurationOptions = ConfigurationOptions.Parse(redis));
+            silo.AddRedisGrainStorage(BuildStorage, o => o.ConfigurationOptions = FarmRedis.Configuration(options));
+            silo.UseRedisReminderService(o => o.ConfigurationOptions = FarmRedis.Configuration(options));
             silo.Services.AddFarmClusterRecovery();
         }
 

@@ -1,5 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
+using System.Net;
+using Farm.Contracts;
 
 namespace Farm.Coordinator.Hosting;
 
@@ -35,7 +37,18 @@ public sealed class CoordinatorOptions
     /// A StackExchange.Redis connection string (<c>127.0.0.1:6379</c>): Redis clustering and Redis grain storage.
     /// Empty: one localhost silo with grain state in memory (embedded farm, tests).
     /// </summary>
+    /// <remarks>
+    /// A shared Redis wants a user and TLS: <c>redis.example:6380,user=farm,password=SECRET,ssl=true</c> (an ACL user;
+    /// <c>password=</c> alone authenticates as <c>default</c>). The certificate must be for the host named and chain to
+    /// <see cref="RedisCaPath"/> when set. The string is a secret: it is never logged.
+    /// </remarks>
     public string? Redis { get; set; }
+
+    /// <summary>
+    /// A PEM file with the CA that signed Redis's TLS certificate: the only root trusted for Redis (and setting it turns
+    /// TLS on). Empty: with <c>ssl=true</c>, the system's roots.
+    /// </summary>
+    public string? RedisCaPath { get; set; }
 
     public FarmTransport Transport { get; set; } = FarmTransport.RabbitMq;
 
@@ -75,12 +88,73 @@ public sealed class CoordinatorOptions
     [Required]
     public string HttpAddress { get; set; } = "127.0.0.1";
 
+    /// <summary>
+    /// The address the silo-to-silo and gateway ports listen on, with Redis clustering: <c>127.0.0.1</c> (default, every
+    /// coordinator on this machine), an interface's address, or <c>0.0.0.0</c> / <c>::</c> for every interface (then
+    /// <see cref="AdvertisedAddress"/> must say which one other coordinators reach). Without Redis the silo is alone and
+    /// stays on loopback.
+    /// </summary>
+    [Required]
+    public string SiloAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// The address other coordinators reach this silo at, written into the membership table: this machine's address on
+    /// the network the coordinators share. Empty: <see cref="SiloAddress"/>, which must then be a specific address.
+    /// </summary>
+    public string? AdvertisedAddress { get; set; }
+
+    /// <summary>
+    /// How long a probe of another silo may go unanswered before it counts as missed. With
+    /// <see cref="MissedProbesLimit"/> it sets how soon a dead coordinator (killed, its machine gone) is declared dead
+    /// and its builds taken over: about <c>ProbeTimeout × MissedProbesLimit</c>. Lower it on a quiet network; a
+    /// coordinator stalled longer than that (a long GC pause, a saturated machine) is declared dead too.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.500", "00:10:00")]
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Missed probes after which a silo votes another one dead (see <see cref="ProbeTimeout"/>).</summary>
+    [Range(1, 20)]
+    public int MissedProbesLimit { get; set; } = 3;
+
     /// <summary>Port of the coordinator process's HTTP endpoints (API, <c>/healthz</c>, dashboard, <c>/metrics</c>); 0 picks a free one.</summary>
     [Range(0, 65535)]
     public int HttpPort { get; set; } = 8480;
 
+    /// <summary>
+    /// The silo's listening and advertised endpoints from <see cref="SiloAddress"/> and <see cref="AdvertisedAddress"/>.
+    /// </summary>
+    /// <exception cref="SiloAddressSettingsException">An address is not an IP address, or nothing says which address to advertise (FARM4260).</exception>
+    public (IPAddress Listen, IPAddress Advertised) SiloEndpoints()
+    {
+        if (!IPAddress.TryParse(SiloAddress, out var listen))
+        {
+            throw new SiloAddressSettingsException($"Farm:Coordinator:SiloAddress '{SiloAddress}' is not an IP address; set it to this machine's address (or 0.0.0.0 with Farm:Coordinator:AdvertisedAddress)");
+        }
+
+        if (string.IsNullOrWhiteSpace(AdvertisedAddress))
+        {
+            if (listen.Equals(IPAddress.Any) || listen.Equals(IPAddress.IPv6Any))
+            {
+                throw new SiloAddressSettingsException($"Farm:Coordinator:SiloAddress is {SiloAddress} (every interface) and Farm:Coordinator:AdvertisedAddress is not set; set it to the address other coordinators reach this one at");
+            }
+
+            return (listen, listen);
+        }
+
+        if (!IPAddress.TryParse(AdvertisedAddress, out var advertised) || advertised.Equals(IPAddress.Any) || advertised.Equals(IPAddress.IPv6Any))
+        {
+            throw new SiloAddressSettingsException($"Farm:Coordinator:AdvertisedAddress '{AdvertisedAddress}' is not one IP address; set it to the address other coordinators reach this one at");
+        }
+
+        return (listen, advertised);
+    }
+
     /// <summary>The Redis connection string may hold a password: not shown.</summary>
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,
-            $"cluster {ClusterId}/{ServiceId}, silo :{SiloPort}, gateway :{GatewayPort}, {(string.IsNullOrEmpty(Redis) ? "localhost clustering, memory storage" : "Redis clustering and storage")}, {Transport}, HTTP on {HttpAddress}:{HttpPort}, {MaxAttempts} attempts, job timeout {JobTimeout}");
+            $"cluster {ClusterId}/{ServiceId}, silo {SiloAddress}:{SiloPort} (advertised {AdvertisedAddress ?? SiloAddress}), gateway :{GatewayPort}, probes {ProbeTimeout} x {MissedProbesLimit}, {(string.IsNullOrEmpty(Redis) ? "localhost clustering, memory storage" : "Redis clustering and storage")}, {Transport}, HTTP on {HttpAddress}:{HttpPort}, {MaxAttempts} attempts, job timeout {JobTimeout}");
 }
+
+/// <summary>FARM4260: the silo's listening or advertised address cannot be used; the coordinator does not start.</summary>
+public sealed class SiloAddressSettingsException(string what)
+    : FarmException(FarmErrorCodes.SiloAddressSettings, what + ".");

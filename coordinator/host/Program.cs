@@ -27,5 +27,15 @@ catch (FarmException e)
 
 await using var app = builder.Build();
 app.MapFarmCoordinator();
-await app.RunAsync().ConfigureAwait(false);
+try
+{
+    await app.RunAsync().ConfigureAwait(false);
+}
+catch (FarmException e)
+{
+    // A service that refuses this coordinator at start (Redis's ACL or certificate, FARM4251; a CA file, FARM3030).
+    Console.Error.WriteLine($"farm-coordinator: {e.Message}");
+    return 1;
+}
+
 return 0;

@@ -35,7 +35,8 @@ internal static class RegistryErrors
     public static async Task<Exception> FromResponseAsync(HttpResponseMessage response, RequestTarget target, RegistryCredential? credential, int attempts, CancellationToken cancellationToken)
     {
         var status = response.StatusCode;
-        var (codes, text) = await ReadErrorsAsync(response, cancellationToken).ConfigureAwait(false);
+        var (codes, raw) = await ReadErrorsAsync(response, cancellationToken).ConfigureAwait(false);
+        var text = Redact(raw, credential);
         var detail = text.Length > 0 ? $" The registry said: {text}." : string.Empty;
         var registry = target.Registry;
         return status switch
@@ -101,6 +102,29 @@ internal static class RegistryErrors
         "UNSUPPORTED" => "The registry does not support this operation (is deletion enabled?).",
         _ => "Check the request against the registry's documentation; this is likely a bug in Farm if the input was valid.",
     };
+
+    /// <summary>
+    /// The registry's words without the credential in any form a server could echo (a proxy's error page that quotes
+    /// the request's headers): the message goes to logs, events and traces.
+    /// </summary>
+    internal static string Redact(string text, RegistryCredential? credential)
+    {
+        if (credential is null || text.Length == 0)
+        {
+            return text;
+        }
+
+        var basic = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{credential.Username}:{credential.Password}"));
+        foreach (var secret in new[] { basic, basic.TrimEnd('='), credential.Password })
+        {
+            if (secret.Length > 0)
+            {
+                text = text.Replace(secret, "***", StringComparison.Ordinal);
+            }
+        }
+
+        return text;
+    }
 
     private static string Capitalize(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
 

@@ -42,6 +42,16 @@ public sealed class BlobStoreLocator(RegistryClientOptions? registryOptions = nu
         }
     }
 
+    /// <summary>
+    /// A new client for <paramref name="registry"/> with the locator's options and other credentials (one build's, one
+    /// tenant's): not shared, so the caller disposes it; the locator's own clients keep the farm's credentials.
+    /// </summary>
+    public RegistryClient CreateClient(string registry, ICredentialProvider credentials)
+    {
+        ArgumentNullException.ThrowIfNull(credentials);
+        return new RegistryClient(registry, registryOptions, credentials);
+    }
+
     private async Task<IBlobStore> OpenNewAsync(string address, CancellationToken cancellationToken)
     {
         const string registryScheme = "registry://";

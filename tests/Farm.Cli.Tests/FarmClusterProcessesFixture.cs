@@ -161,9 +161,22 @@ internal sealed class RunningCli : IDisposable
 
     public ConcurrentQueue<string> Stderr { get; } = new();
 
-    public static RunningCli Start(IReadOnlyDictionary<string, string> environment, params string[] args)
+    public static RunningCli Start(IReadOnlyDictionary<string, string> environment, params string[] args) => StartOnHost(null, environment, args);
+
+    /// <summary>Starts <c>farm <paramref name="args"/></c> on a host of <see cref="FarmHosts"/> (network namespace <paramref name="netns"/>; null: this machine).</summary>
+    public static RunningCli StartOnHost(string? netns, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo(netns is null ? "dotnet" : "nsenter") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (netns is not null)
+        {
+            foreach (var arg in FarmHosts.EnterArguments(netns))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            start.ArgumentList.Add("dotnet");
+        }
+
         start.ArgumentList.Add(FarmProcess.Dll("cli", "farm"));
         foreach (var arg in args)
         {

@@ -5,8 +5,10 @@ namespace Farm.Cli.Tests;
 /// <summary>
 /// A shared farm as processes: a coordinator with a tokens file (tenants <c>acme</c> and <c>globex</c> with build
 /// tokens, a read-only token of acme, AMQP user <see cref="AcmeAmqpUrl"/> mapped to acme) serving HTTPS with a
-/// certificate of a throwaway CA, at Debug log level so that whatever it logs is checked for tokens; one worker; a
-/// RabbitMQ virtual host of its own; a busybox base in the anonymous registry. The tokens are minted with
+/// certificate of a throwaway CA, at Debug log level so that whatever it logs is checked for tokens; one worker with a
+/// RabbitMQ user of its own (<c>Farm:Coordinator:Auth:WorkerAmqpUsers</c>), as an operator sets up workers; a RabbitMQ
+/// virtual host of its own; a busybox base in the anonymous registry; the host network granted (a step waits on the
+/// test through a <see cref="LoopbackGate"/>). The tokens are minted with
 /// <c>farm-coordinator token create</c>, as an operator does.
 /// </summary>
 public sealed class SharedFarmFixture : IAsyncLifetime
@@ -43,6 +45,15 @@ public sealed class SharedFarmFixture : IAsyncLifetime
     /// <summary>A RabbitMQ user allowed to write to the SubmitBuild exchange, in no tenant.</summary>
     public string StrangerAmqpUrl { get; private set; } = string.Empty;
 
+    /// <summary>
+    /// A RabbitMQ user of tenant globex misconfigured with write permission on the job results' exchanges
+    /// (<c>LayerBuilt</c>, <c>LayerBuildFailed</c>) besides SubmitBuild's.
+    /// </summary>
+    public string ForgerAmqpUrl { get; private set; } = string.Empty;
+
+    /// <summary>The worker's name: the one a real job result carries.</summary>
+    public const string WorkerName = "shared-worker";
+
     /// <summary>A RabbitMQ user with no permission to write anywhere.</summary>
     public string UnprivilegedAmqpUrl { get; private set; } = string.Empty;
 
@@ -70,13 +81,17 @@ public sealed class SharedFarmFixture : IAsyncLifetime
         AcmeAmqpUrl = await _vhost.AddUserAsync(acmeUser, "acme-" + Guid.NewGuid().ToString("N"), exchange);
         StrangerAmqpUrl = await _vhost.AddUserAsync(_vhost.Name + "-stranger", "s-" + Guid.NewGuid().ToString("N"), exchange);
         UnprivilegedAmqpUrl = await _vhost.AddUserAsync(_vhost.Name + "-nobody", "n-" + Guid.NewGuid().ToString("N"), "^$");
+        var forgerUser = _vhost.Name + "-forger";
+        ForgerAmqpUrl = await _vhost.AddUserAsync(forgerUser, "f-" + Guid.NewGuid().ToString("N"), "^Farm\\.Contracts:(SubmitBuild|LayerBuilt|LayerBuildFailed)$");
+        var workerUser = _vhost.Name + "-worker";
+        var workerUrl = await _vhost.AddUserAsync(workerUser, "w-" + Guid.NewGuid().ToString("N"), ".*", ".*", ".*");
 
         var lines = new List<string> { "# tenants of the shared farm test" };
         (AcmeToken, var acme) = await MintAsync("acme");
         (GlobexToken, var globex) = await MintAsync("globex");
         (AcmeReadToken, var reader) = await MintAsync("acme", "read");
         (AdminToken, var admin) = await MintAsync("ops", "admin");
-        lines.AddRange([acme, globex, reader, admin, $"acme amqp:{acmeUser}"]);
+        lines.AddRange([acme, globex, reader, admin, $"acme amqp:{acmeUser}", $"globex amqp:{forgerUser}"]);
         var tokensFile = Path.Combine(Directory, "tokens");
         await File.WriteAllLinesAsync(tokensFile, lines);
 
@@ -86,8 +101,10 @@ public sealed class SharedFarmFixture : IAsyncLifetime
             ["Farm__Coordinator__Tls__CertificatePath"] = Certificates.CertificatePath,
             ["Farm__Coordinator__Tls__KeyPath"] = Certificates.KeyPath,
             ["Logging__LogLevel__Default"] = "Debug",
+            ["Farm__Coordinator__Auth__WorkerAmqpUsers__0"] = workerUser,
+            ["Farm__Builds__Entitlements__0"] = "network.host",
         });
-        _worker = WorkerProcess.Start("shared-worker", Path.Combine(Directory, "w"), _vhost.Name);
+        _worker = WorkerProcess.Start(WorkerName, Path.Combine(Directory, "w"), _vhost.Name, new Dictionary<string, string> { ["FARM_RABBITMQ"] = workerUrl });
 
         var rootfs = BuildFixture.BusyboxRootfs(Directory);
         Ok(await FarmCli.RunAsync(Env(null), null, "import", rootfs, Base));

@@ -224,6 +224,119 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task RabbitMQ_refuses_a_job_result_from_a_tenants_user_with_the_documented_permissions()
+    {
+        var forged = ForgedResult(Guid.NewGuid(), "sha256:" + new string('0', 64));
+
+        var refused = await Assert.ThrowsAnyAsync<Exception>(() => PublishAsync(farm.AcmeAmqpUrl, "Farm.Contracts:LayerBuilt", forged, userId: true));
+
+        Assert.Contains("ACCESS_REFUSED", refused.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_forged_job_result_from_a_user_with_write_permission_is_dropped_and_the_build_gets_the_real_layer()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var gate = Farm.Oci.Net.FreePorts.Tcp();
+        var dir = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        // The RUN step holds until the test opens the gate: the forged results arrive while the real job runs.
+        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"""
+            FROM {farm.Base}
+            RUN --network=host until wget -q -O /dev/null http://127.0.0.1:{gate}/; do sleep 0.2; done; echo "real {marker}" > /real.txt
+            """);
+        var env = farm.Env(farm.AcmeToken);
+        env["FARM_RABBITMQ"] = farm.AcmeAmqpUrl;
+        var submitted = await FarmCli.RunAsync(env, null, "submit", "--allow", "network.host", dir);
+        Assert.True(submitted.ExitCode == 0, submitted + farm.Diagnostics());
+        var id = submitted.Stdout.Trim();
+
+        // Cache keys are hashes of what a Dockerfile says: a forger can compute them. Here the build's events say it.
+        using var acme = farm.Http(farm.AcmeToken);
+        string? cacheKey = null;
+        await Wait.UntilAsync(
+            async () =>
+            {
+                var (_, events) = await GetAsync(acme, $"builds/{id}/events");
+                cacheKey = events.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!)
+                    .Where(e => (string?)e["type"] == "StepStarted" && ((string?)e["display"])?.Contains("RUN", StringComparison.Ordinal) == true)
+                    .Select(e => (string?)e["cacheKey"]).FirstOrDefault();
+                return cacheKey is not null;
+            },
+            TimeSpan.FromSeconds(90),
+            () => $"build {id} to start its RUN step" + farm.Diagnostics());
+
+        // Forged by globex's misconfigured user: once with its validated user_id, once with none.
+        await PublishAsync(farm.ForgerAmqpUrl, "Farm.Contracts:LayerBuilt", ForgedResult(Guid.Parse(id), cacheKey!), userId: true);
+        await PublishAsync(farm.ForgerAmqpUrl, "Farm.Contracts:LayerBuilt", ForgedResult(Guid.Parse(id), cacheKey!), userId: false);
+        var dropped = $"Job result for layer {cacheKey} dropped: FARM4250";
+        await Wait.UntilAsync(
+            () => farm.Coordinator.Output().Split('\n').Count(l => l.Contains(dropped, StringComparison.Ordinal)) >= 2,
+            TimeSpan.FromSeconds(60),
+            () => "the coordinator to drop both forged results with FARM4250" + farm.Diagnostics());
+        Assert.Contains("is not one of the farm's", farm.Coordinator.Output(), StringComparison.Ordinal);
+        Assert.Contains("has no user_id property", farm.Coordinator.Output(), StringComparison.Ordinal);
+
+        JsonNode? final = null;
+        await LoopbackGate.AnsweringAsync(gate, () => Wait.UntilAsync(
+            async () =>
+            {
+                final = JsonNode.Parse((await GetAsync(acme, $"builds/{id}")).Body);
+                return (string?)final?["status"] is "succeeded" or "failed";
+            },
+            TimeSpan.FromMinutes(3),
+            () => $"build {id} to end; last status: {final?.ToJsonString()}" + farm.Diagnostics()));
+
+        Assert.True((string?)final!["status"] == "succeeded", final.ToJsonString() + farm.Diagnostics());
+        var run = final["steps"]!.AsArray().Single(s => ((string?)s!["display"])?.Contains("RUN", StringComparison.Ordinal) == true)!;
+        Assert.Equal(SharedFarmFixture.WorkerName, (string?)run["worker"]);
+        Assert.Equal("built", (string?)run["status"]);
+        Assert.NotNull(run["layer"]);
+    }
+
+    /// <summary>A well-formed LayerBuilt that says the step changed nothing, from a worker that does not exist.</summary>
+    private static JsonObject ForgedResult(Guid buildId, string cacheKey)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var timings = new JsonObject();
+        foreach (var phase in new[] { "queued", "workerStart", "inputFetchStart", "inputFetchEnd", "executionStart", "executionEnd", "diffStart", "diffEnd", "uploadStart", "uploadEnd" })
+        {
+            timings[phase] = now;
+        }
+
+        return new JsonObject
+        {
+            ["jobId"] = Guid.NewGuid(),
+            ["buildId"] = buildId,
+            ["stepId"] = "forged",
+            ["cacheKey"] = cacheKey,
+            ["layer"] = null,
+            ["worker"] = "forger",
+            ["timings"] = timings,
+        };
+    }
+
+    /// <summary>Publishes <paramref name="message"/> as a MassTransit envelope to <paramref name="exchange"/>, as <paramref name="amqpUrl"/>'s user, with publisher confirms.</summary>
+    private static async Task PublishAsync(string amqpUrl, string exchange, JsonObject message, bool userId)
+    {
+        var url = new Uri(amqpUrl);
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = url, AutomaticRecoveryEnabled = false };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync(new RabbitMQ.Client.CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
+        var envelope = new JsonObject
+        {
+            ["messageId"] = Guid.NewGuid(),
+            ["messageType"] = new JsonArray("urn:message:" + exchange),
+            ["message"] = message,
+        };
+        var properties = new RabbitMQ.Client.BasicProperties
+        {
+            ContentType = "application/vnd.masstransit+json",
+            UserId = userId ? factory.UserName : null,
+        };
+        await channel.BasicPublishAsync(exchange, string.Empty, mandatory: false, properties, Encoding.UTF8.GetBytes(envelope.ToJsonString()));
+    }
+
     private static async Task<(HttpStatusCode Code, string Body)> GetAsync(HttpClient http, string route)
     {
         using var response = await http.GetAsync(route);

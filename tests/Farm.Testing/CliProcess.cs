@@ -32,18 +32,23 @@ public static class CliProcess
 
     /// <summary>Runs <c>farm <paramref name="args"/></c> with <paramref name="stdin"/> as its standard input (none when null).</summary>
     /// <remarks>The arguments are a list, not params, so that a call can never take its first argument for the input.</remarks>
-    public static async Task<Result> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, string? stdin, IReadOnlyList<string> args)
+    public static Task<Result> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, string? stdin, IReadOnlyList<string> args) =>
+        RunAsync(environment, timeout, stdin, args, netns: null);
+
+    /// <summary>Runs <c>farm <paramref name="args"/></c> on a host of <see cref="FarmHosts"/> (network namespace <paramref name="netns"/>; null: this machine).</summary>
+    public static async Task<Result> RunAsync(IReadOnlyDictionary<string, string> environment, TimeSpan timeout, string? stdin, IReadOnlyList<string> args, string? netns)
     {
         ArgumentNullException.ThrowIfNull(environment);
         ArgumentNullException.ThrowIfNull(args);
-        var start = new ProcessStartInfo(Command[0])
+        IReadOnlyList<string> command = netns is null ? Command : [.. FarmHosts.EnterCommand(netns), .. Command];
+        var start = new ProcessStartInfo(command[0])
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in Command.Skip(1))
+        foreach (var arg in command.Skip(1))
         {
             start.ArgumentList.Add(arg);
         }

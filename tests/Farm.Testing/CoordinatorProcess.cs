@@ -11,13 +11,16 @@ public sealed class CoordinatorProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
 
-    private CoordinatorProcess(IReadOnlyDictionary<string, string> environment, int httpPort)
+    private CoordinatorProcess(IReadOnlyDictionary<string, string> environment, int httpPort, string? netns = null, string address = "127.0.0.1")
     {
-        _process = FarmProcess.Start(FarmProcess.Dll("coordinator/host", "farm-coordinator"), environment, _output);
+        _process = FarmProcess.Start(FarmProcess.Dll("coordinator/host", "farm-coordinator"), environment, _output, netns);
         // A certificate configured: the API is HTTPS (Farm:Coordinator:Tls).
         var scheme = environment.ContainsKey("Farm__Coordinator__Tls__CertificatePath") ? "https" : "http";
-        Url = $"{scheme}://127.0.0.1:{httpPort.ToString(CultureInfo.InvariantCulture)}";
+        Url = $"{scheme}://{address}:{httpPort.ToString(CultureInfo.InvariantCulture)}";
     }
+
+    /// <summary>The process id, to find it among a host's processes.</summary>
+    public int Id => _process.Id;
 
     /// <summary>The HTTP API, e.g. <c>http://127.0.0.1:41234</c>.</summary>
     public string Url { get; }
@@ -49,6 +52,13 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
         return new CoordinatorProcess(variables, httpPort);
     }
+
+    /// <summary>
+    /// Starts a coordinator on a host of <see cref="FarmHosts"/> (network namespace <paramref name="netns"/>) with exactly
+    /// <paramref name="environment"/>; its API is at <c>http://<paramref name="address"/>:<paramref name="httpPort"/></c>.
+    /// </summary>
+    public static CoordinatorProcess StartOnHost(string netns, string address, int httpPort, IReadOnlyDictionary<string, string> environment) =>
+        new(environment, httpPort, netns, address);
 
     /// <summary>Waits until <c>/healthz</c> answers (the silo and the bus are up), or fails with the process's output.</summary>
     public async Task WaitHealthyAsync(TimeSpan timeout)

@@ -29,16 +29,30 @@ public static class FarmProcess
         ["Farm__Local__IdleTimeout"] = "00:00:30",
     };
 
-    /// <summary>Starts <c>dotnet <paramref name="dll"/></c> with <paramref name="environment"/>; its output lines go to <paramref name="output"/>.</summary>
-    public static Process Start(string dll, IReadOnlyDictionary<string, string> environment, ConcurrentQueue<string> output)
+    /// <summary>
+    /// Starts <c>dotnet <paramref name="dll"/></c> with <paramref name="environment"/>; its output lines go to
+    /// <paramref name="output"/>. With <paramref name="netns"/> the process runs in that network namespace (a host of
+    /// <see cref="FarmHosts"/>): nsenter joins it and then becomes the process, so its id is the process's own.
+    /// </summary>
+    public static Process Start(string dll, IReadOnlyDictionary<string, string> environment, ConcurrentQueue<string> output, string? netns = null)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(netns is null ? "dotnet" : "nsenter")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(dll)!,
         };
+        if (netns is not null)
+        {
+            foreach (var arg in FarmHosts.EnterArguments(netns))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            start.ArgumentList.Add("dotnet");
+        }
+
         start.ArgumentList.Add(dll);
         foreach (var (key, value) in environment)
         {

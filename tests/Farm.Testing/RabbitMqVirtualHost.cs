@@ -65,10 +65,11 @@ public sealed class RabbitMqVirtualHost : IAsyncDisposable
 
     /// <summary>
     /// A RabbitMQ user of this test (deleted with the virtual host) whose only permission on it is to write to the
-    /// exchanges matching <paramref name="write"/> (a regex; <c>^$</c>: none), as a tenant's publisher is set up.
+    /// exchanges matching <paramref name="write"/> (a regex; <c>^$</c>: none), as a tenant's publisher is set up;
+    /// <paramref name="configure"/> and <paramref name="read"/> give more (<c>.*</c> for all three: a worker's user).
     /// Returns its AMQP URL.
     /// </summary>
-    public async Task<string> AddUserAsync(string user, string password, string write)
+    public async Task<string> AddUserAsync(string user, string password, string write, string configure = "^$", string read = "^$")
     {
         using var created = await Management.PutAsync(
             $"{ManagementUrl}users/{Uri.EscapeDataString(user)}",
@@ -77,7 +78,7 @@ public sealed class RabbitMqVirtualHost : IAsyncDisposable
         _users.Add(user);
         using var permissions = await Management.PutAsync(
             $"{ManagementUrl}permissions/{Name}/{Uri.EscapeDataString(user)}",
-            new StringContent(JsonSerializer.Serialize(new Dictionary<string, string> { ["configure"] = "^$", ["write"] = write, ["read"] = "^$" }), Encoding.UTF8, "application/json")).ConfigureAwait(false);
+            new StringContent(JsonSerializer.Serialize(new Dictionary<string, string> { ["configure"] = configure, ["write"] = write, ["read"] = read }), Encoding.UTF8, "application/json")).ConfigureAwait(false);
         permissions.EnsureSuccessStatusCode();
         return $"amqp://{Uri.EscapeDataString(user)}:{Uri.EscapeDataString(password)}@127.0.0.1:5672/{Name}";
     }

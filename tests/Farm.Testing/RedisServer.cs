@@ -15,23 +15,55 @@ public sealed class RedisServer : IAsyncDisposable
 {
     private readonly string _directory;
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly IReadOnlyList<string> _arguments;
+    private readonly string _credentials;
     private Process? _process;
 
-    private RedisServer(int port, string directory)
+    private RedisServer(int port, string directory, IReadOnlyList<string> arguments, string credentials)
     {
         Port = port;
         _directory = directory;
+        _arguments = arguments;
+        _credentials = credentials;
     }
 
     public int Port { get; }
 
-    /// <summary>The StackExchange.Redis connection string, <c>127.0.0.1:PORT</c>.</summary>
-    public string Configuration => "127.0.0.1:" + Port.ToString(CultureInfo.InvariantCulture);
+    /// <summary>
+    /// The StackExchange.Redis connection string: <c>127.0.0.1:PORT</c>, and for <see cref="StartTlsAsync"/>
+    /// <c>,user=USER,password=PASSWORD,ssl=true</c>.
+    /// </summary>
+    public string Configuration => "127.0.0.1:" + Port.ToString(CultureInfo.InvariantCulture) + _credentials;
 
     public static async Task<RedisServer> StartAsync()
     {
         var directory = Directory.CreateTempSubdirectory("farm-redis-").FullName;
-        var server = new RedisServer(FreePorts.Tcp(), directory);
+        var port = FreePorts.Tcp();
+        var server = new RedisServer(port, directory, ["--port", port.ToString(CultureInfo.InvariantCulture)], string.Empty);
+        await server.StartProcessAsync().ConfigureAwait(false);
+        return server;
+    }
+
+    /// <summary>
+    /// A Redis as a shared farm runs it: TLS only (no plain port) with <paramref name="certificates"/>' server
+    /// certificate, the <c>default</c> user off and one ACL user <paramref name="user"/> with <paramref name="password"/>.
+    /// </summary>
+    public static async Task<RedisServer> StartTlsAsync(TestCertificates certificates, string user, string password)
+    {
+        ArgumentNullException.ThrowIfNull(certificates);
+        var directory = Directory.CreateTempSubdirectory("farm-redis-tls-").FullName;
+        var port = FreePorts.Tcp();
+        var server = new RedisServer(
+            port,
+            directory,
+            [
+                "--port", "0", "--tls-port", port.ToString(CultureInfo.InvariantCulture),
+                "--tls-cert-file", certificates.CertificatePath, "--tls-key-file", certificates.KeyPath, "--tls-ca-cert-file", certificates.CaPath,
+                "--tls-auth-clients", "no",
+                "--user", "default", "off",
+                "--user", user, "on", ">" + password, "~*", "&*", "+@all",
+            ],
+            $",user={user},password={password},ssl=true");
         await server.StartProcessAsync().ConfigureAwait(false);
         return server;
     }
@@ -68,7 +100,7 @@ public sealed class RedisServer : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = _directory,
         };
-        foreach (var argument in new[] { "--bind", "127.0.0.1", "--port", Port.ToString(CultureInfo.InvariantCulture), "--dir", _directory, "--save", string.Empty, "--appendonly", "no" })
+        foreach (var argument in new[] { "--bind", "127.0.0.1", "--dir", _directory, "--save", string.Empty, "--appendonly", "no" }.Concat(_arguments))
         {
             start.ArgumentList.Add(argument);
         }

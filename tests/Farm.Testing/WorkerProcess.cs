@@ -27,7 +27,8 @@ public sealed class WorkerProcess : IAsyncDisposable
     public string RuncRoot => Path.Combine(StateDirectory, "run", "runc");
 
     /// <param name="environment">More variables for the process (telemetry settings, say); they win over the defaults.</param>
-    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="netns">A host of <see cref="FarmHosts"/> to run on (its network namespace); null: this machine.</param>
+    public static WorkerProcess Start(string name, string stateDirectory, string virtualHost, IReadOnlyDictionary<string, string>? environment = null, string? netns = null)
     {
         var variables = new Dictionary<string, string>
         {
@@ -43,7 +44,7 @@ public sealed class WorkerProcess : IAsyncDisposable
         }
 
         var output = new ConcurrentQueue<string>();
-        return new WorkerProcess(name, stateDirectory, FarmProcess.Start(FarmProcess.Dll("worker/host", "farm-worker"), variables, output), output);
+        return new WorkerProcess(name, stateDirectory, FarmProcess.Start(FarmProcess.Dll("worker/host", "farm-worker"), variables, output, netns), output);
     }
 
     /// <summary>The containers runc runs for this worker right now.</summary>
@@ -78,6 +79,9 @@ public sealed class WorkerProcess : IAsyncDisposable
     }
 
     public string OutputTail() => FarmProcess.Tail(_output);
+
+    /// <summary>Every line the process wrote so far, standard output and error.</summary>
+    public string Output() => string.Join(Environment.NewLine, _output);
 
     /// <summary>Stops the process (SIGTERM, then SIGKILL) without touching what it left behind.</summary>
     public Task StopAsync() => FarmProcess.StopAsync(_process, TimeSpan.FromSeconds(20));

@@ -1,0 +1,272 @@
+using System.IO.Compression;
+using System.Net;
+using System.Text;
+using Farm.Oci;
+using Farm.Oci.Registry;
+using Farm.Testing;
+using StackExchange.Redis;
+
+namespace Farm.Cli.Tests;
+
+/// <summary>
+/// Registry credentials per tenant on a shared farm (<see cref="TenantCredentialsFarmFixture"/>): a build pushes with
+/// its tenant's credentials or the ones its user passed with it, never the farm's; a registry's refusal names the
+/// registry and what to configure; and after all of it no credential is found in any log, event, exported trace,
+/// metric or log record, Redis key (grain state included) or pushed blob.
+/// </summary>
+public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : IClassFixture<TenantCredentialsFarmFixture>
+{
+    private static RegistryClient FarmUserClient() => new(
+        TestRegistries.Basic,
+        new RegistryClientOptions { CertsDirectory = TestRegistries.CertsDirectory },
+        StaticCredentialProvider.For(TestRegistries.Basic, new RegistryCredential { Username = TestRegistries.BasicUser, Password = TestRegistries.BasicPassword }));
+
+    [Fact]
+    public async Task A_tenant_pushes_to_a_private_registry_with_the_credentials_the_farm_holds_for_it()
+    {
+        var acme = farm.Builds.Acme;
+
+        Assert.True(acme.Result.ExitCode == 0, acme.Result + farm.Diagnostics());
+        using var client = FarmUserClient();
+        var pulled = await client.PullManifestAsync(ImageReference.Parse(acme.Image), CancellationToken.None);
+        Assert.Contains($"content of acme {acme.Marker}", await ImageTextAsync(client, pulled), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_tenant_without_credentials_is_refused_by_the_registry_even_though_the_farm_has_some()
+    {
+        var globex = farm.Builds.GlobexAnonymous;
+
+        Assert.True(globex.Result.ExitCode != 0, globex.Result.ToString());
+        var said = globex.Result.Stdout + globex.Result.Stderr;
+        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        Assert.Contains($"Registry {TestRegistries.Basic} refused anonymous access to push {globex.Image}", said, StringComparison.Ordinal);
+        Assert.Contains("Farm:Coordinator:Tenants:globex:RegistryAuthFile", said, StringComparison.Ordinal);
+        Assert.Contains($"farm login {TestRegistries.Basic}", said, StringComparison.Ordinal);
+        using var client = FarmUserClient();
+        await Assert.ThrowsAsync<ManifestNotFoundException>(() => client.PullManifestAsync(ImageReference.Parse(globex.Image), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_user_logged_in_to_the_push_target_pushes_with_the_credentials_farm_build_passes()
+    {
+        var passed = farm.Builds.GlobexPassed;
+
+        Assert.True(passed.Result.ExitCode == 0, passed.Result + farm.Diagnostics());
+        using var client = FarmUserClient();
+        var pulled = await client.PullManifestAsync(ImageReference.Parse(passed.Image), CancellationToken.None);
+        Assert.Contains($"content of globex-passed {passed.Marker}", await ImageTextAsync(client, pulled), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Passed_credentials_the_registry_refuses_fail_the_build_with_what_to_do()
+    {
+        var wrong = farm.Builds.GlobexWrong;
+
+        var said = wrong.Result.Stdout + wrong.Result.Stderr;
+        Assert.True(wrong.Result.ExitCode != 0, wrong.Result.ToString());
+        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        Assert.Contains($"Registry {TestRegistries.Basic} refused the credentials of user '{TestRegistries.BasicUser}' passed with build {wrong.Id}", said, StringComparison.Ordinal);
+        Assert.Contains($"farm login {TestRegistries.Basic}", said, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_tenants_base_image_is_pulled_with_its_credentials_only()
+    {
+        var build = farm.Builds.GlobexPrivateBase;
+
+        var said = build.Result.Stdout + build.Result.Stderr;
+        Assert.True(build.Result.ExitCode != 0, build.Result.ToString());
+        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        Assert.Contains($"Registry {TestRegistries.Basic} refused anonymous access to pull the base image {farm.Builds.Acme.Image}: tenant globex has no credentials", said, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Credentials_for_a_registry_no_tag_pushes_to_are_refused_and_nothing_starts()
+    {
+        using var http = farm.Http(farm.GlobexToken);
+        var id = Guid.NewGuid();
+        var json = $"{{\"{TenantCredentialsFarmFixture.DecoyRegistry}\":{{\"username\":\"u\",\"password\":\"{farm.DecoyPassword}\"}}}}";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "builds")
+        {
+            Content = new StringContent($"{{\"buildId\":\"{id}\",\"dockerfile\":\"FROM {farm.Base}\",\"tags\":[\"{farm.Private}/x:1\"],\"push\":true}}", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("Farm-Registry-Auth", Convert.ToBase64String(Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_'));
+
+        using var response = await http.SendAsync(request);
+
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("FARM4242", body, StringComparison.Ordinal);
+        Assert.Contains(TenantCredentialsFarmFixture.DecoyRegistry, body, StringComparison.Ordinal);
+        Assert.DoesNotContain(farm.DecoyPassword, body, StringComparison.Ordinal);
+        using var status = await http.GetAsync($"builds/{id}");
+        Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+    }
+
+    /// <summary>
+    /// The leak search: every place a build leaves something, searched for every secret in every form it could travel
+    /// in; each place is also checked to hold the builds' ids or content, so the search cannot pass by looking nowhere.
+    /// </summary>
+    [Fact]
+    public async Task After_builds_with_registry_credentials_no_log_event_trace_Redis_key_or_layer_holds_one()
+    {
+        var builds = farm.Builds.All;
+        var ids = builds.Select(b => b.Id).ToList();
+        var places = new Dictionary<string, string>();
+
+        // Exported telemetry: wait until the builds' spans are out (each build's span carries its id).
+        await Wait.UntilAsync(
+            () => ids.All(id => Text(farm.Otlp.Bodies("/v1/traces")).Contains(id, StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(60),
+            () => "every build's trace to be exported to the OTLP sink");
+        await Wait.UntilAsync(() => Text(farm.Otlp.Bodies("/v1/logs")).Contains("FARM4240", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => "the refused builds' log records to be exported to the OTLP sink");
+        await Wait.UntilAsync(() => Text(farm.Otlp.Bodies("/v1/metrics")).Contains("farm.builds", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => "the build metrics to be exported to the OTLP sink");
+        places["exported traces"] = Text(farm.Otlp.Bodies("/v1/traces"));
+        places["exported logs"] = Text(farm.Otlp.Bodies("/v1/logs"));
+        places["exported metrics"] = Text(farm.Otlp.Bodies("/v1/metrics"));
+
+        // Process output at Debug level, and what each user saw.
+        places["coordinator output"] = farm.Coordinator.Output();
+        places["worker output"] = farm.Worker.Output();
+        places["CLI output"] = string.Join("\n", builds.Select(b => b.Result.Stdout + b.Result.Stderr));
+
+        // Every build's event stream and status, as its tenant's admin sees them.
+        using (var http = farm.Http(farm.AdminToken))
+        {
+            var api = new StringBuilder();
+            foreach (var id in ids)
+            {
+                api.AppendLine(await http.GetStringAsync($"builds/{id}/events"));
+                api.AppendLine(await http.GetStringAsync($"builds/{id}"));
+            }
+
+            api.AppendLine(await http.GetStringAsync("api/builds"));
+            places["event streams and API"] = api.ToString();
+        }
+
+        // Every key of the farm's Redis: grain state, reminders, membership, the event stream, the action cache.
+        places["Redis"] = await DumpRedisAsync(farm.Redis.Configuration);
+
+        // Every blob of the pushed images.
+        using (var client = FarmUserClient())
+        {
+            var blobs = new StringBuilder();
+            foreach (var build in new[] { farm.Builds.Acme, farm.Builds.GlobexPassed })
+            {
+                var pulled = await client.PullManifestAsync(ImageReference.Parse(build.Image), CancellationToken.None);
+                blobs.AppendLine(await ImageTextAsync(client, pulled));
+            }
+
+            places["pushed images"] = blobs.ToString();
+        }
+
+        // Not vacuous: each place holds what the builds left there.
+        foreach (var place in new[] { "exported traces", "coordinator output", "event streams and API", "Redis", "CLI output" })
+        {
+            Assert.True(ids.All(id => places[place].Contains(id, StringComparison.Ordinal)), $"{place} should name every build: it is searched for secrets");
+        }
+
+        // The worker ran the builds' steps (and never saw a credential: jobs carry none).
+        Assert.Contains("started on creds-worker", places["worker output"], StringComparison.Ordinal);
+        Assert.Contains("FARM4240", places["exported logs"], StringComparison.Ordinal);
+        Assert.Contains($"content of acme {farm.Builds.Acme.Marker}", places["pushed images"], StringComparison.Ordinal);
+        Assert.Contains("farm.builds", places["exported metrics"], StringComparison.Ordinal);
+
+        var found = (from place in places
+                     from secret in farm.Secrets
+                     where place.Value.Contains(secret, StringComparison.Ordinal)
+                     select $"{place.Key} holds a secret ({secret.Length} characters, starting '{secret[..3]}')").ToList();
+        Assert.True(found.Count == 0, string.Join(Environment.NewLine, found));
+    }
+
+    /// <summary>Every blob of an image as text: manifest, config, and each layer's tar uncompressed.</summary>
+    private static async Task<string> ImageTextAsync(RegistryClient client, PulledImage pulled)
+    {
+        var repository = pulled.Reference.Repository;
+        var text = new StringBuilder(Encoding.UTF8.GetString(pulled.Raw.Content.Span));
+        foreach (var blob in pulled.Manifest.Layers.Prepend(pulled.Manifest.Config))
+        {
+            using var content = new MemoryStream();
+            await using (var stream = await client.OpenBlobAsync(repository, blob.Digest, blob.Size, CancellationToken.None))
+            {
+                await stream.CopyToAsync(content);
+            }
+
+            var bytes = content.ToArray();
+            if (bytes is [0x1f, 0x8b, ..])
+            {
+                using var unzipped = new MemoryStream();
+                await using (var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress))
+                {
+                    await gzip.CopyToAsync(unzipped);
+                }
+
+                bytes = unzipped.ToArray();
+            }
+
+            text.AppendLine(Encoding.Latin1.GetString(bytes));
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Every key and value of every database of the Redis at <paramref name="configuration"/>, by type.</summary>
+    private static async Task<string> DumpRedisAsync(string configuration)
+    {
+        await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration + ",allowAdmin=true");
+        var server = redis.GetServer(redis.GetEndPoints()[0]);
+        var dump = new StringBuilder();
+        for (var database = 0; database < server.DatabaseCount; database++)
+        {
+            if (await server.DatabaseSizeAsync(database) == 0)
+            {
+                continue;
+            }
+
+            var db = redis.GetDatabase(database);
+            await foreach (var key in server.KeysAsync(database, "*", pageSize: 500))
+            {
+                dump.Append(database).Append(' ').AppendLine(key.ToString());
+                switch (await db.KeyTypeAsync(key))
+                {
+                    case RedisType.String:
+                        dump.AppendLine(Latin1(await db.StringGetAsync(key)));
+                        break;
+                    case RedisType.Hash:
+                        foreach (var entry in await db.HashGetAllAsync(key))
+                        {
+                            dump.Append(Latin1(entry.Name)).Append(' ').AppendLine(Latin1(entry.Value));
+                        }
+
+                        break;
+                    case RedisType.List:
+                        dump.AppendJoin('\n', (await db.ListRangeAsync(key)).Select(Latin1)).AppendLine();
+                        break;
+                    case RedisType.Set:
+                        dump.AppendJoin('\n', (await db.SetMembersAsync(key)).Select(Latin1)).AppendLine();
+                        break;
+                    case RedisType.SortedSet:
+                        dump.AppendJoin('\n', (await db.SortedSetRangeByRankAsync(key)).Select(Latin1)).AppendLine();
+                        break;
+                    case RedisType.Stream:
+                        foreach (var entry in await db.StreamRangeAsync(key))
+                        {
+                            dump.Append(entry.Id.ToString()).Append(' ').AppendJoin(' ', entry.Values.Select(v => Latin1(v.Name) + "=" + Latin1(v.Value))).AppendLine();
+                        }
+
+                        break;
+                    default:
+                        // A type this dump cannot read would make the search blind to it.
+                        throw new InvalidOperationException($"Redis key {key} has a type the leak search does not read: {await db.KeyTypeAsync(key)}");
+                }
+            }
+        }
+
+        return dump.ToString();
+    }
+
+    private static string Latin1(RedisValue value) => value.IsNull ? string.Empty : Encoding.Latin1.GetString((byte[])value!);
+
+    private static string Text(IEnumerable<byte[]> bodies) => string.Join("\n", bodies.Select(b => Encoding.Latin1.GetString(b)));
+}
