@@ -174,8 +174,13 @@ public sealed class RuncExecutor
     /// <summary>Thaws a paused container.</summary>
     public Task ResumeAsync(string id) => RuncAsync(["resume", id]);
 
-    /// <summary>Removes container <paramref name="id"/>, killing what still runs; a container runc does not know is no error.</summary>
-    public Task DeleteAsync(string id) => RuncAsync(["delete", "--force", id]);
+    /// <summary>
+    /// Removes container <paramref name="id"/>, killing what still runs; a container runc does not know is no error.
+    /// Without its state directory under the root (<c>runc run</c> removed it when its process exited) runc is not
+    /// started at all: one process less on every RUN step's path.
+    /// </summary>
+    public Task DeleteAsync(string id) =>
+        Directory.Exists(Path.Combine(Root, id)) ? RuncAsync(["delete", "--force", id]) : Task.CompletedTask;
 
     /// <summary>The ids of this executor's containers.</summary>
     /// <exception cref="SandboxException">runc list failed.</exception>
