@@ -44,26 +44,11 @@ public sealed class RemoteFarmFixture : IAsyncLifetime
 
     internal Task<CliProcess.Result> Farm(params string[] args) => FarmCli.RunAsync(Env, null, args);
 
-    public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator:{Environment.NewLine}{_coordinator?.OutputTail()}{Environment.NewLine}--- worker:{Environment.NewLine}{_worker?.OutputTail()}";
+    public string Diagnostics() => Teardown.Diagnostics(("coordinator", _coordinator?.OutputTail()), ("worker", _worker?.OutputTail()));
 
     public async Task DisposeAsync()
     {
-        if (_worker is not null)
-        {
-            await _worker.DisposeAsync();
-        }
-
-        if (_coordinator is not null)
-        {
-            await _coordinator.DisposeAsync();
-        }
-
-        if (_vhost is not null)
-        {
-            await _vhost.DisposeAsync();
-        }
-
+        await Teardown.InOrderAsync(_worker, _coordinator, _vhost);
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 

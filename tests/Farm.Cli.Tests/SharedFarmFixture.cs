@@ -87,10 +87,10 @@ public sealed class SharedFarmFixture : IAsyncLifetime
         var workerUrl = await _vhost.AddUserAsync(workerUser, "w-" + Guid.NewGuid().ToString("N"), ".*", ".*", ".*");
 
         var lines = new List<string> { "# tenants of the shared farm test" };
-        (AcmeToken, var acme) = await MintAsync("acme");
-        (GlobexToken, var globex) = await MintAsync("globex");
-        (AcmeReadToken, var reader) = await MintAsync("acme", "read");
-        (AdminToken, var admin) = await MintAsync("ops", "admin");
+        (AcmeToken, var acme) = await CoordinatorProcess.MintTokenAsync("acme");
+        (GlobexToken, var globex) = await CoordinatorProcess.MintTokenAsync("globex");
+        (AcmeReadToken, var reader) = await CoordinatorProcess.MintTokenAsync("acme", "read");
+        (AdminToken, var admin) = await CoordinatorProcess.MintTokenAsync("ops", "admin");
         lines.AddRange([acme, globex, reader, admin, $"acme amqp:{acmeUser}", $"globex amqp:{forgerUser}"]);
         var tokensFile = Path.Combine(Directory, "tokens");
         await File.WriteAllLinesAsync(tokensFile, lines);
@@ -115,57 +115,16 @@ public sealed class SharedFarmFixture : IAsyncLifetime
     }
 
     /// <summary>An HTTP client of the coordinator that trusts the test CA (and nothing else) and sends <paramref name="token"/>.</summary>
-    public HttpClient Http(string? token)
-    {
-        var handler = new SocketsHttpHandler();
-        var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
-        {
-            TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
-            RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
-        };
-        policy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(Certificates.CaPath));
-        handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
-        var http = new HttpClient(handler) { BaseAddress = new Uri(Coordinator.Url + "/"), Timeout = TimeSpan.FromSeconds(30) };
-        if (token is not null)
-        {
-            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
-        }
+    public HttpClient Http(string? token) => Coordinator.Http(token, Certificates.CaPath);
 
-        return http;
-    }
-
-    public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator:{Environment.NewLine}{_coordinator?.OutputTail()}{Environment.NewLine}--- worker:{Environment.NewLine}{_worker?.OutputTail()}";
+    public string Diagnostics() => Teardown.Diagnostics(("coordinator", _coordinator?.OutputTail()), ("worker", _worker?.OutputTail()));
 
     public async Task DisposeAsync()
     {
-        if (_worker is not null)
-        {
-            await _worker.DisposeAsync();
-        }
-
-        if (_coordinator is not null)
-        {
-            await _coordinator.DisposeAsync();
-        }
-
-        if (_vhost is not null)
-        {
-            await _vhost.DisposeAsync();
-        }
-
+        await Teardown.InOrderAsync(_worker, _coordinator, _vhost);
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 
-    /// <summary><c>farm-coordinator token create</c>: the token (line 1) and the tokens file line (line 2).</summary>
-    private static async Task<(string Token, string Line)> MintAsync(string tenant, string role = "build")
-    {
-        var output = await Tool.RunAsync("dotnet", FarmProcess.Dll("coordinator/host", "farm-coordinator"), "token", "create", "--tenant", tenant, "--role", role);
-        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Assert.True(lines.Length == 2 && lines[0].StartsWith("farm_", StringComparison.Ordinal) && lines[1].StartsWith($"{tenant} sha256:", StringComparison.Ordinal), output);
-        Assert.DoesNotContain(lines[0], lines[1], StringComparison.Ordinal);
-        return (lines[0], lines[1]);
-    }
 
     private static void Ok(CliProcess.Result result) => Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
 }

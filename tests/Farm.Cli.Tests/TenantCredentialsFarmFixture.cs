@@ -102,9 +102,9 @@ public sealed class TenantCredentialsFarmFixture : IAsyncLifetime
         _otlp = new OtlpSink();
 
         var lines = new List<string> { "# tenants of the registry credentials test" };
-        (AcmeToken, var acme) = await MintAsync("acme");
-        (GlobexToken, var globex) = await MintAsync("globex");
-        (AdminToken, var admin) = await MintAsync("ops", "admin");
+        (AcmeToken, var acme) = await CoordinatorProcess.MintTokenAsync("acme");
+        (GlobexToken, var globex) = await CoordinatorProcess.MintTokenAsync("globex");
+        (AdminToken, var admin) = await CoordinatorProcess.MintTokenAsync("ops", "admin");
         lines.AddRange([acme, globex, admin]);
         var tokensFile = Path.Combine(Directory, "tokens");
         await File.WriteAllLinesAsync(tokensFile, lines);
@@ -151,54 +151,17 @@ public sealed class TenantCredentialsFarmFixture : IAsyncLifetime
     }
 
     /// <summary>An HTTP client of the coordinator that sends <paramref name="token"/>.</summary>
-    public HttpClient Http(string? token)
-    {
-        var http = new HttpClient { BaseAddress = new Uri(Coordinator.Url + "/"), Timeout = TimeSpan.FromSeconds(30) };
-        if (token is not null)
-        {
-            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
-        }
+    public HttpClient Http(string? token) => Coordinator.Http(token);
 
-        return http;
-    }
-
-    public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator:{Environment.NewLine}{_coordinator?.OutputTail()}{Environment.NewLine}--- worker:{Environment.NewLine}{_worker?.OutputTail()}";
+    public string Diagnostics() => Teardown.Diagnostics(("coordinator", _coordinator?.OutputTail()), ("worker", _worker?.OutputTail()));
 
     public async Task DisposeAsync()
     {
-        if (_worker is not null)
-        {
-            await _worker.DisposeAsync();
-        }
-
-        if (_coordinator is not null)
-        {
-            await _coordinator.DisposeAsync();
-        }
-
-        if (_vhost is not null)
-        {
-            await _vhost.DisposeAsync();
-        }
-
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
-
+        await Teardown.InOrderAsync(_worker, _coordinator, _vhost, _redis);
         _otlp?.Dispose();
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 
-    /// <summary><c>farm-coordinator token create</c>: the token (line 1) and the tokens file line (line 2).</summary>
-    private static async Task<(string Token, string Line)> MintAsync(string tenant, string role = "build")
-    {
-        var output = await Tool.RunAsync("dotnet", FarmProcess.Dll("coordinator/host", "farm-coordinator"), "token", "create", "--tenant", tenant, "--role", role);
-        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Assert.True(lines.Length == 2 && lines[0].StartsWith("farm_", StringComparison.Ordinal), output);
-        return (lines[0], lines[1]);
-    }
 
     private static void Ok(CliProcess.Result result) => Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
 }

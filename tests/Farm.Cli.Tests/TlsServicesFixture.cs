@@ -116,30 +116,11 @@ public sealed class TlsServicesFixture : IAsyncLifetime
     }
 
     public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator:{Environment.NewLine}{_coordinator?.OutputTail()}{Environment.NewLine}--- worker:{Environment.NewLine}{_worker?.OutputTail()}{Environment.NewLine}--- rabbitmq:{Environment.NewLine}{_rabbit?.OutputTail()}{Environment.NewLine}--- redis:{Environment.NewLine}{_redis?.OutputTail()}";
+        Teardown.Diagnostics(("coordinator", _coordinator?.OutputTail()), ("worker", _worker?.OutputTail()), ("rabbitmq", _rabbit?.OutputTail()), ("redis", _redis?.OutputTail()));
 
     public async Task DisposeAsync()
     {
-        if (_worker is not null)
-        {
-            await _worker.DisposeAsync();
-        }
-
-        if (_coordinator is not null)
-        {
-            await _coordinator.DisposeAsync();
-        }
-
-        if (_rabbit is not null)
-        {
-            await _rabbit.DisposeAsync();
-        }
-
-        if (_redis is not null)
-        {
-            await _redis.DisposeAsync();
-        }
-
+        await Teardown.InOrderAsync(_worker, _coordinator, _rabbit, _redis);
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 

@@ -129,6 +129,49 @@ public sealed class CoordinatorProcess : IAsyncDisposable
 
     public string OutputTail() => FarmProcess.Tail(_output);
 
+    /// <summary>
+    /// An HTTP client of this coordinator's API sending <paramref name="token"/> (none: anonymous); with
+    /// <paramref name="caPath"/>, the server's certificate must chain to that CA (PEM) alone.
+    /// </summary>
+    public HttpClient Http(string? token, string? caPath = null)
+    {
+        var handler = new SocketsHttpHandler();
+        if (caPath is not null)
+        {
+            var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+            {
+                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+            };
+            policy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(caPath));
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+        }
+
+        var http = new HttpClient(handler) { BaseAddress = new Uri(Url + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        if (token is not null)
+        {
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return http;
+    }
+
+    /// <summary>
+    /// <c>farm-coordinator token create --tenant TENANT --role ROLE</c>: the token (shown once) and the line for the
+    /// tokens file, which must not hold the token itself.
+    /// </summary>
+    public static async Task<(string Token, string Line)> MintTokenAsync(string tenant, string role = "build")
+    {
+        var output = await Tool.RunAsync("dotnet", FarmProcess.Dll("coordinator/host", "farm-coordinator"), "token", "create", "--tenant", tenant, "--role", role).ConfigureAwait(false);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (lines.Length != 2 || !lines[0].StartsWith("farm_", StringComparison.Ordinal) || !lines[1].StartsWith($"{tenant} sha256:", StringComparison.Ordinal) || lines[1].Contains(lines[0], StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"token create printed something else than a token and its tokens-file line:{Environment.NewLine}{output}");
+        }
+
+        return (lines[0], lines[1]);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await FarmProcess.StopAsync(_process, TimeSpan.FromSeconds(30));
