@@ -84,12 +84,10 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
     private async Task StartAsync()
     {
         _hosts = await FarmHosts.UpAsync();
-        var output = await Tool.RunAsync("dotnet", FarmProcess.Dll("coordinator/host", "farm-coordinator"), "token", "create", "--tenant", "team");
-        var minted = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Token = minted[0];
+        (Token, var line) = await CoordinatorProcess.MintTokenAsync("team");
         var tokensFile = Path.Combine(Directory, "tokens");
         // Queued builds come from the AMQP user farm (the one user of this RabbitMQ): they are the team's.
-        await File.WriteAllLinesAsync(tokensFile, [minted[1], "team amqp:farm"]);
+        await File.WriteAllLinesAsync(tokensFile, [line, "team amqp:farm"]);
 
         var cluster = "farm-hosts-" + Hosts.Id;
         foreach (var (host, index) in new[] { Hosts.Coord1, Hosts.Coord2 }.Select((h, i) => (h, i)))

@@ -24,8 +24,21 @@ public static class WorkerTelemetryHosting
             {
                 m.AddPrometheusHttpListener(o =>
                 {
-                    o.Host = address;
                     o.Port = port;
+                    if (address is "+" or "*")
+                    {
+                        // Every interface: HttpListener's wildcard, which the exporter's own URI of Host and Port
+                        // cannot carry, so its prefix is replaced before the listener starts.
+                        o.ConfigureHttpListener = (_, listener) =>
+                        {
+                            listener.Prefixes.Clear();
+                            listener.Prefixes.Add($"http://{address}:{port}/");
+                        };
+                    }
+                    else
+                    {
+                        o.Host = address;
+                    }
                 });
             }
         });
