@@ -35,6 +35,7 @@ public static class WorkerHosting
         services.AddOptions<RegistryAccessOptions>().BindConfiguration(RegistryAccessOptions.Section);
         services.TryAddSingleton(sp => new BlobStoreLocator(sp.GetRequiredService<IOptions<RegistryAccessOptions>>().Value.ToClientOptions()));
         services.TryAddSingleton<RunningJobs>();
+        services.TryAddSingleton<WorkerReadiness>();
         services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
         services.TryAddSingleton(sp =>
@@ -75,6 +76,9 @@ public static class WorkerHosting
     public static IServiceCollection AddFarmWorkerProcess(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
+        // First, so that it starts before the recovery (answering "not ready") and stops last: /readyz keeps saying
+        // "draining" while the bus lets running jobs finish within StopGrace.
+        services.AddHostedService<WorkerHealthEndpoint>();
         services.AddFarmWorker();
         services.AddFarmRabbitMqOptions(configuration);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
