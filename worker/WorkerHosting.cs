@@ -19,6 +19,12 @@ public static class WorkerHosting
     public const string QueueName = "farm-build-layer";
 
     /// <summary>
+    /// How long a stopping worker process may take in all: <see cref="WorkerOptions.StopGrace"/> must stay below it, and
+    /// an orchestrator's grace period (Kubernetes' <c>terminationGracePeriodSeconds</c>) above StopGrace plus a margin.
+    /// </summary>
+    public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// Adds the worker's services whatever the transport: options, blob stores, the job executor and the start-up
     /// recovery. Call <see cref="AddFarmWorkerConsumers"/> inside the MassTransit setup, with RabbitMQ for a worker
     /// process or the in-memory transport for the embedded farm.
@@ -81,7 +87,7 @@ public static class WorkerHosting
         services.AddHostedService<WorkerHealthEndpoint>();
         services.AddFarmWorker();
         services.AddFarmRabbitMqOptions(configuration);
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
         services.AddFarmWorkerTelemetry(configuration);
 
         var worker = FarmSettings.Read<WorkerOptions>(configuration, WorkerOptions.Section);
