@@ -99,6 +99,27 @@ public sealed class WorkerHealthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_worker_that_cannot_reach_rabbitmq_is_alive_but_not_ready_and_says_why()
+    {
+        var healthPort = FreePorts.Tcp();
+        var closed = FreePorts.Tcp(); // nothing listens there: the bus keeps trying
+        await using var worker = WorkerProcess.Start("worker-health-nobus", Path.Combine(_store.Root, "wn"), _vhost!.Name, new Dictionary<string, string>
+        {
+            ["Farm__Worker__HealthPort"] = healthPort.ToString(CultureInfo.InvariantCulture),
+            ["FARM_RABBITMQ"] = $"amqp://guest:guest@127.0.0.1:{closed.ToString(CultureInfo.InvariantCulture)}/",
+        });
+        var health = new Uri($"http://127.0.0.1:{healthPort.ToString(CultureInfo.InvariantCulture)}");
+
+        (HttpStatusCode Status, string Body) ready = default;
+        await Wait.UntilAsync(async () => (ready = await ProbeAsync(health, WorkerHealthEndpoint.ReadinessPath)).Body.Contains("bus is not connected", StringComparison.Ordinal), Bound,
+            () => $"{WorkerHealthEndpoint.ReadinessPath} to say the bus is not connected once recovery ran; last {ready.Status} {ready.Body}{Environment.NewLine}{worker.OutputTail()}");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.Status);
+        Assert.Equal((HttpStatusCode.OK, "alive\n"), await ProbeAsync(health, WorkerHealthEndpoint.LivenessPath));
+        // The URL's password never shows in an answer anyone on the pod network can read.
+        Assert.DoesNotContain("guest", ready.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_worker_whose_health_port_is_taken_stops_at_start_with_FARM3050()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);
