@@ -12,8 +12,10 @@ namespace Farm.Coordinator.Tests;
 /// turn 503 while <c>/livez</c> stays 200, so the coordinator is taken out of the Service, not restarted. Its Redis is
 /// a redis-server of the test's own; RabbitMQ must run (infra/up.sh).
 /// </summary>
-public sealed class CoordinatorProbeTests
+public sealed class CoordinatorProbeTests : IDisposable
 {
+    private readonly string _state = Directory.CreateTempSubdirectory("farm-probes-").FullName;
+
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
 
     [Fact]
@@ -21,10 +23,9 @@ public sealed class CoordinatorProbeTests
     {
         await using var vhost = await RabbitMqVirtualHost.CreateAsync("farm-test-probes-");
         await using var redis = await RedisServer.StartAsync();
-        var state = Directory.CreateTempSubdirectory("farm-probes-").FullName;
         var cluster = "farm-test-" + Guid.NewGuid().ToString("N")[..10];
         var tokenHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("farm_" + Guid.NewGuid().ToString("N"))));
-        await using var coordinator = CoordinatorProcess.Start(vhost.AmqpUrl, 0, "registry://127.0.0.1:5100/farm/probes", state, new Dictionary<string, string>
+        await using var coordinator = CoordinatorProcess.Start(vhost.AmqpUrl, 0, "registry://127.0.0.1:5100/farm/probes", _state, new Dictionary<string, string>
         {
             ["Farm__Coordinator__Redis"] = redis.Configuration,
             ["Farm__Coordinator__ClusterId"] = cluster,
@@ -50,6 +51,8 @@ public sealed class CoordinatorProbeTests
         Assert.Equal((HttpStatusCode.OK, "Healthy"), await ProbeAsync(http, CoordinatorProbes.LivenessPath));
         Assert.False(coordinator.HasExited);
     }
+
+    public void Dispose() => Directory.Delete(_state, recursive: true);
 
     private static async Task<(HttpStatusCode Status, string Body)> ProbeAsync(HttpClient http, string path)
     {
