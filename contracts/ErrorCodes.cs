@@ -296,6 +296,12 @@ public static class FarmErrorCodes
     /// <summary>A build asked for a step limit above the worker's cap (<c>StepLimitAboveCapException</c>).</summary>
     public const string StepLimitAboveCap = "FARM3023";
 
+    /// <summary>
+    /// The worker's health endpoint (<c>Farm:Worker:HealthPort</c>, <c>Farm:Worker:HealthAddress</c>) cannot listen: the
+    /// port is taken or the address is not this machine's (<c>WorkerHealthEndpointException</c>, Farm.Worker).
+    /// </summary>
+    public const string WorkerHealthEndpoint = "FARM3050";
+
     // FARM31xx: containers of farm run/exec/commit (Farm.Containers).
 
     /// <summary>A name or id prefix matches no container (<c>NoSuchContainerException</c>).</summary>
