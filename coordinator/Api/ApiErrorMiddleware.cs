@@ -29,6 +29,8 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
                 BuildNotFoundException f => (StatusCodes.Status404NotFound, f.Code),
                 UnauthenticatedException f => (StatusCodes.Status401Unauthorized, f.Code),
                 NotPermittedException f => (StatusCodes.Status403Forbidden, f.Code),
+                AdminRequiredException f => (StatusCodes.Status403Forbidden, f.Code),
+                InvalidPruneRequestException f => (StatusCodes.Status400BadRequest, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
                 InvalidPushCredentialsException f => (StatusCodes.Status400BadRequest, f.Code),
                 ClusterUnavailableException f => (StatusCodes.Status503ServiceUnavailable, f.Code),
