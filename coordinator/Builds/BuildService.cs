@@ -605,6 +605,10 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         return _janitor!;
     }
 
+    /// <summary>The layer grain of a pruned key forgets its layer too: it would otherwise hand it out without the action cache.</summary>
+    private Task ForgetLayerAsync(string key, CancellationToken cancellationToken) =>
+        _grains.GetGrain<ILayerGrain>(key).ForgetAsync().WaitAsync(cancellationToken);
+
     /// <summary>
     /// The local farm's cap (<see cref="BuildServiceOptions.CacheMaxBytes"/>), enforced in the background after a
     /// build once no build runs: a running build may hold a hit whose layer eviction would delete under it.
@@ -687,7 +691,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 var cache = new VerifyingActionCache(inner, store, _loggers.CreateLogger<VerifyingActionCache>());
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = _localImages is { } images && _options.LocalClient ? images : null;
-                _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, inner, CacheStore, local is null ? null : local.StoreAsync, _time);
+                _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, inner, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time);
                 _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
             }
 

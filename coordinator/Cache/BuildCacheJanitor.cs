@@ -51,7 +51,19 @@ public sealed record BuildCachePruned(int EntriesRemoved, int LayersRemoved, lon
 /// remaining entry refers to. On a shared farm the cache store is a registry repository, which Farm never deletes
 /// from: a registry's garbage collection is the operator's (docs/configuration.md, "Build cache").</para>
 /// </remarks>
-public sealed class BuildCacheJanitor(IActionCacheInventory inventory, IActionCache cache, string cacheStore, Func<CancellationToken, Task<LocalImageStore>>? localImages, TimeProvider? time = null)
+/// <param name="inventory">The action cache's entries.</param>
+/// <param name="cache">The same action cache, to remove entries.</param>
+/// <param name="cacheStore">The cache store's address, as <c>/store</c> answers.</param>
+/// <param name="localImages">The local image store when it is the cache store (the local farm), else null.</param>
+/// <param name="forget">Called for each removed key, so a second memory of the layer (the layer grain's) forgets it too.</param>
+/// <param name="time">The clock of <c>until</c>.</param>
+public sealed class BuildCacheJanitor(
+    IActionCacheInventory inventory,
+    IActionCache cache,
+    string cacheStore,
+    Func<CancellationToken, Task<LocalImageStore>>? localImages,
+    Func<string, CancellationToken, Task>? forget = null,
+    TimeProvider? time = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
@@ -130,6 +142,11 @@ public sealed class BuildCacheJanitor(IActionCacheInventory inventory, IActionCa
             }
 
             await cache.RemoveAsync(record.Key, cancellationToken).ConfigureAwait(false);
+            if (forget is not null)
+            {
+                await forget(record.Key, cancellationToken).ConfigureAwait(false);
+            }
+
             removed++;
             if (LayerOf(record) is { } digest && --uses[digest] == 0)
             {
