@@ -131,10 +131,10 @@ internal sealed class RemoteFarm : IDisposable
     public async Task<JsonNode?> PruneAsync(JsonObject request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        using var response = await SendAsync("system/prune", uri =>
+        using var response = await SendAsync("system/prune", async uri =>
         {
             using var content = new StringContent(request.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
-            return _http.PostAsync(uri, content, cancellationToken);
+            return await _http.PostAsync(uri, content, cancellationToken).ConfigureAwait(false);
         }).ConfigureAwait(false);
         return await ReadAsync(response, "POST /system/prune", cancellationToken).ConfigureAwait(false);
     }
