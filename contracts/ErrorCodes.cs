@@ -487,6 +487,9 @@ public static class FarmErrorCodes
     /// <summary>A <c>POST /system/prune</c> body is malformed: a negative <c>untilSeconds</c> or <c>keepStorage</c> (HTTP 400, <c>InvalidPruneRequestException</c>).</summary>
     public const string InvalidPruneRequest = "FARM4276";
 
+    /// <summary>The local farm was asked to prune its build cache while builds run on it: HTTP 409 (<c>BuildsRunningException</c>).</summary>
+    public const string BuildsRunning = "FARM4277";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

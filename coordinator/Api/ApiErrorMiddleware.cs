@@ -31,6 +31,7 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
                 NotPermittedException f => (StatusCodes.Status403Forbidden, f.Code),
                 AdminRequiredException f => (StatusCodes.Status403Forbidden, f.Code),
                 InvalidPruneRequestException f => (StatusCodes.Status400BadRequest, f.Code),
+                BuildsRunningException f => (StatusCodes.Status409Conflict, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
                 InvalidPushCredentialsException f => (StatusCodes.Status400BadRequest, f.Code),
                 ClusterUnavailableException f => (StatusCodes.Status503ServiceUnavailable, f.Code),

@@ -34,6 +34,11 @@ public static class SystemApi
             }
 
             var request = (body ?? new PruneBody(null, null)).ToRequest();
+            if (builds.DeletesBlobsOnPrune && builds.RunningCount > 0)
+            {
+                throw new BuildsRunningException(builds.RunningCount);
+            }
+
             var janitor = await builds.CacheJanitorAsync(http.RequestAborted).ConfigureAwait(false);
             return Results.Json(await janitor.PruneAsync(request, http.RequestAborted).ConfigureAwait(false), BuildApi.Json);
         });
@@ -61,3 +66,7 @@ public static class SystemApi
 /// <summary>FARM4276: a <c>POST /system/prune</c> body the coordinator cannot use (HTTP 400).</summary>
 public sealed class InvalidPruneRequestException(string reason)
     : FarmException(FarmErrorCodes.InvalidPruneRequest, $"The prune request is invalid: {reason}. Send {{\"untilSeconds\": N, \"keepStorage\": BYTES}}, both optional, as farm system prune does.");
+
+/// <summary>FARM4277: the local farm prunes only while no build runs, since a running build may hold a hit whose layer the prune would delete (HTTP 409).</summary>
+public sealed class BuildsRunningException(int running)
+    : FarmException(FarmErrorCodes.BuildsRunning, $"{running} build(s) run on the local farm, and one may be using a cached layer that pruning would delete: run farm system prune again when they end (farm daemon status lists them).");

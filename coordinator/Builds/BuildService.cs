@@ -605,6 +605,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         return _janitor!;
     }
 
+    /// <summary>Whether a prune deletes blobs here: the local farm, whose cache store is its image store.</summary>
+    public bool DeletesBlobsOnPrune => _localImages is not null && _options.LocalClient;
+
     /// <summary>The layer grain of a pruned key forgets its layer too: it would otherwise hand it out without the action cache.</summary>
     private Task ForgetLayerAsync(string key, CancellationToken cancellationToken) =>
         _grains.GetGrain<ILayerGrain>(key).ForgetAsync().WaitAsync(cancellationToken);
@@ -690,7 +693,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
                 var cache = new VerifyingActionCache(inner, store, _loggers.CreateLogger<VerifyingActionCache>());
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
-                var local = _localImages is { } images && _options.LocalClient ? images : null;
+                var local = DeletesBlobsOnPrune ? _localImages : null;
                 _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, inner, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time);
                 _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
             }
