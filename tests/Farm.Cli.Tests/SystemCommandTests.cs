@@ -104,6 +104,31 @@ public sealed class SystemCommandTests(BuildFixture fixture) : IClassFixture<Bui
     }
 
     [Fact]
+    public async Task The_local_farm_refuses_to_prune_while_a_build_runs_on_it()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+        var context = fixture.Context(("Dockerfile", $"FROM {BuildFixture.Base}\nRUN echo started-{marker} && sleep 600\n"));
+        var build = fixture.Farm("build", "--progress", "plain", context);
+        try
+        {
+            await Wait.UntilAsync(
+                async () => await fixture.Farm("daemon", "status") is { ExitCode: 0 } status && (long?)JsonNode.Parse(status.Stdout)?["running"] > 0,
+                TimeSpan.FromSeconds(60),
+                () => "the daemon to report the build as running");
+
+            var refused = await fixture.Farm("system", "prune", "-f");
+            Assert.True(refused.ExitCode != 0 && refused.Stderr.Contains("FARM4277", StringComparison.Ordinal), refused.ToString());
+        }
+        finally
+        {
+            await CancelRunningBuildsAsync();
+        }
+
+        var cancelled = await build;
+        Assert.True(cancelled.ExitCode != 0 && cancelled.Stderr.Contains("FARM4215", StringComparison.Ordinal), cancelled.ToString());
+    }
+
+    [Fact]
     public async Task The_cache_cap_evicts_the_least_recently_used_entries_after_a_build()
     {
         // A daemon of its own, started with the cap: 300 kB holds one build's 200 kB layer, not two.
@@ -140,6 +165,27 @@ public sealed class SystemCommandTests(BuildFixture fixture) : IClassFixture<Bui
     /// <summary>Whether RUN step <paramref name="step"/> of the build ran (its output, not its instruction, is on stderr).</summary>
     private static bool Ran(CliProcess.Result build, string marker, string step) =>
         Regex.IsMatch(build.Stderr, $@"^#\d+ \d+\.\d{{3}} ran-{marker}-{step}$", RegexOptions.Multiline);
+
+    /// <summary>Cancels the daemon's running builds through its API (as Ctrl-C on farm build does).</summary>
+    private async Task CancelRunningBuildsAsync()
+    {
+        var socket = Path.Combine(fixture.Env["FARM_STATE_DIR"], "farmd.sock");
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socket), ct);
+                return new System.Net.Sockets.NetworkStream(s, ownsSocket: true);
+            },
+        })
+        { BaseAddress = new Uri("http://farmd/"), Timeout = TimeSpan.FromSeconds(30) };
+        var builds = JsonNode.Parse(await http.GetStringAsync("api/builds"))!.AsArray();
+        foreach (var running in builds.Where(b => (string?)b!["status"] is "running" or "queued"))
+        {
+            using var response = await http.PostAsync($"builds/{(string)running!["buildId"]!}/cancel", null);
+        }
+    }
 
     private static async Task<JsonNode> DfAsync(Dictionary<string, string> env)
     {
