@@ -80,6 +80,7 @@ public static class CoordinatorApp
         app.MapFarmBuildApi();
         app.MapFarmTelemetry();
         app.MapFarmStoreApi();
+        app.MapFarmSystemApi();
         return app;
     }
 }
