@@ -38,7 +38,8 @@ bench_build worker/host "$work/worker-bin"
 farm="$repo/.farm/cli/farm"
 
 coordinator="http://$FARM_HOSTS_COORD1:8480"
-on "$FARM_HOSTS_COORD1_NETNS" env FARM_RABBITMQ="$rabbit" \
+# nsenter itself in the background (not the shell function on), so that $! is the process to stop.
+nsenter --net="/run/netns/$FARM_HOSTS_COORD1_NETNS" -- env FARM_RABBITMQ="$rabbit" \
   Farm__Coordinator__Redis="$FARM_HOSTS_REDIS" \
   Farm__Coordinator__HttpAddress="$FARM_HOSTS_COORD1" Farm__Coordinator__HttpPort=8480 \
   Farm__Coordinator__SiloAddress="$FARM_HOSTS_COORD1" Farm__Coordinator__Auth__Disabled=true \
@@ -67,7 +68,7 @@ start_workers() {
   local n=$1 i
   for i in $(seq 1 "$n"); do
     local netns_var="FARM_HOSTS_WORKER${i}_NETNS"
-    on "${!netns_var}" env FARM_RABBITMQ="$rabbit" Farm__Registries__Insecure__0="$registry" \
+    nsenter --net="/run/netns/${!netns_var}" -- env FARM_RABBITMQ="$rabbit" Farm__Registries__Insecure__0="$registry" \
       dotnet "$work/worker-bin/farm-worker.dll" --Farm:Worker:Name="worker$i" --Farm:Worker:Slots=1 \
       --Farm:Worker:StateDirectory="$work/worker$i" --Farm:Worker:MetricsPort=9480 --Farm:Worker:MetricsAddress=+ \
       >"$work/worker$i.log" 2>&1 &
