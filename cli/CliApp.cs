@@ -36,6 +36,7 @@ public static class CliApp
         root.Subcommands.Add(Build.BuildCommand.Create());
         root.Subcommands.Add(Local.DaemonCommands.Create());
         root.Subcommands.Add(Local.DaemonCommands.Version());
+        root.Subcommands.Add(SystemCommands.Create());
         foreach (var command in Remote.BuildQueueCommands.All())
         {
             root.Subcommands.Add(command);

@@ -296,6 +296,12 @@ public static class FarmErrorCodes
     /// <summary>A build asked for a step limit above the worker's cap (<c>StepLimitAboveCapException</c>).</summary>
     public const string StepLimitAboveCap = "FARM3023";
 
+    /// <summary>
+    /// The worker's health endpoint (<c>Farm:Worker:HealthPort</c>, <c>Farm:Worker:HealthAddress</c>) cannot listen: the
+    /// port is taken or the address is not this machine's (<c>WorkerHealthEndpointException</c>, Farm.Worker).
+    /// </summary>
+    public const string WorkerHealthEndpoint = "FARM3050";
+
     // FARM31xx: containers of farm run/exec/commit (Farm.Containers).
 
     /// <summary>A name or id prefix matches no container (<c>NoSuchContainerException</c>).</summary>
@@ -478,6 +484,18 @@ public static class FarmErrorCodes
     /// </summary>
     public const string SiloAddressSettings = "FARM4260";
 
+    /// <summary>
+    /// A request that changes the whole farm (<c>POST /system/prune</c>) came with a token whose role is not
+    /// <c>admin</c>: HTTP 403 (<c>AdminRequiredException</c>).
+    /// </summary>
+    public const string AdminRequired = "FARM4275";
+
+    /// <summary>A <c>POST /system/prune</c> body is malformed: a negative <c>untilSeconds</c> or <c>keepStorage</c> (HTTP 400, <c>InvalidPruneRequestException</c>).</summary>
+    public const string InvalidPruneRequest = "FARM4276";
+
+    /// <summary>The local farm was asked to prune its build cache while builds run on it: HTTP 409 (<c>BuildsRunningException</c>).</summary>
+    public const string BuildsRunning = "FARM4277";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>
@@ -541,4 +559,7 @@ public static class FarmErrorCodes
 
     /// <summary><c>farm run</c> or <c>farm exec</c> got flags it does not know, or misses a value (<c>ContainerUsageException</c>).</summary>
     public const string ContainerUsage = "FARM5050";
+
+    /// <summary><c>farm system prune</c> got a <c>--filter</c> it does not know or a <c>--keep-storage</c> that is not a size (<c>InvalidPruneFilterException</c>).</summary>
+    public const string InvalidPruneFilter = "FARM5055";
 }

@@ -19,6 +19,12 @@ public static class WorkerHosting
     public const string QueueName = "farm-build-layer";
 
     /// <summary>
+    /// How long a stopping worker process may take in all: <see cref="WorkerOptions.StopGrace"/> must stay below it, and
+    /// an orchestrator's grace period (Kubernetes' <c>terminationGracePeriodSeconds</c>) above StopGrace plus a margin.
+    /// </summary>
+    public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// Adds the worker's services whatever the transport: options, blob stores, the job executor and the start-up
     /// recovery. Call <see cref="AddFarmWorkerConsumers"/> inside the MassTransit setup, with RabbitMQ for a worker
     /// process or the in-memory transport for the embedded farm.
@@ -35,6 +41,7 @@ public static class WorkerHosting
         services.AddOptions<RegistryAccessOptions>().BindConfiguration(RegistryAccessOptions.Section);
         services.TryAddSingleton(sp => new BlobStoreLocator(sp.GetRequiredService<IOptions<RegistryAccessOptions>>().Value.ToClientOptions()));
         services.TryAddSingleton<RunningJobs>();
+        services.TryAddSingleton<WorkerReadiness>();
         services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
         services.TryAddSingleton(sp =>
@@ -75,9 +82,12 @@ public static class WorkerHosting
     public static IServiceCollection AddFarmWorkerProcess(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
+        // First, so that it starts before the recovery (answering "not ready") and stops last: /readyz keeps saying
+        // "draining" while the bus lets running jobs finish within StopGrace.
+        services.AddHostedService<WorkerHealthEndpoint>();
         services.AddFarmWorker();
         services.AddFarmRabbitMqOptions(configuration);
-        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2));
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
         services.AddFarmWorkerTelemetry(configuration);
 
         var worker = FarmSettings.Read<WorkerOptions>(configuration, WorkerOptions.Section);

@@ -35,6 +35,20 @@ public sealed class WorkerOptions : IValidatableObject
     public string MetricsAddress { get; set; } = "127.0.0.1";
 
     /// <summary>
+    /// Port of the worker's <c>/livez</c> and <c>/readyz</c> endpoints (<see cref="Hosting.WorkerHealthEndpoint"/>), for an
+    /// orchestrator's probes; 0 (default) serves none.
+    /// </summary>
+    [Range(0, 65535)]
+    public int HealthPort { get; set; }
+
+    /// <summary>
+    /// Where <c>/livez</c> and <c>/readyz</c> listen: <c>127.0.0.1</c> (default), or <c>+</c> for every interface (a
+    /// kubelet probes the pod's address).
+    /// </summary>
+    [Required]
+    public string HealthAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>
     /// Deliveries of one job that may end without a result (its worker killed, or stopped and handing the job back)
     /// before a worker fails it with FARM3006 instead of running it again.
     /// </summary>

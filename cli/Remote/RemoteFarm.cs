@@ -123,6 +123,22 @@ internal sealed class RemoteFarm : IDisposable
     public async Task<JsonNode?> VersionAsync(CancellationToken cancellationToken) =>
         await GetJsonAsync("version", cancellationToken).ConfigureAwait(false);
 
+    /// <summary><c>GET /system/df</c>: the images and build cache the farm holds.</summary>
+    public async Task<JsonNode?> DiskUsageAsync(CancellationToken cancellationToken) =>
+        await GetJsonAsync("system/df", cancellationToken).ConfigureAwait(false);
+
+    /// <summary><c>POST /system/prune</c> with <paramref name="request"/> (<c>untilSeconds</c>, <c>keepStorage</c>): what was removed.</summary>
+    public async Task<JsonNode?> PruneAsync(JsonObject request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        using var response = await SendAsync("system/prune", async uri =>
+        {
+            using var content = new StringContent(request.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
+            return await _http.PostAsync(uri, content, cancellationToken).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        return await ReadAsync(response, "POST /system/prune", cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Asks the local farm daemon to stop.</summary>
     public async Task StopDaemonAsync(CancellationToken cancellationToken)
     {

@@ -45,3 +45,7 @@ public sealed class InvalidPushCredentialsException(string reason)
 /// <summary>FARM4243: a tenant's registry auth file is unusable; the coordinator does not start.</summary>
 public sealed class TenantRegistrySettingsException(string message, Exception? inner = null)
     : FarmException(FarmErrorCodes.TenantRegistrySettings, message, inner);
+
+/// <summary>FARM4275: a request that changes the whole farm (pruning its build cache) needs an <c>admin</c> token (HTTP 403).</summary>
+public sealed class AdminRequiredException(string role, string what)
+    : FarmException(FarmErrorCodes.AdminRequired, $"A '{role}' token may not {what}: it affects every tenant of the farm, so it needs an 'admin' token (farm-coordinator token create --tenant NAME --role admin). Ask the farm's operator.");

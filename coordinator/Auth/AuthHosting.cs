@@ -14,7 +14,7 @@ namespace Farm.Coordinator.Auth;
 /// The coordinator's HTTP listener and who may use it, composed once: the address and port
 /// (<see cref="CoordinatorOptions.HttpAddress"/>, <see cref="CoordinatorOptions.HttpPort"/>), TLS from PEM files
 /// (<see cref="CoordinatorTlsOptions"/>), bearer tokens per tenant (<see cref="CoordinatorAuthOptions"/>). With
-/// tokens, every endpoint but <c>/healthz</c> and the dashboard's static files needs one (the fallback policy), and
+/// tokens, every endpoint but the probes (<c>/healthz</c>, <c>/livez</c>, <c>/readyz</c>) and the dashboard's static files needs one (the fallback policy), and
 /// the build API shows a token only its tenant's builds (<see cref="FarmCaller"/>).
 /// </summary>
 public static class AuthHosting

@@ -52,6 +52,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly Dictionary<Guid, CancellationTokenSource> _cancels = [];
     private readonly SemaphoreSlim _initLock = new(1, 1);
     private BuildOrchestrator? _orchestrator;
+    private BuildCacheJanitor? _janitor;
+    private int _capRunning;
     private ConnectionMultiplexer? _redis;
     private int _disposed;
 
@@ -350,6 +352,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                     }
 
                     cancel.Dispose();
+                    EnforceCacheCap();
                 },
                 CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously,
@@ -595,6 +598,60 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         }
     }
 
+    /// <summary>The build cache's usage and eviction (<c>/system/df</c>, <c>/system/prune</c>).</summary>
+    public async Task<BuildCacheJanitor> CacheJanitorAsync(CancellationToken cancellationToken)
+    {
+        await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
+        return _janitor!;
+    }
+
+    /// <summary>Whether a prune deletes blobs here: the local farm, whose cache store is its image store.</summary>
+    public bool DeletesBlobsOnPrune => _localImages is not null && _options.LocalClient;
+
+    /// <summary>The layer grain of a pruned key forgets its layer too: it would otherwise hand it out without the action cache.</summary>
+    private Task ForgetLayerAsync(string key, CancellationToken cancellationToken) =>
+        _grains.GetGrain<ILayerGrain>(key).ForgetAsync().WaitAsync(cancellationToken);
+
+    /// <summary>
+    /// The local farm's cap (<see cref="BuildServiceOptions.CacheMaxBytes"/>), enforced in the background after a
+    /// build once no build runs: a running build may hold a hit whose layer eviction would delete under it.
+    /// </summary>
+    private void EnforceCacheCap()
+    {
+        if (_options.CacheMaxBytes <= 0 || _janitor is not { } janitor || _localImages is null || !_options.LocalClient
+            || RunningCount > 0 || _stopping.IsCancellationRequested || Interlocked.Exchange(ref _capRunning, 1) == 1)
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                var pruned = await janitor.PruneAsync(new BuildCachePrune(null, _options.CacheMaxBytes), _stopping.Token).ConfigureAwait(false);
+                if (pruned.EntriesRemoved > 0)
+                {
+                    LogCacheCapped(_logger, pruned.EntriesRemoved, pruned.ReclaimedBytes, _options.CacheMaxBytes);
+                }
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The cap is housekeeping: a failure is logged and tried again after the next build.
+                LogCacheCapFailed(_logger, e);
+            }
+            finally
+            {
+                Volatile.Write(ref _capRunning, 0);
+            }
+        });
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build cache over its cap of {CapBytes} bytes: evicted {Entries} entries, least recently used first, freeing {Bytes} bytes")]
+    private static partial void LogCacheCapped(ILogger logger, int entries, long bytes, long capBytes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The build cache's cap could not be enforced")]
+    private static partial void LogCacheCapFailed(ILogger logger, Exception exception);
+
     /// <summary>Publishes the end of a build; a failure is logged, not thrown (the build's state holds the outcome).</summary>
     internal async Task PublishAsync(BuildCompleted completed)
     {
@@ -635,6 +692,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
                 var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
                 var cache = new VerifyingActionCache(inner, store, _loggers.CreateLogger<VerifyingActionCache>());
+                // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
+                var local = DeletesBlobsOnPrune ? _localImages : null;
+                _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, inner, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time);
                 _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
             }
 

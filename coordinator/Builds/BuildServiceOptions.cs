@@ -32,4 +32,13 @@ public sealed class BuildServiceOptions
     /// to its own user.
     /// </summary>
     public List<string> Entitlements { get; set; } = [];
+
+    /// <summary>
+    /// The local farm's build cache cap, in bytes (the layers its action cache entries refer to, each counted once):
+    /// after a build, when no other build runs, entries are evicted least recently used first until their layers fit
+    /// (layers an image needs stay on disk). 0, the default, is no cap. Ignored by a shared coordinator, whose layers
+    /// are in a registry (prune it with <c>farm system prune --farm URL</c>).
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long CacheMaxBytes { get; set; }
 }

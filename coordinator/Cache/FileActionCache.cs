@@ -9,7 +9,7 @@ namespace Farm.Coordinator.Cache;
 /// rename is atomic on POSIX file systems, so a reader sees the old entry, the new one or none, never half of one,
 /// even if the process dies mid-write. Leftover temporary files are harmless (they never match a key).
 /// </remarks>
-public sealed class FileActionCache : IActionCache
+public sealed class FileActionCache : IActionCache, IActionCacheInventory
 {
     public FileActionCache(string directory)
     {
@@ -36,7 +36,48 @@ public sealed class FileActionCache : IActionCache
             throw new ActionCacheUnavailableException(Directory, $"cannot read {path}: {e.Message}", e);
         }
 
-        return ActionCacheJson.Deserialize(key, bytes);
+        var entry = ActionCacheJson.Deserialize(key, bytes);
+        Touch(path);
+        return entry;
+    }
+
+    /// <inheritdoc/>
+    public async IAsyncEnumerable<ActionCacheRecord> ListAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var root = Path.Combine(Directory, "sha256");
+        if (!System.IO.Directory.Exists(root))
+        {
+            yield break;
+        }
+
+        foreach (var path in System.IO.Directory.EnumerateFiles(root, "*.json", SearchOption.AllDirectories))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var name = Path.GetFileName(path);
+            if (name.StartsWith('.'))
+            {
+                continue;
+            }
+
+            var key = "sha256:" + name[..^".json".Length];
+            ActionCacheRecord? record;
+            try
+            {
+                InvalidCacheKeyException.Check(key);
+                var bytes = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+                record = new ActionCacheRecord(key, ActionCacheJson.Deserialize(key, bytes), File.GetLastWriteTimeUtc(path));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ActionCacheCorruptEntryException or InvalidCacheKeyException)
+            {
+                // Removed meanwhile, or unreadable: a lookup would miss it too.
+                record = null;
+            }
+
+            if (record is not null)
+            {
+                yield return record;
+            }
+        }
     }
 
     public async Task PutAsync(string key, ActionCacheEntry entry, CancellationToken cancellationToken)
@@ -94,6 +135,22 @@ public sealed class FileActionCache : IActionCache
     {
         var hex = InvalidCacheKeyException.Check(key);
         return Path.Combine(Directory, "sha256", hex[..2], hex + ".json");
+    }
+
+    /// <summary>
+    /// Records a hit as the file's modification time: the entry's bytes never change, so the time says when a build
+    /// last used it, which is what LRU eviction orders by. A failure only costs that ordering.
+    /// </summary>
+    private static void Touch(string path)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Removed meanwhile, or a read-only state directory: the entry is still a hit.
+        }
     }
 
     private static void TryDelete(string path)

@@ -31,6 +31,12 @@ public interface ILayerGrain : IGrainWithStringKey
     /// </summary>
     Task LeaveAsync(Guid buildId);
 
+    /// <summary>
+    /// Forgets the remembered layer (its action cache entry was pruned, and its blob may be deleted next), so the next
+    /// build runs the step again; a flight in progress is left alone, its outcome is a fresh layer.
+    /// </summary>
+    Task ForgetAsync();
+
     /// <summary>The remembered layer, or null when none was built (or the last job failed).</summary>
     Task<LayerJobOutcome?> GetOutcomeAsync();
 

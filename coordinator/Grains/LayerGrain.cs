@@ -116,6 +116,14 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
         });
     }
 
+    public async Task ForgetAsync()
+    {
+        if (_flight is null && _state.State?.Outcome is not null)
+        {
+            await _state.ClearStateAsync();
+        }
+    }
+
     public Task<LayerJobOutcome?> GetOutcomeAsync() => Task.FromResult(_state.State?.Outcome);
 
     public async Task OnJobBuiltAsync(Guid jobId, JobSuccess success)

@@ -43,7 +43,7 @@ public static class CoordinatorApp
         }
 
         // Beside MassTransit's bus check: Redis, the membership table and this silo's place in the cluster.
-        builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster");
+        builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>("cluster").AddFarmCoordinatorProbes();
         builder.Services.AddFarmBuildApi();
         builder.Services.AddFarmCoordinatorTelemetry(builder.Configuration);
         return builder;
@@ -71,15 +71,16 @@ public static class CoordinatorApp
         }
 
         // Kestrel starts after the silo and the bus (hosted services start in registration order, and the bus waits
-        // until it is connected): /healthz answering means grains can be called and jobs published. MassTransit's
-        // own bus health check reports a lost RabbitMQ connection afterwards.
+        // until it is connected): /healthz (and /readyz) answering means grains can be called and jobs published.
+        // MassTransit's own bus health check reports a lost RabbitMQ connection afterwards.
         app.UseFarmApiErrors();
         app.UseAuthentication();
         app.UseAuthorization();
-        app.MapHealthChecks("/healthz").AllowAnonymous();
+        app.MapFarmCoordinatorProbes();
         app.MapFarmBuildApi();
         app.MapFarmTelemetry();
         app.MapFarmStoreApi();
+        app.MapFarmSystemApi();
         return app;
     }
 }

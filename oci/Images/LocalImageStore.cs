@@ -160,6 +160,39 @@ public sealed class LocalImageStore : IDisposable
         }
     }
 
+    /// <summary>Every blob an image in the store needs: its manifest, config and layers (what a build cache prune must keep).</summary>
+    public async Task<IReadOnlySet<Digest>> ImageBlobsAsync(CancellationToken cancellationToken)
+    {
+        var index = await _layout.ReadIndexAsync(cancellationToken).ConfigureAwait(false);
+        return await ReachableAsync(index, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Deletes those of <paramref name="candidates"/> that no image reaches (checked again under the store's lock, so a
+    /// concurrent build naming an image keeps its layers) and that are not in <paramref name="keep"/>; returns the
+    /// bytes freed. The local farm's build cache prune calls it with the layers of the entries it removed.
+    /// </summary>
+    public async Task<long> DeleteUnreferencedAsync(IEnumerable<Digest> candidates, IReadOnlySet<Digest> keep, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
+        ArgumentNullException.ThrowIfNull(keep);
+        using (await LockAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var reachable = await ReachableAsync(await _layout.ReadIndexAsync(cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            long freed = 0;
+            foreach (var digest in candidates.Distinct().Where(d => !reachable.Contains(d) && !keep.Contains(d)))
+            {
+                if (await _layout.StatAsync(digest, cancellationToken).ConfigureAwait(false) is { } size)
+                {
+                    File.Delete(Path.Combine(Root, "blobs", digest.Algorithm, digest.Encoded));
+                    freed += size;
+                }
+            }
+
+            return freed;
+        }
+    }
+
     /// <summary>
     /// Pulls <paramref name="name"/> (its linux/amd64 manifest when it is an index) with its config and layers,
     /// each verified against its digest, and names it in the store.
@@ -448,6 +481,16 @@ public sealed class LocalImageStore : IDisposable
     /// <summary>Deletes the candidate blobs that no entry of <paramref name="index"/> reaches any more.</summary>
     private async Task SweepAsync(ImageIndex index, IReadOnlyList<Digest> candidates, CancellationToken cancellationToken)
     {
+        var reachable = await ReachableAsync(index, cancellationToken).ConfigureAwait(false);
+        foreach (var digest in candidates.Where(d => !reachable.Contains(d)))
+        {
+            File.Delete(Path.Combine(Root, "blobs", digest.Algorithm, digest.Encoded));
+        }
+    }
+
+    /// <summary>The manifests, configs and layers the entries of <paramref name="index"/> reach.</summary>
+    private async Task<HashSet<Digest>> ReachableAsync(ImageIndex index, CancellationToken cancellationToken)
+    {
         var reachable = new HashSet<Digest>();
         foreach (var entry in index.Manifests)
         {
@@ -457,10 +500,7 @@ public sealed class LocalImageStore : IDisposable
             reachable.UnionWith(manifest.Layers.Select(l => l.Digest));
         }
 
-        foreach (var digest in candidates.Where(d => !reachable.Contains(d)))
-        {
-            File.Delete(Path.Combine(Root, "blobs", digest.Algorithm, digest.Encoded));
-        }
+        return reachable;
     }
 
     /// <summary>An exclusive lock on the store across processes (flock through FileShare.None), waited for with back-off.</summary>

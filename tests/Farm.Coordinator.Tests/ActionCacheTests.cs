@@ -3,6 +3,7 @@ using System.Text;
 using Farm.Contracts;
 using Farm.Coordinator.Cache;
 using Farm.Oci;
+using Farm.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
@@ -116,6 +117,36 @@ public sealed class RedisActionCacheTests : IAsyncLifetime
         var cache = new VerifyingActionCache(inner, store, NullLogger<VerifyingActionCache>.Instance);
         Assert.Null(await cache.TryGetAsync(key, default));
         Assert.False(await Redis.GetDatabase().KeyExistsAsync(_prefix + key));
+    }
+
+    [Fact]
+    public async Task A_prune_down_to_a_size_evicts_the_least_recently_hit_entries_and_their_last_use()
+    {
+        var options = new RedisActionCacheOptions { KeyPrefix = _prefix, LastUsedKey = _prefix + "used" };
+        var cache = new RedisActionCache(Redis, options);
+        var db = Redis.GetDatabase();
+        var (hit, old1, old2) = (Entries.NewKey(), Entries.NewKey(), Entries.NewKey());
+        await cache.PutAsync(hit, Entries.For(Entries.Layer("hit", 100)), CancellationToken.None);
+        await cache.PutAsync(old1, Entries.For(Entries.Layer("old1", 100)), CancellationToken.None);
+        await cache.PutAsync(old2, Entries.For(Entries.Layer("old2", 100)), CancellationToken.None);
+        double? written = null;
+        await Wait.UntilAsync(async () => (written = await db.SortedSetScoreAsync(options.LastUsedKey, old2)) is not null, TimeSpan.FromSeconds(30), () => "the last write's use to be recorded");
+        // The hit must come at a later millisecond than the writes, or the order would be a tie.
+        await Wait.UntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() > written!.Value + 1), TimeSpan.FromSeconds(30), () => "the clock to move on");
+        Assert.NotNull(await cache.TryGetAsync(hit, CancellationToken.None));
+        await Wait.UntilAsync(async () => await db.SortedSetScoreAsync(options.LastUsedKey, hit) > written, TimeSpan.FromSeconds(30), () => "the hit to be recorded as the latest use");
+
+        var janitor = new BuildCacheJanitor(cache, cache, "registry://127.0.0.1:5100/farm/cache", localImages: null);
+        var usage = await janitor.UsageAsync(CancellationToken.None);
+        Assert.Equal((3, 300L), (usage.BuildCache.Entries, usage.BuildCache.Bytes));
+
+        var pruned = await janitor.PruneAsync(new BuildCachePrune(null, KeepStorage: 150), CancellationToken.None);
+
+        Assert.Equal((2, 2, 0L, 200L, false, 1, 100L), (pruned.EntriesRemoved, pruned.LayersRemoved, pruned.ReclaimedBytes, pruned.UnreferencedBytes, pruned.BlobsDeleted, pruned.EntriesLeft, pruned.BytesLeft));
+        Assert.NotNull(await cache.TryGetAsync(hit, CancellationToken.None));
+        Assert.Null(await cache.TryGetAsync(old1, CancellationToken.None));
+        Assert.Null(await cache.TryGetAsync(old2, CancellationToken.None));
+        Assert.Null(await db.SortedSetScoreAsync(options.LastUsedKey, old1));
     }
 
     [Fact]

@@ -23,6 +23,9 @@ public sealed class WorkerProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The process id, to signal it without waiting for it to exit (a SIGTERM whose drain a test watches).</summary>
+    public int Id => _process.Id;
+
     /// <summary>runc's state directory of this worker (see SandboxRunner: StateDirectory/run/runc).</summary>
     public string RuncRoot => Path.Combine(StateDirectory, "run", "runc");
 

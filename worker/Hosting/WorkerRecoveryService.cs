@@ -15,7 +15,7 @@ namespace Farm.Worker.Hosting;
 /// It also installs the firewall of the RUN steps' private networks (refusing this machine's addresses, the bus's host
 /// and the configured networks), so a worker that cannot fence its steps fails at start with FARM3109, not at a step.
 /// </remarks>
-public sealed partial class WorkerRecoveryService(LayerJobExecutor executor, IOptions<WorkerOptions> options, IOptions<RabbitMqOptions> rabbit, ILogger<WorkerRecoveryService> logger) : IHostedService
+public sealed partial class WorkerRecoveryService(LayerJobExecutor executor, IOptions<WorkerOptions> options, IOptions<RabbitMqOptions> rabbit, WorkerReadiness readiness, ILogger<WorkerRecoveryService> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -41,6 +41,8 @@ public sealed partial class WorkerRecoveryService(LayerJobExecutor executor, IOp
         {
             LogNoFirewall(logger);
         }
+
+        readiness.MarkRecovered();
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
