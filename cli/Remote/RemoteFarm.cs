@@ -258,27 +258,6 @@ internal sealed class RemoteFarm : IDisposable
         }
     }
 
-    /// <summary>base64url of <c>{"HOST": {"username": "...", "password": "..."}}</c>, as the coordinator reads it (coordinator/Auth/RegistryCredentials.cs).</summary>
-    private static string EncodeRegistryAuth(IReadOnlyDictionary<string, RegistryCredential> credentials)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            foreach (var (registry, credential) in credentials)
-            {
-                writer.WriteStartObject(registry);
-                writer.WriteString("username", credential.Username);
-                writer.WriteString("password", credential.Password);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndObject();
-        }
-
-        return Convert.ToBase64String(buffer.ToArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-    }
-
     public async Task<string> CacheStoreAsync(CancellationToken cancellationToken)
     {
         var body = await GetJsonAsync("store", cancellationToken).ConfigureAwait(false);
@@ -290,13 +269,13 @@ internal sealed class RemoteFarm : IDisposable
     /// <summary>Submits a build; <paramref name="credentials"/>, when given, go in the <c>Farm-Registry-Auth</c> header, never in the body.</summary>
     public async Task<Guid> SubmitAsync(SubmitBuild submit, IReadOnlyDictionary<string, RegistryCredential>? credentials, CancellationToken cancellationToken)
     {
-        var registryAuth = credentials is { Count: > 0 } ? EncodeRegistryAuth(credentials) : null;
+        var registryAuth = credentials is { Count: > 0 } ? PushCredentialsHeader.Encode(credentials) : null;
         using var response = await SendAsync("builds", async uri =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent.Create(submit, CliJson.Default.SubmitBuild) };
             if (registryAuth is not null)
             {
-                request.Headers.Add("Farm-Registry-Auth", registryAuth);
+                request.Headers.Add(PushCredentialsHeader.Name, registryAuth);
             }
 
             // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while

@@ -240,30 +240,8 @@ public sealed class BuildRegistryAccess : ICredentialProvider
 /// </summary>
 public static class PushCredentials
 {
-    /// <summary>The request header; a header, not a field of the body, so it never becomes part of the stored submission.</summary>
-    public const string Header = "Farm-Registry-Auth";
-
-    /// <summary>The header's value for <paramref name="credentials"/>.</summary>
-    public static string Encode(IReadOnlyDictionary<string, RegistryCredential> credentials)
-    {
-        ArgumentNullException.ThrowIfNull(credentials);
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            foreach (var (registry, credential) in credentials)
-            {
-                writer.WriteStartObject(registry);
-                writer.WriteString("username", credential.Username);
-                writer.WriteString("password", credential.Password);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndObject();
-        }
-
-        return Convert.ToBase64String(buffer.ToArray()).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-    }
+    /// <summary>The request header (<see cref="PushCredentialsHeader"/>, which the CLI writes).</summary>
+    public const string Header = PushCredentialsHeader.Name;
 
     /// <summary>The credentials in header value <paramref name="value"/>, each for a registry one of <paramref name="submission"/>'s tags pushes to.</summary>
     /// <exception cref="InvalidPushCredentialsException">The value is malformed, or names another registry (FARM4242).</exception>

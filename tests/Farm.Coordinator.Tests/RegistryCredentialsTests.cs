@@ -100,11 +100,11 @@ public sealed class RegistryCredentialsTests : IDisposable
     public void The_header_round_trips_and_is_refused_for_a_registry_no_tag_pushes_to_or_when_malformed()
     {
         var submission = Submission("acme", "registry.example:5000/acme/app:1", "registry.example:5000/acme/app:latest");
-        var header = PushCredentials.Encode(new Dictionary<string, RegistryCredential> { ["registry.example:5000"] = Secret });
+        var header = PushCredentialsHeader.Encode(new Dictionary<string, RegistryCredential> { ["registry.example:5000"] = Secret });
 
         Assert.Equal(Secret, PushCredentials.Decode(header, submission)["registry.example:5000"]);
 
-        var other = PushCredentials.Encode(new Dictionary<string, RegistryCredential> { ["other.example"] = Secret });
+        var other = PushCredentialsHeader.Encode(new Dictionary<string, RegistryCredential> { ["other.example"] = Secret });
         var notPushed = Assert.Throws<InvalidPushCredentialsException>(() => PushCredentials.Decode(other, submission));
         Assert.Contains("other.example, which no tag of the build pushes to", notPushed.Message, StringComparison.Ordinal);
         Assert.Throws<InvalidPushCredentialsException>(() => PushCredentials.Decode(header, submission with { Push = false }));
