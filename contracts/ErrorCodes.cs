@@ -158,6 +158,9 @@ public static class FarmErrorCodes
     /// <summary>The file has no FROM, or an instruction other than ARG comes before the first FROM.</summary>
     public const string NoStage = "FARM1312";
 
+    /// <summary>The Dockerfile has more stages than a build may have (<c>BuildGraph.MaxStages</c>).</summary>
+    public const string TooManyStages = "FARM1313";
+
     /// <summary>Warning: build args that no instruction of the build declared.</summary>
     public const string UnusedBuildArgs = "FARM1390";
 

@@ -22,8 +22,7 @@ internal sealed partial class BuildGraphBuilder
                         if (MountFrom(mount) is { } mountFrom)
                         {
                             // BuildKit looks a mount's from= up by stage name only; anything else is an image.
-                            var stage = headers.FirstOrDefault(h => string.Equals(h.Name, mountFrom, StringComparison.OrdinalIgnoreCase));
-                            Record(result, stage is null
+                            Record(result, !_stagesByName.TryGetValue(mountFrom, out var stage)
                                 ? new CopySource(CopySourceKind.Image, Image: mountFrom)
                                 : CheckStageReference(stage.Index, mountFrom, header, run.Location));
                         }
@@ -68,8 +67,7 @@ internal sealed partial class BuildGraphBuilder
             return CheckStageReference(index, from, header, location);
         }
 
-        var stage = headers.FirstOrDefault(h => string.Equals(h.Name, from, StringComparison.OrdinalIgnoreCase));
-        return stage is null
+        return !_stagesByName.TryGetValue(from, out var stage)
             ? new CopySource(CopySourceKind.Image, Image: from)
             : CheckStageReference(stage.Index, from, header, location);
     }

@@ -18,6 +18,13 @@ internal sealed partial class BuildGraphBuilder
     /// </summary>
     internal const int MaxExposedPorts = 1 << 18;
 
+    /// <summary>
+    /// How many stages (FROM lines) one Dockerfile may have: far past any written by hand or generated (hundreds), yet
+    /// a bound on what one submission costs the coordinator to plan (a 1 MiB file of <c>FROM a AS b</c> lines has
+    /// about 90,000).
+    /// </summary>
+    internal const int MaxStages = 4096;
+
     private const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     private static readonly HashSet<string> ProxyArgs = new(StringComparer.OrdinalIgnoreCase)
@@ -43,6 +50,10 @@ internal sealed partial class BuildGraphBuilder
     // Ports EXPOSE has named so far, ranges counted port by port (see MaxExposedPorts).
     private long _exposedPorts;
 
+    // Named stages by name (case-insensitive, names are unique): every --from looks a name up here, so a Dockerfile's
+    // planning stays linear in its stages rather than scanning them once per COPY.
+    private readonly Dictionary<string, StageHeader> _stagesByName = new(StringComparer.OrdinalIgnoreCase);
+
     public BuildGraphBuilder(DockerfileAst ast, BuildGraphOptions options)
     {
         _ast = ast;
@@ -58,7 +69,7 @@ internal sealed partial class BuildGraphBuilder
         InitGlobalScope(globalArgs);
 
         var headers = stageInstructions.Select((list, index) => Header(index, list)).ToList();
-        CheckDuplicateNames(headers);
+        IndexNames(headers);
         ResolveBases(headers);
         var targetIndex = ResolveTargetIndex(headers);
         var deps = headers.Select(h => CollectDependencies(h, headers)).ToList();
@@ -151,6 +162,12 @@ internal sealed partial class BuildGraphBuilder
             }
         }
 
+        if (stages.Count > MaxStages)
+        {
+            throw Error(BuildGraphErrorCodes.TooManyStages, stages[MaxStages][0].Location,
+                $"this FROM starts stage {MaxStages + 1}, past the {MaxStages} stages a Dockerfile may have; merge stages or split the build in several");
+        }
+
         if (stages.Count == 0)
         {
             var location = instructions.Count > 0 ? instructions[^1].Location : new SourceLocation(1, 1, 1);
@@ -219,18 +236,17 @@ internal sealed partial class BuildGraphBuilder
         return new StageHeader(index, from.StageName, from.Location, image.Value, platform, used.ToList(), instructions.Skip(1).ToList());
     }
 
-    private void CheckDuplicateNames(List<StageHeader> headers)
+    private void IndexNames(List<StageHeader> headers)
     {
-        var seen = new Dictionary<string, StageHeader>(StringComparer.OrdinalIgnoreCase);
         foreach (var header in headers.Where(h => h.Name is not null))
         {
-            if (seen.TryGetValue(header.Name!, out var first))
+            if (_stagesByName.TryGetValue(header.Name!, out var first))
             {
                 throw Error(BuildGraphErrorCodes.DuplicateStageName, header.Location,
                     $"duplicate stage name '{header.Name}', first defined at line {first.Location.StartLine}; rename one of the stages");
             }
 
-            seen[header.Name!] = header;
+            _stagesByName[header.Name!] = header;
         }
     }
 
@@ -259,8 +275,7 @@ internal sealed partial class BuildGraphBuilder
             return headers.Count - 1;
         }
 
-        var match = headers.FirstOrDefault(h => string.Equals(h.Name, _options.Target, StringComparison.OrdinalIgnoreCase));
-        if (match is null)
+        if (!_stagesByName.TryGetValue(_options.Target, out var match))
         {
             var names = headers.Where(h => h.Name is not null).Select(h => h.Name!).ToList();
             var list = names.Count == 0 ? "the Dockerfile has no named stage (name one with FROM … AS <name>)" : "stages are: " + string.Join(", ", names);

@@ -80,6 +80,9 @@ public static class BuildGraphErrorCodes
     /// <inheritdoc cref="FarmErrorCodes.NoStage"/>
     public const string NoStage = FarmErrorCodes.NoStage;
 
+    /// <inheritdoc cref="FarmErrorCodes.TooManyStages"/>
+    public const string TooManyStages = FarmErrorCodes.TooManyStages;
+
     /// <inheritdoc cref="FarmErrorCodes.UnusedBuildArgs"/>
     public const string UnusedBuildArgs = FarmErrorCodes.UnusedBuildArgs;
 

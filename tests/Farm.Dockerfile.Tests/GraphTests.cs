@@ -1,3 +1,4 @@
+using System.Globalization;
 using Farm.Dockerfile.Graph;
 
 namespace Farm.Dockerfile.Tests;
@@ -464,5 +465,31 @@ public sealed class GraphTests
 
         Assert.Equal(["A=1", "B=2", "C=3", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Run(graph.Stages[0], 4).Env);
         Assert.Equal(["A", "B"], step.UsedArgs);
+    }
+
+    [Fact]
+    public void A_Dockerfile_of_4096_stages_plans_and_the_4097th_FROM_is_refused_where_it_stands()
+    {
+        // Each stage on the one before, copying from the one halfway up: the shape that made planning quadratic when
+        // every --from scanned the stages by name.
+        static string Stages(int count)
+        {
+            var text = new System.Text.StringBuilder("FROM scratch AS s0\nCOPY a /a\n");
+            for (var i = 1; i < count; i++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"FROM s{i - 1} AS s{i}\nCOPY --from=S{i / 2} /a /a\n");
+            }
+
+            return text.ToString();
+        }
+
+        var graph = Plan(Stages(4096));
+        Assert.Equal(4096, graph.Stages.Count);
+        Assert.Equal(new CopySource(CopySourceKind.Stage, Stage: 2047), Copy(graph.Stages[4095], 1).From);
+        Assert.Equal([2047, 4094], graph.Stages[4095].Dependencies);
+
+        var error = Fails(Stages(4097));
+        Assert.Equal((BuildGraphErrorCodes.TooManyStages, 2 * 4096 + 1), (error.Code, error.Line));
+        Assert.Contains("past the 4096 stages", error.Message, StringComparison.Ordinal);
     }
 }
