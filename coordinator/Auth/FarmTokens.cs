@@ -3,6 +3,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Farm.Coordinator.Auth;
 
@@ -33,40 +35,94 @@ public sealed partial class FarmTokens
     /// <summary>What every token starts with: greppable in a secret scanner, distinct from other credentials.</summary>
     public const string Prefix = "farm_";
 
-    private readonly FrozenDictionary<string, TokenEntry> _byHash;
-    private readonly FrozenDictionary<string, string> _amqpUsers;
+    /// <summary>How often a request may look at the tokens file for a change (one stat).</summary>
+    internal static readonly TimeSpan ReloadCheckPeriod = TimeSpan.FromSeconds(1);
 
-    private FarmTokens(bool enabled, Dictionary<string, TokenEntry> byHash, Dictionary<string, string> amqpUsers)
+    private readonly CoordinatorAuthOptions? _options;
+    private readonly TimeProvider _time;
+    private readonly Lock _reload = new();
+    private volatile Snapshot _current;
+    private long _nextCheck;
+
+    private FarmTokens(CoordinatorAuthOptions? options, Snapshot snapshot, TimeProvider time)
     {
-        Enabled = enabled;
-        _byHash = byHash.ToFrozenDictionary(StringComparer.Ordinal);
-        _amqpUsers = amqpUsers.ToFrozenDictionary(StringComparer.Ordinal);
+        _options = options;
+        _current = snapshot;
+        _time = time;
+        _nextCheck = time.GetTimestamp() + Period(time);
     }
 
     /// <summary>Whether requests and queued submissions must say who they are from.</summary>
-    public bool Enabled { get; }
+    public bool Enabled => _options is not null;
 
-    public int TokenCount => _byHash.Count;
+    public int TokenCount => Current.ByHash.Count;
+
+    /// <summary>Where a reload of the tokens file is reported (read, or refused and the tokens before kept).</summary>
+    public ILogger Logger { get; set; } = NullLogger.Instance;
 
     /// <summary>No auth: every request is served, every submission is tenant-less.</summary>
-    public static FarmTokens None { get; } = new(false, [], []);
+    public static FarmTokens None { get; } = new(null, new Snapshot(FrozenDictionary<string, TokenEntry>.Empty, FrozenDictionary<string, string>.Empty, null), TimeProvider.System);
 
-    /// <summary>Reads the tokens file and the configured lines; with auth off, <see cref="None"/>.</summary>
+    /// <summary>
+    /// Reads the tokens file and the configured lines; with auth off, <see cref="None"/>. The file is read again when
+    /// it changes (checked at most every <see cref="ReloadCheckPeriod"/>, on use), so a token added or revoked there
+    /// takes effect within about a second, without a restart.
+    /// </summary>
     /// <exception cref="AuthSettingsException">The file is unreadable, a line is malformed, or no token is left (FARM4232).</exception>
-    public static FarmTokens Load(CoordinatorAuthOptions options)
+    public static FarmTokens Load(CoordinatorAuthOptions options, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (!options.Enabled)
-        {
-            return None;
-        }
+        return options.Enabled ? new FarmTokens(options, Parse(options), time ?? TimeProvider.System) : None;
+    }
 
+    private static long Period(TimeProvider time) => (long)(ReloadCheckPeriod.TotalSeconds * time.TimestampFrequency);
+
+    /// <summary>The tokens in force: those of the file as last read, read again first when it changed.</summary>
+    private Snapshot Current
+    {
+        get
+        {
+            var current = _current;
+            if (current.File is null || _time.GetTimestamp() < Interlocked.Read(ref _nextCheck) || !_reload.TryEnter())
+            {
+                return current;
+            }
+
+            try
+            {
+                _nextCheck = _time.GetTimestamp() + Period(_time);
+                if (!FileStamp.Of(_options!.TokensFile!).Equals(current.File))
+                {
+                    _current = current = Parse(_options);
+                    LogReloaded(Logger, _options.TokensFile!, current.ByHash.Count, current.AmqpUsers.Count);
+                }
+            }
+            catch (AuthSettingsException e)
+            {
+                // Keep serving with what was read before; one report per change of the file, not per request.
+                _current = current = current with { File = FileStamp.Of(_options!.TokensFile!) };
+                LogReloadFailed(Logger, _options!.TokensFile!, e.Message);
+            }
+            finally
+            {
+                _reload.Exit();
+            }
+
+            return current;
+        }
+    }
+
+    private static Snapshot Parse(CoordinatorAuthOptions options)
+    {
+        FileStamp? stamp = null;
         var lines = new List<(string Source, int Number, string Text)>();
         if (!string.IsNullOrWhiteSpace(options.TokensFile))
         {
             string[] text;
             try
             {
+                // Stamped before reading: a change while it is read is seen at the next check.
+                stamp = FileStamp.Of(options.TokensFile);
                 text = File.ReadAllLines(options.TokensFile);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -121,18 +177,18 @@ public sealed partial class FarmTokens
             throw new AuthSettingsException($"{CoordinatorAuthOptions.Section} names no token: add lines 'TENANT sha256:HEX' (farm-coordinator token create --tenant NAME), or set {CoordinatorAuthOptions.Section}:Disabled=true to serve without auth.");
         }
 
-        return new FarmTokens(true, byHash, amqp);
+        return new Snapshot(byHash.ToFrozenDictionary(StringComparer.Ordinal), amqp.ToFrozenDictionary(StringComparer.Ordinal), stamp);
     }
 
     /// <summary>The tenant and role of <paramref name="token"/>; false for a token not in the file.</summary>
     public bool TryAuthenticate(string token, out TokenEntry entry)
     {
         ArgumentNullException.ThrowIfNull(token);
-        return _byHash.TryGetValue(Hash(token), out entry!);
+        return Current.ByHash.TryGetValue(Hash(token), out entry!);
     }
 
     /// <summary>The tenant whose queued submissions the AMQP user <paramref name="user"/> publishes; false when none.</summary>
-    public bool TryTenantOfAmqpUser(string user, out string tenant) => _amqpUsers.TryGetValue(user, out tenant!);
+    public bool TryTenantOfAmqpUser(string user, out string tenant) => Current.AmqpUsers.TryGetValue(user, out tenant!);
 
     /// <summary>A new token: <see cref="Prefix"/> and 32 random bytes, base64url.</summary>
     public static string Mint() => Prefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
@@ -145,6 +201,36 @@ public sealed partial class FarmTokens
         $"{tenant} sha256:{Hash(token)} {role.ToString().ToLowerInvariant()}";
 
     public static bool IsTenantName(string name) => TenantName().IsMatch(name);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Tokens file {File} changed and was read again: {Tokens} token(s), {AmqpUsers} AMQP user(s)")]
+    private static partial void LogReloaded(ILogger logger, string file, int tokens, int amqpUsers);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Tokens file {File} changed but cannot be used; the tokens read before stay in force until it is fixed: {Reason}")]
+    private static partial void LogReloadFailed(ILogger logger, string file, string reason);
+
+    /// <summary>The tokens read from the file (null: configured lines only), and the file as it was read.</summary>
+    private sealed record Snapshot(FrozenDictionary<string, TokenEntry> ByHash, FrozenDictionary<string, string> AmqpUsers, FileStamp? File);
+
+    /// <summary>
+    /// What tells a changed file: the file it finally resolves to, its modification time and size (a Kubernetes secret
+    /// volume swaps a symlink to a new directory; an editor's save may keep the time to the second but not the size).
+    /// </summary>
+    private readonly record struct FileStamp(string Target, DateTime Modified, long Length)
+    {
+        public static FileStamp Of(string path)
+        {
+            try
+            {
+                var target = File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? Path.GetFullPath(path);
+                var info = new FileInfo(target);
+                return info.Exists ? new FileStamp(target, info.LastWriteTimeUtc, info.Length) : new FileStamp(target, default, -1);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return new FileStamp(path, default, -1);
+            }
+        }
+    }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
     private static partial Regex TenantName();

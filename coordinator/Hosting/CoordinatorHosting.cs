@@ -13,6 +13,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Hosting;
@@ -72,7 +73,12 @@ public static class CoordinatorHosting
 
         // Who may submit (HTTP tokens, AMQP users) and as which tenant; the local farm's socket needs no token.
         var auth = FarmSettings.Read<CoordinatorAuthOptions>(builder.Configuration, CoordinatorAuthOptions.Section);
-        builder.Services.TryAddSingleton(local.Enabled ? FarmTokens.None : FarmTokens.Load(auth));
+        var tokens = local.Enabled ? FarmTokens.None : FarmTokens.Load(auth);
+        builder.Services.TryAddSingleton(sp =>
+        {
+            tokens.Logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger<FarmTokens>();
+            return tokens;
+        });
         // With auth on, job results count only from the farm's own RabbitMQ users (LayerResultsConsumer).
         builder.Services.TryAddSingleton(sp => sp.GetRequiredService<FarmTokens>().Enabled && options.Transport == FarmTransport.RabbitMq
             ? JobResultSenders.Only(auth.WorkerAmqpUsers.Append(sp.GetRequiredService<IOptions<RabbitMqOptions>>().Value.User))

@@ -1,4 +1,5 @@
 using Farm.Coordinator.Auth;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Farm.Coordinator.Tests;
 
@@ -53,5 +54,54 @@ public sealed class FarmTokensTests
         Assert.False(FarmTokens.Load(new CoordinatorAuthOptions { TokensFile = "/nonexistent", Disabled = true }).Enabled);
         var missing = Assert.Throws<AuthSettingsException>(() => FarmTokens.Load(new CoordinatorAuthOptions { TokensFile = "/nonexistent/farm-tokens" }));
         Assert.Contains("/nonexistent/farm-tokens", missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_token_revoked_in_the_file_is_refused_a_second_later_and_a_broken_edit_keeps_the_tokens_before()
+    {
+        var dir = Directory.CreateTempSubdirectory("farm-tokens-");
+        try
+        {
+            var (first, second) = (FarmTokens.Mint(), FarmTokens.Mint());
+            var file = Path.Combine(dir.FullName, "tokens");
+            File.WriteAllText(file, FarmTokens.Line("acme", first, FarmRole.Build) + "\n");
+            var time = new FakeTimeProvider();
+            var tokens = FarmTokens.Load(new CoordinatorAuthOptions { TokensFile = file }, time);
+            Assert.True(tokens.TryAuthenticate(first, out _));
+
+            // Revoke the first token, add a second: in force once the check period has passed.
+            File.WriteAllText(file, FarmTokens.Line("acme", second, FarmRole.Read) + "\n");
+            time.Advance(FarmTokens.ReloadCheckPeriod);
+            Assert.False(tokens.TryAuthenticate(first, out _));
+            Assert.True(tokens.TryAuthenticate(second, out var entry));
+            Assert.Equal(new TokenEntry("acme", FarmRole.Read), entry);
+
+            // A mistake while editing (a token pasted instead of its hash) does not lock everybody out.
+            File.WriteAllText(file, $"acme {first}\n");
+            time.Advance(FarmTokens.ReloadCheckPeriod);
+            Assert.True(tokens.TryAuthenticate(second, out _));
+            Assert.False(tokens.TryAuthenticate(first, out _));
+
+            // A Kubernetes secret volume: the file is a symlink into a directory that a new one replaces.
+            var mounted = Path.Combine(dir.FullName, "mounted");
+            Directory.CreateDirectory(Path.Combine(dir.FullName, "v1"));
+            Directory.CreateDirectory(Path.Combine(dir.FullName, "v2"));
+            File.WriteAllText(Path.Combine(dir.FullName, "v1", "tokens"), FarmTokens.Line("acme", first, FarmRole.Build) + "\n");
+            File.WriteAllText(Path.Combine(dir.FullName, "v2", "tokens"), FarmTokens.Line("globex", second, FarmRole.Build) + "\n");
+            File.CreateSymbolicLink(Path.Combine(dir.FullName, "data"), Path.Combine(dir.FullName, "v1"));
+            File.CreateSymbolicLink(mounted, Path.Combine(dir.FullName, "data", "tokens"));
+            var secret = FarmTokens.Load(new CoordinatorAuthOptions { TokensFile = mounted }, time);
+            Assert.True(secret.TryAuthenticate(first, out _));
+            File.Delete(Path.Combine(dir.FullName, "data"));
+            File.CreateSymbolicLink(Path.Combine(dir.FullName, "data"), Path.Combine(dir.FullName, "v2"));
+            time.Advance(FarmTokens.ReloadCheckPeriod);
+            Assert.False(secret.TryAuthenticate(first, out _));
+            Assert.True(secret.TryAuthenticate(second, out var moved));
+            Assert.Equal("globex", moved.Tenant);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 }
