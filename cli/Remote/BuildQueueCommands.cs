@@ -26,9 +26,10 @@ internal static class BuildQueueCommands
     /// <c>farm logs ID</c> for a build: its steps' output (<c>[stepId] line</c>) from the farm. A build id is a
     /// GUID; any other argument of <c>farm logs</c> names a container (<see cref="ContainerCommands.LogsAsync"/>).
     /// </summary>
-    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        using var farm = new RemoteFarm(FarmUrl(farmUrl));
+        // Standard error says when a follow goes on on another coordinator; standard output holds only the lines.
+        using var farm = new RemoteFarm(FarmUrl(farmUrl)) { Notices = error };
         await farm.LogsAsync(id, follow, output, cancellationToken).ConfigureAwait(false);
         return 0;
     }
@@ -118,7 +119,7 @@ internal static class BuildQueueCommands
             var value = parse.GetValue(target)!;
             if (Guid.TryParse(value, out var build))
             {
-                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), parse.InvocationConfiguration.Output, ct).ConfigureAwait(false);
+                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
             }
 
             // Anything else names a local container (farm run -d).

@@ -413,11 +413,29 @@ internal sealed class RemoteFarm : IDisposable
         return body?.ToJsonString(new JsonSerializerOptions(BuildProgress.Json) { WriteIndented = true }) ?? "{}";
     }
 
-    /// <summary>Copies <c>GET /builds/{id}/logs</c> (followed until the build ends when <paramref name="follow"/>) to <paramref name="output"/>.</summary>
+    /// <summary>
+    /// Writes the build's step output lines (<c>[stepId] line</c>) to <paramref name="output"/>: what <c>GET
+    /// /builds/{id}/logs</c> has so far, or, with <paramref name="follow"/>, every line to the build's end, followed as
+    /// <see cref="FollowAsync"/> follows (on from the last event seen on another coordinator when one goes away). A
+    /// followed build that failed ends the lines as one that succeeded does, as <c>docker logs -f</c> does.
+    /// </summary>
     public async Task LogsAsync(Guid id, bool follow, TextWriter output, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(output);
-        using var response = await SendAsync($"builds/{id}/logs{(follow ? "?follow=true" : string.Empty)}", uri => _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
+        if (follow)
+        {
+            try
+            {
+                await FollowAsync(id, new StepLogLines(output), cancellationToken).ConfigureAwait(false);
+            }
+            catch (RemoteBuildFailedException)
+            {
+            }
+
+            return;
+        }
+
+        using var response = await SendAsync($"builds/{id}/logs", uri => _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
         await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
         while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
@@ -452,6 +470,25 @@ internal sealed class RemoteFarm : IDisposable
             {
                 throw new RemoteFarmException(Url, $"did not answer ({e.Message})", e);
             }
+        }
+    }
+
+    /// <summary>The step output lines of a build's events, as <c>GET /builds/{id}/logs</c> writes them.</summary>
+    private sealed class StepLogLines(TextWriter output) : IProgressRenderer
+    {
+        public void Render(JsonObject buildEvent)
+        {
+            if (BuildProgress.Str(buildEvent, "type") == "StepLog" && buildEvent["line"] is { } line)
+            {
+                output.Write($"[{BuildProgress.Str(line, "stepId")}] {BuildProgress.Str(line, "line")}\n");
+                output.Flush();
+            }
+        }
+
+        public void Complete() => output.Flush();
+
+        public void Dispose()
+        {
         }
     }
 

@@ -93,6 +93,11 @@ public sealed class FollowAcrossCoordinatorsTests(FarmClusterProcessesFixture fa
         using var cli = RunningCli.Start(farm.Env, "build", "--farm", $"{first.Url},{second.Url}", "--progress", "rawjson", "--push", "-t", image, Context(marker, sleepSeconds: 10));
         await Wait.UntilAsync(() => cli.Stdout.Any(l => IsLog(l, "started-" + marker)), TimeSpan.FromMinutes(3),
             () => $"the RUN step to print started-{marker}{Environment.NewLine}{cli}{farm.Diagnostics()}");
+        // A second client follows the build's step output (farm logs -f) on the same coordinator.
+        var id = (string)JsonNode.Parse(cli.Stdout.First(l => l.Contains("\"buildId\"", StringComparison.Ordinal)))!["buildId"]!;
+        using var logs = RunningCli.Start(farm.Env, "logs", "-f", "--farm", $"{first.Url},{second.Url}", id);
+        await Wait.UntilAsync(() => logs.Stdout.Any(l => l.EndsWith("] started-" + marker, StringComparison.Ordinal)), TimeSpan.FromMinutes(1),
+            () => $"farm logs -f to print started-{marker}{Environment.NewLine}{logs}{farm.Diagnostics()}");
         await first.KillAsync();
 
         // The second coordinator resumes the build; the CLI follows it there to its end.
@@ -111,6 +116,15 @@ public sealed class FollowAcrossCoordinatorsTests(FarmClusterProcessesFixture fa
         Assert.Single(lines, l => l.StartsWith("{\"type\":\"BuildResumed\"", StringComparison.Ordinal));
         Assert.StartsWith("{\"type\":\"BuildFinished\"", lines[^1], StringComparison.Ordinal);
         Assert.Contains(image, lines[^1], StringComparison.Ordinal);
+        // farm logs -f went on on the second coordinator too and ended with the build, its lines exactly the step output
+        // events the build's own client saw (a step redone after the takeover prints its lines again, as new events).
+        Assert.Equal(0, await logs.ExitCodeAsync(TimeSpan.FromMinutes(1), farm.Diagnostics));
+        Assert.Contains(logs.Stderr, l => l.StartsWith($"farm: lost {first.Url} (", StringComparison.Ordinal) && l.Contains($"on {second.Url} after event ", StringComparison.Ordinal));
+        var stepLines = lines.Where(l => l.StartsWith("{\"type\":\"StepLog\"", StringComparison.Ordinal))
+            .Select(l => JsonNode.Parse(l)!["line"]!).Select(l => $"[{(string)l["stepId"]!}] {(string)l["line"]!}");
+        Assert.Equal(stepLines, logs.Stdout);
+        Assert.Contains(logs.Stdout, l => l.EndsWith("] started-" + marker, StringComparison.Ordinal));
+
         Assert.Equal($"built across coordinators {marker}\n", await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image));
         await Tool.RunAsync("podman", "rmi", "-f", image);
     }
