@@ -127,13 +127,14 @@ public sealed partial class BuildOrchestrator
 
     /// <summary>
     /// Checks the client's index against the context tar before its cache keys are trusted (docs/architecture.md, "Cache
-    /// keys"); a pair once verified is remembered, as both are content-addressed.
+    /// keys"); a pair once verified is remembered, as both are content-addressed (the last
+    /// <see cref="VerifiedContextsKept"/> at most: a rebuild of the same context, the common case, reads no tar).
     /// </summary>
     /// <exception cref="ContextIndexMismatchException">The index does not describe the tar (FARM1212).</exception>
-    private static async Task VerifyContextAsync(IBlobStore store, SubmitBuild submit, ContextIndex index, CancellationToken cancellationToken)
+    private async Task VerifyContextAsync(IBlobStore store, SubmitBuild submit, ContextIndex index, CancellationToken cancellationToken)
     {
         var pair = submit.ContextDigest + "/" + submit.ContextIndexDigest;
-        if (VerifiedContexts.ContainsKey(pair))
+        if (_verifiedContexts.ContainsKey(pair))
         {
             return;
         }
@@ -149,15 +150,18 @@ public sealed partial class BuildOrchestrator
             await ContextIndexVerifier.VerifyAsync(index, tar, cancellationToken).ConfigureAwait(false);
         }
 
-        if (VerifiedContexts.Count >= 4096)
+        if (_verifiedContexts.Count >= VerifiedContextsKept)
         {
-            VerifiedContexts.Clear();
+            // Forgetting costs one more read of a tar per context; no order is worth keeping for that.
+            _verifiedContexts.Clear();
         }
 
-        VerifiedContexts[pair] = 0;
+        _verifiedContexts[pair] = 0;
     }
 
-    private static readonly ConcurrentDictionary<string, byte> VerifiedContexts = new(StringComparer.Ordinal);
+    private const int VerifiedContextsKept = 4096;
+
+    private readonly ConcurrentDictionary<string, byte> _verifiedContexts = new(StringComparer.Ordinal);
 
     private async Task<BuildResult> RunCoreAsync(BuildRequest request, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
     {
