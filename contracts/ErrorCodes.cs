@@ -469,7 +469,7 @@ public static class FarmErrorCodes
     public const string TenantRegistrySettings = "FARM4243";
 
     /// <summary>
-    /// A job result (<c>LayerBuilt</c>, <c>LayerBuildFailed</c>) came from an AMQP user that is not the farm's own (the
+    /// A job result (<c>LayerBuilt</c>, <c>LayerBuildFailed</c>), a step output line or a worker heartbeat came from an AMQP user that is not the farm's own (the
     /// coordinator's user or one of <c>Farm:Coordinator:Auth:WorkerAmqpUsers</c>), or carried no <c>user_id</c>, on a
     /// coordinator with auth: it is dropped and no build sees it (<c>JobResultNotAuthorizedException</c>).
     /// </summary>

@@ -55,7 +55,7 @@ public sealed partial class LayerResultsConsumer(IGrainFactory grains, JobResult
 
     private bool Believed(ConsumeContext context, string result, Guid jobId, string? cacheKey)
     {
-        var user = context.ReceiveContext.TryGetPayload<RabbitMqBasicConsumeContext>(out var amqp) ? amqp.Properties.UserId : null;
+        var user = JobResultSenders.UserOf(context);
         if (senders.Accepts(user))
         {
             return true;

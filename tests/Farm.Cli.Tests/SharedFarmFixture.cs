@@ -82,7 +82,7 @@ public sealed class SharedFarmFixture : IAsyncLifetime
         StrangerAmqpUrl = await _vhost.AddUserAsync(_vhost.Name + "-stranger", "s-" + Guid.NewGuid().ToString("N"), exchange);
         UnprivilegedAmqpUrl = await _vhost.AddUserAsync(_vhost.Name + "-nobody", "n-" + Guid.NewGuid().ToString("N"), "^$");
         var forgerUser = _vhost.Name + "-forger";
-        ForgerAmqpUrl = await _vhost.AddUserAsync(forgerUser, "f-" + Guid.NewGuid().ToString("N"), "^Farm\\.Contracts:(SubmitBuild|LayerBuilt|LayerBuildFailed)$");
+        ForgerAmqpUrl = await _vhost.AddUserAsync(forgerUser, "f-" + Guid.NewGuid().ToString("N"), "^Farm\\.Contracts:(SubmitBuild|LayerBuilt|LayerBuildFailed|StepLogLine|WorkerHeartbeat)$");
         var workerUser = _vhost.Name + "-worker";
         var workerUrl = await _vhost.AddUserAsync(workerUser, "w-" + Guid.NewGuid().ToString("N"), ".*", ".*", ".*");
 

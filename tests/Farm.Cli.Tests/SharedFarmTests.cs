@@ -254,13 +254,14 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         // Cache keys are hashes of what a Dockerfile says: a forger can compute them. Here the build's events say it.
         using var acme = farm.Http(farm.AcmeToken);
         string? cacheKey = null;
+        string? stepId = null;
         await Wait.UntilAsync(
             async () =>
             {
                 var (_, events) = await GetAsync(acme, $"builds/{id}/events");
-                cacheKey = events.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!)
-                    .Where(e => (string?)e["type"] == "StepStarted" && ((string?)e["display"])?.Contains("RUN", StringComparison.Ordinal) == true)
-                    .Select(e => (string?)e["cacheKey"]).FirstOrDefault();
+                var started = events.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!)
+                    .FirstOrDefault(e => (string?)e["type"] == "StepStarted" && ((string?)e["display"])?.Contains("RUN", StringComparison.Ordinal) == true);
+                (cacheKey, stepId) = ((string?)started?["cacheKey"], (string?)started?["stepId"]);
                 return cacheKey is not null;
             },
             TimeSpan.FromSeconds(90),
@@ -277,6 +278,19 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         Assert.Contains("is not one of the farm's", farm.Coordinator.Output(), StringComparison.Ordinal);
         Assert.Contains("has no user_id property", farm.Coordinator.Output(), StringComparison.Ordinal);
 
+        // What else a worker publishes: a line into the build's output, and the heartbeat of a worker that does not exist.
+        var forgedLine = new JsonObject
+        {
+            ["buildId"] = id, ["stepId"] = stepId, ["jobId"] = Guid.NewGuid(), ["stream"] = "stdout", ["line"] = $"forged {marker}", ["at"] = DateTimeOffset.UtcNow,
+        };
+        await PublishAsync(farm.ForgerAmqpUrl, "Farm.Contracts:StepLogLine", forgedLine, userId: true);
+        await PublishAsync(farm.ForgerAmqpUrl, "Farm.Contracts:WorkerHeartbeat", new JsonObject { ["name"] = "forged-worker", ["slots"] = 64 }, userId: true);
+        await Wait.UntilAsync(
+            () => farm.Coordinator.Output().Contains("A step output line from the AMQP user", StringComparison.Ordinal)
+                && farm.Coordinator.Output().Contains("A worker heartbeat from the AMQP user", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(60),
+            () => "the coordinator to drop the forged output line and heartbeat" + farm.Diagnostics());
+
         JsonNode? final = null;
         await LoopbackGate.AnsweringAsync(gate, () => Wait.UntilAsync(
             async () =>
@@ -292,6 +306,11 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         Assert.Equal(SharedFarmFixture.WorkerName, (string?)run["worker"]);
         Assert.Equal("built", (string?)run["status"]);
         Assert.NotNull(run["layer"]);
+        Assert.DoesNotContain($"forged {marker}", (await GetAsync(acme, $"builds/{id}/logs")).Body, StringComparison.Ordinal);
+        using var admin = farm.Http(farm.AdminToken);
+        var workers = (await GetAsync(admin, "api/workers")).Body;
+        Assert.Contains(SharedFarmFixture.WorkerName, workers, StringComparison.Ordinal);
+        Assert.DoesNotContain("forged-worker", workers, StringComparison.Ordinal);
     }
 
     /// <summary>A well-formed LayerBuilt that says the step changed nothing, from a worker that does not exist.</summary>
