@@ -79,6 +79,9 @@ public sealed class RegistryServer : IAsyncDisposable
 
     public string OutputTail() => FarmProcess.Tail(_output);
 
+    /// <summary>Every line the registry logged so far (its request log included).</summary>
+    public string Output() => string.Join(Environment.NewLine, _output);
+
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
