@@ -20,7 +20,7 @@ public sealed record ImageUsage(int Count, long Bytes);
 /// <param name="Layers">Distinct layer blobs the entries refer to.</param>
 /// <param name="Bytes">Their size, each counted once.</param>
 /// <param name="Reclaimable">What <c>farm system prune</c> would free: the local farm deletes the layers no image needs;
-/// a shared farm forgets its entries and leaves the registry's blobs to the registry's garbage collection.</param>
+/// a shared farm removes its entries and their cache manifests, and the registry's garbage collection frees the layers.</param>
 /// <param name="OldestUse">The least recent use of an entry (null when the cache is empty).</param>
 public sealed record BuildCacheUsage(int Entries, int Layers, long Bytes, long Reclaimable, DateTimeOffset? OldestUse);
 
