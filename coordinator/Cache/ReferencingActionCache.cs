@@ -23,7 +23,7 @@ namespace Farm.Coordinator.Cache;
 /// <para>The entry is written first, its manifest second: an entry whose manifest push failed only loses its layer to
 /// a collection (a miss later), while a manifest without an entry would keep a layer nothing can evict.</para>
 /// </remarks>
-public sealed partial class ReferencingActionCache : IActionCache
+public sealed partial class ReferencingActionCache(IActionCache inner, RegistryBlobStore store, ILogger<ReferencingActionCache> logger) : IActionCache
 {
     /// <summary>The <c>artifactType</c> of a cache manifest.</summary>
     public const string ArtifactType = "application/vnd.farm.cache.v1";
@@ -37,20 +37,10 @@ public sealed partial class ReferencingActionCache : IActionCache
     private static readonly byte[] _emptyConfig = "{}"u8.ToArray();
     private static readonly Descriptor _emptyConfigDescriptor = new() { MediaType = MediaTypes.OciEmpty, Digest = Digest.Sha256(_emptyConfig), Size = _emptyConfig.Length };
 
-    private readonly IActionCache _inner;
-    private readonly RegistryBlobStore _store;
-    private readonly ILogger _logger;
+    private readonly IActionCache _inner = inner ?? throw new ArgumentNullException(nameof(inner));
+    private readonly RegistryBlobStore _store = store ?? throw new ArgumentNullException(nameof(store));
+    private readonly ILogger _logger = logger ?? throw new ArgumentNullException(nameof(logger));
     private Task? _configPushed;
-
-    public ReferencingActionCache(IActionCache inner, RegistryBlobStore store, ILogger<ReferencingActionCache> logger)
-    {
-        ArgumentNullException.ThrowIfNull(inner);
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(logger);
-        _inner = inner;
-        _store = store;
-        _logger = logger;
-    }
 
     /// <summary>The tag of <paramref name="key"/>'s cache manifest.</summary>
     /// <exception cref="InvalidCacheKeyException">The key is not <c>sha256:</c> and 64 hex digits.</exception>

@@ -134,7 +134,8 @@ public sealed class CacheGarbageCollectionTests(ITestOutputHelper output)
         var name = Path.GetFileName(context);
         var steps = Regex.Count(build.Stderr, $@"^#\d+ \d+\.\d{{3}} ran-{name}-\d$", RegexOptions.Multiline);
         var cached = Regex.Count(build.Stderr, @"^#\d+ CACHED$", RegexOptions.Multiline);
-        output.WriteLine($"build {name}: {steps} ran, {cached} cached");
+        var done = Regex.Matches(build.Stderr, @"^#\d+ DONE (\S+)$", RegexOptions.Multiline).Select(m => m.Groups[1].Value);
+        output.WriteLine($"build {name}: {steps} ran ({string.Join(", ", done)}), {cached} cached");
         Assert.True(steps == ran && cached + ran == File.ReadAllLines(Path.Combine(context, "Dockerfile")).Count(l => l.StartsWith("RUN", StringComparison.Ordinal)), build.ToString());
     }
 

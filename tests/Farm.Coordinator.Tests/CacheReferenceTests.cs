@@ -6,7 +6,6 @@ using Farm.Oci;
 using Farm.Oci.Registry;
 using Farm.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
-using StackExchange.Redis;
 
 namespace Farm.Coordinator.Tests;
 
@@ -16,40 +15,9 @@ namespace Farm.Coordinator.Tests;
 /// survive a collection, an evicted entry's layer does not, and a registry without deletes makes a prune report
 /// FARM4290 instead of failing.
 /// </summary>
-public sealed class CacheReferenceTests : IAsyncLifetime
+public sealed class CacheReferenceTests : SharedRedisTests
 {
     private const string Repository = "farm/cache";
-    private readonly string _prefix = $"farm:test:{Guid.NewGuid():N}:";
-    private ConnectionMultiplexer? _redis;
-
-    public async Task InitializeAsync()
-    {
-        var endpoint = Environment.GetEnvironmentVariable("FARM_REDIS") ?? "127.0.0.1:6379";
-        try
-        {
-            _redis = await ConnectionMultiplexer.ConnectAsync($"{endpoint},connectTimeout=3000");
-        }
-        catch (RedisConnectionException e)
-        {
-            throw new InvalidOperationException($"Redis does not answer at {endpoint}: start it with infra/up.sh ({e.Message})", e);
-        }
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_redis is null)
-        {
-            return;
-        }
-
-        var server = _redis.GetServer(_redis.GetEndPoints()[0]);
-        await foreach (var key in server.KeysAsync(pattern: _prefix + "*"))
-        {
-            await _redis.GetDatabase().KeyDeleteAsync(key);
-        }
-
-        await _redis.DisposeAsync();
-    }
 
     [Fact]
     public async Task Entries_layers_survive_a_garbage_collection_and_a_pruned_entrys_layer_does_not()
@@ -88,7 +56,7 @@ public sealed class CacheReferenceTests : IAsyncLifetime
 
         // Last uses: the evicted entry long ago, the twin before the kept one.
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await _redis!.GetDatabase().SortedSetAddAsync(_prefix + "ac-used", [new(evictedKey, 1), new(twinKey, now - 1000), new(keptKey, now)]);
+        await Redis.GetDatabase().SortedSetAddAsync(KeyBase + "ac-used", [new(evictedKey, 1), new(twinKey, now - 1000), new(keptKey, now)]);
         var pruned = await janitor.PruneAsync(new BuildCachePrune(TimeSpan.FromDays(1), null), CancellationToken.None);
         Assert.Equal((1, 0, 2), (pruned.EntriesRemoved, pruned.ReferencesKept, pruned.EntriesLeft));
         Assert.Equal(new[] { keptKey, twinKey }.Select(ReferencingActionCache.TagOf).Order(), (await client.ListTagsAsync(Repository, CancellationToken.None)).Order());
@@ -125,7 +93,7 @@ public sealed class CacheReferenceTests : IAsyncLifetime
 
     private (RedisActionCache Inner, ReferencingActionCache Cache, BuildCacheJanitor Janitor) Compose(RegistryBlobStore store)
     {
-        var inner = new RedisActionCache(_redis!, new RedisActionCacheOptions { KeyPrefix = _prefix + "ac:", LastUsedKey = _prefix + "ac-used" });
+        var inner = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = KeyBase + "ac:", LastUsedKey = KeyBase + "ac-used" });
         var cache = new ReferencingActionCache(inner, store, NullLogger<ReferencingActionCache>.Instance);
         return (inner, cache, new BuildCacheJanitor(inner, cache, $"registry://{store}", localImages: null));
     }

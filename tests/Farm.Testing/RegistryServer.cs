@@ -101,28 +101,7 @@ public sealed class RegistryServer : IAsyncDisposable
     private async Task StartProcessAsync()
     {
         _process?.Dispose();
-        var start = new ProcessStartInfo("docker-registry")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = _directory,
-        };
-        start.ArgumentList.Add("serve");
-        start.ArgumentList.Add(ConfigPath);
-        try
-        {
-            _process = Process.Start(start) ?? throw new InvalidOperationException("docker-registry did not start.");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("docker-registry is missing: run infra/install.sh (apt-get install -y docker-registry).", e);
-        }
-
-        _process.OutputDataReceived += (_, e) => Add(e.Data);
-        _process.ErrorDataReceived += (_, e) => Add(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        _process = FarmProcess.StartService("docker-registry", "docker-registry", ["serve", ConfigPath], _directory, _output);
         try
         {
             await TestRegistries.EnsureAnsweringAsync(Address, timeout: TimeSpan.FromSeconds(30)).ConfigureAwait(false);
@@ -130,14 +109,6 @@ public sealed class RegistryServer : IAsyncDisposable
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new InvalidOperationException($"docker-registry serve {ConfigPath} did not answer:{Environment.NewLine}{OutputTail()}", e);
-        }
-    }
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _output.Enqueue(line);
         }
     }
 }
