@@ -784,7 +784,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 var cache = new VerifyingActionCache(referenced, store, _loggers.CreateLogger<VerifyingActionCache>());
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = DeletesBlobsOnPrune ? _localImages : null;
-                _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time);
+                _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time, referenced as ReferencingActionCache);
                 _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
             }
 

@@ -62,13 +62,15 @@ public sealed record BuildCachePruned(int EntriesRemoved, int LayersRemoved, lon
 /// <param name="localImages">The local image store when it is the cache store (the local farm), else null.</param>
 /// <param name="forget">Called for each removed key, so a second memory of the layer (the layer grain's) forgets it too.</param>
 /// <param name="time">The clock of <c>until</c>.</param>
+/// <param name="references">A registry cache store's manifests, brought in step with the entries after each prune.</param>
 public sealed class BuildCacheJanitor(
     IActionCacheInventory inventory,
     IActionCache cache,
     string cacheStore,
     Func<CancellationToken, Task<LocalImageStore>>? localImages,
     Func<string, CancellationToken, Task>? forget = null,
-    TimeProvider? time = null)
+    TimeProvider? time = null,
+    ReferencingActionCache? references = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
@@ -171,6 +173,11 @@ public sealed class BuildCacheJanitor(
                 total -= sizes[digest];
                 unreferenced += sizes[digest];
             }
+        }
+
+        if (references is not null)
+        {
+            await references.ReconcileAsync(ListAsync, cancellationToken).ConfigureAwait(false);
         }
 
         long reclaimed = 0;

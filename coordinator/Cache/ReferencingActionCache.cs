@@ -92,7 +92,78 @@ public sealed partial class ReferencingActionCache(IActionCache inner, RegistryB
     public async Task RemoveAsync(string key, CancellationToken cancellationToken)
     {
         await _inner.RemoveAsync(key, cancellationToken).ConfigureAwait(false);
-        var tag = TagOf(key);
+        await DeleteManifestAsync(TagOf(key), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Brings the cache manifests in step with the entries, for what the write path cannot see: an entry whose manifest
+    /// push failed or that predates cache manifests gets one; a manifest whose entry went without it (expired, or Redis
+    /// lost its data) is deleted, else its layer would outlive every prune. Best effort: failures are logged, and a
+    /// registry without deletes keeps such manifests.
+    /// </summary>
+    /// <param name="entries">Lists the entries; called after the tags are listed (see the remark inside).</param>
+    /// <param name="cancellationToken">Stops it.</param>
+    /// <returns>Manifests pushed and deleted.</returns>
+    public async Task<(int Pushed, int Deleted)> ReconcileAsync(Func<CancellationToken, Task<List<ActionCacheRecord>>> entries, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        HashSet<string> tags;
+        try
+        {
+            tags = [.. (await _store.Client.ListTagsAsync(_store.Repository, cancellationToken).ConfigureAwait(false)).Where(t => t.StartsWith(TagPrefix, StringComparison.Ordinal))];
+        }
+        catch (FarmException e)
+        {
+            // A repository nothing was pushed to yet has no tag list either.
+            LogReconcileFailed(_logger, e);
+            return (0, 0);
+        }
+
+        // Tags first, entries second: a manifest is pushed only after its entry is written, so a tag whose entry the
+        // later listing lacks lost its entry, never one being written now.
+        var wanted = (await entries(cancellationToken).ConfigureAwait(false)).Where(r => r.Entry.Layer is not null).ToDictionary(r => TagOf(r.Key));
+        var (pushed, deleted, failed) = (0, 0, 0);
+        Exception? first = null;
+        foreach (var (tag, record) in wanted.Where(w => !tags.Contains(w.Key)))
+        {
+            try
+            {
+                await ReferenceAsync(record.Key, record.Entry.Layer!, cancellationToken).ConfigureAwait(false);
+                pushed++;
+            }
+            catch (FarmException e)
+            {
+                // Most often a stale entry whose blob is gone (MANIFEST_BLOB_UNKNOWN): its next hit is a miss that drops it.
+                failed++;
+                first ??= new CacheReferenceFailedException(_store.ToString(), tag, "push", e);
+            }
+        }
+
+        foreach (var tag in tags.Where(t => !wanted.ContainsKey(t)))
+        {
+            try
+            {
+                await DeleteManifestAsync(tag, cancellationToken).ConfigureAwait(false);
+                deleted++;
+            }
+            catch (FarmException e) when (e is CacheDeletesRefusedException or CacheReferenceFailedException)
+            {
+                failed++;
+                first ??= e;
+            }
+        }
+
+        if (pushed + deleted + failed > 0)
+        {
+            LogReconciled(_logger, first, pushed, deleted, failed);
+        }
+
+        return (pushed, deleted);
+    }
+
+    /// <summary>Deletes the manifest tagged <paramref name="tag"/>, when there is one.</summary>
+    private async Task DeleteManifestAsync(string tag, CancellationToken cancellationToken)
+    {
         ManifestDeletion deletion;
         try
         {
@@ -143,6 +214,12 @@ public sealed partial class ReferencingActionCache(IActionCache inner, RegistryB
         using var content = new MemoryStream(_emptyConfig, writable: false);
         await _store.PutAsync(_emptyConfigDescriptor, content, CancellationToken.None).ConfigureAwait(false);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The cache manifests could not be listed; they are brought in step with the entries at the next prune")]
+    private static partial void LogReconcileFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cache manifests brought in step with the action cache: {Pushed} pushed for entries without one, {Deleted} deleted without an entry, {Failed} failed (the first failure attached)")]
+    private static partial void LogReconciled(ILogger logger, Exception? exception, int pushed, int deleted, int failed);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The cache manifest of {CacheKey} was not pushed; a garbage collection of the registry would drop its layer")]
     private static partial void LogReferenceFailed(ILogger logger, Exception exception, string cacheKey);

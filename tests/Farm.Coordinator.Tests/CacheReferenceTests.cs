@@ -91,11 +91,35 @@ public sealed class CacheReferenceTests : SharedRedisTests
         Assert.Equal([ReferencingActionCache.TagOf(key)], await client.ListTagsAsync(Repository, CancellationToken.None));
     }
 
+    [Fact]
+    public async Task A_prune_gives_an_entry_without_a_manifest_one_and_deletes_a_manifest_whose_entry_is_gone()
+    {
+        await using var registry = await RegistryServer.StartAsync();
+        using var client = new RegistryClient(registry.Address);
+        var store = new RegistryBlobStore(client, Repository);
+        var (inner, cache, janitor) = Compose(store);
+        var (lost, bare) = (await PushLayerAsync(store), await PushLayerAsync(store));
+        var (lostKey, bareKey) = (Entries.NewKey(), Entries.NewKey());
+        await cache.PutAsync(lostKey, Entries.For(lost), CancellationToken.None);
+        // The entry goes without its manifest, as when Redis loses its data; another is written without one, as before
+        // cache manifests existed.
+        await inner.RemoveAsync(lostKey, CancellationToken.None);
+        await inner.PutAsync(bareKey, Entries.For(bare), CancellationToken.None);
+
+        var pruned = await janitor.PruneAsync(new BuildCachePrune(null, long.MaxValue), CancellationToken.None);
+
+        Assert.Equal((0, 1), (pruned.EntriesRemoved, pruned.EntriesLeft));
+        Assert.Equal([ReferencingActionCache.TagOf(bareKey)], await client.ListTagsAsync(Repository, CancellationToken.None));
+        var collected = await registry.GarbageCollectAsync();
+        Assert.True(registry.HoldsBlob(bare.Digest), "the entry's layer was collected: " + collected);
+        Assert.False(registry.HoldsBlob(lost.Digest), "the layer of a manifest without an entry survived the collection: " + collected);
+    }
+
     private (RedisActionCache Inner, ReferencingActionCache Cache, BuildCacheJanitor Janitor) Compose(RegistryBlobStore store)
     {
         var inner = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = KeyBase + "ac:", LastUsedKey = KeyBase + "ac-used" });
         var cache = new ReferencingActionCache(inner, store, NullLogger<ReferencingActionCache>.Instance);
-        return (inner, cache, new BuildCacheJanitor(inner, cache, $"registry://{store}", localImages: null));
+        return (inner, cache, new BuildCacheJanitor(inner, cache, $"registry://{store}", localImages: null, references: cache));
     }
 
     /// <summary>A random blob as a layer: the registry does not look inside.</summary>
