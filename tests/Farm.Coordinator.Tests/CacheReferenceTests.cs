@@ -22,10 +22,8 @@ public sealed class CacheReferenceTests : SharedRedisTests
     [Fact]
     public async Task Entries_layers_survive_a_garbage_collection_and_a_pruned_entrys_layer_does_not()
     {
-        await using var registry = await RegistryServer.StartAsync();
-        using var client = new RegistryClient(registry.Address);
-        var store = new RegistryBlobStore(client, Repository);
-        var (inner, cache, janitor) = Compose(store);
+        await using var setup = await CacheStore.StartAsync(this);
+        var (registry, client, store, inner, cache, janitor) = setup;
 
         var kept = await PushLayerAsync(store);
         var evicted = await PushLayerAsync(store);
@@ -75,10 +73,8 @@ public sealed class CacheReferenceTests : SharedRedisTests
     [Fact]
     public async Task A_registry_without_deletes_makes_the_prune_report_FARM4290_and_the_entries_go_all_the_same()
     {
-        await using var registry = await RegistryServer.StartAsync(deletes: false);
-        using var client = new RegistryClient(registry.Address);
-        var store = new RegistryBlobStore(client, Repository);
-        var (inner, cache, janitor) = Compose(store);
+        await using var setup = await CacheStore.StartAsync(this, deletes: false);
+        var (_, client, store, inner, cache, janitor) = setup;
         var key = Entries.NewKey();
         await cache.PutAsync(key, Entries.For(await PushLayerAsync(store)), CancellationToken.None);
 
@@ -94,10 +90,8 @@ public sealed class CacheReferenceTests : SharedRedisTests
     [Fact]
     public async Task A_prune_gives_an_entry_without_a_manifest_one_and_deletes_a_manifest_whose_entry_is_gone()
     {
-        await using var registry = await RegistryServer.StartAsync();
-        using var client = new RegistryClient(registry.Address);
-        var store = new RegistryBlobStore(client, Repository);
-        var (inner, cache, janitor) = Compose(store);
+        await using var setup = await CacheStore.StartAsync(this);
+        var (registry, client, store, inner, cache, janitor) = setup;
         var (lost, bare) = (await PushLayerAsync(store), await PushLayerAsync(store));
         var (lostKey, bareKey) = (Entries.NewKey(), Entries.NewKey());
         await cache.PutAsync(lostKey, Entries.For(lost), CancellationToken.None);
@@ -115,11 +109,24 @@ public sealed class CacheReferenceTests : SharedRedisTests
         Assert.False(registry.HoldsBlob(lost.Digest), "the layer of a manifest without an entry survived the collection: " + collected);
     }
 
-    private (RedisActionCache Inner, ReferencingActionCache Cache, BuildCacheJanitor Janitor) Compose(RegistryBlobStore store)
+    /// <summary>A registry of the test's own, its cache repository, and the action cache over it with its janitor.</summary>
+    private sealed record CacheStore(RegistryServer Registry, RegistryClient Client, RegistryBlobStore Store, RedisActionCache Inner, ReferencingActionCache Cache, BuildCacheJanitor Janitor) : IAsyncDisposable
     {
-        var inner = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = KeyBase + "ac:", LastUsedKey = KeyBase + "ac-used" });
-        var cache = new ReferencingActionCache(inner, store, NullLogger<ReferencingActionCache>.Instance);
-        return (inner, cache, new BuildCacheJanitor(inner, cache, $"registry://{store}", localImages: null, references: cache));
+        public static async Task<CacheStore> StartAsync(CacheReferenceTests test, bool deletes = true)
+        {
+            var registry = await RegistryServer.StartAsync(deletes);
+            var client = new RegistryClient(registry.Address);
+            var store = new RegistryBlobStore(client, Repository);
+            var inner = new RedisActionCache(test.Redis, new RedisActionCacheOptions { KeyPrefix = test.KeyBase + "ac:", LastUsedKey = test.KeyBase + "ac-used" });
+            var cache = new ReferencingActionCache(inner, store, NullLogger<ReferencingActionCache>.Instance);
+            return new CacheStore(registry, client, store, inner, cache, new BuildCacheJanitor(inner, cache, $"registry://{store}", localImages: null, references: cache));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Client.Dispose();
+            await Registry.DisposeAsync();
+        }
     }
 
     /// <summary>A random blob as a layer: the registry does not look inside.</summary>
