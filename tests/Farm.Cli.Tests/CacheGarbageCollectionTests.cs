@@ -22,91 +22,145 @@ public sealed class CacheGarbageCollectionTests(ITestOutputHelper output)
     [Fact]
     public async Task A_registry_garbage_collection_keeps_the_cache_and_frees_exactly_what_prune_and_the_cap_evicted()
     {
-        var directory = Directory.CreateTempSubdirectory("farm-cachegc-").FullName;
-        await using var redis = await RedisServer.StartAsync();
-        await using var registry = await RegistryServer.StartAsync();
-        await using var vhost = await RabbitMqVirtualHost.CreateAsync("farm-cachegc-");
-        CoordinatorProcess? coordinator = null;
-        WorkerProcess? worker = null;
+        await using var farm = await GcFarm.StartAsync(deletes: true);
+        var (registry, env) = (farm.Registry, farm.Env);
         var secret = "hunter-" + Guid.NewGuid().ToString("N");
-        try
+        using var client = new RegistryClient(registry.Address);
+
+        // Two projects: a has three steps (with a build argument the cache manifests must not carry), b two.
+        var a = Project(farm.Directory, "a", farm.BaseImage, 3);
+        var b = Project(farm.Directory, "b", farm.BaseImage, 2);
+        await BuildAsync(env, a, ran: 3, "--build-arg", "SECRET_ARG=" + secret);
+        var aLayers = await CacheLayersAsync(client, []);
+        await BuildAsync(env, b, ran: 2);
+        var bLayers = await CacheLayersAsync(client, aLayers.Keys);
+        Assert.Equal((3, 2), (aLayers.Count, bLayers.Count));
+        MeasureManifestPuts(registry);
+
+        var collected = await registry.GarbageCollectAsync();
+        Assert.True(aLayers.Values.Concat(bLayers.Values).All(l => registry.HoldsBlob(l.Digest)), "the collection deleted cached layers: " + collected);
+        await BuildAsync(env, a, ran: 0, "--build-arg", "SECRET_ARG=" + secret);
+        await BuildAsync(env, b, ran: 0);
+        Assert.DoesNotContain(Directory.EnumerateFiles(registry.StorageDirectory, "*", SearchOption.AllDirectories), f => File.ReadAllText(f).Contains(secret, StringComparison.Ordinal));
+
+        // b was used last: keeping b's size evicts a's three entries and no other.
+        var pruned = await FarmCli.RunAsync(env, null, "system", "prune", "-f", "--keep-storage", bLayers.Values.Sum(l => l.Size).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(pruned.ExitCode == 0, pruned + farm.Diagnostics());
+        Assert.Contains("Deleted build cache entries: 3 (3 layers no longer used)", pruned.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("Cache manifests kept", pruned.Stdout, StringComparison.Ordinal);
+        Assert.Equal(bLayers.Keys.Order(), (await CacheTagsAsync(client)).Order());
+        collected = await registry.GarbageCollectAsync();
+        Assert.True(aLayers.Values.All(l => !registry.HoldsBlob(l.Digest)), "the collection kept evicted layers: " + collected);
+        Assert.True(bLayers.Values.All(l => registry.HoldsBlob(l.Digest)), "the collection deleted kept layers: " + collected);
+        await BuildAsync(env, b, ran: 0);
+        await BuildAsync(env, a, ran: 3, "--build-arg", "SECRET_ARG=" + secret);
+
+        // A coordinator with a cap of one byte evicts every entry on its own, the least recently used first.
+        await farm.RestartCoordinatorAsync(new Dictionary<string, string>
         {
-            coordinator = StartCoordinator(vhost, redis, registry, directory, "c1", new Dictionary<string, string>());
-            worker = WorkerProcess.Start("cachegc-worker", Path.Combine(directory, "w"), vhost.Name);
-            var env = new Dictionary<string, string>
-            {
-                ["FARM_STATE_DIR"] = Path.Combine(directory, "state"),
-                ["DOCKER_CONFIG"] = Path.Combine(directory, "docker"),
-                ["FARM_HOST"] = coordinator.Url,
-            };
-            var baseImage = $"{registry.Address}/base/busybox:1";
-            Ok(await FarmCli.RunAsync(env, null, "import", BuildFixture.BusyboxRootfs(directory), baseImage));
-            Ok(await FarmCli.RunAsync(env, null, "push", baseImage));
-            await coordinator.WaitHealthyAsync(TimeSpan.FromSeconds(120));
-            await Wait.UntilAsync(async () => await vhost.ConsumersAsync("farm-build-layer") == 1, TimeSpan.FromSeconds(60), () => "the worker to consume farm-build-layer" + Diagnostics(coordinator, worker));
-            using var client = new RegistryClient(registry.Address);
-
-            // Two projects: a has three steps (one with a build argument the cache manifests must not carry), b two.
-            var a = Project(directory, "a", baseImage, 3);
-            var b = Project(directory, "b", baseImage, 2);
-            await BuildAsync(env, a, ran: 3, "--build-arg", "SECRET_ARG=" + secret);
-            var aLayers = await CacheLayersAsync(client, []);
-            await BuildAsync(env, b, ran: 2);
-            var bLayers = await CacheLayersAsync(client, aLayers.Keys);
-            Assert.Equal((3, 2), (aLayers.Count, bLayers.Count));
-            MeasureManifestPuts(registry);
-
-            var collected = await registry.GarbageCollectAsync();
-            Assert.True(aLayers.Values.Concat(bLayers.Values).All(l => registry.HoldsBlob(l.Digest)), "the collection deleted cached layers: " + collected);
-            await BuildAsync(env, a, ran: 0, "--build-arg", "SECRET_ARG=" + secret);
-            await BuildAsync(env, b, ran: 0);
-            Assert.DoesNotContain(Directory.EnumerateFiles(registry.StorageDirectory, "*", SearchOption.AllDirectories), f => File.ReadAllText(f).Contains(secret, StringComparison.Ordinal));
-
-            // b was used last: keeping b's size evicts a's three entries and no other.
-            var pruned = await FarmCli.RunAsync(env, null, "system", "prune", "-f", "--keep-storage", bLayers.Values.Sum(l => l.Size).ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Assert.True(pruned.ExitCode == 0, pruned + Diagnostics(coordinator, worker));
-            Assert.Contains("Deleted build cache entries: 3 (3 layers no longer used)", pruned.Stdout, StringComparison.Ordinal);
-            Assert.DoesNotContain("Cache manifests kept", pruned.Stdout, StringComparison.Ordinal);
-            Assert.Equal(bLayers.Keys.Order(), (await CacheTagsAsync(client)).Order());
-            collected = await registry.GarbageCollectAsync();
-            Assert.True(aLayers.Values.All(l => !registry.HoldsBlob(l.Digest)), "the collection kept evicted layers: " + collected);
-            Assert.True(bLayers.Values.All(l => registry.HoldsBlob(l.Digest)), "the collection deleted kept layers: " + collected);
-            await BuildAsync(env, b, ran: 0);
-            await BuildAsync(env, a, ran: 3, "--build-arg", "SECRET_ARG=" + secret);
-
-            // A coordinator with a cap of one byte evicts every entry on its own, the least recently used first.
-            await coordinator.DisposeAsync();
-            coordinator = StartCoordinator(vhost, redis, registry, directory, "c2", new Dictionary<string, string>
-            {
-                ["Farm__Builds__CacheMaxBytes"] = "1",
-                ["Farm__Builds__CacheCapInterval"] = "00:00:01",
-            });
-            await coordinator.WaitHealthyAsync(TimeSpan.FromSeconds(120));
-            var capped = coordinator;
-            await Wait.UntilAsync(async () => (await CacheTagsAsync(client)).Count == 0, TimeSpan.FromSeconds(60), () => "the cap to delete every cache manifest" + Diagnostics(capped, worker));
-            env["FARM_HOST"] = coordinator.Url;
-            var df = await FarmCli.RunAsync(env, null, "system", "df", "--format", "json");
-            Assert.Equal(0L, (long)JsonNode.Parse(df.Stdout)!["buildCache"]!["entries"]!);
-            Assert.Contains("Build cache over its cap of 1 bytes", coordinator.Output(), StringComparison.Ordinal);
-            collected = await registry.GarbageCollectAsync();
-            Assert.True(bLayers.Values.All(l => !registry.HoldsBlob(l.Digest)), "the collection kept layers the cap evicted: " + collected);
-        }
-        finally
-        {
-            await Teardown.InOrderAsync(worker, coordinator);
-            Directory.Delete(directory, recursive: true);
-        }
+            ["Farm__Builds__CacheMaxBytes"] = "1",
+            ["Farm__Builds__CacheCapInterval"] = "00:00:01",
+        });
+        await Wait.UntilAsync(async () => (await CacheTagsAsync(client)).Count == 0, TimeSpan.FromSeconds(60), () => "the cap to delete every cache manifest" + farm.Diagnostics());
+        var df = await FarmCli.RunAsync(env, null, "system", "df", "--format", "json");
+        Assert.Equal(0L, (long)JsonNode.Parse(df.Stdout)!["buildCache"]!["entries"]!);
+        Assert.Contains("Build cache over its cap of 1 bytes", farm.Coordinator.Output(), StringComparison.Ordinal);
+        collected = await registry.GarbageCollectAsync();
+        Assert.True(bLayers.Values.All(l => !registry.HoldsBlob(l.Digest)), "the collection kept layers the cap evicted: " + collected);
     }
 
-    private static CoordinatorProcess StartCoordinator(RabbitMqVirtualHost vhost, RedisServer redis, RegistryServer registry, string directory, string name, IReadOnlyDictionary<string, string> more)
+    [Fact]
+    public async Task A_prune_on_a_registry_without_deletes_removes_the_entries_and_says_what_it_kept()
     {
-        var environment = new Dictionary<string, string>(more)
+        await using var farm = await GcFarm.StartAsync(deletes: false);
+        using var client = new RegistryClient(farm.Registry.Address);
+        await BuildAsync(farm.Env, Project(farm.Directory, "c", farm.BaseImage, 1), ran: 1);
+
+        var pruned = await FarmCli.RunAsync(farm.Env, null, "system", "prune", "-f");
+
+        Assert.True(pruned.ExitCode == 0, pruned + farm.Diagnostics());
+        Assert.Contains("Deleted build cache entries: 1", pruned.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Cache manifests kept: 1: FARM4290:", pruned.Stdout, StringComparison.Ordinal);
+        Assert.Contains("storage.delete.enabled: true", pruned.Stdout, StringComparison.Ordinal);
+        Assert.Single(await CacheTagsAsync(client));
+        var df = await FarmCli.RunAsync(farm.Env, null, "system", "df", "--format", "json");
+        Assert.Equal(0L, (long)JsonNode.Parse(df.Stdout)!["buildCache"]!["entries"]!);
+    }
+
+    /// <summary>
+    /// A shared farm on a registry of the test's own: a coordinator process on a Redis of its own, a worker process, a
+    /// RabbitMQ virtual host, the busybox base in the registry (repository <c>base/busybox</c>, beside the cache).
+    /// </summary>
+    private sealed class GcFarm : IAsyncDisposable
+    {
+        private RedisServer? _redis;
+        private RabbitMqVirtualHost? _vhost;
+        private WorkerProcess? _worker;
+        private int _coordinators;
+
+        public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("farm-cachegc-").FullName;
+
+        public RegistryServer Registry { get; private set; } = null!;
+
+        public CoordinatorProcess Coordinator { get; private set; } = null!;
+
+        public string BaseImage => $"{Registry.Address}/base/busybox:1";
+
+        /// <summary>The CLI's environment, with the coordinator as FARM_HOST.</summary>
+        public Dictionary<string, string> Env { get; } = [];
+
+        public static async Task<GcFarm> StartAsync(bool deletes)
         {
-            ["Farm__Coordinator__Redis"] = redis.Configuration,
-            ["Farm__Coordinator__ClusterId"] = "cachegc",
-            ["Farm__Coordinator__ServiceId"] = "cachegc",
-        };
-        return CoordinatorProcess.Start(vhost.AmqpUrl, 0, $"registry://{registry.Address}/{CacheRepository}", Path.Combine(directory, name), environment);
+            var farm = new GcFarm();
+            try
+            {
+                farm._redis = await RedisServer.StartAsync();
+                farm.Registry = await RegistryServer.StartAsync(deletes);
+                farm._vhost = await RabbitMqVirtualHost.CreateAsync("farm-cachegc-");
+                farm.Env["FARM_STATE_DIR"] = Path.Combine(farm.Directory, "state");
+                farm.Env["DOCKER_CONFIG"] = Path.Combine(farm.Directory, "docker");
+                await farm.RestartCoordinatorAsync(new Dictionary<string, string>());
+                farm._worker = WorkerProcess.Start("cachegc-worker", Path.Combine(farm.Directory, "w"), farm._vhost.Name);
+                Ok(await FarmCli.RunAsync(farm.Env, null, "import", BuildFixture.BusyboxRootfs(farm.Directory), farm.BaseImage));
+                Ok(await FarmCli.RunAsync(farm.Env, null, "push", farm.BaseImage));
+                var vhost = farm._vhost;
+                await Wait.UntilAsync(async () => await vhost.ConsumersAsync("farm-build-layer") == 1, TimeSpan.FromSeconds(60), () => "the worker to consume farm-build-layer" + farm.Diagnostics());
+                return farm;
+            }
+            catch
+            {
+                await farm.DisposeAsync();
+                throw;
+            }
+        }
+
+        /// <summary>Stops the coordinator (if any) and starts another on the same services with <paramref name="more"/> settings.</summary>
+        public async Task RestartCoordinatorAsync(IReadOnlyDictionary<string, string> more)
+        {
+            if (Coordinator is not null)
+            {
+                await Coordinator.DisposeAsync();
+            }
+
+            var environment = new Dictionary<string, string>(more)
+            {
+                ["Farm__Coordinator__Redis"] = _redis!.Configuration,
+                ["Farm__Coordinator__ClusterId"] = "cachegc",
+                ["Farm__Coordinator__ServiceId"] = "cachegc",
+            };
+            Coordinator = CoordinatorProcess.Start(_vhost!.AmqpUrl, 0, $"registry://{Registry.Address}/{CacheRepository}", Path.Combine(Directory, $"c{++_coordinators}"), environment);
+            Env["FARM_HOST"] = Coordinator.Url;
+            await Coordinator.WaitHealthyAsync(TimeSpan.FromSeconds(120));
+        }
+
+        public string Diagnostics() =>
+            Teardown.Diagnostics(("coordinator", Coordinator?.OutputTail()), ("worker", _worker?.OutputTail()), ("registry", Registry?.OutputTail()));
+
+        public async ValueTask DisposeAsync()
+        {
+            await Teardown.InOrderAsync(_worker, Coordinator, _vhost, Registry, _redis);
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
     }
 
     /// <summary>
@@ -164,9 +218,6 @@ public sealed class CacheGarbageCollectionTests(ITestOutputHelper output)
             output.WriteLine("cache manifest PUT: " + (m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value));
         }
     }
-
-    private static string Diagnostics(CoordinatorProcess? coordinator, WorkerProcess? worker) =>
-        Teardown.Diagnostics(("coordinator", coordinator?.OutputTail()), ("worker", worker?.OutputTail()));
 
     private static void Ok(CliProcess.Result result) => Assert.True(result.ExitCode == 0, $"farm exited {result.ExitCode}: {result.Stderr}");
 }
