@@ -110,6 +110,12 @@ internal static class SystemCommands
                 output.WriteLine($"Total reclaimed space: 0B (the farm's layers, {FormatSize(BuildProgress.Num(pruned, "unreferencedBytes"))} no longer referenced, stay in its registry until the registry's garbage collection runs)");
             }
 
+            if (pruned["warning"]?.GetValue<string>() is { Length: > 0 } warning)
+            {
+                // The entries are gone either way; the registry kept what refers to their layers.
+                output.WriteLine($"Cache manifests kept: {BuildProgress.Num(pruned, "referencesKept")}: {warning}");
+            }
+
             return 0;
         }));
         return command;

@@ -499,6 +499,20 @@ public static class FarmErrorCodes
     /// <summary>The local farm was asked to prune its build cache while builds run on it: HTTP 409 (<c>BuildsRunningException</c>).</summary>
     public const string BuildsRunning = "FARM4277";
 
+    /// <summary>
+    /// The registry of a shared farm's cache store refused to delete an evicted entry's cache manifest (405 UNSUPPORTED:
+    /// <c>storage.delete.enabled</c> is off): the entry is gone, but the registry's garbage collection keeps its layer.
+    /// Reported by the prune, not a failure (<c>CacheDeletesRefusedException</c>).
+    /// </summary>
+    public const string CacheDeletesRefused = "FARM4290";
+
+    /// <summary>
+    /// Pushing or deleting the cache manifest of an action cache entry in the cache store's registry failed: a missing
+    /// manifest lets the registry's garbage collection drop the layer (a miss later), a manifest left behind keeps it
+    /// (<c>CacheReferenceFailedException</c>).
+    /// </summary>
+    public const string CacheReferenceFailed = "FARM4291";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

@@ -646,6 +646,91 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         });
     }
 
+    /// <summary>
+    /// The cap on a shared coordinator (<see cref="BuildServiceOptions.CacheMaxBytes"/>): every
+    /// <see cref="BuildServiceOptions.CacheCapInterval"/>, whether builds run or not, since evicting deletes no blob here
+    /// (a running build's hit stays in the registry until its garbage collection, which runs with builds stopped).
+    /// </summary>
+    private void StartSharedCacheCap()
+    {
+        if (_options.CacheMaxBytes <= 0 || DeletesBlobsOnPrune || _options.LocalClient)
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(_options.CacheCapInterval, _time);
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+                {
+                    try
+                    {
+                        await CapSharedCacheAsync(_stopping.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+                    {
+                        LogCacheCapFailed(_logger, e);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // This coordinator stops; another one's timer goes on.
+            }
+        });
+    }
+
+    /// <summary>
+    /// One enforcement of the cap, by one coordinator of the cluster at a time: the one that takes the Redis lock
+    /// <see cref="CacheCapLockKey"/> for the interval, holding it while it prunes and letting it expire afterwards, so
+    /// the cluster prunes at most once per interval. Without Redis the coordinator is alone.
+    /// </summary>
+    private async Task CapSharedCacheAsync(CancellationToken cancellationToken)
+    {
+        var janitor = await CacheJanitorAsync(cancellationToken).ConfigureAwait(false);
+        var interval = _options.CacheCapInterval;
+        var owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
+        var database = _redis?.GetDatabase();
+        if (database is not null && !await database.LockTakeAsync(CacheCapLockKey, owner, interval).WaitAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        using var done = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var holding = database is null ? Task.CompletedTask : HoldLockAsync(database, owner, interval, done.Token);
+        try
+        {
+            var pruned = await janitor.PruneAsync(new BuildCachePrune(null, _options.CacheMaxBytes), cancellationToken).ConfigureAwait(false);
+            if (pruned.EntriesRemoved > 0)
+            {
+                LogSharedCacheCapped(_logger, pruned.EntriesRemoved, pruned.UnreferencedBytes, _options.CacheMaxBytes, pruned.ReferencesKept, pruned.Warning ?? string.Empty);
+            }
+        }
+        finally
+        {
+            await done.CancelAsync().ConfigureAwait(false);
+            await holding.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    /// <summary>Keeps the cap's lock while a prune runs longer than half the interval.</summary>
+    private static async Task HoldLockAsync(IDatabase database, string owner, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await Task.Delay(interval / 2, cancellationToken).ConfigureAwait(false);
+            await database.LockExtendAsync(CacheCapLockKey, owner, interval).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The Redis key of the shared cache cap's lock.</summary>
+    public const string CacheCapLockKey = "farm:ac-cap";
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build cache over its cap of {CapBytes} bytes: evicted {Entries} entries, least recently used first; the registry's garbage collection may free {Bytes} bytes of layers no entry uses. Cache manifests kept: {Kept} {Warning}")]
+    private static partial void LogSharedCacheCapped(ILogger logger, int entries, long bytes, long capBytes, int kept, string warning);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Build cache over its cap of {CapBytes} bytes: evicted {Entries} entries, least recently used first, freeing {Bytes} bytes")]
     private static partial void LogCacheCapped(ILogger logger, int entries, long bytes, long capBytes);
 
@@ -691,10 +776,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 }
 
                 var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
-                var cache = new VerifyingActionCache(inner, store, _loggers.CreateLogger<VerifyingActionCache>());
+                // A registry cache store: every entry's layer is kept referenced by a manifest, so the registry's
+                // garbage collection spares it until the entry is evicted.
+                var referenced = store is Oci.RegistryBlobStore registry
+                    ? new ReferencingActionCache(inner, registry, _loggers.CreateLogger<ReferencingActionCache>())
+                    : inner;
+                var cache = new VerifyingActionCache(referenced, store, _loggers.CreateLogger<VerifyingActionCache>());
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = DeletesBlobsOnPrune ? _localImages : null;
-                _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, inner, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time);
+                _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time, referenced as ReferencingActionCache);
                 _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
             }
 
@@ -713,7 +803,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     public void Participate(ISiloLifecycle lifecycle)
     {
         ArgumentNullException.ThrowIfNull(lifecycle);
-        lifecycle.Subscribe(nameof(BuildService), ServiceLifecycleStage.Active, _ => Task.CompletedTask, _ => StopRunsAsync());
+        lifecycle.Subscribe(
+            nameof(BuildService),
+            ServiceLifecycleStage.Active,
+            _ =>
+            {
+                StartSharedCacheCap();
+                return Task.CompletedTask;
+            },
+            _ => StopRunsAsync());
     }
 
     private async Task StopRunsAsync()

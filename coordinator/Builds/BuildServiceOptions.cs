@@ -34,11 +34,16 @@ public sealed class BuildServiceOptions
     public List<string> Entitlements { get; set; } = [];
 
     /// <summary>
-    /// The local farm's build cache cap, in bytes (the layers its action cache entries refer to, each counted once):
-    /// after a build, when no other build runs, entries are evicted least recently used first until their layers fit
-    /// (layers an image needs stay on disk). 0, the default, is no cap. Ignored by a shared coordinator, whose layers
-    /// are in a registry (prune it with <c>farm system prune --farm URL</c>).
+    /// The build cache cap, in bytes (the layers the action cache entries refer to, each counted once): entries are
+    /// evicted least recently used first until their layers fit. The local farm does it after a build, when no other
+    /// build runs, and deletes the layers no image needs; a shared coordinator every <see cref="CacheCapInterval"/>, one
+    /// coordinator of the cluster at a time, and deletes the evicted entries' cache manifests, so the registry's garbage
+    /// collection frees their layers. 0, the default, is no cap.
     /// </summary>
     [Range(0, long.MaxValue)]
     public long CacheMaxBytes { get; set; }
+
+    /// <summary>How often a shared coordinator enforces <see cref="CacheMaxBytes"/>; at most once per interval in a cluster.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan CacheCapInterval { get; set; } = TimeSpan.FromMinutes(1);
 }

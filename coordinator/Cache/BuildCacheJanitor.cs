@@ -1,3 +1,4 @@
+using Farm.Contracts;
 using Farm.Oci;
 using Farm.Oci.Images;
 
@@ -19,7 +20,7 @@ public sealed record ImageUsage(int Count, long Bytes);
 /// <param name="Layers">Distinct layer blobs the entries refer to.</param>
 /// <param name="Bytes">Their size, each counted once.</param>
 /// <param name="Reclaimable">What <c>farm system prune</c> would free: the local farm deletes the layers no image needs;
-/// a shared farm forgets its entries and leaves the registry's blobs to the registry's garbage collection.</param>
+/// a shared farm removes its entries and their cache manifests, and the registry's garbage collection frees the layers.</param>
 /// <param name="OldestUse">The least recent use of an entry (null when the cache is empty).</param>
 public sealed record BuildCacheUsage(int Entries, int Layers, long Bytes, long Reclaimable, DateTimeOffset? OldestUse);
 
@@ -32,11 +33,13 @@ public sealed record BuildCachePrune(TimeSpan? Until, long? KeepStorage);
 /// <param name="EntriesRemoved">Action cache entries removed.</param>
 /// <param name="LayersRemoved">Layers no remaining entry refers to any more.</param>
 /// <param name="ReclaimedBytes">Bytes deleted from the local blob store (0 on a shared farm, which deletes no blob).</param>
-/// <param name="UnreferencedBytes">The size of the layers no remaining entry refers to (on a shared farm, what the registry's garbage collection may free).</param>
+/// <param name="UnreferencedBytes">The size of the layers no remaining entry refers to (on a shared farm, what the registry's garbage collection frees once their cache manifests are deleted).</param>
 /// <param name="BlobsDeleted">Whether this farm deleted blobs (the local farm) or left them (a registry cache store).</param>
 /// <param name="EntriesLeft">Entries still in the cache.</param>
 /// <param name="BytesLeft">The size of the layers they refer to.</param>
-public sealed record BuildCachePruned(int EntriesRemoved, int LayersRemoved, long ReclaimedBytes, long UnreferencedBytes, bool BlobsDeleted, int EntriesLeft, long BytesLeft);
+/// <param name="ReferencesKept">Removed entries whose cache manifest the registry did not delete (a shared farm; see <see cref="ReferencingActionCache"/>): their layers survive its garbage collection.</param>
+/// <param name="Warning">Why they were kept (FARM4290, FARM4291), or null.</param>
+public sealed record BuildCachePruned(int EntriesRemoved, int LayersRemoved, long ReclaimedBytes, long UnreferencedBytes, bool BlobsDeleted, int EntriesLeft, long BytesLeft, int ReferencesKept = 0, string? Warning = null);
 
 /// <summary>
 /// The build cache's lifecycle: how much it holds (<see cref="UsageAsync"/>) and eviction, least recently used first
@@ -48,8 +51,10 @@ public sealed record BuildCachePruned(int EntriesRemoved, int LayersRemoved, lon
 /// blob it cannot find except the moment a running build already held it (<see cref="VerifyingActionCache"/> turns
 /// that into a miss for the next build).</para>
 /// <para>On the local farm the cache store is the image store: a layer an image needs is never deleted, nor one a
-/// remaining entry refers to. On a shared farm the cache store is a registry repository, which Farm never deletes
-/// from: a registry's garbage collection is the operator's (docs/configuration.md, "Build cache").</para>
+/// remaining entry refers to. On a shared farm the cache store is a registry repository, whose blobs Farm never deletes:
+/// <paramref name="cache"/> (a <see cref="ReferencingActionCache"/>) deletes a removed entry's cache manifest, and the
+/// registry's garbage collection, the operator's, frees the layers no manifest refers to any more
+/// (docs/configuration.md, "Build cache").</para>
 /// </remarks>
 /// <param name="inventory">The action cache's entries.</param>
 /// <param name="cache">The same action cache, to remove entries.</param>
@@ -57,13 +62,15 @@ public sealed record BuildCachePruned(int EntriesRemoved, int LayersRemoved, lon
 /// <param name="localImages">The local image store when it is the cache store (the local farm), else null.</param>
 /// <param name="forget">Called for each removed key, so a second memory of the layer (the layer grain's) forgets it too.</param>
 /// <param name="time">The clock of <c>until</c>.</param>
+/// <param name="references">A registry cache store's manifests, brought in step with the entries after each prune.</param>
 public sealed class BuildCacheJanitor(
     IActionCacheInventory inventory,
     IActionCache cache,
     string cacheStore,
     Func<CancellationToken, Task<LocalImageStore>>? localImages,
     Func<string, CancellationToken, Task>? forget = null,
-    TimeProvider? time = null)
+    TimeProvider? time = null,
+    ReferencingActionCache? references = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
@@ -126,6 +133,8 @@ public sealed class BuildCacheJanitor(
         var total = sizes.Values.Sum();
         var cutoff = request.Until is { } until ? _time.GetUtcNow() - until : (DateTimeOffset?)null;
         var removed = 0;
+        var kept = 0;
+        string? warning = null;
         var freedLayers = new List<Digest>();
         long unreferenced = 0;
         foreach (var record in records.OrderBy(r => r.LastUsed))
@@ -141,7 +150,17 @@ public sealed class BuildCacheJanitor(
                 break;
             }
 
-            await cache.RemoveAsync(record.Key, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await cache.RemoveAsync(record.Key, cancellationToken).ConfigureAwait(false);
+            }
+            catch (FarmException e) when (e is CacheDeletesRefusedException or CacheReferenceFailedException)
+            {
+                // The entry is gone; only its manifest stays. Reported, not a failed prune.
+                kept++;
+                warning ??= e.Message;
+            }
+
             if (forget is not null)
             {
                 await forget(record.Key, cancellationToken).ConfigureAwait(false);
@@ -156,6 +175,11 @@ public sealed class BuildCacheJanitor(
             }
         }
 
+        if (references is not null)
+        {
+            await references.ReconcileAsync(ListAsync, cancellationToken).ConfigureAwait(false);
+        }
+
         long reclaimed = 0;
         if (localImages is not null && freedLayers.Count > 0)
         {
@@ -164,7 +188,7 @@ public sealed class BuildCacheJanitor(
             reclaimed = await store.DeleteUnreferencedAsync(freedLayers, keep, cancellationToken).ConfigureAwait(false);
         }
 
-        return new BuildCachePruned(removed, freedLayers.Count, reclaimed, unreferenced, localImages is not null, records.Count - removed, total);
+        return new BuildCachePruned(removed, freedLayers.Count, reclaimed, unreferenced, localImages is not null, records.Count - removed, total, kept, warning);
     }
 
     private async Task<List<ActionCacheRecord>> ListAsync(CancellationToken cancellationToken)

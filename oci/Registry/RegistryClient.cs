@@ -378,6 +378,26 @@ public sealed partial class RegistryClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Deletes manifest <paramref name="digest"/> from <paramref name="repository"/> (the distribution registry removes
+    /// the tags that point at it too), so the registry's garbage collection may free the blobs only it referred to.
+    /// A registry without deletes (the distribution registry's default, <c>storage.delete.enabled: false</c>) answers
+    /// 405 UNSUPPORTED: that is <see cref="ManifestDeletion.Refused"/>, not an error, since the caller can only report it.
+    /// https://github.com/opencontainers/distribution-spec/blob/main/spec.md#deleting-manifests
+    /// </summary>
+    public async Task<ManifestDeletion> DeleteManifestAsync(string repository, Digest digest, CancellationToken cancellationToken)
+    {
+        var target = new RequestTarget(TargetKind.Manifest, Registry, repository, $"the deletion of manifest {Registry}/{repository}@{digest}", digest);
+        var spec = new RequestSpec(b => new HttpRequestMessage(HttpMethod.Delete, new Uri(b, $"v2/{repository}/manifests/{digest}")), target, [$"repository:{repository}:delete"]);
+        using var response = await SendAsync(spec, cancellationToken, HttpStatusCode.Accepted, HttpStatusCode.OK, HttpStatusCode.NotFound, HttpStatusCode.MethodNotAllowed).ConfigureAwait(false);
+        return response.StatusCode switch
+        {
+            HttpStatusCode.NotFound => ManifestDeletion.NotFound,
+            HttpStatusCode.MethodNotAllowed => ManifestDeletion.Refused,
+            _ => ManifestDeletion.Deleted,
+        };
+    }
+
     /// <summary>Serialises and pushes an image manifest under <paramref name="reference"/>.</summary>
     public Task<Digest> PushManifestAsync(string repository, string reference, ImageManifest manifest, CancellationToken cancellationToken)
     {

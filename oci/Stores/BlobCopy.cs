@@ -1,5 +1,18 @@
 namespace Farm.Oci;
 
+/// <summary>What a manifest deletion did (<see cref="Registry.RegistryClient.DeleteManifestAsync"/>).</summary>
+public enum ManifestDeletion
+{
+    /// <summary>The registry deleted it.</summary>
+    Deleted,
+
+    /// <summary>The repository has no such manifest (deleted before).</summary>
+    NotFound,
+
+    /// <summary>The registry does not allow deletes (405 UNSUPPORTED).</summary>
+    Refused,
+}
+
 /// <summary>How a blob reached a store.</summary>
 public enum BlobOutcome
 {

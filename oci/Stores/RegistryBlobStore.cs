@@ -7,8 +7,9 @@ namespace Farm.Oci;
 /// <c>127.0.0.1:5100/farm/cache</c>). Reads verify digests while streaming; writes skip blobs already present.
 /// </summary>
 /// <remarks>
-/// The registry garbage-collects blobs no manifest references, so a long-lived cache must also push manifests
-/// (or run the registry without GC). https://github.com/opencontainers/distribution-spec/blob/main/spec.md
+/// The registry garbage-collects blobs no manifest references: the coordinator keeps the cached layers referenced
+/// with a manifest per action cache entry (Farm.Coordinator's <c>ReferencingActionCache</c>); other blobs (contexts)
+/// may go. https://github.com/opencontainers/distribution-spec/blob/main/spec.md
 /// </remarks>
 public sealed class RegistryBlobStore(RegistryClient client, string repository) : IBlobStore
 {

@@ -27,12 +27,18 @@ internal static class Entries
     private static string Hex(string s) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(s)));
 }
 
-public sealed class RedisActionCacheTests : IAsyncLifetime
+/// <summary>
+/// Tests on the shared Redis (infra/up.sh, or FARM_REDIS) under keys of their own (<see cref="KeyBase"/>), removed
+/// afterwards; a Redis that does not answer fails the test saying how to start it.
+/// </summary>
+public abstract class SharedRedisTests : IAsyncLifetime
 {
-    private readonly string _prefix = $"farm:test:{Guid.NewGuid():N}:ac:";
     private ConnectionMultiplexer? _redis;
 
-    private ConnectionMultiplexer Redis => _redis ?? throw new InvalidOperationException("not connected");
+    /// <summary>Every key the test writes starts with this.</summary>
+    protected string KeyBase { get; } = $"farm:test:{Guid.NewGuid():N}:";
+
+    protected ConnectionMultiplexer Redis => _redis ?? throw new InvalidOperationException("not connected");
 
     public async Task InitializeAsync()
     {
@@ -55,18 +61,23 @@ public sealed class RedisActionCacheTests : IAsyncLifetime
         }
 
         var server = _redis.GetServer(_redis.GetEndPoints()[0]);
-        await foreach (var key in server.KeysAsync(pattern: _prefix + "*"))
+        await foreach (var key in server.KeysAsync(pattern: KeyBase + "*"))
         {
             await _redis.GetDatabase().KeyDeleteAsync(key);
         }
 
         await _redis.DisposeAsync();
     }
+}
+
+public sealed class RedisActionCacheTests : SharedRedisTests
+{
+    private string Prefix => KeyBase + "ac:";
 
     [Fact]
     public async Task An_entry_round_trips_under_farm_ac_key()
     {
-        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = _prefix });
+        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = Prefix });
         var key = Entries.NewKey();
         Assert.Null(await cache.TryGetAsync(key, default));
 
@@ -75,7 +86,7 @@ public sealed class RedisActionCacheTests : IAsyncLifetime
         Assert.Equal(entry, await cache.TryGetAsync(key, default));
 
         // The stored form is the documented JSON under the prefix + key.
-        var raw = (string?)await Redis.GetDatabase().StringGetAsync(_prefix + key);
+        var raw = (string?)await Redis.GetDatabase().StringGetAsync(Prefix + key);
         Assert.Contains("\"diff_id\":\"" + entry.Layer!.DiffId + "\"", raw, StringComparison.Ordinal);
 
         await cache.RemoveAsync(key, default);
@@ -85,7 +96,7 @@ public sealed class RedisActionCacheTests : IAsyncLifetime
     [Fact]
     public async Task An_empty_layer_round_trips()
     {
-        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = _prefix });
+        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = Prefix });
         var key = Entries.NewKey();
         await cache.PutAsync(key, Entries.For(null), default);
         var back = await cache.TryGetAsync(key, default);
@@ -96,10 +107,10 @@ public sealed class RedisActionCacheTests : IAsyncLifetime
     [Fact]
     public async Task The_time_to_live_is_set()
     {
-        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = _prefix, TimeToLive = TimeSpan.FromHours(1) });
+        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = Prefix, TimeToLive = TimeSpan.FromHours(1) });
         var key = Entries.NewKey();
         await cache.PutAsync(key, Entries.For(Entries.Layer("t")), default);
-        var ttl = await Redis.GetDatabase().KeyTimeToLiveAsync(_prefix + key);
+        var ttl = await Redis.GetDatabase().KeyTimeToLiveAsync(Prefix + key);
         Assert.NotNull(ttl);
         Assert.InRange(ttl.Value, TimeSpan.FromMinutes(59), TimeSpan.FromHours(1));
     }
@@ -107,22 +118,22 @@ public sealed class RedisActionCacheTests : IAsyncLifetime
     [Fact]
     public async Task A_corrupt_entry_is_reported_and_a_verifying_cache_makes_it_a_miss_and_removes_it()
     {
-        var inner = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = _prefix });
+        var inner = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = Prefix });
         var key = Entries.NewKey();
-        await Redis.GetDatabase().StringSetAsync(_prefix + key, "{not json");
+        await Redis.GetDatabase().StringSetAsync(Prefix + key, "{not json");
         await Assert.ThrowsAsync<ActionCacheCorruptEntryException>(() => inner.TryGetAsync(key, default));
 
         using var dir = new TempDir();
         using var store = await OciLayoutStore.OpenOrCreateAsync(dir.Path, default);
         var cache = new VerifyingActionCache(inner, store, NullLogger<VerifyingActionCache>.Instance);
         Assert.Null(await cache.TryGetAsync(key, default));
-        Assert.False(await Redis.GetDatabase().KeyExistsAsync(_prefix + key));
+        Assert.False(await Redis.GetDatabase().KeyExistsAsync(Prefix + key));
     }
 
     [Fact]
     public async Task A_prune_down_to_a_size_evicts_the_least_recently_hit_entries_and_their_last_use()
     {
-        var options = new RedisActionCacheOptions { KeyPrefix = _prefix, LastUsedKey = _prefix + "used" };
+        var options = new RedisActionCacheOptions { KeyPrefix = Prefix, LastUsedKey = Prefix + "used" };
         var cache = new RedisActionCache(Redis, options);
         var db = Redis.GetDatabase();
         var (hit, old1, old2) = (Entries.NewKey(), Entries.NewKey(), Entries.NewKey());
@@ -152,7 +163,7 @@ public sealed class RedisActionCacheTests : IAsyncLifetime
     [Fact]
     public async Task Keys_that_are_not_cache_keys_are_refused()
     {
-        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = _prefix });
+        var cache = new RedisActionCache(Redis, new RedisActionCacheOptions { KeyPrefix = Prefix });
         var e = await Assert.ThrowsAsync<InvalidCacheKeyException>(() => cache.TryGetAsync("alpine:latest", default));
         Assert.Equal("FARM4001", e.Code);
     }

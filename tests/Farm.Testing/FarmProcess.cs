@@ -59,12 +59,36 @@ public static class FarmProcess
             start.Environment[key] = value;
         }
 
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start.");
-        process.OutputDataReceived += (_, e) => Add(output, e.Data);
-        process.ErrorDataReceived += (_, e) => Add(output, e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
+        return Capture(Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start."), output);
+    }
+
+    /// <summary>
+    /// Starts a service a test runs on its own (redis-server, docker-registry) in <paramref name="workingDirectory"/>; its
+    /// output lines go to <paramref name="output"/>. A program that is not installed fails saying which Debian package
+    /// (<paramref name="package"/>) infra/install.sh installs it from.
+    /// </summary>
+    public static Process StartService(string file, string package, IEnumerable<string> arguments, string workingDirectory, ConcurrentQueue<string> output)
+    {
+        var start = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        try
+        {
+            return Capture(Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start."), output);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException($"{file} is missing: run infra/install.sh (apt-get install -y {package}).", e);
+        }
     }
 
     /// <summary>SIGTERM (the graceful path production uses), then SIGKILL after <paramref name="grace"/>.</summary>
@@ -89,6 +113,15 @@ public static class FarmProcess
     }
 
     public static string Tail(ConcurrentQueue<string> output) => string.Join(Environment.NewLine, output.TakeLast(40));
+
+    private static Process Capture(Process process, ConcurrentQueue<string> output)
+    {
+        process.OutputDataReceived += (_, e) => Add(output, e.Data);
+        process.ErrorDataReceived += (_, e) => Add(output, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
 
     private static void Add(ConcurrentQueue<string> output, string? line)
     {

@@ -93,31 +93,12 @@ public sealed class RedisServer : IAsyncDisposable
     private async Task StartProcessAsync()
     {
         _process?.Dispose();
-        var start = new ProcessStartInfo("redis-server")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = _directory,
-        };
-        foreach (var argument in new[] { "--bind", "127.0.0.1", "--dir", _directory, "--save", string.Empty, "--appendonly", "no" }.Concat(_arguments))
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        try
-        {
-            _process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start.");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("redis-server is missing: run infra/install.sh (apt-get install -y redis-server).", e);
-        }
-
-        _process.OutputDataReceived += (_, e) => Add(e.Data);
-        _process.ErrorDataReceived += (_, e) => Add(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        _process = FarmProcess.StartService(
+            "redis-server",
+            "redis-server",
+            new[] { "--bind", "127.0.0.1", "--dir", _directory, "--save", string.Empty, "--appendonly", "no" }.Concat(_arguments),
+            _directory,
+            _output);
         await Wait.UntilAsync(AnswersAsync, TimeSpan.FromSeconds(30), () => $"redis-server to accept connections on {Configuration}{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
     }
 
@@ -132,14 +113,6 @@ public sealed class RedisServer : IAsyncDisposable
         catch (SocketException)
         {
             return false;
-        }
-    }
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _output.Enqueue(line);
         }
     }
 }
