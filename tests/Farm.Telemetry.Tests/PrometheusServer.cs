@@ -28,7 +28,8 @@ public sealed class PrometheusServer : IAsyncDisposable
     public HttpClient Api { get; }
 
     /// <param name="jobs">Job name to its targets (<c>127.0.0.1:port</c>).</param>
-    public static async Task<PrometheusServer> StartAsync(IReadOnlyDictionary<string, IReadOnlyList<string>> jobs)
+    /// <param name="ruleFiles">Rule files to load and evaluate every second.</param>
+    public static async Task<PrometheusServer> StartAsync(IReadOnlyDictionary<string, IReadOnlyList<string>> jobs, IReadOnlyList<string>? ruleFiles = null)
     {
         if (!File.Exists("/usr/bin/prometheus"))
         {
@@ -36,7 +37,13 @@ public sealed class PrometheusServer : IAsyncDisposable
         }
 
         var directory = Directory.CreateTempSubdirectory("farm-prometheus-").FullName;
-        var config = new StringBuilder("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+        var config = new StringBuilder("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n");
+        if (ruleFiles is { Count: > 0 })
+        {
+            config.Append(CultureInfo.InvariantCulture, $"rule_files: [{string.Join(", ", ruleFiles.Select(f => $"'{f}'"))}]\n");
+        }
+
+        config.Append("scrape_configs:\n");
         foreach (var (job, targets) in jobs)
         {
             config.Append(CultureInfo.InvariantCulture, $"  - job_name: {job}\n    static_configs:\n      - targets: [{string.Join(", ", targets.Select(t => $"'{t}'"))}]\n");
@@ -83,6 +90,14 @@ public sealed class PrometheusServer : IAsyncDisposable
     {
         var answer = await Api.GetFromJsonAsync<JsonObject>($"api/v1/query?query={Uri.EscapeDataString(query)}");
         return [.. answer!["data"]!["result"]!.AsArray().Select(r => (r!["metric"]!.AsObject(), double.Parse((string)r["value"]![1]!, CultureInfo.InvariantCulture)))];
+    }
+
+    /// <summary>The loaded alerting rules: each one's name, health (<c>ok</c>, <c>err</c>, <c>unknown</c> before its first evaluation) and last error.</summary>
+    public async Task<List<(string Name, string Health, string? Error)>> AlertRulesAsync()
+    {
+        var answer = await Api.GetFromJsonAsync<JsonObject>("api/v1/rules?type=alert");
+        return [.. answer!["data"]!["groups"]!.AsArray().SelectMany(g => g!["rules"]!.AsArray())
+            .Select(r => ((string)r!["name"]!, (string)r["health"]!, (string?)r["lastError"]))];
     }
 
     public async ValueTask DisposeAsync()

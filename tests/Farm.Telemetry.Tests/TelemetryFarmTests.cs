@@ -193,11 +193,13 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
             Assert.True(Value(worker, "farm_worker_step_phase_duration_seconds_count", "phase=\"upload\"") >= 1, $"{name}:{Environment.NewLine}{worker}");
         }
 
-        await using var prometheus = await PrometheusServer.StartAsync(new Dictionary<string, IReadOnlyList<string>>
-        {
-            ["farm-coordinator"] = [$"127.0.0.1:{farm.CoordinatorPort}"],
-            ["farm-worker"] = [.. farm.WorkerMetricsPorts.Values.Select(p => $"127.0.0.1:{p}")],
-        });
+        await using var prometheus = await PrometheusServer.StartAsync(
+            new Dictionary<string, IReadOnlyList<string>>
+            {
+                ["farm-coordinator"] = [$"127.0.0.1:{farm.CoordinatorPort}"],
+                ["farm-worker"] = [.. farm.WorkerMetricsPorts.Values.Select(p => $"127.0.0.1:{p}")],
+            },
+            [Path.Combine(RepoPaths.RepoRoot, "infra", "prometheus-alerts.yml")]);
         List<(JsonObject Labels, double Value)> builds = [], uploaded = [];
         await Wait.UntilAsync(
             async () =>
@@ -209,6 +211,28 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
             TimeSpan.FromSeconds(60),
             () => $"Prometheus to scrape the coordinator's build count and both workers' uploads; got {builds.Count} and {uploaded.Count} series");
         Assert.True(builds[0].Value >= 1);
+
+        // Every query of the Grafana dashboard runs on these metrics, its variables set to "All" (Prometheus answers a
+        // query it cannot parse or evaluate with 400, which fails here), and the farm-wide gauges count each worker once.
+        var dashboard = JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(RepoPaths.RepoRoot, "infra", "grafana", "farm.json")))!;
+        Assert.Equal(["coordinator", "worker"], dashboard["templating"]!["list"]!.AsArray().Select(v => (string)v!["name"]!));
+        var queries = dashboard["panels"]!.AsArray().SelectMany(p => p!["targets"]?.AsArray() ?? []).Select(t => (string)t!["expr"]!).ToList();
+        foreach (var query in queries)
+        {
+            await prometheus.QueryAsync(query.Replace("$coordinator", ".*", StringComparison.Ordinal).Replace("$worker", ".*", StringComparison.Ordinal));
+        }
+
+        Assert.Equal(2, Assert.Single(await prometheus.QueryAsync("max(farm_workers{instance=~\".*\"})")).Value);
+        Assert.Equal(2, (await prometheus.QueryAsync($"farm_worker_slots{{state=\"free\",instance=~\"{string.Join('|', farm.WorkerMetricsPorts.Values.Select(p => $"127.0.0.1:{p}"))}\"}}")).Count);
+
+        // The alert rules load and evaluate on them without error; none fires on a farm that just built successfully.
+        List<(string Name, string Health, string? Error)> rules = [];
+        await Wait.UntilAsync(
+            async () => (rules = await prometheus.AlertRulesAsync()).Count == 5 && rules.All(r => r.Health != "unknown"),
+            TimeSpan.FromSeconds(60),
+            () => $"Prometheus to evaluate the five alert rules; got {string.Join(", ", rules)}");
+        Assert.All(rules, r => Assert.True(r.Health == "ok", $"{r.Name}: {r.Health} {r.Error}"));
+        Assert.Empty(await prometheus.QueryAsync("ALERTS{alertstate=\"firing\"}"));
     }
 
     [Fact]
