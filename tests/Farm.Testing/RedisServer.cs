@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
 using Farm.Oci.Net;
 
 namespace Farm.Testing;
@@ -114,32 +113,7 @@ public sealed class RedisServer : IAsyncDisposable
             throw new InvalidOperationException("redis-server is missing: run infra/install.sh (apt-get install -y redis-server).", e);
         }
 
-        _process.OutputDataReceived += (_, e) => Add(e.Data);
-        _process.ErrorDataReceived += (_, e) => Add(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-        await Wait.UntilAsync(AnswersAsync, TimeSpan.FromSeconds(30), () => $"redis-server to accept connections on {Configuration}{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
-    }
-
-    private async Task<bool> AnswersAsync()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            await client.ConnectAsync("127.0.0.1", Port).ConfigureAwait(false);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _output.Enqueue(line);
-        }
+        FarmProcess.Collect(_process, _output);
+        await Wait.UntilAsync(() => FarmProcess.AnswersAsync(Port), TimeSpan.FromSeconds(30), () => $"redis-server to accept connections on {Configuration}{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
     }
 }
