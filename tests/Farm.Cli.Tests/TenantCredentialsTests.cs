@@ -26,10 +26,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
     {
         var acme = farm.Builds.Acme;
 
-        Assert.True(acme.Result.ExitCode == 0, acme.Result + farm.Diagnostics());
-        using var client = FarmUserClient();
-        var pulled = await client.PullManifestAsync(ImageReference.Parse(acme.Image), CancellationToken.None);
-        Assert.Contains($"content of acme {acme.Marker}", await ImageTextAsync(client, pulled), StringComparison.Ordinal);
+        await AssertPushedAsync(acme, $"content of acme {acme.Marker}");
     }
 
     [Fact]
@@ -37,9 +34,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
     {
         var globex = farm.Builds.GlobexAnonymous;
 
-        Assert.True(globex.Result.ExitCode != 0, globex.Result.ToString());
-        var said = globex.Result.Stdout + globex.Result.Stderr;
-        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        var said = AssertRefused(globex);
         Assert.Contains($"Registry {TestRegistries.Basic} refused anonymous access to push {globex.Image}", said, StringComparison.Ordinal);
         Assert.Contains("Farm:Coordinator:Tenants:globex:RegistryAuthFile", said, StringComparison.Ordinal);
         Assert.Contains($"farm login {TestRegistries.Basic}", said, StringComparison.Ordinal);
@@ -52,10 +47,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
     {
         var passed = farm.Builds.GlobexPassed;
 
-        Assert.True(passed.Result.ExitCode == 0, passed.Result + farm.Diagnostics());
-        using var client = FarmUserClient();
-        var pulled = await client.PullManifestAsync(ImageReference.Parse(passed.Image), CancellationToken.None);
-        Assert.Contains($"content of globex-passed {passed.Marker}", await ImageTextAsync(client, pulled), StringComparison.Ordinal);
+        await AssertPushedAsync(passed, $"content of globex-passed {passed.Marker}");
     }
 
     [Fact]
@@ -63,9 +55,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
     {
         var wrong = farm.Builds.GlobexWrong;
 
-        var said = wrong.Result.Stdout + wrong.Result.Stderr;
-        Assert.True(wrong.Result.ExitCode != 0, wrong.Result.ToString());
-        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        var said = AssertRefused(wrong);
         Assert.Contains($"Registry {TestRegistries.Basic} refused the credentials of user '{TestRegistries.BasicUser}' passed with build {wrong.Id}", said, StringComparison.Ordinal);
         Assert.Contains($"farm login {TestRegistries.Basic}", said, StringComparison.Ordinal);
     }
@@ -75,9 +65,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
     {
         var build = farm.Builds.GlobexPrivateBase;
 
-        var said = build.Result.Stdout + build.Result.Stderr;
-        Assert.True(build.Result.ExitCode != 0, build.Result.ToString());
-        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        var said = AssertRefused(build);
         Assert.Contains($"Registry {TestRegistries.Basic} refused anonymous access to pull the base image {farm.Builds.Acme.Image}: tenant globex has no credentials", said, StringComparison.Ordinal);
     }
 
@@ -178,6 +166,24 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
                      where place.Value.Contains(secret, StringComparison.Ordinal)
                      select $"{place.Key} holds a secret ({secret.Length} characters, starting '{secret[..3]}')").ToList();
         Assert.True(found.Count == 0, string.Join(Environment.NewLine, found));
+    }
+
+    /// <summary>Asserts <paramref name="build"/> succeeded and its pushed image, pulled as the registry's user, holds <paramref name="content"/>.</summary>
+    private async Task AssertPushedAsync(FarmBuild build, string content)
+    {
+        Assert.True(build.Result.ExitCode == 0, build.Result + farm.Diagnostics());
+        using var client = FarmUserClient();
+        var pulled = await client.PullManifestAsync(ImageReference.Parse(build.Image), CancellationToken.None);
+        Assert.Contains(content, await ImageTextAsync(client, pulled), StringComparison.Ordinal);
+    }
+
+    /// <summary>Asserts <paramref name="build"/> failed with FARM4240 (a registry refused it); returns what its user saw.</summary>
+    private static string AssertRefused(FarmBuild build)
+    {
+        var said = build.Result.Stdout + build.Result.Stderr;
+        Assert.True(build.Result.ExitCode != 0, build.Result.ToString());
+        Assert.Contains("FARM4240", said, StringComparison.Ordinal);
+        return said;
     }
 
     /// <summary>Every blob of an image as text: manifest, config, and each layer's tar uncompressed.</summary>

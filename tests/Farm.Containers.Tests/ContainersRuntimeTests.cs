@@ -30,23 +30,8 @@ public sealed class ContainersRuntimeTests : IAsyncLifetime
     [Fact]
     public async Task Commit_without_a_freezer_warns_and_still_commits_the_running_containers_changes()
     {
-        var runc = Path.Combine(_dir, "runc-without-freezer");
-        await File.WriteAllTextAsync(runc, "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = pause ] && { echo 'freezer not available' >&2; exit 1; }; done\nexec runc \"$@\"\n");
-        UnixFile.Chmod(runc, 0x1ED);
-        var state = Path.Combine(_dir, "state");
-        var runtime = new ContainerRuntime(state, runc);
-        using var images = await LocalImageStore.OpenAsync(state, CancellationToken.None);
-        var rootfs = BusyboxRootfs.Write(Path.Combine(_dir, "rootfs.tar"));
-        LocalImage image;
-        await using (var tar = File.OpenRead(rootfs))
-        {
-            image = await images.ImportAsync(tar, rootfs, "bb", null, null, CancellationToken.None);
-        }
-
-        var container = await runtime.CreateAsync(
-            new ContainerCreateOptions { Image = "bb", Command = ["sh", "-c", "echo changed > /changed.txt; exec sleep 600"], Network = ContainerNetwork.None },
-            image, images, CancellationToken.None);
-        var supervisor = Task.Run(() => runtime.SuperviseAsync(container.Id, recordOutput: false, CancellationToken.None));
+        using var started = await StartUnderRuncRefusingAsync("pause", "freezer not available", "echo changed > /changed.txt; exec sleep 600");
+        var (runtime, images, image, container) = (started.Runtime, started.Images, started.Image, started.Container);
         try
         {
             await Wait.UntilAsync(() => File.Exists(Path.Combine(runtime.RootfsPath(container), "changed.txt")), TimeSpan.FromSeconds(60), () => "the container to write /changed.txt");
@@ -68,32 +53,17 @@ public sealed class ContainersRuntimeTests : IAsyncLifetime
         finally
         {
             await runtime.RemoveAsync(container, force: true, CancellationToken.None);
-            Assert.Equal(137, await supervisor);
+            Assert.Equal(137, await started.Supervisor);
         }
 
-        Assert.DoesNotContain(state, await File.ReadAllTextAsync("/proc/self/mountinfo"), StringComparison.Ordinal);
+        Assert.DoesNotContain(State, await File.ReadAllTextAsync("/proc/self/mountinfo"), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task A_container_runc_refuses_to_kill_is_still_removed_and_leaves_no_mount()
     {
-        var runc = Path.Combine(_dir, "runc-without-kill");
-        await File.WriteAllTextAsync(runc, "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = kill ] && { echo 'unable to get freezer state' >&2; exit 1; }; done\nexec runc \"$@\"\n");
-        UnixFile.Chmod(runc, 0x1ED);
-        var state = Path.Combine(_dir, "state");
-        var runtime = new ContainerRuntime(state, runc);
-        using var images = await LocalImageStore.OpenAsync(state, CancellationToken.None);
-        var rootfs = BusyboxRootfs.Write(Path.Combine(_dir, "rootfs.tar"));
-        LocalImage image;
-        await using (var tar = File.OpenRead(rootfs))
-        {
-            image = await images.ImportAsync(tar, rootfs, "bb", null, null, CancellationToken.None);
-        }
-
-        var container = await runtime.CreateAsync(
-            new ContainerCreateOptions { Image = "bb", Command = ["sh", "-c", "echo up > /up.txt; exec sleep 600"], Network = ContainerNetwork.None },
-            image, images, CancellationToken.None);
-        var supervisor = Task.Run(() => runtime.SuperviseAsync(container.Id, recordOutput: false, CancellationToken.None));
+        using var started = await StartUnderRuncRefusingAsync("kill", "unable to get freezer state", "echo up > /up.txt; exec sleep 600");
+        var (runtime, container) = (started.Runtime, started.Container);
         try
         {
             await Wait.UntilAsync(() => File.Exists(Path.Combine(runtime.RootfsPath(container), "up.txt")), TimeSpan.FromSeconds(60), () => "the container to write /up.txt");
@@ -103,8 +73,49 @@ public sealed class ContainersRuntimeTests : IAsyncLifetime
             await runtime.RemoveAsync(container, force: true, CancellationToken.None);
         }
 
-        Assert.Equal(137, await supervisor);
+        Assert.Equal(137, await started.Supervisor);
         Assert.Null(runtime.Store.TryLoad(container.Id));
-        Assert.DoesNotContain(state, await File.ReadAllTextAsync("/proc/self/mountinfo"), StringComparison.Ordinal);
+        Assert.DoesNotContain(State, await File.ReadAllTextAsync("/proc/self/mountinfo"), StringComparison.Ordinal);
+    }
+
+    private string State => Path.Combine(_dir, "state");
+
+    /// <summary>
+    /// Creates and supervises a busybox container running <paramref name="script"/> under a runc that fails
+    /// <paramref name="verb"/> with <paramref name="refusal"/> on stderr (and runs every other command as the real runc).
+    /// </summary>
+    private async Task<StartedContainer> StartUnderRuncRefusingAsync(string verb, string refusal, string script)
+    {
+        var runc = Path.Combine(_dir, "runc-refusing-" + verb);
+        await File.WriteAllTextAsync(runc, $"#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = {verb} ] && {{ echo '{refusal}' >&2; exit 1; }}; done\nexec runc \"$@\"\n");
+        UnixFile.Chmod(runc, 0x1ED);
+        var runtime = new ContainerRuntime(State, runc);
+        var images = await LocalImageStore.OpenAsync(State, CancellationToken.None);
+        try
+        {
+            var rootfs = BusyboxRootfs.Write(Path.Combine(_dir, "rootfs.tar"));
+            LocalImage image;
+            await using (var tar = File.OpenRead(rootfs))
+            {
+                image = await images.ImportAsync(tar, rootfs, "bb", null, null, CancellationToken.None);
+            }
+
+            var container = await runtime.CreateAsync(
+                new ContainerCreateOptions { Image = "bb", Command = ["sh", "-c", script], Network = ContainerNetwork.None },
+                image, images, CancellationToken.None);
+            var supervisor = Task.Run(() => runtime.SuperviseAsync(container.Id, recordOutput: false, CancellationToken.None));
+            return new StartedContainer(runtime, images, image, container, supervisor);
+        }
+        catch
+        {
+            images.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A supervised container and the image store it came from (disposed with it).</summary>
+    private sealed record StartedContainer(ContainerRuntime Runtime, LocalImageStore Images, LocalImage Image, ContainerState Container, Task<int> Supervisor) : IDisposable
+    {
+        public void Dispose() => Images.Dispose();
     }
 }

@@ -48,13 +48,8 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
     public async Task Exec_runs_beside_the_first_process_with_pipes_or_a_terminal_and_reports_a_missing_command()
     {
         await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
-        var (executor, id, bundle) = await BundleAsync(snap, ["sleep", "600"], terminal: false);
-        using var stop = new CancellationTokenSource();
-        var run = executor.RunAsync(id, bundle, ProcessIo.None, stop.Token);
-        try
+        var executor = await WithSleepingContainerAsync(snap, async (executor, id) =>
         {
-            await Wait.UntilAsync(async () => await executor.StatusAsync(id) == "running", Timeout, () => $"container {id} to run");
-
             var piped = new Capture();
             var input = new MemoryStream(Encoding.UTF8.GetBytes("one\ntwo\n"));
             var exec = new ExecProcess { Args = ["sh", "-c", "wc -l; echo $X; id -u; pwd"], Env = ["X=from exec"], WorkingDirectory = "/etc", User = new RuntimeUser(1000, 1000) };
@@ -71,13 +66,7 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
             var missing = await executor.ExecAsync(id, new ExecProcess { Args = ["no-such-tool"] }, ProcessIo.None, CancellationToken.None);
             Assert.NotEqual(0, missing.ExitCode);
             Assert.Contains("no-such-tool", missing.StartError, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
-            await executor.DeleteAsync(id);
-        }
+        });
 
         Assert.Empty(await executor.ListAsync(CancellationToken.None));
     }
@@ -86,12 +75,8 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
     public async Task A_cancelled_exec_kills_its_process_and_leaves_the_container_running()
     {
         await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
-        var (executor, id, bundle) = await BundleAsync(snap, ["sleep", "600"], terminal: false);
-        using var stop = new CancellationTokenSource();
-        var run = executor.RunAsync(id, bundle, ProcessIo.None, stop.Token);
-        try
+        await WithSleepingContainerAsync(snap, async (executor, id) =>
         {
-            await Wait.UntilAsync(async () => await executor.StatusAsync(id) == "running", Timeout, () => $"container {id} to run");
             var output = new Capture();
             using var cancel = new CancellationTokenSource();
             var exec = executor.ExecAsync(id, new ExecProcess { Args = ["sh", "-c", "echo started; exec sleep 700"] }, new ProcessIo { Stdout = output }, cancel.Token);
@@ -105,13 +90,7 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
             Assert.DoesNotContain("sleep 700", ps.Text, StringComparison.Ordinal);
             Assert.Contains("sleep 600", ps.Text, StringComparison.Ordinal);
             Assert.Equal("running", await executor.StatusAsync(id));
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
-            await executor.DeleteAsync(id);
-        }
+        });
     }
 
     [Fact]
@@ -130,6 +109,31 @@ public sealed class RuncExecutorTests(SandboxFixture fx)
 
         Assert.Equal(new ProcessExit(0, null), await run);
         Assert.Equal("done\n", stderr.Text);
+    }
+
+    /// <summary>
+    /// Runs <c>sleep 600</c> as the first process of a container on <paramref name="snap"/>, hands the container to
+    /// <paramref name="test"/> once it runs, then cancels the run (which must end cancelled) and deletes the container,
+    /// whether or not <paramref name="test"/> passed. Returns the executor, to look at what is left afterwards.
+    /// </summary>
+    private async Task<RuncExecutor> WithSleepingContainerAsync(OverlaySnapshot snap, Func<RuncExecutor, string, Task> test)
+    {
+        var (executor, id, bundle) = await BundleAsync(snap, ["sleep", "600"], terminal: false);
+        using var stop = new CancellationTokenSource();
+        var run = executor.RunAsync(id, bundle, ProcessIo.None, stop.Token);
+        try
+        {
+            await Wait.UntilAsync(async () => await executor.StatusAsync(id) == "running", Timeout, () => $"container {id} to run");
+            await test(executor, id);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+            await executor.DeleteAsync(id);
+        }
+
+        return executor;
     }
 
     private async Task<(RuncExecutor Executor, string Id, string Bundle)> BundleAsync(OverlaySnapshot snap, string[] args, bool terminal)

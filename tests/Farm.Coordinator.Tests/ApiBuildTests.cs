@@ -5,17 +5,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Contracts;
 using Farm.Coordinator.Api;
-using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Hosting;
-using Farm.Dockerfile.Context;
-using Farm.Dockerfile.Graph;
-using Farm.Dockerfile.Ignore;
-using Farm.Oci;
 using Farm.Oci.Net;
-using Farm.Oci.Registry;
-using Farm.Oci.Stores;
-using Farm.Testing;
 using Farm.Worker;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -79,104 +71,6 @@ public sealed class ApiFixture : IAsyncLifetime
 
         Context?.Dispose();
         await Store.DisposeAsync();
-    }
-}
-
-/// <summary>What a submitter does before submitting: a busybox base image in the test registry, a context tar and its index in the cache store.</summary>
-public sealed class SubmitContext : IDisposable
-{
-    public const string TwoStageDockerfile = """
-        ARG BASE
-        FROM ${BASE} AS build
-        RUN echo built > /out
-        FROM ${BASE}
-        COPY --from=build /out /out
-        COPY hello.txt /hello.txt
-        CMD ["cat","/hello.txt"]
-        """;
-
-    private readonly string _work = Directory.CreateTempSubdirectory("farm-submit-").FullName;
-    private IBlobStore? _store;
-
-    private SubmitContext(BlobStoreLocator stores) => Stores = stores;
-
-    public BlobStoreLocator Stores { get; }
-
-    public string Namespace { get; } = $"test-{Guid.NewGuid():N}";
-
-    public string BaseImage { get; private set; } = null!;
-
-    public string ContextDigest { get; private set; } = null!;
-
-    public string ContextIndexDigest { get; private set; } = null!;
-
-    public static async Task<SubmitContext> CreateAsync(string storeAddress, LayerRef baseLayer)
-    {
-        var context = new SubmitContext(new BlobStoreLocator(credentials: new DockerConfig(Path.Combine(Path.GetTempPath(), $"farm-submit-{Guid.NewGuid():N}", "config.json"))));
-        var store = await context.Stores.OpenAsync(storeAddress, CancellationToken.None);
-        var busybox = new ImageAssembler().Assemble(new AssemblyRequest
-        {
-            Base = Coordinator.Assembly.BaseImage.Scratch(),
-            Steps = [new AssemblyStep { CreatedBy = "busybox-static", IsLayerStep = true, Layer = baseLayer }],
-            Config = new StageImageConfig { Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
-            ConfigIncludesBase = false,
-            Created = DateTimeOffset.UnixEpoch,
-        });
-        context.BaseImage = $"{TestRegistries.Anonymous}/{context.Namespace}/busybox:1";
-        await new ImagePusher(context.Stores.ClientFor).PushAsync(busybox, [context.BaseImage], [store], null, CancellationToken.None);
-
-        context._store = store;
-        (context.ContextDigest, context.ContextIndexDigest) = await context.UploadAsync(new Dictionary<string, string> { ["hello.txt"] = "hello from a submission\n" });
-        return context;
-    }
-
-    /// <summary>
-    /// Writes <paramref name="files"/> (relative path to text) into a fresh context directory, packs it and uploads
-    /// the tar and its index to the cache store, as <c>farm build</c> does; returns their digests.
-    /// </summary>
-    public async Task<(string ContextDigest, string ContextIndexDigest)> UploadAsync(IReadOnlyDictionary<string, string> files)
-    {
-        var store = _store ?? throw new InvalidOperationException("The context is not initialised.");
-        var dir = Directory.CreateDirectory(Path.Combine(_work, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
-        foreach (var (path, text) in files)
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(dir, path))!);
-            await File.WriteAllTextAsync(Path.Combine(dir, path), text);
-        }
-
-        var (tar, index) = await BuildContextPacker.PackAndStoreAsync(dir, PatternMatcher.Empty, store, CancellationToken.None);
-        return (tar.Digest.ToString(), index.Digest.ToString());
-    }
-
-    /// <summary>The SubmitBuild JSON body (camelCase) for the two-stage Dockerfile, pushed to <paramref name="tag"/>.</summary>
-    public JsonObject SubmitJson(string tag, Guid? buildId = null)
-    {
-        var json = new JsonObject
-        {
-            ["dockerfile"] = TwoStageDockerfile,
-            ["contextDigest"] = ContextDigest,
-            ["contextIndexDigest"] = ContextIndexDigest,
-            ["buildArgs"] = new JsonObject { ["BASE"] = BaseImage },
-            ["tags"] = new JsonArray(tag),
-            ["push"] = true,
-        };
-        if (buildId is { } id)
-        {
-            json["buildId"] = id.ToString();
-        }
-
-        return json;
-    }
-
-    public string Tag(string name) => $"{TestRegistries.Anonymous}/{Namespace}/{name}";
-
-    public static async Task<string> RegistryDigestAsync(string reference) =>
-        (string)JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", $"docker://{reference}"))!["Digest"]!;
-
-    public void Dispose()
-    {
-        Stores.Dispose();
-        Directory.Delete(_work, recursive: true);
     }
 }
 
@@ -271,12 +165,7 @@ public sealed class ApiBuildTests(ApiFixture fixture) : IClassFixture<ApiFixture
         body["dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN echo no index needed > /out\n";
         body.Remove("contextIndexDigest");
 
-        using var posted = await fixture.Http.PostAsync("builds", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
-        var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
-        await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true");
-
-        var status = (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
+        var status = await BuildToTheEndAsync(body);
         Assert.True((string?)status["status"] == "succeeded", status.ToJsonString());
         Assert.Equal((string?)status["imageDigest"], await SubmitContext.RegistryDigestAsync(tag));
     }
@@ -288,12 +177,7 @@ public sealed class ApiBuildTests(ApiFixture fixture) : IClassFixture<ApiFixture
         body["dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN true\nCOPY hello.txt /hello.txt\n";
         body.Remove("contextIndexDigest");
 
-        using var posted = await fixture.Http.PostAsync("builds", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
-        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
-        var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
-        await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true");
-
-        var status = (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
+        var status = await BuildToTheEndAsync(body);
         Assert.Equal("failed", (string?)status["status"]);
         Assert.Equal("FARM4203", (string?)status["errorCode"]);
         Assert.Contains("Dockerfile:4:1: step s0/", (string?)status["error"], StringComparison.Ordinal);
@@ -347,5 +231,15 @@ public sealed class ApiBuildTests(ApiFixture fixture) : IClassFixture<ApiFixture
         var status = (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
         Assert.Equal("failed", (string?)status["status"]);
         Assert.Equal("FARM4203", (string?)status["errorCode"]);
+    }
+
+    /// <summary>Posts <paramref name="body"/>, which must be accepted (202), follows the build's events to its end and returns its status.</summary>
+    private async Task<JsonObject> BuildToTheEndAsync(JsonObject body)
+    {
+        using var posted = await fixture.Http.PostAsync("builds", new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+        var id = (string)(await posted.Content.ReadFromJsonAsync<JsonObject>())!["buildId"]!;
+        await fixture.Http.GetStringAsync($"builds/{id}/events?follow=true");
+        return (await fixture.Http.GetFromJsonAsync<JsonObject>($"builds/{id}"))!;
     }
 }

@@ -2,11 +2,9 @@ using System.Text.Json.Nodes;
 using Farm.Dockerfile.Planning;
 using Farm.Oci.Images;
 using Farm.Contracts;
-using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Cache;
 using Farm.Dockerfile.Context;
-using Farm.Dockerfile.Graph;
 using Farm.Dockerfile.Ignore;
 using Farm.Oci;
 using Farm.Oci.Net;
@@ -25,13 +23,7 @@ namespace Farm.Coordinator.Tests;
 [Collection(GrainCollection.Name)]
 public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetime
 {
-    private const string Dockerfile = """
-        ARG BASE
-        FROM ${BASE} AS build
-        RUN echo built > /out
-        FROM ${BASE}
-        COPY --from=build /out /out
-        COPY hello.txt /hello.txt
+    private const string Dockerfile = SubmitContext.TwoStages + """
         ENV A=b
         WORKDIR /srv
         CMD ["cat","/hello.txt"]
@@ -50,16 +42,8 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         _cacheStore = await _stores.OpenAsync(fixture.Store.StoreAddress, CancellationToken.None);
 
         // The base image: the fixture's busybox layer with a PATH, pushed as <namespace>/busybox:1.
-        var busybox = new ImageAssembler().Assemble(new AssemblyRequest
-        {
-            Base = BaseImage.Scratch(),
-            Steps = [new AssemblyStep { CreatedBy = "busybox-static", IsLayerStep = true, Layer = fixture.Store.BaseLayer }],
-            Config = new StageImageConfig { Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
-            ConfigIncludesBase = false,
-            Created = DateTimeOffset.UnixEpoch,
-        });
         _base = $"{TestRegistries.Anonymous}/{_namespace}/busybox:1";
-        await new ImagePusher(_stores.ClientFor).PushAsync(busybox, [_base], [_cacheStore], null, CancellationToken.None);
+        await SubmitContext.PushBusyboxAsync(_stores, _cacheStore, fixture.Store.BaseLayer, _base);
         Directory.CreateDirectory(Path.Combine(_work, "ctx"));
     }
 

@@ -48,7 +48,7 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
         Workers.Add(WorkerProcess.Start("worker-b", Path.Combine(Store.Root, "wb"), VirtualHost));
         Context = await SubmitContext.CreateAsync(Store.StoreAddress, Store.BaseLayer);
 
-        await Wait.UntilAsync(HealthyAsync, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
+        await Wait.UntilAsync(async () => await _coordinator.HealthAsync() is >= 200 and <= 299, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
         await Wait.UntilAsync(async () => await ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
             () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
         await Wait.UntilAsync(async () => await ConsumersAsync(SubmitBuildConsumer.QueueName) == 1, TimeSpan.FromSeconds(60),
@@ -72,43 +72,15 @@ public sealed class SubmitProcessFixture : IAsyncLifetime
         return (bool)(await response.Content.ReadFromJsonAsync<JsonObject>())!["routed"]!;
     }
 
-    public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{_coordinator?.OutputTail()}"
-        + string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
-
-    private async Task<bool> HealthyAsync()
-    {
-        try
-        {
-            using var response = await Api.GetAsync("healthz");
-            return response.IsSuccessStatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
-    }
+    public string Diagnostics() => Teardown.Diagnostics(_coordinator, Workers);
 
     private CoordinatorProcess StartCoordinator(int httpPort) =>
         CoordinatorProcess.Start(Vhost.AmqpUrl, httpPort, Store.StoreAddress, Path.Combine(Store.Root, "coordinator"));
 
     public async Task DisposeAsync()
     {
-        foreach (var worker in Workers)
-        {
-            await worker.DisposeAsync();
-        }
-
-        if (_coordinator is not null)
-        {
-            await _coordinator.DisposeAsync();
-        }
-
         Api?.Dispose();
-        if (_vhost is not null)
-        {
-            await _vhost.DisposeAsync();
-        }
+        await Teardown.InOrderAsync([.. Workers, _coordinator, _vhost]);
         Context?.Dispose();
         await Store.DisposeAsync();
     }

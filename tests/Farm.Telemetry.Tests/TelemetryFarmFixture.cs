@@ -1,15 +1,9 @@
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Tests;
-using Farm.Dockerfile.Context;
-using Farm.Dockerfile.Ignore;
-using Farm.Oci;
 using Farm.Oci.Net;
-using Farm.Oci.Registry;
-using Farm.Oci.Stores;
 using Farm.Testing;
 using Farm.Worker;
 
@@ -38,10 +32,10 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         """;
 
     private readonly string _work = Directory.CreateTempSubdirectory("farm-telemetry-").FullName;
-    private readonly BlobStoreLocator _stores = new(credentials: new DockerConfig(Path.Combine(Path.GetTempPath(), $"farm-telemetry-{Guid.NewGuid():N}", "config.json")));
     private CoordinatorProcess? _coordinator;
     private RabbitMqVirtualHost? _vhost;
     private Dictionary<string, string> _telemetry = [];
+    private SubmitContext? _context;
 
     public LayerStoreFixture Store { get; } = new();
 
@@ -51,9 +45,9 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
     public string AmqpUrl => _vhost?.AmqpUrl ?? throw new InvalidOperationException("The fixture is not initialised.");
 
     /// <summary>The context directory of the fixture's build (holds <c>hello.txt</c>).</summary>
-    public string ContextDirectory => Path.Combine(_work, "ctx");
+    public string ContextDirectory => Context.ContextDirectory;
 
-    /// <summary>The Dockerfile of the fixture's build, written beside the context.</summary>
+    /// <summary>The Dockerfile of the fixture's build, written outside the context.</summary>
     public string DockerfilePath => Path.Combine(_work, "Dockerfile");
 
     /// <summary>The variables that make a process export OTLP to <see cref="Otlp"/>.</summary>
@@ -70,11 +64,11 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
 
     public HttpClient Api { get; private set; } = null!;
 
-    public string BaseImage { get; private set; } = null!;
+    public string BaseImage => Context.BaseImage;
 
-    public string ContextDigest { get; private set; } = null!;
+    public string ContextDigest => Context.ContextDigest;
 
-    public string ContextIndexDigest { get; private set; } = null!;
+    public string ContextIndexDigest => Context.ContextIndexDigest;
 
     /// <summary>The build submitted before the tests.</summary>
     public Guid BuildId { get; private set; }
@@ -87,6 +81,8 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
 
     /// <summary>GET /builds/{id} of that build once it ended.</summary>
     public JsonObject Status { get; private set; } = null!;
+
+    private SubmitContext Context => _context ?? throw new InvalidOperationException("The fixture is not initialised.");
 
     public string Tag { get; } = $"{TestRegistries.Anonymous}/test-{Guid.NewGuid():N}/telemetry:1";
 
@@ -124,8 +120,9 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
             }));
         }
 
-        await UploadContextAsync();
-        await Wait.UntilAsync(HealthyAsync, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
+        // A busybox image in the test registry and the context (tar and index) in the cache store, as the CLI uploads them.
+        _context = await SubmitContext.CreateAsync(Store.StoreAddress, Store.BaseLayer, "hello from the telemetry test\n");
+        await Wait.UntilAsync(async () => await _coordinator.HealthAsync() is >= 200 and <= 299, TimeSpan.FromSeconds(90), () => "the coordinator process to answer /healthz" + Diagnostics());
         await Wait.UntilAsync(async () => await _vhost.ConsumersAsync(WorkerHosting.QueueName) == 2, TimeSpan.FromSeconds(60),
             () => "both workers to consume from " + WorkerHosting.QueueName + Diagnostics());
 
@@ -147,16 +144,8 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
     /// <summary>Posts a build (the busybox base as BASE, the uploaded context) and returns its id.</summary>
     public async Task<Guid> SubmitAsync(string dockerfile, string tag, string? traceParent = null, IReadOnlyList<string>? entitlements = null)
     {
-        var body = new JsonObject
-        {
-            ["dockerfile"] = dockerfile,
-            ["contextDigest"] = ContextDigest,
-            ["contextIndexDigest"] = ContextIndexDigest,
-            ["buildArgs"] = new JsonObject { ["BASE"] = BaseImage },
-            ["tags"] = new JsonArray(tag),
-            ["push"] = true,
-            ["entitlements"] = new JsonArray([.. (entitlements ?? []).Select(e => (JsonNode?)e)]),
-        };
+        var body = Context.SubmitJson(tag, dockerfile: dockerfile);
+        body["entitlements"] = new JsonArray([.. (entitlements ?? []).Select(e => (JsonNode?)e)]);
         using var request = new HttpRequestMessage(HttpMethod.Post, "builds") { Content = JsonContent.Create(body) };
         if (traceParent is not null)
         {
@@ -195,69 +184,13 @@ public sealed class TelemetryFarmFixture : IAsyncLifetime
         return status!;
     }
 
-    public string Diagnostics() =>
-        $"{Environment.NewLine}--- coordinator ({(_coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{_coordinator?.OutputTail()}"
-        + string.Concat(Workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
-
-    private async Task<bool> HealthyAsync()
-    {
-        try
-        {
-            using var response = await Api.GetAsync("healthz");
-            return response.IsSuccessStatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>A busybox image in the test registry and the context (tar and index) in the cache store, as the CLI uploads them.</summary>
-    private async Task UploadContextAsync()
-    {
-        var store = await _stores.OpenAsync(Store.StoreAddress, CancellationToken.None);
-        var busybox = new ImageAssembler().Assemble(new AssemblyRequest
-        {
-            Base = global::Farm.Coordinator.Assembly.BaseImage.Scratch(),
-            Steps = [new AssemblyStep { CreatedBy = "busybox-static", IsLayerStep = true, Layer = Store.BaseLayer }],
-            Config = new Farm.Dockerfile.Graph.StageImageConfig { Env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
-            ConfigIncludesBase = false,
-            Created = DateTimeOffset.UnixEpoch,
-        });
-        BaseImage = $"{TestRegistries.Anonymous}/test-{Guid.NewGuid():N}/busybox:1";
-        await new ImagePusher(_stores.ClientFor).PushAsync(busybox, [BaseImage], [store], null, CancellationToken.None);
-
-        var dir = Directory.CreateDirectory(Path.Combine(_work, "ctx")).FullName;
-        await File.WriteAllTextAsync(Path.Combine(dir, "hello.txt"), "hello from the telemetry test\n");
-        var (tar, index) = await BuildContextPacker.PackAndStoreAsync(dir, PatternMatcher.Empty, store, CancellationToken.None);
-        ContextDigest = tar.Digest.ToString();
-        ContextIndexDigest = index.Digest.ToString();
-    }
+    public string Diagnostics() => Teardown.Diagnostics(_coordinator, Workers);
 
     public async Task DisposeAsync()
     {
-        foreach (var worker in Workers)
-        {
-            await worker.DisposeAsync();
-        }
-
-        if (_coordinator is not null)
-        {
-            await _coordinator.DisposeAsync();
-        }
-
         Api?.Dispose();
-        if (Otlp is not null)
-        {
-            await Otlp.DisposeAsync();
-        }
-
-        if (_vhost is not null)
-        {
-            await _vhost.DisposeAsync();
-        }
-
-        _stores.Dispose();
+        await Teardown.InOrderAsync([.. Workers, _coordinator, Otlp, _vhost]);
+        _context?.Dispose();
         Directory.Delete(_work, recursive: true);
         await Store.DisposeAsync();
     }

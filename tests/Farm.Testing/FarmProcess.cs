@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Net.Sockets;
 
 namespace Farm.Testing;
 
@@ -59,7 +60,7 @@ public static class FarmProcess
             start.Environment[key] = value;
         }
 
-        return Capture(Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start."), output);
+        return Collect(Process.Start(start) ?? throw new InvalidOperationException($"dotnet {dll} did not start."), output);
     }
 
     /// <summary>
@@ -83,7 +84,7 @@ public static class FarmProcess
 
         try
         {
-            return Capture(Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start."), output);
+            return Collect(Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start."), output);
         }
         catch (System.ComponentModel.Win32Exception e)
         {
@@ -114,13 +115,33 @@ public static class FarmProcess
 
     public static string Tail(ConcurrentQueue<string> output) => string.Join(Environment.NewLine, output.TakeLast(40));
 
-    private static Process Capture(Process process, ConcurrentQueue<string> output)
+    /// <summary>
+    /// Reads <paramref name="process"/>'s standard output and error (both redirected) line by line into
+    /// <paramref name="output"/>, for <see cref="Tail"/>; returns the process.
+    /// </summary>
+    public static Process Collect(Process process, ConcurrentQueue<string> output)
     {
+        ArgumentNullException.ThrowIfNull(process);
         process.OutputDataReceived += (_, e) => Add(output, e.Data);
         process.ErrorDataReceived += (_, e) => Add(output, e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return process;
+    }
+
+    /// <summary>Whether something accepts TCP connections on 127.0.0.1:<paramref name="port"/>: a service's readiness probe.</summary>
+    public static async Task<bool> AnswersAsync(int port)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync("127.0.0.1", port).ConfigureAwait(false);
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
     }
 
     private static void Add(ConcurrentQueue<string> output, string? line)

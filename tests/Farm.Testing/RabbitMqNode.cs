@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
 using Farm.Oci.Net;
 
 namespace Farm.Testing;
@@ -156,12 +155,9 @@ public sealed class RabbitMqNode : IAsyncDisposable
         }
 
         _process = Process.Start(start) ?? throw new InvalidOperationException("rabbitmq-server did not start.");
-        _process.OutputDataReceived += (_, e) => Add(e.Data);
-        _process.ErrorDataReceived += (_, e) => Add(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        FarmProcess.Collect(_process, _output);
         await Wait.UntilAsync(
-            async () => _process.HasExited ? throw new InvalidOperationException($"rabbitmq-server exited with {_process.ExitCode}{Environment.NewLine}{OutputTail()}") : await AnswersAsync().ConfigureAwait(false),
+            async () => _process.HasExited ? throw new InvalidOperationException($"rabbitmq-server exited with {_process.ExitCode}{Environment.NewLine}{OutputTail()}") : await FarmProcess.AnswersAsync(TlsPort).ConfigureAwait(false),
             TimeSpan.FromMinutes(3),
             () => $"rabbitmq-server {NodeName} to listen on 127.0.0.1:{TlsPort} (TLS){Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
     }
@@ -200,28 +196,6 @@ public sealed class RabbitMqNode : IAsyncDisposable
         if (process.ExitCode != 0)
         {
             throw new InvalidOperationException($"rabbitmqctl {arguments[0]} on {NodeName} exited with {process.ExitCode}: {await stderr.ConfigureAwait(false)}{await stdout.ConfigureAwait(false)}");
-        }
-    }
-
-    private async Task<bool> AnswersAsync()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            await client.ConnectAsync("127.0.0.1", TlsPort).ConfigureAwait(false);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
-    private void Add(string? line)
-    {
-        if (line is not null)
-        {
-            _output.Enqueue(line);
         }
     }
 }

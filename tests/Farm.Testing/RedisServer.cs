@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
 using Farm.Oci.Net;
 
 namespace Farm.Testing;
@@ -99,20 +98,6 @@ public sealed class RedisServer : IAsyncDisposable
             new[] { "--bind", "127.0.0.1", "--dir", _directory, "--save", string.Empty, "--appendonly", "no" }.Concat(_arguments),
             _directory,
             _output);
-        await Wait.UntilAsync(AnswersAsync, TimeSpan.FromSeconds(30), () => $"redis-server to accept connections on {Configuration}{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
-    }
-
-    private async Task<bool> AnswersAsync()
-    {
-        try
-        {
-            using var client = new TcpClient();
-            await client.ConnectAsync("127.0.0.1", Port).ConfigureAwait(false);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
+        await Wait.UntilAsync(() => FarmProcess.AnswersAsync(Port), TimeSpan.FromSeconds(30), () => $"redis-server to accept connections on {Configuration}{Environment.NewLine}{OutputTail()}").ConfigureAwait(false);
     }
 }

@@ -40,4 +40,9 @@ public static class Teardown
         ArgumentNullException.ThrowIfNull(processes);
         return string.Concat(processes.Select(p => $"{Environment.NewLine}--- {p.Name}:{Environment.NewLine}{p.Tail}"));
     }
+
+    /// <summary>What a failed wait appends for a farm of processes: the last lines of the coordinator and of each worker, each said to be running or exited.</summary>
+    public static string Diagnostics(CoordinatorProcess? coordinator, IEnumerable<WorkerProcess> workers) =>
+        $"{Environment.NewLine}--- coordinator ({(coordinator?.HasExited == true ? "exited" : "running")}):{Environment.NewLine}{coordinator?.OutputTail()}"
+        + string.Concat(workers.Select(w => $"{Environment.NewLine}--- {w.Name} ({(w.HasExited ? "exited" : "running")}):{Environment.NewLine}{w.OutputTail()}"));
 }
