@@ -24,6 +24,9 @@ public sealed class ComposeTests
         var id = Guid.NewGuid().ToString("N")[..12];
         var project = $"farm{id}";
         var directory = Directory.CreateTempSubdirectory("farm-compose-").FullName;
+        // No credentials: an empty docker config of its own (podman refuses a DOCKER_CONFIG without config.json).
+        Directory.CreateDirectory(Path.Combine(directory, "docker"));
+        await File.WriteAllTextAsync(Path.Combine(directory, "docker", "config.json"), """{"auths":{}}""");
         var port = FreePorts.Tcp();
         var registryPort = FreePorts.Tcp();
         var images = $"{TestRegistries.Anonymous}/t{id}/farm";
@@ -50,7 +53,7 @@ public sealed class ComposeTests
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
             IReadOnlyList<string> workers = [];
             await Wait.UntilAsync(
-                async () => (workers = await WorkersAsync(http, farmUrl)).Count == 3,
+                async () => (workers = await CoordinatorWorkers.NamesAsync(http, farmUrl)).Count == 3,
                 TimeSpan.FromMinutes(3),
                 () => $"three workers at {farmUrl}/api/workers, saw [{string.Join(", ", workers)}]" + Diagnostics(project));
 
@@ -79,7 +82,7 @@ public sealed class ComposeTests
             Assert.True(build.ExitCode == 0, build + Diagnostics(project));
 
             var builds = JsonNode.Parse(await http.GetStringAsync(new Uri($"{farmUrl}/api/builds")))!.AsArray();
-            var buildId = (string?)Assert.Single(builds)!["id"];
+            var buildId = (string?)Assert.Single(builds)!["buildId"];
             var steps = JsonNode.Parse(await http.GetStringAsync(new Uri($"{farmUrl}/builds/{buildId}")))!["steps"]!.AsArray();
             var ranOn = steps.Where(s => ((string?)s!["display"])?.StartsWith("RUN", StringComparison.Ordinal) == true)
                 .Select(s => (string?)s!["worker"]).ToList();
@@ -99,29 +102,24 @@ public sealed class ComposeTests
         }
     }
 
-    /// <summary>The names of the workers the coordinator heard from (<c>/api/workers</c>); none while it does not answer.</summary>
-    private static async Task<IReadOnlyList<string>> WorkersAsync(HttpClient http, string farmUrl)
-    {
-        try
-        {
-            var workers = JsonNode.Parse(await http.GetStringAsync(new Uri($"{farmUrl}/api/workers")))!.AsArray();
-            return [.. workers.Select(w => (string?)w!["name"] ?? string.Empty)];
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-        {
-            return [];
-        }
-    }
-
     /// <summary>
-    /// <c>compose down -v</c>, then whatever it left of the project (containers, their anonymous volumes, the network)
-    /// and the images; each step runs even when one before failed.
+    /// <c>compose down -v</c>, then whatever it leaves of the project (containers, the workers' anonymous volumes, the
+    /// network) and the images; each step runs even when one before failed.
     /// </summary>
     private static async Task TearDownAsync(Dictionary<string, string> env, string[] compose, string project, string[] images)
     {
         var label = $"label=io.podman.compose.project={project}";
+        var volumes = new List<string>();
         List<Func<Task>> steps =
         [
+            async () =>
+            {
+                // Debian's podman-compose removes containers without their anonymous volumes: note them first.
+                foreach (var container in Lines(await Tool.RunAsync("podman", "ps", "-a", "-q", "--filter", label)))
+                {
+                    volumes.AddRange(Lines(await Tool.RunAsync("podman", "inspect", "--format", "{{range .Mounts}}{{.Name}}\n{{end}}", container)));
+                }
+            },
             () => Tool.RunAsync(env, "podman-compose", [.. compose, "down", "-v"]),
             async () =>
             {
@@ -132,7 +130,8 @@ public sealed class ComposeTests
             },
             async () =>
             {
-                foreach (var volume in Lines(await Tool.RunAsync("podman", "volume", "ls", "-q", "--filter", label)))
+                var present = Lines(await Tool.RunAsync("podman", "volume", "ls", "-q"));
+                foreach (var volume in volumes.Concat(Lines(await Tool.RunAsync("podman", "volume", "ls", "-q", "--filter", label))).Distinct().Where(present.Contains))
                 {
                     await Tool.RunAsync("podman", "volume", "rm", "-f", volume);
                 }
