@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Farm.Oci.Net;
 using Farm.Testing;
+using Xunit.Abstractions;
 
 namespace Farm.Cli.Tests;
 
@@ -9,9 +11,10 @@ namespace Farm.Cli.Tests;
 /// infra/compose.yaml end to end, as README's "Run a farm with compose" tells a user: Farm builds its own images
 /// (infra/images.sh: infra/Containerfile on the Debian base made offline from infra/install.sh's package tarball, pushed
 /// to the loopback registry and pulled into podman), Debian's podman-compose runs them with three workers, and a build
-/// sent to the published coordinator spreads its stages over more than one worker.
+/// sent to the published coordinator spreads its stages over more than one worker. How long each phase took goes to
+/// the test's output (a measurement, not an assertion).
 /// </summary>
-public sealed class ComposeTests
+public sealed class ComposeTests(ITestOutputHelper output)
 {
     private const string Tarball = "/var/cache/farm/debian-bookworm.tgz";
     private static readonly string[] Targets = ["coordinator", "worker", "registry", "redis", "rabbitmq"];
@@ -45,9 +48,17 @@ public sealed class ComposeTests
         string[] compose = ["-p", project, "-f", Path.Combine(RepoPaths.RepoRoot, "infra", "compose.yaml")];
         var farmUrl = $"http://127.0.0.1:{port}";
         var published = $"127.0.0.1:{registryPort}";
+        var phase = Stopwatch.StartNew();
+        void Took(string what)
+        {
+            output.WriteLine($"{what}: {phase.Elapsed.TotalSeconds:0.0} s");
+            phase.Restart();
+        }
+
         try
         {
             await Tool.RunAsync(env, Path.Combine(RepoPaths.RepoRoot, "infra", "images.sh"));
+            Took("infra/images.sh (base, publish, five builds, podman pull)");
             await Tool.RunAsync(env, "podman-compose", [.. compose, "up", "-d"]);
 
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
@@ -56,6 +67,7 @@ public sealed class ComposeTests
                 async () => (workers = await CoordinatorWorkers.NamesAsync(http, farmUrl)).Count == 3,
                 TimeSpan.FromMinutes(3),
                 () => $"three workers at {farmUrl}/api/workers, saw [{string.Join(", ", workers)}]" + Diagnostics(project));
+            Took("compose up until three workers report");
 
             // The build's base, in the farm's registry through its published port; the farm pulls it as registry:5000.
             Ok(await FarmCli.RunAsync(env, null, "import", "-c", "CMD [\"sh\"]", BuildFixture.BusyboxRootfs(directory), $"{published}/base/busybox:1"));
@@ -80,6 +92,7 @@ public sealed class ComposeTests
             var build = await CliProcess.RunAsync(env, TimeSpan.FromMinutes(5), null,
                 ["build", "--farm", farmUrl, "--progress", "plain", "-t", "registry:5000/app:1", "--push", context]);
             Assert.True(build.ExitCode == 0, build + Diagnostics(project));
+            Took("farm build --farm (four RUN stages, four COPY steps, push)");
 
             var builds = JsonNode.Parse(await http.GetStringAsync(new Uri($"{farmUrl}/api/builds")))!.AsArray();
             var buildId = (string?)Assert.Single(builds)!["buildId"];
@@ -96,7 +109,9 @@ public sealed class ComposeTests
         }
         finally
         {
+            phase.Restart();
             await TearDownAsync(env, compose, project, [.. Targets.Select(t => $"{images}/{t}:test"), $"{published}/app:1"]);
+            Took("compose down -v and removing the images");
             await FarmCli.RunAsync(env, null, "daemon", "stop");
             Directory.Delete(directory, recursive: true);
         }
