@@ -113,6 +113,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// <summary>The cache store builds read their context from and write their layers to.</summary>
     public string CacheStore => _options.CacheStore;
 
+    /// <summary>Where clients upload contexts (<see cref="BuildServiceOptions.ClientCacheStore"/>, else <see cref="CacheStore"/>).</summary>
+    public string ClientCacheStore => string.IsNullOrEmpty(_options.ClientCacheStore) ? CacheStore : _options.ClientCacheStore;
+
     /// <summary>
     /// Records the build as queued (under its <see cref="SubmitBuild.BuildId"/>, or a new id when empty) and starts it
     /// in the background. Submitting a known id again returns that build: a redelivered message starts nothing twice.
@@ -134,7 +137,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             submit = submit with { PushCredentialRegistries = [.. passed.Keys.Order(StringComparer.OrdinalIgnoreCase)] };
         }
 
-        SubmissionValidation.Validate(submit, CacheStore);
+        SubmissionValidation.Validate(submit, ClientCacheStore);
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
         var (record, added) = Registry.Add(submit with { BuildId = id }, _time.GetUtcNow());

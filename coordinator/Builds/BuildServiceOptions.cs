@@ -14,6 +14,14 @@ public sealed class BuildServiceOptions
     [Required]
     public string CacheStore { get; set; } = "registry://127.0.0.1:5100/farm/cache";
 
+    /// <summary>
+    /// The same store as clients reach it, when that address differs from the farm's own (<see cref="CacheStore"/>):
+    /// <c>GET /store</c> names it, so <c>farm build --farm</c> uploads contexts there. In infra/compose.yaml the
+    /// processes reach the registry as <c>registry:5000</c> on the compose network, a user's CLI on the host as the
+    /// port published on loopback. Empty: <see cref="CacheStore"/>.
+    /// </summary>
+    public string? ClientCacheStore { get; set; }
+
     /// <summary>The coordinator's own files: the action cache lives in <c>action-cache</c> below it when no Redis is configured.</summary>
     [Required]
     public string StateDirectory { get; set; } = "/var/lib/farm/coordinator";

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net.Http.Headers;
-using System.Text.Json.Nodes;
 using Farm.Testing;
 
 namespace Farm.Cli.Tests;
@@ -177,15 +176,7 @@ public sealed class MultiHostFarmFixture : IAsyncLifetime
     public async Task<IReadOnlyList<string>> WorkersSeenAsync(CoordinatorProcess coordinator)
     {
         using var http = Http();
-        try
-        {
-            var workers = JsonNode.Parse(await http.GetStringAsync(new Uri(coordinator.Url + "/api/workers")))!.AsArray();
-            return [.. workers.Select(w => (string?)w!["name"] ?? string.Empty)];
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-        {
-            return [];
-        }
+        return await CoordinatorWorkers.NamesAsync(http, coordinator.Url);
     }
 
     /// <summary>An HTTP client that sends the tenant's token.</summary>

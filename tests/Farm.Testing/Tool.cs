@@ -2,12 +2,17 @@ using System.Diagnostics;
 
 namespace Farm.Testing;
 
-/// <summary>Runs the independent OCI clients (skopeo, umoci) that check what Farm writes.</summary>
+/// <summary>Runs the independent OCI clients (skopeo, umoci, podman) that check what Farm writes, and other commands a user runs.</summary>
 public static class Tool
 {
     /// <summary>Runs <paramref name="file"/> and returns its stdout; a non-zero exit fails with its stderr.</summary>
-    public static async Task<string> RunAsync(string file, params string[] arguments)
+    public static Task<string> RunAsync(string file, params string[] arguments) =>
+        RunAsync(new Dictionary<string, string>(), file, arguments);
+
+    /// <summary>Runs <paramref name="file"/> with <paramref name="environment"/> added to this process's environment.</summary>
+    public static async Task<string> RunAsync(IReadOnlyDictionary<string, string> environment, string file, params string[] arguments)
     {
+        ArgumentNullException.ThrowIfNull(environment);
         var start = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
@@ -17,6 +22,11 @@ public static class Tool
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
         }
 
         Process process;
