@@ -89,15 +89,14 @@ start_mode() {
       >"$work/$mode-worker$i.log" 2>&1 &
     mode_pids+=($!); pids+=($!)
   done
-  for _ in $(seq 1 180); do
-    [ "$(curl -fsS "$coordinator/api/workers" 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for w in json.load(sys.stdin) if w.get("affinityQueue")))' 2>/dev/null || echo 0)" -ge 3 ] && return 0
-    sleep 1
-  done
-  echo "the coordinator and three workers of mode $mode did not come up; see $work/$mode-*.log" >&2; exit 1
+  bench_wait_for 180 "the coordinator and three workers of mode $mode did not come up; see $work/$mode-*.log" workers_listed
+}
+# Whether the coordinator lists three workers, each with its affinity queue.
+workers_listed() {
+  [ "$(curl -fsS "$coordinator/api/workers" 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for w in json.load(sys.stdin) if w.get("affinityQueue")))' 2>/dev/null || echo 0)" -ge 3 ]
 }
 stop_mode() {
-  for p in "${mode_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${mode_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  bench_stop "${mode_pids[@]}"
   bench_unmount_under "$work"
 }
 # "worker1=N worker2=N worker3=N": each worker's fetched bytes so far.

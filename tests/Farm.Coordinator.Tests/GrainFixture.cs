@@ -99,11 +99,16 @@ internal sealed class JobRecorder(ConcurrentQueue<BuildLayer> published, Action<
         if (context.Message is BuildLayer job && name.StartsWith(WorkerHosting.QueueName + ".", StringComparison.Ordinal))
         {
             sentTo?.TryAdd(job.JobId, name);
-            published.Enqueue(job);
-            before?.Invoke(job);
+            Record(job);
         }
 
         return Task.CompletedTask;
+    }
+
+    private void Record(BuildLayer job)
+    {
+        published.Enqueue(job);
+        before?.Invoke(job);
     }
 
     public Task PostSend<T>(SendContext<T> context)
@@ -117,8 +122,7 @@ internal sealed class JobRecorder(ConcurrentQueue<BuildLayer> published, Action<
     {
         if (context.Message is BuildLayer job)
         {
-            published.Enqueue(job);
-            before?.Invoke(job);
+            Record(job);
         }
 
         return Task.CompletedTask;
