@@ -141,11 +141,12 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             return;
         }
 
-        // Its worker holds the job's inputs extracted now: recorded before the flight ends, so that the next step of
-        // the chain, dispatched as soon as it does, already prefers that worker.
+        // Its worker holds the job's inputs extracted now, and the blob of the layer it built: recorded before the
+        // flight ends, so that the next step of the chain, dispatched as soon as it does, already prefers that worker.
         if (jobId == _jobId && _request is { } request)
         {
-            await _dispatcher.RecordAsync(success.Worker, JobDispatcher.Inputs(request.Parents, request.Step), CancellationToken.None);
+            IReadOnlyList<LayerRef> held = [.. JobDispatcher.Inputs(request.Parents, request.Step), .. success.Layer is { } built ? [built.ToLayerRef()] : Array.Empty<LayerRef>()];
+            await _dispatcher.RecordAsync(success.Worker, held, CancellationToken.None);
         }
 
         // Accepted even when no flight waits (a job that outlived a grain deactivation, or an earlier attempt that a
