@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Farm.Contracts;
 using Farm.Coordinator.Hosting;
@@ -23,7 +24,13 @@ public sealed partial class JobDispatcher(
     IOptions<CoordinatorOptions> options,
     ILogger<JobDispatcher> logger)
 {
+    /// <summary>How long a job sent to a worker's queue counts against it at most (its result may never come here).</summary>
+    private static readonly TimeSpan SentHorizon = TimeSpan.FromMinutes(10);
+
     private readonly TimeSpan _wait = options.Value.Transport == FarmTransport.RabbitMq ? options.Value.AffinityWait : TimeSpan.Zero;
+
+    // Jobs this coordinator sent to a worker's queue and heard no end of yet: the worker, and when (Environment.TickCount64).
+    private readonly ConcurrentDictionary<Guid, (string Worker, long SentAt)> _sent = new();
 
     /// <summary>Whether jobs may go to a worker's own queue at all (RabbitMQ and a wait above zero).</summary>
     public bool Enabled => _wait > TimeSpan.Zero;
@@ -48,6 +55,7 @@ public sealed partial class JobDispatcher(
                         amqp.Mandatory = true;
                     }
                 }, cancellationToken).ConfigureAwait(false);
+                _sent[job.JobId] = (worker.Name, Environment.TickCount64);
                 LogSentToWorker(logger, job.JobId, job.StepId, worker.Name, _wait);
                 return worker.Name;
             }
@@ -83,6 +91,33 @@ public sealed partial class JobDispatcher(
         }
     }
 
+    /// <summary>The job ended (built, failed or given up): it no longer takes a slot of the worker it was sent to.</summary>
+    public void Finished(Guid jobId) => _sent.TryRemove(jobId, out _);
+
+    /// <summary>
+    /// Jobs sent to <paramref name="worker"/>'s queue whose end this coordinator has not heard of: while they fill its
+    /// slots, another job is not sent there to wait, but to the next holder or the farm's queue at once (a burst of
+    /// builds on one base would otherwise queue behind the one worker holding it, each losing the affinity wait).
+    /// </summary>
+    private int Outstanding(string worker)
+    {
+        var now = Environment.TickCount64;
+        var count = 0;
+        foreach (var (id, (name, at)) in _sent)
+        {
+            if (now - at > SentHorizon.TotalMilliseconds)
+            {
+                _sent.TryRemove(id, out _);
+            }
+            else if (name == worker)
+            {
+                count++;
+            }
+        }
+
+        return count;
+    }
+
     /// <summary>The layers a job extracts before it runs: its parents and, for COPY --from, the source's layers.</summary>
     public static IReadOnlyList<LayerRef> Inputs(IEnumerable<LayerRef> parents, LayerStep? step) =>
         [.. parents.Concat(step?.Copy?.From.Layers ?? []).DistinctBy(l => l.Digest, StringComparer.Ordinal)];
@@ -106,7 +141,7 @@ public sealed partial class JobDispatcher(
         try
         {
             var holders = await locality.HoldersAsync([.. inputs.Select(i => i.Digest)], cancellationToken).ConfigureAwait(false);
-            return Choose(live, inputs, holders);
+            return Choose([.. live.Where(w => Outstanding(w.Name) < w.Slots)], inputs, holders);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -164,6 +164,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             return;
         }
 
+        _dispatcher.Finished(jobId);
         if (failure.Retryable && _attempt < _options.MaxAttempts)
         {
             LogRetrying(_logger, CacheKey, jobId, _attempt, _options.MaxAttempts, failure.Message);
@@ -256,6 +257,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
 
     private async Task FinishAsync(LayerJobOutcome outcome)
     {
+        _dispatcher.Finished(outcome.JobId);
         var flight = _flight;
         _flight = null;
         _request = null;

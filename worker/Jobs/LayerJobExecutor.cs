@@ -340,16 +340,28 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
 
     private string BuiltPath(string digest) => Path.Combine(_built, digest.Replace(':', '-'));
 
+    /// <summary>The kept blob, or null when there is none (never kept, or evicted meanwhile: then it is fetched).</summary>
+    private static FileStream? OpenBuilt(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
     private async Task ExtractAsync(LayerRef layer, string source, string target, CancellationToken cancellationToken)
     {
         var built = BuiltPath(layer.Digest);
-        if (File.Exists(built))
+        if (OpenBuilt(built) is { } local)
         {
             // Built here: the same bytes as in the store (the diff_id is checked all the same), and no fetch. Used once:
             // the extracted layer serves from now on, and a blob that failed to apply is not tried again.
             try
             {
-                var local = new FileStream(built, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
                 await using (local.ConfigureAwait(false))
                 {
                     await ApplyAsync(local, layer, target, cancellationToken).ConfigureAwait(false);
