@@ -125,8 +125,13 @@ public sealed partial class JobDispatcher(
     /// <summary>The worker to prefer for <paramref name="job"/>, or null: none holds any of its inputs, or affinity cannot help.</summary>
     internal async Task<WorkerView?> PreferredAsync(BuildLayer job, CancellationToken cancellationToken)
     {
+        if (!Enabled)
+        {
+            return null;
+        }
+
         var inputs = Inputs(job.Parents, job.Step);
-        if (!Enabled || inputs.Count == 0)
+        if (inputs.Count == 0)
         {
             return null;
         }

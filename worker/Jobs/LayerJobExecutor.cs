@@ -122,7 +122,13 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 }
 
                 var d = result.Descriptor;
-                KeepBuilt(layerFile, d.Digest.ToString());
+                if (RegistryHost(job.BlobStore) is not null)
+                {
+                    // Only a store across the network is worth a second copy: an OCI layout (the local farm) is on
+                    // this disk already.
+                    KeepBuilt(layerFile, d.Digest.ToString());
+                }
+
                 return new LayerJobResult(new LayerRef(d.Digest.ToString(), result.DiffId.ToString(), d.MediaType, d.Size), timings);
             }
             finally
