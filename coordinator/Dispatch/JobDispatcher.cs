@@ -157,7 +157,9 @@ public sealed partial class JobDispatcher(
 
     /// <summary>
     /// The live worker holding the most bytes of <paramref name="inputs"/> (<paramref name="holders"/>: per input, the
-    /// workers holding it); ties go to the one with more free slots, then by name. Null when none holds any.
+    /// workers holding it); ties go to the one with more free slots, then by name. Null when none holds any, and when
+    /// it holds no more than every other worker that could take the job: a base every worker has extracted (ten builds
+    /// on one base) is no reason to wait for one of them, and the farm's queue gives the job to whichever is free.
     /// </summary>
     internal static WorkerView? Choose(IReadOnlyList<WorkerView> live, IReadOnlyList<LayerRef> inputs, IReadOnlyList<IReadOnlyCollection<string>> holders)
     {
@@ -170,12 +172,13 @@ public sealed partial class JobDispatcher(
             }
         }
 
-        return live
+        var best = live
             .Where(w => held.GetValueOrDefault(w.Name) > 0)
             .OrderByDescending(w => held[w.Name])
             .ThenByDescending(w => w.FreeSlots)
             .ThenBy(w => w.Name, StringComparer.Ordinal)
             .FirstOrDefault();
+        return best is not null && live.Any(w => held.GetValueOrDefault(w.Name) < held[best.Name]) ? best : null;
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Job {JobId} ({StepId}) sent to {Worker}, which holds its inputs; the farm's queue after {Wait}")]

@@ -26,11 +26,20 @@ public sealed class JobDispatcherTests
     public void Equal_holdings_go_to_the_worker_with_more_free_slots()
     {
         var chosen = JobDispatcher.Choose(
-            [Worker("a", busy: 1), Worker("b", busy: 0)],
+            [Worker("a", busy: 1), Worker("b", busy: 0), Worker("c")],
             [Base],
             [["a", "b"]]);
 
         Assert.Equal("b", chosen?.Name);
+    }
+
+    [Fact]
+    public void No_worker_is_preferred_when_every_one_that_could_take_the_job_holds_its_inputs_alike()
+    {
+        // Ten builds on one base: once every worker has extracted it, waiting for one of them gains nothing.
+        Assert.Null(JobDispatcher.Choose([Worker("a"), Worker("b"), Worker("c")], [Base], [["a", "b", "c"]]));
+        // The layer only one of them built still draws the job there.
+        Assert.Equal("c", JobDispatcher.Choose([Worker("a"), Worker("b"), Worker("c")], [Base, Small], [["a", "b", "c"], ["c"]])?.Name);
     }
 
     [Fact]
