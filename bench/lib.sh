@@ -42,3 +42,17 @@ bench_busybox_rootfs() {
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$rootfs/etc/passwd"
   printf 'root:x:0:\n' > "$rootfs/etc/group"
 }
+
+# bench_wait_for SECONDS MESSAGE COMMAND...: runs COMMAND once a second until it succeeds; after SECONDS, fails with MESSAGE.
+bench_wait_for() {
+  local seconds=$1 message=$2; shift 2
+  for _ in $(seq 1 "$seconds"); do "$@" && return 0; sleep 1; done
+  echo "$message" >&2; exit 1
+}
+
+# bench_stop PID...: SIGTERM to each process, then waits for each to exit.
+bench_stop() {
+  local p
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}

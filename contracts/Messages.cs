@@ -349,6 +349,16 @@ public sealed record WorkerHeartbeat
     /// <summary>Port of its Prometheus <c>/metrics</c>; 0 when off.</summary>
     public int MetricsPort { get; init; }
 
+    /// <summary>
+    /// The queue of its own that it also takes jobs from (<c>farm-build-layer.NAME</c>): coordinators send there the jobs
+    /// whose parent layers it holds. Null when it has none (the local farm's worker, older workers): it only gets jobs
+    /// from the farm's queue.
+    /// </summary>
+    public string? AffinityQueue { get; init; }
+
+    /// <summary>Compressed layer bytes it downloaded from blob stores since it started.</summary>
+    public long BytesDownloaded { get; init; }
+
     public DateTimeOffset StartedAt { get; init; }
 
     public DateTimeOffset SentAt { get; init; }

@@ -41,6 +41,7 @@ public static class WorkerHosting
         services.AddOptions<RegistryAccessOptions>().BindConfiguration(RegistryAccessOptions.Section);
         services.TryAddSingleton(sp => new BlobStoreLocator(sp.GetRequiredService<IOptions<RegistryAccessOptions>>().Value.ToClientOptions()));
         services.TryAddSingleton<RunningJobs>();
+        services.TryAddSingleton(sp => new JobSlots(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Slots));
         services.TryAddSingleton<WorkerReadiness>();
         services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
@@ -57,8 +58,24 @@ public static class WorkerHosting
         return services;
     }
 
-    /// <summary>Adds the job consumer; its endpoint takes at most <see cref="WorkerOptions.Slots"/> jobs at once.</summary>
-    public static void AddFarmWorkerConsumers(this IBusRegistrationConfigurator bus, int slots)
+    /// <summary>
+    /// The queue of one worker's own, where coordinators send the jobs whose parent layers it holds
+    /// (docs/architecture.md, "A build, step by step", 6): <c>farm-build-layer.NAME</c>, the name reduced to the
+    /// characters RabbitMQ and MassTransit accept in a queue name.
+    /// </summary>
+    public static string AffinityQueueName(string worker)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(worker);
+        var name = string.Concat(worker.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_'));
+        return QueueName + "." + (name.Length > 200 ? name[..200] : name);
+    }
+
+    /// <summary>
+    /// Adds the job consumer; its endpoint takes at most <see cref="WorkerOptions.Slots"/> jobs at once. With
+    /// <paramref name="affinityQueue"/> (RabbitMQ workers), also the consumer of that queue of the worker's own; both
+    /// share the worker's <see cref="JobSlots"/>.
+    /// </summary>
+    public static void AddFarmWorkerConsumers(this IBusRegistrationConfigurator bus, int slots, string? affinityQueue = null)
     {
         ArgumentNullException.ThrowIfNull(bus);
         bus.AddConsumer<BuildLayerConsumer>()
@@ -68,6 +85,30 @@ public static class WorkerHosting
                 e.ConcurrentMessageLimit = slots;
                 e.PrefetchCount = slots;
             });
+        if (affinityQueue is not null)
+        {
+            bus.AddConsumer<AffinityJobConsumer>()
+                .Endpoint(e =>
+                {
+                    e.Name = affinityQueue;
+                    e.ConcurrentMessageLimit = slots;
+                    e.PrefetchCount = slots;
+                    // Only what is sent here: bound to BuildLayer's exchange, it would get a copy of every job.
+                    e.ConfigureConsumeTopology = false;
+                });
+            // A job not taken within its affinity wait (AMQP expiration, set by the sender) goes to the farm's queue.
+            bus.AddConfigureEndpointsCallback((_, name, endpoint) =>
+            {
+                if (name == affinityQueue && endpoint is IRabbitMqReceiveEndpointConfigurator rabbit)
+                {
+                    rabbit.SetQueueArgument("x-dead-letter-exchange", QueueName);
+                    // A queue its worker left for good (names change with the process id) is removed a day later; its
+                    // jobs expired to the farm's queue long before (Farm:Coordinator:AffinityWait is at most 10 min).
+                    rabbit.QueueExpiration = AffinityQueueExpiry;
+                }
+            });
+        }
+
         // Every worker hears every cancel: its own temporary queue, gone with it.
         bus.AddConsumer<CancelLayerJobConsumer>()
             .Endpoint(e =>
@@ -77,6 +118,9 @@ public static class WorkerHosting
                 e.Temporary = true;
             });
     }
+
+    /// <summary>How long an affinity queue without a consumer lives on (RabbitMQ's <c>x-expires</c>).</summary>
+    public static readonly TimeSpan AffinityQueueExpiry = TimeSpan.FromDays(1);
 
     /// <summary>Everything a stand-alone worker needs: options, executor, MassTransit over RabbitMQ.</summary>
     public static IServiceCollection AddFarmWorkerProcess(this IServiceCollection services, IConfiguration configuration)
@@ -91,11 +135,13 @@ public static class WorkerHosting
         services.AddFarmWorkerTelemetry(configuration);
 
         var worker = FarmSettings.Read<WorkerOptions>(configuration, WorkerOptions.Section);
+        // Its heartbeats name the queue, so coordinators send it the jobs whose parents it holds.
+        services.AddSingleton(new AffinityQueue(AffinityQueueName(worker.Name)));
         // SIGTERM: running jobs get StopGrace to finish, then their consume tokens fire and they are handed back.
         services.Configure<MassTransitHostOptions>(o => o.ConsumerStopTimeout = worker.StopGrace);
         services.AddMassTransit(x =>
         {
-            x.AddFarmWorkerConsumers(worker.Slots);
+            x.AddFarmWorkerConsumers(worker.Slots, AffinityQueueName(worker.Name));
             x.UsingFarmRabbitMq();
         });
         return services;

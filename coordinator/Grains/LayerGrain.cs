@@ -1,4 +1,5 @@
 using Farm.Contracts;
+using Farm.Coordinator.Dispatch;
 using Farm.Coordinator.Hosting;
 using MassTransit;
 using Microsoft.Extensions.Logging;
@@ -25,6 +26,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
 {
     private readonly IPersistentState<LayerGrainStateV1> _state;
     private readonly IBus _bus;
+    private readonly JobDispatcher _dispatcher;
     private readonly CoordinatorOptions _options;
     private readonly ILogger<LayerGrain> _logger;
 
@@ -39,12 +41,14 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
     public LayerGrain(
         [PersistentState("layer", CoordinatorHosting.LayerStorage)] IPersistentState<LayerGrainStateV1> state,
         IBus bus,
+        JobDispatcher dispatcher,
         IOptions<CoordinatorOptions> options,
         ILogger<LayerGrain> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _state = state;
         _bus = bus;
+        _dispatcher = dispatcher;
         _options = options.Value;
         _logger = logger;
     }
@@ -137,6 +141,14 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             return;
         }
 
+        // Its worker holds the job's inputs extracted now, and the blob of the layer it built: recorded before the
+        // flight ends, so that the next step of the chain, dispatched as soon as it does, already prefers that worker.
+        if (jobId == _jobId && _request is { } request)
+        {
+            IReadOnlyList<LayerRef> held = [.. JobDispatcher.Inputs(request.Parents, request.Step), .. success.Layer is { } built ? [built.ToLayerRef()] : Array.Empty<LayerRef>()];
+            await _dispatcher.RecordAsync(success.Worker, held, CancellationToken.None);
+        }
+
         // Accepted even when no flight waits (a job that outlived a grain deactivation, or an earlier attempt that a
         // worker finished after all): a layer whose blob is stored is as good as the one being awaited.
         await FinishAsync(new LayerJobOutcome { CacheKey = CacheKey, JobId = jobId, Attempts = Math.Max(_attempt, 1), Success = success });
@@ -152,6 +164,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             return;
         }
 
+        _dispatcher.Finished(jobId);
         if (failure.Retryable && _attempt < _options.MaxAttempts)
         {
             LogRetrying(_logger, CacheKey, jobId, _attempt, _options.MaxAttempts, failure.Message);
@@ -197,10 +210,10 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             KeepAlive = true,
         });
 
-        LogDispatching(_logger, CacheKey, _jobId, _attempt, request.StepId);
         try
         {
-            await _bus.Publish(job);
+            var worker = await _dispatcher.DispatchAsync(job, CancellationToken.None);
+            LogDispatching(_logger, CacheKey, _jobId, _attempt, request.StepId, worker ?? "the farm's queue");
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -244,6 +257,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
 
     private async Task FinishAsync(LayerJobOutcome outcome)
     {
+        _dispatcher.Finished(outcome.JobId);
         var flight = _flight;
         _flight = null;
         _request = null;
@@ -281,8 +295,8 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
     [LoggerMessage(Level = LogLevel.Information, Message = "Layer {CacheKey}: job {JobId} cancelled, no build awaits it any more")]
     private static partial void LogCancelled(ILogger logger, string cacheKey, Guid jobId);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Layer {CacheKey}: job {JobId} attempt {Attempt} for {StepId} published")]
-    private static partial void LogDispatching(ILogger logger, string cacheKey, Guid jobId, int attempt, string stepId);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Layer {CacheKey}: job {JobId} attempt {Attempt} for {StepId} sent to {Target}")]
+    private static partial void LogDispatching(ILogger logger, string cacheKey, Guid jobId, int attempt, string stepId, string target);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Layer {CacheKey}: build {BuildId} joins job {JobId}")]
     private static partial void LogJoined(ILogger logger, string cacheKey, Guid buildId, Guid jobId);

@@ -92,6 +92,9 @@ public static class CoordinatorHosting
         // Each tenant's registry credentials (the local farm's builds are its owner's: the daemon's own credentials).
         builder.Services.TryAddSingleton(local.Enabled ? RegistryCredentials.None : RegistryCredentials.Load(builder.Configuration));
         builder.Services.AddSingleton<BuildLogHub>();
+        // Cache affinity: which workers hold which layers, shared through Redis by a cluster's coordinators.
+        builder.Services.TryAddSingleton<ILayerLocality>(_ => string.IsNullOrWhiteSpace(options.Redis) ? new MemoryLayerLocality() : new RedisLayerLocality(options));
+        builder.Services.TryAddSingleton<JobDispatcher>();
         builder.Services.AddFarmBuildService();
         if (options.InProcessWorker)
         {
@@ -171,6 +174,8 @@ public static class CoordinatorHosting
         {
             o.Transport = FarmTransport.InMemory;
             o.Redis = null;
+            // One worker: there is no other to prefer.
+            o.AffinityWait = TimeSpan.Zero;
             o.InProcessWorker = privileged;
             o.SiloPort = FreePorts.Tcp();
             o.GatewayPort = FreePorts.Tcp();

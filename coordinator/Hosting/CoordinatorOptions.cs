@@ -67,6 +67,15 @@ public sealed class CoordinatorOptions
     public TimeSpan JobTimeout { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
+    /// Cache affinity (docs/architecture.md, "A build, step by step", 6): a job goes first to the live worker that holds
+    /// the most bytes of its parent layers extracted, and falls back to the farm's queue (any free worker) when that
+    /// worker has not taken it within this long. Zero sends every job to the farm's queue. The local farm (one worker)
+    /// and the in-memory transport never use it.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan AffinityWait { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// How often the reminder of an unfinished build checks that a silo runs it: after the silo running a build stops,
     /// another silo resumes it within about this long.
     /// </summary>
@@ -152,7 +161,7 @@ public sealed class CoordinatorOptions
     /// <summary>The Redis connection string may hold a password: not shown.</summary>
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,
-            $"cluster {ClusterId}/{ServiceId}, silo {SiloAddress}:{SiloPort} (advertised {AdvertisedAddress ?? SiloAddress}), gateway :{GatewayPort}, probes {ProbeTimeout} x {MissedProbesLimit}, {(string.IsNullOrEmpty(Redis) ? "localhost clustering, memory storage" : "Redis clustering and storage")}, {Transport}, HTTP on {HttpAddress}:{HttpPort}, {MaxAttempts} attempts, job timeout {JobTimeout}");
+            $"cluster {ClusterId}/{ServiceId}, silo {SiloAddress}:{SiloPort} (advertised {AdvertisedAddress ?? SiloAddress}), gateway :{GatewayPort}, probes {ProbeTimeout} x {MissedProbesLimit}, {(string.IsNullOrEmpty(Redis) ? "localhost clustering, memory storage" : "Redis clustering and storage")}, {Transport}, HTTP on {HttpAddress}:{HttpPort}, {MaxAttempts} attempts, job timeout {JobTimeout}, affinity wait {AffinityWait}");
 }
 
 /// <summary>FARM4260: the silo's listening or advertised address cannot be used; the coordinator does not start.</summary>

@@ -20,7 +20,9 @@ public sealed record WorkerView(
     string Host,
     int MetricsPort,
     DateTimeOffset StartedAt,
-    DateTimeOffset LastHeartbeat)
+    DateTimeOffset LastHeartbeat,
+    string? AffinityQueue = null,
+    long BytesDownloaded = 0)
 {
     public int FreeSlots => Math.Max(0, Slots - BusySlots);
 }
@@ -96,7 +98,9 @@ public sealed class WorkerRegistry : IDisposable
             heartbeat.Host,
             heartbeat.MetricsPort,
             heartbeat.StartedAt,
-            _time.GetUtcNow());
+            _time.GetUtcNow(),
+            heartbeat.AffinityQueue,
+            heartbeat.BytesDownloaded);
     }
 
     public void Dispose() => _meter.Dispose();

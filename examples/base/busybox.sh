@@ -2,6 +2,7 @@
 # Makes a small busybox base image offline, from Debian's busybox-static, and imports it into the local image
 # store as busybox:latest (or the name given), so `FROM busybox` builds without a registry.
 #   examples/base/busybox.sh [NAME]
+# FARM_CLI: the farm command to import with (default: the repository's ./farm launcher).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 name="${1:-busybox:latest}"
@@ -31,4 +32,4 @@ nogroup:x:65534:
 GROUP
 # Fixed times and owners: the same busybox makes the same layer (the image id still changes: import records its time).
 tar --sort=name --mtime='2024-01-01 00:00:00' --owner=0 --group=0 --numeric-owner -C "$rootfs" -cf "$work/rootfs.tar" .
-"$root/farm" import -c 'CMD ["sh"]' -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' -m "busybox from $busybox" "$work/rootfs.tar" "$name"
+"${FARM_CLI:-$root/farm}" import -c 'CMD ["sh"]' -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' -m "busybox from $busybox" "$work/rootfs.tar" "$name"

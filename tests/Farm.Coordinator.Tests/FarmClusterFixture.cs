@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Farm.Contracts;
 using Farm.Coordinator.Builds;
 using Farm.Coordinator.Hosting;
+using Farm.Coordinator.Workers;
 using Farm.Oci.Net;
 using Farm.Testing;
 using Farm.Worker;
@@ -34,6 +35,9 @@ public class FarmClusterFixture : IAsyncLifetime
 
     /// <summary>Every job any coordinator of this fixture published, in order.</summary>
     public ConcurrentQueue<BuildLayer> Jobs { get; } = new();
+
+    /// <summary>The jobs a coordinator sent to a worker's affinity queue rather than the farm's queue: the queue by job id.</summary>
+    public ConcurrentDictionary<Guid, string> SentToWorker { get; } = new();
 
     public string VirtualHost => (_vhost ?? throw new InvalidOperationException("The fixture is not initialised.")).Name;
 
@@ -90,6 +94,7 @@ public class FarmClusterFixture : IAsyncLifetime
             // Tests whose steps wait for the test on this machine's loopback build with RUN --network=host.
             o.Entitlements = [Entitlements.NetworkHost];
         });
+        ConfigureCoordinator(builder);
         var log = new LogLines();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(log);
@@ -98,10 +103,17 @@ public class FarmClusterFixture : IAsyncLifetime
         builder.Logging.AddFilter("Farm", LogLevel.Information);
         var host = builder.Build();
         await host.StartAsync();
-        host.Services.GetRequiredService<IBus>().ConnectPublishObserver(new JobRecorder(Jobs));
+        var recorder = new JobRecorder(Jobs, sentTo: SentToWorker);
+        host.Services.GetRequiredService<IBus>().ConnectPublishObserver(recorder);
+        host.Services.GetRequiredService<IBus>().ConnectSendObserver(recorder);
         var coordinator = new FarmCoordinator(host, log);
         _coordinators.Add(coordinator);
         return coordinator;
+    }
+
+    /// <summary>More settings for each coordinator this fixture starts.</summary>
+    protected virtual void ConfigureCoordinator(HostApplicationBuilder builder)
+    {
     }
 
     /// <summary>A worker process with an empty layer store of its own.</summary>
@@ -217,6 +229,9 @@ public sealed class FarmCoordinator(IHost host, LogLines log) : IAsyncDisposable
     public BuildService Builds => host.Services.GetRequiredService<BuildService>();
 
     public IGrainFactory Grains => host.Services.GetRequiredService<IGrainFactory>();
+
+    /// <summary>The workers this coordinator heard from, as their heartbeats describe them.</summary>
+    public IReadOnlyList<WorkerView> Workers => host.Services.GetRequiredService<WorkerRegistry>().All;
 
     /// <summary>This coordinator's silo.</summary>
     public SiloAddress Silo => host.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress;

@@ -87,15 +87,42 @@ public sealed class GrainFixture : IAsyncLifetime
 }
 
 /// <summary>Records every <see cref="BuildLayer"/> a bus publishes (to count jobs), then calls <paramref name="before"/>.</summary>
-internal sealed class JobRecorder(ConcurrentQueue<BuildLayer> published, Action<BuildLayer>? before = null) : IPublishObserver
+/// <summary>Records every job published to the farm's queue or sent to a worker's affinity queue.</summary>
+/// <param name="sentTo">Where each job sent to an affinity queue went: the queue (<c>farm-build-layer.NAME</c>) by job id.</param>
+internal sealed class JobRecorder(ConcurrentQueue<BuildLayer> published, Action<BuildLayer>? before = null, ConcurrentDictionary<Guid, string>? sentTo = null) : IPublishObserver, ISendObserver
 {
+    public Task PreSend<T>(SendContext<T> context)
+        where T : class
+    {
+        // Publishing sends too: only sends to a worker's own exchange are jobs not recorded as published.
+        var name = context.DestinationAddress?.AbsolutePath.Split('/')[^1] ?? string.Empty;
+        if (context.Message is BuildLayer job && name.StartsWith(WorkerHosting.QueueName + ".", StringComparison.Ordinal))
+        {
+            sentTo?.TryAdd(job.JobId, name);
+            Record(job);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private void Record(BuildLayer job)
+    {
+        published.Enqueue(job);
+        before?.Invoke(job);
+    }
+
+    public Task PostSend<T>(SendContext<T> context)
+        where T : class => Task.CompletedTask;
+
+    public Task SendFault<T>(SendContext<T> context, Exception exception)
+        where T : class => Task.CompletedTask;
+
     public Task PrePublish<T>(PublishContext<T> context)
         where T : class
     {
         if (context.Message is BuildLayer job)
         {
-            published.Enqueue(job);
-            before?.Invoke(job);
+            Record(job);
         }
 
         return Task.CompletedTask;

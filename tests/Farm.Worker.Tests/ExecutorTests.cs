@@ -176,6 +176,27 @@ public sealed class ExecutorTests(ExecutorFixture fx)
     }
 
     [Fact]
+    public async Task A_layer_this_worker_built_is_a_parent_of_its_next_job_without_being_fetched_and_another_worker_fetches_it()
+    {
+        using var builder = fx.NewExecutor("w-kept");
+        var (first, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("head -c 100000 /dev/urandom > /random")), builder);
+        var built = Assert.IsType<LayerRef>(first.Layer);
+        var fetched = builder.BytesDownloaded;
+
+        var (second, output) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("wc -c < /random | tee /count"), fx.BaseLayer, built), builder);
+
+        Assert.Equal(["100000"], output.Select(l => l.Trim()));
+        Assert.NotNull(second.Layer);
+        Assert.Equal(fetched, builder.BytesDownloaded);
+
+        // Elsewhere the same job fetches it from the store.
+        using var other = fx.NewExecutor("w-other");
+        var (_, elsewhere) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run("wc -c < /random"), fx.BaseLayer, built), other);
+        Assert.Equal(["100000"], elsewhere.Select(l => l.Trim()));
+        Assert.Equal(fx.BaseLayer.Size + built.Size, other.BytesDownloaded);
+    }
+
+    [Fact]
     public async Task A_run_sees_only_its_own_processes_and_its_writes_to_root_stay_in_the_layer()
     {
         var marker = "farm-escape-" + Guid.NewGuid().ToString("N")[..8];

@@ -23,6 +23,7 @@ public sealed partial class WorkerHeartbeatService(
     WorkerTelemetry telemetry,
     LayerJobExecutor executor,
     ILogger<WorkerHeartbeatService> logger,
+    AffinityQueue? affinity = null,
     TimeProvider? time = null) : BackgroundService, IHostedLifecycleService
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
@@ -65,6 +66,8 @@ public sealed partial class WorkerHeartbeatService(
         Version = Version,
         Host = Environment.MachineName,
         MetricsPort = options.Value.MetricsPort,
+        AffinityQueue = affinity?.Name,
+        BytesDownloaded = executor.BytesDownloaded,
         StartedAt = _startedAt,
         SentAt = _time.GetUtcNow(),
         Stopping = stopping,

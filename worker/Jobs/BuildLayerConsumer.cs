@@ -18,10 +18,13 @@ namespace Farm.Worker.Jobs;
 /// that stops (SIGTERM) lets its jobs finish for <see cref="WorkerOptions.StopGrace"/>, then kills their steps and
 /// hands them back the same way. Once a job has ended
 /// <see cref="WorkerOptions.MaxDeliveries"/> deliveries without a result, it fails with FARM3006 instead.
+/// The same consumer serves the worker's affinity queue (<see cref="AffinityJobConsumer"/>); both take their slots from
+/// <see cref="JobSlots"/>.
 /// </remarks>
 public sealed partial class BuildLayerConsumer(
     ILayerJobExecutor executor,
     RunningJobs running,
+    JobSlots slots,
     IOptions<WorkerOptions> options,
     WorkerTelemetry telemetry,
     ILogger<BuildLayerConsumer> logger) : IConsumer<BuildLayer>
@@ -29,7 +32,16 @@ public sealed partial class BuildLayerConsumer(
     /// <summary>The delivery number of a job's copy (a header; 1 when absent).</summary>
     public const string DeliveryHeader = "Farm-Delivery";
 
-    public async Task Consume(ConsumeContext<BuildLayer> context)
+    /// <summary>The farm's queue, where a job this worker will not run goes back to.</summary>
+    private static readonly Uri SharedQueue = new("queue:" + WorkerHosting.QueueName);
+
+    public Task Consume(ConsumeContext<BuildLayer> context) => ConsumeAsync(context, affinityWait: null);
+
+    /// <summary>
+    /// Runs the job once it has a slot. <paramref name="affinityWait"/>: the job came from this worker's affinity queue
+    /// and may wait that long (since it was sent) for a slot here, else it goes to the farm's queue.
+    /// </summary>
+    internal async Task ConsumeAsync(ConsumeContext<BuildLayer> context, TimeSpan? affinityWait)
     {
         ArgumentNullException.ThrowIfNull(context);
         var job = context.Message;
@@ -39,7 +51,17 @@ public sealed partial class BuildLayerConsumer(
         {
             // The delivery this copy was on ended without a result: its worker died, or its channel closed.
             LogRedelivered(logger, job.JobId, delivery);
-            await HandBackAsync(context, worker, delivery).ConfigureAwait(false);
+            await HandBackAsync(context, worker, delivery, affinityWait is not null).ConfigureAwait(false);
+            return;
+        }
+
+        var wait = affinityWait is { } willing ? Remaining(willing, context.SentTime) : slots.SharedJobWait;
+        using var slot = await slots.TakeAsync(wait, affinityWait, context.CancellationToken).ConfigureAwait(false);
+        if (slot is null)
+        {
+            // Every slot is busy: the job goes where a free worker takes it, as the same delivery (it did not run).
+            LogPassedOn(logger, job.JobId, wait);
+            await SendToSharedQueueAsync(context, delivery).ConfigureAwait(false);
             return;
         }
 
@@ -77,7 +99,14 @@ public sealed partial class BuildLayerConsumer(
             // This worker stops (SIGTERM): the step is killed and nothing of it was stored. MassTransit returns the
             // message to the queue (a cancelled consume is not a fault), and whoever gets it counts this delivery.
             LogJobHandedBack(logger, e, job.JobId);
-            throw;
+            if (affinityWait is null)
+            {
+                throw;
+            }
+
+            // Returned to the affinity queue, the copy would expire there and reach the farm's queue as if never
+            // delivered: hand it over counted instead.
+            await HandBackAsync(context, worker, delivery, toSharedQueue: true).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -93,7 +122,7 @@ public sealed partial class BuildLayerConsumer(
     /// Sends the job to the queue again as delivery <paramref name="ended"/> + 1 (the original is then acknowledged),
     /// or fails it with FARM3006 when <paramref name="ended"/> deliveries were all that are allowed.
     /// </summary>
-    private async Task HandBackAsync(ConsumeContext<BuildLayer> context, string worker, int ended)
+    private async Task HandBackAsync(ConsumeContext<BuildLayer> context, string worker, int ended, bool toSharedQueue)
     {
         var job = context.Message;
         var max = options.Value.MaxDeliveries;
@@ -106,15 +135,33 @@ public sealed partial class BuildLayerConsumer(
         }
 
         // Not the consume token: it is already cancelled when this worker stops.
-        var queue = await context.GetSendEndpoint(context.ReceiveContext.InputAddress).ConfigureAwait(false);
+        var queue = await context.GetSendEndpoint(toSharedQueue ? SharedQueue : context.ReceiveContext.InputAddress).ConfigureAwait(false);
         await queue.Send(job, s => s.Headers.Set(DeliveryHeader, (ended + 1).ToString(CultureInfo.InvariantCulture)), CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends the job to the farm's queue as delivery <paramref name="delivery"/> again (the original is then acknowledged).</summary>
+    private static async Task SendToSharedQueueAsync(ConsumeContext<BuildLayer> context, int delivery)
+    {
+        var queue = await context.GetSendEndpoint(SharedQueue).ConfigureAwait(false);
+        await queue.Send(context.Message, s => s.Headers.Set(DeliveryHeader, delivery.ToString(CultureInfo.InvariantCulture)), CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>What is left of <paramref name="wait"/> after the time since <paramref name="sent"/> (the sender's clock).</summary>
+    internal static TimeSpan Remaining(TimeSpan wait, DateTime? sent)
+    {
+        var age = sent is { } at ? DateTime.UtcNow - at : TimeSpan.Zero;
+        return age <= TimeSpan.Zero ? wait : age >= wait ? TimeSpan.Zero : wait - age;
     }
 
     /// <summary>The copy's delivery number: the header as text (how this worker writes it) or a number; 1 when absent.</summary>
     internal static int Delivery(Headers headers) =>
-        headers.TryGetHeader(DeliveryHeader, out var value) && int.TryParse(Convert.ToString(value is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : value, CultureInfo.InvariantCulture), CultureInfo.InvariantCulture, out var delivery) && delivery > 0
-            ? delivery
-            : 1;
+        PositiveHeader(headers, DeliveryHeader) is { } delivery && delivery <= int.MaxValue ? (int)delivery : 1;
+
+    /// <summary>A header holding a positive whole number, as text (how Farm writes them) or a number; null otherwise.</summary>
+    internal static long? PositiveHeader(Headers headers, string name) =>
+        headers.TryGetHeader(name, out var value) && long.TryParse(Convert.ToString(value is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : value, CultureInfo.InvariantCulture), CultureInfo.InvariantCulture, out var number) && number > 0
+            ? number
+            : null;
 
     private static Task PublishFailureAsync(ConsumeContext<BuildLayer> context, string worker, string code, string message, IStepFailure? stepFailure, bool retryable)
     {
@@ -147,6 +194,9 @@ public sealed partial class BuildLayerConsumer(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} came back after delivery {Delivery} ended without a result")]
     private static partial void LogRedelivered(ILogger logger, Guid jobId, int delivery);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} passed on to the farm's queue: no slot came free within {Wait}")]
+    private static partial void LogPassedOn(ILogger logger, Guid jobId, TimeSpan wait);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} handed back: this worker stops")]
     private static partial void LogJobHandedBack(ILogger logger, Exception exception, Guid jobId);

@@ -21,6 +21,8 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
     private readonly CopyOperation _copy;
     private readonly HttpClient _http;
     private readonly string _scratch;
+    private readonly string _built;
+    private readonly long _builtBudget;
     private readonly TimeProvider _time;
     private readonly StepLimitsOptions _limits;
     private long _bytesDownloaded;
@@ -34,6 +36,9 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         var state = Path.GetFullPath(options.StateDirectory);
         _scratch = Path.Combine(state, "tmp");
         Directory.CreateDirectory(_scratch);
+        _built = Path.Combine(state, "built");
+        Directory.CreateDirectory(_built);
+        _builtBudget = options.LayerStoreBytes / 10;
         _layers = new LayerStore(Path.Combine(state, "layers"), options.LayerStoreBytes, ExtractAsync);
         _snapshotter = new OverlaySnapshotter(Path.Combine(state, "ov"));
         Firewall = options.Sandbox.Firewall ? new SandboxFirewall(options.Sandbox.Group, options.Sandbox.DeniedNetworks) : null;
@@ -96,7 +101,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
             try
             {
                 LayerResult result;
-                var file = new FileStream(layerFile, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+                var file = new FileStream(layerFile, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous);
                 await using (file.ConfigureAwait(false))
                 {
                     var compression = job.Compression == "zstd" ? LayerCompression.Zstd : LayerCompression.Gzip;
@@ -117,6 +122,13 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 }
 
                 var d = result.Descriptor;
+                if (RegistryHost(job.BlobStore) is not null)
+                {
+                    // Only a store across the network is worth a second copy: an OCI layout (the local farm) is on
+                    // this disk already.
+                    KeepBuilt(layerFile, d.Digest.ToString());
+                }
+
                 return new LayerJobResult(new LayerRef(d.Digest.ToString(), result.DiffId.ToString(), d.MediaType, d.Size), timings);
             }
             finally
@@ -312,21 +324,81 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         return await AcquireAllAsync(from.Layers ?? [], storeAddress, leases, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Keeps the blob of a layer this worker built and stored (<c>built/</c>, at most a tenth of the layer store's budget,
+    /// oldest first out), so that a later job with it as a parent, which cache affinity sends here, extracts it without
+    /// fetching it (docs/architecture.md, "A build, step by step", 6).
+    /// </summary>
+    private void KeepBuilt(string layerFile, string digest)
+    {
+        File.Move(layerFile, BuiltPath(digest), overwrite: true);
+        var kept = new DirectoryInfo(_built).GetFiles().OrderByDescending(f => f.LastWriteTimeUtc).ToList();
+        long total = 0;
+        foreach (var blob in kept)
+        {
+            total += blob.Length;
+            if (total > _builtBudget)
+            {
+                blob.Delete();
+            }
+        }
+    }
+
+    private string BuiltPath(string digest) => Path.Combine(_built, digest.Replace(':', '-'));
+
+    /// <summary>The kept blob, or null when there is none (never kept, or evicted meanwhile: then it is fetched).</summary>
+    private static FileStream? OpenBuilt(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
     private async Task ExtractAsync(LayerRef layer, string source, string target, CancellationToken cancellationToken)
     {
+        var built = BuiltPath(layer.Digest);
+        if (OpenBuilt(built) is { } local)
+        {
+            // Built here: the same bytes as in the store (the diff_id is checked all the same), and no fetch. Used once:
+            // the extracted layer serves from now on, and a blob that failed to apply is not tried again.
+            try
+            {
+                await using (local.ConfigureAwait(false))
+                {
+                    await ApplyAsync(local, layer, target, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                File.Delete(built);
+            }
+
+            return;
+        }
+
         var store = await _stores.OpenAsync(source, cancellationToken).ConfigureAwait(false);
         var digest = Digest.Parse(layer.Digest);
         var blob = await store.OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
         await using (blob.ConfigureAwait(false))
         {
-            var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true }, cancellationToken).ConfigureAwait(false);
-            if (applied.DiffId.ToString() != layer.DiffId)
-            {
-                throw new DigestMismatchException(Digest.Parse(layer.DiffId), applied.DiffId, $"The uncompressed layer {layer.Digest}");
-            }
+            await ApplyAsync(blob, layer, target, cancellationToken).ConfigureAwait(false);
         }
 
         Interlocked.Add(ref _bytesDownloaded, layer.Size);
+    }
+
+    private static async Task ApplyAsync(Stream blob, LayerRef layer, string target, CancellationToken cancellationToken)
+    {
+        var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true }, cancellationToken).ConfigureAwait(false);
+        if (applied.DiffId.ToString() != layer.DiffId)
+        {
+            throw new DigestMismatchException(Digest.Parse(layer.DiffId), applied.DiffId, $"The uncompressed layer {layer.Digest}");
+        }
     }
 
     private DateTimeOffset Now() => _time.GetUtcNow();
