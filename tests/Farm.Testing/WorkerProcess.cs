@@ -106,6 +106,28 @@ public sealed class WorkerProcess : IAsyncDisposable
             await Tool.RunAsync("umount", "-l", mount);
         }
 
+        await RemoveNetworksAsync();
         _process.Dispose();
+    }
+
+    /// <summary>
+    /// The RUN steps' network namespaces a killed worker could not remove (its next start would, but a test's worker
+    /// does not start again): each has a record named after it under run/networks (see SandboxNetworks).
+    /// </summary>
+    private async Task RemoveNetworksAsync()
+    {
+        var records = Path.Combine(StateDirectory, "run", "networks");
+        if (!Directory.Exists(records))
+        {
+            return;
+        }
+
+        foreach (var record in Directory.EnumerateFiles(records))
+        {
+            if (File.Exists(Path.Combine("/run/netns", Path.GetFileName(record))))
+            {
+                await Tool.RunAsync("ip", "netns", "delete", Path.GetFileName(record));
+            }
+        }
     }
 }
