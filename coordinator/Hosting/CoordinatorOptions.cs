@@ -69,11 +69,13 @@ public sealed class CoordinatorOptions
     /// <summary>
     /// Cache affinity (docs/architecture.md, "A build, step by step", 6): a job goes first to the live worker that holds
     /// the most bytes of its parent layers extracted, and falls back to the farm's queue (any free worker) when that
-    /// worker has not taken it within this long. Zero sends every job to the farm's queue. The local farm (one worker)
-    /// and the in-memory transport never use it.
+    /// worker has not taken it within this long. Zero, the default, sends every job to the farm's queue: while a worker
+    /// runs a job from its own queue, its farm-queue consumer may hold one more job for up to this long before handing it
+    /// on, which can delay independent stages (docs/configuration.md). The local farm (one worker) and the in-memory
+    /// transport never use it.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
-    public TimeSpan AffinityWait { get; set; } = TimeSpan.FromSeconds(2);
+    public TimeSpan AffinityWait { get; set; }
 
     /// <summary>
     /// How often the reminder of an unfinished build checks that a silo runs it: after the silo running a build stops,

@@ -1,5 +1,6 @@
 using Farm.Contracts;
 using Farm.Coordinator.Builds;
+using Farm.Coordinator.Hosting;
 using Farm.Coordinator.Telemetry;
 using Farm.Oci.Net;
 using Farm.Testing;
@@ -17,8 +18,12 @@ public sealed class AffinityFarmFixture : FarmClusterFixture
 {
     protected override int InitialWorkers => 3;
 
-    protected override void ConfigureCoordinator(HostApplicationBuilder builder) =>
+    protected override void ConfigureCoordinator(HostApplicationBuilder builder)
+    {
         builder.Services.Configure<TelemetryOptions>(o => o.WorkerTimeout = TimeSpan.FromMinutes(10));
+        // Affinity is off by default (Farm:Coordinator:AffinityWait 0): on, with the wait the bench measures.
+        builder.Services.Configure<CoordinatorOptions>(o => o.AffinityWait = TimeSpan.FromSeconds(2));
+    }
 }
 
 /// <summary>
