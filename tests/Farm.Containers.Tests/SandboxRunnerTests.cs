@@ -115,13 +115,15 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
 
         var (_, output) = await fx.RunAsync(snap, ["sh", "-c",
             // busybox-static's wget crashes on Debian 12; a request by hand is the same traffic.
-            $"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {internet.Address} 8080; " +
+            $"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 30 {internet.Address} 8080; " +
             $"for a in 127.0.0.1:{port} 10.0.2.2:{port} {internet.MachineAddress}:{port} {services.MachineAddress}:{port} {services.Address}:8080; do " +
             "if echo probe | nc -w 3 ${a%:*} ${a#*:}; then echo reached-$a; else echo refused-$a; fi; done; " +
             "readlink /proc/self/ns/net; cat /etc/resolv.conf"]);
 
         var stdout = SandboxFixture.Stdout(output);
-        Assert.Contains("from the other host", stdout, StringComparison.Ordinal);
+        Assert.True(
+            stdout.Contains("from the other host", StringComparison.Ordinal),
+            $"the step did not get the page of the internet host {internet}; services host {services}; the step printed:\n{stdout}");
         foreach (var refused in (string[])[$"127.0.0.1:{port}", $"10.0.2.2:{port}", $"{internet.MachineAddress}:{port}", $"{services.MachineAddress}:{port}", $"{services.Address}:8080"])
         {
             Assert.Contains("refused-" + refused, stdout, StringComparison.Ordinal);

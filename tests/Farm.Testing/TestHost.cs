@@ -29,10 +29,23 @@ public sealed class TestHost : IAsyncDisposable
     /// <summary>This machine's address on the link to the host.</summary>
     public string MachineAddress { get; }
 
-    /// <summary>Creates the namespace, the link and the addresses; fails with what to install when ip is missing.</summary>
+    /// <summary>
+    /// Creates the namespace, the link and the addresses; fails with what to install when ip is missing. The subnet is
+    /// one no interface of this machine holds yet, chosen under a machine-wide lock: two hosts made at once, by this
+    /// process or by another test run, never share an address (a shared one would route one host's traffic to the
+    /// other).
+    /// </summary>
     public static async Task<TestHost> CreateAsync()
     {
-        var subnet = RandomNumberGenerator.GetInt32(1, 250);
+        using var allocation = await LockAsync();
+        var used = await Tool.RunAsync("ip", "-o", "-4", "addr", "show");
+        var free = Enumerable.Range(1, 249).Where(n => !used.Contains($" 10.213.{n}.", StringComparison.Ordinal)).ToArray();
+        if (free.Length == 0)
+        {
+            throw new InvalidOperationException("Every 10.213.N.0/30 subnet is taken: remove leftover test hosts (ip netns list | grep farm-th-).");
+        }
+
+        var subnet = free[RandomNumberGenerator.GetInt32(free.Length)];
         var host = new TestHost("farm-th-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)), subnet);
         var outside = "fth" + host.Name[^8..];
         try
@@ -51,6 +64,26 @@ public sealed class TestHost : IAsyncDisposable
         {
             await host.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Name} ({Address}, this machine {MachineAddress})";
+
+    /// <summary>An exclusive lock on a file under /run, shared by every test process of this machine.</summary>
+    private static async Task<FileStream> LockAsync()
+    {
+        Directory.CreateDirectory("/run/lock");
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return new FileStream("/run/lock/farm-test-hosts.lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (attempt < 3000)
+            {
+                await Task.Delay(10);
+            }
         }
     }
 
