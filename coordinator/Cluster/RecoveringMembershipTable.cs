@@ -228,9 +228,16 @@ internal sealed partial class RecoveringMembershipTable(
         _repair.Dispose();
     }
 
+    /// <summary>
+    /// Keeps the rows of a table read. A table older than one seen here is one being rebuilt (by this silo or another,
+    /// a row at a time): its rows are added to those known, and the rows it does not hold yet are kept, so that a read
+    /// in the middle of another silo's rebuild never makes this silo forget a row (its own included) that the rebuild
+    /// has still to put back.
+    /// </summary>
     private void Remember(MembershipTableData table)
     {
-        _rows = table.Members.ToImmutableDictionary(m => m.Item1.SiloAddress, m => m.Item1);
+        var read = table.Members.ToImmutableDictionary(m => m.Item1.SiloAddress, m => m.Item1);
+        _rows = table.Version.Version < _version ? _rows.SetItems(read) : read;
         _version = Math.Max(_version, table.Version.Version);
     }
 
