@@ -186,7 +186,7 @@ public static class FarmErrorCodes
     /// <summary>A layer entry has an absolute name (<c>LayerAbsolutePathException</c>).</summary>
     public const string LayerAbsolutePath = "FARM2102";
 
-    /// <summary>A layer entry's path goes through a symbolic link (<c>LayerSymlinkTraversalException</c>).</summary>
+    /// <summary>A layer entry's path goes through a symbolic link that leads outside the root or loops (<c>LayerSymlinkTraversalException</c>).</summary>
     public const string LayerSymlinkTraversal = "FARM2103";
 
     /// <summary>A hard link entry points outside the root or at nothing there (<c>LayerHardlinkTargetException</c>).</summary>

@@ -394,7 +394,9 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
 
     private static async Task ApplyAsync(Stream blob, LayerRef layer, string target, CancellationToken cancellationToken)
     {
-        var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true }, cancellationToken).ConfigureAwait(false);
+        // Device nodes are applied as docker, containerd and buildah apply them (a debootstrapped base has /dev/console);
+        // a RUN step still cannot open one: its runtime spec denies every device but runc's defaults.
+        var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true, AllowDevices = true }, cancellationToken).ConfigureAwait(false);
         if (applied.DiffId.ToString() != layer.DiffId)
         {
             throw new DigestMismatchException(Digest.Parse(layer.DiffId), applied.DiffId, $"The uncompressed layer {layer.Digest}");
