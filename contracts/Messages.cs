@@ -121,6 +121,12 @@ public sealed record LayerStep
 
     /// <summary>For <see cref="StepKind.Workdir"/>: the directory to create.</summary>
     public string? Workdir { get; init; }
+
+    /// <summary>
+    /// For <see cref="StepKind.Workdir"/>: the USER in force (<c>user[:group]</c>, names or ids; empty is root), who owns
+    /// the directories WORKDIR creates, as with BuildKit; directories that exist are left as they are.
+    /// </summary>
+    public string WorkdirUser { get; init; } = string.Empty;
 }
 
 public enum StepKind

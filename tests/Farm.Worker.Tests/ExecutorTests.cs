@@ -153,6 +153,27 @@ public sealed class ExecutorTests(ExecutorFixture fx)
     }
 
     [Fact]
+    public async Task Workdir_creates_its_directories_as_the_current_user_and_a_run_as_that_user_writes_there()
+    {
+        // USER app, WORKDIR /srv/app/work: BuildKit makes every directory it creates the user's.
+        var (workdir, _) = await fx.ExecuteAsync(fx.Job(new LayerStep { Kind = StepKind.Workdir, Display = "WORKDIR /srv/app/work", Workdir = "/srv/app/work", WorkdirUser = "app" }));
+        var layer = Assert.IsType<LayerRef>(workdir.Layer);
+        var entries = await fx.ReadLayerAsync(layer);
+        Assert.Equal(["srv", "srv/app", "srv/app/work"], entries.Select(e => e.Name).Order(StringComparer.Ordinal).ToList());
+        Assert.All(entries, e => Assert.Equal((1000, 1000, 0x1ED), (e.Uid, e.Gid, e.Mode & 0xFFF)));
+
+        var (run, output) = await fx.ExecuteAsync(fx.Job(
+            ExecutorFixture.Run("id > id.txt && cat id.txt", r => r with { User = "app", WorkingDir = "/srv/app/work" }), fx.BaseLayer, layer));
+        Assert.Contains(output, l => l.StartsWith("uid=1000(app) gid=1000(app)", StringComparison.Ordinal));
+        var id = (await fx.ReadLayerAsync(Assert.IsType<LayerRef>(run.Layer))).Single(e => e.Name == "srv/app/work/id.txt");
+        Assert.Equal((1000, 1000), (id.Uid, id.Gid));
+
+        // An existing directory is left as it is: /etc stays root's, and nothing changes, so no layer.
+        var (existing, _) = await fx.ExecuteAsync(fx.Job(new LayerStep { Kind = StepKind.Workdir, Display = "WORKDIR /etc", Workdir = "/etc", WorkdirUser = "app" }));
+        Assert.Null(existing.Layer);
+    }
+
+    [Fact]
     public async Task Sandbox_mount_points_never_reach_a_layer_even_when_the_step_writes_next_to_them()
     {
         var (result, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(

@@ -89,7 +89,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                     await CopyAsync(job, job.Step.Kind == StepKind.Add, sourceView?.MergedDir ?? copySource?.SingleOrDefault() ?? string.Empty, snapshot.MergedDir, cancellationToken).ConfigureAwait(false);
                     break;
                 case StepKind.Workdir:
-                    Directory.CreateDirectory(RootfsPath.Resolve(snapshot.MergedDir, job.Step.Workdir ?? "/"));
+                    WorkingDirectory.Create(snapshot.MergedDir, job.Step.Workdir ?? "/", UserResolver.Resolve(snapshot.MergedDir, job.Step.WorkdirUser));
                     break;
             }
 
