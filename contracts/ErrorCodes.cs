@@ -161,6 +161,9 @@ public static class FarmErrorCodes
     /// <summary>The Dockerfile has more stages than a build may have (<c>BuildGraph.MaxStages</c>).</summary>
     public const string TooManyStages = "FARM1313";
 
+    /// <summary>The build arg SOURCE_DATE_EPOCH is not a whole number of seconds since 1970 (<c>BuildGraphException</c>).</summary>
+    public const string InvalidSourceDateEpoch = "FARM1320";
+
     /// <summary>Warning: build args that no instruction of the build declared.</summary>
     public const string UnusedBuildArgs = "FARM1390";
 

@@ -101,6 +101,12 @@ public sealed record BuildLayer
     /// <summary><c>gzip</c> (default) or <c>zstd</c>.</summary>
     public string Compression { get; init; } = "gzip";
 
+    /// <summary>
+    /// The build's <c>SOURCE_DATE_EPOCH</c>: no entry of the layer gets a modification time later than this, so the
+    /// same step gives the same layer bytes on any worker. Null keeps the times the step left.
+    /// </summary>
+    public DateTimeOffset? SourceDateEpoch { get; init; }
+
     public DateTimeOffset EnqueuedAt { get; init; }
 }
 

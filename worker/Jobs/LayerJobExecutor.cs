@@ -105,7 +105,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 await using (file.ConfigureAwait(false))
                 {
                     var compression = job.Compression == "zstd" ? LayerCompression.Zstd : LayerCompression.Gzip;
-                    result = await LayerWriter.WriteUpperDirAsync(snapshot.UpperDir, file, new LayerWriteOptions { Compression = compression }, cancellationToken).ConfigureAwait(false);
+                    result = await LayerWriter.WriteUpperDirAsync(snapshot.UpperDir, file, new LayerWriteOptions { Compression = compression, ClampTimestamp = job.SourceDateEpoch }, cancellationToken).ConfigureAwait(false);
                     timings = timings with { DiffEnd = Now() };
                     if (result.IsEmpty)
                     {
