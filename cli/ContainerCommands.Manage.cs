@@ -179,16 +179,5 @@ internal static partial class ContainerCommands
         _ => "Created",
     };
 
-    // docker's units.HumanDuration.
-    private static string Ago(DateTimeOffset since)
-    {
-        var d = DateTimeOffset.UtcNow - since;
-        return d.TotalSeconds < 1 ? "Less than a second"
-            : d.TotalSeconds < 60 ? $"{(int)d.TotalSeconds} seconds"
-            : d.TotalMinutes < 2 ? "About a minute"
-            : d.TotalMinutes < 60 ? $"{(int)d.TotalMinutes} minutes"
-            : d.TotalHours < 2 ? "About an hour"
-            : d.TotalHours < 48 ? $"{(int)d.TotalHours} hours"
-            : $"{(int)d.TotalDays} days";
-    }
+    private static string Ago(DateTimeOffset since) => HumanTime.Since(since, DateTimeOffset.UtcNow);
 }

@@ -91,7 +91,7 @@ internal static class DebugPlanCommand
                 var json = JsonSerializer.SerializeToNode(graph, Json.BuildGraph)!.AsObject();
                 try
                 {
-                    var keys = await ComputeKeysAsync(graph, contextDir.FullName, path, cancellationToken).ConfigureAwait(false);
+                    var keys = await ComputeKeysAsync(graph, contextDir.FullName, path, SourceDateEpoch.FromBuildArgs(args), cancellationToken).ConfigureAwait(false);
                     AddKeys(json, keys);
                 }
                 catch (FarmException e)
@@ -116,7 +116,7 @@ internal static class DebugPlanCommand
         return command;
     }
 
-    private static async Task<CacheKeyPlan> ComputeKeysAsync(BuildGraph graph, string contextDir, string dockerfilePath, CancellationToken cancellationToken)
+    private static async Task<CacheKeyPlan> ComputeKeysAsync(BuildGraph graph, string contextDir, string dockerfilePath, DateTimeOffset? sourceDateEpoch, CancellationToken cancellationToken)
     {
         var ignorePath = DockerIgnoreFile.Locate(contextDir, dockerfilePath);
         var ignore = ignorePath is null
@@ -125,7 +125,8 @@ internal static class DebugPlanCommand
 
         // Only the index is needed: the tar goes nowhere.
         var index = await BuildContextPacker.PackAsync(contextDir, ignore, Stream.Null, progress: null, cancellationToken).ConfigureAwait(false);
-        return CacheKeyPlanner.Compute(graph, index, name => name, new CacheKeyOptions());
+        // With the build's SOURCE_DATE_EPOCH, as the coordinator keys the steps.
+        return CacheKeyPlanner.Compute(graph, index, name => name, new CacheKeyOptions { SourceDateEpoch = sourceDateEpoch });
     }
 
     private static void AddKeys(JsonObject plan, CacheKeyPlan keys)

@@ -30,6 +30,8 @@ internal static class ImageCommands
         yield return Load();
     }
 
+    private static readonly string[] ImagesHeader = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+
     private static Command Images()
     {
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Only show image ids." };
@@ -47,10 +49,19 @@ internal static class ImageCommands
                 return;
             }
 
-            output.WriteLine($"{"REPOSITORY",-40} {"TAG",-12} {"IMAGE ID",-14} {"CREATED",-16} SIZE");
-            foreach (var r in rows)
+            var now = DateTimeOffset.UtcNow;
+            var table = new List<string[]> { ImagesHeader };
+            table.AddRange(rows.Select(r => new[]
             {
-                output.WriteLine($"{r.Repository ?? "<none>",-40} {r.Tag ?? "<none>",-12} {r.ShortId,-14} {Ago(r.Created),-16} {HumanSize(r.Size)}");
+                r.Repository ?? "<none>", r.Tag ?? "<none>", r.ShortId,
+                r.Created is { } created ? HumanTime.Since(created, now) + " ago" : "N/A", HumanSize(r.Size),
+            }));
+
+            // Columns as wide as their widest cell plus three spaces, as docker's tabwriter lays them out.
+            var widths = Enumerable.Range(0, 5).Select(i => table.Max(row => row[i].Length) + 3).ToArray();
+            foreach (var row in table)
+            {
+                output.WriteLine(string.Concat(row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))));
             }
         }));
         return command;
@@ -229,20 +240,6 @@ internal static class ImageCommands
         {
             return CliErrors.Report(e, error);
         }
-    }
-
-    private static string Ago(DateTimeOffset? created)
-    {
-        if (created is null)
-        {
-            return "N/A";
-        }
-
-        var age = DateTimeOffset.UtcNow - created.Value;
-        return age.TotalSeconds < 60 ? "Less than a minute ago"
-            : age.TotalMinutes < 60 ? $"{(int)age.TotalMinutes} minutes ago"
-            : age.TotalHours < 48 ? $"{(int)age.TotalHours} hours ago"
-            : $"{(int)age.TotalDays} days ago";
     }
 
     // docker's units.HumanSize: decimal units, three significant digits.

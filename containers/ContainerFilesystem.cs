@@ -65,7 +65,8 @@ internal sealed class ContainerFilesystem(ContainerStore store)
             var blob = await images.Layout.OpenReadAsync(Digest.Parse(layer.Digest), ct).ConfigureAwait(false);
             await using (blob.ConfigureAwait(false))
             {
-                var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true }, ct).ConfigureAwait(false);
+                // Devices as the worker applies them: present in the file system, denied by the container's device rule.
+                var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true, AllowDevices = true }, ct).ConfigureAwait(false);
                 if (applied.DiffId.ToString() != layer.DiffId)
                 {
                     throw new DigestMismatchException(Digest.Parse(layer.DiffId), applied.DiffId, $"The uncompressed layer {layer.Digest}");

@@ -161,6 +161,9 @@ public static class FarmErrorCodes
     /// <summary>The Dockerfile has more stages than a build may have (<c>BuildGraph.MaxStages</c>).</summary>
     public const string TooManyStages = "FARM1313";
 
+    /// <summary>The build arg SOURCE_DATE_EPOCH is not a whole number of seconds since 1970 (<c>BuildGraphException</c>).</summary>
+    public const string InvalidSourceDateEpoch = "FARM1320";
+
     /// <summary>Warning: build args that no instruction of the build declared.</summary>
     public const string UnusedBuildArgs = "FARM1390";
 
@@ -186,7 +189,7 @@ public static class FarmErrorCodes
     /// <summary>A layer entry has an absolute name (<c>LayerAbsolutePathException</c>).</summary>
     public const string LayerAbsolutePath = "FARM2102";
 
-    /// <summary>A layer entry's path goes through a symbolic link (<c>LayerSymlinkTraversalException</c>).</summary>
+    /// <summary>A layer entry's path goes through a symbolic link that leads outside the root or loops (<c>LayerSymlinkTraversalException</c>).</summary>
     public const string LayerSymlinkTraversal = "FARM2103";
 
     /// <summary>A hard link entry points outside the root or at nothing there (<c>LayerHardlinkTargetException</c>).</summary>

@@ -101,6 +101,12 @@ public sealed record BuildLayer
     /// <summary><c>gzip</c> (default) or <c>zstd</c>.</summary>
     public string Compression { get; init; } = "gzip";
 
+    /// <summary>
+    /// The build's <c>SOURCE_DATE_EPOCH</c>: no entry of the layer gets a modification time later than this, so the
+    /// same step gives the same layer bytes on any worker. Null keeps the times the step left.
+    /// </summary>
+    public DateTimeOffset? SourceDateEpoch { get; init; }
+
     public DateTimeOffset EnqueuedAt { get; init; }
 }
 
@@ -121,6 +127,12 @@ public sealed record LayerStep
 
     /// <summary>For <see cref="StepKind.Workdir"/>: the directory to create.</summary>
     public string? Workdir { get; init; }
+
+    /// <summary>
+    /// For <see cref="StepKind.Workdir"/>: the USER in force (<c>user[:group]</c>, names or ids; empty is root), who owns
+    /// the directories WORKDIR creates, as with BuildKit; directories that exist are left as they are.
+    /// </summary>
+    public string WorkdirUser { get; init; } = string.Empty;
 }
 
 public enum StepKind

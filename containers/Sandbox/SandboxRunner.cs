@@ -294,39 +294,9 @@ public sealed class SandboxRunner : IAsyncDisposable
     }
 
     /// <summary>
-    /// Creates a missing WORKDIR as Docker does (root-owned, 0755). It is a real change of the step and stays in
-    /// the layer; runc would create it too, but with the umask of the moment.
+    /// Creates a missing working directory of a RUN step as Docker does (root-owned, 0755). It is a real change of the
+    /// step and stays in the layer; runc would create it too, but with the umask of the moment.
     /// </summary>
-    internal static void EnsureWorkingDirectory(string rootfs, string workingDirectory)
-    {
-        var root = Path.GetFullPath(rootfs).TrimEnd('/');
-        var path = RootfsPath.Resolve(root, workingDirectory);
-        var status = UnixFile.Lstat(path);
-        if (status is { IsDirectory: true })
-        {
-            return;
-        }
-
-        if (status is not null)
-        {
-            throw new RootfsPathException($"the working directory {workingDirectory} exists in the image but is not a directory; choose another WORKDIR.");
-        }
-
-        // Resolve has followed every symlink that exists, so creating the missing tail stays inside the rootfs.
-        var current = root;
-        foreach (var part in RootfsPath.Split(path[root.Length..]))
-        {
-            current += "/" + part;
-            var s = UnixFile.Lstat(current);
-            if (s is null)
-            {
-                Directory.CreateDirectory(current);
-                UnixFile.Chmod(current, 0x1ED /* 0755 */);
-            }
-            else if (!s.Value.IsDirectory)
-            {
-                throw new RootfsPathException($"the working directory {workingDirectory} runs through a file in the image ({current[root.Length..]}); choose another WORKDIR.");
-            }
-        }
-    }
+    internal static void EnsureWorkingDirectory(string rootfs, string workingDirectory) =>
+        WorkingDirectory.Create(rootfs, workingDirectory, owner: null);
 }

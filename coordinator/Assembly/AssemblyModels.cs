@@ -40,6 +40,12 @@ public sealed record AssemblyStep
     /// <summary>The layer the step produced; null when it changed nothing (then <c>empty_layer</c>).</summary>
     public LayerRef? Layer { get; init; }
 
+    /// <summary>
+    /// When the step's job ran (for a cached step: when its layer was first built), its history entry's <c>created</c>
+    /// unless the request sets one time for all; null (config-only steps) takes the time of the layer step before it.
+    /// </summary>
+    public DateTimeOffset? Created { get; init; }
+
     /// <summary>The assembly step for a planned step and the layer its job produced (null for none).</summary>
     public static AssemblyStep From(BuildStep step, LayerRef? layer)
     {
@@ -68,7 +74,11 @@ public sealed record AssemblyRequest
     /// <summary><c>--label</c> values; they win over LABEL instructions, as with <c>docker build</c>.</summary>
     public IReadOnlyDictionary<string, string> BuildLabels { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>The config and history time (SOURCE_DATE_EPOCH); null takes the clock's now.</summary>
+    /// <summary>
+    /// The config's and every new history entry's time (SOURCE_DATE_EPOCH); null dates each history entry by its step
+    /// (<see cref="AssemblyStep.Created"/>) and the config by the last of them, as BuildKit does; with no step that
+    /// ran, by the base's last date, else the clock's now.
+    /// </summary>
     public DateTimeOffset? Created { get; init; }
 
     public ImageFormat Format { get; init; } = ImageFormat.Oci;

@@ -31,7 +31,14 @@ public sealed class ImageAssembler(TimeProvider? time = null)
                 $"The base image lists {baseImage.Layers.Count} layers but its config has {config.DiffIds.Count} diff_ids; the base manifest and config do not belong together. Pull the base again.");
         }
 
-        var created = (request.Created ?? _time.GetUtcNow()).ToUniversalTime();
+        // BuildKit's dates: SOURCE_DATE_EPOCH for everything when given; otherwise a layer step is dated by when its
+        // layer was built (a cached one by when it was first built), a config-only step by the layer step before it
+        // (before the first one: by that first one), and the config by its last history entry. So a rebuild that hits
+        // the cache for every step gives the same image digest, and a build's image is dated by its build.
+        var stepTimes = request.Created is { } epoch
+            ? request.Steps.Select(_ => epoch.ToUniversalTime()).ToList()
+            : StepTimes(request.Steps, config.History.LastOrDefault(h => h.Created is not null)?.Created ?? _time.GetUtcNow());
+        var created = stepTimes.Count > 0 ? stepTimes[^1] : (request.Created ?? config.Created ?? _time.GetUtcNow()).ToUniversalTime();
         if (request.ConfigIncludesBase)
         {
             ReplaceFields(config, request.Config);
@@ -54,9 +61,9 @@ public sealed class ImageAssembler(TimeProvider? time = null)
         }
 
         var layers = new List<Descriptor>(baseImage.Layers);
-        foreach (var step in request.Steps)
+        foreach (var (step, stepTime) in request.Steps.Zip(stepTimes))
         {
-            var history = new HistoryEntry { Created = created, CreatedBy = step.CreatedBy, Comment = BuildKitHistory.Comment };
+            var history = new HistoryEntry { Created = stepTime, CreatedBy = step.CreatedBy, Comment = BuildKitHistory.Comment };
             if (step.Layer is null)
             {
                 config.AddHistory(history with { EmptyLayer = true });
@@ -98,6 +105,27 @@ public sealed class ImageAssembler(TimeProvider? time = null)
             ManifestBytes = manifestBytes,
             ManifestDescriptor = new Descriptor { MediaType = manifest.MediaType!, Digest = Digest.Sha256(manifestBytes), Size = manifestBytes.Length },
         };
+    }
+
+    /// <summary>
+    /// Each step's history time without SOURCE_DATE_EPOCH: its layer's build time, else the time of the layer step before
+    /// it, else the first layer step's; <paramref name="fallback"/> (the base's last date, or now) when no step has one.
+    /// </summary>
+    private static List<DateTimeOffset> StepTimes(IReadOnlyList<AssemblyStep> steps, DateTimeOffset fallback)
+    {
+        var current = (steps.FirstOrDefault(s => s.Created is not null)?.Created ?? fallback).ToUniversalTime();
+        var times = new List<DateTimeOffset>(steps.Count);
+        foreach (var step in steps)
+        {
+            if (step.Created is { } built)
+            {
+                current = built.ToUniversalTime();
+            }
+
+            times.Add(current);
+        }
+
+        return times;
     }
 
     /// <summary>

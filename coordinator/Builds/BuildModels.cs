@@ -47,7 +47,10 @@ public sealed record BuildRequest
     /// <summary>Export the image besides (or instead of) pushing it.</summary>
     public OutputSpec? Output { get; init; }
 
-    /// <summary>The config and history time (SOURCE_DATE_EPOCH). Null uses the Unix epoch, so an unchanged build yields the same digest.</summary>
+    /// <summary>
+    /// The config and history time and the latest modification time of new layers' entries (SOURCE_DATE_EPOCH); null
+    /// takes the build arg <c>SOURCE_DATE_EPOCH</c>, and without it dates the image by the build (docker's rule).
+    /// </summary>
     public DateTimeOffset? Created { get; init; }
 
     /// <summary>

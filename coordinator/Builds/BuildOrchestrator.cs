@@ -170,6 +170,10 @@ public sealed partial class BuildOrchestrator
         // store, a source of every push, stays the farm's.
         using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
 
+        // SOURCE_DATE_EPOCH (a build arg, as BuildKit takes it) dates the image and clamps the layers' times; without it
+        // the image is dated by the build, as docker's are.
+        var epoch = request.Created ?? SourceDateEpoch.FromBuildArgs(request.BuildArgs);
+
         // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
         var graphOptions = new BuildGraphOptions { BuildArgs = request.BuildArgs, Target = request.Target };
         // Parsed once; planned twice, the second time with the pinned images' configs (their ENV, WORKDIR, SHELL).
@@ -206,13 +210,13 @@ public sealed partial class BuildOrchestrator
             graph,
             request.ContextIndex,
             reference => images.TryGetValue(reference, out var image) ? image.Digest.ToString() : reference,
-            _keyOptions);
+            _keyOptions with { SourceDateEpoch = epoch });
         var stagesToBuild = graph.StagesToBuild.ToList();
         progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), stagesToBuild.Count, plan.Steps.Count));
 
         // 3. One task per stage; a stage awaits only the stages it depends on. The first failure cancels the rest.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var run = new BuildRun(request, graph, plan, images, progress);
+        var run = new BuildRun(request, graph, plan, images, progress) { Epoch = epoch };
         // Concurrent: stage tasks read their dependencies' entries while later stages are still being added.
         var stageTasks = new ConcurrentDictionary<int, Task<StageResult>>();
         foreach (var stage in stagesToBuild)
@@ -237,7 +241,7 @@ public sealed partial class BuildOrchestrator
         }
 
         // 4. Assemble the target (its chain of stages down to an image or scratch), then push and export.
-        var image = Assemble(request, graph, images, stageTasks.ToDictionary(p => p.Key, p => p.Value.Result));
+        var image = Assemble(run, stageTasks.ToDictionary(p => p.Key, p => p.Value.Result));
         var pushed = new List<string>();
         if (request.Push && request.Tags.Count > 0)
         {
@@ -399,6 +403,7 @@ public sealed partial class BuildOrchestrator
         if (entry is not null)
         {
             outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: true, entry.Layer, entry.Worker, JobId: null, started, _time.GetUtcNow(), Timings: null);
+            run.LayerTimes[step.Id] = entry.Created; // the history dates a cached layer by when it was built, as BuildKit does
             LogStepCached(_logger, request.BuildId, step.Id, key.Key);
         }
         else
@@ -415,6 +420,7 @@ public sealed partial class BuildOrchestrator
                     Parents = parents,
                     Step = layerStep,
                     Compression = request.Compression,
+                    SourceDateEpoch = run.Epoch,
                 },
                 cancellationToken).ConfigureAwait(false);
             if (job.Success is not { } success)
@@ -425,14 +431,17 @@ public sealed partial class BuildOrchestrator
             }
 
             var layer = success.Layer?.ToLayerRef();
+            // One time for the history and the cache entry, so a rebuild from the cache dates the step the same.
+            var built = _time.GetUtcNow();
             if (key.Cacheable)
             {
                 // The worker stored the blob before it reported LayerBuilt: the entry may be written now. The next
                 // step does not wait for it (a durable write costs an fsync); the build does before it ends.
-                run.CacheWrites.Add(PutEntryAsync(request.BuildId, key.Key, new ActionCacheEntry { Layer = layer, Worker = success.Worker, Created = _time.GetUtcNow(), BuildId = request.BuildId }, cancellationToken));
+                run.CacheWrites.Add(PutEntryAsync(request.BuildId, key.Key, new ActionCacheEntry { Layer = layer, Worker = success.Worker, Created = built, BuildId = request.BuildId }, cancellationToken));
             }
 
-            outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: false, layer, success.Worker, job.JobId, started, _time.GetUtcNow(), success.Timings);
+            outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: false, layer, success.Worker, job.JobId, started, built, success.Timings);
+            run.LayerTimes[step.Id] = built;
             LogStepBuilt(_logger, request.BuildId, step.Id, key.Key, success.Worker);
         }
 
@@ -441,8 +450,9 @@ public sealed partial class BuildOrchestrator
         return outcome;
     }
 
-    private AssembledImage Assemble(BuildRequest request, BuildGraph graph, Dictionary<string, ResolvedImage> images, Dictionary<int, StageResult> stages)
+    private AssembledImage Assemble(BuildRun run, Dictionary<int, StageResult> stages)
     {
+        var (request, graph, images) = (run.Request, run.Graph, run.Images);
         // The target's chain: the target, its base stage, that one's base ... down to an image or scratch.
         var chain = new List<BuildStage>();
         for (var stage = graph.Target; ; stage = graph.Stages[stage.BaseStage!.Value])
@@ -458,7 +468,8 @@ public sealed partial class BuildOrchestrator
         var baseImage = root.BaseKind == StageBaseKind.Image
             ? new BaseImage { Config = images[root.BaseImage!].Config, Layers = images[root.BaseImage!].Manifest.Layers }
             : BaseImage.Scratch();
-        var steps = chain.SelectMany(s => s.Steps.Zip(stages[s.Index].StepLayers, AssemblyStep.From)).ToList();
+        var steps = chain.SelectMany(s => s.Steps.Zip(stages[s.Index].StepLayers, (step, layer) =>
+            AssemblyStep.From(step, layer) with { Created = run.LayerTimes.TryGetValue(step.Id, out var built) ? built : null })).ToList();
         return new ImageAssembler(_time).Assemble(new AssemblyRequest
         {
             Base = baseImage,
@@ -466,7 +477,7 @@ public sealed partial class BuildOrchestrator
             Config = graph.Target.Config,
             ConfigIncludesBase = root.BaseKind == StageBaseKind.Scratch || root.BaseConfigResolved,
             BuildLabels = request.Labels,
-            Created = request.Created ?? DateTimeOffset.UnixEpoch,
+            Created = run.Epoch,
         });
     }
 
@@ -504,5 +515,11 @@ public sealed partial class BuildOrchestrator
 
         /// <summary>The action cache writes of the steps run so far; they never throw (see <see cref="PutEntryAsync"/>).</summary>
         public ConcurrentBag<Task> CacheWrites { get; } = [];
+
+        /// <summary>The build's SOURCE_DATE_EPOCH; null dates the image by the build.</summary>
+        public DateTimeOffset? Epoch { get; init; }
+
+        /// <summary>When each layer step's layer was built (for a cached step, when the cache entry was written).</summary>
+        public ConcurrentDictionary<string, DateTimeOffset> LayerTimes { get; } = new(StringComparer.Ordinal);
     }
 }

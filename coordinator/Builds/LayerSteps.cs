@@ -46,7 +46,7 @@ internal static class LayerSteps
                 Files = [.. c.InlineFiles.Select(f => new Contracts.InlineFile(f.Name, f.Content, 0b110_100_100))],
             },
         },
-        WorkdirPayload w => new LayerStep { Kind = StepKind.Workdir, Display = step.Text, Workdir = w.Path },
+        WorkdirPayload w => new LayerStep { Kind = StepKind.Workdir, Display = step.Text, Workdir = w.Path, WorkdirUser = w.User ?? string.Empty },
         _ => throw new InvalidOperationException($"Step {step.Id} ({step.Instruction}) is a layer step without a layer payload."),
     };
 }

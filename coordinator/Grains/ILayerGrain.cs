@@ -79,6 +79,10 @@ public sealed record LayerJobRequest
     /// <summary><c>gzip</c> or <c>zstd</c>.</summary>
     [Id(5)]
     public string Compression { get; init; } = "gzip";
+
+    /// <summary>The build's SOURCE_DATE_EPOCH, the latest modification time of the layer's entries (<see cref="BuildLayer.SourceDateEpoch"/>).</summary>
+    [Id(6)]
+    public DateTimeOffset? SourceDateEpoch { get; init; }
 }
 
 /// <summary>

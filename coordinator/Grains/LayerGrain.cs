@@ -198,6 +198,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             Parents = request.Parents,
             Step = request.Step!,
             Compression = request.Compression,
+            SourceDateEpoch = request.SourceDateEpoch,
             EnqueuedAt = DateTimeOffset.UtcNow,
         };
 

@@ -133,7 +133,7 @@ internal sealed partial class BuildGraphBuilder
     private void WarnUnusedBuildArgs()
     {
         var unused = _options.BuildArgs.Keys
-            .Where(k => !_consumedArgs.Contains(k) && !_predefinedArgs.Contains(k) && !ProxyArgs.Contains(k))
+            .Where(k => !_consumedArgs.Contains(k) && !_predefinedArgs.Contains(k) && !ProxyArgs.Contains(k) && k != SourceDateEpoch.ArgName)
             .Order(StringComparer.Ordinal)
             .ToList();
         if (unused.Count > 0)

@@ -83,6 +83,9 @@ public static class BuildGraphErrorCodes
     /// <inheritdoc cref="FarmErrorCodes.TooManyStages"/>
     public const string TooManyStages = FarmErrorCodes.TooManyStages;
 
+    /// <inheritdoc cref="FarmErrorCodes.InvalidSourceDateEpoch"/>
+    public const string InvalidSourceDateEpoch = FarmErrorCodes.InvalidSourceDateEpoch;
+
     /// <inheritdoc cref="FarmErrorCodes.UnusedBuildArgs"/>
     public const string UnusedBuildArgs = FarmErrorCodes.UnusedBuildArgs;
 

@@ -27,6 +27,7 @@ namespace Farm.Dockerfile.Planning;
 /// <c>--from=stage</c> the stage's final key; <c>--from=image</c> the image's digest. An http(s) URL is its text plus <c>--checksum</c>; without a
 /// checksum (or for a git source) the step is not cacheable.</item>
 /// <item>WORKDIR: the path and the user.</item>
+/// <item>Every layer step: the build's <c>SOURCE_DATE_EPOCH</c> when it sets one (it clamps the layer's times).</item>
 /// </list>
 /// <para>Config-only steps (ENV, ARG, USER, LABEL, CMD, EXPOSE, ...) get no key and are not links of the chain:
 /// a change there reaches the layers only through what later steps actually use (RUN's env, user and workdir, the
@@ -135,6 +136,11 @@ public static class CacheKeyPlanner
         {
             using var w = new CacheKeyWriter();
             w.Add("salt", options.Salt).Add("parent", parent).Add("instruction", step.Instruction).Add("text", step.Text);
+            if (options.SourceDateEpoch is { } epoch)
+            {
+                w.Add("source-date-epoch", epoch.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
+            }
+
             _step = step;
             var reason = step.Payload switch
             {

@@ -32,11 +32,10 @@ else
 fi
 debootstrap "${args[@]}" >"$work/debootstrap.log" 2>&1 \
   || { tail -n 20 "$work/debootstrap.log" >&2; echo "debian.sh: debootstrap failed" >&2; exit 1; }
-# What an image does not need: apt lists and caches (the unpacked tarball's .debs too), logs of the bootstrap; and no
-# device nodes (the runtime makes /dev, and layers with devices are refused).
+# What an image does not need: apt lists and caches (the unpacked tarball's .debs too), logs of the bootstrap. /dev stays
+# as debootstrap made it, as with docker import: workers apply its device nodes, and RUN steps get a /dev of their own.
 rm -rf "$work/rootfs/var/lib/apt/lists/"* "$work/rootfs/var/cache/apt/"*.bin "$work/rootfs/var/cache/apt/archives/"*.deb \
   "$work/rootfs/var/log/"*.log
-find "$work/rootfs/dev" -mindepth 1 -delete
 tar --numeric-owner -C "$work/rootfs" -cf "$work/rootfs.tar" .
 read -ra farm <<<"${FARM:-$root/farm}"  # FARM: another farm command (words), e.g. the tests' CLI
 "${farm[@]}" import -c 'CMD ["bash"]' -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

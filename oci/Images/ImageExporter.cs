@@ -120,7 +120,7 @@ public static class ImageExporter
         Directory.CreateDirectory(directory);
 
         // Owners can only be set by root; anyone else gets a tree they own, as an unprivileged `docker cp` would.
-        var options = new LayerApplyOptions { PreserveOwners = Environment.IsPrivilegedProcess };
+        var options = new LayerApplyOptions { PreserveOwners = Environment.IsPrivilegedProcess, AllowDevices = Environment.IsPrivilegedProcess };
         foreach (var (layer, diffId) in image.LayersWithDiffIds)
         {
             var content = await BlobCopy.OpenVerifiedAsync(sources, layer, directory, cancellationToken).ConfigureAwait(false);

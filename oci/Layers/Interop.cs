@@ -81,6 +81,26 @@ internal static partial class Interop
     [LibraryImport(LibC, EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int LinkAt(int oldDirFd, string oldPath, int newDirFd, string newPath, int flags);
 
+    [LibraryImport(LibC, EntryPoint = "readlinkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial nint ReadLinkAtRaw(int dirFd, string path, byte* buffer, nint size);
+
+    /// <summary>The target of the symlink <paramref name="path"/> relative to <paramref name="dirFd"/>; null (errno set) when it cannot be read.</summary>
+    public static string? ReadLinkAt(int dirFd, string path)
+    {
+        // PATH_MAX bounds a link's target on Linux.
+        var buffer = new byte[4096];
+        nint n;
+        unsafe
+        {
+            fixed (byte* p = buffer)
+            {
+                n = ReadLinkAtRaw(dirFd, path, p, buffer.Length);
+            }
+        }
+
+        return n < 0 ? null : Encoding.UTF8.GetString(buffer, 0, (int)n);
+    }
+
     [LibraryImport(LibC, EntryPoint = "mknodat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int MknodAt(int dirFd, string path, uint mode, ulong dev);
 

@@ -17,9 +17,12 @@ public sealed class LayerAbsolutePathException(string entryName)
     public string EntryName { get; } = entryName;
 }
 
-/// <summary>A layer entry's path goes through a symbolic link, which could lead out of the root.</summary>
+/// <summary>
+/// A layer entry's path goes through a symbolic link that leads out of the root (an absolute target, or <c>..</c> above
+/// the root) or loops; links that stay inside the root are resolved, not refused.
+/// </summary>
 public sealed class LayerSymlinkTraversalException(string entryName, string symlinkPath)
-    : FarmException(FarmErrorCodes.LayerSymlinkTraversal, $"Layer entry '{entryName}' lies beneath '{symlinkPath}', which is a symbolic link; writing through it could escape the target directory. The layer is malicious or was written by a broken tool; rebuild it without paths through symlinks.")
+    : FarmException(FarmErrorCodes.LayerSymlinkTraversal, $"Layer entry '{entryName}' lies beneath '{symlinkPath}', a symbolic link that leads outside the target directory (an absolute target, or '..' above the root) or loops. The layer is malicious or was written by a broken tool; rebuild it with paths that stay inside the image.")
 {
     public string EntryName { get; } = entryName;
 

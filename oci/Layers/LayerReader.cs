@@ -12,7 +12,12 @@ public sealed record LayerApplyOptions
     /// <summary>The layer's compression; null to detect it from the first bytes.</summary>
     public LayerCompression? Compression { get; init; }
 
-    /// <summary>Creates block and character devices; refused by default (FARM2105).</summary>
+    /// <summary>
+    /// Creates block and character devices with mknod, as docker, containerd and buildah do for a base layer (a
+    /// debootstrapped root file system has <c>dev/console</c>, <c>dev/null</c> ...); refused by default (FARM2105).
+    /// Only a caller whose containers keep a device cgroup rule that denies them (the sandbox's
+    /// <c>linux.resources.devices</c>) should allow them: a node in a file system is not a right to use the device.
+    /// </summary>
     public bool AllowDevices { get; init; }
 
     /// <summary>Sets owners from the layer (needs root); when false files belong to the caller.</summary>
@@ -40,16 +45,22 @@ public sealed record LayerApplyResult(Digest DiffId, long UncompressedSize, int 
 /// <para>https://github.com/opencontainers/image-spec/blob/main/layer.md#applying-changesets</para>
 /// <para>
 /// Every path is resolved one component at a time with <c>openat(O_NOFOLLOW)</c> from a descriptor of the target
-/// directory, so no symlink is ever followed, whatever the layer or the directory holds (the guarantee of
-/// openat2's RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, on any kernel). An entry beneath a symlink is refused rather
-/// than resolved: overlayfs-built layers never contain one, and refusing is what cannot be got wrong.
-/// Each entry is validated before anything is written for it.
+/// directory, so the kernel never follows a symlink, whatever the layer or the directory holds (the guarantee of
+/// openat2's RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, on any kernel). An entry beneath a symlink whose target is relative
+/// and stays inside the root (<c>lib -&gt; usr/lib</c>, then <c>lib/x</c>, as tars of merged-/usr systems have) is
+/// applied where the link leads, as containerd applies it: the link's target is read and spliced into the path,
+/// which is resolved again from the root the same way. A link with an absolute target, or one whose <c>..</c> climbs
+/// above the root, is refused (FARM2103): on the worker it would lead outside the root. Each entry is validated
+/// before anything is written for it.
 /// </para>
 /// </remarks>
 public static class LayerReader
 {
     private const string OpaqueMarker = ".wh..wh..opq";
     private const string WhiteoutPrefix = ".wh.";
+
+    // As the kernel's limit on symlinks in one lookup (MAXSYMLINKS): a loop ends in FARM2103.
+    private const int MaxSymlinks = 40;
 
     /// <summary>Applies <paramref name="layer"/> (compressed or not) onto <paramref name="targetDirectory"/>.</summary>
     public static Task<LayerApplyResult> ApplyAsync(
@@ -159,12 +170,13 @@ public static class LayerReader
                 }
             }
 
-            var parent = Resolve(parentPath, h.Name, create: true);
+            var (parent, resolvedParent) = Resolve(parentPath, h.Name, create: true);
+            path = [.. resolvedParent, leaf];
             try
             {
                 if (leaf == OpaqueMarker)
                 {
-                    Opaque(parent, string.Join('/', parentPath));
+                    Opaque(parent, string.Join('/', resolvedParent));
                     return;
                 }
 
@@ -176,7 +188,7 @@ public static class LayerReader
                         throw new InvalidLayerTarException($"The whiteout '{h.Name}' names no file.");
                     }
 
-                    Whiteout(parent, string.Join('/', [.. parentPath, hidden]));
+                    Whiteout(parent, string.Join('/', [.. resolvedParent, hidden]));
                     return;
                 }
 
@@ -228,7 +240,7 @@ public static class LayerReader
                     WriteFile(h, reader, parent, leaf);
                     break;
                 case TarHeader.SymLink:
-                    // The target is stored, never followed: later entries beneath it are refused.
+                    // The target is stored as written; later entries beneath it resolve it inside the root (Resolve).
                     Check(Interop.SymlinkAt(h.LinkName, parent, leaf), "symlink", h.Name);
                     break;
                 case TarHeader.HardLink:
@@ -306,7 +318,7 @@ public static class LayerReader
             {
                 var (parentPath, leaf, mtime) = _directoryTimes[i];
                 var name = string.Join('/', [.. parentPath, leaf]);
-                var parent = Resolve(parentPath, name, create: false);
+                var (parent, _) = Resolve(parentPath, name, create: false);
                 try
                 {
                     if (Interop.Lstat(parent, leaf, out var st) == 0 && st.Type == Interop.SIfDir)
@@ -326,7 +338,7 @@ public static class LayerReader
             int parent;
             try
             {
-                parent = Resolve(linkPath[..^1], h.Name, create: false);
+                (parent, _) = Resolve(linkPath[..^1], h.Name, create: false);
             }
             catch (LayerSymlinkTraversalException)
             {
@@ -353,9 +365,14 @@ public static class LayerReader
             return (parent, leaf);
         }
 
-        /// <summary>Opens the directory at <paramref name="path"/> under the root without following any symlink.</summary>
-        private int Resolve(string[] path, string entryName, bool create)
+        /// <summary>
+        /// Opens the directory at <paramref name="path"/> under the root without letting the kernel follow any symlink;
+        /// returns it with the path it really is (symlinks inside the root resolved).
+        /// </summary>
+        private (int Fd, string[] Path) Resolve(string[] path, string entryName, bool create)
         {
+            var links = 0;
+        Restart:
             var current = Interop.OpenAt(root, ".", Interop.OPath | Interop.ODirectory | Interop.OCloExec, 0);
             Check(current < 0 ? -1 : 0, "open root", entryName);
             for (var i = 0; i < path.Length; i++)
@@ -382,10 +399,17 @@ public static class LayerReader
                     if (next < 0)
                     {
                         var isLink = Interop.Lstat(current, path[i], out var st) == 0 && st.Type == Interop.SIfLnk;
+                        var target = isLink ? Interop.ReadLinkAt(current, path[i]) : null;
                         Interop.Close(current);
                         if (isLink)
                         {
-                            throw new LayerSymlinkTraversalException(entryName, soFar);
+                            if (++links > MaxSymlinks || target is null || FollowInsideRoot(path, i, target) is not { } followed)
+                            {
+                                throw new LayerSymlinkTraversalException(entryName, soFar);
+                            }
+
+                            path = followed;
+                            goto Restart;
                         }
 
                         if (errno == Interop.ENOTDIR)
@@ -401,7 +425,46 @@ public static class LayerReader
                 current = next;
             }
 
-            return current;
+            return (current, path);
+        }
+
+        /// <summary>
+        /// <paramref name="path"/> with its component <paramref name="index"/>, a symlink to <paramref name="target"/>,
+        /// replaced by where the link leads; null when that is not inside the root (an absolute target, or <c>..</c>
+        /// above the root). Lexical <c>..</c> is exact here: every component before <paramref name="index"/> was opened
+        /// as a real directory.
+        /// </summary>
+        private static string[]? FollowInsideRoot(string[] path, int index, string target)
+        {
+            if (target.Length == 0 || target.StartsWith('/') || target.Contains('\0', StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            var parts = new List<string>(path[..index]);
+            foreach (var part in target.Split('/'))
+            {
+                if (part is "" or ".")
+                {
+                    continue;
+                }
+
+                if (part == "..")
+                {
+                    if (parts.Count == 0)
+                    {
+                        return null;
+                    }
+
+                    parts.RemoveAt(parts.Count - 1);
+                    continue;
+                }
+
+                parts.Add(part);
+            }
+
+            parts.AddRange(path[(index + 1)..]);
+            return [.. parts];
         }
 
         private void Record(string path)

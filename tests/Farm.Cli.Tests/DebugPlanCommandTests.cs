@@ -46,6 +46,29 @@ public sealed class DebugPlanCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task SOURCE_DATE_EPOCH_is_a_predefined_arg_that_changes_the_layer_keys_as_the_coordinators_do()
+    {
+        static List<string?> Keys(string stdout)
+        {
+            using var plan = JsonDocument.Parse(stdout);
+            return [.. plan.RootElement.GetProperty("stages").EnumerateArray().SelectMany(s => s.GetProperty("steps").EnumerateArray())
+                .Where(s => s.TryGetProperty("cacheKey", out _)).Select(s => s.GetProperty("cacheKey").GetString())];
+        }
+
+        var plain = await FarmCli.RunAsync("debug", "plan", _context);
+        var dated = await FarmCli.RunAsync("debug", "plan", "--build-arg", "SOURCE_DATE_EPOCH=1700000000", _context);
+        var bad = await FarmCli.RunAsync("debug", "plan", "--build-arg", "SOURCE_DATE_EPOCH=yesterday", _context);
+
+        Assert.Equal((0, 0), (plain.ExitCode, dated.ExitCode));
+        Assert.DoesNotContain("SOURCE_DATE_EPOCH", dated.Stderr, StringComparison.Ordinal);
+        var (before, after) = (Keys(plain.Stdout), Keys(dated.Stdout));
+        Assert.Equal(before.Count, after.Count);
+        Assert.NotEmpty(before);
+        Assert.All(before.Zip(after), p => Assert.NotEqual(p.First, p.Second));
+        Assert.Contains("FARM1320", bad.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_unknown_target_fails_with_the_stage_names()
     {
         var result = await FarmCli.RunAsync("debug", "plan", "--target", "nope", _context);

@@ -87,6 +87,48 @@ public sealed class AssemblyTests
     }
 
     [Fact]
+    public void With_SOURCE_DATE_EPOCH_the_config_and_every_new_history_entry_have_that_time()
+    {
+        var config = JsonNode.Parse(new ImageAssembler().Assemble(Request()).ConfigBytes.Span)!;
+
+        var history = config["history"]!.AsArray();
+        Assert.Null(history[0]!["created"]); // the base's own entry keeps what it had
+        Assert.All(history.Skip(1), h => Assert.Equal("2023-11-14T22:13:20Z", (string?)h!["created"]));
+        Assert.Equal("2023-11-14T22:13:20Z", (string?)config["created"]);
+    }
+
+    [Fact]
+    public void Without_SOURCE_DATE_EPOCH_steps_are_dated_by_their_layers_and_the_image_by_the_last_so_a_cached_rebuild_is_the_same_image()
+    {
+        // The RUN's layer built at 10:00, the COPY's at 10:05; the clock says 12:00.
+        var run = new DateTimeOffset(2026, 12, 6, 10, 0, 0, TimeSpan.Zero);
+        var copy = run.AddMinutes(5);
+        var request = Request() with
+        {
+            Created = null,
+            Steps = [.. Request().Steps.Select(s => s.CreatedBy.StartsWith("RUN", StringComparison.Ordinal) ? s with { Created = run }
+                : s.CreatedBy.StartsWith("COPY", StringComparison.Ordinal) ? s with { Created = copy } : s)],
+        };
+        var assembler = new ImageAssembler(new FixedTime(run.AddHours(2)));
+
+        var image = assembler.Assemble(request);
+        var config = JsonNode.Parse(image.ConfigBytes.Span)!;
+
+        var dated = config["history"]!.AsArray().Skip(1).Select(h => ((string?)h!["created_by"], (string?)h["created"])).ToList();
+        // ARG, ENV and WORKDIR (config-only here) come before the first layer and take its time; later ones the layer's before them.
+        Assert.All(dated.TakeWhile(d => !d.Item1!.StartsWith("COPY", StringComparison.Ordinal)), d => Assert.Equal("2026-12-06T10:00:00Z", d.Item2));
+        Assert.All(dated.SkipWhile(d => !d.Item1!.StartsWith("COPY", StringComparison.Ordinal)), d => Assert.Equal("2026-12-06T10:05:00Z", d.Item2));
+        Assert.Equal("2026-12-06T10:05:00Z", (string?)config["created"]);
+        // Rebuilt later from the cache (same layers, same build times): the same image.
+        Assert.Equal(image.Digest, new ImageAssembler(new FixedTime(run.AddDays(3))).Assemble(request).Digest);
+    }
+
+    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    [Fact]
     public void Base_config_is_not_changed()
     {
         var request = Request();

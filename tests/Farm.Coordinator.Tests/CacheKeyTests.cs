@@ -97,6 +97,34 @@ public sealed class CacheKeyTests
     }
 
     [Fact]
+    public void SOURCE_DATE_EPOCH_changes_every_layer_key_and_its_absence_none()
+    {
+        var args = new Dictionary<string, string> { ["SOURCE_DATE_EPOCH"] = "1700000000" };
+        var graph = BuildGraph.Create(MultiStage, options: new BuildGraphOptions { BuildArgs = args });
+        Assert.DoesNotContain(graph.Warnings, w => w.Code == BuildGraphErrorCodes.UnusedBuildArgs); // a predefined arg, as in BuildKit
+        var plain = CacheKeyPlanner.Compute(graph, Context(BaseFiles), name => Images[name], new CacheKeyOptions());
+        var dated = CacheKeyPlanner.Compute(graph, Context(BaseFiles), name => Images[name], new CacheKeyOptions { SourceDateEpoch = SourceDateEpoch.FromBuildArgs(args) });
+        var later = CacheKeyPlanner.Compute(graph, Context(BaseFiles), name => Images[name], new CacheKeyOptions { SourceDateEpoch = DateTimeOffset.FromUnixTimeSeconds(1700000001) });
+
+        Assert.Equal(Keys(Plan(MultiStage)), Keys(plain));
+        Assert.Equal(plain.Steps.Select(s => s.StepId), Changed(plain, dated));
+        Assert.Equal(plain.Steps.Select(s => s.StepId), Changed(dated, later));
+    }
+
+    [Theory]
+    [InlineData("yesterday")]
+    [InlineData("-1")]
+    [InlineData("1.5")]
+    [InlineData("99999999999999")]
+    public void A_SOURCE_DATE_EPOCH_that_is_not_whole_seconds_is_refused_with_FARM1320(string value)
+    {
+        var error = Assert.Throws<BuildGraphException>(() => SourceDateEpoch.FromBuildArgs(new Dictionary<string, string> { ["SOURCE_DATE_EPOCH"] = value }));
+        Assert.StartsWith("FARM1320: ", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{value}'", error.Message, StringComparison.Ordinal);
+        Assert.Null(SourceDateEpoch.FromBuildArgs(new Dictionary<string, string> { ["SOURCE_DATE_EPOCH"] = "" }));
+    }
+
+    [Fact]
     public void Keys_chain_each_step_on_the_one_before()
     {
         var plan = Plan(MultiStage);

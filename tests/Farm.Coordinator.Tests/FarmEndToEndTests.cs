@@ -191,6 +191,64 @@ public sealed class FarmEndToEndTests(FarmClusterFixture farm) : IClassFixture<F
             $"execution intervals do not overlap: {left.ExecutionStart:O}..{left.ExecutionEnd:O} on {sleeps[0].Worker} and {right.ExecutionStart:O}..{right.ExecutionEnd:O} on {sleeps[1].Worker}");
     }
 
+    [Fact]
+    public async Task Two_no_cache_builds_with_SOURCE_DATE_EPOCH_on_different_workers_give_one_image_digest()
+    {
+        // The files and the layers' own times differ between the builds (the context is written again, the steps run
+        // again later); SOURCE_DATE_EPOCH clamps them all, so the image is the same byte for byte.
+        var dockerfile = $$"""
+            ARG BASE
+            FROM ${BASE}
+            COPY app.txt /app/app.txt
+            RUN mkdir -p /var/lib/app && echo {{_salt}} > /var/lib/app/salt && touch /app/app.txt
+            USER nobody
+            WORKDIR /home/nobody/work
+            """;
+        var args = new Dictionary<string, string> { ["SOURCE_DATE_EPOCH"] = "1700000000" };
+        var workerA = farm.Workers.Single(w => w.Name == "worker-a");
+        var workerB = farm.Workers.Single(w => w.Name == "worker-b");
+        try
+        {
+            // One worker at a time, so that each build runs every step on the worker the test chose.
+            await farm.StopWorkerAsync(workerB);
+            await farm.WaitForWorkersAsync(1);
+            var onA = await BuildNoCacheAsync(dockerfile, "sde:a", args);
+            var startedAgain = DateTimeOffset.UtcNow;
+            farm.StartWorker("worker-b");
+            await farm.WaitForWorkersAsync(2);
+            await farm.StopWorkerAsync(workerA);
+            await farm.WaitForWorkersAsync(1);
+            var onB = await BuildNoCacheAsync(dockerfile, "sde:b", args);
+
+            Assert.All(onA.Outcomes, o => Assert.Equal(("worker-a", false), (o.Worker, o.Cached)));
+            Assert.All(onB.Outcomes, o => Assert.Equal(("worker-b", false), (o.Worker, o.Cached)));
+            Assert.True(onB.Outcomes.All(o => o.Finished > startedAgain), "the second build reused a step of the first");
+            Assert.Equal(onA.Digest, onB.Digest);
+            var config = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", "--config", $"docker://{onB.Tag}"))!;
+            Assert.Equal("2023-11-14T22:13:20Z", (string?)config["created"]);
+            Assert.All(config["history"]!.AsArray().Skip(1), h => Assert.Equal("2023-11-14T22:13:20Z", (string?)h!["created"]));
+        }
+        finally
+        {
+            foreach (var name in new[] { "worker-a", "worker-b" }.Where(n => farm.Workers.All(w => w.Name != n)))
+            {
+                farm.StartWorker(name);
+            }
+
+            await farm.WaitForWorkersAsync(2);
+        }
+    }
+
+    private async Task<(string Tag, string Digest, IReadOnlyList<StepOutcome> Outcomes)> BuildNoCacheAsync(string dockerfile, string tagName, IReadOnlyDictionary<string, string> buildArgs)
+    {
+        var tag = farm.Context.Tag(tagName);
+        var submit = await farm.SubmissionAsync(dockerfile, new Dictionary<string, string> { ["app.txt"] = "app\n" }, [tag], buildArgs) with { NoCache = true };
+        var record = await farm.Coordinator.BuildAsync(submit, farm.Diagnostics);
+        var finished = Assert.IsType<BuildFinished>(record.End);
+        Assert.Equal(finished.ImageDigest, await SubmitContext.RegistryDigestAsync(tag));
+        return (tag, finished.ImageDigest, [.. record.Events.OfType<StepFinished>().Select(s => s.Outcome)]);
+    }
+
     private async Task<Built> BuildAsync(string dockerfile, IReadOnlyDictionary<string, string> files, string tagName, IReadOnlyDictionary<string, string>? buildArgs = null)
     {
         var tag = farm.Context.Tag(tagName);

@@ -111,6 +111,8 @@ public sealed class LayerReaderTests
         { "hardlink-absolute", typeof(LayerHardlinkTargetException) },
         { "hardlink-absent", typeof(LayerHardlinkTargetException) },
         { "hardlink-through-symlink", typeof(LayerHardlinkTargetException) },
+        { "symlink-chain-out", typeof(LayerSymlinkTraversalException) },
+        { "symlink-loop", typeof(LayerSymlinkTraversalException) },
         { "device", typeof(LayerDeviceNotAllowedException) },
     };
 
@@ -156,6 +158,17 @@ public sealed class LayerReaderTests
                 Symlink("out", "../outside");
                 Hardlink("h", "out/sentinel.txt");
                 break;
+            case "symlink-chain-out":
+                // Each link looks harmless alone; together they climb out.
+                Symlink("a", "b/c");
+                w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "b/"));
+                Symlink("b/c", "../../outside");
+                File("a/sentinel.txt");
+                break;
+            case "symlink-loop":
+                Symlink("loop", "loop");
+                File("loop/x");
+                break;
             case "device":
                 w.WriteEntry(new PaxTarEntry(TarEntryType.CharacterDevice, "dev/null") { DeviceMajor = 1, DeviceMinor = 3 });
                 break;
@@ -193,6 +206,60 @@ public sealed class LayerReaderTests
         var root = scratch.Sub("root");
         await LayerReader.ApplyAsync(new MemoryStream(Hostile("device")), root, new LayerApplyOptions { AllowDevices = true }, CancellationToken.None);
         Assert.Contains("dev=1,3", Snapshot(root)["dev/null"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Entries_beneath_a_symlink_that_stays_inside_the_root_land_where_it_leads()
+    {
+        using var scratch = new ScratchDir();
+        var root = scratch.Sub("root");
+        var outside = scratch.Sub("outside");
+        WriteFile(Path.Combine(outside, "sentinel.txt"), "untouched");
+        // A merged-/usr system as a tar of another tool may list it: the links, then files through them.
+        var layer = Tar(w =>
+        {
+            w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "usr/lib/"));
+            w.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "lib") { LinkName = "usr/lib" });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "lib/x") { DataStream = Data("x") });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "usr/lib64") { LinkName = "./lib" });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "lib64") { LinkName = "usr/lib64" });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "lib64/deep/y") { DataStream = Data("y") });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.Directory, "opt/"));
+            w.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "opt/up") { LinkName = "../usr" });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "opt/up/z") { DataStream = Data("z") });
+            w.WriteEntry(new PaxTarEntry(TarEntryType.HardLink, "lib/x-again") { LinkName = "lib64/deep/y" });
+        });
+
+        await LayerReader.ApplyAsync(new MemoryStream(layer), root, new LayerApplyOptions(), CancellationToken.None);
+
+        Assert.Equal("x", await File.ReadAllTextAsync(Path.Combine(root, "usr/lib/x")));
+        Assert.Equal("y", await File.ReadAllTextAsync(Path.Combine(root, "usr/lib/deep/y")));
+        Assert.Equal("z", await File.ReadAllTextAsync(Path.Combine(root, "usr/z")));
+        Assert.Equal("y", await File.ReadAllTextAsync(Path.Combine(root, "usr/lib/x-again")));
+        Assert.Equal("usr/lib", new FileInfo(Path.Combine(root, "lib")).LinkTarget);
+        Assert.Equal("usr/lib64", new FileInfo(Path.Combine(root, "lib64")).LinkTarget);
+        Assert.Equal("../usr", new FileInfo(Path.Combine(root, "opt/up")).LinkTarget);
+        Assert.Equal("untouched", await File.ReadAllTextAsync(Path.Combine(outside, "sentinel.txt")));
+    }
+
+    [Fact]
+    public async Task A_later_layer_writes_and_whites_out_through_a_symlink_of_an_earlier_one()
+    {
+        using var scratch = new ScratchDir();
+        var root = scratch.Sub("root");
+        WriteFile(Path.Combine(root, "usr/lib/old.so"), "old");
+        File.CreateSymbolicLink(Path.Combine(root, "lib"), "usr/lib");
+        var layer = Tar(w =>
+        {
+            w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "lib/.wh.old.so"));
+            w.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "lib/new.so") { DataStream = Data("new") });
+        });
+
+        await LayerReader.ApplyAsync(new MemoryStream(layer), root, new LayerApplyOptions(), CancellationToken.None);
+
+        Assert.False(File.Exists(Path.Combine(root, "usr/lib/old.so")));
+        Assert.Equal("new", await File.ReadAllTextAsync(Path.Combine(root, "usr/lib/new.so")));
+        Assert.Equal("usr/lib", new FileInfo(Path.Combine(root, "lib")).LinkTarget);
     }
 
     [Fact]

@@ -153,6 +153,70 @@ public sealed class ExecutorTests(ExecutorFixture fx)
     }
 
     [Fact]
+    public async Task Workdir_creates_its_directories_as_the_current_user_and_a_run_as_that_user_writes_there()
+    {
+        // USER app, WORKDIR /srv/app/work: BuildKit makes every directory it creates the user's.
+        var (workdir, _) = await fx.ExecuteAsync(fx.Job(new LayerStep { Kind = StepKind.Workdir, Display = "WORKDIR /srv/app/work", Workdir = "/srv/app/work", WorkdirUser = "app" }));
+        var layer = Assert.IsType<LayerRef>(workdir.Layer);
+        var entries = await fx.ReadLayerAsync(layer);
+        Assert.Equal(["srv", "srv/app", "srv/app/work"], entries.Select(e => e.Name).Order(StringComparer.Ordinal).ToList());
+        Assert.All(entries, e => Assert.Equal((1000, 1000, 0x1ED), (e.Uid, e.Gid, e.Mode & 0xFFF)));
+
+        var (run, output) = await fx.ExecuteAsync(fx.Job(
+            ExecutorFixture.Run("id > id.txt && cat id.txt", r => r with { User = "app", WorkingDir = "/srv/app/work" }), fx.BaseLayer, layer));
+        Assert.Contains(output, l => l.StartsWith("uid=1000(app) gid=1000(app)", StringComparison.Ordinal));
+        var id = (await fx.ReadLayerAsync(Assert.IsType<LayerRef>(run.Layer))).Single(e => e.Name == "srv/app/work/id.txt");
+        Assert.Equal((1000, 1000), (id.Uid, id.Gid));
+
+        // An existing directory is left as it is: /etc stays root's, and nothing changes, so no layer.
+        var (existing, _) = await fx.ExecuteAsync(fx.Job(new LayerStep { Kind = StepKind.Workdir, Display = "WORKDIR /etc", Workdir = "/etc", WorkdirUser = "app" }));
+        Assert.Null(existing.Layer);
+    }
+
+    [Fact]
+    public async Task Device_nodes_of_a_parent_are_applied_and_kept_but_a_run_cannot_use_them()
+    {
+        // A base as debootstrap leaves one: device nodes in /dev (hidden in a step by its own /dev) and elsewhere.
+        var dir = Path.Combine(fx.Root, "devices-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(Path.Combine(dir, "dev"));
+        Directory.CreateDirectory(Path.Combine(dir, "srv"));
+        Farm.Oci.IO.UnixFile.Mknod(Path.Combine(dir, "dev", "console"), 0x2000 | 0x1B6, 5, 1);
+        Farm.Oci.IO.UnixFile.Mknod(Path.Combine(dir, "srv", "null"), 0x2000 | 0x1B6, 1, 3);
+        Farm.Oci.IO.UnixFile.Mknod(Path.Combine(dir, "srv", "kmsg"), 0x2000 | 0x1A4, 1, 11);
+        Farm.Oci.IO.UnixFile.Mknod(Path.Combine(dir, "srv", "pipe"), 0x1000 | 0x1A4, 0, 0);
+        var devices = await fx.PublishDirectoryAsync(dir);
+
+        var (result, output) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(
+            "test -c /srv/kmsg && test -c /srv/null && test -p /srv/pipe && echo nodes; "
+            + "for n in null kmsg; do (echo x > /srv/$n) 2>/dev/null && echo $n-written || echo $n-denied; done; "
+            + "mknod /srv/made c 1 11 && { (echo x > /srv/made) 2>/dev/null && echo made-written || echo made-denied; }; "
+            + "echo x > /dev/null && echo dev-null-works"),
+            fx.BaseLayer, devices));
+
+        // The nodes exist, the devices stay closed, even null's: the root file system is mounted nodev, and beyond it
+        // the step's device rule opens runc's defaults only. The step's own /dev works.
+        Assert.Equal(["nodes", "null-denied", "kmsg-denied", "made-denied", "dev-null-works"], output.Select(l => l.Trim()));
+        var made = (await fx.ReadLayerAsync(Assert.IsType<LayerRef>(result.Layer))).Single(e => e.Name == "srv/made");
+        Assert.Equal(TarEntryType.CharacterDevice, made.Type);
+
+        // The nodes a step made are in its layer with their numbers, as a parent's are kept in the image.
+        var blob = await fx.Store.OpenReadAsync(Digest.Parse(result.Layer!.Digest), CancellationToken.None);
+        await using (blob)
+        {
+            await using var gzip = new GZipStream(blob, CompressionMode.Decompress);
+            await using var reader = new TarReader(gzip);
+            var entry = await reader.GetNextEntryAsync();
+            while (entry is not null && entry.Name != "srv/made")
+            {
+                entry = await reader.GetNextEntryAsync();
+            }
+
+            var node = Assert.IsAssignableFrom<PosixTarEntry>(entry);
+            Assert.Equal((1, 11), (node.DeviceMajor, node.DeviceMinor));
+        }
+    }
+
+    [Fact]
     public async Task Sandbox_mount_points_never_reach_a_layer_even_when_the_step_writes_next_to_them()
     {
         var (result, _) = await fx.ExecuteAsync(fx.Job(ExecutorFixture.Run(

@@ -89,7 +89,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                     await CopyAsync(job, job.Step.Kind == StepKind.Add, sourceView?.MergedDir ?? copySource?.SingleOrDefault() ?? string.Empty, snapshot.MergedDir, cancellationToken).ConfigureAwait(false);
                     break;
                 case StepKind.Workdir:
-                    Directory.CreateDirectory(RootfsPath.Resolve(snapshot.MergedDir, job.Step.Workdir ?? "/"));
+                    WorkingDirectory.Create(snapshot.MergedDir, job.Step.Workdir ?? "/", UserResolver.Resolve(snapshot.MergedDir, job.Step.WorkdirUser));
                     break;
             }
 
@@ -105,7 +105,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 await using (file.ConfigureAwait(false))
                 {
                     var compression = job.Compression == "zstd" ? LayerCompression.Zstd : LayerCompression.Gzip;
-                    result = await LayerWriter.WriteUpperDirAsync(snapshot.UpperDir, file, new LayerWriteOptions { Compression = compression }, cancellationToken).ConfigureAwait(false);
+                    result = await LayerWriter.WriteUpperDirAsync(snapshot.UpperDir, file, new LayerWriteOptions { Compression = compression, ClampTimestamp = job.SourceDateEpoch }, cancellationToken).ConfigureAwait(false);
                     timings = timings with { DiffEnd = Now() };
                     if (result.IsEmpty)
                     {
@@ -394,7 +394,9 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
 
     private static async Task ApplyAsync(Stream blob, LayerRef layer, string target, CancellationToken cancellationToken)
     {
-        var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true }, cancellationToken).ConfigureAwait(false);
+        // Device nodes are applied as docker, containerd and buildah apply them (a debootstrapped base has /dev/console);
+        // a RUN step still cannot open one: its runtime spec denies every device but runc's defaults.
+        var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions { OverlayLowerDir = true, AllowDevices = true }, cancellationToken).ConfigureAwait(false);
         if (applied.DiffId.ToString() != layer.DiffId)
         {
             throw new DigestMismatchException(Digest.Parse(layer.DiffId), applied.DiffId, $"The uncompressed layer {layer.Digest}");
