@@ -52,6 +52,33 @@ internal static class CliErrors
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> for each of <paramref name="names"/>, as docker's rm, rmi, stop and start do: one
+    /// that fails is reported (one line) and the others are still done; the exit code is that of the first failure,
+    /// 0 when none failed. Cancellation stops at once.
+    /// </summary>
+    public static async Task<int> EachAsync(IEnumerable<string> names, TextWriter error, Func<string, Task> action)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        ArgumentNullException.ThrowIfNull(error);
+        ArgumentNullException.ThrowIfNull(action);
+        var code = 0;
+        foreach (var name in names)
+        {
+            try
+            {
+                await action(name).ConfigureAwait(false);
+            }
+            catch (Exception e) when (Handles(e) && e is not OperationCanceledException)
+            {
+                var failed = Report(e, error);
+                code = code == 0 ? failed : code;
+            }
+        }
+
+        return code;
+    }
+
     /// <summary>Runs a synchronous command body and reports what <see cref="Handles"/> covers.</summary>
     public static int Run(TextWriter error, Func<int> body)
     {

@@ -81,14 +81,10 @@ internal static partial class ContainerCommands
         var time = new Option<int>("--time", "-t") { Description = "Seconds to wait after SIGTERM before SIGKILL.", DefaultValueFactory = _ => 10 };
         var containers = new Argument<string[]>("CONTAINER") { Arity = ArgumentArity.OneOrMore };
         var command = new Command("stop", "Stop running containers (SIGTERM, then SIGKILL).") { time, containers };
-        command.SetAction((parse, ct) => HandleAsync(parse, async (runtime, output) =>
+        command.SetAction((parse, ct) => EachAsync(parse, containers, async (runtime, name) =>
         {
-            foreach (var name in parse.GetValue(containers)!)
-            {
-                var c = runtime.Store.Resolve(name);
-                await runtime.StopAsync(c, TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(time))), ct).ConfigureAwait(false);
-                output.WriteLine(name);
-            }
+            var c = runtime.Store.Resolve(name);
+            await runtime.StopAsync(c, TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(time))), ct).ConfigureAwait(false);
         }));
         return command;
     }
@@ -97,14 +93,10 @@ internal static partial class ContainerCommands
     {
         var containers = new Argument<string[]>("CONTAINER") { Arity = ArgumentArity.OneOrMore };
         var command = new Command("start", "Start stopped containers in the background.") { containers };
-        command.SetAction((parse, ct) => HandleAsync(parse, async (runtime, output) =>
+        command.SetAction((parse, ct) => EachAsync(parse, containers, async (runtime, name) =>
         {
-            foreach (var name in parse.GetValue(containers)!)
-            {
-                var c = runtime.Store.Resolve(name);
-                await runtime.StartDetachedAsync(c, SupervisorCommandLine(c.Id), ct).ConfigureAwait(false);
-                output.WriteLine(name);
-            }
+            var c = runtime.Store.Resolve(name);
+            await runtime.StartDetachedAsync(c, SupervisorCommandLine(c.Id), ct).ConfigureAwait(false);
         }));
         return command;
     }
@@ -114,14 +106,10 @@ internal static partial class ContainerCommands
         var force = new Option<bool>("--force", "-f") { Description = "Kill a running container first." };
         var containers = new Argument<string[]>("CONTAINER") { Arity = ArgumentArity.OneOrMore };
         var command = new Command("rm", "Remove containers: their files, mounts, processes and network.") { force, containers };
-        command.SetAction((parse, ct) => HandleAsync(parse, async (runtime, output) =>
+        command.SetAction((parse, ct) => EachAsync(parse, containers, async (runtime, name) =>
         {
-            foreach (var name in parse.GetValue(containers)!)
-            {
-                var c = runtime.Store.Resolve(name);
-                await runtime.RemoveAsync(c, parse.GetValue(force), ct).ConfigureAwait(false);
-                output.WriteLine(name);
-            }
+            var c = runtime.Store.Resolve(name);
+            await runtime.RemoveAsync(c, parse.GetValue(force), ct).ConfigureAwait(false);
         }));
         return command;
     }
@@ -150,6 +138,21 @@ internal static partial class ContainerCommands
             output.WriteLine(image.Id.ToString());
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> on each container named, printing each name done; one that fails is reported
+    /// and the others are still done (<see cref="CliErrors.EachAsync"/>).
+    /// </summary>
+    private static Task<int> EachAsync(ParseResult parse, Argument<string[]> names, Func<ContainerRuntime, string, Task> action)
+    {
+        var runtime = new ContainerRuntime();
+        var output = parse.InvocationConfiguration.Output;
+        return CliErrors.EachAsync(parse.GetValue(names)!, parse.InvocationConfiguration.Error, async name =>
+        {
+            await action(runtime, name).ConfigureAwait(false);
+            output.WriteLine(name);
+        });
     }
 
     private static int Handle(ParseResult parse, Action<ContainerRuntime, TextWriter> action) =>

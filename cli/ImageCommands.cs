@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Farm.Cli.Remote;
+using Farm.Containers;
 using Farm.Contracts;
 using Farm.Dockerfile.Changes;
 using Farm.Oci;
@@ -79,24 +80,39 @@ internal static class ImageCommands
 
     private static Command Rmi()
     {
+        var force = new Option<bool>("--force", "-f") { Description = "Remove the names even of an image a container uses (the image stays for it, unnamed)." };
         var names = new Argument<string[]>("NAME") { Arity = ArgumentArity.OneOrMore };
-        var command = new Command("rmi", "Remove local images (by name, or every name of an id).") { names };
-        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        var command = new Command("rmi", "Remove local images (by name, or every name of an id); one a container uses only with -f.") { force, names };
+        command.SetAction(async (parse, ct) =>
         {
-            foreach (var name in parse.GetValue(names)!)
+            var error = parse.InvocationConfiguration.Error;
+            var output = parse.InvocationConfiguration.Output;
+            try
             {
-                var removal = await store.RemoveAsync(name, ct).ConfigureAwait(false);
-                foreach (var untagged in removal.Untagged)
+                using var store = await LocalImageStore.OpenAsync(null, ct).ConfigureAwait(false);
+                // The containers (farm run, farm create), running or not, by the image id they were made from.
+                var users = new ContainerRuntime().Store.List()
+                    .GroupBy(c => c.ImageId, StringComparer.Ordinal)
+                    .ToDictionary(g => g.Key, g => g.First().Name, StringComparer.Ordinal);
+                return await CliErrors.EachAsync(parse.GetValue(names)!, error, async name =>
                 {
-                    output.WriteLine($"Untagged: {untagged}");
-                }
+                    var removal = await store.RemoveAsync(name, id => users.GetValueOrDefault(id.ToString()), parse.GetValue(force), ct).ConfigureAwait(false);
+                    foreach (var untagged in removal.Untagged)
+                    {
+                        output.WriteLine($"Untagged: {untagged}");
+                    }
 
-                foreach (var deleted in removal.Deleted)
-                {
-                    output.WriteLine($"Deleted: {deleted}");
-                }
+                    foreach (var deleted in removal.Deleted)
+                    {
+                        output.WriteLine($"Deleted: {deleted}");
+                    }
+                }).ConfigureAwait(false);
             }
-        }));
+            catch (Exception e) when (CliErrors.Handles(e))
+            {
+                return CliErrors.Report(e, error);
+            }
+        });
         return command;
     }
 

@@ -536,6 +536,9 @@ public static class FarmErrorCodes
     /// <summary>The local image store's lock is held by another farm process (<c>ImageStoreBusyException</c>).</summary>
     public const string ImageStoreBusy = "FARM5006";
 
+    /// <summary><c>farm rmi</c> would delete an image a container uses; <c>-f</c> untags it and keeps it for the container (<c>ImageInUseException</c>).</summary>
+    public const string ImageInUse = "FARM5007";
+
     // FARM501x and FARM505x: the farm CLI (Farm.Cli).
 
     /// <summary>A flag or argument of a farm command is wrong (<c>InvalidCliArgumentException</c>).</summary>

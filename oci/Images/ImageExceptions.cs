@@ -50,3 +50,12 @@ public sealed class OutputWriteException(string destination, string message, Exc
 {
     public string Destination { get; } = destination;
 }
+
+/// <summary>An image a container uses would be deleted (<c>farm rmi</c> without <c>-f</c>).</summary>
+public sealed class ImageInUseException(string name, string container, Digest image)
+    : FarmException(FarmErrorCodes.ImageInUse, $"cannot remove {name}: container {container} uses its image {image.Encoded[..12]}. Remove the container first (farm rm {container}), or untag the image anyway with farm rmi -f.")
+{
+    public string Name { get; } = name;
+
+    public string Container { get; } = container;
+}

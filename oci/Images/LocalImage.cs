@@ -25,5 +25,5 @@ public sealed record ImageSummary(string? Repository, string? Tag, Digest Id, Di
     public string ShortId => Id.Encoded[..12];
 }
 
-/// <summary>What <see cref="LocalImageStore.RemoveAsync"/> did: the names untagged and the image ids whose blobs went.</summary>
+/// <summary>What <see cref="LocalImageStore.RemoveAsync(string, CancellationToken)"/> did: the names untagged and the image ids whose blobs went.</summary>
 public sealed record ImageRemoval(IReadOnlyList<string> Untagged, IReadOnlyList<Digest> Deleted);

@@ -123,7 +123,16 @@ public sealed class LocalImageStore : IDisposable
     /// <summary>
     /// Removes a name; given an id, removes every name of that image. Blobs no remaining entry reaches are deleted.
     /// </summary>
-    public async Task<ImageRemoval> RemoveAsync(string nameOrId, CancellationToken cancellationToken)
+    public Task<ImageRemoval> RemoveAsync(string nameOrId, CancellationToken cancellationToken) =>
+        RemoveAsync(nameOrId, usedBy: null, force: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="RemoveAsync(string, CancellationToken)"/>, refusing (<see cref="ImageInUseException"/>) to delete an
+    /// image that <paramref name="usedBy"/> (given an image id, the name of a container using it, or null) says a
+    /// container uses, as docker does. With <paramref name="force"/> the names go and the image stays, unnamed, for
+    /// its containers.
+    /// </summary>
+    public async Task<ImageRemoval> RemoveAsync(string nameOrId, Func<Digest, string?>? usedBy, bool force, CancellationToken cancellationToken)
     {
         using (await LockAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -143,7 +152,20 @@ public sealed class LocalImageStore : IDisposable
             }
 
             var manifest = await _layout.ReadManifestAsync(target, cancellationToken).ConfigureAwait(false);
-            foreach (var name in names)
+            var lastNames = !index.Manifests.Any(m => m.Digest == target.Digest && !names.Contains(RefName(m) ?? string.Empty, StringComparer.Ordinal));
+            var container = lastNames ? usedBy?.Invoke(manifest.Config.Digest) : null;
+            if (container is not null && !force)
+            {
+                throw new ImageInUseException(nameOrId, container, manifest.Config.Digest);
+            }
+
+            if (container is not null && !names.Any(IsDangling))
+            {
+                // Kept for the container that uses it, under its digest as dangling images are.
+                await _layout.TagAsync(target.Digest.ToString(), Unnamed(target), cancellationToken).ConfigureAwait(false);
+            }
+
+            foreach (var name in names.Where(n => container is null || !IsDangling(n)))
             {
                 await _layout.UntagAsync(name, cancellationToken).ConfigureAwait(false);
             }

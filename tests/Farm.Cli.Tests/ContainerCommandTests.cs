@@ -174,6 +174,61 @@ public sealed class ContainerCommandTests(ContainerFixture farm) : IClassFixture
     }
 
     [Fact]
+    public async Task Rm_stop_and_start_go_on_past_a_name_that_fails_and_exit_1()
+    {
+        await farm.Ok("run", "-d", "--name", "past-a", "bb", "sleep", "600");
+        await farm.Ok("run", "-d", "--name", "past-b", "bb", "sleep", "600");
+
+        var stopped = await farm.Farm("stop", "-t", "1", "missing-x", "past-a");
+        Assert.Equal(1, stopped.ExitCode);
+        Assert.StartsWith("farm: FARM3100: no such container: missing-x", stopped.Stderr, StringComparison.Ordinal);
+        Assert.Equal("past-a\n", stopped.Stdout);
+        Assert.Matches(@"Exited \(137\).*past-a", await farm.Ok("ps", "-a"));
+
+        var started = await farm.Farm("start", "past-a", "missing-y");
+        Assert.Equal(1, started.ExitCode);
+        Assert.Contains("no such container: missing-y", started.Stderr, StringComparison.Ordinal);
+        Assert.Contains("past-a", await farm.Ok("ps"), StringComparison.Ordinal);
+
+        // docker's example: `rm -f missing web` removes web although missing fails first.
+        var removed = await farm.Farm("rm", "-f", "missing-z", "past-a", "past-b");
+        Assert.Equal(1, removed.ExitCode);
+        Assert.Equal("past-a\npast-b\n", removed.Stdout);
+        Assert.Single(removed.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var left = await farm.Ok("ps", "-a");
+        Assert.DoesNotContain("past-a", left, StringComparison.Ordinal);
+        Assert.DoesNotContain("past-b", left, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Rmi_refuses_an_image_a_container_uses_and_with_f_untags_it_but_keeps_it_for_the_container()
+    {
+        await farm.Ok("run", "--name", "maker", "bb", "sh", "-c", "echo mine > /mine.txt");
+        await farm.Ok("commit", "maker", "mine:1");
+        await farm.Ok("tag", "mine:1", "mine:2");
+        await farm.Ok("run", "--name", "user-of-mine", "mine:1", "cat", "/mine.txt");
+
+        // Another name still holds the image: untagging one is fine.
+        Assert.Equal("Untagged: docker.io/library/mine:2\n", await farm.Ok("rmi", "mine:2"));
+
+        // Its last name: refused, and a name that fails does not stop the others.
+        var refused = await farm.Farm("rmi", "no-such-image:1", "mine:1");
+        Assert.Equal(1, refused.ExitCode);
+        var errors = refused.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, errors.Length);
+        Assert.StartsWith("farm: FARM5001: no such image: no-such-image:1", errors[0], StringComparison.Ordinal);
+        Assert.StartsWith("farm: FARM5007: cannot remove mine:1: container user-of-mine uses its image", errors[1], StringComparison.Ordinal);
+        Assert.Contains("docker.io/library/mine", await farm.Ok("images"), StringComparison.Ordinal);
+
+        Assert.Equal("Untagged: docker.io/library/mine:1\n", await farm.Ok("rmi", "-f", "mine:1"));
+        Assert.DoesNotContain("docker.io/library/mine", await farm.Ok("images"), StringComparison.Ordinal);
+        // The container still has its image, unnamed now.
+        await farm.Ok("start", "user-of-mine");
+        Assert.Contains("mine", await farm.Ok("logs", "-f", "user-of-mine"), StringComparison.Ordinal);
+        await farm.Ok("rm", "-f", "user-of-mine", "maker");
+    }
+
+    [Fact]
     public async Task Names_must_be_unique_and_unknown_containers_are_named_in_the_error()
     {
         await farm.Ok("run", "--name", "unique", "bb", "true");
