@@ -165,10 +165,10 @@ internal sealed class RemoteFarm : IDisposable
 
         // The reconnection notice goes to standard error even with rawjson progress: standard output holds the events.
         using var farm = new RemoteFarm(url) { Notices = status ?? Console.Error };
+        farm.CheckSecrets(settings.Secrets);
         var store = await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
         var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
         var credentials = await farm.PushCredentialsAsync(submit, cancellationToken).ConfigureAwait(false);
-        farm.CheckSecrets(settings.Secrets);
         var id = await farm.SubmitAsync(submit, credentials, settings.Secrets, cancellationToken).ConfigureAwait(false);
         return await farm.FollowOrCancelAsync(id, renderer, cancellationToken).ConfigureAwait(false);
     }
