@@ -54,7 +54,7 @@ public sealed class BuildSecretsTests(BuildFixture fixture) : IClassFixture<Buil
         var build = await FarmCli.RunAsync(env, null, "build", "--progress", "rawjson", "--secret", $"id=token,src={secretFile}", "--secret", "id=api,env=FARM_TEST_API_KEY",
             "-t", "secrets:1", "--output", $"type=oci,dest={dest}.tar", context);
         Ok(build);
-        Ok(await Farm("build", "--progress", "plain", "--secret", $"id=token,src={secretFile}", "--secret", "id=api,env=FARM_TEST_API_KEY", "--output", $"type=local,dest={dest}", context));
+        Ok(await FarmCli.RunAsync(env, null, "build", "--progress", "plain", "--secret", $"id=token,src={secretFile}", "--secret", "id=api,env=FARM_TEST_API_KEY", "--output", $"type=local,dest={dest}", context));
 
         // The step saw both, byte for byte, and the file with mode 0400.
         Assert.Equal(Sha256(fileSecret), File.ReadAllText(Path.Combine(dest, "token.sha")).Trim());
