@@ -61,6 +61,13 @@ public static class BuildApi
                 throw new InvalidBuildSecretsException("it passes an SSH agent, which only the local farm (farm build without --farm) can forward");
             }
 
+            if (secrets is { Secrets.Count: > 0 } && !builds.AcceptsSecrets)
+            {
+                // Workers in processes of their own would have to fetch the values from this coordinator when a step
+                // starts; until that channel exists, refusing is better than running the steps without them.
+                throw new InvalidBuildSecretsException("this farm's workers run in processes of their own and cannot fetch a build's secrets from the coordinator yet; only the local farm (farm build without --farm) takes --secret");
+            }
+
             var record = builds.Submit(submission, passed, secrets);
             return Results.Accepted($"/builds/{record.BuildId}", new { buildId = record.BuildId, status = Status(record.Status) });
         });

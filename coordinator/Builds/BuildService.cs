@@ -639,6 +639,12 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// <summary>Whether SSH agents (sockets on the client's machine) may be passed: only to the local farm.</summary>
     public bool AcceptsSshAgents => _options.LocalClient;
 
+    /// <summary>
+    /// Whether build secrets may be passed: only where the worker runs in this process and takes them from its memory
+    /// (the local farm); a cluster's workers have no channel to fetch them from the coordinator yet.
+    /// </summary>
+    public bool AcceptsSecrets => _options.LocalClient && _coordinator.InProcessWorker;
+
     public bool DeletesBlobsOnPrune => _localImages is not null && _options.LocalClient;
 
     /// <summary>The layer grain of a pruned key forgets its layer too: it would otherwise hand it out without the action cache.</summary>
