@@ -87,19 +87,23 @@ public sealed class BuildSecretsTests(BuildFixture fixture) : IClassFixture<Buil
     }
 
     [Fact]
-    public async Task A_required_secret_not_given_is_refused_at_its_line_and_a_bad_secret_flag_before_anything_runs()
+    public async Task A_required_secret_not_given_is_refused_at_its_line_and_bad_or_misdirected_secret_flags_before_anything_runs()
     {
         var context = fixture.Context(("Dockerfile", "FROM farm-test-busybox:1\nRUN true\nRUN --mount=type=secret,id=npmrc,required=true cat /run/secrets/npmrc\n"));
 
         var missing = await Farm("build", "--progress", "plain", context);
         var unreadable = await Farm("build", "--progress", "plain", "--secret", "id=npmrc,src=/nonexistent/npmrc", context);
         var remoteSsh = await Farm("build", "--progress", "plain", "--farm", "http://127.0.0.1:1", "--ssh", "default=" + fixture.Directory, context);
+        var secretFile = Path.Combine(context, "npmrc");
+        File.WriteAllText(secretFile, "registry=x");
+        var queued = await Farm("submit", "--farm", "http://127.0.0.1:1", "--secret", $"id=npmrc,src={secretFile}", context);
 
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("FARM4311: ", missing.Stderr, StringComparison.Ordinal);
         Assert.Contains("Dockerfile:3:1: RUN --mount=type=secret,id=npmrc,required=true needs the secret 'npmrc'", missing.Stderr, StringComparison.Ordinal);
         Assert.Contains("farm: FARM5090: --secret id=npmrc reads the file /nonexistent/npmrc", unreadable.Stderr, StringComparison.Ordinal);
         Assert.Contains("farm: FARM5091: --ssh forwards an SSH agent of this machine", remoteSsh.Stderr, StringComparison.Ordinal);
+        Assert.Contains("farm: FARM5091: --secret and --ssh cannot go through the queue", queued.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
