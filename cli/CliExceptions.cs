@@ -21,3 +21,11 @@ public sealed class NoSuchBuildException(string id, string where)
 /// <summary>Publishing to RabbitMQ failed (FARM5016).</summary>
 public sealed class SubmitFailedException(string reason, Exception? inner = null)
     : FarmException(FarmErrorCodes.SubmitFailed, $"the build could not be submitted to RabbitMQ: {reason}. Check FARM_RABBITMQ (amqp://USER:PASS@HOST:PORT/VHOST) and that RabbitMQ runs (infra/up.sh).", inner);
+
+/// <summary>A <c>--secret</c> or <c>--ssh</c> value is malformed, or what it names cannot be read (FARM5090); never quotes a secret.</summary>
+public sealed class InvalidSecretFlagException(string message)
+    : FarmException(FarmErrorCodes.InvalidSecretFlag, message);
+
+/// <summary>Secrets or an SSH agent would go where they must not: over plain HTTP beyond loopback, to a remote farm, or into a queue message (FARM5091).</summary>
+public sealed class SecretsRefusedException(string message)
+    : FarmException(FarmErrorCodes.SecretsRefused, message);

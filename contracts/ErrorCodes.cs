@@ -340,6 +340,14 @@ public static class FarmErrorCodes
     /// <summary>The firewall that keeps RUN steps' private networks off the worker's machine and the farm's services could not be set up (<c>SandboxFirewallException</c>).</summary>
     public const string SandboxFirewall = "FARM3109";
 
+    // FARM312x: RUN --mount on the worker (Farm.Worker.RunMounts).
+
+    /// <summary>A <c>RUN --mount</c> could not be set up: its source is missing in what it binds, or a cache or tmpfs could not be made (<c>RunMountException</c>).</summary>
+    public const string RunMountFailed = "FARM3120";
+
+    /// <summary>A step mounts a build secret or SSH agent that the worker could not get for its build (<c>BuildSecretUnavailableException</c>).</summary>
+    public const string BuildSecretUnavailable = "FARM3121";
+
     // FARM40xx: coordinator action cache and job dispatch (Farm.Coordinator.Cache, Farm.Coordinator.Grains).
 
     /// <summary>A cache key is not <c>sha256:</c> and 64 lower-case hex digits (<c>InvalidCacheKeyException</c>).</summary>
@@ -516,6 +524,17 @@ public static class FarmErrorCodes
     /// </summary>
     public const string CacheReferenceFailed = "FARM4291";
 
+    // FARM431x: build secrets and SSH agents (Farm.Coordinator.Auth).
+
+    /// <summary>Secrets or SSH agents were passed with a build to a coordinator that no longer runs it: submit it again (<c>BuildSecretsLostException</c>).</summary>
+    public const string BuildSecretsLost = "FARM4310";
+
+    /// <summary>A <c>required=true</c> secret or ssh mount names an id the build was not given (<c>BuildSecretMissingException</c>).</summary>
+    public const string BuildSecretMissing = "FARM4311";
+
+    /// <summary>The <c>Farm-Build-Secrets</c> header is malformed or too large, or passes an SSH agent to a coordinator that is not the local farm (<c>InvalidBuildSecretsException</c>).</summary>
+    public const string InvalidBuildSecrets = "FARM4312";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>
@@ -585,4 +604,12 @@ public static class FarmErrorCodes
 
     /// <summary><c>farm system prune</c> got a <c>--filter</c> it does not know or a <c>--keep-storage</c> that is not a size (<c>InvalidPruneFilterException</c>).</summary>
     public const string InvalidPruneFilter = "FARM5055";
+
+    // FARM509x: build secrets and SSH agents in the farm command (Farm.Cli).
+
+    /// <summary>A <c>--secret</c> or <c>--ssh</c> value is malformed, or its file, variable or socket cannot be read.</summary>
+    public const string InvalidSecretFlag = "FARM5090";
+
+    /// <summary>Secrets or an SSH agent would go to a farm over plain HTTP beyond loopback, or an SSH agent to a remote farm.</summary>
+    public const string SecretsRefused = "FARM5091";
 }

@@ -73,6 +73,16 @@ public sealed record SubmitBuild
     /// without them. Never taken from the submitter's body.
     /// </summary>
     public IReadOnlyList<string> PushCredentialRegistries { get; init; } = [];
+
+    /// <summary>
+    /// The ids of the build secrets (<c>farm build --secret</c>) and SSH agents (<c>--ssh</c>) the client passed with
+    /// the build: set by the coordinator that accepted it, which keeps the values in memory only, so a coordinator that
+    /// resumes the build knows they are gone (FARM4310) instead of running without them. Never taken from the body.
+    /// </summary>
+    public IReadOnlyList<string> SecretIds { get; init; } = [];
+
+    /// <summary>The ids of the SSH agents passed with the build (<c>--ssh</c>); see <see cref="SecretIds"/>.</summary>
+    public IReadOnlyList<string> SshIds { get; init; } = [];
 }
 
 /// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>
@@ -166,6 +176,9 @@ public sealed record RunStep
 
     /// <summary>Heredoc bodies to provide as files (path in the container, content, mode).</summary>
     public IReadOnlyList<InlineFile> Files { get; init; } = [];
+
+    /// <summary><c>RUN --mount</c>s, in the order written; secret and ssh mounts name ids, never values.</summary>
+    public IReadOnlyList<RunStepMount> Mounts { get; init; } = [];
 
     /// <summary>
     /// Limits the build asks for; null (today always: no build option sets it yet) takes the worker's defaults. A

@@ -43,7 +43,7 @@ public static class WorkerHosting
         services.TryAddSingleton<RunningJobs>();
         services.TryAddSingleton(sp => new JobSlots(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Slots));
         services.TryAddSingleton<WorkerReadiness>();
-        services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>()));
+        services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>(), secrets: sp.GetService<RunMounts.IBuildSecretSource>()));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
         services.TryAddSingleton(sp =>
         {

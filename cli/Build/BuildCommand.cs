@@ -114,7 +114,7 @@ internal static class BuildCommand
         };
         // The daemon names the image; the push is this client's, with this user's credentials (docker's login), as
         // docker pushes with the client's and not the daemon's.
-        var exit = await farm.RunAsync(submit with { Push = false }, renderer, cancellationToken).ConfigureAwait(false);
+        var exit = await farm.RunAsync(submit with { Push = false }, settings.Secrets, renderer, cancellationToken).ConfigureAwait(false);
         BuildTimings.Mark("built");
         if (exit == 0 && settings.Push)
         {

@@ -38,6 +38,12 @@ internal sealed record BuildSettings
     /// <summary>The coordinator's HTTP address (<c>--farm</c>, else <c>FARM_HOST</c>); null runs the embedded farm.</summary>
     public string? FarmUrl { get; init; }
 
+    /// <summary>
+    /// <c>--secret</c> and <c>--ssh</c>, read; null when none. They go with the submission in a header, never in it
+    /// (<see cref="ToSubmit"/> leaves them out).
+    /// </summary>
+    public BuildSecretValues? Secrets { get; init; }
+
     /// <summary>The submission of these settings for a context already in the farm's cache store.</summary>
     public SubmitBuild ToSubmit(string dockerfile, string contextDigest, string contextIndexDigest) => new()
     {
@@ -88,10 +94,14 @@ internal sealed class BuildOptions
 
     public Option<string> Farm { get; } = new("--farm") { Description = "Build on the coordinator at this HTTP address (default: $FARM_HOST; none: the embedded farm)." };
 
+    public Option<string[]> Secret { get; } = new("--secret") { Description = "A secret RUN --mount=type=secret may read: id=ID,src=FILE or id=ID,env=VARIABLE (type=file|env as buildx; repeatable). Never stored by the farm.", AllowMultipleArgumentsPerToken = false };
+
+    public Option<string[]> Ssh { get; } = new("--ssh") { Description = "Forward an SSH agent to RUN --mount=type=ssh: default (SSH_AUTH_SOCK) or ID=SOCKET; the local farm only.", AllowMultipleArgumentsPerToken = false };
+
     public void AddTo(Command command)
     {
         command.Arguments.Add(Context);
-        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Allow, Output, Platform, Progress, Farm })
+        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Allow, Output, Platform, Progress, Farm, Secret, Ssh })
         {
             command.Options.Add(option);
         }
@@ -126,6 +136,7 @@ internal sealed class BuildOptions
             Platform = "linux/amd64",
             Progress = parse.GetValue(Progress),
             FarmUrl = farm?.TrimEnd('/'),
+            Secrets = BuildSecretFlags.Read(parse.GetValue(Secret), parse.GetValue(Ssh)),
         };
     }
 

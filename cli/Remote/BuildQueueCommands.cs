@@ -48,6 +48,12 @@ internal static class BuildQueueCommands
             var error = parse.InvocationConfiguration.Error;
             var text = BuildCommand.ReadDockerfile(settings.DockerfilePath);
             var graph = BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform });
+            if (settings.Secrets is not null)
+            {
+                // RabbitMQ keeps messages on disk: a secret in one would be stored.
+                throw new SecretsRefusedException("--secret and --ssh cannot go through the queue (RabbitMQ stores its messages); build with farm build --farm https://... instead, which passes them to the coordinator's memory only");
+            }
+
             if (settings.Output is not null)
             {
                 throw new InvalidCliArgumentException("--output needs the embedded farm (farm build without --farm); a submitted build can --push");

@@ -113,9 +113,13 @@ internal sealed class RemoteFarm : IDisposable
     }
 
     /// <summary>Submits and follows a build; Ctrl-C cancels it on the farm.</summary>
-    public async Task<int> RunAsync(SubmitBuild submit, IProgressRenderer renderer, CancellationToken cancellationToken)
+    public Task<int> RunAsync(SubmitBuild submit, IProgressRenderer renderer, CancellationToken cancellationToken) =>
+        RunAsync(submit, null, renderer, cancellationToken);
+
+    /// <summary>Submits a build with its secrets and SSH agents (in the <see cref="BuildSecretsHeader"/>), then follows it.</summary>
+    public async Task<int> RunAsync(SubmitBuild submit, BuildSecretValues? secrets, IProgressRenderer renderer, CancellationToken cancellationToken)
     {
-        var id = await SubmitAsync(submit, cancellationToken).ConfigureAwait(false);
+        var id = await SubmitAsync(submit, null, secrets, cancellationToken).ConfigureAwait(false);
         return await FollowOrCancelAsync(id, renderer, cancellationToken).ConfigureAwait(false);
     }
 
@@ -161,10 +165,11 @@ internal sealed class RemoteFarm : IDisposable
 
         // The reconnection notice goes to standard error even with rawjson progress: standard output holds the events.
         using var farm = new RemoteFarm(url) { Notices = status ?? Console.Error };
+        farm.CheckSecrets(settings.Secrets);
         var store = await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
         var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
         var credentials = await farm.PushCredentialsAsync(submit, cancellationToken).ConfigureAwait(false);
-        var id = await farm.SubmitAsync(submit, credentials, cancellationToken).ConfigureAwait(false);
+        var id = await farm.SubmitAsync(submit, credentials, settings.Secrets, cancellationToken).ConfigureAwait(false);
         return await farm.FollowOrCancelAsync(id, renderer, cancellationToken).ConfigureAwait(false);
     }
 
@@ -267,15 +272,51 @@ internal sealed class RemoteFarm : IDisposable
     public Task<Guid> SubmitAsync(SubmitBuild submit, CancellationToken cancellationToken) => SubmitAsync(submit, null, cancellationToken);
 
     /// <summary>Submits a build; <paramref name="credentials"/>, when given, go in the <c>Farm-Registry-Auth</c> header, never in the body.</summary>
-    public async Task<Guid> SubmitAsync(SubmitBuild submit, IReadOnlyDictionary<string, RegistryCredential>? credentials, CancellationToken cancellationToken)
+    public Task<Guid> SubmitAsync(SubmitBuild submit, IReadOnlyDictionary<string, RegistryCredential>? credentials, CancellationToken cancellationToken) =>
+        SubmitAsync(submit, credentials, null, cancellationToken);
+
+    /// <summary>
+    /// Refuses to send <paramref name="secrets"/> to a remote farm where they must not go: an SSH agent (a socket on this
+    /// machine) anywhere but the local farm, secrets over plain HTTP beyond loopback.
+    /// </summary>
+    /// <exception cref="SecretsRefusedException">FARM5091.</exception>
+    internal void CheckSecrets(BuildSecretValues? secrets)
+    {
+        if (secrets is null)
+        {
+            return;
+        }
+
+        if (secrets.SshAgents.Count > 0)
+        {
+            throw new SecretsRefusedException($"--ssh forwards an SSH agent of this machine, which only the local farm (farm build without --farm / FARM_HOST) can reach; a remote farm cannot. Build without --farm, or fetch what the step needs over https with a --secret token instead.");
+        }
+
+        if (secrets.Secrets.Count > 0 && _bases.Any(b => b.Scheme != Uri.UriSchemeHttps && !b.IsLoopback))
+        {
+            throw new SecretsRefusedException($"--secret would cross the network readable to {string.Join(",", _urls)} (plain HTTP beyond loopback). Use the farm's https:// address.");
+        }
+    }
+
+    /// <summary>
+    /// Submits a build; <paramref name="credentials"/> go in the <c>Farm-Registry-Auth</c> header and
+    /// <paramref name="secrets"/> in the <see cref="BuildSecretsHeader"/>, never in the body.
+    /// </summary>
+    public async Task<Guid> SubmitAsync(SubmitBuild submit, IReadOnlyDictionary<string, RegistryCredential>? credentials, BuildSecretValues? secrets, CancellationToken cancellationToken)
     {
         var registryAuth = credentials is { Count: > 0 } ? PushCredentialsHeader.Encode(credentials) : null;
+        var secretsHeader = secrets is { Secrets.Count: > 0 } or { SshAgents.Count: > 0 } ? BuildSecretsHeader.Encode(secrets) : null;
         using var response = await SendAsync("builds", async uri =>
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent.Create(submit, CliJson.Default.SubmitBuild) };
             if (registryAuth is not null)
             {
                 request.Headers.Add(PushCredentialsHeader.Name, registryAuth);
+            }
+
+            if (secretsHeader is not null)
+            {
+                request.Headers.Add(BuildSecretsHeader.Name, secretsHeader);
             }
 
             // The coordinator's build span becomes a child of the CLI's (HttpClient would add it too, but only while

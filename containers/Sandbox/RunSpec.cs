@@ -28,6 +28,14 @@ public enum NetworkMode
 public sealed record BindMount(string Source, string Destination, bool ReadOnly = true);
 
 /// <summary>
+/// An empty tmpfs in the sandbox (<c>RUN --mount=type=tmpfs</c>), gone when the run ends; see
+/// <see href="https://github.com/opencontainers/runtime-spec/blob/main/config.md#mounts">runtime-spec: mounts</see>.
+/// </summary>
+/// <param name="Destination">Absolute path inside the container.</param>
+/// <param name="SizeBytes">Its size limit; null for the kernel's default (half the memory).</param>
+public sealed record TmpfsMount(string Destination, long? SizeBytes = null);
+
+/// <summary>
 /// What one RUN step executes and how. The runner turns it into an OCI runtime config
 /// (<see href="https://github.com/opencontainers/runtime-spec/blob/main/config.md">runtime-spec config.md</see>).
 /// </summary>
@@ -68,6 +76,9 @@ public sealed record RunSpec
 
     /// <summary>Extra bind mounts, applied after the standard ones.</summary>
     public IReadOnlyList<BindMount> Mounts { get; init; } = [];
+
+    /// <summary>tmpfs mounts, applied after the bind mounts.</summary>
+    public IReadOnlyList<TmpfsMount> Tmpfs { get; init; } = [];
 
     /// <summary>Memory, pids, CPU and time the step may use (<see cref="StepLimits.None"/> by default).</summary>
     public StepLimits Limits { get; init; } = StepLimits.None;

@@ -173,6 +173,18 @@ public static class RuntimeSpecGenerator
             mounts.Add(new RuntimeMount(NormalizeCwd(m.Destination), "bind", m.Source, ["rbind", m.ReadOnly ? "ro" : "rw"]));
         }
 
+        foreach (var t in run.Tmpfs)
+        {
+            // Docker's tmpfs defaults: world-writable with the sticky bit, no set-uid files or devices.
+            List<string> options = ["nosuid", "nodev", "mode=1777"];
+            if (t.SizeBytes is { } size)
+            {
+                options.Add("size=" + size.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            mounts.Add(new RuntimeMount(NormalizeCwd(t.Destination), "tmpfs", "tmpfs", options));
+        }
+
         return mounts;
     }
 }

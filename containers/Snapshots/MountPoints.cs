@@ -18,6 +18,21 @@ public static class MountPoints
     }
 
     /// <summary>
+    /// Mounts a private tmpfs at <paramref name="target"/> (nosuid, nodev, noexec) with <paramref name="options"/>
+    /// (e.g. <c>mode=0700,size=1m</c>): memory only, so what is written there never reaches a disk.
+    /// </summary>
+    /// <exception cref="IOException">mount(2) failed; <see cref="Exception.HResult"/> is the errno.</exception>
+    public static void MountTmpfs(string target, string options)
+    {
+        const ulong noSuidNoDevNoExec = 2 | 4 | 8;
+        if (Interop.Mount("tmpfs", target, "tmpfs", noSuidNoDevNoExec, options) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"{Interop.ErrorText(errno)} (errno {errno})", errno);
+        }
+    }
+
+    /// <summary>
     /// Unmounts <paramref name="target"/>; when a process still holds a file in it (EBUSY), detaches it instead, so the
     /// mount goes once that process exits.
     /// </summary>

@@ -34,6 +34,7 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
                 BuildsRunningException f => (StatusCodes.Status409Conflict, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
                 InvalidPushCredentialsException f => (StatusCodes.Status400BadRequest, f.Code),
+                InvalidBuildSecretsException f => (StatusCodes.Status400BadRequest, f.Code),
                 ClusterUnavailableException f => (StatusCodes.Status503ServiceUnavailable, f.Code),
                 BadHttpRequestException bad => (bad.StatusCode, FarmErrorCodes.InvalidSubmission),
                 JsonException => (StatusCodes.Status400BadRequest, FarmErrorCodes.InvalidSubmission),

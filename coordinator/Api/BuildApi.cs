@@ -48,11 +48,27 @@ public static class BuildApi
             var caller = FarmCaller.Of(http);
             caller.RequireBuild("submit builds");
             // Credentials for the push targets come in a header, never in the body: the body is what gets stored.
-            var submission = submit with { Tenant = caller.Tenant, PushCredentialRegistries = [] };
+            var submission = submit with { Tenant = caller.Tenant, PushCredentialRegistries = [], SecretIds = [], SshIds = [] };
             var passed = http.Request.Headers[PushCredentials.Header] is { Count: > 0 } header
                 ? PushCredentials.Decode(header.ToString(), submission)
                 : null;
-            var record = builds.Submit(submission, passed);
+            var secrets = http.Request.Headers[BuildSecretsHeader.Name] is { Count: > 0 } secretHeader
+                ? BuildSecretsHeader.TryDecode(secretHeader.ToString(), out var problem) ?? throw new InvalidBuildSecretsException(problem!)
+                : null;
+            if (secrets is { SshAgents.Count: > 0 } && !builds.AcceptsSshAgents)
+            {
+                // A socket path names a file on the client's machine: only the local farm runs beside it.
+                throw new InvalidBuildSecretsException("it passes an SSH agent, which only the local farm (farm build without --farm) can forward");
+            }
+
+            if (secrets is { Secrets.Count: > 0 } && !builds.AcceptsSecrets)
+            {
+                // Workers in processes of their own would have to fetch the values from this coordinator when a step
+                // starts; until that channel exists, refusing is better than running the steps without them.
+                throw new InvalidBuildSecretsException("this farm's workers run in processes of their own and cannot fetch a build's secrets from the coordinator yet; only the local farm (farm build without --farm) takes --secret");
+            }
+
+            var record = builds.Submit(submission, passed, secrets);
             return Results.Accepted($"/builds/{record.BuildId}", new { buildId = record.BuildId, status = Status(record.Status) });
         });
         app.MapPost("/builds/{id:guid}/cancel", async (Guid id, HttpContext http, BuildService builds) =>

@@ -49,3 +49,20 @@ public sealed class TenantRegistrySettingsException(string message, Exception? i
 /// <summary>FARM4275: a request that changes the whole farm (pruning its build cache) needs an <c>admin</c> token (HTTP 403).</summary>
 public sealed class AdminRequiredException(string role, string what)
     : FarmException(FarmErrorCodes.AdminRequired, $"A '{role}' token may not {what}: it affects every tenant of the farm, so it needs an 'admin' token (farm-coordinator token create --tenant NAME --role admin). Ask the farm's operator.");
+
+/// <summary>
+/// FARM4310: secrets or SSH agents were passed with a build to the coordinator that accepted it, which keeps them in
+/// memory only; another coordinator resumed the build without them and will not run its steps without them.
+/// </summary>
+public sealed class BuildSecretsLostException(Guid buildId, IReadOnlyList<string> ids)
+    : FarmException(
+        FarmErrorCodes.BuildSecretsLost,
+        $"Build {buildId} was submitted with the secrets or ssh agents {string.Join(", ", ids)}, which Farm keeps only in the memory of the coordinator that accepted the build; " +
+        "that coordinator stopped and this one resumed the build without them. Submit the build again (its layers are cached).")
+{
+    public Guid BuildId { get; } = buildId;
+}
+
+/// <summary>FARM4312: the secrets passed with a submission are unusable (HTTP 400); the message never repeats them.</summary>
+public sealed class InvalidBuildSecretsException(string reason)
+    : FarmException(FarmErrorCodes.InvalidBuildSecrets, $"The secrets passed with the build (header {BuildSecretsHeader.Name}) cannot be used: {reason}. Pass them with farm build --secret id=ID,src=FILE (or env=VAR) and --ssh.");

@@ -73,3 +73,14 @@ public sealed class UnsupportedBuildFeatureException(string fileName, string loc
 {
     public string Feature { get; } = feature;
 }
+
+/// <summary>FARM4311: a <c>required=true</c> secret or ssh mount names an id the build was not given; refused before any job.</summary>
+public sealed class BuildSecretMissingException(string fileName, string location, bool ssh, string id)
+    : FarmException(
+        FarmErrorCodes.BuildSecretMissing,
+        ssh
+            ? $"{fileName}:{location}: RUN --mount=type=ssh,id={id},required=true needs the SSH agent '{id}', which this build was not given. Build with --ssh {(id == "default" ? "default" : id + "=PATH")} (the local farm only: start ssh-agent and ssh-add your key first)."
+            : $"{fileName}:{location}: RUN --mount=type=secret,id={id},required=true needs the secret '{id}', which this build was not given. Build with --secret id={id},src=FILE (or id={id},env=VARIABLE).")
+{
+    public string Id { get; } = id;
+}

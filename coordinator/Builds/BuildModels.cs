@@ -75,6 +75,15 @@ public sealed record BuildRequest
     /// <summary>The entitlements the build asked for and the farm granted (<see cref="SubmitBuild.Entitlements"/>).</summary>
     public IReadOnlyList<string> Entitlements { get; init; } = [];
 
+    /// <summary>The build's tenant (<see cref="SubmitBuild.Tenant"/>): its cache mounts are its own.</summary>
+    public string? Tenant { get; init; }
+
+    /// <summary>The ids of the secrets passed with the build (<see cref="SubmitBuild.SecretIds"/>); the values stay in <see cref="Auth.BuildSecrets"/>.</summary>
+    public IReadOnlyList<string> SecretIds { get; init; } = [];
+
+    /// <summary>The ids of the SSH agents passed with the build (<see cref="SubmitBuild.SshIds"/>).</summary>
+    public IReadOnlyList<string> SshIds { get; init; } = [];
+
     /// <summary>A request for a submitted build whose context index was read from the blob store (null when it named none).</summary>
     public static BuildRequest From(SubmitBuild submit, ContextIndex? index, string cacheStore)
     {
@@ -95,6 +104,9 @@ public sealed record BuildRequest
             NoCache = submit.NoCache,
             Pull = submit.Pull,
             Entitlements = submit.Entitlements,
+            Tenant = submit.Tenant,
+            SecretIds = submit.SecretIds,
+            SshIds = submit.SshIds,
         };
     }
 }

@@ -9,6 +9,7 @@ using Farm.Dockerfile.Planning;
 using Farm.Coordinator.Telemetry;
 using Farm.Dockerfile.Context;
 using Farm.Dockerfile.Graph;
+using Farm.Dockerfile.Instructions;
 using Farm.Dockerfile.Parsing;
 using Farm.Oci;
 using Farm.Oci.Images;
@@ -204,6 +205,7 @@ public sealed partial class BuildOrchestrator
 
         RefuseUnsupported(graph);
         RefuseUnrequested(graph, request.Entitlements);
+        RequireSecrets(graph, request.SecretIds, request.SshIds);
 
         // 2. Cache keys, with every image pinned to the digest resolved above.
         var plan = CacheKeyPlanner.Compute(
@@ -297,7 +299,6 @@ public sealed partial class BuildOrchestrator
             {
                 var feature = step.Payload switch
                 {
-                    RunPayload { Mounts.Count: > 0 } r => $"RUN --mount={r.Mounts[0]}",
                     RunPayload { Security: "insecure" } => "RUN --security=insecure",
                     CopyPayload { Parents: true } c => $"{c.Instruction} --parents",
                     _ => null,
@@ -318,6 +319,35 @@ public sealed partial class BuildOrchestrator
             if (step.Payload is RunPayload { Network: "host" } && !entitlements.Contains(Entitlements.NetworkHost, StringComparer.Ordinal))
             {
                 throw EntitlementNotGrantedException.NotRequested(graph.FileName, step.Location.ToString(), "RUN --network=host", Entitlements.NetworkHost);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Refuses, before any job, a <c>required=true</c> secret or ssh mount the build was not given (BuildKit fails the
+    /// step; failing first saves the steps before it). A mount that is not required and not given is left out.
+    /// </summary>
+    internal static void RequireSecrets(BuildGraph graph, IReadOnlyList<string> secretIds, IReadOnlyList<string> sshIds)
+    {
+        foreach (var step in graph.StagesToBuild.SelectMany(s => s.Steps))
+        {
+            if (step.Payload is not RunPayload run)
+            {
+                continue;
+            }
+
+            foreach (var mount in run.Mounts.Select(RunMount.Parse))
+            {
+                var given = mount.Type switch
+                {
+                    RunMountType.Secret => secretIds,
+                    RunMountType.Ssh => sshIds,
+                    _ => null,
+                };
+                if (given is not null && mount.Required && !given.Contains(mount.EffectiveId, StringComparer.Ordinal))
+                {
+                    throw new BuildSecretMissingException(graph.FileName, step.Location.ToString(), mount.Type == RunMountType.Ssh, mount.EffectiveId);
+                }
             }
         }
     }
@@ -363,7 +393,13 @@ public sealed partial class BuildOrchestrator
             }
 
             var key = run.Plan.Find(step.Id) ?? throw new InvalidOperationException($"The cache key plan has no key for layer step {step.Id}.");
-            var layerStep = LayerSteps.For(step, stageIndex => stageTasks[stageIndex].Result.Layers, image => run.Images[image].Layers, run.Request.ContextDigest);
+            var layerStep = LayerSteps.For(
+                step,
+                stageIndex => stageTasks[stageIndex].Result.Layers,
+                image => run.Images[image].Layers,
+                run.Request.ContextDigest,
+                name => run.Graph.Stages.FirstOrDefault(s => s.Index < stage.Index && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))?.Index,
+                run.Request.Tenant);
             var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], cancellationToken).ConfigureAwait(false);
             run.Outcomes[step.Id] = outcome;
             stepLayers.Add(outcome.Layer);

@@ -47,6 +47,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly ILayerBuilds _layers;
     private readonly BuildEventStream? _stream;
     private readonly RegistryCredentials _credentials;
+
+    /// <summary>The secrets and SSH agents passed with the builds this coordinator runs, for its workers to fetch.</summary>
+    public BuildSecrets Secrets { get; }
     private readonly CancellationTokenSource _stopping = new();
     private readonly Dictionary<Guid, Task> _running = [];
     private readonly Dictionary<Guid, CancellationTokenSource> _cancels = [];
@@ -71,7 +74,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         TimeProvider? time = null,
         BuildEventStream? stream = null,
         RegistryCredentials? credentials = null,
-        IHostApplicationLifetime? lifetime = null)
+        IHostApplicationLifetime? lifetime = null,
+        BuildSecrets? secrets = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(coordinator);
@@ -90,6 +94,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _layers = layers;
         _stream = stream is { Enabled: true } ? stream : null;
         _credentials = credentials ?? RegistryCredentials.None;
+        Secrets = secrets ?? new BuildSecrets(_time);
         // The host stops its services in reverse order of registration, the bus before the silo: runs must learn that
         // this process stops before anything they use does, or a publish cut short would end a build as failed (in
         // its grain, for good) instead of leaving it to be resumed on a silo still up.
@@ -129,9 +134,22 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// (not stored) in <see cref="SubmitBuild.PushCredentialRegistries"/>. A known id keeps what it was submitted with.
     /// </summary>
     /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211, <see cref="SubmissionValidation"/>).</exception>
-    public BuildRecord Submit(SubmitBuild submit, IReadOnlyDictionary<string, Oci.Registry.RegistryCredential>? passed)
+    public BuildRecord Submit(SubmitBuild submit, IReadOnlyDictionary<string, Oci.Registry.RegistryCredential>? passed) => Submit(submit, passed, null);
+
+    /// <summary>
+    /// Like <see cref="Submit(SubmitBuild, IReadOnlyDictionary{string, Oci.Registry.RegistryCredential}?)"/>, with the
+    /// build's secrets and SSH agents (<paramref name="secrets"/>): held in this process's memory while the build runs
+    /// here, and named by id (not stored) in <see cref="SubmitBuild.SecretIds"/> and <see cref="SubmitBuild.SshIds"/>.
+    /// </summary>
+    /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211, <see cref="SubmissionValidation"/>).</exception>
+    public BuildRecord Submit(SubmitBuild submit, IReadOnlyDictionary<string, Oci.Registry.RegistryCredential>? passed, BuildSecretValues? secrets)
     {
         ArgumentNullException.ThrowIfNull(submit);
+        submit = submit with
+        {
+            SecretIds = secrets is null ? [] : [.. secrets.Secrets.Keys.Order(StringComparer.Ordinal)],
+            SshIds = secrets is null ? [] : [.. secrets.SshAgents.Keys.Order(StringComparer.Ordinal)],
+        };
         if (passed is { Count: > 0 })
         {
             submit = submit with { PushCredentialRegistries = [.. passed.Keys.Order(StringComparer.OrdinalIgnoreCase)] };
@@ -153,6 +171,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             {
                 // Before the grain may start it: the run looks them up first thing.
                 _credentials.Hold(id, passed);
+            }
+
+            if (secrets is not null && (secrets.Secrets.Count > 0 || secrets.SshAgents.Count > 0))
+            {
+                Secrets.Hold(id, secrets);
             }
 
             LogQueued(_logger, id, submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags), submit.Tenant ?? "none");
@@ -415,6 +438,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 // build, and its record here must not show that build's events to this tenant.
                 Registry.Remove(record.BuildId);
                 _credentials.Release(record.BuildId);
+                Secrets.Release(record.BuildId);
                 LogIdTaken(_logger, record.BuildId);
                 return;
             }
@@ -437,6 +461,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             _credentials.Release(record.BuildId);
+            Secrets.Release(record.BuildId);
             var error = new BuildNotRecordedException(e);
             LogFailed(_logger, e, record.BuildId, error.Code);
             record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), error.Code, error.Message));
@@ -458,6 +483,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         try
         {
             var access = _credentials.For(record.Submission);
+            Secrets.Check(record.Submission);
             var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
             var request = await LoadRequestAsync(orchestrator, record.Submission, progress, cancellationToken).ConfigureAwait(false);
             await orchestrator.RunAsync(request with { RegistryAccess = access }, progress, cancellationToken).ConfigureAwait(false);
@@ -488,6 +514,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
         // Passed registry credentials live no longer than the build's run here (a silo that resumes it has none).
         _credentials.Release(record.BuildId);
+        Secrets.Release(record.BuildId);
         if (!_stopping.IsCancellationRequested)
         {
             CoordinatorTelemetry.BuildEnded(span, record.End, _time.GetUtcNow() - record.SubmittedAt);
@@ -609,6 +636,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     }
 
     /// <summary>Whether a prune deletes blobs here: the local farm, whose cache store is its image store.</summary>
+    /// <summary>Whether SSH agents (sockets on the client's machine) may be passed: only to the local farm.</summary>
+    public bool AcceptsSshAgents => _options.LocalClient;
+
+    /// <summary>
+    /// Whether build secrets may be passed: only where the worker runs in this process and takes them from its memory
+    /// (the local farm); a cluster's workers have no channel to fetch them from the coordinator yet.
+    /// </summary>
+    public bool AcceptsSecrets => _options.LocalClient && _coordinator.InProcessWorker;
+
     public bool DeletesBlobsOnPrune => _localImages is not null && _options.LocalClient;
 
     /// <summary>The layer grain of a pruned key forgets its layer too: it would otherwise hand it out without the action cache.</summary>

@@ -44,7 +44,7 @@ public sealed partial class SubmitBuildConsumer(BuildService builds, FarmTokens 
         try
         {
             // A message carries no registry credentials, so none were passed with it, whatever its body says.
-            record = builds.Submit(context.Message with { Tenant = tenant, PushCredentialRegistries = [] });
+            record = builds.Submit(context.Message with { Tenant = tenant, PushCredentialRegistries = [], SecretIds = [], SshIds = [] });
         }
         catch (InvalidSubmissionException e)
         {

@@ -23,6 +23,7 @@ public static class BuildServiceHosting
         services.TryAddSingleton<ILayerBuilds, GrainLayerBuilds>();
         services.TryAddSingleton<BuildEventStream>();
         services.TryAddSingleton(_ => Auth.RegistryCredentials.None);
+        services.TryAddSingleton<Auth.BuildSecrets>();
         services.TryAddSingleton<BuildService>();
         // Builds running on a silo stop before the silo does, so nothing they report after reaches their grains.
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(s => s.GetRequiredService<BuildService>());

@@ -98,6 +98,8 @@ public static class CoordinatorHosting
         builder.Services.AddFarmBuildService();
         if (options.InProcessWorker)
         {
+            // The worker runs beside the coordinator: it takes a build's secrets from the coordinator's memory directly.
+            builder.Services.TryAddSingleton<Worker.RunMounts.IBuildSecretSource>(sp => new Worker.RunMounts.InProcessBuildSecrets(sp.GetRequiredService<BuildSecrets>().Values));
             builder.Services.AddFarmWorker();
             var slots = FarmSettings.Read<WorkerOptions>(builder.Configuration, WorkerOptions.Section).Slots;
             configureBus += bus => bus.AddFarmWorkerConsumers(slots);

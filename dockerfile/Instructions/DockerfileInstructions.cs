@@ -160,12 +160,25 @@ public static partial class DockerfileInstructions
                     $"unknown security mode '{security}' for RUN --security; use sandbox or insecure");
             }
 
+            var mounts = flags.List("mount");
+            foreach (var mount in mounts)
+            {
+                try
+                {
+                    _ = RunMount.Parse(mount);
+                }
+                catch (RunMountFormatException e)
+                {
+                    throw Fail(DockerfileErrorCodes.InvalidFlag, e.Field, $"invalid --mount={mount}: {e.Message}");
+                }
+            }
+
             return new RunInstruction
             {
                 Node = _node,
                 Command = CommandOf(allowEmpty: false),
                 Heredocs = _node.Heredocs,
-                MountsRaw = flags.List("mount"),
+                MountsRaw = mounts,
                 Network = network,
                 Security = security,
                 DevicesRaw = flags.List("device"),

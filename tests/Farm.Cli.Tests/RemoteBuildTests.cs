@@ -53,6 +53,23 @@ public sealed class RemoteBuildTests(RemoteFarmFixture farm) : IClassFixture<Rem
     }
 
     [Fact]
+    public async Task Secrets_to_a_farm_whose_workers_cannot_fetch_them_are_refused_before_anything_runs()
+    {
+        var marker = "farm-remote-secret-" + Guid.NewGuid().ToString("N")[..12];
+        var context = Directory.CreateTempSubdirectory("farm-remote-secret-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), $"FROM {farm.Base}\nRUN --mount=type=secret,id=tok echo {marker}\n");
+        var secret = Path.Combine(context, "tok");
+        await File.WriteAllTextAsync(secret, "value-" + Guid.NewGuid().ToString("N"));
+
+        var result = await farm.Farm("build", "--progress", "plain", "--secret", $"id=tok,src={secret}", context);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("FARM4312: ", result.Stderr, StringComparison.Ordinal);
+        Assert.Contains("cannot fetch a build's secrets from the coordinator yet", result.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(marker, result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_shared_farm_grants_no_host_network_unless_its_operator_allows_it()
     {
         var context = Directory.CreateTempSubdirectory("farm-remote-host-").FullName;

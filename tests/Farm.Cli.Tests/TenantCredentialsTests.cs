@@ -1,10 +1,8 @@
-using System.IO.Compression;
 using System.Net;
 using System.Text;
 using Farm.Oci;
 using Farm.Oci.Registry;
 using Farm.Testing;
-using StackExchange.Redis;
 
 namespace Farm.Cli.Tests;
 
@@ -105,14 +103,14 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
 
         // Exported telemetry: wait until the builds' spans are out (each build's span carries its id).
         await Wait.UntilAsync(
-            () => ids.All(id => Text(farm.Otlp.Bodies("/v1/traces")).Contains(id, StringComparison.Ordinal)),
+            () => ids.All(id => LeakSearch.Text(farm.Otlp.Bodies("/v1/traces")).Contains(id, StringComparison.Ordinal)),
             TimeSpan.FromSeconds(60),
             () => "every build's trace to be exported to the OTLP sink");
-        await Wait.UntilAsync(() => Text(farm.Otlp.Bodies("/v1/logs")).Contains("FARM4240", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => "the refused builds' log records to be exported to the OTLP sink");
-        await Wait.UntilAsync(() => Text(farm.Otlp.Bodies("/v1/metrics")).Contains("farm.builds", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => "the build metrics to be exported to the OTLP sink");
-        places["exported traces"] = Text(farm.Otlp.Bodies("/v1/traces"));
-        places["exported logs"] = Text(farm.Otlp.Bodies("/v1/logs"));
-        places["exported metrics"] = Text(farm.Otlp.Bodies("/v1/metrics"));
+        await Wait.UntilAsync(() => LeakSearch.Text(farm.Otlp.Bodies("/v1/logs")).Contains("FARM4240", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => "the refused builds' log records to be exported to the OTLP sink");
+        await Wait.UntilAsync(() => LeakSearch.Text(farm.Otlp.Bodies("/v1/metrics")).Contains("farm.builds", StringComparison.Ordinal), TimeSpan.FromSeconds(60), () => "the build metrics to be exported to the OTLP sink");
+        places["exported traces"] = LeakSearch.Text(farm.Otlp.Bodies("/v1/traces"));
+        places["exported logs"] = LeakSearch.Text(farm.Otlp.Bodies("/v1/logs"));
+        places["exported metrics"] = LeakSearch.Text(farm.Otlp.Bodies("/v1/metrics"));
 
         // Process output at Debug level, and what each user saw.
         places["coordinator output"] = farm.Coordinator.Output();
@@ -134,7 +132,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
         }
 
         // Every key of the farm's Redis: grain state, reminders, membership, the event stream, the action cache.
-        places["Redis"] = await DumpRedisAsync(farm.Redis.Configuration);
+        places["Redis"] = await LeakSearch.DumpRedisAsync(farm.Redis.Configuration);
 
         // Every blob of the pushed images.
         using (var client = FarmUserClient())
@@ -143,7 +141,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
             foreach (var build in new[] { farm.Builds.Acme, farm.Builds.GlobexPassed })
             {
                 var pulled = await client.PullManifestAsync(ImageReference.Parse(build.Image), CancellationToken.None);
-                blobs.AppendLine(await ImageTextAsync(client, pulled));
+                blobs.AppendLine(await LeakSearch.ImageTextAsync(client, pulled));
             }
 
             places["pushed images"] = blobs.ToString();
@@ -174,7 +172,7 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
         Assert.True(build.Result.ExitCode == 0, build.Result + farm.Diagnostics());
         using var client = FarmUserClient();
         var pulled = await client.PullManifestAsync(ImageReference.Parse(build.Image), CancellationToken.None);
-        Assert.Contains(content, await ImageTextAsync(client, pulled), StringComparison.Ordinal);
+        Assert.Contains(content, await LeakSearch.ImageTextAsync(client, pulled), StringComparison.Ordinal);
     }
 
     /// <summary>Asserts <paramref name="build"/> failed with FARM4240 (a registry refused it); returns what its user saw.</summary>
@@ -185,94 +183,4 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
         Assert.Contains("FARM4240", said, StringComparison.Ordinal);
         return said;
     }
-
-    /// <summary>Every blob of an image as text: manifest, config, and each layer's tar uncompressed.</summary>
-    private static async Task<string> ImageTextAsync(RegistryClient client, PulledImage pulled)
-    {
-        var repository = pulled.Reference.Repository;
-        var text = new StringBuilder(Encoding.UTF8.GetString(pulled.Raw.Content.Span));
-        foreach (var blob in pulled.Manifest.Layers.Prepend(pulled.Manifest.Config))
-        {
-            using var content = new MemoryStream();
-            await using (var stream = await client.OpenBlobAsync(repository, blob.Digest, blob.Size, CancellationToken.None))
-            {
-                await stream.CopyToAsync(content);
-            }
-
-            var bytes = content.ToArray();
-            if (bytes is [0x1f, 0x8b, ..])
-            {
-                using var unzipped = new MemoryStream();
-                await using (var gzip = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress))
-                {
-                    await gzip.CopyToAsync(unzipped);
-                }
-
-                bytes = unzipped.ToArray();
-            }
-
-            text.AppendLine(Encoding.Latin1.GetString(bytes));
-        }
-
-        return text.ToString();
-    }
-
-    /// <summary>Every key and value of every database of the Redis at <paramref name="configuration"/>, by type.</summary>
-    private static async Task<string> DumpRedisAsync(string configuration)
-    {
-        await using var redis = await ConnectionMultiplexer.ConnectAsync(configuration + ",allowAdmin=true");
-        var server = redis.GetServer(redis.GetEndPoints()[0]);
-        var dump = new StringBuilder();
-        for (var database = 0; database < server.DatabaseCount; database++)
-        {
-            if (await server.DatabaseSizeAsync(database) == 0)
-            {
-                continue;
-            }
-
-            var db = redis.GetDatabase(database);
-            await foreach (var key in server.KeysAsync(database, "*", pageSize: 500))
-            {
-                dump.Append(database).Append(' ').AppendLine(key.ToString());
-                switch (await db.KeyTypeAsync(key))
-                {
-                    case RedisType.String:
-                        dump.AppendLine(Latin1(await db.StringGetAsync(key)));
-                        break;
-                    case RedisType.Hash:
-                        foreach (var entry in await db.HashGetAllAsync(key))
-                        {
-                            dump.Append(Latin1(entry.Name)).Append(' ').AppendLine(Latin1(entry.Value));
-                        }
-
-                        break;
-                    case RedisType.List:
-                        dump.AppendJoin('\n', (await db.ListRangeAsync(key)).Select(Latin1)).AppendLine();
-                        break;
-                    case RedisType.Set:
-                        dump.AppendJoin('\n', (await db.SetMembersAsync(key)).Select(Latin1)).AppendLine();
-                        break;
-                    case RedisType.SortedSet:
-                        dump.AppendJoin('\n', (await db.SortedSetRangeByRankAsync(key)).Select(Latin1)).AppendLine();
-                        break;
-                    case RedisType.Stream:
-                        foreach (var entry in await db.StreamRangeAsync(key))
-                        {
-                            dump.Append(entry.Id.ToString()).Append(' ').AppendJoin(' ', entry.Values.Select(v => Latin1(v.Name) + "=" + Latin1(v.Value))).AppendLine();
-                        }
-
-                        break;
-                    default:
-                        // A type this dump cannot read would make the search blind to it.
-                        throw new InvalidOperationException($"Redis key {key} has a type the leak search does not read: {await db.KeyTypeAsync(key)}");
-                }
-            }
-        }
-
-        return dump.ToString();
-    }
-
-    private static string Latin1(RedisValue value) => value.IsNull ? string.Empty : Encoding.Latin1.GetString((byte[])value!);
-
-    private static string Text(IEnumerable<byte[]> bodies) => string.Join("\n", bodies.Select(b => Encoding.Latin1.GetString(b)));
 }

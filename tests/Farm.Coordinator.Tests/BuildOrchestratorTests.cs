@@ -207,13 +207,13 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
     }
 
     [Fact]
-    public async Task A_run_mount_is_refused_naming_the_line_before_any_job()
+    public async Task A_required_secret_the_build_was_not_given_is_refused_naming_the_line_before_any_job()
     {
-        var request = await RequestAsync("ARG BASE\nFROM ${BASE}\nRUN true\nRUN --mount=type=cache,target=/c true\n", []);
+        var request = await RequestAsync("ARG BASE\nFROM ${BASE}\nRUN true\nRUN --mount=type=secret,id=tok,required=true true\n", []);
 
-        var error = await Assert.ThrowsAsync<UnsupportedBuildFeatureException>(() => Orchestrator().RunAsync(request, null, CancellationToken.None));
+        var error = await Assert.ThrowsAsync<BuildSecretMissingException>(() => Orchestrator().RunAsync(request, null, CancellationToken.None));
 
-        Assert.StartsWith("FARM4204: Dockerfile:4:1: RUN --mount=type=cache,target=/c", error.Message, StringComparison.Ordinal);
+        Assert.StartsWith("FARM4311: Dockerfile:4:1: RUN --mount=type=secret,id=tok,required=true", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(fixture.Published, j => j.BuildId == request.BuildId);
     }
 

@@ -356,6 +356,19 @@ public sealed class CacheKeyTests
     }
 
     [Fact]
+    public void Run_bind_mount_from_a_stage_is_keyed_by_the_stages_content_and_cache_and_secret_mounts_by_their_spec_only()
+    {
+        static string Df(string deps, string cache) =>
+            $"FROM alpine:3.20 AS deps\nRUN {deps}\nFROM alpine:3.20\nRUN --mount=type=bind,from=deps,source=/out,target=/in --mount=type=cache,id={cache},target=/c --mount=type=secret,id=tok make\n";
+        var before = Plan(Df("make-deps v1", "go"));
+
+        Assert.Equal(["s0/1", "s1/1"], Changed(before, Plan(Df("make-deps v2", "go"))));
+        Assert.Equal(["s1/1"], Changed(before, Plan(Df("make-deps v1", "pip"))));
+        // Nothing but the spec enters a key: the same Dockerfile plans the same keys whatever a cache or secret holds.
+        Assert.Empty(Changed(before, Plan(Df("make-deps v1", "go"))));
+    }
+
+    [Fact]
     public void The_key_format_is_pinned()
     {
         // A golden value: if this changes, every cache entry in every farm is orphaned. Bump

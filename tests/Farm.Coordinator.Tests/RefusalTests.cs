@@ -11,7 +11,6 @@ namespace Farm.Coordinator.Tests;
 public sealed class RefusalTests
 {
     [Theory]
-    [InlineData("FROM busybox\nRUN true\nRUN --mount=type=cache,target=/c true\n", "Dockerfile:3:1: RUN --mount=type=cache,target=/c")]
     [InlineData("FROM busybox\nRUN true\n  RUN --security=insecure true\n", "Dockerfile:3:3: RUN --security=insecure")]
     [InlineData("FROM busybox\nWORKDIR /w\nCOPY --parents a/b.txt /dst/\n", "Dockerfile:3:1: COPY --parents")]
     public void A_run_or_copy_flag_farm_cannot_honour_is_refused_naming_its_place(string dockerfile, string expected)
@@ -44,7 +43,7 @@ public sealed class RefusalTests
     public void A_dockerfile_with_none_of_them_is_not_refused()
     {
         var options = new BuildGraphOptions { ResolveBaseImage = (_, _) => new BaseImageConfig { Env = ["PATH=/bin"] } };
-        var graph = BuildGraph.Create("FROM busybox\nRUN --network=none true\nCOPY a /a\nONBUILD RUN echo for-children\n", "Dockerfile", options);
+        var graph = BuildGraph.Create("FROM busybox\nRUN --network=none true\nRUN --mount=type=cache,target=/c --mount=type=tmpfs,target=/t true\nCOPY a /a\nONBUILD RUN echo for-children\n", "Dockerfile", options);
 
         BuildOrchestrator.RefuseUnsupported(graph);
 
@@ -77,5 +76,27 @@ public sealed class RefusalTests
 
         Assert.StartsWith("FARM4203: Dockerfile:3:1: step s0/", error.Message, StringComparison.Ordinal);
         Assert.Contains("`COPY a.txt /a` reads the build context", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("FROM busybox\nRUN --mount=type=secret,id=npm,required=true true\n", "FARM4311: Dockerfile:2:1: RUN --mount=type=secret,id=npm,required=true needs the secret 'npm'")]
+    [InlineData("FROM busybox\nRUN true\n RUN --mount=type=ssh,required true\n", "FARM4311: Dockerfile:3:2: RUN --mount=type=ssh,id=default,required=true needs the SSH agent 'default'")]
+    public void A_required_secret_or_agent_the_build_was_not_given_is_refused_before_any_job(string dockerfile, string expected)
+    {
+        var graph = BuildGraph.Create(dockerfile, "Dockerfile", new BuildGraphOptions());
+
+        var error = Assert.Throws<BuildSecretMissingException>(() => BuildOrchestrator.RequireSecrets(graph, ["other"], []));
+
+        Assert.StartsWith(expected, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Secrets_that_are_given_or_not_required_pass()
+    {
+        var graph = BuildGraph.Create("FROM busybox\nRUN --mount=type=secret,id=npm,required=true --mount=type=secret,id=opt --mount=type=ssh true\n", "Dockerfile", new BuildGraphOptions());
+
+        BuildOrchestrator.RequireSecrets(graph, ["npm"], []);
+
+        Assert.Single(graph.StagesToBuild);
     }
 }

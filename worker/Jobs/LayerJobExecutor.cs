@@ -5,6 +5,7 @@ using Farm.Oci.Stores;
 using Farm.Containers.Sandbox;
 using Farm.Containers.Snapshots;
 using Farm.Worker.Copy;
+using Farm.Worker.RunMounts;
 
 namespace Farm.Worker.Jobs;
 
@@ -25,9 +26,10 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
     private readonly long _builtBudget;
     private readonly TimeProvider _time;
     private readonly StepLimitsOptions _limits;
+    private readonly IBuildSecretSource _secrets;
     private long _bytesDownloaded;
 
-    public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null)
+    public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null, IBuildSecretSource? secrets = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _stores = stores ?? throw new ArgumentNullException(nameof(stores));
@@ -45,7 +47,12 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         _runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run"), Firewall = Firewall });
         _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10) }) { Timeout = TimeSpan.FromMinutes(30) };
         _copy = new CopyOperation(_http);
+        Caches = new CacheMounts(Path.Combine(state, "cache-mounts"));
+        _secrets = secrets ?? NoBuildSecrets.Instance;
     }
+
+    /// <summary>The directories of <c>RUN --mount=type=cache</c> on this worker.</summary>
+    public CacheMounts Caches { get; }
 
     /// <summary>The fence of RUN steps' private networks; null when <c>Farm:Worker:Sandbox:Firewall</c> is false.</summary>
     public SandboxFirewall? Firewall { get; }
@@ -168,6 +175,12 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
             }
         }
 
+        foreach (var mount in MountPoints.Under(_scratch))
+        {
+            // A dead job's secrets tmpfs: gone with the unmount.
+            MountPoints.Detach(mount);
+        }
+
         foreach (var entry in Directory.EnumerateFileSystemEntries(_scratch))
         {
             if (Directory.Exists(entry))
@@ -194,6 +207,21 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
 
         var inline = Path.Combine(_scratch, job.JobId.ToString("N") + ".files");
         var mounts = new List<BindMount>();
+        var stepMounts = await StepMounts.CreateAsync(
+            run.Mounts,
+            new StepMountContext
+            {
+                BuildId = job.BuildId,
+                JobId = job.JobId,
+                Scratch = _scratch,
+                Snapshotter = _snapshotter,
+                AcquireAsync = async (from, leases, ct) => await AcquireCopySourceAsync(from, job.BlobStore, leases, ct).ConfigureAwait(false) ?? [],
+                Caches = Caches,
+                Copy = _copy,
+                Secrets = _secrets,
+            },
+            cancellationToken).ConfigureAwait(false);
+        await using var undoMounts = stepMounts.ConfigureAwait(false);
         try
         {
             // Heredoc files are mounted, not written, so they do not end up in the layer.
@@ -213,7 +241,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                     Args = run.Args,
                     RootfsPath = snapshot.MergedDir,
                     UpperDir = snapshot.UpperDir,
-                    Env = run.Env,
+                    Env = stepMounts.Env.Count == 0 ? run.Env : [.. run.Env, .. stepMounts.Env],
                     WorkingDirectory = run.WorkingDir,
                     User = run.User,
                     Network = run.Network switch
@@ -222,7 +250,8 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                         "host" => NetworkMode.Host,
                         _ => NetworkMode.Private,
                     },
-                    Mounts = mounts,
+                    Mounts = [.. mounts, .. stepMounts.Binds],
+                    Tmpfs = stepMounts.Tmpfs,
                     Limits = _limits.Resolve(run.Limits),
                 },
                 (line, _) => new ValueTask(output(line.Stream == OutputStream.Stdout ? "stdout" : "stderr", line.Text)),
