@@ -41,24 +41,36 @@ internal static class BuildCommand
     {
         ArgumentNullException.ThrowIfNull(settings);
         BuildTimings.Mark("start");
-        var text = ReadDockerfile(settings.DockerfilePath);
+        using var source = await BuildContextSource.ResolveAsync(settings, Console.OpenStandardInput, cancellationToken).ConfigureAwait(false);
+        settings = source.Settings;
+        var text = source.Dockerfile;
 
         // Parsed here, beside the packing of the context (the two take most of a warm rebuild's start-up): a bad
         // Dockerfile still fails with its file:line:col before anything is built, and stops the packing.
-        var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform }), cancellationToken);
+        var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions()), cancellationToken);
         var mode = BuildProgress.ParseMode(settings.Progress);
-        var status = mode == ProgressMode.RawJson ? null : error;
+        var status = mode == ProgressMode.RawJson || settings.Quiet ? null : error;
         using var trace = BuildTrace.Start("farm build", settings.FarmUrl is null ? "local" : "remote", settings, status);
-        using var renderer = trace.Observe(BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error));
+        using var results = new BuildResultFiles(trace.Observe(settings.Quiet ? new SilentRenderer() : BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error)));
         try
         {
+            int exit;
             if (settings.FarmUrl is { } url)
             {
                 await graph.ConfigureAwait(false);
-                return await RemoteFarm.BuildAsync(url, settings, text, renderer, status, cancellationToken).ConfigureAwait(false);
+                exit = await RemoteFarm.BuildAsync(url, settings, text, results, status, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                exit = await BuildLocalAsync(settings, text, graph, results, status, cancellationToken).ConfigureAwait(false);
             }
 
-            return await BuildLocalAsync(settings, text, graph, renderer, status, cancellationToken).ConfigureAwait(false);
+            if (exit == 0)
+            {
+                results.Write(settings, output);
+            }
+
+            return exit;
         }
         catch (Exception e) when (trace.Failed(e))
         {

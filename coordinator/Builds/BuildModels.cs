@@ -72,6 +72,18 @@ public sealed record BuildRequest
     /// <summary>The entitlements the build asked for and the farm granted (<see cref="SubmitBuild.Entitlements"/>).</summary>
     public IReadOnlyList<string> Entitlements { get; init; } = [];
 
+    /// <summary>The submission's build-wide settings of RUN steps and its named contexts (<see cref="SubmitBuild.Options"/>); null: none.</summary>
+    public SubmitBuildOptions? Options { get; init; }
+
+    /// <summary>The graph options of this request: build args, target, named image contexts and RUN settings.</summary>
+    public Dockerfile.Graph.BuildGraphOptions GraphOptions() => new()
+    {
+        BuildArgs = BuildArgs,
+        Target = Target,
+        RunOptions = Options,
+        NamedImages = (Options?.NamedContexts ?? []).Where(c => c.Image is not null).ToDictionary(c => c.Name, c => c.Image!, StringComparer.Ordinal),
+    };
+
     /// <summary>A request for a submitted build whose context index was read from the blob store (null when it named none).</summary>
     public static BuildRequest From(SubmitBuild submit, ContextIndex? index, string cacheStore)
     {
@@ -92,6 +104,7 @@ public sealed record BuildRequest
             NoCache = submit.NoCache,
             Pull = submit.Pull,
             Entitlements = submit.Entitlements,
+            Options = submit.Options,
         };
     }
 }
@@ -162,7 +175,8 @@ public sealed record StepFinished(Guid BuildId, DateTimeOffset At, StepOutcome O
 /// <summary>A line a running step printed (only for jobs that run under this build's id).</summary>
 public sealed record StepLog(Guid BuildId, DateTimeOffset At, StepLogLine Line) : BuildEvent(BuildId, At);
 
-public sealed record BuildFinished(Guid BuildId, DateTimeOffset At, string ImageDigest, IReadOnlyList<string> Pushed) : BuildEvent(BuildId, At);
+/// <summary>The build ended with an image: its manifest digest, the references pushed, and its id (the config digest, what <c>--iidfile</c> writes; null from an older coordinator).</summary>
+public sealed record BuildFinished(Guid BuildId, DateTimeOffset At, string ImageDigest, IReadOnlyList<string> Pushed, string? ImageId = null) : BuildEvent(BuildId, At);
 
 public sealed record BuildFailed(Guid BuildId, DateTimeOffset At, string Code, string Message) : BuildEvent(BuildId, At);
 

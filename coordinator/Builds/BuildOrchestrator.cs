@@ -72,7 +72,7 @@ public sealed partial class BuildOrchestrator
         try
         {
             var result = await RunCoreAsync(request with { BuildId = buildId }, progress, cancellationToken).ConfigureAwait(false);
-            progress?.Report(new BuildFinished(buildId, _time.GetUtcNow(), result.ImageDigest, result.Pushed));
+            progress?.Report(new BuildFinished(buildId, _time.GetUtcNow(), result.ImageDigest, result.Pushed, result.Image.ConfigDescriptor.Digest.ToString()));
             LogBuildFinished(_logger, buildId, result.ImageDigest, result.JobsRun, result.Steps.Count);
             return result;
         }
@@ -171,7 +171,7 @@ public sealed partial class BuildOrchestrator
         using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
 
         // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
-        var graphOptions = new BuildGraphOptions { BuildArgs = request.BuildArgs, Target = request.Target };
+        var graphOptions = request.GraphOptions();
         // Parsed once; planned twice, the second time with the pinned images' configs (their ENV, WORKDIR, SHELL).
         var ast = DockerfileParser.Parse(request.Dockerfile, request.DockerfilePath);
         var draft = BuildGraph.Create(ast, graphOptions);

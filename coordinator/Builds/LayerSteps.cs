@@ -22,6 +22,9 @@ internal static class LayerSteps
                 WorkingDir = r.Workdir,
                 Network = r.Network ?? "default",
                 Files = [.. r.Files.Select(f => new Contracts.InlineFile("/dev/pipes/" + f.Name, f.Content, 0b111_101_101))],
+                ExtraHosts = r.ExtraHosts,
+                ShmSizeBytes = r.ShmSizeBytes,
+                Ulimits = r.Ulimits,
             },
         },
         CopyPayload c => new LayerStep

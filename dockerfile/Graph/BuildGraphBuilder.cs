@@ -250,15 +250,25 @@ internal sealed partial class BuildGraphBuilder
         }
     }
 
-    private static void ResolveBases(List<StageHeader> headers)
+    private void ResolveBases(List<StageHeader> headers)
     {
         // FROM sees only the stages above it: a later (or its own) name is an image reference.
         var byName = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
-        foreach (var header in headers)
+        for (var i = 0; i < headers.Count; i++)
         {
+            var header = headers[i];
             if (byName.TryGetValue(header.Image, out var baseIndex))
             {
                 header.BaseStage = baseIndex;
+            }
+            else if (NamedImage(header.Image) is { } named)
+            {
+                // buildx's --build-context NAME=docker-image://REF: FROM NAME builds on REF.
+                header = headers[i] = header with { Image = named };
+                if (header.Name is not null)
+                {
+                    _stagesByName[header.Name] = header;
+                }
             }
 
             if (header.Name is not null)

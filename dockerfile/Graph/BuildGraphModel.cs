@@ -209,6 +209,15 @@ public sealed record RunPayload : StepPayload
 
     /// <summary>Heredoc bodies; a lone script with <c>#!</c> is mounted at <c>/dev/pipes/NAME</c> (see <see cref="Argv"/>).</summary>
     public IReadOnlyList<InlineFile> Files { get; init; } = [];
+
+    /// <summary><c>--add-host</c> entries of the build, <c>HOST:IP</c>.</summary>
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+
+    /// <summary><c>--shm-size</c> of the build in bytes; null: the default.</summary>
+    public long? ShmSizeBytes { get; init; }
+
+    /// <summary><c>--ulimit</c>s of the build.</summary>
+    public IReadOnlyList<Contracts.Ulimit> Ulimits { get; init; } = [];
 }
 
 /// <summary>The source of COPY/ADD files: the build context, an earlier stage, or an image.</summary>

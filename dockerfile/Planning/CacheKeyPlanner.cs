@@ -156,6 +156,14 @@ public static class CacheKeyPlanner
                 .Add("network", run.Network)
                 .Add("security", run.Security)
                 .Add("mounts", run.Mounts.Count);
+            // Only when set, so the keys of builds without them stay what they were.
+            if (run.ExtraHosts.Count > 0 || run.ShmSizeBytes is not null || run.Ulimits.Count > 0)
+            {
+                w.Add("extra-hosts", run.ExtraHosts)
+                    .Add("shm-size", run.ShmSizeBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    .Add("ulimits", [.. run.Ulimits.Select(u => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{u.Name}={u.Soft}:{u.Hard}"))]);
+            }
+
             foreach (var mount in run.Mounts)
             {
                 w.Add("mount", mount);

@@ -224,6 +224,9 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                     },
                     Mounts = mounts,
                     Limits = _limits.Resolve(run.Limits),
+                    ExtraHosts = run.ExtraHosts,
+                    ShmSizeBytes = run.ShmSizeBytes,
+                    Ulimits = run.Ulimits,
                 },
                 (line, _) => new ValueTask(output(line.Stream == OutputStream.Stdout ? "stdout" : "stderr", line.Text)),
                 cancellationToken).ConfigureAwait(false);
