@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Farm.Contracts;
 
 namespace Farm.Cli.Build;
@@ -20,15 +21,28 @@ public sealed class InvalidBuildSandboxException(string message)
 
 /// <summary>A URL context could not be fetched (FARM5063).</summary>
 public sealed class RemoteContextUnreachableException(string url, string reason, Exception? inner = null)
-    : FarmException(FarmErrorCodes.RemoteContextUnreachable, $"cannot fetch the build context {url}: {reason}. Check the address and that the server answers from this machine.", inner);
+    : FarmException(FarmErrorCodes.RemoteContextUnreachable, $"cannot fetch the build context {UrlText.Redact(url)}: {UrlText.Redact(reason)}. Check the address and that the server answers from this machine.", inner);
 
 /// <summary>A git context needs git, which is not installed (FARM5064).</summary>
 public sealed class GitUnavailableException(string url, Exception? inner = null)
-    : FarmException(FarmErrorCodes.GitUnavailable, $"the build context {url} is a git repository, and the git command is not installed here. Install it (apt-get install git) or clone the repository yourself and build the directory.", inner);
+    : FarmException(FarmErrorCodes.GitUnavailable, $"the build context {UrlText.Redact(url)} is a git repository, and the git command is not installed here. Install it (apt-get install git) or clone the repository yourself and build the directory.", inner);
 
 /// <summary>git could not fetch a git context, or its subdirectory is missing (FARM5065).</summary>
 public sealed class GitContextException(string url, string reason)
-    : FarmException(FarmErrorCodes.GitContextFailed, $"cannot use the git context {url}: {reason}");
+    : FarmException(FarmErrorCodes.GitContextFailed, $"cannot use the git context {UrlText.Redact(url)}: {UrlText.Redact(reason)}")
+{
+    /// <summary>What went wrong, without the context's URL.</summary>
+    public string Reason { get; } = reason;
+}
+
+/// <summary>URLs as messages may show them: a password or token in <c>https://USER:TOKEN@HOST/...</c> becomes <c>***</c>.</summary>
+internal static partial class UrlText
+{
+    public static string Redact(string text) => UserInfo().Replace(text, "://***@");
+
+    [GeneratedRegex(@"://[^/@\s]+@")]
+    private static partial Regex UserInfo();
+}
 
 /// <summary>A context on standard input or from a URL is neither a tar nor a Dockerfile (FARM5066).</summary>
 public sealed class NotAContextArchiveException(string source, string reason)

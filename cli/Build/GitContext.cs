@@ -27,11 +27,18 @@ internal static class GitContext
             await GitAsync(context, directory, cancellationToken, "fetch", "--quiet", "--depth=1", "--no-tags", "origin", wanted).ConfigureAwait(false);
             await GitAsync(context, directory, cancellationToken, "checkout", "--quiet", "FETCH_HEAD").ConfigureAwait(false);
         }
-        catch (GitContextException) when (reference is not null)
+        catch (GitContextException shallow) when (reference is not null)
         {
             // A commit the server does not serve by id (uploadpack.allowReachableSHA1InWant off): fetch all, then check out.
-            await GitAsync(context, directory, cancellationToken, "fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*").ConfigureAwait(false);
-            await GitAsync(context, directory, cancellationToken, "checkout", "--quiet", reference).ConfigureAwait(false);
+            try
+            {
+                await GitAsync(context, directory, cancellationToken, "fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*").ConfigureAwait(false);
+                await GitAsync(context, directory, cancellationToken, "checkout", "--quiet", reference).ConfigureAwait(false);
+            }
+            catch (GitContextException everything)
+            {
+                throw new GitContextException(context, $"{shallow.Reason}; then, with every branch fetched, {everything.Reason}");
+            }
         }
 
         if (File.Exists(Path.Combine(directory, ".gitmodules")))
