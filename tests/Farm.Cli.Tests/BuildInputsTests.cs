@@ -263,39 +263,9 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
         return result;
     }
 
-    /// <summary>Runs farm with <paramref name="stdin"/> as bytes on its standard input (a tar is no string).</summary>
-    private async Task<CliProcess.Result> FarmStdin(byte[] stdin, params string[] args)
-    {
-        var start = new ProcessStartInfo(CliProcess.Command[0]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in CliProcess.Command.Skip(1).Concat(args))
-        {
-            start.ArgumentList.Add(arg);
-        }
+    private Task<CliProcess.Result> FarmStdin(byte[] stdin, params string[] args) => StdinCli.RunAsync(fixture.Env, stdin, args);
 
-        foreach (var (key, value) in FarmProcess.LocalFarmEnvironment().Concat(fixture.Env))
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.StandardInput.BaseStream.WriteAsync(stdin);
-            process.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // The command may refuse before it reads its input (FARM5067).
-        }
-
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
-        return new CliProcess.Result(process.ExitCode, await stdout, await stderr);
-    }
-
-    private static byte[] Tar(params (string Path, string Content)[] files)
+    internal static byte[] Tar(params (string Path, string Content)[] files)
     {
         using var buffer = new MemoryStream();
         using (var tar = new TarWriter(buffer, TarEntryFormat.Pax, leaveOpen: true))
@@ -309,7 +279,7 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
         return buffer.ToArray();
     }
 
-    private static byte[] Compress(byte[] tar, string compression)
+    internal static byte[] Compress(byte[] tar, string compression)
     {
         switch (compression)
         {
@@ -442,5 +412,40 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
             listener.Close();
             await serving;
         }
+    }
+}
+
+/// <summary>Runs farm with bytes on its standard input (a tar is no string, which <see cref="CliProcess"/> takes).</summary>
+internal static class StdinCli
+{
+    public static async Task<CliProcess.Result> RunAsync(IReadOnlyDictionary<string, string> environment, byte[] stdin, params string[] args)
+    {
+        var start = new ProcessStartInfo(CliProcess.Command[0]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in CliProcess.Command.Skip(1).Concat(args))
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (key, value) in FarmProcess.LocalFarmEnvironment().Concat(environment))
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.StandardInput.BaseStream.WriteAsync(stdin);
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The command may refuse before it reads its input (FARM5067).
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        return new CliProcess.Result(process.ExitCode, await stdout, await stderr);
     }
 }
