@@ -78,6 +78,15 @@ internal static class BuildCommand
         }
     }
 
+    /// <summary>The full path of a directory named context.</summary>
+    /// <exception cref="NamedContextException">It is not a directory (FARM1221).</exception>
+    public static string NamedDirectory(NamedContextSpec context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var full = Path.GetFullPath(context.Value);
+        return Directory.Exists(full) ? full : throw new NamedContextException(context.Name, $"{context.Value} is not a directory");
+    }
+
     /// <exception cref="DockerfileUnreadableException">The file is missing, unreadable or not UTF-8 (FARM5012).</exception>
     public static string ReadDockerfile(string path)
     {
@@ -124,6 +133,17 @@ internal static class BuildCommand
             DockerfileLocation = Path.GetFullPath(settings.DockerfilePath),
             Output = settings.Output?.Format(),
         };
+        if (settings.NamedContexts.Any(c => c.Kind == NamedContextKind.Directory))
+        {
+            // The daemon reads named directories in place, as it reads the context.
+            submit = submit with
+            {
+                Options = (submit.Options ?? new SubmitBuildOptions()) with
+                {
+                    NamedContexts = [.. submit.Options?.NamedContexts ?? [], .. settings.NamedContexts.Where(c => c.Kind == NamedContextKind.Directory).Select(c => new NamedContext { Name = c.Name, Directory = NamedDirectory(c) })],
+                },
+            };
+        }
         // The daemon names the image; the push is this client's, with this user's credentials (docker's login), as
         // docker pushes with the client's and not the daemon's.
         var exit = await farm.RunAsync(submit with { Push = false }, renderer, cancellationToken).ConfigureAwait(false);

@@ -61,6 +61,7 @@ internal sealed record BuildSettings
         Platform = Platform,
         RunOptions = Options,
         NamedImages = NamedContexts.Where(c => c.Kind == NamedContextKind.Image).ToDictionary(c => c.Name, c => c.Value, StringComparer.Ordinal),
+        NamedDirectories = [.. NamedContexts.Where(c => c.Kind == NamedContextKind.Directory).Select(c => c.Name)],
     };
 
     /// <summary>The submission of these settings for a context already in the farm's cache store.</summary>

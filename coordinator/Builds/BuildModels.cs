@@ -82,7 +82,11 @@ public sealed record BuildRequest
         Target = Target,
         RunOptions = Options,
         NamedImages = (Options?.NamedContexts ?? []).Where(c => c.Image is not null).ToDictionary(c => c.Name, c => c.Image!, StringComparer.Ordinal),
+        NamedDirectories = [.. (Options?.NamedContexts ?? []).Where(c => c.Image is null).Select(c => c.Name)],
     };
+
+    /// <summary>The named directory contexts (<c>--build-context NAME=DIR</c>) as stored: their tar's digest and their index, by name.</summary>
+    public IReadOnlyDictionary<string, NamedContextInput> NamedContexts { get; init; } = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);
 
     /// <summary>A request for a submitted build whose context index was read from the blob store (null when it named none).</summary>
     public static BuildRequest From(SubmitBuild submit, ContextIndex? index, string cacheStore)
@@ -108,6 +112,9 @@ public sealed record BuildRequest
         };
     }
 }
+
+/// <summary>A named directory context in the cache store: its tar's digest and its verified index.</summary>
+public sealed record NamedContextInput(string ContextDigest, ContextIndex Index);
 
 /// <summary>What happened to one layer step.</summary>
 /// <param name="StepId">The graph's step id, <c>s{stage}/{n}</c>.</param>

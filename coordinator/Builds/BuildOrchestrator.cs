@@ -94,6 +94,30 @@ public sealed partial class BuildOrchestrator
     public async Task<BuildRequest> LoadRequestAsync(SubmitBuild submit, string cacheStore, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(submit);
+        var request = await LoadContextAsync(submit, cacheStore, cancellationToken).ConfigureAwait(false);
+        var named = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);
+        foreach (var context in submit.Options?.NamedContexts ?? [])
+        {
+            if (context.Image is not null)
+            {
+                continue;
+            }
+
+            if (string.IsNullOrEmpty(context.ContextDigest) || string.IsNullOrEmpty(context.ContextIndexDigest))
+            {
+                throw new InvalidSubmissionException($"The named context '{context.Name}' has neither an image nor a contextDigest and contextIndexDigest: upload it to the cache store as the build's context is.");
+            }
+
+            // The same reading and verification as the build's own context: its index keys the COPY --from steps.
+            var part = await LoadContextAsync(submit with { ContextDigest = context.ContextDigest, ContextIndexDigest = context.ContextIndexDigest }, cacheStore, cancellationToken).ConfigureAwait(false);
+            named[context.Name] = new NamedContextInput(context.ContextDigest, part.ContextIndex!);
+        }
+
+        return named.Count == 0 ? request : request with { NamedContexts = named };
+    }
+
+    private async Task<BuildRequest> LoadContextAsync(SubmitBuild submit, string cacheStore, CancellationToken cancellationToken)
+    {
         if (string.IsNullOrEmpty(submit.ContextIndexDigest))
         {
             return BuildRequest.From(submit, index: null, cacheStore);
@@ -206,7 +230,8 @@ public sealed partial class BuildOrchestrator
             graph,
             request.ContextIndex,
             reference => images.TryGetValue(reference, out var image) ? image.Digest.ToString() : reference,
-            _keyOptions);
+            _keyOptions,
+            request.NamedContexts.ToDictionary(p => p.Key, p => p.Value.Index, StringComparer.Ordinal));
         var stagesToBuild = graph.StagesToBuild.ToList();
         progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), stagesToBuild.Count, plan.Steps.Count));
 
@@ -359,7 +384,7 @@ public sealed partial class BuildOrchestrator
             }
 
             var key = run.Plan.Find(step.Id) ?? throw new InvalidOperationException($"The cache key plan has no key for layer step {step.Id}.");
-            var layerStep = LayerSteps.For(step, stageIndex => stageTasks[stageIndex].Result.Layers, image => run.Images[image].Layers, run.Request.ContextDigest);
+            var layerStep = LayerSteps.For(step, stageIndex => stageTasks[stageIndex].Result.Layers, image => run.Images[image].Layers, name => name is null ? run.Request.ContextDigest : run.Request.NamedContexts[name].ContextDigest);
             var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], cancellationToken).ConfigureAwait(false);
             run.Outcomes[step.Id] = outcome;
             stepLayers.Add(outcome.Layer);

@@ -8,7 +8,11 @@ namespace Farm.Coordinator.Builds;
 internal static class LayerSteps
 {
     /// <summary>The job payload of <paramref name="step"/>, its <c>COPY --from</c> sources resolved to layers.</summary>
-    public static LayerStep For(BuildStep step, Func<int, IReadOnlyList<LayerRef>> stageLayers, Func<string, IReadOnlyList<LayerRef>> imageLayers, string contextDigest) => step.Payload switch
+    /// <param name="step">The planned step.</param>
+    /// <param name="stageLayers">The layers of a built stage, by index.</param>
+    /// <param name="imageLayers">The layers of a pinned image, by reference.</param>
+    /// <param name="contextDigest">The digest of the context tar: the build's (null) or a named directory context's.</param>
+    public static LayerStep For(BuildStep step, Func<int, IReadOnlyList<LayerRef>> stageLayers, Func<string, IReadOnlyList<LayerRef>> imageLayers, Func<string?, string> contextDigest) => step.Payload switch
     {
         RunPayload r => new LayerStep
         {
@@ -44,7 +48,7 @@ internal static class LayerSteps
                 {
                     CopySourceKind.Stage => new Contracts.CopySource { Layers = stageLayers(c.From.Stage!.Value) },
                     CopySourceKind.Image => new Contracts.CopySource { Layers = imageLayers(c.From.Image!) },
-                    _ => new Contracts.CopySource { ContextDigest = contextDigest },
+                    _ => new Contracts.CopySource { ContextDigest = contextDigest(c.From.ContextName) },
                 },
                 Files = [.. c.InlineFiles.Select(f => new Contracts.InlineFile(f.Name, f.Content, 0b110_100_100))],
             },

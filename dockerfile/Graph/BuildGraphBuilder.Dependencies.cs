@@ -67,9 +67,9 @@ internal sealed partial class BuildGraphBuilder
             return CheckStageReference(index, from, header, location);
         }
 
-        return !_stagesByName.TryGetValue(from, out var stage)
-            ? new CopySource(CopySourceKind.Image, Image: NamedImage(from) ?? from)
-            : CheckStageReference(stage.Index, from, header, location);
+        return _stagesByName.TryGetValue(from, out var stage) ? CheckStageReference(stage.Index, from, header, location)
+            : _options.NamedDirectories.Contains(from) ? new CopySource(CopySourceKind.Context, ContextName: from)
+            : new CopySource(CopySourceKind.Image, Image: NamedImage(from) ?? from);
     }
 
     /// <summary>The image a named build context (<see cref="BuildGraphOptions.NamedImages"/>) puts in place of <paramref name="name"/>; null when none.</summary>

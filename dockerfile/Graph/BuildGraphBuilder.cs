@@ -1,3 +1,4 @@
+using Farm.Contracts;
 using Farm.Dockerfile.Expansion;
 using Farm.Dockerfile.Instructions;
 using Farm.Dockerfile.Parsing;
@@ -260,6 +261,11 @@ internal sealed partial class BuildGraphBuilder
             if (byName.TryGetValue(header.Image, out var baseIndex))
             {
                 header.BaseStage = baseIndex;
+            }
+            else if (_options.NamedDirectories.Contains(header.Image))
+            {
+                throw Error(FarmErrorCodes.NamedContextUnusable, header.Location,
+                    $"FROM {header.Image} names the directory build context '{header.Image}' (--build-context); FROM needs an image: give that context as docker-image://REF or oci-layout://PATH, or COPY --from={header.Image} into a stage");
             }
             else if (NamedImage(header.Image) is { } named)
             {

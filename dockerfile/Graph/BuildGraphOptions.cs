@@ -38,6 +38,12 @@ public sealed record BuildGraphOptions
     /// every RUN payload carries them, and so does its cache key. Null: none.
     /// </summary>
     public Contracts.SubmitBuildOptions? RunOptions { get; init; }
+
+    /// <summary>
+    /// Named build contexts that are directories (<c>--build-context NAME=DIR</c>): a <c>COPY --from=NAME</c> that names
+    /// no earlier stage copies from that context instead of an image. A <c>FROM NAME</c> is refused (FARM1221).
+    /// </summary>
+    public IReadOnlyCollection<string> NamedDirectories { get; init; } = [];
 }
 
 /// <summary>The parts of a base image config that change how later instructions are planned.

@@ -201,6 +201,34 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
     }
 
     [Fact]
+    public async Task A_directory_named_context_is_what_COPY_from_that_name_reads_and_a_change_in_it_reruns_the_step()
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        var assets = fixture.Context(("logo.txt", $"logo {marker}\n"), ("skip.tmp", "ignored"), (".dockerignore", "*.tmp\n"));
+        var context = fixture.Context(("Dockerfile", $"FROM {Base}\nCOPY --from=assets . /assets/\n"));
+        var dest = Dest();
+
+        Ok(await fixture.Farm("build", "--progress", "plain", "--build-context", $"assets={assets}", "--output", $"type=local,dest={dest}", context));
+        Assert.Equal($"logo {marker}\n", File.ReadAllText(Path.Combine(dest, "assets", "logo.txt")));
+        Assert.False(File.Exists(Path.Combine(dest, "assets", "skip.tmp")));
+
+        File.WriteAllText(Path.Combine(assets, "logo.txt"), $"logo changed {marker}\n");
+        var again = Dest();
+        var rebuilt = Ok(await fixture.Farm("build", "--progress", "plain", "--build-context", $"assets={assets}", "--output", $"type=local,dest={again}", context));
+        Assert.DoesNotContain("CACHED", rebuilt.Stderr, StringComparison.Ordinal);
+        Assert.Equal($"logo changed {marker}\n", File.ReadAllText(Path.Combine(again, "assets", "logo.txt")));
+
+        var from = await fixture.Farm("build", "--build-context", $"assets={assets}", fixture.Context(("Dockerfile", "FROM assets\n")));
+        Assert.Equal(1, from.ExitCode);
+        Assert.Contains("FARM1221: ", from.Stderr, StringComparison.Ordinal);
+        Assert.Contains("FROM assets names the directory build context 'assets'", from.Stderr, StringComparison.Ordinal);
+
+        var missing = await fixture.Farm("build", "--build-context", $"assets={assets}-missing", context);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.StartsWith($"farm: FARM1221: the build context 'assets' (--build-context) cannot be used: {assets}-missing is not a directory", missing.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Add_host_ulimit_and_shm_size_are_what_RUN_sees()
     {
         var context = fixture.Context(("Dockerfile", $"FROM {Base}\nRUN cat /etc/hosts > /hosts && ulimit -Sn > /nofile-soft && ulimit -Hn > /nofile-hard && df -k /dev/shm | tail -n 1 > /shm && echo {Guid.NewGuid():N}\n"));

@@ -40,6 +40,22 @@ public sealed class RemoteBuildInputsTests(RemoteFarmFixture farm) : IClassFixtu
     }
 
     [Fact]
+    public async Task Build_with_farm_uploads_a_directory_named_context_for_COPY_from()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/named:{marker}";
+        var assets = Directory.CreateDirectory(Path.Combine(farm.Directory, "assets-" + marker)).FullName;
+        File.WriteAllText(Path.Combine(assets, "data.txt"), $"named {marker}\n");
+
+        var result = await StdinCli.RunAsync(farm.Env, Encoding.UTF8.GetBytes($"FROM {farm.Base}\nCOPY --from=assets data.txt /data.txt\n"), "build", "--progress", "plain", "--push", "-t", image, "--build-context", $"assets={assets}", "-");
+
+        Assert.True(result.ExitCode == 0, result + farm.Diagnostics());
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "cat", "/data.txt");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.Equal($"named {marker}\n", seen);
+    }
+
+    [Fact]
     public async Task Submit_carries_network_none_and_a_named_image_context_in_the_queue_message()
     {
         var marker = Guid.NewGuid().ToString("N")[..12];
