@@ -195,6 +195,10 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
         Assert.Equal(marker + "\n", File.ReadAllText(Path.Combine(dest, "m")));
         Assert.Equal(new FileInfo("/bin/busybox").Length, new FileInfo(Path.Combine(dest, "copied-busybox")).Length);
 
+        var layout = await fixture.Farm("build", "--build-context", "tools=oci-layout:///tmp/no-layout@sha256:" + new string('a', 64), context);
+        Assert.Equal(1, layout.ExitCode);
+        Assert.StartsWith("farm: FARM1221: the build context 'tools' (--build-context) cannot be used: oci-layout:// contexts are not supported yet", layout.Stderr, StringComparison.Ordinal);
+
         var bad = await fixture.Farm("build", "--build-context", "tools=ftp://x", context);
         Assert.Equal(1, bad.ExitCode);
         Assert.StartsWith("farm: FARM5062: --build-context tools=ftp://x: the scheme", bad.Stderr, StringComparison.Ordinal);
