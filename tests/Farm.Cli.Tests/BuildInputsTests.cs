@@ -266,6 +266,17 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
         Assert.NotEqual("lo\n", File.ReadAllText(Path.Combine(dest, "default")));
     }
 
+    [Fact]
+    public async Task Network_host_asks_for_the_entitlement_itself_and_RUN_shares_the_machines_network()
+    {
+        var context = fixture.Context(("Dockerfile", $"FROM {Base}\nRUN readlink /proc/self/ns/net > /net && echo {Guid.NewGuid():N}\n"));
+        var dest = Dest();
+
+        Ok(await fixture.Farm("build", "--progress", "plain", "--network", "host", "--output", $"type=local,dest={dest}", context));
+
+        Assert.Equal(new FileInfo("/proc/self/ns/net").LinkTarget, File.ReadAllText(Path.Combine(dest, "net")).Trim());
+    }
+
     [Theory]
     [InlineData("--ulimit", "nofile", "FARM5060")]
     [InlineData("--ulimit", "speed=1", "FARM5060")]
