@@ -120,6 +120,12 @@ public static class FarmErrorCodes
     /// <summary>A submitted context index does not describe its context tar; nothing is built or cached (<c>ContextIndexMismatchException</c>).</summary>
     public const string ContextIndexMismatch = "FARM1212";
 
+    /// <summary>An entry of a build context archive (a tar on standard input or from a URL) would land outside the context's root: an absolute path, <c>..</c>, or a path through a symbolic link (<c>ContextArchiveException</c>).</summary>
+    public const string ContextArchiveEscape = "FARM1220";
+
+    /// <summary>A named build context (<c>--build-context NAME=...</c>) cannot be used: its directory is missing, it is an <c>oci-layout://</c> context (not supported yet), or a <c>FROM</c> names a directory context (<c>NamedContextException</c>; <c>BuildGraphException</c> for the <c>FROM</c>).</summary>
+    public const string NamedContextUnusable = "FARM1221";
+
     // FARM13xx: stages and the build graph (BuildGraphException, Farm.Dockerfile.Graph).
 
     /// <summary><c>--target</c> names no stage.</summary>
@@ -604,6 +610,33 @@ public static class FarmErrorCodes
 
     /// <summary><c>farm system prune</c> got a <c>--filter</c> it does not know or a <c>--keep-storage</c> that is not a size (<c>InvalidPruneFilterException</c>).</summary>
     public const string InvalidPruneFilter = "FARM5055";
+
+    /// <summary><c>farm build --ulimit</c> is not <c>NAME=SOFT[:HARD]</c> with a limit runc knows (<c>InvalidUlimitException</c>).</summary>
+    public const string InvalidUlimit = "FARM5060";
+
+    /// <summary><c>farm build --add-host</c> is not <c>HOST:IP</c> (or <c>HOST=IP</c>) with an IP address; <c>host-gateway</c> is refused (<c>InvalidAddHostException</c>).</summary>
+    public const string InvalidAddHost = "FARM5061";
+
+    /// <summary><c>farm build --build-context</c> is not <c>NAME=DIR|docker-image://REF|oci-layout://PATH[@DIGEST]</c> (<c>InvalidBuildContextException</c>).</summary>
+    public const string InvalidBuildContext = "FARM5062";
+
+    /// <summary>A URL build context could not be fetched: the host did not answer, or answered with an HTTP error (<c>RemoteContextUnreachableException</c>).</summary>
+    public const string RemoteContextUnreachable = "FARM5063";
+
+    /// <summary>A git build context needs the <c>git</c> command, and it is not installed (<c>GitUnavailableException</c>).</summary>
+    public const string GitUnavailable = "FARM5064";
+
+    /// <summary>git could not fetch a git build context at the ref asked, or its <c>:subdir</c> is not a directory of it; the message quotes git (<c>GitContextException</c>).</summary>
+    public const string GitContextFailed = "FARM5065";
+
+    /// <summary>A build context on standard input (<c>farm build -</c>) or from a URL is neither a tar archive (plain, gzip, bzip2 or xz) nor a text Dockerfile (<c>ContextArchiveException</c>).</summary>
+    public const string NotAContextArchive = "FARM5066";
+
+    /// <summary><c>farm build -f - -</c>: standard input cannot be both the Dockerfile and the context (<c>StdinTwiceException</c>).</summary>
+    public const string StdinTwice = "FARM5067";
+
+    /// <summary><c>farm build --shm-size</c> is not a size (<c>64m</c>, <c>1g</c>, bytes), or <c>--network</c> is not <c>default</c>, <c>none</c> or <c>host</c> (<c>InvalidBuildSandboxException</c>).</summary>
+    public const string InvalidBuildSandbox = "FARM5068";
 
     // FARM509x: build secrets and SSH agents in the farm command (Farm.Cli).
 

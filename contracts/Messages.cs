@@ -83,6 +83,66 @@ public sealed record SubmitBuild
 
     /// <summary>The ids of the SSH agents passed with the build (<c>--ssh</c>); see <see cref="SecretIds"/>.</summary>
     public IReadOnlyList<string> SshIds { get; init; } = [];
+
+    /// <summary>
+    /// What <c>farm build</c> says beyond the Dockerfile about how its RUN steps run and where its named contexts
+    /// come from (<c>--network</c>, <c>--add-host</c>, <c>--shm-size</c>, <c>--ulimit</c>, <c>--build-context</c>); null:
+    /// none of them. One record, so a submission from an older client and a coordinator that ignores it stay compatible.
+    /// </summary>
+    public SubmitBuildOptions? Options { get; init; }
+}
+
+/// <summary>
+/// The build-wide settings of <c>docker buildx build</c> that are not in the Dockerfile. Every RUN step gets
+/// <see cref="Network"/> (unless it says <c>--network</c> itself), <see cref="ExtraHosts"/>, <see cref="ShmSizeBytes"/>
+/// and <see cref="Ulimits"/>; they are part of the steps' cache keys, as BuildKit makes them part of an exec op.
+/// </summary>
+public sealed record SubmitBuildOptions
+{
+    /// <summary><c>default</c>, <c>none</c> or <c>host</c> (which needs the <c>network.host</c> entitlement); null: <c>default</c>.</summary>
+    public string? Network { get; init; }
+
+    /// <summary><c>--add-host</c>: lines <c>HOST:IP</c> appended to the /etc/hosts of RUN steps, in order.</summary>
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+
+    /// <summary><c>--shm-size</c>: the size of /dev/shm in RUN steps, in bytes; null keeps 64 MiB, as docker.</summary>
+    public long? ShmSizeBytes { get; init; }
+
+    /// <summary><c>--ulimit</c>: resource limits of RUN steps' processes.</summary>
+    public IReadOnlyList<Ulimit> Ulimits { get; init; } = [];
+
+    /// <summary>
+    /// <c>--build-context NAME=...</c>: a <c>FROM NAME</c> or <c>COPY --from=NAME</c> (and <c>RUN --mount from=NAME</c>)
+    /// that names no stage reads this instead of the image or stage of that name.
+    /// </summary>
+    public IReadOnlyList<NamedContext> NamedContexts { get; init; } = [];
+}
+
+/// <summary>A resource limit of a RUN step's processes (<c>--ulimit nofile=1024:2048</c>), as setrlimit(2) takes it.</summary>
+/// <param name="Name">docker's name without <c>RLIMIT_</c>, lower case: <c>nofile</c>, <c>nproc</c>, <c>core</c>, ...</param>
+/// <param name="Soft">The soft limit; -1 for unlimited.</param>
+/// <param name="Hard">The hard limit; -1 for unlimited.</param>
+public sealed record Ulimit(string Name, long Soft, long Hard);
+
+/// <summary>
+/// A named build context (buildx's <c>--build-context</c>). Exactly one of <see cref="Image"/> and
+/// <see cref="ContextDigest"/>/<see cref="Directory"/> is set.
+/// </summary>
+public sealed record NamedContext
+{
+    public required string Name { get; init; }
+
+    /// <summary>An image reference (<c>docker-image://REF</c>, or an <c>oci-layout://</c> image the client put in the cache store as <c>REPO@DIGEST</c>).</summary>
+    public string? Image { get; init; }
+
+    /// <summary>A directory context packed and uploaded like the main one: its tar's digest in the cache store.</summary>
+    public string? ContextDigest { get; init; }
+
+    /// <summary>With <see cref="ContextDigest"/>: its context index's digest.</summary>
+    public string? ContextIndexDigest { get; init; }
+
+    /// <summary>A directory on the farm's own machine, read in place (the local farm only, as <see cref="SubmitBuild.ContextDirectory"/>).</summary>
+    public string? Directory { get; init; }
 }
 
 /// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>
@@ -185,6 +245,15 @@ public sealed record RunStep
     /// worker refuses a request above its caps (FARM3023). Not part of the cache key: limits do not change what a step makes.
     /// </summary>
     public StepLimitRequest? Limits { get; init; }
+
+    /// <summary>Lines <c>HOST:IP</c> the step's /etc/hosts gets after its own entries (<c>--add-host</c>).</summary>
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+
+    /// <summary>The size of the step's /dev/shm in bytes; null: 64 MiB.</summary>
+    public long? ShmSizeBytes { get; init; }
+
+    /// <summary>Resource limits of the step's processes (<c>--ulimit</c>); a worker caps them at its own hard limits.</summary>
+    public IReadOnlyList<Ulimit> Ulimits { get; init; } = [];
 }
 
 /// <summary>Limits a build asks for on its RUN steps; a null member takes the worker's default.</summary>

@@ -41,29 +41,50 @@ internal static class BuildCommand
     {
         ArgumentNullException.ThrowIfNull(settings);
         BuildTimings.Mark("start");
-        var text = ReadDockerfile(settings.DockerfilePath);
+        using var source = await BuildContextSource.ResolveAsync(settings, Console.OpenStandardInput, cancellationToken).ConfigureAwait(false);
+        settings = source.Settings;
+        var text = source.Dockerfile;
 
         // Parsed here, beside the packing of the context (the two take most of a warm rebuild's start-up): a bad
         // Dockerfile still fails with its file:line:col before anything is built, and stops the packing.
-        var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform }), cancellationToken);
+        var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions()), cancellationToken);
         var mode = BuildProgress.ParseMode(settings.Progress);
-        var status = mode == ProgressMode.RawJson ? null : error;
+        var status = mode == ProgressMode.RawJson || settings.Quiet ? null : error;
         using var trace = BuildTrace.Start("farm build", settings.FarmUrl is null ? "local" : "remote", settings, status);
-        using var renderer = trace.Observe(BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error));
+        using var results = new BuildResultFiles(trace.Observe(settings.Quiet ? new SilentRenderer() : BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error)));
         try
         {
+            int exit;
             if (settings.FarmUrl is { } url)
             {
                 await graph.ConfigureAwait(false);
-                return await RemoteFarm.BuildAsync(url, settings, text, renderer, status, cancellationToken).ConfigureAwait(false);
+                exit = await RemoteFarm.BuildAsync(url, settings, text, results, status, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                exit = await BuildLocalAsync(settings, text, graph, results, status, cancellationToken).ConfigureAwait(false);
             }
 
-            return await BuildLocalAsync(settings, text, graph, renderer, status, cancellationToken).ConfigureAwait(false);
+            if (exit == 0)
+            {
+                results.Write(settings, output);
+            }
+
+            return exit;
         }
         catch (Exception e) when (trace.Failed(e))
         {
             throw;
         }
+    }
+
+    /// <summary>The full path of a directory named context.</summary>
+    /// <exception cref="NamedContextException">It is not a directory (FARM1221).</exception>
+    public static string NamedDirectory(NamedContextSpec context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var full = Path.GetFullPath(context.Value);
+        return Directory.Exists(full) ? full : throw new NamedContextException(context.Name, $"{context.Value} is not a directory");
     }
 
     /// <exception cref="DockerfileUnreadableException">The file is missing, unreadable or not UTF-8 (FARM5012).</exception>
@@ -112,6 +133,17 @@ internal static class BuildCommand
             DockerfileLocation = Path.GetFullPath(settings.DockerfilePath),
             Output = settings.Output?.Format(),
         };
+        if (settings.NamedContexts.Any(c => c.Kind == NamedContextKind.Directory))
+        {
+            // The daemon reads named directories in place, as it reads the context.
+            submit = submit with
+            {
+                Options = (submit.Options ?? new SubmitBuildOptions()) with
+                {
+                    NamedContexts = [.. submit.Options?.NamedContexts ?? [], .. settings.NamedContexts.Where(c => c.Kind == NamedContextKind.Directory).Select(c => new NamedContext { Name = c.Name, Directory = NamedDirectory(c) })],
+                },
+            };
+        }
         // The daemon names the image; the push is this client's, with this user's credentials (docker's login), as
         // docker pushes with the client's and not the daemon's.
         var exit = await farm.RunAsync(submit with { Push = false }, settings.Secrets, renderer, cancellationToken).ConfigureAwait(false);

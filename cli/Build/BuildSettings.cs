@@ -44,6 +44,32 @@ internal sealed record BuildSettings
     /// </summary>
     public BuildSecretValues? Secrets { get; init; }
 
+    /// <summary><c>--iidfile</c>: where to write the image id (its config digest) once built.</summary>
+    public string? IidFile { get; init; }
+
+    /// <summary><c>--metadata-file</c>: where to write buildx's result metadata as JSON once built.</summary>
+    public string? MetadataFile { get; init; }
+
+    /// <summary><c>-q</c>: no progress; standard output gets the image id only.</summary>
+    public bool Quiet { get; init; }
+
+    /// <summary>The settings of RUN steps and the named image contexts the submission carries (<see cref="SubmitBuild.Options"/>); null: none.</summary>
+    public SubmitBuildOptions? Options { get; init; }
+
+    /// <summary><c>--build-context</c> values as typed; directory and OCI-layout ones become <see cref="Options"/> entries when the build is submitted.</summary>
+    public IReadOnlyList<NamedContextSpec> NamedContexts { get; init; } = [];
+
+    /// <summary>The graph options the CLI plans with (to check the Dockerfile and label steps) as the farm will.</summary>
+    public Farm.Dockerfile.Graph.BuildGraphOptions GraphOptions() => new()
+    {
+        BuildArgs = BuildArgs,
+        Target = Target,
+        Platform = Platform,
+        RunOptions = Options,
+        NamedImages = NamedContexts.Where(c => c.Kind == NamedContextKind.Image).ToDictionary(c => c.Name, c => c.Value, StringComparer.Ordinal),
+        NamedDirectories = [.. NamedContexts.Where(c => c.Kind == NamedContextKind.Directory).Select(c => c.Name)],
+    };
+
     /// <summary>The submission of these settings for a context already in the farm's cache store.</summary>
     public SubmitBuild ToSubmit(string dockerfile, string contextDigest, string contextIndexDigest) => new()
     {
@@ -60,15 +86,32 @@ internal sealed record BuildSettings
         NoCache = NoCache,
         Pull = Pull,
         Entitlements = Entitlements,
+        Options = Options,
     };
 }
 
 /// <summary>The flags <c>farm build</c> and <c>farm submit</c> share, docker buildx's names.</summary>
 internal sealed class BuildOptions
 {
-    public Argument<string> Context { get; } = new("CONTEXT") { Description = "The build context directory." };
+    public Argument<string> Context { get; } = new("CONTEXT") { Description = "The build context: a directory, a git URL (https://HOST/REPO.git#REF:SUBDIR, git://, git@HOST:REPO.git), an http(s) URL of a tar (or of a Dockerfile), or - (a tar or a Dockerfile on standard input)." };
 
-    public Option<string> File { get; } = new("--file", "-f") { Description = "The Dockerfile (default: CONTEXT/Dockerfile)." };
+    public Option<string> File { get; } = new("--file", "-f") { Description = "The Dockerfile (default: CONTEXT/Dockerfile); - reads it from standard input." };
+
+    public Option<string> IidFile { get; } = new("--iidfile") { Description = "Write the image id (sha256:... of its config) to this file." };
+
+    public Option<string> MetadataFile { get; } = new("--metadata-file") { Description = "Write the build result's metadata as JSON to this file (buildx's keys)." };
+
+    public Option<bool> Quiet { get; } = new("--quiet", "-q") { Description = "Print only the image id on standard output; no progress." };
+
+    public Option<string[]> BuildContexts { get; } = new("--build-context") { Description = "A named context NAME=DIR|docker-image://REF|oci-layout://PATH[@DIGEST] for FROM NAME and COPY --from=NAME (repeatable).", AllowMultipleArgumentsPerToken = false };
+
+    public Option<string[]> AddHosts { get; } = new("--add-host") { Description = "Add HOST:IP to the /etc/hosts of RUN steps (repeatable).", AllowMultipleArgumentsPerToken = false };
+
+    public Option<string> Network { get; } = new("--network") { Description = "The network of RUN steps that name none: default, none or host (host needs --allow network.host)." };
+
+    public Option<string> ShmSize { get; } = new("--shm-size") { Description = "The size of /dev/shm in RUN steps, e.g. 128m (default 64m)." };
+
+    public Option<string[]> Ulimits { get; } = new("--ulimit") { Description = "A resource limit of RUN steps, NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable).", AllowMultipleArgumentsPerToken = false };
 
     public Option<string[]> Tags { get; } = new("--tag", "-t") { Description = "Name the image NAME[:TAG] (repeatable).", AllowMultipleArgumentsPerToken = false };
 
@@ -101,7 +144,7 @@ internal sealed class BuildOptions
     public void AddTo(Command command)
     {
         command.Arguments.Add(Context);
-        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Allow, Output, Platform, Progress, Farm, Secret, Ssh })
+        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Allow, Output, Platform, Progress, Farm, Secret, Ssh, IidFile, MetadataFile, Quiet, BuildContexts, AddHosts, Network, ShmSize, Ulimits })
         {
             command.Options.Add(option);
         }
@@ -119,11 +162,39 @@ internal sealed class BuildOptions
         }
 
         var output = parse.GetValue(Output);
+        var network = parse.GetValue(Network) is { } n ? BuildFlags.ParseNetwork(n) : null;
+        var entitlements = ReadEntitlements(parse.GetValue(Allow));
+        if (network == "host" && !entitlements.Contains(Contracts.Entitlements.NetworkHost))
+        {
+            // As buildx: --network host asks for the entitlement; the farm still decides whether to grant it.
+            entitlements.Add(Contracts.Entitlements.NetworkHost);
+        }
+
+        var namedContexts = (parse.GetValue(BuildContexts) ?? []).Select(BuildFlags.ParseBuildContext).ToList();
+        if (namedContexts.FirstOrDefault(c => c.Kind == NamedContextKind.OciLayout) is { } layout)
+        {
+            // Not built yet: the image would have to be copied into the farm's store under a name the farm pins.
+            throw new NamedContextException(layout.Name, $"oci-layout:// contexts are not supported yet; load the image first (farm load -i ARCHIVE, or skopeo copy oci:{layout.Value} docker://REGISTRY/REPO:TAG) and name it with docker-image://");
+        }
+        if (namedContexts.GroupBy(c => c.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            throw new InvalidBuildContextException(twice.Key + "=...", $"the name '{twice.Key}' is given twice");
+        }
+
+        var runOptions = new SubmitBuildOptions
+        {
+            Network = network,
+            ExtraHosts = [.. (parse.GetValue(AddHosts) ?? []).Select(BuildFlags.ParseAddHost)],
+            ShmSizeBytes = parse.GetValue(ShmSize) is { } shm ? BuildFlags.ParseShmSize(shm) : null,
+            Ulimits = [.. (parse.GetValue(Ulimits) ?? []).Select(BuildFlags.ParseUlimit)],
+            NamedContexts = [.. namedContexts.Where(c => c.Kind == NamedContextKind.Image).Select(c => new NamedContext { Name = c.Name, Image = c.Value })],
+        };
+        var dockerfile = parse.GetValue(File);
         var farm = parse.GetValue(Farm) is { Length: > 0 } f ? f : Environment.GetEnvironmentVariable("FARM_HOST") is { Length: > 0 } h ? h : null;
         return new BuildSettings
         {
             ContextDirectory = context,
-            DockerfilePath = parse.GetValue(File) ?? Path.Combine(context, "Dockerfile"),
+            DockerfilePath = dockerfile ?? Path.Combine(context, "Dockerfile"),
             Tags = parse.GetValue(Tags) ?? [],
             BuildArgs = Pairs(parse.GetValue(BuildArgs), "--build-arg", fromEnvironment: true),
             Labels = Pairs(parse.GetValue(Labels), "--label", fromEnvironment: false),
@@ -131,12 +202,17 @@ internal sealed class BuildOptions
             NoCache = parse.GetValue(NoCache),
             Pull = parse.GetValue(Pull),
             Push = parse.GetValue(Push),
-            Entitlements = ReadEntitlements(parse.GetValue(Allow)),
+            Entitlements = entitlements,
             Output = output is null ? null : OutputSpec.Parse(output),
             Platform = "linux/amd64",
             Progress = parse.GetValue(Progress),
             FarmUrl = farm?.TrimEnd('/'),
             Secrets = BuildSecretFlags.Read(parse.GetValue(Secret), parse.GetValue(Ssh)),
+            IidFile = parse.GetValue(IidFile),
+            MetadataFile = parse.GetValue(MetadataFile),
+            Quiet = parse.GetValue(Quiet),
+            Options = runOptions.Network is null && runOptions.ExtraHosts.Count == 0 && runOptions.ShmSizeBytes is null && runOptions.Ulimits.Count == 0 && namedContexts.Count == 0 ? null : runOptions,
+            NamedContexts = namedContexts,
         };
     }
 

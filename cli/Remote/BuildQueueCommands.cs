@@ -43,11 +43,12 @@ internal static class BuildQueueCommands
         options.AddTo(command);
         command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
         {
-            var settings = options.Read(parse);
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
-            var text = BuildCommand.ReadDockerfile(settings.DockerfilePath);
-            var graph = BuildGraph.Create(text, settings.DockerfilePath, new BuildGraphOptions { BuildArgs = settings.BuildArgs, Target = settings.Target, Platform = settings.Platform });
+            using var source = await BuildContextSource.ResolveAsync(options.Read(parse), Console.OpenStandardInput, ct).ConfigureAwait(false);
+            var settings = source.Settings;
+            var text = source.Dockerfile;
+            var graph = BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions());
             if (settings.Secrets is not null)
             {
                 // RabbitMQ keeps messages on disk: a secret in one would be stored.

@@ -224,17 +224,36 @@ internal sealed class RemoteFarm : IDisposable
         }
 
         var (registry, repository) = (rest[..slash], rest[(slash + 1)..]);
+        using var client = new RegistryClient(registry, CliRegistryOptions.FromEnvironment(), DockerConfig.Default());
+        var (tar, index) = await UploadContextAsync(client, repository, cacheStore, settings.ContextDirectory, settings.DockerfilePath, renderer, status, cancellationToken).ConfigureAwait(false);
+        var submit = settings.ToSubmit(dockerfile, tar, index);
+        var named = new List<NamedContext>();
+        foreach (var context in settings.NamedContexts.Where(c => c.Kind == NamedContextKind.Directory))
+        {
+            var directory = BuildCommand.NamedDirectory(context);
+            var (namedTar, namedIndex) = await UploadContextAsync(client, repository, cacheStore, directory, Path.Combine(directory, "Dockerfile"), renderer, status, cancellationToken).ConfigureAwait(false);
+            named.Add(new NamedContext { Name = context.Name, ContextDigest = namedTar, ContextIndexDigest = namedIndex });
+        }
+
+        return named.Count == 0 ? submit : submit with
+        {
+            Options = (submit.Options ?? new SubmitBuildOptions()) with { NamedContexts = [.. submit.Options?.NamedContexts ?? [], .. named] },
+        };
+    }
+
+    /// <summary>Packs one context directory and uploads its tar and index unless the cache store has them: their digests.</summary>
+    private static async Task<(string Tar, string Index)> UploadContextAsync(RegistryClient client, string repository, string cacheStore, string directory, string dockerfilePath, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
+    {
         PackedContext context;
         using (BuildTrace.StartChild("pack context"))
         {
-            context = await PackedContext.PackAsync(settings.ContextDirectory, settings.DockerfilePath, Path.GetTempPath(), new SlowProgress(status), cancellationToken).ConfigureAwait(false);
+            context = await PackedContext.PackAsync(directory, dockerfilePath, Path.GetTempPath(), new SlowProgress(status), cancellationToken).ConfigureAwait(false);
         }
 
         await using (context.ConfigureAwait(false))
         {
             using var upload = BuildTrace.StartChild("upload context");
             upload?.SetTag("farm.cache_store", cacheStore);
-            using var client = new RegistryClient(registry, CliRegistryOptions.FromEnvironment(), DockerConfig.Default());
             if (await client.StatBlobAsync(repository, context.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
             {
                 var tar = context.OpenTar();
@@ -259,7 +278,7 @@ internal sealed class RemoteFarm : IDisposable
                 ["digest"] = context.Packed.Digest.ToString(),
                 ["durationMs"] = Math.Round(context.Packed.Duration.TotalMilliseconds, 1),
             }));
-            return settings.ToSubmit(dockerfile, context.Tar.Digest.ToString(), index.Digest.ToString());
+            return (context.Tar.Digest.ToString(), index.Digest.ToString());
         }
     }
 

@@ -82,6 +82,15 @@ public sealed record RunSpec
 
     /// <summary>Memory, pids, CPU and time the step may use (<see cref="StepLimits.None"/> by default).</summary>
     public StepLimits Limits { get; init; } = StepLimits.None;
+
+    /// <summary>Entries <c>HOST:IP</c> appended to the sandbox's /etc/hosts (<c>--add-host</c>), as <c>IP\tHOST</c> lines.</summary>
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+
+    /// <summary>The size of /dev/shm in bytes; null: 64 MiB, docker's default.</summary>
+    public long? ShmSizeBytes { get; init; }
+
+    /// <summary>Resource limits (<c>--ulimit</c>) replacing the sandbox's defaults; each is capped at the host's hard limit.</summary>
+    public IReadOnlyList<Contracts.Ulimit> Ulimits { get; init; } = [];
 }
 
 /// <summary>One line a sandboxed command wrote.</summary>

@@ -82,7 +82,7 @@ public static class RuntimeSpecGenerator
                 Cwd = NormalizeCwd(run.WorkingDirectory),
                 // Like Docker, a non-root user keeps the bounding set but starts without effective capabilities.
                 Capabilities = new RuntimeCapabilities(DefaultCapabilities, isRoot ? DefaultCapabilities : [], isRoot ? DefaultCapabilities : []),
-                Rlimits = [NoFileLimit()],
+                Rlimits = Rlimits(run.Ulimits),
                 NoNewPrivileges = true,
             },
             Root = new RuntimeRoot(run.RootfsPath, Readonly: false),
@@ -134,6 +134,26 @@ public static class RuntimeSpecGenerator
         $"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n";
 
     /// <summary>
+    /// The /etc/hosts a sandbox gets with <paramref name="extraHosts"/> (<c>HOST:IP</c>, as <c>--add-host</c>) after
+    /// its own lines, as docker writes them: <c>IP\tHOST</c>. An IPv6 address keeps its colons (the host is before the first).
+    /// </summary>
+    public static string HostsFileContent(string hostname, IReadOnlyList<string> extraHosts)
+    {
+        ArgumentNullException.ThrowIfNull(extraHosts);
+        var text = new System.Text.StringBuilder(HostsFileContent(hostname));
+        foreach (var entry in extraHosts)
+        {
+            var colon = entry.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0)
+            {
+                text.Append(entry.AsSpan(colon + 1)).Append('\t').Append(entry.AsSpan(0, colon)).Append('\n');
+            }
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>
     /// How far above the step's memory limit the container's own cgroup is limited. The step cgroup it nests in holds
     /// the real limit (its OOM events are what the sandbox reads); the container's cgroup carries one too so that
     /// runtimes which size their heaps from their own cgroup (JVM, .NET, Node) see it, and a hair more, the largest
@@ -153,6 +173,44 @@ public static class RuntimeSpecGenerator
         return new RuntimeRlimit("RLIMIT_NOFILE", limit, limit);
     }
 
+    /// <summary>The setrlimit(2) resource numbers of Linux on x86-64 and arm64, by docker's <c>--ulimit</c> names.</summary>
+    internal static readonly IReadOnlyDictionary<string, int> RlimitResources = new Dictionary<string, int>(StringComparer.Ordinal)
+    {
+        ["cpu"] = 0, ["fsize"] = 1, ["data"] = 2, ["stack"] = 3, ["core"] = 4, ["rss"] = 5, ["nproc"] = 6, ["nofile"] = 7,
+        ["memlock"] = 8, ["as"] = 9, ["locks"] = 10, ["sigpending"] = 11, ["msgqueue"] = 12, ["nice"] = 13, ["rtprio"] = 14,
+        ["rttime"] = 15,
+    };
+
+    /// <summary>
+    /// The sandbox's nofile default, replaced or joined by <paramref name="ulimits"/>. Each is capped at this process's
+    /// hard limit: runc could not raise it (it would fail the step), and a build must not get more than its worker has.
+    /// </summary>
+    /// <exception cref="ArgumentException">A limit names a resource Linux does not have.</exception>
+    private static List<RuntimeRlimit> Rlimits(IReadOnlyList<Contracts.Ulimit> ulimits)
+    {
+        var limits = new List<RuntimeRlimit>();
+        if (!ulimits.Any(u => u.Name == "nofile"))
+        {
+            limits.Add(NoFileLimit());
+        }
+
+        foreach (var ulimit in ulimits)
+        {
+            if (!RlimitResources.TryGetValue(ulimit.Name, out var resource))
+            {
+                throw new ArgumentException($"--ulimit {ulimit.Name} is not a resource limit Linux knows.", nameof(ulimits));
+            }
+
+            var (_, hostHard) = Interop.GetRlimit(resource);
+            static ulong Value(long value) => value < 0 ? ulong.MaxValue : (ulong)value;
+            var hard = Math.Min(Value(ulimit.Hard), hostHard);
+            var soft = Math.Min(Value(ulimit.Soft), hard);
+            limits.Add(new RuntimeRlimit("RLIMIT_" + ulimit.Name.ToUpperInvariant(), hard, soft));
+        }
+
+        return limits;
+    }
+
     private static List<RuntimeMount> BuildMounts(RunSpec run, NetworkFiles files)
     {
         var mounts = new List<RuntimeMount>
@@ -160,7 +218,7 @@ public static class RuntimeSpecGenerator
             new("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
             new("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
             new("/dev/pts", "devpts", "devpts", ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
-            new("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
+            new("/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", run.ShmSizeBytes is { } shm ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"size={shm}") : "size=65536k"]),
             new("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
             new("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
             new("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),

@@ -287,7 +287,7 @@ public sealed class SandboxRunner : IAsyncDisposable
         File.WriteAllText(resolv, spec.Network == NetworkMode.Private
             ? $"nameserver {SlirpNetwork.DnsAddress}\n"
             : File.Exists(_options.HostResolvConf) ? File.ReadAllText(_options.HostResolvConf) : "");
-        File.WriteAllText(hosts, RuntimeSpecGenerator.HostsFileContent(spec.Hostname));
+        File.WriteAllText(hosts, RuntimeSpecGenerator.HostsFileContent(spec.Hostname, spec.ExtraHosts));
         UnixFile.Chmod(resolv, 0x1A4 /* 0644 */);
         UnixFile.Chmod(hosts, 0x1A4);
         return new(resolv, hosts);

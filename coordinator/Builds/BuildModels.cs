@@ -84,6 +84,22 @@ public sealed record BuildRequest
     /// <summary>The ids of the SSH agents passed with the build (<see cref="SubmitBuild.SshIds"/>).</summary>
     public IReadOnlyList<string> SshIds { get; init; } = [];
 
+    /// <summary>The submission's build-wide settings of RUN steps and its named contexts (<see cref="SubmitBuild.Options"/>); null: none.</summary>
+    public SubmitBuildOptions? Options { get; init; }
+
+    /// <summary>The graph options of this request: build args, target, named image contexts and RUN settings.</summary>
+    public Dockerfile.Graph.BuildGraphOptions GraphOptions() => new()
+    {
+        BuildArgs = BuildArgs,
+        Target = Target,
+        RunOptions = Options,
+        NamedImages = (Options?.NamedContexts ?? []).Where(c => c.Image is not null).ToDictionary(c => c.Name, c => c.Image!, StringComparer.Ordinal),
+        NamedDirectories = [.. (Options?.NamedContexts ?? []).Where(c => c.Image is null).Select(c => c.Name)],
+    };
+
+    /// <summary>The named directory contexts (<c>--build-context NAME=DIR</c>) as stored: their tar's digest and their index, by name.</summary>
+    public IReadOnlyDictionary<string, NamedContextInput> NamedContexts { get; init; } = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);
+
     /// <summary>A request for a submitted build whose context index was read from the blob store (null when it named none).</summary>
     public static BuildRequest From(SubmitBuild submit, ContextIndex? index, string cacheStore)
     {
@@ -107,9 +123,13 @@ public sealed record BuildRequest
             Tenant = submit.Tenant,
             SecretIds = submit.SecretIds,
             SshIds = submit.SshIds,
+            Options = submit.Options,
         };
     }
 }
+
+/// <summary>A named directory context in the cache store: its tar's digest and its verified index.</summary>
+public sealed record NamedContextInput(string ContextDigest, ContextIndex Index);
 
 /// <summary>What happened to one layer step.</summary>
 /// <param name="StepId">The graph's step id, <c>s{stage}/{n}</c>.</param>
@@ -177,7 +197,8 @@ public sealed record StepFinished(Guid BuildId, DateTimeOffset At, StepOutcome O
 /// <summary>A line a running step printed (only for jobs that run under this build's id).</summary>
 public sealed record StepLog(Guid BuildId, DateTimeOffset At, StepLogLine Line) : BuildEvent(BuildId, At);
 
-public sealed record BuildFinished(Guid BuildId, DateTimeOffset At, string ImageDigest, IReadOnlyList<string> Pushed) : BuildEvent(BuildId, At);
+/// <summary>The build ended with an image: its manifest digest, the references pushed, and its id (the config digest, what <c>--iidfile</c> writes; null from an older coordinator).</summary>
+public sealed record BuildFinished(Guid BuildId, DateTimeOffset At, string ImageDigest, IReadOnlyList<string> Pushed, string? ImageId = null) : BuildEvent(BuildId, At);
 
 public sealed record BuildFailed(Guid BuildId, DateTimeOffset At, string Code, string Message) : BuildEvent(BuildId, At);
 

@@ -73,7 +73,7 @@ public sealed partial class BuildOrchestrator
         try
         {
             var result = await RunCoreAsync(request with { BuildId = buildId }, progress, cancellationToken).ConfigureAwait(false);
-            progress?.Report(new BuildFinished(buildId, _time.GetUtcNow(), result.ImageDigest, result.Pushed));
+            progress?.Report(new BuildFinished(buildId, _time.GetUtcNow(), result.ImageDigest, result.Pushed, result.Image.ConfigDescriptor.Digest.ToString()));
             LogBuildFinished(_logger, buildId, result.ImageDigest, result.JobsRun, result.Steps.Count);
             return result;
         }
@@ -95,6 +95,30 @@ public sealed partial class BuildOrchestrator
     public async Task<BuildRequest> LoadRequestAsync(SubmitBuild submit, string cacheStore, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(submit);
+        var request = await LoadContextAsync(submit, cacheStore, cancellationToken).ConfigureAwait(false);
+        var named = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);
+        foreach (var context in submit.Options?.NamedContexts ?? [])
+        {
+            if (context.Image is not null)
+            {
+                continue;
+            }
+
+            if (string.IsNullOrEmpty(context.ContextDigest) || string.IsNullOrEmpty(context.ContextIndexDigest))
+            {
+                throw new InvalidSubmissionException($"The named context '{context.Name}' has neither an image nor a contextDigest and contextIndexDigest: upload it to the cache store as the build's context is.");
+            }
+
+            // The same reading and verification as the build's own context: its index keys the COPY --from steps.
+            var part = await LoadContextAsync(submit with { ContextDigest = context.ContextDigest, ContextIndexDigest = context.ContextIndexDigest }, cacheStore, cancellationToken).ConfigureAwait(false);
+            named[context.Name] = new NamedContextInput(context.ContextDigest, part.ContextIndex!);
+        }
+
+        return named.Count == 0 ? request : request with { NamedContexts = named };
+    }
+
+    private async Task<BuildRequest> LoadContextAsync(SubmitBuild submit, string cacheStore, CancellationToken cancellationToken)
+    {
         if (string.IsNullOrEmpty(submit.ContextIndexDigest))
         {
             return BuildRequest.From(submit, index: null, cacheStore);
@@ -176,7 +200,7 @@ public sealed partial class BuildOrchestrator
         var epoch = request.Created ?? SourceDateEpoch.FromBuildArgs(request.BuildArgs);
 
         // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
-        var graphOptions = new BuildGraphOptions { BuildArgs = request.BuildArgs, Target = request.Target };
+        var graphOptions = request.GraphOptions();
         // Parsed once; planned twice, the second time with the pinned images' configs (their ENV, WORKDIR, SHELL).
         var ast = DockerfileParser.Parse(request.Dockerfile, request.DockerfilePath);
         var draft = BuildGraph.Create(ast, graphOptions);
@@ -212,7 +236,8 @@ public sealed partial class BuildOrchestrator
             graph,
             request.ContextIndex,
             reference => images.TryGetValue(reference, out var image) ? image.Digest.ToString() : reference,
-            _keyOptions with { SourceDateEpoch = epoch });
+            _keyOptions with { SourceDateEpoch = epoch },
+            request.NamedContexts.ToDictionary(p => p.Key, p => p.Value.Index, StringComparer.Ordinal));
         var stagesToBuild = graph.StagesToBuild.ToList();
         progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), stagesToBuild.Count, plan.Steps.Count));
 
@@ -397,7 +422,7 @@ public sealed partial class BuildOrchestrator
                 step,
                 stageIndex => stageTasks[stageIndex].Result.Layers,
                 image => run.Images[image].Layers,
-                run.Request.ContextDigest,
+                name => name is null ? run.Request.ContextDigest : run.Request.NamedContexts[name].ContextDigest,
                 name => run.Graph.Stages.FirstOrDefault(s => s.Index < stage.Index && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))?.Index,
                 run.Request.Tenant);
             var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], cancellationToken).ConfigureAwait(false);

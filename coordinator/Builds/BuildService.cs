@@ -565,6 +565,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             throw new LocalOnlySubmissionException(submission.ContextDirectory is not null ? "contextDirectory" : "output");
         }
 
+        if (!_options.LocalClient && submission.Options?.NamedContexts.Any(c => c.Directory is not null) == true)
+        {
+            throw new LocalOnlySubmissionException("options.namedContexts[].directory");
+        }
+
         if (submission.Entitlements.FirstOrDefault(e => !_options.Entitlements.Contains(e, StringComparer.Ordinal)) is { } ungranted)
         {
             throw EntitlementNotGrantedException.NotGranted(ungranted, _options.Entitlements);
@@ -573,30 +578,20 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         BuildRequest request;
         if (submission.ContextDirectory is { } directory)
         {
-            var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
-            var packed = await PackedContext.PackAsync(
-                directory,
-                submission.DockerfileLocation ?? Path.Combine(directory, "Dockerfile"),
-                Path.Combine(_options.StateDirectory, "tmp"),
-                progress: null,
-                cancellationToken,
-                ContextStatCache.In(_options.StateDirectory),
-                store.StatAsync).ConfigureAwait(false);
-            await using (packed.ConfigureAwait(false))
+            var (digest, index) = await PackInPlaceAsync(submission, directory, submission.DockerfileLocation ?? Path.Combine(directory, "Dockerfile"), progress, cancellationToken).ConfigureAwait(false);
+            request = BuildRequest.From(submission with { ContextDigest = digest, ContextIndexDigest = index.Digest }, index.Index, CacheStore);
+            var named = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);
+            foreach (var context in submission.Options?.NamedContexts ?? [])
             {
-                if (packed.TarPath is not null && await store.StatAsync(packed.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
+                if (context.Directory is { } namedDirectory)
                 {
-                    var tar = packed.OpenTar();
-                    await using (tar.ConfigureAwait(false))
-                    {
-                        await store.PutAsync(packed.Tar, tar, cancellationToken).ConfigureAwait(false);
-                    }
+                    // A named context's own .dockerignore applies, as its Dockerfile would be beside it.
+                    var (namedDigest, namedIndex) = await PackInPlaceAsync(submission, namedDirectory, Path.Combine(namedDirectory, "Dockerfile"), progress: null, cancellationToken).ConfigureAwait(false);
+                    named[context.Name] = new NamedContextInput(namedDigest, namedIndex.Index);
                 }
-
-                var info = packed.Packed;
-                progress.Report(new ContextPacked(submission.BuildId, _time.GetUtcNow(), info.Files, info.Bytes, info.Digest.ToString(), Math.Round(info.Duration.TotalMilliseconds, 1)));
-                request = BuildRequest.From(submission with { ContextDigest = packed.Tar.Digest.ToString(), ContextIndexDigest = packed.IndexDescriptor.Digest.ToString() }, packed.Index, CacheStore);
             }
+
+            request = request with { NamedContexts = named };
         }
         else
         {
@@ -608,6 +603,35 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             Output = submission.Output is { } output ? OutputSpec.Parse(output) : null,
             LocalImages = _localImages,
         };
+    }
+
+    /// <summary>Packs a directory in place (through the stat cache) into the cache store: the tar's digest and the index.</summary>
+    private async Task<(string Digest, (string Digest, ContextIndex Index) Index)> PackInPlaceAsync(SubmitBuild submission, string directory, string dockerfile, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
+    {
+        var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
+        var packed = await PackedContext.PackAsync(
+            directory,
+            dockerfile,
+            Path.Combine(_options.StateDirectory, "tmp"),
+            progress: null,
+            cancellationToken,
+            ContextStatCache.In(_options.StateDirectory),
+            store.StatAsync).ConfigureAwait(false);
+        await using (packed.ConfigureAwait(false))
+        {
+            if (packed.TarPath is not null && await store.StatAsync(packed.Tar.Digest, cancellationToken).ConfigureAwait(false) is null)
+            {
+                var tar = packed.OpenTar();
+                await using (tar.ConfigureAwait(false))
+                {
+                    await store.PutAsync(packed.Tar, tar, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            var info = packed.Packed;
+            progress?.Report(new ContextPacked(submission.BuildId, _time.GetUtcNow(), info.Files, info.Bytes, info.Digest.ToString(), Math.Round(info.Duration.TotalMilliseconds, 1)));
+            return (packed.Tar.Digest.ToString(), (packed.IndexDescriptor.Digest.ToString(), packed.Index));
+        }
     }
 
     /// <summary>

@@ -12,19 +12,19 @@ internal static class LayerSteps
     /// <param name="step">The planned step.</param>
     /// <param name="stageLayers">The layers of an earlier stage, by index.</param>
     /// <param name="imageLayers">The layers of an image the build resolved, by reference as written.</param>
-    /// <param name="contextDigest">The build context tar.</param>
+    /// <param name="contextDigest">The digest of a context tar: the build's (null) or a named directory context's.</param>
     /// <param name="mountStage">The index of the stage a <c>--mount from=</c> names (by name, as BuildKit looks it up), or null for an image.</param>
     /// <param name="tenant">The build's tenant, whose cache mounts the step uses.</param>
     public static LayerStep For(
         BuildStep step,
         Func<int, IReadOnlyList<LayerRef>> stageLayers,
         Func<string, IReadOnlyList<LayerRef>> imageLayers,
-        string contextDigest,
+        Func<string?, string> contextDigest,
         Func<string, int?>? mountStage = null,
         string? tenant = null)
     {
         Contracts.CopySource From(string? name) => name is null
-            ? new Contracts.CopySource { ContextDigest = contextDigest }
+            ? new Contracts.CopySource { ContextDigest = contextDigest(null) }
             : mountStage?.Invoke(name) is { } index
                 ? new Contracts.CopySource { Layers = stageLayers(index) }
                 : new Contracts.CopySource { Layers = imageLayers(name) };
@@ -44,6 +44,9 @@ internal static class LayerSteps
                 Network = r.Network ?? "default",
                 Files = [.. r.Files.Select(f => new Contracts.InlineFile("/dev/pipes/" + f.Name, f.Content, 0b111_101_101))],
                 Mounts = [.. r.Mounts.Select(m => Mount(RunMount.Parse(m), r.Workdir, From, tenant))],
+                ExtraHosts = r.ExtraHosts,
+                ShmSizeBytes = r.ShmSizeBytes,
+                Ulimits = r.Ulimits,
             },
         },
         CopyPayload c => new LayerStep
@@ -63,7 +66,7 @@ internal static class LayerSteps
                 {
                     CopySourceKind.Stage => new Contracts.CopySource { Layers = stageLayers(c.From.Stage!.Value) },
                     CopySourceKind.Image => new Contracts.CopySource { Layers = imageLayers(c.From.Image!) },
-                    _ => new Contracts.CopySource { ContextDigest = contextDigest },
+                    _ => new Contracts.CopySource { ContextDigest = contextDigest(c.From.ContextName) },
                 },
                 Files = [.. c.InlineFiles.Select(f => new Contracts.InlineFile(f.Name, f.Content, 0b110_100_100))],
             },

@@ -41,7 +41,56 @@ public static class SubmissionValidation
         RequireValues(submit.Labels, "labels");
         RequireItems(submit.Tags, "tags");
         RequireItems(submit.Entitlements, "entitlements");
+        if (submit.Options is { } options)
+        {
+            ValidateOptions(options);
+        }
     }
+
+    /// <summary>The build-wide RUN settings and named contexts, as <c>farm build</c> checks them, for any other submitter.</summary>
+    private static void ValidateOptions(SubmitBuildOptions options)
+    {
+        if (options.Network is not (null or "default" or "none" or "host"))
+        {
+            throw new InvalidSubmissionException($"\"options.network\" is '{options.Network}': use default, none or host.");
+        }
+
+        RequireItems(options.ExtraHosts, "options.extraHosts");
+        foreach (var entry in options.ExtraHosts)
+        {
+            var colon = entry.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0 || !System.Net.IPAddress.TryParse(entry[(colon + 1)..], out _) || entry[..colon].Any(c => char.IsWhiteSpace(c) || c == '#'))
+            {
+                throw new InvalidSubmissionException($"\"options.extraHosts\" holds '{entry}', which is not HOST:IP.");
+            }
+        }
+
+        if (options.ShmSizeBytes is <= 0)
+        {
+            throw new InvalidSubmissionException("\"options.shmSizeBytes\" must be a positive number of bytes.");
+        }
+
+        if (options.Ulimits is null || options.Ulimits.Any(u => u is null || !UlimitNames.Contains(u.Name) || u.Soft < -1 || u.Hard < -1 || (u.Hard != -1 && (u.Soft == -1 || u.Soft > u.Hard))))
+        {
+            throw new InvalidSubmissionException($"\"options.ulimits\" holds a limit that is not {{name, soft, hard}} with a name of {string.Join(", ", UlimitNames)} and soft no higher than hard (-1: unlimited).");
+        }
+
+        if (options.NamedContexts is null || options.NamedContexts.Any(c => c is null || string.IsNullOrWhiteSpace(c.Name) || (c.Image is null) == (c.ContextDigest is null && c.Directory is null)))
+        {
+            throw new InvalidSubmissionException("\"options.namedContexts\" holds a context without a name, or with none or more than one of image, contextDigest and directory.");
+        }
+
+        foreach (var context in options.NamedContexts)
+        {
+            CheckDigest($"options.namedContexts[{context.Name}].contextDigest", context.ContextDigest);
+            CheckDigest($"options.namedContexts[{context.Name}].contextIndexDigest", context.ContextIndexDigest);
+        }
+    }
+
+    private static readonly HashSet<string> UlimitNames = new(StringComparer.Ordinal)
+    {
+        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+    };
 
     private static void CheckDigest(string field, string? value)
     {

@@ -23,7 +23,7 @@ internal sealed partial class BuildGraphBuilder
                         {
                             // BuildKit looks a mount's from= up by stage name only; anything else is an image.
                             Record(result, !_stagesByName.TryGetValue(mountFrom, out var stage)
-                                ? new CopySource(CopySourceKind.Image, Image: mountFrom)
+                                ? new CopySource(CopySourceKind.Image, Image: NamedImage(mountFrom) ?? mountFrom)
                                 : CheckStageReference(stage.Index, mountFrom, header, run.Location));
                         }
                     }
@@ -67,10 +67,14 @@ internal sealed partial class BuildGraphBuilder
             return CheckStageReference(index, from, header, location);
         }
 
-        return !_stagesByName.TryGetValue(from, out var stage)
-            ? new CopySource(CopySourceKind.Image, Image: from)
-            : CheckStageReference(stage.Index, from, header, location);
+        return _stagesByName.TryGetValue(from, out var stage) ? CheckStageReference(stage.Index, from, header, location)
+            : _options.NamedDirectories.Contains(from) ? new CopySource(CopySourceKind.Context, ContextName: from)
+            : new CopySource(CopySourceKind.Image, Image: NamedImage(from) ?? from);
     }
+
+    /// <summary>The image a named build context (<see cref="BuildGraphOptions.NamedImages"/>) puts in place of <paramref name="name"/>; null when none.</summary>
+    private string? NamedImage(string name) =>
+        _options.NamedImages.TryGetValue(name, out var image) ? image : null;
 
     private CopySource CheckStageReference(int index, string written, StageHeader header, SourceLocation location)
     {

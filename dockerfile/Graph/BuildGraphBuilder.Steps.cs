@@ -333,10 +333,14 @@ internal sealed partial class BuildGraphBuilder
             ProxyEnv = proxy,
             User = state.User,
             Workdir = state.Workdir,
-            Network = run.Network,
+            // The build's --network is the default of a RUN that names none; "default" is no choice at all.
+            Network = run.Network ?? (_options.RunOptions?.Network is { } network and not "default" ? network : null),
             Security = run.Security,
             Mounts = run.MountsRaw,
             Files = files,
+            ExtraHosts = _options.RunOptions?.ExtraHosts ?? [],
+            ShmSizeBytes = _options.RunOptions?.ShmSizeBytes,
+            Ulimits = _options.RunOptions?.Ulimits ?? [],
         };
 
         // Every ARG in scope is part of the RUN environment, so all of them key the step.

@@ -1,3 +1,4 @@
+using Farm.Contracts;
 using Farm.Dockerfile.Expansion;
 using Farm.Dockerfile.Instructions;
 using Farm.Dockerfile.Parsing;
@@ -250,15 +251,30 @@ internal sealed partial class BuildGraphBuilder
         }
     }
 
-    private static void ResolveBases(List<StageHeader> headers)
+    private void ResolveBases(List<StageHeader> headers)
     {
         // FROM sees only the stages above it: a later (or its own) name is an image reference.
         var byName = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
-        foreach (var header in headers)
+        for (var i = 0; i < headers.Count; i++)
         {
+            var header = headers[i];
             if (byName.TryGetValue(header.Image, out var baseIndex))
             {
                 header.BaseStage = baseIndex;
+            }
+            else if (_options.NamedDirectories.Contains(header.Image))
+            {
+                throw Error(FarmErrorCodes.NamedContextUnusable, header.Location,
+                    $"FROM {header.Image} names the directory build context '{header.Image}' (--build-context); FROM needs an image: give that context as docker-image://REF or oci-layout://PATH, or COPY --from={header.Image} into a stage");
+            }
+            else if (NamedImage(header.Image) is { } named)
+            {
+                // buildx's --build-context NAME=docker-image://REF: FROM NAME builds on REF.
+                header = headers[i] = header with { Image = named };
+                if (header.Name is not null)
+                {
+                    _stagesByName[header.Name] = header;
+                }
             }
 
             if (header.Name is not null)

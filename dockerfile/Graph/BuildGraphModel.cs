@@ -209,10 +209,23 @@ public sealed record RunPayload : StepPayload
 
     /// <summary>Heredoc bodies; a lone script with <c>#!</c> is mounted at <c>/dev/pipes/NAME</c> (see <see cref="Argv"/>).</summary>
     public IReadOnlyList<InlineFile> Files { get; init; } = [];
+
+    /// <summary><c>--add-host</c> entries of the build, <c>HOST:IP</c>.</summary>
+    public IReadOnlyList<string> ExtraHosts { get; init; } = [];
+
+    /// <summary><c>--shm-size</c> of the build in bytes; null: the default.</summary>
+    public long? ShmSizeBytes { get; init; }
+
+    /// <summary><c>--ulimit</c>s of the build.</summary>
+    public IReadOnlyList<Contracts.Ulimit> Ulimits { get; init; } = [];
 }
 
 /// <summary>The source of COPY/ADD files: the build context, an earlier stage, or an image.</summary>
-public sealed record CopySource(CopySourceKind Kind, int? Stage = null, string? Image = null);
+/// <param name="Kind">Where the files come from.</param>
+/// <param name="Stage">For <see cref="CopySourceKind.Stage"/>: the stage's index.</param>
+/// <param name="Image">For <see cref="CopySourceKind.Image"/>: the image reference.</param>
+/// <param name="ContextName">For <see cref="CopySourceKind.Context"/>: a named directory context (<c>--build-context NAME=DIR</c>); null: the build's context.</param>
+public sealed record CopySource(CopySourceKind Kind, int? Stage = null, string? Image = null, string? ContextName = null);
 
 /// <summary>COPY and ADD. https://docs.docker.com/reference/dockerfile/#copy</summary>
 public sealed record CopyPayload : StepPayload

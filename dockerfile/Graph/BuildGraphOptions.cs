@@ -26,6 +26,24 @@ public sealed record BuildGraphOptions
     /// <c>$VAR</c> of a base image ENV expands to nothing.
     /// </summary>
     public Func<string, string, BaseImageConfig?>? ResolveBaseImage { get; init; }
+
+    /// <summary>
+    /// Named build contexts that are images (buildx's <c>--build-context NAME=docker-image://REF</c>): a <c>FROM NAME</c>
+    /// or <c>COPY --from=NAME</c> that names no earlier stage uses the image REF instead. Names compare as written.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> NamedImages { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The build-wide settings of RUN steps (<c>--network</c>, <c>--add-host</c>, <c>--shm-size</c>, <c>--ulimit</c>):
+    /// every RUN payload carries them, and so does its cache key. Null: none.
+    /// </summary>
+    public Contracts.SubmitBuildOptions? RunOptions { get; init; }
+
+    /// <summary>
+    /// Named build contexts that are directories (<c>--build-context NAME=DIR</c>): a <c>COPY --from=NAME</c> that names
+    /// no earlier stage copies from that context instead of an image. A <c>FROM NAME</c> is refused (FARM1221).
+    /// </summary>
+    public IReadOnlyCollection<string> NamedDirectories { get; init; } = [];
 }
 
 /// <summary>The parts of a base image config that change how later instructions are planned.

@@ -50,12 +50,18 @@ public static class CacheKeyPlanner
     /// <param name="options">The farm-wide salt.</param>
     /// <exception cref="BuildContextException">A COPY source leaves the context, matches nothing, or is malformed.</exception>
     /// <exception cref="ContextIndexUnavailableException">A step reads the context, but <paramref name="index"/> is null (FARM4203).</exception>
-    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options = null)
+    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options = null) =>
+        Compute(graph, index, resolveImageDigest, options, namedContexts: null);
+
+    /// <summary>Computes keys; <paramref name="namedContexts"/> are the indexes of the named directory contexts (<c>COPY --from=NAME</c>).</summary>
+    /// <exception cref="ContextIndexUnavailableException">A step reads a context whose index is not given (FARM4203).</exception>
+    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options, IReadOnlyDictionary<string, ContextIndex>? namedContexts)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(resolveImageDigest);
         var context = index is null ? null : new CopySourceResolver(new ContextIndexTree(index));
-        var planner = new Planner(graph, context, resolveImageDigest, options ?? new CacheKeyOptions());
+        var named = (namedContexts ?? new Dictionary<string, ContextIndex>()).ToDictionary(p => p.Key, p => new CopySourceResolver(new ContextIndexTree(p.Value)), StringComparer.Ordinal);
+        var planner = new Planner(graph, context, resolveImageDigest, options ?? new CacheKeyOptions(), named);
         return planner.Run();
     }
 
@@ -69,7 +75,7 @@ public static class CacheKeyPlanner
         || source.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase)
         || (IsUrl(source) && (source.Split('#')[0].EndsWith(".git", StringComparison.OrdinalIgnoreCase)));
 
-    private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string> resolve, CacheKeyOptions options)
+    private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string> resolve, CacheKeyOptions options, Dictionary<string, CopySourceResolver> namedContexts)
     {
         private readonly Dictionary<int, StageCacheKey> _stages = [];
         private readonly Dictionary<string, string> _images = new(StringComparer.Ordinal);
@@ -162,6 +168,14 @@ public static class CacheKeyPlanner
                 .Add("network", run.Network)
                 .Add("security", run.Security)
                 .Add("mounts", run.Mounts.Count);
+            // Only when set, so the keys of builds without them stay what they were.
+            if (run.ExtraHosts.Count > 0 || run.ShmSizeBytes is not null || run.Ulimits.Count > 0)
+            {
+                w.Add("extra-hosts", run.ExtraHosts)
+                    .Add("shm-size", run.ShmSizeBytes?.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    .Add("ulimits", [.. run.Ulimits.Select(u => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{u.Name}={u.Soft}:{u.Hard}"))]);
+            }
+
             foreach (var mount in run.Mounts)
             {
                 w.Add("mount", mount);
@@ -224,6 +238,14 @@ public static class CacheKeyPlanner
             }
 
             w.Add("from", "context");
+            var resolver = copy.From.ContextName is { } name
+                ? namedContexts.GetValueOrDefault(name) ?? throw ContextIndexUnavailableException.NotNamed(graph.FileName, _step!.Location.ToString(), _step.Id, _step.Text)
+                : null;
+            if (copy.From.ContextName is not null)
+            {
+                w.Add("context-name", copy.From.ContextName);
+            }
+
             var local = new List<string>();
             foreach (var source in copy.Sources)
             {
@@ -245,7 +267,7 @@ public static class CacheKeyPlanner
 
             if (local.Count > 0)
             {
-                AddEntries(w, Context.Select(local, copy.Exclude, copy.Instruction));
+                AddEntries(w, (resolver ?? Context).Select(local, copy.Exclude, copy.Instruction));
             }
 
             return reason;

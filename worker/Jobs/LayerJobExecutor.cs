@@ -253,6 +253,9 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                     Mounts = [.. mounts, .. stepMounts.Binds],
                     Tmpfs = stepMounts.Tmpfs,
                     Limits = _limits.Resolve(run.Limits),
+                    ExtraHosts = run.ExtraHosts,
+                    ShmSizeBytes = run.ShmSizeBytes,
+                    Ulimits = run.Ulimits,
                 },
                 (line, _) => new ValueTask(output(line.Stream == OutputStream.Stdout ? "stdout" : "stderr", line.Text)),
                 cancellationToken).ConfigureAwait(false);

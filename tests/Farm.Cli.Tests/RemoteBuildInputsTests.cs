@@ -1,0 +1,72 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Farm.Testing;
+
+namespace Farm.Cli.Tests;
+
+/// <summary>
+/// The ways into and out of a build (<see cref="BuildInputsTests"/>) through a coordinator and a worker running as
+/// processes: <c>farm build --farm</c> over HTTP and <c>farm submit</c> over RabbitMQ; the images are checked with
+/// skopeo and podman.
+/// </summary>
+public sealed class RemoteBuildInputsTests(RemoteFarmFixture farm) : IClassFixture<RemoteFarmFixture>
+{
+    [Fact]
+    public async Task Build_with_farm_takes_a_stdin_tar_applies_RUN_settings_and_writes_iidfile_and_metadata()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/inputs:{marker}";
+        var tar = BuildInputsTests.Compress(BuildInputsTests.Tar(
+            ("Dockerfile", $"FROM {farm.Base}\nCOPY msg /msg\nRUN cat /etc/hosts > /hosts && ulimit -Hn > /nofile && df -k /dev/shm | tail -n 1 > /shm && echo {marker}\n"),
+            ("msg", $"stdin tar {marker}\n")), "gzip");
+        var iid = Path.Combine(farm.Directory, "iid-" + marker);
+
+        var result = await StdinCli.RunAsync(farm.Env, tar, "build", "--progress", "plain", "--push", "-t", image, "--add-host", "db.internal:10.1.2.3", "--ulimit", "nofile=512:1536", "--shm-size", "96m", "--iidfile", iid, "--metadata-file", iid + ".json", "-");
+
+        Assert.True(result.ExitCode == 0, result + farm.Diagnostics());
+        var manifest = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--raw", "--tls-verify=false", $"docker://{image}"))!;
+        var digest = (string)JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--tls-verify=false", $"docker://{image}"))!["Digest"]!;
+        Assert.Equal((string?)manifest["config"]!["digest"], File.ReadAllText(iid));
+        var metadata = JsonNode.Parse(File.ReadAllText(iid + ".json"))!;
+        Assert.Equal(digest, (string?)metadata["containerimage.digest"]);
+        Assert.Equal(File.ReadAllText(iid), (string?)metadata["containerimage.config.digest"]);
+        Assert.Equal(image, (string?)metadata["image.name"]);
+
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "sh", "-c", "cat /msg /nofile /shm /hosts");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.StartsWith($"stdin tar {marker}\n1536\n", seen, StringComparison.Ordinal);
+        Assert.Contains(" 98304 ", seen, StringComparison.Ordinal);
+        Assert.Contains("10.1.2.3\tdb.internal\n", seen, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Build_with_farm_uploads_a_directory_named_context_for_COPY_from()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/named:{marker}";
+        var assets = Directory.CreateDirectory(Path.Combine(farm.Directory, "assets-" + marker)).FullName;
+        File.WriteAllText(Path.Combine(assets, "data.txt"), $"named {marker}\n");
+
+        var result = await StdinCli.RunAsync(farm.Env, Encoding.UTF8.GetBytes($"FROM {farm.Base}\nCOPY --from=assets data.txt /data.txt\n"), "build", "--progress", "plain", "--push", "-t", image, "--build-context", $"assets={assets}", "-");
+
+        Assert.True(result.ExitCode == 0, result + farm.Diagnostics());
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "cat", "/data.txt");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.Equal($"named {marker}\n", seen);
+    }
+
+    [Fact]
+    public async Task Submit_carries_network_none_and_a_named_image_context_in_the_queue_message()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/submitted:{marker}";
+        var dockerfile = Encoding.UTF8.GetBytes($"FROM base\nRUN ls /sys/class/net > /net && echo {marker}\n");
+
+        var result = await StdinCli.RunAsync(farm.Env, dockerfile, "submit", "--wait", "--progress", "plain", "--push", "-t", image, "--network", "none", "--build-context", $"base=docker-image://{farm.Base}", "-");
+
+        Assert.True(result.ExitCode == 0, result + farm.Diagnostics());
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "cat", "/net");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.Equal("lo\n", seen);
+    }
+}
