@@ -513,6 +513,14 @@ public static class FarmErrorCodes
     /// </summary>
     public const string CacheReferenceFailed = "FARM4291";
 
+    // FARM430x: why a step ran (coordinator/Explain, docs/architecture.md "Why a step ran").
+
+    /// <summary>
+    /// The record of earlier builds' cache key inputs (Redis, or the local farm's state directory) cannot be read or
+    /// written: the build goes on, without saying why its steps ran; logged, never fatal (<c>KeyInputHistoryUnavailableException</c>).
+    /// </summary>
+    public const string KeyInputHistoryUnavailable = "FARM4300";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>
@@ -579,4 +587,7 @@ public static class FarmErrorCodes
 
     /// <summary><c>farm system prune</c> got a <c>--filter</c> it does not know or a <c>--keep-storage</c> that is not a size (<c>InvalidPruneFilterException</c>).</summary>
     public const string InvalidPruneFilter = "FARM5055";
+
+    /// <summary><c>farm explain BUILD STEP</c> names a step the build has no explanation for: not a layer step of it, or one that came from the cache (<c>NoSuchStepException</c>).</summary>
+    public const string NoSuchStep = "FARM5080";
 }

@@ -3,6 +3,7 @@ using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Grains;
 using Farm.Dockerfile.Context;
+using Farm.Dockerfile.Planning;
 
 namespace Farm.Coordinator.Builds;
 
@@ -72,6 +73,12 @@ public sealed record BuildRequest
     /// <summary>The entitlements the build asked for and the farm granted (<see cref="SubmitBuild.Entitlements"/>).</summary>
     public IReadOnlyList<string> Entitlements { get; init; } = [];
 
+    /// <summary>
+    /// Which earlier builds this one is compared with to say why a step ran (<see cref="Explain.BuildLineage"/>); empty
+    /// compares with none and records nothing.
+    /// </summary>
+    public IReadOnlyList<string> Lineages { get; init; } = [];
+
     /// <summary>A request for a submitted build whose context index was read from the blob store (null when it named none).</summary>
     public static BuildRequest From(SubmitBuild submit, ContextIndex? index, string cacheStore)
     {
@@ -92,6 +99,7 @@ public sealed record BuildRequest
             NoCache = submit.NoCache,
             Pull = submit.Pull,
             Entitlements = submit.Entitlements,
+            Lineages = Explain.BuildLineage.Of(submit),
         };
     }
 }
@@ -155,7 +163,8 @@ public sealed record BuildResumed(Guid BuildId, DateTimeOffset At, string Silo, 
 /// <summary>A base image was pinned to a manifest digest.</summary>
 public sealed record BaseImageResolved(Guid BuildId, DateTimeOffset At, string Reference, string Digest) : BuildEvent(BuildId, At);
 
-public sealed record StepStarted(Guid BuildId, DateTimeOffset At, string StepId, string Display, string CacheKey) : BuildEvent(BuildId, At);
+/// <summary>A layer step started; <paramref name="Explanation"/> says why it runs when the cache did not answer it (null when it did).</summary>
+public sealed record StepStarted(Guid BuildId, DateTimeOffset At, string StepId, string Display, string CacheKey, StepExplanation? Explanation = null) : BuildEvent(BuildId, At);
 
 public sealed record StepFinished(Guid BuildId, DateTimeOffset At, StepOutcome Outcome) : BuildEvent(BuildId, At);
 

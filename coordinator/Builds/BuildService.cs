@@ -768,14 +768,17 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             if (_orchestrator is null)
             {
                 IActionCache inner;
+                Explain.IKeyInputHistory history;
                 if (string.IsNullOrWhiteSpace(_coordinator.Redis))
                 {
                     inner = new FileActionCache(Path.Combine(_options.StateDirectory, "action-cache"));
+                    history = new Explain.FileKeyInputHistory(Path.Combine(_options.StateDirectory, "lineage"));
                 }
                 else
                 {
                     _redis = await ConnectionMultiplexer.ConnectAsync(FarmRedis.Configuration(_coordinator)).ConfigureAwait(false);
                     inner = new RedisActionCache(_redis);
+                    history = new Explain.RedisKeyInputHistory(_redis);
                 }
 
                 var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
@@ -788,7 +791,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = DeletesBlobsOnPrune ? _localImages : null;
                 _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time, referenced as ReferencingActionCache);
-                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
+                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>(), history: history);
             }
 
             return _orchestrator;
