@@ -404,6 +404,13 @@ internal sealed class RemoteFarm : IDisposable
         }
     }
 
+    /// <summary>A dry run of <paramref name="submit"/> (<c>POST /builds/plan</c>): each layer step, cached or why it would run.</summary>
+    public async Task<JsonNode?> PlanAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync("builds/plan", uri => _http.PostAsync(uri, JsonContent.Create(submit, CliJson.Default.SubmitBuild), cancellationToken)).ConfigureAwait(false);
+        return await ReadAsync(response, "POST /builds/plan", cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>The build's events so far (<c>GET /builds/{id}/events</c>, not followed), oldest first.</summary>
     public async Task<IReadOnlyList<JsonObject>> EventsAsync(Guid id, CancellationToken cancellationToken)
     {

@@ -180,3 +180,11 @@ public sealed record ContextPacked(Guid BuildId, DateTimeOffset At, int Files, l
 
 /// <summary>The local farm named the image in its image store: its id (config digest), manifest digest and names.</summary>
 public sealed record ImageStored(Guid BuildId, DateTimeOffset At, string Id, string Digest, IReadOnlyList<string> Names) : BuildEvent(BuildId, At);
+
+/// <summary>What a dry run found: each layer step of the stages the target needs, and the build it was compared with.</summary>
+/// <param name="PreviousBuild">The previous build of the same Dockerfile and target; null when there is none.</param>
+/// <param name="Steps">In graph order.</param>
+public sealed record BuildPlanReport(Guid? PreviousBuild, IReadOnlyList<PlannedStep> Steps);
+
+/// <summary>One layer step of a dry run: cached, or why it would run.</summary>
+public sealed record PlannedStep(string StepId, string Display, string CacheKey, bool Cached, StepExplanation? Explanation);

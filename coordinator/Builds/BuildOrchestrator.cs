@@ -90,6 +90,28 @@ public sealed partial class BuildOrchestrator
     }
 
     /// <summary>
+    /// A dry run (<c>farm build --dry-run</c>): plans the build, pins its base images and keys its steps as a build
+    /// would, asks the action cache about each layer step and says why each miss would run; runs no step, pushes,
+    /// exports, names and records nothing.
+    /// </summary>
+    public async Task<BuildPlanReport> DryRunAsync(BuildRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var cacheStore = await _stores.OpenAsync(request.CacheStore, cancellationToken).ConfigureAwait(false);
+        using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
+        var planned = await PlanAsync(request, cacheStore, clients, progress: null, cancellationToken).ConfigureAwait(false);
+        var steps = new List<PlannedStep>();
+        foreach (var key in planned.Plan.Steps)
+        {
+            var step = planned.Graph.Stages[key.StageIndex].Steps.First(s => s.Id == key.StepId);
+            var cached = key.Cacheable && !request.NoCache && await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) is not null;
+            steps.Add(new PlannedStep(key.StepId, step.Text, key.Key, cached, cached ? null : planned.Explainer?.Explain(key)));
+        }
+
+        return new BuildPlanReport(planned.Explainer?.Previous?.BuildId, steps);
+    }
+
+    /// <summary>
     /// The request for a submitted build: reads its context index from <paramref name="cacheStore"/> (where the CLI
     /// uploaded it beside the context tar). A submission without an index gets none: it builds as long as no step
     /// reads the context.

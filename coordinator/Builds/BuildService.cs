@@ -163,6 +163,22 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     }
 
     /// <summary>
+    /// A dry run of <paramref name="submit"/> (<c>POST /builds/plan</c>): which steps would run and why, from the cache
+    /// keys and the action cache, without a build record, a job, a push or an image (base images are resolved, and the
+    /// local farm pulls one it lacks, as a build would).
+    /// </summary>
+    /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211).</exception>
+    public async Task<BuildPlanReport> DryRunAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(submit);
+        SubmissionValidation.Validate(submit, ClientCacheStore);
+        var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
+        var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
+        var request = await LoadRequestAsync(orchestrator, submit with { BuildId = id, Output = null }, new Progress<BuildEvent>(), cancellationToken).ConfigureAwait(false);
+        return await orchestrator.DryRunAsync(request with { RegistryAccess = _credentials.For(submit) }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// The build's record: this silo's live one when the build ran here, else one rebuilt from the build grain's
     /// persisted state (its status and the tail of its events).
     /// </summary>

@@ -147,6 +147,40 @@ public sealed class ExplainTests(BuildFixture fixture) : IClassFixture<BuildFixt
         Assert.Matches(UnderStep("COPY src/ /app/", "never built: no earlier build of this Dockerfile and target"), fresh.Stderr);
     }
 
+    [Fact]
+    public async Task Dry_run_says_which_steps_would_run_and_why_and_builds_pushes_and_names_nothing()
+    {
+        var (context, tag) = App();
+        Ok(await fixture.Farm("build", "--progress", "plain", "-t", tag, context));
+        File.AppendAllText(Path.Combine(context, "src", "app.py"), "print('dry')\n");
+        var entries = CacheEntries();
+        var dryTag = $"explain-dry-{Guid.NewGuid():N}:1";
+
+        var dry = Ok(await fixture.Farm("build", "--dry-run", "--progress", "plain", "-t", tag, "-t", dryTag, context));
+
+        Assert.Matches(new Regex(@"^#1 \[[^\]]+\] COPY src/ /app/\n#1 would run: COPY source src/app.py changed$", RegexOptions.Multiline), dry.Stdout);
+        Assert.Matches(new Regex(@"^#2 \[[^\]]+\] RUN test -n .*\n#2 would run: the layer below changed: s0/2 \(COPY\) ran again$", RegexOptions.Multiline), dry.Stdout);
+        Assert.Matches(new Regex(@"^dry run: 2 of 2 layer steps would run \(compared with build [0-9a-f-]{36}\); nothing was built, pushed or named$", RegexOptions.Multiline), dry.Stdout);
+        Assert.Equal(entries, CacheEntries());
+        Assert.DoesNotContain(dryTag.Split(':')[0], Ok(await fixture.Farm("images")).Stdout, StringComparison.Ordinal);
+
+        // Nothing was recorded either: the build that follows compares with the same build the dry run did, runs both
+        // steps, and a dry run after it finds everything cached.
+        var built = Ok(await fixture.Farm("build", "--progress", "plain", "-t", tag, context));
+        Assert.Matches(UnderStep("COPY src/ /app/", "COPY source src/app.py changed"), built.Stderr);
+        var cached = Ok(await fixture.Farm("build", "--dry-run", "--progress", "rawjson", "-t", tag, context));
+        var plan = JsonNode.Parse(cached.Stdout)!;
+        Assert.All(plan["steps"]!.AsArray(), s => Assert.True((bool)s!["cached"]!));
+        Assert.Equal(2, plan["steps"]!.AsArray().Count);
+    }
+
+    /// <summary>The action cache entries of the local farm, by name.</summary>
+    private List<string> CacheEntries()
+    {
+        var root = Path.Combine(fixture.Directory, "state", "action-cache");
+        return Directory.Exists(root) ? [.. Directory.EnumerateFiles(root, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal)] : [];
+    }
+
     private static JsonNode Started(string rawjson, string stepId) =>
         Events(rawjson).Last(e => (string?)e["type"] == "StepStarted" && (string?)e["stepId"] == stepId);
 
