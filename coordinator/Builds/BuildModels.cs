@@ -163,8 +163,11 @@ public sealed record BuildResumed(Guid BuildId, DateTimeOffset At, string Silo, 
 /// <summary>A base image was pinned to a manifest digest.</summary>
 public sealed record BaseImageResolved(Guid BuildId, DateTimeOffset At, string Reference, string Digest) : BuildEvent(BuildId, At);
 
-/// <summary>A layer step started; <paramref name="Explanation"/> says why it runs when the cache did not answer it (null when it did).</summary>
-public sealed record StepStarted(Guid BuildId, DateTimeOffset At, string StepId, string Display, string CacheKey, StepExplanation? Explanation = null) : BuildEvent(BuildId, At);
+/// <summary>
+/// A layer step started; <paramref name="Explanation"/> says why it runs when the cache did not answer it (null when it
+/// did); <paramref name="DependsOn"/> names the layer steps it waited for (the one below it, a <c>COPY --from</c> stage's last).
+/// </summary>
+public sealed record StepStarted(Guid BuildId, DateTimeOffset At, string StepId, string Display, string CacheKey, StepExplanation? Explanation = null, IReadOnlyList<string>? DependsOn = null) : BuildEvent(BuildId, At);
 
 public sealed record StepFinished(Guid BuildId, DateTimeOffset At, StepOutcome Outcome) : BuildEvent(BuildId, At);
 

@@ -433,6 +433,10 @@ public sealed partial class BuildOrchestrator
         };
 
         var stepLayers = new List<LayerRef?>();
+        // What each step waited for, for the dashboard's critical path: the layer step below it, and for the stage's
+        // first one the last layer step of every stage this one waited for (its base, COPY --from sources).
+        IReadOnlyList<string> waited = [.. stage.Dependencies.Append(stage.BaseStage ?? -1).Where(d => d >= 0).Distinct().Select(run.FinalLayerStep).OfType<string>().Distinct(StringComparer.Ordinal)];
+        string? below = null;
         foreach (var step in stage.Steps)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -444,7 +448,9 @@ public sealed partial class BuildOrchestrator
 
             var key = run.Plan.Find(step.Id) ?? throw new InvalidOperationException($"The cache key plan has no key for layer step {step.Id}.");
             var layerStep = LayerSteps.For(step, stageIndex => stageTasks[stageIndex].Result.Layers, image => run.Images[image].Layers, run.Request.ContextDigest);
-            var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<string> dependsOn = below is null ? waited : [below];
+            var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], dependsOn, cancellationToken).ConfigureAwait(false);
+            below = step.Id;
             run.Outcomes[step.Id] = outcome;
             stepLayers.Add(outcome.Layer);
             if (outcome.Layer is { } layer)
@@ -472,7 +478,7 @@ public sealed partial class BuildOrchestrator
         }
     }
 
-    private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, CancellationToken cancellationToken)
+    private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, IReadOnlyList<string> dependsOn, CancellationToken cancellationToken)
     {
         var request = run.Request;
         var started = _time.GetUtcNow();
@@ -480,7 +486,7 @@ public sealed partial class BuildOrchestrator
         StepOutcome outcome;
         var entry = key.Cacheable && !request.NoCache ? await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) : null;
         // A miss says why it runs: the explanation goes with the step's start, before any of its output.
-        run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key, entry is null ? run.Explainer?.Explain(key) : null));
+        run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key, entry is null ? run.Explainer?.Explain(key) : null, dependsOn));
         if (entry is not null)
         {
             outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: true, entry.Layer, entry.Worker, JobId: null, started, _time.GetUtcNow(), Timings: null);
@@ -593,6 +599,23 @@ public sealed partial class BuildOrchestrator
 
         /// <summary>Says why a step missed the cache; null without a key input history.</summary>
         public StepExplainer? Explainer { get; init; }
+
+        /// <summary>The last layer step of a stage, or of the stage it is built on when it has none; null down to an image.</summary>
+        public string? FinalLayerStep(int stageIndex)
+        {
+            for (var stage = Graph.Stages[stageIndex]; ; stage = Graph.Stages[stage.BaseStage!.Value])
+            {
+                if (stage.Steps.LastOrDefault(s => s.Kind == GraphStepKind.Layer) is { } last)
+                {
+                    return last.Id;
+                }
+
+                if (stage.BaseKind != StageBaseKind.Stage)
+                {
+                    return null;
+                }
+            }
+        }
 
         public ConcurrentDictionary<string, StepOutcome> Outcomes { get; } = new(StringComparer.Ordinal);
 
