@@ -217,7 +217,7 @@ public static class KeyInputsDiff
         string message;
         if (added.Count + removed.Count + changed.Count == 0)
         {
-            message = $"{what}s changed among {now.FileCount.ToString(CultureInfo.InvariantCulture)} files (beyond the {now.Files.Count.ToString(CultureInfo.InvariantCulture)} recorded by path)";
+            message = $"{what}s changed among {now.FileCount.ToString(CultureInfo.InvariantCulture)} paths (beyond the {now.Files.Count.ToString(CultureInfo.InvariantCulture)} recorded one by one)";
         }
         else if (added.Count + removed.Count + changed.Count == 1)
         {
