@@ -87,12 +87,18 @@ public sealed class SharedFarmExplainTests(SharedFarmExplainFixture farm) : ICla
         var context = System.IO.Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
         File.WriteAllText(Path.Combine(context, "Dockerfile"), $"FROM {farm.Base}\nARG TOKEN=none\nRUN test -n \"$TOKEN\" && touch /built\n");
         var tag = $"{TestRegistries.Anonymous}/t{Guid.NewGuid():N}/app:1";
-        string[] values = ["first-" + Guid.NewGuid().ToString("N"), "second-" + Guid.NewGuid().ToString("N"), "third-" + Guid.NewGuid().ToString("N")];
+        string[] values = ["first-" + Guid.NewGuid().ToString("N"), "second-" + Guid.NewGuid().ToString("N"), "third-" + Guid.NewGuid().ToString("N"), "dry-" + Guid.NewGuid().ToString("N")];
 
         var first = SharedFarmExplainFixture.Ok(await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", "--progress", "rawjson", "--build-arg", $"TOKEN={values[0]}", "-t", tag, context));
         Assert.Equal("never-built", Explanation(first.Stdout)!["reasons"]![0]!["kind"]!.GetValue<string>());
         var second = SharedFarmExplainFixture.Ok(await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", "--progress", "plain", "--build-arg", $"TOKEN={values[1]}", "-t", tag, context));
         Assert.Contains("rebuilt: build arg TOKEN changed\n", second.Stderr, StringComparison.Ordinal);
+
+        // A dry run on the farm: the context uploaded, the step keyed and looked up, nothing run.
+        var dryCached = SharedFarmExplainFixture.Ok(await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", "--dry-run", "--progress", "plain", "--build-arg", $"TOKEN={values[1]}", "-t", tag, context));
+        Assert.Contains("#1 CACHED\ndry run: 0 of 1 layer steps would run", dryCached.Stdout, StringComparison.Ordinal);
+        var dryMiss = SharedFarmExplainFixture.Ok(await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", "--dry-run", "--progress", "plain", "--build-arg", $"TOKEN={values[3]}", "-t", tag, context));
+        Assert.Contains("#1 would run: build arg TOKEN changed\ndry run: 1 of 1 layer steps would run", dryMiss.Stdout, StringComparison.Ordinal);
 
         // Globex builds the same Dockerfile under the same tag: acme's builds are not its lineage.
         var other = SharedFarmExplainFixture.Ok(await FarmCli.RunAsync(farm.Env(farm.GlobexToken), null, "build", "--progress", "rawjson", "--build-arg", $"TOKEN={values[2]}", "-t", tag, context));
@@ -123,7 +129,7 @@ public sealed class SharedFarmExplainTests(SharedFarmExplainFixture farm) : ICla
         Assert.Contains("farm:explain-key", keys.Keys);
         foreach (var value in values)
         {
-            Assert.DoesNotContain(value, first.Stdout + second.Stderr + other.Stdout + acmeSees.Stdout + globexLast.Stdout + events, StringComparison.Ordinal);
+            Assert.DoesNotContain(value, first.Stdout + second.Stderr + dryCached.Stdout + dryMiss.Stdout + other.Stdout + acmeSees.Stdout + globexLast.Stdout + events, StringComparison.Ordinal);
             var holding = keys.Where(k => k.Value.Contains(value, StringComparison.Ordinal)).Select(k => k.Key).ToList();
             Assert.All(holding, k => Assert.True(!k.StartsWith("farm:", StringComparison.Ordinal) && k.Contains("build", StringComparison.OrdinalIgnoreCase), $"Redis key {k} holds a build arg's value"));
             Assert.DoesNotContain(value, farm.CoordinatorOutput(), StringComparison.Ordinal);
