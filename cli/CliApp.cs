@@ -37,6 +37,7 @@ public static class CliApp
         root.Subcommands.Add(Local.DaemonCommands.Create());
         root.Subcommands.Add(Local.DaemonCommands.Version());
         root.Subcommands.Add(SystemCommands.Create());
+        root.Subcommands.Add(ExplainCommand.Create());
         foreach (var command in Remote.BuildQueueCommands.All())
         {
             root.Subcommands.Add(command);

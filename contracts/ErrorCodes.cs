@@ -530,6 +530,14 @@ public static class FarmErrorCodes
     /// </summary>
     public const string CacheReferenceFailed = "FARM4291";
 
+    // FARM430x: why a step ran (coordinator/Explain, docs/architecture.md "Why a step ran").
+
+    /// <summary>
+    /// The record of earlier builds' cache key inputs (Redis, or the local farm's state directory) cannot be read or
+    /// written: the build goes on, without saying why its steps ran; logged, never fatal (<c>KeyInputHistoryUnavailableException</c>).
+    /// </summary>
+    public const string KeyInputHistoryUnavailable = "FARM4300";
+
     // FARM431x: build secrets and SSH agents (Farm.Coordinator.Auth).
 
     /// <summary>Secrets or SSH agents were passed with a build to a coordinator that no longer runs it: submit it again (<c>BuildSecretsLostException</c>).</summary>
@@ -645,4 +653,9 @@ public static class FarmErrorCodes
 
     /// <summary>Secrets or an SSH agent would go to a farm over plain HTTP beyond loopback, or an SSH agent to a remote farm.</summary>
     public const string SecretsRefused = "FARM5091";
+
+    // FARM508x: farm explain (Farm.Cli).
+
+    /// <summary><c>farm explain BUILD STEP</c> names a step the build has no explanation for: not a layer step of it, or one that came from the cache (<c>NoSuchStepException</c>).</summary>
+    public const string NoSuchStep = "FARM5080";
 }

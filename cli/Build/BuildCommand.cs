@@ -24,6 +24,7 @@ internal static class BuildCommand
         var options = new BuildOptions();
         var command = new Command("build", "Build an image from a Dockerfile and a context directory.");
         options.AddTo(command);
+        command.Options.Add(options.DryRun);
         command.SetAction((parse, cancellationToken) => RunAsync(
             parse,
             async () => await BuildAsync(options.Read(parse), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken).ConfigureAwait(false)));
@@ -51,9 +52,16 @@ internal static class BuildCommand
         var mode = BuildProgress.ParseMode(settings.Progress);
         var status = mode == ProgressMode.RawJson || settings.Quiet ? null : error;
         using var trace = BuildTrace.Start("farm build", settings.FarmUrl is null ? "local" : "remote", settings, status);
-        using var results = new BuildResultFiles(trace.Observe(settings.Quiet ? new SilentRenderer() : BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error)));
+        var renderer = trace.Observe(settings.Quiet ? new SilentRenderer() : BuildProgress.Create(mode, new StepLabels(() => graph.Result), output, error));
+        // Disposes the renderer it wraps.
+        using var results = new BuildResultFiles(renderer);
         try
         {
+            if (settings.DryRun)
+            {
+                return await DryRunAsync(settings, text, graph, renderer, output, status, mode, cancellationToken).ConfigureAwait(false);
+            }
+
             int exit;
             if (settings.FarmUrl is { } url)
             {
@@ -159,6 +167,65 @@ internal static class BuildCommand
         }
 
         return exit;
+    }
+
+    /// <summary>
+    /// <c>--dry-run</c>: the farm plans the build, keys its steps and asks its cache (<c>POST /builds/plan</c>); this
+    /// prints each layer step as cached or as what would run and why, on standard output (rawjson: the farm's answer as
+    /// one JSON object). Nothing is built, pushed, exported or named; the context is packed (and uploaded to a remote
+    /// farm's cache store) as for a build, since the keys are made from it.
+    /// </summary>
+    private static async Task<int> DryRunAsync(BuildSettings settings, string dockerfile, Task<BuildGraph> graph, IProgressRenderer renderer, TextWriter output, TextWriter? status, ProgressMode mode, CancellationToken cancellationToken)
+    {
+        JsonNode? report;
+        if (settings.FarmUrl is { } url)
+        {
+            await graph.ConfigureAwait(false);
+            using var remote = new RemoteFarm(url) { Notices = status ?? Console.Error };
+            var store = await remote.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
+            var uploaded = await RemoteFarm.UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
+            report = await remote.PlanAsync(uploaded with { Push = false }, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var daemon = new LocalDaemon();
+            using var farm = await daemon.ConnectAsync(status, cancellationToken).ConfigureAwait(false);
+            await graph.ConfigureAwait(false);
+            var submit = settings.ToSubmit(dockerfile, string.Empty, string.Empty) with
+            {
+                ContextIndexDigest = null,
+                ContextDirectory = Path.GetFullPath(settings.ContextDirectory),
+                DockerfileLocation = Path.GetFullPath(settings.DockerfilePath),
+                Push = false,
+            };
+            report = await farm.PlanAsync(submit, cancellationToken).ConfigureAwait(false);
+        }
+
+        renderer.Complete();
+        if (mode == ProgressMode.RawJson)
+        {
+            output.Write((report?.ToJsonString(BuildProgress.Json) ?? "{}") + "\n");
+            output.Flush();
+            return 0;
+        }
+
+        var labels = new StepLabels(graph.Result);
+        var steps = report?["steps"]?.AsArray().OfType<JsonObject>().ToList() ?? [];
+        var n = 0;
+        foreach (var step in steps)
+        {
+            n++;
+            output.Write($"#{n} {labels.For(BuildProgress.Str(step, "stepId"), BuildProgress.Str(step, "display"))}\n");
+            output.Write(BuildProgress.Flag(step, "cached")
+                ? $"#{n} CACHED\n"
+                : $"#{n} would run: {(BuildProgress.Str(step["explanation"], "summary") is { Length: > 0 } why ? why : "not in the cache")}\n");
+        }
+
+        var run = steps.Count(s => !BuildProgress.Flag(s, "cached"));
+        var previous = BuildProgress.Str(report, "previousBuild");
+        output.Write($"dry run: {run} of {steps.Count} layer steps would run{(previous.Length > 0 ? $" (compared with build {previous})" : string.Empty)}; nothing was built, pushed or named\n");
+        output.Flush();
+        return 0;
     }
 
     private sealed class Progress(ChannelWriter<JsonObject> writer) : IProgress<JsonObject>

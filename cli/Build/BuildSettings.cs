@@ -35,6 +35,9 @@ internal sealed record BuildSettings
 
     public string? Progress { get; init; }
 
+    /// <summary><c>--dry-run</c>: say which steps would run and why, build nothing.</summary>
+    public bool DryRun { get; init; }
+
     /// <summary>The coordinator's HTTP address (<c>--farm</c>, else <c>FARM_HOST</c>); null runs the embedded farm.</summary>
     public string? FarmUrl { get; init; }
 
@@ -141,6 +144,9 @@ internal sealed class BuildOptions
 
     public Option<string[]> Ssh { get; } = new("--ssh") { Description = "Forward an SSH agent to RUN --mount=type=ssh: default (SSH_AUTH_SOCK) or ID=SOCKET; the local farm only.", AllowMultipleArgumentsPerToken = false };
 
+    /// <summary>Only <c>farm build</c> takes it (<see cref="BuildCommand"/> adds it).</summary>
+    public Option<bool> DryRun { get; } = new("--dry-run") { Description = "Say which steps would run and why (against the previous build of this Dockerfile and target); build, push and name nothing." };
+
     public void AddTo(Command command)
     {
         command.Arguments.Add(Context);
@@ -206,6 +212,7 @@ internal sealed class BuildOptions
             Output = output is null ? null : OutputSpec.Parse(output),
             Platform = "linux/amd64",
             Progress = parse.GetValue(Progress),
+            DryRun = parse.GetValue(DryRun),
             FarmUrl = farm?.TrimEnd('/'),
             Secrets = BuildSecretFlags.Read(parse.GetValue(Secret), parse.GetValue(Ssh)),
             IidFile = parse.GetValue(IidFile),

@@ -43,6 +43,12 @@ internal sealed class PlainRenderer(StepLabels labels, TextWriter output) : IPro
                     var id = Str(buildEvent, "stepId");
                     _steps[id] = (n, Time(buildEvent, "at"));
                     Line($"#{n} {labels.For(id, Str(buildEvent, "display"))}");
+                    if (Str(buildEvent["explanation"], "summary") is { Length: > 0 } why)
+                    {
+                        // Why the cache did not answer it, in one line; farm explain BUILD STEP says it in full.
+                        Line($"#{n} rebuilt: {why}");
+                    }
+
                     break;
                 }
 

@@ -464,6 +464,36 @@ internal sealed class RemoteFarm : IDisposable
         }
     }
 
+    /// <summary>A dry run of <paramref name="submit"/> (<c>POST /builds/plan</c>): each layer step, cached or why it would run.</summary>
+    public async Task<JsonNode?> PlanAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync("builds/plan", uri => _http.PostAsync(uri, JsonContent.Create(submit, CliJson.Default.SubmitBuild), cancellationToken)).ConfigureAwait(false);
+        return await ReadAsync(response, "POST /builds/plan", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The build's events so far (<c>GET /builds/{id}/events</c>, not followed), oldest first.</summary>
+    public async Task<IReadOnlyList<JsonObject>> EventsAsync(Guid id, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync($"builds/{id}/events", uri => _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
+        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
+        var events = new List<JsonObject>();
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length > 0 && JsonNode.Parse(line) is JsonObject node)
+            {
+                events.Add(node);
+            }
+        }
+
+        return events;
+    }
+
+    /// <summary>The id of the newest build the caller may see (<c>GET /api/builds</c>); null when there is none.</summary>
+    public async Task<Guid?> LatestBuildAsync(CancellationToken cancellationToken) =>
+        await GetJsonAsync("api/builds", cancellationToken).ConfigureAwait(false) is JsonArray { Count: > 0 } builds
+        && Guid.TryParse(BuildProgress.Str(builds[0], "buildId"), out var id) ? id : null;
+
     /// <summary><c>GET /builds/{id}</c> as indented JSON.</summary>
     public async Task<string> StatusAsync(Guid id, CancellationToken cancellationToken)
     {

@@ -15,7 +15,8 @@ namespace Farm.Coordinator.Api;
 /// The coordinator's HTTP API for builds: <c>POST /builds</c> (a <see cref="SubmitBuild"/> as JSON; 202 with the id),
 /// <c>GET /builds/{id}</c> (status, digest, error, steps), <c>GET /builds/{id}/events</c> (JSON lines, each with its
 /// <c>seq</c> in the build; <c>?follow=true</c> streams until the build ends, <c>?after=N</c> starts after event N) and
-/// <c>GET /builds/{id}/logs</c> (the steps' output lines; the same two parameters). Any coordinator of a cluster
+/// <c>GET /builds/{id}/logs</c> (the steps' output lines; the same two parameters), and <c>POST /builds/plan</c> (the
+/// same body as <c>POST /builds</c>: which layer steps would run and why, nothing built). Any coordinator of a cluster
 /// serves any build's events (<see cref="BuildService.EventsAsync"/>). With auth on, a caller sees only its tenant's
 /// builds: another tenant's is answered exactly as an unknown id (404, FARM4210), so a token learns nothing of it.
 /// Errors become status codes in <see cref="ApiErrorMiddleware"/>.
@@ -70,6 +71,14 @@ public static class BuildApi
 
             var record = builds.Submit(submission, passed, secrets);
             return Results.Accepted($"/builds/{record.BuildId}", new { buildId = record.BuildId, status = Status(record.Status) });
+        });
+        // A dry run: which steps would run and why, nothing built (farm build --dry-run).
+        app.MapPost("/builds/plan", async (SubmitBuild submit, HttpContext http, BuildService builds) =>
+        {
+            var caller = FarmCaller.Of(http);
+            caller.RequireBuild("plan builds");
+            var report = await builds.DryRunAsync(submit with { Tenant = caller.Tenant, PushCredentialRegistries = [], Push = false }, http.RequestAborted).ConfigureAwait(false);
+            return Results.Json(report, Json);
         });
         app.MapPost("/builds/{id:guid}/cancel", async (Guid id, HttpContext http, BuildService builds) =>
         {

@@ -3,6 +3,7 @@ using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Grains;
 using Farm.Dockerfile.Context;
+using Farm.Dockerfile.Planning;
 
 namespace Farm.Coordinator.Builds;
 
@@ -100,6 +101,12 @@ public sealed record BuildRequest
     /// <summary>The named directory contexts (<c>--build-context NAME=DIR</c>) as stored: their tar's digest and their index, by name.</summary>
     public IReadOnlyDictionary<string, NamedContextInput> NamedContexts { get; init; } = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Which earlier builds this one is compared with to say why a step ran (<see cref="Explain.BuildLineage"/>); empty
+    /// compares with none and records nothing.
+    /// </summary>
+    public IReadOnlyList<string> Lineages { get; init; } = [];
+
     /// <summary>A request for a submitted build whose context index was read from the blob store (null when it named none).</summary>
     public static BuildRequest From(SubmitBuild submit, ContextIndex? index, string cacheStore)
     {
@@ -124,6 +131,7 @@ public sealed record BuildRequest
             SecretIds = submit.SecretIds,
             SshIds = submit.SshIds,
             Options = submit.Options,
+            Lineages = Explain.BuildLineage.Of(submit),
         };
     }
 }
@@ -190,7 +198,11 @@ public sealed record BuildResumed(Guid BuildId, DateTimeOffset At, string Silo, 
 /// <summary>A base image was pinned to a manifest digest.</summary>
 public sealed record BaseImageResolved(Guid BuildId, DateTimeOffset At, string Reference, string Digest) : BuildEvent(BuildId, At);
 
-public sealed record StepStarted(Guid BuildId, DateTimeOffset At, string StepId, string Display, string CacheKey) : BuildEvent(BuildId, At);
+/// <summary>
+/// A layer step started; <paramref name="Explanation"/> says why it runs when the cache did not answer it (null when it
+/// did); <paramref name="DependsOn"/> names the layer steps it waited for (the one below it, a <c>COPY --from</c> stage's last).
+/// </summary>
+public sealed record StepStarted(Guid BuildId, DateTimeOffset At, string StepId, string Display, string CacheKey, StepExplanation? Explanation = null, IReadOnlyList<string>? DependsOn = null) : BuildEvent(BuildId, At);
 
 public sealed record StepFinished(Guid BuildId, DateTimeOffset At, StepOutcome Outcome) : BuildEvent(BuildId, At);
 
@@ -207,3 +219,11 @@ public sealed record ContextPacked(Guid BuildId, DateTimeOffset At, int Files, l
 
 /// <summary>The local farm named the image in its image store: its id (config digest), manifest digest and names.</summary>
 public sealed record ImageStored(Guid BuildId, DateTimeOffset At, string Id, string Digest, IReadOnlyList<string> Names) : BuildEvent(BuildId, At);
+
+/// <summary>What a dry run found: each layer step of the stages the target needs, and the build it was compared with.</summary>
+/// <param name="PreviousBuild">The previous build of the same Dockerfile and target; null when there is none.</param>
+/// <param name="Steps">In graph order.</param>
+public sealed record BuildPlanReport(Guid? PreviousBuild, IReadOnlyList<PlannedStep> Steps);
+
+/// <summary>One layer step of a dry run: cached, or why it would run.</summary>
+public sealed record PlannedStep(string StepId, string Display, string CacheKey, bool Cached, StepExplanation? Explanation);

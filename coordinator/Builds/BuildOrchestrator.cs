@@ -4,6 +4,7 @@ using Farm.Contracts;
 using Farm.Coordinator.Assembly;
 using Farm.Coordinator.Cache;
 using Farm.Coordinator.Dispatch;
+using Farm.Coordinator.Explain;
 using Farm.Coordinator.Grains;
 using Farm.Dockerfile.Planning;
 using Farm.Coordinator.Telemetry;
@@ -38,6 +39,7 @@ public sealed partial class BuildOrchestrator
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly BaseImageResolver _baseImages;
+    private readonly IKeyInputHistory? _history;
 
     public BuildOrchestrator(
         ILayerBuilds layers,
@@ -46,7 +48,8 @@ public sealed partial class BuildOrchestrator
         BuildLogHub? logs = null,
         CacheKeyOptions? keyOptions = null,
         TimeProvider? time = null,
-        ILogger<BuildOrchestrator>? logger = null)
+        ILogger<BuildOrchestrator>? logger = null,
+        IKeyInputHistory? history = null)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(cache);
@@ -59,6 +62,7 @@ public sealed partial class BuildOrchestrator
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
         _baseImages = new BaseImageResolver(_logger);
+        _history = history;
     }
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
@@ -84,6 +88,28 @@ public sealed partial class BuildOrchestrator
             LogBuildFailed(_logger, e, buildId, code);
             throw;
         }
+    }
+
+    /// <summary>
+    /// A dry run (<c>farm build --dry-run</c>): plans the build, pins its base images and keys its steps as a build
+    /// would, asks the action cache about each layer step and says why each miss would run; runs no step, pushes,
+    /// exports, names and records nothing.
+    /// </summary>
+    public async Task<BuildPlanReport> DryRunAsync(BuildRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var cacheStore = await _stores.OpenAsync(request.CacheStore, cancellationToken).ConfigureAwait(false);
+        using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
+        var planned = await PlanAsync(request, cacheStore, clients, progress: null, cancellationToken).ConfigureAwait(false);
+        var steps = new List<PlannedStep>();
+        foreach (var key in planned.Plan.Steps)
+        {
+            var step = planned.Graph.Stages[key.StageIndex].Steps.First(s => s.Id == key.StepId);
+            var cached = key.Cacheable && !request.NoCache && await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) is not null;
+            steps.Add(new PlannedStep(key.StepId, step.Text, key.Key, cached, cached ? null : planned.Explainer?.Explain(key)));
+        }
+
+        return new BuildPlanReport(planned.Explainer?.Previous?.BuildId, steps);
     }
 
     /// <summary>
@@ -194,56 +220,14 @@ public sealed partial class BuildOrchestrator
         // Push targets and base images with the build's own credentials (its tenant's, or passed with it); the cache
         // store, a source of every push, stays the farm's.
         using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
-
-        // SOURCE_DATE_EPOCH (a build arg, as BuildKit takes it) dates the image and clamps the layers' times; without it
-        // the image is dated by the build, as docker's are.
-        var epoch = request.Created ?? SourceDateEpoch.FromBuildArgs(request.BuildArgs);
-
-        // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
-        var graphOptions = request.GraphOptions();
-        // Parsed once; planned twice, the second time with the pinned images' configs (their ENV, WORKDIR, SHELL).
-        var ast = DockerfileParser.Parse(request.Dockerfile, request.DockerfilePath);
-        var draft = BuildGraph.Create(ast, graphOptions);
-        var images = new Dictionary<string, ResolvedImage>(StringComparer.Ordinal);
-        var localImages = request.LocalImages?.BaseImages(request.Pull);
-        foreach (var reference in BaseImageResolver.ImagesOf(draft))
-        {
-            ResolvedImage resolved;
-            try
-            {
-                resolved = await _baseImages.ResolveAsync(request.BuildId, reference, cacheStore, localImages, clients.ClientFor, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BaseImageUnavailableException e) when (e.InnerException is RegistryAuthenticationException or RegistryAccessDeniedException && request.RegistryAccess is { } access)
-            {
-                var registry = (e.InnerException as RegistryAuthenticationException)?.Registry ?? ((RegistryAccessDeniedException)e.InnerException).Registry;
-                throw await access.ExplainAsync(e.InnerException, registry, $"pull the base image {reference}", cancellationToken).ConfigureAwait(false);
-            }
-
-            images[reference] = resolved;
-            progress?.Report(new BaseImageResolved(request.BuildId, _time.GetUtcNow(), reference, resolved.Digest.ToString()));
-        }
-
-        var graph = BuildGraph.Create(
-            ast,
-            graphOptions with { ResolveBaseImage = (reference, _) => images.TryGetValue(reference, out var image) ? image.BaseConfig : null });
-
-        RefuseUnsupported(graph);
-        RefuseUnrequested(graph, request.Entitlements);
-        RequireSecrets(graph, request.SecretIds, request.SshIds);
-
-        // 2. Cache keys, with every image pinned to the digest resolved above.
-        var plan = CacheKeyPlanner.Compute(
-            graph,
-            request.ContextIndex,
-            reference => images.TryGetValue(reference, out var image) ? image.Digest.ToString() : reference,
-            _keyOptions with { SourceDateEpoch = epoch },
-            request.NamedContexts.ToDictionary(p => p.Key, p => p.Value.Index, StringComparer.Ordinal));
+        var planned = await PlanAsync(request, cacheStore, clients, progress, cancellationToken).ConfigureAwait(false);
+        var (graph, plan, images) = (planned.Graph, planned.Plan, planned.Images);
         var stagesToBuild = graph.StagesToBuild.ToList();
         progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), stagesToBuild.Count, plan.Steps.Count));
 
         // 3. One task per stage; a stage awaits only the stages it depends on. The first failure cancels the rest.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var run = new BuildRun(request, graph, plan, images, progress) { Epoch = epoch };
+        var run = new BuildRun(request, graph, plan, images, progress) { Epoch = planned.Epoch, Explainer = planned.Explainer };
         // Concurrent: stage tasks read their dependencies' entries while later stages are still being added.
         var stageTasks = new ConcurrentDictionary<int, Task<StageResult>>();
         foreach (var stage in stagesToBuild)
@@ -300,6 +284,8 @@ public sealed partial class BuildOrchestrator
             progress?.Report(new ImageStored(request.BuildId, _time.GetUtcNow(), stored.Id.ToString(), stored.ManifestDescriptor.Digest.ToString(), [.. request.Tags.Select(LocalImageStore.NormalizeName)]));
         }
 
+        await RecordInputsAsync(request, planned, cancellationToken).ConfigureAwait(false);
+
         return new BuildResult
         {
             BuildId = request.BuildId,
@@ -308,6 +294,104 @@ public sealed partial class BuildOrchestrator
             Steps = [.. plan.Steps.Select(k => run.Outcomes[k.StepId])],
             Pushed = pushed,
         };
+    }
+
+    /// <summary>
+    /// Steps 1 and 2 of a build: parses and plans the Dockerfile, pins every base image the target needs, keys every
+    /// layer step and, with a key input history, finds the previous build of the same lineage to explain misses against.
+    /// </summary>
+    private async Task<PlannedBuild> PlanAsync(BuildRequest request, IBlobStore cacheStore, BuildRegistryClients clients, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
+    {
+        // SOURCE_DATE_EPOCH (a build arg, as BuildKit takes it) dates the image and clamps the layers' times; without it
+        // the image is dated by the build, as docker's are.
+        var epoch = request.Created ?? SourceDateEpoch.FromBuildArgs(request.BuildArgs);
+
+        // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
+        var graphOptions = request.GraphOptions();
+        // Parsed once; planned twice, the second time with the pinned images' configs (their ENV, WORKDIR, SHELL).
+        var ast = DockerfileParser.Parse(request.Dockerfile, request.DockerfilePath);
+        var draft = BuildGraph.Create(ast, graphOptions);
+        var images = new Dictionary<string, ResolvedImage>(StringComparer.Ordinal);
+        var localImages = request.LocalImages?.BaseImages(request.Pull);
+        foreach (var reference in BaseImageResolver.ImagesOf(draft))
+        {
+            ResolvedImage resolved;
+            try
+            {
+                resolved = await _baseImages.ResolveAsync(request.BuildId, reference, cacheStore, localImages, clients.ClientFor, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BaseImageUnavailableException e) when (e.InnerException is RegistryAuthenticationException or RegistryAccessDeniedException && request.RegistryAccess is { } access)
+            {
+                var registry = (e.InnerException as RegistryAuthenticationException)?.Registry ?? ((RegistryAccessDeniedException)e.InnerException).Registry;
+                throw await access.ExplainAsync(e.InnerException, registry, $"pull the base image {reference}", cancellationToken).ConfigureAwait(false);
+            }
+
+            images[reference] = resolved;
+            progress?.Report(new BaseImageResolved(request.BuildId, _time.GetUtcNow(), reference, resolved.Digest.ToString()));
+        }
+
+        var graph = BuildGraph.Create(
+            ast,
+            graphOptions with { ResolveBaseImage = (reference, _) => images.TryGetValue(reference, out var image) ? image.BaseConfig : null });
+
+        RefuseUnsupported(graph);
+        RefuseUnrequested(graph, request.Entitlements);
+        RequireSecrets(graph, request.SecretIds, request.SshIds);
+
+        // 2. Cache keys, with every image pinned to the digest resolved above, and what went into each.
+        var (inputs, previous) = await HistoryAsync(request, cancellationToken).ConfigureAwait(false);
+        var plan = CacheKeyPlanner.Compute(
+            graph,
+            request.ContextIndex,
+            reference => images.TryGetValue(reference, out var image) ? image.Digest.ToString() : reference,
+            _keyOptions with { SourceDateEpoch = epoch },
+            request.NamedContexts.ToDictionary(p => p.Key, p => p.Value.Index, StringComparer.Ordinal),
+            inputs);
+        var explainer = inputs is null ? null : new StepExplainer(plan, previous, request.NoCache);
+        return new PlannedBuild(graph, plan, images, explainer, epoch);
+    }
+
+    /// <summary>
+    /// The digester of the build's key inputs and the previous build of its lineage; (null, null) without a history,
+    /// or when it cannot be used (FARM4300, logged: a build never fails for want of an explanation).
+    /// </summary>
+    private async Task<(KeyInputsOptions? Inputs, BuildKeyInputs? Previous)> HistoryAsync(BuildRequest request, CancellationToken cancellationToken)
+    {
+        if (_history is null || request.Lineages.Count == 0)
+        {
+            return (null, null);
+        }
+
+        try
+        {
+            var digester = await _history.DigesterAsync(cancellationToken).ConfigureAwait(false);
+            var previous = await _history.PreviousAsync(request.Lineages, cancellationToken).ConfigureAwait(false);
+            return (new KeyInputsOptions { Digester = digester, BuildArgs = request.BuildArgs }, previous);
+        }
+        catch (KeyInputHistoryUnavailableException e)
+        {
+            LogHistoryUnavailable(_logger, e, request.BuildId, e.Code);
+            return (null, null);
+        }
+    }
+
+    /// <summary>Records a finished build's key inputs as the latest of its lineages (a failure is logged: the next build only explains less).</summary>
+    private async Task RecordInputsAsync(BuildRequest request, PlannedBuild planned, CancellationToken cancellationToken)
+    {
+        if (_history is null || planned.Explainer is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var build = new BuildKeyInputs { BuildId = request.BuildId, At = _time.GetUtcNow(), Steps = [.. planned.Plan.Steps.Select(s => s.Inputs).OfType<StepKeyInputs>()] };
+            await _history.RecordAsync(request.Lineages, build, cancellationToken).ConfigureAwait(false);
+        }
+        catch (KeyInputHistoryUnavailableException e)
+        {
+            LogHistoryUnavailable(_logger, e, request.BuildId, e.Code);
+        }
     }
 
     /// <summary>Features whose result the job contract cannot express: building without them would be wrong, not slower.</summary>
@@ -408,6 +492,10 @@ public sealed partial class BuildOrchestrator
         };
 
         var stepLayers = new List<LayerRef?>();
+        // What each step waited for, for the dashboard's critical path: the layer step below it, and for the stage's
+        // first one the last layer step of every stage this one waited for (its base, COPY --from sources).
+        IReadOnlyList<string> waited = [.. stage.Dependencies.Append(stage.BaseStage ?? -1).Where(d => d >= 0).Distinct().Select(run.FinalLayerStep).OfType<string>().Distinct(StringComparer.Ordinal)];
+        string? below = null;
         foreach (var step in stage.Steps)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -425,7 +513,9 @@ public sealed partial class BuildOrchestrator
                 name => name is null ? run.Request.ContextDigest : run.Request.NamedContexts[name].ContextDigest,
                 name => run.Graph.Stages.FirstOrDefault(s => s.Index < stage.Index && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))?.Index,
                 run.Request.Tenant);
-            var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<string> dependsOn = below is null ? waited : [below];
+            var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], dependsOn, cancellationToken).ConfigureAwait(false);
+            below = step.Id;
             run.Outcomes[step.Id] = outcome;
             stepLayers.Add(outcome.Layer);
             if (outcome.Layer is { } layer)
@@ -453,14 +543,15 @@ public sealed partial class BuildOrchestrator
         }
     }
 
-    private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, CancellationToken cancellationToken)
+    private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, IReadOnlyList<string> dependsOn, CancellationToken cancellationToken)
     {
         var request = run.Request;
         var started = _time.GetUtcNow();
         using var stepSpan = CoordinatorTelemetry.StartStep(step.Id, step.Text, key.Key);
-        run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key));
         StepOutcome outcome;
         var entry = key.Cacheable && !request.NoCache ? await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) : null;
+        // A miss says why it runs: the explanation goes with the step's start, before any of its output.
+        run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key, entry is null ? run.Explainer?.Explain(key) : null, dependsOn));
         if (entry is not null)
         {
             outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: true, entry.Layer, entry.Worker, JobId: null, started, _time.GetUtcNow(), Timings: null);
@@ -554,11 +645,17 @@ public sealed partial class BuildOrchestrator
     [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId} finished: image {Digest}, {Jobs} of {Steps} layer steps built")]
     private static partial void LogBuildFinished(ILogger logger, Guid buildId, string digest, int jobs, int steps);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: {Code}: the record of earlier builds' key inputs cannot be used; the build goes on without saying why its steps run")]
+    private static partial void LogHistoryUnavailable(ILogger logger, Exception exception, Guid buildId, string code);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId} failed with {Code}")]
     private static partial void LogBuildFailed(ILogger logger, Exception exception, Guid buildId, string code);
 
     /// <summary>A built stage: its whole filesystem (base layers first) and the layer of each step (null for none).</summary>
     private sealed record StageResult(IReadOnlyList<LayerRef> Layers, IReadOnlyList<LayerRef?> StepLayers);
+
+    /// <summary>A planned build: its graph, keys, pinned images, and (with a history) what explains its misses.</summary>
+    private sealed record PlannedBuild(BuildGraph Graph, CacheKeyPlan Plan, Dictionary<string, ResolvedImage> Images, StepExplainer? Explainer, DateTimeOffset? Epoch);
 
     private sealed class BuildRun(BuildRequest request, BuildGraph graph, CacheKeyPlan plan, IReadOnlyDictionary<string, ResolvedImage> images, IProgress<BuildEvent>? progress)
     {
@@ -571,6 +668,26 @@ public sealed partial class BuildOrchestrator
         public IReadOnlyDictionary<string, ResolvedImage> Images { get; } = images;
 
         public IProgress<BuildEvent>? Progress { get; } = progress;
+
+        /// <summary>Says why a step missed the cache; null without a key input history.</summary>
+        public StepExplainer? Explainer { get; init; }
+
+        /// <summary>The last layer step of a stage, or of the stage it is built on when it has none; null down to an image.</summary>
+        public string? FinalLayerStep(int stageIndex)
+        {
+            for (var stage = Graph.Stages[stageIndex]; ; stage = Graph.Stages[stage.BaseStage!.Value])
+            {
+                if (stage.Steps.LastOrDefault(s => s.Kind == GraphStepKind.Layer) is { } last)
+                {
+                    return last.Id;
+                }
+
+                if (stage.BaseKind != StageBaseKind.Stage)
+                {
+                    return null;
+                }
+            }
+        }
 
         public ConcurrentDictionary<string, StepOutcome> Outcomes { get; } = new(StringComparer.Ordinal);
 

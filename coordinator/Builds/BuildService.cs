@@ -186,6 +186,22 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     }
 
     /// <summary>
+    /// A dry run of <paramref name="submit"/> (<c>POST /builds/plan</c>): which steps would run and why, from the cache
+    /// keys and the action cache, without a build record, a job, a push or an image (base images are resolved, and the
+    /// local farm pulls one it lacks, as a build would).
+    /// </summary>
+    /// <exception cref="InvalidSubmissionException">The submission is not one a build can run from (FARM4211).</exception>
+    public async Task<BuildPlanReport> DryRunAsync(SubmitBuild submit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(submit);
+        SubmissionValidation.Validate(submit, ClientCacheStore);
+        var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
+        var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
+        var request = await LoadRequestAsync(orchestrator, submit with { BuildId = id, Output = null }, new Progress<BuildEvent>(), cancellationToken).ConfigureAwait(false);
+        return await orchestrator.DryRunAsync(request with { RegistryAccess = _credentials.For(submit) }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// The build's record: this silo's live one when the build ran here, else one rebuilt from the build grain's
     /// persisted state (its status and the tail of its events).
     /// </summary>
@@ -828,14 +844,17 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             if (_orchestrator is null)
             {
                 IActionCache inner;
+                Explain.IKeyInputHistory history;
                 if (string.IsNullOrWhiteSpace(_coordinator.Redis))
                 {
                     inner = new FileActionCache(Path.Combine(_options.StateDirectory, "action-cache"));
+                    history = new Explain.FileKeyInputHistory(Path.Combine(_options.StateDirectory, "lineage"));
                 }
                 else
                 {
                     _redis = await ConnectionMultiplexer.ConnectAsync(FarmRedis.Configuration(_coordinator)).ConfigureAwait(false);
                     inner = new RedisActionCache(_redis);
+                    history = new Explain.RedisKeyInputHistory(_redis);
                 }
 
                 var store = await _stores.OpenAsync(CacheStore, cancellationToken).ConfigureAwait(false);
@@ -848,7 +867,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = DeletesBlobsOnPrune ? _localImages : null;
                 _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time, referenced as ReferencingActionCache);
-                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>());
+                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>(), history: history);
             }
 
             return _orchestrator;

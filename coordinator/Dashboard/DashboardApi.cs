@@ -12,7 +12,8 @@ namespace Farm.Coordinator.Dashboard;
 /// <summary>
 /// The live dashboard: plain HTML, CSS and JavaScript embedded in this assembly (no page build step), served at
 /// <c>/</c>, and the JSON it polls: <c>GET /api/builds</c> (recent builds, newest first), <c>/api/builds/{id}</c> (a
-/// build's timeline: each layer step with its worker, cached or built, and the worker's phases),
+/// build's timeline: each layer step with its worker, cached or built, the worker's phases, why it ran, and whether it
+/// is on the critical path),
 /// <c>/api/builds/{id}/logs?step=</c> (a step's output), <c>/api/workers</c> and <c>/api/stats</c> (cache hit ratio,
 /// queue depth and slots over time).
 /// </summary>
@@ -94,8 +95,18 @@ public static class DashboardApi
             switch (buildEvent)
             {
                 case StepStarted s:
-                    index[s.StepId] = steps.Count;
-                    steps.Add(new StepBar(s.StepId, s.Display, s.CacheKey, "running", false, null, null, null, s.At, null, []));
+                    var started = new StepBar(s.StepId, s.Display, s.CacheKey, "running", false, null, null, null, s.At, null, []) { Explanation = s.Explanation, DependsOn = s.DependsOn ?? [] };
+                    if (index.TryGetValue(s.StepId, out var again))
+                    {
+                        // A resumed build starts the step again: its latest start counts.
+                        steps[again] = started;
+                    }
+                    else
+                    {
+                        index[s.StepId] = steps.Count;
+                        steps.Add(started);
+                    }
+
                     break;
                 case StepFinished { Outcome: var o }:
                     var bar = new StepBar(
@@ -112,7 +123,7 @@ public static class DashboardApi
                         o.Timings is { } t ? [.. CoordinatorTelemetry.Phases(t).Where(p => p.Start != default && p.End >= p.Start).Select(p => new PhaseBar(p.Phase, p.Start, p.End))] : []);
                     if (index.TryGetValue(o.StepId, out var at))
                     {
-                        steps[at] = bar;
+                        steps[at] = bar with { Explanation = steps[at].Explanation, DependsOn = steps[at].DependsOn };
                     }
                     else
                     {
@@ -128,11 +139,30 @@ public static class DashboardApi
         }
 
         var failed = record.End as BuildFailed;
+        var critical = CriticalPath(steps);
         return new BuildTimeline(
             Summary(record),
             (record.End as BuildFinished)?.ImageDigest,
             failed?.Message,
-            [.. steps.Select(s => s with { LogLines = logLines.GetValueOrDefault(s.StepId) })]);
+            [.. steps.Select(s => s with { LogLines = logLines.GetValueOrDefault(s.StepId), Critical = critical.Contains(s.StepId) })]);
+    }
+
+    /// <summary>
+    /// The chain of steps that set the build's duration: from the step that finished last, back through the dependency
+    /// of each that finished last (the one it waited for longest), to a step that waited for none. Finished steps only.
+    /// </summary>
+    internal static HashSet<string> CriticalPath(IReadOnlyList<StepBar> steps)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        var finished = steps.Where(s => s.Finished is not null).ToDictionary(s => s.StepId, StringComparer.Ordinal);
+        var path = new HashSet<string>(StringComparer.Ordinal);
+        var current = finished.Values.MaxBy(s => s.Finished);
+        while (current is not null && path.Add(current.StepId))
+        {
+            current = current.DependsOn.Select(d => finished.GetValueOrDefault(d)).OfType<StepBar>().MaxBy(s => s.Finished);
+        }
+
+        return path;
     }
 
     internal sealed record BuildSummary(
@@ -163,6 +193,15 @@ public static class DashboardApi
         IReadOnlyList<PhaseBar> Phases)
     {
         public int LogLines { get; init; }
+
+        /// <summary>Why the step ran instead of coming from the cache; null when cached or not recorded.</summary>
+        public Dockerfile.Planning.StepExplanation? Explanation { get; init; }
+
+        /// <summary>The layer steps it waited for.</summary>
+        public IReadOnlyList<string> DependsOn { get; init; } = [];
+
+        /// <summary>On the chain of steps that set the build's duration (<see cref="CriticalPath"/>).</summary>
+        public bool Critical { get; init; }
     }
 
     internal sealed record PhaseBar(string Phase, DateTimeOffset Start, DateTimeOffset End);

@@ -48,20 +48,27 @@ public static class CacheKeyPlanner
     /// A value that is not a digest (an unresolved name) still yields keys, marked not cacheable.
     /// </param>
     /// <param name="options">The farm-wide salt.</param>
+    /// <param name="inputs">
+    /// When set, every step's <see cref="StepCacheKey.Inputs"/> records what went into its key, as digests, so that a
+    /// later build can say which input changed (docs/architecture.md, "Why a step ran").
+    /// </param>
     /// <exception cref="BuildContextException">A COPY source leaves the context, matches nothing, or is malformed.</exception>
     /// <exception cref="ContextIndexUnavailableException">A step reads the context, but <paramref name="index"/> is null (FARM4203).</exception>
-    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options = null) =>
-        Compute(graph, index, resolveImageDigest, options, namedContexts: null);
+    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options = null, KeyInputsOptions? inputs = null) =>
+        Compute(graph, index, resolveImageDigest, options, namedContexts: null, inputs);
 
-    /// <summary>Computes keys; <paramref name="namedContexts"/> are the indexes of the named directory contexts (<c>COPY --from=NAME</c>).</summary>
+    /// <summary>
+    /// Computes keys; <paramref name="namedContexts"/> are the indexes of the named directory contexts
+    /// (<c>COPY --from=NAME</c>); with <paramref name="inputs"/>, each key's inputs are recorded as well (why a step ran).
+    /// </summary>
     /// <exception cref="ContextIndexUnavailableException">A step reads a context whose index is not given (FARM4203).</exception>
-    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options, IReadOnlyDictionary<string, ContextIndex>? namedContexts)
+    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options, IReadOnlyDictionary<string, ContextIndex>? namedContexts, KeyInputsOptions? inputs = null)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(resolveImageDigest);
         var context = index is null ? null : new CopySourceResolver(new ContextIndexTree(index));
         var named = (namedContexts ?? new Dictionary<string, ContextIndex>()).ToDictionary(p => p.Key, p => new CopySourceResolver(new ContextIndexTree(p.Value)), StringComparer.Ordinal);
-        var planner = new Planner(graph, context, resolveImageDigest, options ?? new CacheKeyOptions(), named);
+        var planner = new Planner(graph, context, resolveImageDigest, options ?? new CacheKeyOptions(), named, inputs);
         return planner.Run();
     }
 
@@ -75,11 +82,13 @@ public static class CacheKeyPlanner
         || source.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase)
         || (IsUrl(source) && (source.Split('#')[0].EndsWith(".git", StringComparison.OrdinalIgnoreCase)));
 
-    private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string> resolve, CacheKeyOptions options, Dictionary<string, CopySourceResolver> namedContexts)
+    private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string> resolve, CacheKeyOptions options, Dictionary<string, CopySourceResolver> namedContexts, KeyInputsOptions? inputsOptions)
     {
         private readonly Dictionary<int, StageCacheKey> _stages = [];
         private readonly Dictionary<string, string> _images = new(StringComparer.Ordinal);
         private BuildStep? _step;
+        private InputsRecorder? _inputs;
+        private int _filesRecorded;
 
         /// <summary>The context, for the step being keyed; a submission without an index may not read it.</summary>
         private CopySourceResolver Context =>
@@ -91,6 +100,7 @@ public static class CacheKeyPlanner
             foreach (var stage in graph.StagesToBuild)
             {
                 var (baseKey, cacheable, reason) = BaseKey(stage);
+                var (baseReference, baseDigest) = BaseOf(stage);
                 var parent = baseKey;
                 foreach (var step in stage.Steps)
                 {
@@ -106,7 +116,8 @@ public static class CacheKeyPlanner
                         reason = $"{step.Id} ({step.Instruction}): {stepReason}";
                     }
 
-                    steps.Add(new StepCacheKey(step.Id, stage.Index, key, parent, cacheable, cacheable ? null : reason));
+                    var inputs = _inputs?.Finish(step, stage.Index, key, parent, parent == baseKey, baseReference, baseDigest);
+                    steps.Add(new StepCacheKey(step.Id, stage.Index, key, parent, cacheable, cacheable ? null : reason) { Inputs = inputs });
                     parent = key;
                 }
 
@@ -148,6 +159,7 @@ public static class CacheKeyPlanner
             }
 
             _step = step;
+            _inputs = inputsOptions is null ? null : new InputsRecorder(inputsOptions, step);
             var reason = step.Payload switch
             {
                 RunPayload run => Run(w, stage, run),
@@ -176,6 +188,7 @@ public static class CacheKeyPlanner
                     .Add("ulimits", [.. run.Ulimits.Select(u => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{u.Name}={u.Soft}:{u.Hard}"))]);
             }
 
+            _inputs?.Run(run);
             foreach (var mount in run.Mounts)
             {
                 w.Add("mount", mount);
@@ -185,6 +198,7 @@ public static class CacheKeyPlanner
                 {
                     var (key, why) = FromKey(stage, from);
                     w.Add("mount-from", key);
+                    _inputs?.Source(from, key);
                     reason ??= why;
                 }
                 else if (type == "bind")
@@ -218,6 +232,7 @@ public static class CacheKeyPlanner
                 .Add("checksum", copy.Checksum)
                 .Add("keep-git-dir", copy.KeepGitDir)
                 .Add("unpack", copy.Unpack?.ToString(CultureInfo.InvariantCulture));
+            _inputs?.Copy(copy);
             w.Add("inline-files", copy.InlineFiles.Count);
             foreach (var file in copy.InlineFiles)
             {
@@ -229,11 +244,13 @@ public static class CacheKeyPlanner
                 case CopySourceKind.Stage:
                     var from = StageKey(copy.From.Stage!.Value);
                     w.Add("from", "stage").Add("from-key", from.FinalKey);
+                    _inputs?.Source(StageName(from.StageIndex), from.FinalKey);
                     return from.Cacheable ? null : $"--from stage {from.StageIndex} is not cacheable: {from.NotCacheableReason}";
                 case CopySourceKind.Image:
                     var image = copy.From.Image ?? string.Empty;
                     var (digest, pinned) = Image(image);
                     w.Add("from", "image").Add("platform", stage.Platform).Add("from-digest", digest);
+                    _inputs?.Source(image, digest);
                     return pinned ? null : Unpinned(image);
             }
 
@@ -273,14 +290,20 @@ public static class CacheKeyPlanner
             return reason;
         }
 
-        private static string? Workdir(CacheKeyWriter w, WorkdirPayload workdir)
+        private string? Workdir(CacheKeyWriter w, WorkdirPayload workdir)
         {
             w.Add("path", workdir.Path).Add("user", workdir.User);
+            _inputs?.Setting("user", workdir.User);
             return null;
         }
 
-        private static void AddEntries(CacheKeyWriter w, IReadOnlyList<ContextEntry> entries)
+        private void AddEntries(CacheKeyWriter w, IReadOnlyList<ContextEntry> entries)
         {
+            if (_inputs is { } inputs)
+            {
+                _filesRecorded += inputs.Files(entries, Math.Max(0, inputsOptions!.MaxFiles - _filesRecorded));
+            }
+
             w.Add("entries", entries.Count);
             foreach (var e in entries)
             {
@@ -316,6 +339,16 @@ public static class CacheKeyPlanner
             return (stage.Platform + "@" + digest, pinned ? null : Unpinned(from));
         }
 
+        /// <summary>What a stage starts from, for <see cref="StepKeyInputs.BaseReference"/> and <see cref="StepKeyInputs.BaseDigest"/>.</summary>
+        private (string Reference, string Digest) BaseOf(BuildStage stage) => stage.BaseKind switch
+        {
+            StageBaseKind.Scratch => ("scratch", string.Empty),
+            StageBaseKind.Stage => (StageName(stage.BaseStage!.Value), StageKey(stage.BaseStage!.Value).FinalKey),
+            _ => (stage.BaseImage ?? string.Empty, Image(stage.BaseImage ?? string.Empty).Digest),
+        };
+
+        private string StageName(int index) => graph.Stages[index].Name is { } name ? $"stage {name}" : $"stage {index}";
+
         private StageCacheKey StageKey(int index) =>
             _stages.TryGetValue(index, out var key)
                 ? key
@@ -348,5 +381,109 @@ public static class CacheKeyPlanner
 
             return fields;
         }
+    }
+}
+
+/// <summary>Collects one step's <see cref="StepKeyInputs"/> while <see cref="CacheKeyPlanner"/> writes its key.</summary>
+internal sealed class InputsRecorder(KeyInputsOptions options, BuildStep step)
+{
+    private readonly Dictionary<string, string> _settings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _sources = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _files = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _args = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _env = new(StringComparer.Ordinal);
+    private readonly System.Security.Cryptography.IncrementalHash _allFiles = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+    private int _fileCount;
+    private bool _envSeen;
+
+    private KeyInputDigester Digester => options.Digester;
+
+    public void Setting(string name, string? value) => _settings[name] = Digester.Value(name, value);
+
+    public void Setting(string name, IEnumerable<string> values) => Setting(name, string.Join('\0', values));
+
+    public void Source(string name, string keyOrDigest) => _sources[name] = keyOrDigest;
+
+    public void Run(RunPayload run)
+    {
+        Setting("command", run.Argv);
+        Setting("user", run.User);
+        Setting("workdir", run.Workdir);
+        Setting("network", run.Network);
+        Setting("security", run.Security);
+        Setting("mounts", run.Mounts);
+        Setting("heredocs", run.Files.Select(f => f.Name + "\0" + f.FileDescriptor.ToString(CultureInfo.InvariantCulture) + "\0" + f.Expand + "\0" + f.Content));
+        var args = new HashSet<string>(step.UsedArgs, StringComparer.Ordinal);
+        foreach (var pair in run.Env)
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            var name = eq < 0 ? pair : pair[..eq];
+            var value = eq < 0 ? string.Empty : pair[(eq + 1)..];
+            (args.Contains(name) ? _args : _env)[name] = Digester.Value(name, value);
+        }
+
+        _envSeen = true;
+    }
+
+    public void Copy(CopyPayload copy)
+    {
+        Setting("workdir", copy.Workdir);
+        Setting("chown", copy.Chown);
+        Setting("chmod", copy.Chmod);
+        Setting("flags", [copy.Link.ToString(), copy.Parents.ToString(), string.Join(',', copy.Exclude), copy.Checksum ?? string.Empty, copy.KeepGitDir.ToString(), copy.Unpack?.ToString() ?? string.Empty]);
+        Setting("heredocs", copy.InlineFiles.Select(f => f.Name + "\0" + f.Expand + "\0" + f.Content));
+    }
+
+    /// <summary>Records what the key takes of each entry; returns how many were recorded by path (at most <paramref name="budget"/>).</summary>
+    public int Files(IReadOnlyList<ContextEntry> entries, int budget)
+    {
+        var recorded = 0;
+        foreach (var e in entries)
+        {
+            var digest = KeyInputDigester.Plain(string.Join('\0', e.Type.ToString(), e.Mode.ToString(CultureInfo.InvariantCulture), e.Size.ToString(CultureInfo.InvariantCulture), e.Sha256 ?? string.Empty, e.LinkTarget ?? string.Empty))[..16];
+            _allFiles.AppendData(System.Text.Encoding.UTF8.GetBytes(e.Path + "\0" + digest + "\n"));
+            _fileCount++;
+            if (_files.Count < options.MaxFilesPerStep && recorded < budget && _files.TryAdd(e.Path, digest))
+            {
+                recorded++;
+            }
+        }
+
+        return recorded;
+    }
+
+    public StepKeyInputs Finish(BuildStep current, int stageIndex, string key, string parent, bool parentIsBase, string baseReference, string baseDigest)
+    {
+        if (!_envSeen)
+        {
+            // Outside RUN an ARG reaches the key only through the words it expands in; the value given on the command
+            // line (or the default, when none was) is what can have changed.
+            foreach (var name in current.UsedArgs)
+            {
+                _args[name] = Digester.Value(name, options.BuildArgs.TryGetValue(name, out var value) ? value : null);
+            }
+        }
+
+        var files = Convert.ToHexStringLower(_allFiles.GetHashAndReset())[..32];
+        _allFiles.Dispose();
+        return new StepKeyInputs
+        {
+            StepId = current.Id,
+            StageIndex = stageIndex,
+            Instruction = current.Instruction,
+            Key = key,
+            ParentKey = parent,
+            ParentIsBase = parentIsBase,
+            BaseReference = baseReference,
+            BaseDigest = baseDigest,
+            Text = Digester.Value("text", current.Text),
+            Settings = _settings,
+            Sources = _sources,
+            Files = _files,
+            FileCount = _fileCount,
+            FilesDigest = _fileCount == 0 ? string.Empty : files,
+            Args = _args,
+            Env = _env,
+        };
     }
 }

@@ -10,7 +10,12 @@ namespace Farm.Dockerfile.Planning;
 /// source, an unpinned base image) or sits on such a step: never look it up and never record it.
 /// </param>
 /// <param name="NotCacheableReason">Why <paramref name="Cacheable"/> is false; null when it is true.</param>
-public sealed record StepCacheKey(string StepId, int StageIndex, string Key, string ParentKey, bool Cacheable, string? NotCacheableReason);
+public sealed record StepCacheKey(string StepId, int StageIndex, string Key, string ParentKey, bool Cacheable, string? NotCacheableReason)
+{
+    /// <summary>What went into the key, as digests; null unless the plan was asked to record it (<see cref="KeyInputsOptions"/>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public StepKeyInputs? Inputs { get; init; }
+}
 
 /// <summary>The cache keys of a build graph.</summary>
 /// <param name="Steps">One per layer step of the stages to build, in graph order.</param>

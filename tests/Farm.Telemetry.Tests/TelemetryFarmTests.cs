@@ -290,6 +290,18 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
             TimeSpan.FromSeconds(30),
             () => $"the step's output with 'gate-open' under the timeline; it shows {logs ?? "nothing"}");
 
+        // The built step says why it ran, on its row and in full above its output: the same reason the API gives.
+        var timeline = (await farm.Api.GetFromJsonAsync<JsonObject>($"api/builds/{buildId}"))!;
+        var gated = timeline["steps"]!.AsArray()[5]!;
+        var why = (string)gated["explanation"]!["summary"]!;
+        Assert.Contains((string?)gated["explanation"]!["reasons"]![0]!["kind"], new[] { "never-built", "new-step" });
+        Assert.All(timeline["steps"]!.AsArray().Take(5), s => Assert.Null(s!["explanation"]));
+        Assert.Equal(why, (string?)await browser.ExecuteAsync($"return document.querySelector('#timeline .step[data-step-id=\"{gated["stepId"]}\"] .why').dataset.explanation;"));
+        Assert.Equal(0L, (long?)await browser.ExecuteAsync("return document.querySelectorAll('#timeline .step[data-status=\"cached\"] .why').length;"));
+        var shown = (string?)await browser.ExecuteAsync("return document.getElementById('logs-why').hidden ? null : document.getElementById('logs-why').textContent;");
+        Assert.StartsWith($"rebuilt: {why}\n- ", shown, StringComparison.Ordinal);
+        await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-explanation.png"), await browser.ScreenshotAsync());
+
         // Workers and the cache hit ratio are on the page too.
         await Wait.UntilAsync(
             async () => (long?)await browser.ExecuteAsync("return document.querySelectorAll('#workers tr[data-worker=\"worker-a\"], #workers tr[data-worker=\"worker-b\"]').length;") == 2
@@ -312,6 +324,54 @@ public sealed class TelemetryFarmTests(TelemetryFarmFixture farm) : IClassFixtur
         Assert.All(bars!, b => Assert.Equal(("built", 5), ((string?)b!["status"], (int)b["phases"]!)));
         Assert.Equal(["worker-a", "worker-b"], bars!.Select(b => (string?)b!["worker"]).Distinct().Order());
         await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-first-build.png"), await browser.ScreenshotAsync());
+    }
+
+    [Fact]
+    public async Task The_dashboard_marks_the_critical_path_and_shows_steps_in_lanes_per_worker()
+    {
+        await using var browser = await WebDriver.StartAsync();
+        var artifacts = Directory.CreateDirectory(Path.Combine(RepoPaths.RepoRoot, "artifacts", "telemetry")).FullName;
+
+        // The fixture's build: two stages at once (one per worker), then a stage of three COPYs that waited for both.
+        // The chain that set its duration is the last stage's three steps and whichever of the two it waited for longer.
+        var timeline = (await farm.Api.GetFromJsonAsync<JsonObject>($"api/builds/{farm.BuildId}"))!;
+        var steps = timeline["steps"]!.AsArray().Select(s => s!.AsObject()).ToDictionary(s => (string)s["stepId"]!);
+        Assert.Equal(["s0/1", "s1/1", "s2/1", "s2/2", "s2/3"], steps.Keys.Order(StringComparer.Ordinal));
+        var later = DateTimeOffset.Parse((string)steps["s0/1"]["finished"]!, CultureInfo.InvariantCulture) > DateTimeOffset.Parse((string)steps["s1/1"]["finished"]!, CultureInfo.InvariantCulture) ? "s0/1" : "s1/1";
+        string[] critical = [.. new[] { later, "s2/1", "s2/2", "s2/3" }.Order(StringComparer.Ordinal)];
+        Assert.Equal(critical, steps.Values.Where(s => (bool)s["critical"]!).Select(s => (string)s["stepId"]!).Order(StringComparer.Ordinal));
+        Assert.Equal(["s0/1", "s1/1"], steps["s2/1"]["dependsOn"]!.AsArray().Select(d => (string?)d).Order(StringComparer.Ordinal));
+        Assert.Equal(["s2/2"], steps["s2/3"]["dependsOn"]!.AsArray().Select(d => (string?)d));
+
+        await browser.NavigateAsync(new Uri($"http://127.0.0.1:{farm.CoordinatorPort}/"));
+        await Wait.UntilAsync(async () => (bool?)await browser.ExecuteAsync($"return !!document.querySelector('#builds tr[data-build-id=\"{farm.BuildId}\"]');") == true, TimeSpan.FromSeconds(30), () => $"the dashboard to list build {farm.BuildId}");
+        await browser.ExecuteAsync($"document.querySelector('#builds tr[data-build-id=\"{farm.BuildId}\"]').click();");
+        JsonArray? marked = null;
+        await Wait.UntilAsync(
+            async () => (marked = (await browser.ExecuteAsync("return [...document.querySelectorAll('#timeline .step[data-critical=\"true\"] .bar.critical')].map(b => b.dataset.stepId);"))?.AsArray())?.Count == 4,
+            TimeSpan.FromSeconds(30),
+            () => $"four steps marked on the critical path; marked {marked?.ToJsonString()}");
+        Assert.Equal(critical, marked!.Select(m => (string?)m!).Order(StringComparer.Ordinal));
+        Assert.Equal(1L, (long?)await browser.ExecuteAsync("return document.querySelectorAll('#timeline .step:not(.critical)').length;"));
+        await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-critical-path.png"), await browser.ScreenshotAsync());
+
+        // Lanes: one row per worker, each holding the bars of the steps that worker built.
+        await browser.ExecuteAsync("document.getElementById('lanes').click();");
+        JsonArray? lanes = null;
+        await Wait.UntilAsync(
+            async () => (lanes = (await browser.ExecuteAsync("return [...document.querySelectorAll('#timeline .step.lane')].map(l => ({ lane: l.dataset.lane, steps: [...l.querySelectorAll('.bar')].map(b => b.dataset.stepId), critical: l.querySelectorAll('.bar.critical').length }));"))?.AsArray())?.Count == 2,
+            TimeSpan.FromSeconds(30),
+            () => $"two lanes, one per worker; got {lanes?.ToJsonString()}");
+        foreach (var lane in lanes!)
+        {
+            var worker = (string)lane!["lane"]!;
+            var expected = steps.Values.Where(s => (string?)s["worker"] == worker).Select(s => (string)s["stepId"]!).Order(StringComparer.Ordinal);
+            Assert.Equal(expected, lane["steps"]!.AsArray().Select(x => (string?)x!).Order(StringComparer.Ordinal));
+        }
+
+        Assert.Equal(["worker-a", "worker-b"], lanes.Select(l => (string?)l!["lane"]).Order(StringComparer.Ordinal));
+        Assert.Equal(4, lanes.Sum(l => (int)l!["critical"]!));
+        await File.WriteAllBytesAsync(Path.Combine(artifacts, "dashboard-lanes.png"), await browser.ScreenshotAsync());
     }
 
     [Fact]

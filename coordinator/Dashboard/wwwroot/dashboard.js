@@ -2,7 +2,7 @@
 // redraws. No framework and no build step, on purpose: the page ships inside the coordinator.
 "use strict";
 
-const state = { selected: null, pinned: false, logsStep: null };
+const state = { selected: null, pinned: false, logsStep: null, lanes: false, timeline: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -86,30 +86,76 @@ async function refreshBuilds() {
   if (!state.pinned && builds.length) state.selected = builds[0].buildId;
 }
 
+// Why a step ran, in full: its reasons with the paths or names each one lists.
+function explain(x) {
+  const lines = [`rebuilt: ${x.summary}`];
+  for (const r of x.reasons || []) {
+    lines.push(`- ${r.kind}: ${r.message}`);
+    for (const kind of ["changed", "added", "removed"]) {
+      const count = r[`${kind}Count`];
+      if (!count) continue;
+      lines.push(`    ${kind} (${count}): ${r[kind].join(", ")}${count > r[kind].length ? ", ..." : ""}`);
+    }
+  }
+  if (x.previousBuild) lines.push(`compared with build ${x.previousBuild}${x.previousStep ? ", step " + x.previousStep : ""}`);
+  return lines.join("\n");
+}
+
+function stepBar(s, pct) {
+  const stepEnd = s.finished ?? new Date().toISOString();
+  const bar = el("div", { class: "bar" + (s.critical ? " critical" : ""), "data-step-id": s.stepId, "data-critical": String(!!s.critical),
+    style: `left:${pct(s.started)};width:calc(${pct(stepEnd)} - ${pct(s.started)})` });
+  const total = Math.max(Date.parse(stepEnd) - Date.parse(s.started), 1);
+  for (const p of s.phases) {
+    const width = 100 * (Date.parse(p.end) - Date.parse(p.start)) / total;
+    bar.append(el("div", { class: `seg ${p.phase}`, "data-phase": p.phase, style: `width:${width.toFixed(3)}%`, title: `${p.phase} ${seconds(Date.parse(p.end) - Date.parse(p.start))}` }));
+  }
+  bar.title = `${s.stepId} ${s.display}\n${s.status}${s.worker ? " on " + s.worker : ""}, ${seconds(total)}` + (s.layerSize ? `, ${bytes(s.layerSize)}` : "")
+    + (s.critical ? "\non the critical path" : "") + (s.explanation ? `\nrebuilt: ${s.explanation.summary}` : "");
+  return bar;
+}
+
 async function refreshTimeline() {
   if (!state.selected) return;
   const t = await json(`/api/builds/${state.selected}`);
+  state.timeline = t;
   const b = t.build;
   $("timeline-title").textContent = `${b.buildId.slice(0, 8)} · ${b.status}` + (b.traceId ? ` · trace ${b.traceId}` : "");
   const start = Date.parse(b.submittedAt);
   const end = Math.max(b.finishedAt ? Date.parse(b.finishedAt) : Date.now(), ...t.steps.map((s) => s.finished ? Date.parse(s.finished) : Date.now()));
   const span = Math.max(end - start, 1);
   const pct = (at) => `${(100 * (Date.parse(at) - start) / span).toFixed(3)}%`;
-  const rows = t.steps.map((s) => {
-    const stepEnd = s.finished ?? new Date().toISOString();
-    const bar = el("div", { class: "bar", style: `left:${pct(s.started)};width:calc(${pct(stepEnd)} - ${pct(s.started)})` });
-    const total = Math.max(Date.parse(stepEnd) - Date.parse(s.started), 1);
-    for (const p of s.phases) {
-      const width = 100 * (Date.parse(p.end) - Date.parse(p.start)) / total;
-      bar.append(el("div", { class: `seg ${p.phase}`, "data-phase": p.phase, style: `width:${width.toFixed(3)}%`, title: `${p.phase} ${seconds(Date.parse(p.end) - Date.parse(p.start))}` }));
+  const open = (s) => () => { state.logsStep = s.stepId; refreshLogs(); };
+  let rows;
+  if (state.lanes) {
+    // One lane per worker (cached steps in their own): where the time went on each machine.
+    const lanes = new Map();
+    for (const s of t.steps) {
+      const lane = s.cached ? "cached" : (s.worker || "waiting");
+      if (!lanes.has(lane)) lanes.set(lane, []);
+      lanes.get(lane).push(s);
     }
-    bar.title = `${s.display}\n${s.status}${s.worker ? " on " + s.worker : ""}, ${seconds(total)}` + (s.layerSize ? `, ${bytes(s.layerSize)}` : "");
-    return el("div", { class: "step", "data-step-id": s.stepId, "data-status": s.status, "data-worker": s.worker ?? "",
-      onclick: () => { state.logsStep = s.stepId; refreshLogs(); } },
-      el("div", { class: "name", title: s.display }, el("span", { class: "id" }, s.stepId), s.display),
-      el("div", { class: "track" }, bar),
-      el("div", { class: "who" }, el("span", { class: `tag ${s.status}` }, s.status), s.worker ?? ""));
-  });
+    rows = [...lanes.entries()].map(([lane, steps]) => {
+      const track = el("div", { class: "track" });
+      for (const s of steps) {
+        const bar = stepBar(s, pct);
+        bar.addEventListener("click", open(s));
+        track.append(bar);
+      }
+      return el("div", { class: "step lane", "data-lane": lane, "data-status": lane === "cached" ? "cached" : "built" },
+        el("div", { class: "name", title: lane }, lane),
+        track,
+        el("div", { class: "who" }, `${steps.length} step${steps.length === 1 ? "" : "s"}` + (steps.some((s) => s.critical) ? " · critical" : "")));
+    });
+  } else {
+    rows = t.steps.map((s) => el("div", { class: "step" + (s.critical ? " critical" : ""), "data-step-id": s.stepId, "data-status": s.status, "data-worker": s.worker ?? "",
+      "data-critical": String(!!s.critical), onclick: open(s) },
+      el("div", { class: "name", title: s.explanation ? `${s.display}\n${explain(s.explanation)}` : s.display },
+        el("span", { class: "id" }, s.stepId), s.display,
+        s.explanation ? el("div", { class: "why", "data-explanation": s.explanation.summary }, `rebuilt: ${s.explanation.summary}`) : null),
+      el("div", { class: "track" }, stepBar(s, pct)),
+      el("div", { class: "who" }, el("span", { class: `tag ${s.status}` }, s.status), s.worker ?? "")));
+  }
   const box = $("timeline");
   box.replaceChildren(...rows);
   if (t.error) box.append(el("p", { class: "error" }, t.error));
@@ -120,6 +166,9 @@ async function refreshTimeline() {
 async function refreshLogs() {
   const r = await authFetch(`/api/builds/${state.selected}/logs?step=${encodeURIComponent(state.logsStep)}`);
   $("logs-step").textContent = state.logsStep;
+  const step = state.timeline?.steps.find((s) => s.stepId === state.logsStep);
+  $("logs-why").textContent = step?.explanation ? explain(step.explanation) : step?.cached ? "CACHED" : "";
+  $("logs-why").hidden = !$("logs-why").textContent;
   $("logs-text").textContent = (await r.text()) || "(no output)";
   $("logs").hidden = false;
 }
@@ -171,6 +220,8 @@ async function refresh() {
     $("updated").textContent = `coordinator unreachable: ${e.message}`;
   }
 }
+
+$("lanes").addEventListener("change", (e) => { state.lanes = e.target.checked; refreshTimeline(); });
 
 refresh();
 setInterval(refresh, 1000);
