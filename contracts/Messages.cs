@@ -295,6 +295,12 @@ public sealed record CopyStep
 
     /// <summary>Heredoc bodies copied as files.</summary>
     public IReadOnlyList<InlineFile> Files { get; init; } = [];
+
+    /// <summary>
+    /// <c>--parents</c>: each source keeps its path (below a <c>/./</c> pivot when it has one) under the destination,
+    /// as BuildKit's <c>COPY --parents</c>. False from a coordinator older than this field.
+    /// </summary>
+    public bool Parents { get; init; }
 }
 
 /// <summary>The source of a COPY: a context tar blob, or a root filesystem made of layers.</summary>

@@ -409,7 +409,6 @@ public sealed partial class BuildOrchestrator
                 var feature = step.Payload switch
                 {
                     RunPayload { Security: "insecure" } => "RUN --security=insecure",
-                    CopyPayload { Parents: true } c => $"{c.Instruction} --parents",
                     _ => null,
                 };
                 if (feature is not null)
@@ -514,7 +513,10 @@ public sealed partial class BuildOrchestrator
                 name => run.Graph.Stages.FirstOrDefault(s => s.Index < stage.Index && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))?.Index,
                 run.Request.Tenant);
             IReadOnlyList<string> dependsOn = below is null ? waited : [below];
-            var outcome = await RunStepAsync(run, step, key, layerStep, [.. layers], dependsOn, cancellationToken).ConfigureAwait(false);
+            // COPY --link: the worker makes the layer on an empty root, which its cache key assumes; the layer is still
+            // stacked on the others below.
+            ImmutableArray<LayerRef> parents = step.Payload is CopyPayload { Link: true } ? [] : [.. layers];
+            var outcome = await RunStepAsync(run, step, key, layerStep, parents, dependsOn, cancellationToken).ConfigureAwait(false);
             below = step.Id;
             run.Outcomes[step.Id] = outcome;
             stepLayers.Add(outcome.Layer);

@@ -69,6 +69,7 @@ internal static class LayerSteps
                     _ => new Contracts.CopySource { ContextDigest = contextDigest(c.From.ContextName) },
                 },
                 Files = [.. c.InlineFiles.Select(f => new Contracts.InlineFile(f.Name, f.Content, 0b110_100_100))],
+                Parents = c.Parents,
             },
         },
         WorkdirPayload w => new LayerStep { Kind = StepKind.Workdir, Display = step.Text, Workdir = w.Path, WorkdirUser = w.User ?? string.Empty },

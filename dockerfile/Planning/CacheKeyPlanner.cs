@@ -26,6 +26,9 @@ namespace Farm.Dockerfile.Planning;
 /// time), selected over the context index by <see cref="CopySourceResolver"/>, the code the worker copies with;
 /// <c>--from=stage</c> the stage's final key; <c>--from=image</c> the image's digest. An http(s) URL is its text plus <c>--checksum</c>; without a
 /// checksum (or for a git source) the step is not cacheable.</item>
+/// <item>COPY --link: the same inputs, but the fixed parent <c>link:empty-root</c> instead of the key below, since
+/// the worker makes the layer on an empty root (BuildKit's <c>--link</c>); a change below keeps it cached. The steps
+/// after it chain on <c>SHA-256(salt, "stack", key below, key of the link layer)</c>, so they still see both.</item>
 /// <item>WORKDIR: the path and the user.</item>
 /// <item>Every layer step: the build's <c>SOURCE_DATE_EPOCH</c> when it sets one (it clamps the layer's times).</item>
 /// </list>
@@ -109,22 +112,37 @@ public static class CacheKeyPlanner
                         continue;
                     }
 
-                    var (key, stepReason) = StepKey(stage, step, parent);
+                    // COPY --link makes its layer on an empty root: what lies below is no input of that layer, only of
+                    // the stack it joins, so the steps after it chain on both.
+                    var link = step.Payload is CopyPayload { Link: true };
+                    var keyParent = link ? LinkParent : parent;
+                    var (key, stepReason) = StepKey(stage, step, keyParent);
                     if (cacheable && stepReason is not null)
                     {
                         cacheable = false;
                         reason = $"{step.Id} ({step.Instruction}): {stepReason}";
                     }
 
-                    var inputs = _inputs?.Finish(step, stage.Index, key, parent, parent == baseKey, baseReference, baseDigest);
-                    steps.Add(new StepCacheKey(step.Id, stage.Index, key, parent, cacheable, cacheable ? null : reason) { Inputs = inputs });
-                    parent = key;
+                    var inputs = _inputs?.Finish(step, stage.Index, key, keyParent, !link && parent == baseKey, baseReference, baseDigest);
+                    steps.Add(new StepCacheKey(step.Id, stage.Index, key, keyParent, cacheable, cacheable ? null : reason) { Inputs = inputs });
+                    parent = link ? Stacked(parent, key) : key;
                 }
 
                 _stages[stage.Index] = new StageCacheKey(stage.Index, baseKey, parent, cacheable, cacheable ? null : reason);
             }
 
             return new CacheKeyPlan(steps, [.. _stages.Values.OrderBy(s => s.StageIndex)]);
+        }
+
+        /// <summary>The key a <c>COPY --link</c> layer has instead of the layers below: its root is always empty.</summary>
+        internal const string LinkParent = "link:empty-root";
+
+        /// <summary>The key of a stack: the layers <paramref name="below"/> with the independent layer <paramref name="layer"/> on top.</summary>
+        private string Stacked(string below, string layer)
+        {
+            using var w = new CacheKeyWriter();
+            w.Add("salt", options.Salt).Add("instruction", "stack").Add("below", below).Add("layer", layer);
+            return w.Finish();
         }
 
         private (string Key, bool Cacheable, string? Reason) BaseKey(BuildStage stage)

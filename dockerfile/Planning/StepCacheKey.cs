@@ -4,7 +4,11 @@ namespace Farm.Dockerfile.Planning;
 /// <param name="StepId">The step's id in the build graph (<c>s{stage}/{n}</c>).</param>
 /// <param name="StageIndex">The stage the step belongs to.</param>
 /// <param name="Key"><c>sha256:...</c>, see <see cref="CacheKeyWriter"/> for the format.</param>
-/// <param name="ParentKey">The key of the layer below: the previous layer step, or the stage's base key.</param>
+/// <param name="ParentKey">
+/// The key of the layer below that went into <paramref name="Key"/>: the previous layer step (or the stack below a
+/// <c>COPY --link</c> step), or the stage's base key; for a <c>COPY --link</c> step itself the fixed
+/// <c>link:empty-root</c>, as its layer is made on an empty root.
+/// </param>
 /// <param name="Cacheable">
 /// False when the step's output is not determined by its inputs (ADD of a URL without <c>--checksum</c>, a git
 /// source, an unpinned base image) or sits on such a step: never look it up and never record it.

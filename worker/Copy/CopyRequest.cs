@@ -42,7 +42,10 @@ public sealed record CopyRequest
     /// <summary><c>--exclude</c> patterns (.dockerignore syntax).</summary>
     public IReadOnlyList<string> Excludes { get; init; } = [];
 
-    /// <summary><c>--link</c>: accepted; the layer is independent of its parent anyway because the diff reads the upperdir.</summary>
+    /// <summary>
+    /// <c>--link</c>: unused here; the coordinator gives a <c>--link</c> job no parent layers, so its target root is
+    /// empty and the layer does not depend on the layers below (its cache key does not either).
+    /// </summary>
     public bool Link { get; init; }
 
     /// <summary><c>--parents</c>: keep each source's path (below a <c>/./</c> pivot if present) under the destination.</summary>

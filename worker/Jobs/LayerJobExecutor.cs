@@ -325,6 +325,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
             Chmod = copy.Chmod,
             Excludes = copy.Exclude,
             Checksum = copy.Checksum,
+            Parents = copy.Parents,
         };
         _ = isAdd ? await _copy.AddAsync(request, cancellationToken).ConfigureAwait(false) : await _copy.CopyAsync(request, cancellationToken).ConfigureAwait(false);
     }
