@@ -170,10 +170,17 @@ public static class FarmErrorCodes
     /// <summary>The build arg SOURCE_DATE_EPOCH is not a whole number of seconds since 1970 (<c>BuildGraphException</c>).</summary>
     public const string InvalidSourceDateEpoch = "FARM1320";
 
+    /// <summary>
+    /// An ONBUILD trigger of the base (stage or image) cannot run in the child: it is FROM, ONBUILD or MAINTAINER (which
+    /// BuildKit refuses there too), or reads another stage or image (<c>--from</c>), which Farm does not build yet
+    /// (<c>BuildGraphException</c> at the child's FROM).
+    /// </summary>
+    public const string OnbuildTriggerUnusable = "FARM1340";
+
     /// <summary>Warning: build args that no instruction of the build declared.</summary>
     public const string UnusedBuildArgs = "FARM1390";
 
-    /// <summary>Warning: ONBUILD triggers of a base stage or image were recorded but not applied.</summary>
+    /// <summary>Warning: ONBUILD triggers of a base stage or image were recorded but not applied. No longer given: the triggers run (FARM1340 when one cannot).</summary>
     public const string OnbuildNotApplied = "FARM1391";
 
     // FARM20xx: OCI content (Farm.Oci).

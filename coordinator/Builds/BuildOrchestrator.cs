@@ -399,11 +399,6 @@ public sealed partial class BuildOrchestrator
     {
         foreach (var stage in graph.StagesToBuild)
         {
-            if (stage.PendingOnBuild.Count > 0)
-            {
-                throw new UnsupportedBuildFeatureException(graph.FileName, stage.Location.ToString(), $"ONBUILD triggers of the base ({stage.PendingOnBuild[0]})");
-            }
-
             foreach (var step in stage.Steps)
             {
                 var feature = step.Payload switch

@@ -98,20 +98,13 @@ internal sealed partial class BuildGraphBuilder
             var (state, pending, resolved) = InitialState(header, finalStates);
             var steps = new List<BuildStep>();
             var number = 0;
-            foreach (var instruction in header.Instructions)
+            // The base's ONBUILD triggers run first, as if written right after FROM; the stage does not keep them.
+            foreach (var instruction in Triggers(header, pending).Concat(header.Instructions))
             {
                 steps.Add(Plan(header, state, instruction, ++number, headers));
             }
 
             finalStates[header.Index] = state;
-            if (pending.Count > 0)
-            {
-                _warnings.Add(new BuildWarning(
-                    BuildGraphErrorCodes.OnbuildNotApplied,
-                    $"stage {header.Display} has {pending.Count} ONBUILD trigger(s) from its base; they are listed in pendingOnBuild and run before its own steps",
-                    pending,
-                    header.Location));
-            }
 
             stages.Add(StageRecord(header, dependencies, stageDeps, pruned: false, steps, state, pending, resolved));
         }

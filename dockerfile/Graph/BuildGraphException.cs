@@ -89,6 +89,9 @@ public static class BuildGraphErrorCodes
     /// <inheritdoc cref="FarmErrorCodes.UnusedBuildArgs"/>
     public const string UnusedBuildArgs = FarmErrorCodes.UnusedBuildArgs;
 
+    /// <inheritdoc cref="FarmErrorCodes.OnbuildTriggerUnusable"/>
+    public const string OnbuildTriggerUnusable = FarmErrorCodes.OnbuildTriggerUnusable;
+
     /// <inheritdoc cref="FarmErrorCodes.OnbuildNotApplied"/>
     public const string OnbuildNotApplied = FarmErrorCodes.OnbuildNotApplied;
 }

@@ -129,7 +129,7 @@ public sealed record BuildStage
 
     /// <summary>
     /// ONBUILD triggers that run before this stage's own steps: those of a base stage, or of a resolved
-    /// base image. Not planned here; the coordinator must apply them (see the build report).
+    /// base image. They are planned as the first <see cref="Steps"/>, at the FROM line.
     /// </summary>
     public IReadOnlyList<string> PendingOnBuild { get; init; } = [];
 

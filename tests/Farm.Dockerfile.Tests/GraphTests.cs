@@ -433,13 +433,47 @@ public sealed class GraphTests
     }
 
     [Fact]
-    public void OnbuildOfABaseStageIsPendingInTheChildAndWarned()
+    public void OnbuildOfABaseStageRunsFirstInTheChildAtItsFromLineAndIsNotInherited()
     {
         var graph = Plan("FROM alpine AS base\nONBUILD RUN echo hi\nFROM base\nRUN true\n");
 
         Assert.Equal(["RUN echo hi"], graph.Stages[1].PendingOnBuild);
+        Assert.Equal(["RUN echo hi", "RUN true"], graph.Stages[1].Steps.Select(s => s.Text).ToArray());
+        Assert.Equal(3, graph.Stages[1].Steps[0].Location.StartLine);
         Assert.Empty(graph.Stages[1].Config.OnBuild);
-        Assert.Contains(graph.Warnings, w => w.Code == BuildGraphErrorCodes.OnbuildNotApplied);
+        Assert.DoesNotContain(graph.Warnings, w => w.Code == BuildGraphErrorCodes.OnbuildNotApplied);
+    }
+
+    [Fact]
+    public void OnbuildOfABaseImageRunsAsInstructionsBeforeTheStagesOwnWithItsScope()
+    {
+        var graph = Plan(
+            "FROM example/with-triggers:1\nARG V=2\nCOPY x /x\n",
+            resolve: (reference, _) => new BaseImageConfig { OnBuild = ["WORKDIR /app", "COPY . ./", "ENV FROM_TRIGGER=1", "RUN echo $FROM_TRIGGER"] });
+
+        var steps = graph.Stages[0].Steps;
+        Assert.Equal(["WORKDIR /app", "COPY . ./", "ENV FROM_TRIGGER=1", "RUN echo $FROM_TRIGGER", "ARG V=2", "COPY x /x"], steps.Select(s => s.Text).ToArray());
+        Assert.All(steps.Take(4), s => Assert.Equal(1, s.Location.StartLine));
+        Assert.Equal("/app", graph.Stages[0].Config.WorkingDir);
+        Assert.Empty(graph.Stages[0].Config.OnBuild);
+    }
+
+    [Theory]
+    [InlineData("FROM other", "FROM cannot run as a trigger")]
+    [InlineData("ONBUILD RUN x", "ONBUILD cannot run as a trigger")]
+    [InlineData("MAINTAINER me", "MAINTAINER cannot run as a trigger")]
+    [InlineData("COPY --from=build /a /a", "COPY --from")]
+    [InlineData("RUN --mount=type=bind,from=build,target=/b true", "RUN --mount from=")]
+    public void AnOnbuildTriggerThatCannotRunInTheChildIsRefusedAtItsFromLine(string trigger, string why)
+    {
+        var error = Assert.Throws<BuildGraphException>(() => Plan(
+            "FROM busybox AS build\nRUN true\n\nFROM example/with-triggers:1\nRUN true\n",
+            resolve: (reference, _) => reference == "example/with-triggers:1" ? new BaseImageConfig { OnBuild = [trigger] } : null));
+
+        Assert.Equal(BuildGraphErrorCodes.OnbuildTriggerUnusable, error.Code);
+        Assert.Equal(4, error.Line);
+        Assert.StartsWith($"FARM1340: Dockerfile:4:1: the base example/with-triggers:1 has the ONBUILD trigger '{trigger}', which cannot run here", error.Message, StringComparison.Ordinal);
+        Assert.Contains(why, error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
