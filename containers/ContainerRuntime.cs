@@ -68,7 +68,10 @@ public sealed class ContainerRuntime
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(images);
         var config = image.Config;
-        var args = (config.Entrypoint ?? []).Concat(options.Command.Count > 0 ? options.Command : config.Cmd ?? []).ToList();
+        // docker: --entrypoint replaces the image's and drops its CMD; a command after the image replaces CMD.
+        var entrypoint = options.Entrypoint ?? config.Entrypoint ?? [];
+        var command = options.Command.Count > 0 ? options.Command : options.Entrypoint is null ? config.Cmd ?? [] : [];
+        var args = entrypoint.Concat(command).ToList();
         if (args.Count == 0)
         {
             throw new ContainerRuntimeException($"the image {options.Image} has neither ENTRYPOINT nor CMD, so there is nothing to run; give a command after the image name.");
@@ -106,6 +109,8 @@ public sealed class ContainerRuntime
             Layers = layers,
             Args = args,
             Command = options.Command.Count > 0 ? options.Command : null,
+            EntrypointOverride = options.Entrypoint,
+            Mounts = options.Mounts,
             Env = env,
             EnvOverrides = options.Env,
             WorkingDir = options.WorkingDir ?? (string.IsNullOrEmpty(config.WorkingDir) ? "/" : config.WorkingDir),

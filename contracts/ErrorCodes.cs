@@ -658,4 +658,9 @@ public static class FarmErrorCodes
 
     /// <summary><c>farm explain BUILD STEP</c> names a step the build has no explanation for: not a layer step of it, or one that came from the cache (<c>NoSuchStepException</c>).</summary>
     public const string NoSuchStep = "FARM5080";
+
+    // FARM510x-511x: farm run mounts, farm history, credential helpers (Farm.Containers, Farm.Oci).
+
+    /// <summary>A <c>farm run -v</c> or <c>--mount</c> value is malformed, names a volume (farm keeps none), or its bind source is unusable (<c>InvalidMountException</c>).</summary>
+    public const string InvalidMount = "FARM5100";
 }
