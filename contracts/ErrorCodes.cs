@@ -663,4 +663,7 @@ public static class FarmErrorCodes
 
     /// <summary>A <c>farm run -v</c> or <c>--mount</c> value is malformed, names a volume (farm keeps none), or its bind source is unusable (<c>InvalidMountException</c>).</summary>
     public const string InvalidMount = "FARM5100";
+
+    /// <summary>A docker credential helper the Docker config names (<c>credsStore</c>, <c>credHelpers</c>) is not on PATH, has a name that is not plain, failed or did not answer (<c>CredentialHelperException</c>).</summary>
+    public const string CredentialHelper = "FARM5101";
 }
