@@ -96,10 +96,10 @@ internal static partial class ContainerCommands
     }
 
     /// <summary>
-    /// <c>farm logs [-f] CONTAINER</c>: the container's output so far, and with <paramref name="follow"/> what it
-    /// writes until it ends. Returns the exit code for farm.
+    /// <c>farm logs [-f] [--tail N] CONTAINER</c>: the container's output so far (its last <paramref name="tail"/>
+    /// lines when given), and with <paramref name="follow"/> what it writes until it ends. Returns the exit code for farm.
     /// </summary>
-    public static async Task<int> LogsAsync(string nameOrId, bool follow, CancellationToken cancellationToken)
+    public static async Task<int> LogsAsync(string nameOrId, bool follow, int? tail, CancellationToken cancellationToken)
     {
         try
         {
@@ -108,7 +108,7 @@ internal static partial class ContainerCommands
             var stdout = Console.OpenStandardOutput();
             await using (stdout.ConfigureAwait(false))
             {
-                await runtime.CopyLogAsync(container, follow, stdout, cancellationToken).ConfigureAwait(false);
+                await runtime.CopyLogAsync(container, follow, tail, stdout, cancellationToken).ConfigureAwait(false);
             }
 
             return 0;

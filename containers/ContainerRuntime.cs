@@ -288,11 +288,15 @@ public sealed class ContainerRuntime
     /// Copies the container's log to <paramref name="output"/>; with <paramref name="follow"/>, goes on copying what it
     /// writes until it ends.
     /// </summary>
-    public Task CopyLogAsync(ContainerState container, bool follow, Stream output, CancellationToken cancellationToken)
+    public Task CopyLogAsync(ContainerState container, bool follow, Stream output, CancellationToken cancellationToken) =>
+        CopyLogAsync(container, follow, null, output, cancellationToken);
+
+    /// <summary>As <see cref="CopyLogAsync(ContainerState, bool, Stream, CancellationToken)"/>, from the last <paramref name="tail"/> lines (<c>farm logs --tail</c>); null for all.</summary>
+    public Task CopyLogAsync(ContainerState container, bool follow, int? tail, Stream output, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(container);
         ArgumentNullException.ThrowIfNull(output);
-        return ContainerLog.CopyAsync(LogPath(container), follow, () => Refresh(container).Status == ContainerStatus.Running, output, cancellationToken);
+        return ContainerLog.CopyAsync(LogPath(container), follow, tail, () => Refresh(container).Status == ContainerStatus.Running, output, cancellationToken);
     }
 
     /// <summary><c>-e K</c> takes K's value from the caller's environment, as docker does.</summary>
