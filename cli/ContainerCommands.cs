@@ -34,6 +34,10 @@ internal static partial class ContainerCommands
           -p, --publish [IP:]HOST:CONTAINER[/tcp|/udp]  Publish a container port on the host
           -P, --publish-all        Publish every EXPOSEd port on a free host port
               --network MODE       private (default: own namespace, outbound access, published ports), host, none
+              --entrypoint CMD     Run CMD instead of the image's ENTRYPOINT (and drop its CMD); "" clears it
+          -v, --volume HOST:CONTAINER[:ro]  Bind a host directory or file (an absolute path, or ./relative)
+              --mount type=bind,source=HOST,target=CONTAINER[,readonly]
+              --mount type=tmpfs,target=CONTAINER[,tmpfs-size=BYTES]
         """;
 
     private const string ExecUsage = """
@@ -92,10 +96,10 @@ internal static partial class ContainerCommands
     }
 
     /// <summary>
-    /// <c>farm logs [-f] CONTAINER</c>: the container's output so far, and with <paramref name="follow"/> what it
-    /// writes until it ends. Returns the exit code for farm.
+    /// <c>farm logs [-f] [--tail N] CONTAINER</c>: the container's output so far (its last <paramref name="tail"/>
+    /// lines when given), and with <paramref name="follow"/> what it writes until it ends. Returns the exit code for farm.
     /// </summary>
-    public static async Task<int> LogsAsync(string nameOrId, bool follow, CancellationToken cancellationToken)
+    public static async Task<int> LogsAsync(string nameOrId, bool follow, int? tail, CancellationToken cancellationToken)
     {
         try
         {
@@ -104,7 +108,7 @@ internal static partial class ContainerCommands
             var stdout = Console.OpenStandardOutput();
             await using (stdout.ConfigureAwait(false))
             {
-                await runtime.CopyLogAsync(container, follow, stdout, cancellationToken).ConfigureAwait(false);
+                await runtime.CopyLogAsync(container, follow, tail, stdout, cancellationToken).ConfigureAwait(false);
             }
 
             return 0;
@@ -122,7 +126,8 @@ internal static partial class ContainerCommands
             args,
             new Dictionary<char, string> { ['d'] = "detach", ['i'] = "interactive", ['t'] = "tty", ['P'] = "publish-all" },
             ["rm"],
-            [('\0', "name"), ('e', "env"), ('w', "workdir"), ('u', "user"), ('p', "publish"), ('\0', "network"), ('\0', "net")]);
+            [('\0', "name"), ('e', "env"), ('w', "workdir"), ('u', "user"), ('p', "publish"), ('\0', "network"), ('\0', "net"),
+                ('\0', "entrypoint"), ('v', "volume"), ('\0', "mount")]);
         if (parsed.Positional.Count == 0)
         {
             throw new ContainerUsageException("run", "an IMAGE is needed");
@@ -144,7 +149,18 @@ internal static partial class ContainerCommands
             Network = network,
             Ports = [.. parsed.All("publish").Select(PortMapping.Parse)],
             PublishAll = parsed.Has("publish-all"),
+            Entrypoint = parsed.Last("entrypoint") is { } entrypoint ? (entrypoint.Length == 0 ? [] : [entrypoint]) : null,
+            Mounts =
+            [
+                .. parsed.All("volume").Select(v => ContainerMount.ParseVolume(v, Environment.CurrentDirectory)),
+                .. parsed.All("mount").Select(ContainerMount.ParseMount),
+            ],
         });
+        if (options.Mounts.GroupBy(m => m.Target, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            throw new InvalidMountException(twice.Key, "two mounts have this container path");
+        }
+
         var detach = parsed.Has("detach");
         if (detach && options.Tty)
         {

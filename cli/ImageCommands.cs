@@ -21,6 +21,7 @@ internal static class ImageCommands
     public static IEnumerable<Command> All()
     {
         yield return Images();
+        yield return History();
         yield return Tag();
         yield return Rmi();
         yield return Inspect();
@@ -66,6 +67,89 @@ internal static class ImageCommands
             }
         }));
         return command;
+    }
+
+    private static readonly string[] HistoryHeader = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"];
+
+    /// <summary>
+    /// <c>docker history</c>: the config's history, newest first, each entry that made a layer paired with that layer
+    /// (the n-th such entry with the n-th layer of the manifest, as the image spec pairs them).
+    /// </summary>
+    /// <remarks>
+    /// As docker, only the top row names the image; the rows below have no image of their own in the store and show
+    /// <c>&lt;missing&gt;</c>. SIZE is the layer blob as stored (compressed), the size <c>farm images</c> adds up.
+    /// https://github.com/opencontainers/image-spec/blob/main/config.md (history)
+    /// </remarks>
+    private static Command History()
+    {
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Only show image ids (<missing> for the rows below the top)." };
+        var noTrunc = new Option<bool>("--no-trunc") { Description = "Do not shorten ids and CREATED BY." };
+        var human = new Option<bool>("--human", "-H") { Description = "Ages and sizes for humans (-H=false: RFC 3339 times and bytes).", DefaultValueFactory = _ => true };
+        var name = new Argument<string>("IMAGE");
+        var command = new Command("history", "Show how a local image was made: its history entries and their layers, newest first.") { quiet, noTrunc, human, name };
+        command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
+        {
+            var image = await store.GetAsync(parse.GetValue(name)!, ct).ConfigureAwait(false);
+            var full = parse.GetValue(noTrunc);
+            var rows = HistoryRows(image);
+            if (parse.GetValue(quiet))
+            {
+                foreach (var row in rows)
+                {
+                    output.WriteLine(row.Top ? (full ? image.Id.ToString() : image.ShortId) : "<missing>");
+                }
+
+                return;
+            }
+
+            var forHumans = parse.GetValue(human);
+            var now = DateTimeOffset.UtcNow;
+            var table = new List<string[]> { HistoryHeader };
+            table.AddRange(rows.Select(r => new[]
+            {
+                r.Top ? (full ? image.Id.ToString() : image.ShortId) : "<missing>",
+                r.Entry.Created is not { } created ? "N/A" : forHumans ? HumanTime.Since(created, now) + " ago" : created.ToString("yyyy-MM-ddTHH:mm:ssK", CultureInfo.InvariantCulture),
+                CreatedBy(r.Entry.CreatedBy, full),
+                forHumans ? HumanSize(r.Size) : r.Size.ToString(CultureInfo.InvariantCulture),
+                r.Entry.Comment ?? string.Empty,
+            }));
+
+            var widths = Enumerable.Range(0, HistoryHeader.Length).Select(i => table.Max(row => row[i].Length) + 3).ToArray();
+            foreach (var row in table)
+            {
+                output.WriteLine(string.Concat(row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
+            }
+        }));
+        return command;
+    }
+
+    private sealed record HistoryRow(HistoryEntry Entry, long Size, bool Top);
+
+    private static List<HistoryRow> HistoryRows(LocalImage image)
+    {
+        var layers = image.Manifest.Layers;
+        var rows = new List<HistoryRow>();
+        var next = 0;
+        foreach (var entry in image.Config.History)
+        {
+            var size = !entry.EmptyLayer && next < layers.Count ? layers[next++].Size : 0;
+            rows.Add(new HistoryRow(entry, size, Top: false));
+        }
+
+        rows.Reverse();
+        if (rows.Count > 0)
+        {
+            rows[0] = rows[0] with { Top = true };
+        }
+
+        return rows;
+    }
+
+    // docker's formatter: tabs become spaces, and a truncated line is its first 44 characters and an ellipsis.
+    private static string CreatedBy(string? createdBy, bool full)
+    {
+        var text = (createdBy ?? string.Empty).Replace('\t', ' ');
+        return full || text.Length <= 45 ? text : string.Concat(text.AsSpan(0, 44), "…");
     }
 
     private static Command Tag()

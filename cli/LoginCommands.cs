@@ -49,9 +49,8 @@ internal static class LoginCommands
                     await client.PingAsync(cancellationToken).ConfigureAwait(false);
                 }
 
-                var config = DockerConfig.Default();
-                await config.LoginAsync(registry, credential, cancellationToken).ConfigureAwait(false);
-                output.WriteLine($"Login Succeeded (credentials saved in {config.Path})");
+                var savedIn = await DockerConfig.Default().LoginAsync(registry, credential, cancellationToken).ConfigureAwait(false);
+                output.WriteLine($"Login Succeeded (credentials saved in {savedIn})");
                 return 0;
             }
             catch (Exception e) when (CliErrors.Handles(e))

@@ -47,7 +47,8 @@ internal static class ContainerBundle
                 _ => NetworkMode.None,
             },
             NetworkNamespacePath = state.Network == ContainerNetwork.Private ? SlirpNetwork.NamespacePath(state.Id) : null,
-            Mounts = [new BindMount(paths.Hostname, "/etc/hostname")],
+            Mounts = [new BindMount(paths.Hostname, "/etc/hostname"), .. state.Mounts.Where(m => m.Type == ContainerMountType.Bind).Select(m => new BindMount(m.Source!, m.Target, m.ReadOnly))],
+            Tmpfs = [.. state.Mounts.Where(m => m.Type == ContainerMountType.Tmpfs).Select(m => new TmpfsMount(m.Target, m.SizeBytes))],
         };
         var spec = RuntimeSpecGenerator.Generate(run, user, new RuntimeSpecGenerator.NetworkFiles(paths.ResolvConf, paths.Hosts));
         spec = spec with { Process = spec.Process with { Terminal = state.Tty } };

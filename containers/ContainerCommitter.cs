@@ -83,7 +83,12 @@ internal sealed class ContainerCommitter(ContainerStore store, RuncExecutor exec
     private static void ApplyContainerSettings(ImageConfig config, ContainerState container)
     {
         // docker commit keeps how the container was run: its command, -e, -w and -u become the image's.
-        if (container.Command is { } command)
+        if (container.EntrypointOverride is { } entrypoint)
+        {
+            config.Entrypoint = entrypoint.Count > 0 ? entrypoint : null;
+            config.Cmd = container.Command;
+        }
+        else if (container.Command is { } command)
         {
             config.Cmd = command;
         }

@@ -63,3 +63,11 @@ public sealed class ContainerStartException(string container, IReadOnlyList<stri
         : runcError.Contains("permission denied", StringComparison.OrdinalIgnoreCase) ? 126
         : 125;
 }
+
+/// <summary>FARM5100: a <c>farm run -v</c> or <c>--mount</c> value is malformed, names a volume, or its bind source is unusable.</summary>
+public sealed class InvalidMountException(string spec, string reason)
+    : FarmException(FarmErrorCodes.InvalidMount, $"invalid mount '{spec}': {reason}. Write -v /host/dir:/container/dir[:ro], --mount type=bind,source=/host/dir,target=/container/dir[,readonly] or --mount type=tmpfs,target=/dir.")
+{
+    /// <summary>The value as given.</summary>
+    public string Spec { get; } = spec;
+}

@@ -26,7 +26,7 @@ internal sealed class ContainerFilesystem(ContainerStore store)
     public async Task CreateAsync(ContainerState state, LocalImageStore images, CancellationToken cancellationToken)
     {
         var lowers = await LowerDirectoriesAsync(state, images, cancellationToken).ConfigureAwait(false);
-        CreateInitLayer(store.PathsOf(state.Id), lowers);
+        CreateInitLayer(store.PathsOf(state.Id), lowers, state.Mounts);
         await MountAsync(state, images, cancellationToken).ConfigureAwait(false);
     }
 
@@ -92,7 +92,12 @@ internal sealed class ContainerFilesystem(ContainerStore store)
         return dirs;
     }
 
-    private static void CreateInitLayer(ContainerPaths paths, IReadOnlyList<string> imageLowers)
+    /// <remarks>
+    /// The mount points runc needs (and those of <c>-v</c> and <c>--mount</c>) are made here, in a layer of their own
+    /// beneath the container's upperdir, so that a commit does not take them for changes of the container (docker's
+    /// <c>-init</c> layer).
+    /// </remarks>
+    private static void CreateInitLayer(ContainerPaths paths, IReadOnlyList<string> imageLowers, IReadOnlyList<ContainerMount> mounts)
     {
         foreach (var d in (string[])[paths.Init, paths.InitWork, paths.Merged])
         {
@@ -110,6 +115,25 @@ internal sealed class ContainerFilesystem(ContainerStore store)
                 {
                     Directory.CreateDirectory(path);
                     UnixFile.Chmod(path, 0x1ED);
+                }
+            }
+
+            foreach (var mount in mounts)
+            {
+                var path = RootfsPath.Resolve(paths.Merged, mount.Target.TrimStart('/'));
+                if (UnixFile.Lstat(path) is null)
+                {
+                    Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                    if (mount.Type == ContainerMountType.Bind && File.Exists(mount.Source))
+                    {
+                        File.WriteAllBytes(path, []);
+                        UnixFile.Chmod(path, 0x1A4 /* 0644 */);
+                    }
+                    else
+                    {
+                        Directory.CreateDirectory(path);
+                        UnixFile.Chmod(path, 0x1ED /* 0755 */);
+                    }
                 }
             }
 

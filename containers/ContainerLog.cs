@@ -9,10 +9,10 @@ namespace Farm.Containers;
 internal static class ContainerLog
 {
     /// <summary>
-    /// Copies the log to <paramref name="output"/>; with <paramref name="follow"/>, goes on copying what the container
-    /// writes until <paramref name="isRunning"/> says it ended.
+    /// Copies the log to <paramref name="output"/>, from its last <paramref name="tail"/> lines when given; with
+    /// <paramref name="follow"/>, goes on copying what the container writes until <paramref name="isRunning"/> says it ended.
     /// </summary>
-    public static async Task CopyAsync(string path, bool follow, Func<bool> isRunning, Stream output, CancellationToken cancellationToken)
+    public static async Task CopyAsync(string path, bool follow, int? tail, Func<bool> isRunning, Stream output, CancellationToken cancellationToken)
     {
         if (!File.Exists(path))
         {
@@ -29,6 +29,11 @@ internal static class ContainerLog
         var log = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 81920, useAsync: true);
         await using (log.ConfigureAwait(false))
         {
+            if (tail is { } lines)
+            {
+                log.Position = await TailStartAsync(log, lines, cancellationToken).ConfigureAwait(false);
+            }
+
             while (true)
             {
                 await log.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
@@ -49,6 +54,45 @@ internal static class ContainerLog
                 await Task.Delay(100, cancellationToken).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Where the last <paramref name="lines"/> lines of <paramref name="log"/> start: read backwards in blocks, so a long
+    /// log costs what the tail holds. A last line without its newline counts as a line, as docker counts it.
+    /// </summary>
+    private static async Task<long> TailStartAsync(FileStream log, int lines, CancellationToken cancellationToken)
+    {
+        var end = log.Length;
+        if (lines == 0 || end == 0)
+        {
+            return end;
+        }
+
+        var buffer = new byte[65536];
+        var newlines = 0;
+        var position = end;
+        while (position > 0)
+        {
+            var count = (int)Math.Min(buffer.Length, position);
+            position -= count;
+            log.Position = position;
+            await log.ReadExactlyAsync(buffer.AsMemory(0, count), cancellationToken).ConfigureAwait(false);
+            for (var i = count - 1; i >= 0; i--)
+            {
+                // The newline that ends the file ends the last line; it starts no line of its own.
+                if (buffer[i] != (byte)'\n' || position + i == end - 1)
+                {
+                    continue;
+                }
+
+                if (++newlines == lines)
+                {
+                    return position + i + 1;
+                }
+            }
+        }
+
+        return 0;
     }
 
     /// <summary>Opens the log for appending, shared with readers (<c>farm logs -f</c>) and with another writer's stream.</summary>

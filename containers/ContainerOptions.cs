@@ -42,6 +42,12 @@ public sealed record ContainerCreateOptions : ContainerProcessOptions
 
     /// <summary><c>-P</c>.</summary>
     public bool PublishAll { get; init; }
+
+    /// <summary><c>--entrypoint</c>: replaces the image's ENTRYPOINT (and drops its CMD, as docker); an empty list clears it; null keeps it.</summary>
+    public IReadOnlyList<string>? Entrypoint { get; init; }
+
+    /// <summary><c>-v</c> and <c>--mount</c> values, parsed.</summary>
+    public IReadOnlyList<ContainerMount> Mounts { get; init; } = [];
 }
 
 /// <summary>What <c>farm exec</c> asks for.</summary>

@@ -68,7 +68,10 @@ public sealed class ContainerRuntime
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(images);
         var config = image.Config;
-        var args = (config.Entrypoint ?? []).Concat(options.Command.Count > 0 ? options.Command : config.Cmd ?? []).ToList();
+        // docker: --entrypoint replaces the image's and drops its CMD; a command after the image replaces CMD.
+        var entrypoint = options.Entrypoint ?? config.Entrypoint ?? [];
+        var command = options.Command.Count > 0 ? options.Command : options.Entrypoint is null ? config.Cmd ?? [] : [];
+        var args = entrypoint.Concat(command).ToList();
         if (args.Count == 0)
         {
             throw new ContainerRuntimeException($"the image {options.Image} has neither ENTRYPOINT nor CMD, so there is nothing to run; give a command after the image name.");
@@ -106,6 +109,8 @@ public sealed class ContainerRuntime
             Layers = layers,
             Args = args,
             Command = options.Command.Count > 0 ? options.Command : null,
+            EntrypointOverride = options.Entrypoint,
+            Mounts = options.Mounts,
             Env = env,
             EnvOverrides = options.Env,
             WorkingDir = options.WorkingDir ?? (string.IsNullOrEmpty(config.WorkingDir) ? "/" : config.WorkingDir),
@@ -283,11 +288,15 @@ public sealed class ContainerRuntime
     /// Copies the container's log to <paramref name="output"/>; with <paramref name="follow"/>, goes on copying what it
     /// writes until it ends.
     /// </summary>
-    public Task CopyLogAsync(ContainerState container, bool follow, Stream output, CancellationToken cancellationToken)
+    public Task CopyLogAsync(ContainerState container, bool follow, Stream output, CancellationToken cancellationToken) =>
+        CopyLogAsync(container, follow, null, output, cancellationToken);
+
+    /// <summary>As <see cref="CopyLogAsync(ContainerState, bool, Stream, CancellationToken)"/>, from the last <paramref name="tail"/> lines (<c>farm logs --tail</c>); null for all.</summary>
+    public Task CopyLogAsync(ContainerState container, bool follow, int? tail, Stream output, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(container);
         ArgumentNullException.ThrowIfNull(output);
-        return ContainerLog.CopyAsync(LogPath(container), follow, () => Refresh(container).Status == ContainerStatus.Running, output, cancellationToken);
+        return ContainerLog.CopyAsync(LogPath(container), follow, tail, () => Refresh(container).Status == ContainerStatus.Running, output, cancellationToken);
     }
 
     /// <summary><c>-e K</c> takes K's value from the caller's environment, as docker does.</summary>

@@ -102,6 +102,12 @@ public sealed record ContainerState
     /// <summary>Environment, <c>K=V</c>: the image's with <c>-e</c> applied.</summary>
     public IReadOnlyList<string> Env { get; init; } = [];
 
+    /// <summary><c>--entrypoint</c> as given, for commit; null when the image's was kept.</summary>
+    public IReadOnlyList<string>? EntrypointOverride { get; init; }
+
+    /// <summary>Bind and tmpfs mounts (<c>-v</c>, <c>--mount</c>), set up again on every start.</summary>
+    public IReadOnlyList<ContainerMount> Mounts { get; init; } = [];
+
     /// <summary><c>-e</c> values as given, for commit.</summary>
     public IReadOnlyList<string> EnvOverrides { get; init; } = [];
 

@@ -665,4 +665,12 @@ public static class FarmErrorCodes
 
     /// <summary><c>farm explain BUILD STEP</c> names a step the build has no explanation for: not a layer step of it, or one that came from the cache (<c>NoSuchStepException</c>).</summary>
     public const string NoSuchStep = "FARM5080";
+
+    // FARM510x-511x: farm run mounts, farm history, credential helpers (Farm.Containers, Farm.Oci).
+
+    /// <summary>A <c>farm run -v</c> or <c>--mount</c> value is malformed, names a volume (farm keeps none), or its bind source is unusable (<c>InvalidMountException</c>).</summary>
+    public const string InvalidMount = "FARM5100";
+
+    /// <summary>A docker credential helper the Docker config names (<c>credsStore</c>, <c>credHelpers</c>) is not on PATH, has a name that is not plain, failed or did not answer (<c>CredentialHelperException</c>).</summary>
+    public const string CredentialHelper = "FARM5101";
 }

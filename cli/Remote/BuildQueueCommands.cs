@@ -120,17 +120,27 @@ internal static class BuildQueueCommands
         var target = new Argument<string>("ID") { Description = "A build id (a GUID), or a container's name or id." };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing until the build or the container ends." };
         var farmUrl = new Option<string>("--farm") { Description = "The coordinator's HTTP address (default: $FARM_HOST, else http://127.0.0.1:8480)." };
-        var command = new Command("logs", "Print the output of a build's steps, or of a container.") { target, follow, farmUrl };
+        var tailOption = new Option<string>("--tail", "-n") { Description = "Only the last N lines of a container's output (\"all\" for every line).", DefaultValueFactory = _ => "all" };
+        var command = new Command("logs", "Print the output of a build's steps, or of a container.") { target, follow, farmUrl, tailOption };
         command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
         {
             var value = parse.GetValue(target)!;
+            var tailText = parse.GetValue(tailOption)!;
+            int? tail = tailText == "all" ? null
+                : int.TryParse(tailText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n
+                : throw new InvalidCliArgumentException($"--tail takes a number of lines or all, not '{tailText}'");
             if (Guid.TryParse(value, out var build))
             {
+                if (tail is not null)
+                {
+                    throw new InvalidCliArgumentException("--tail is for a container's logs; a build's are printed whole (pipe them to tail)");
+                }
+
                 return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
             }
 
             // Anything else names a local container (farm run -d).
-            return await ContainerCommands.LogsAsync(value, parse.GetValue(follow), ct).ConfigureAwait(false);
+            return await ContainerCommands.LogsAsync(value, parse.GetValue(follow), tail, ct).ConfigureAwait(false);
         }));
         return command;
     }

@@ -10,8 +10,10 @@ namespace Farm.Oci.Registry;
 /// </summary>
 /// <remarks>
 /// Entries are keyed by host (<c>127.0.0.1:5101</c>) or by URL (<c>https://index.docker.io/v1/</c>); an entry
-/// holds a base64 <c>auth</c> of <c>user:password</c>, or <c>username</c> and <c>password</c>. Credential helpers
-/// (<c>credsStore</c>, <c>credHelpers</c>) are not run. Writes keep every other field of the file.
+/// holds a base64 <c>auth</c> of <c>user:password</c>, or <c>username</c> and <c>password</c>. As docker, a registry
+/// named in <c>credHelpers</c>, else every registry when <c>credsStore</c> is set, is asked of that credential helper
+/// (<see cref="CredentialHelper"/>) instead, and <c>farm login</c> stores through it, leaving only an empty
+/// <c>auths</c> entry in the file. Writes keep every other field of the file.
 /// https://docs.docker.com/reference/cli/docker/login/#credential-stores
 /// </remarks>
 public sealed class DockerConfig : ICredentialProvider
@@ -42,6 +44,11 @@ public sealed class DockerConfig : ICredentialProvider
     public async ValueTask<RegistryCredential?> GetCredentialAsync(string registry, CancellationToken cancellationToken)
     {
         var root = await ReadAsync(cancellationToken).ConfigureAwait(false);
+        if (HelperFor(root, registry) is { } helper)
+        {
+            return await helper.GetAsync(KeyFor(registry), cancellationToken).ConfigureAwait(false);
+        }
+
         if (root?["auths"] is not JsonObject auths)
         {
             return null;
@@ -59,29 +66,63 @@ public sealed class DockerConfig : ICredentialProvider
         return null;
     }
 
-    /// <summary>Stores <paramref name="credential"/> for <paramref name="registry"/>, replacing any entry for the same host.</summary>
-    public async Task LoginAsync(string registry, RegistryCredential credential, CancellationToken cancellationToken)
+    /// <summary>
+    /// Stores <paramref name="credential"/> for <paramref name="registry"/>, replacing any entry for the same host: in
+    /// the registry's credential helper when the config names one (the file then keeps an empty entry, as docker's),
+    /// else in the file.
+    /// </summary>
+    /// <returns>Where it went, for the user: the file's path or <c>docker-credential-NAME</c>.</returns>
+    public async Task<string> LoginAsync(string registry, RegistryCredential credential, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(credential);
         var root = await ReadAsync(cancellationToken).ConfigureAwait(false) ?? [];
+        var helper = HelperFor(root, registry);
+        if (helper is not null)
+        {
+            await helper.StoreAsync(KeyFor(registry), credential, cancellationToken).ConfigureAwait(false);
+        }
+
         var auths = root["auths"] as JsonObject ?? (JsonObject)(root["auths"] = new JsonObject());
         RemoveEntries(auths, registry);
-        var auth = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{credential.Username}:{credential.Password}"));
-        auths[KeyFor(registry)] = new JsonObject { ["auth"] = auth };
+        auths[KeyFor(registry)] = helper is not null
+            ? new JsonObject()
+            : new JsonObject { ["auth"] = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{credential.Username}:{credential.Password}")) };
         await WriteAsync(root, cancellationToken).ConfigureAwait(false);
+        return helper is not null ? $"docker-credential-{helper.Name}" : Path;
     }
 
     /// <summary>Removes every entry for <paramref name="registry"/>; true when there was one.</summary>
     public async Task<bool> LogoutAsync(string registry, CancellationToken cancellationToken)
     {
         var root = await ReadAsync(cancellationToken).ConfigureAwait(false);
+        var erased = HelperFor(root, registry) is { } helper && await helper.EraseAsync(KeyFor(registry), cancellationToken).ConfigureAwait(false);
         if (root?["auths"] is not JsonObject auths || !RemoveEntries(auths, registry))
         {
-            return false;
+            return erased;
         }
 
-        await WriteAsync(root, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(root!, cancellationToken).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>docker's choice: the registry's <c>credHelpers</c> entry, else <c>credsStore</c>, else none (the file).</summary>
+    private CredentialHelper? HelperFor(JsonObject? root, string registry)
+    {
+        var host = NormalizeHost(registry);
+        if (root?["credHelpers"] is JsonObject helpers)
+        {
+            foreach (var (key, value) in helpers)
+            {
+                if (NormalizeHost(key) == host && value is JsonValue v && v.TryGetValue<string>(out var name) && name.Length > 0)
+                {
+                    return CredentialHelper.Named(name, Path);
+                }
+            }
+        }
+
+        return root?["credsStore"] is JsonValue store && store.TryGetValue<string>(out var storeName) && storeName.Length > 0
+            ? CredentialHelper.Named(storeName, Path)
+            : null;
     }
 
     /// <summary>The host part of an <c>auths</c> key or registry name, with Docker Hub's aliases folded into <c>docker.io</c>.</summary>
