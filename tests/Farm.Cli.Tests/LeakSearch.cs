@@ -106,7 +106,7 @@ internal static class LeakSearch
     public static string FilesText(string directory)
     {
         var text = new StringBuilder();
-        foreach (var file in Directory.EnumerateFiles(directory, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = true }))
+        foreach (var file in Directory.EnumerateFiles(directory, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false }))
         {
             if (new FileInfo(file).LinkTarget is not null)
             {

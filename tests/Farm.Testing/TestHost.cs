@@ -70,20 +70,36 @@ public sealed class TestHost : IAsyncDisposable
     /// <inheritdoc />
     public override string ToString() => $"{Name} ({Address}, this machine {MachineAddress})";
 
-    /// <summary>An exclusive lock on a file under /run, shared by every test process of this machine.</summary>
-    private static async Task<FileStream> LockAsync()
+    /// <summary>
+    /// An exclusive lock on a file under /run, shared by every test process of this machine: flock(1) takes it (waiting
+    /// as long as another holder keeps it) and holds it until disposing closes its standard input.
+    /// </summary>
+    private static async Task<IDisposable> LockAsync()
     {
         Directory.CreateDirectory("/run/lock");
-        for (var attempt = 0; ; attempt++)
+        var start = new ProcessStartInfo("flock", ["/run/lock/farm-test-hosts.lock", "sh", "-c", "echo locked; exec cat >/dev/null"])
         {
-            try
-            {
-                return new FileStream("/run/lock/farm-test-hosts.lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-            }
-            catch (IOException) when (attempt < 3000)
-            {
-                await Task.Delay(10);
-            }
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+        };
+        var holder = Process.Start(start) ?? throw new InvalidOperationException("flock did not start: apt-get install util-linux");
+        if (await holder.StandardOutput.ReadLineAsync() != "locked")
+        {
+            holder.Dispose();
+            throw new InvalidOperationException("flock could not take /run/lock/farm-test-hosts.lock");
+        }
+
+        return new Held(holder);
+    }
+
+    private sealed class Held(Process holder) : IDisposable
+    {
+        public void Dispose()
+        {
+            holder.StandardInput.Close();
+            holder.WaitForExit();
+            holder.Dispose();
         }
     }
 
