@@ -207,7 +207,14 @@ public sealed class OciLayoutStore : IBlobStore, IDisposable
             {
                 [RefNameAnnotation] = tag,
             };
-            var entries = index.Manifests.Where(m => RefName(m) != tag).Append(manifest with { Annotations = annotations }).ToList();
+            var tagged = manifest with { Annotations = annotations };
+            if (index.Manifests.Where(m => RefName(m) == tag).ToList() is [var current] && SameEntry(current, tagged))
+            {
+                // Already so (a warm rebuild names the same image again): index.json is not rewritten.
+                return;
+            }
+
+            var entries = index.Manifests.Where(m => RefName(m) != tag).Append(tagged).ToList();
             await WriteIndexAsync(index with { Manifests = entries }, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -299,6 +306,15 @@ public sealed class OciLayoutStore : IBlobStore, IDisposable
             throw new OciLayoutException(Root, $"{layoutPath} declares imageLayoutVersion '{version}'; Farm reads 1.x layouts. Convert it with skopeo copy.");
         }
     }
+
+    /// <summary>
+    /// Whether two index entries say the same (record equality, annotations by content); lists compare by reference,
+    /// so an equal entry may be taken for different, which only costs a rewrite.
+    /// </summary>
+    private static bool SameEntry(Descriptor a, Descriptor b) =>
+        a with { Annotations = null } == b with { Annotations = null }
+        && (a.Annotations ?? new Dictionary<string, string>()).OrderBy(p => p.Key, StringComparer.Ordinal)
+            .SequenceEqual((b.Annotations ?? new Dictionary<string, string>()).OrderBy(p => p.Key, StringComparer.Ordinal));
 
     private Task WriteIndexAsync(ImageIndex index, CancellationToken cancellationToken) =>
         WriteAtomicallyAsync(Path.Combine(Root, IndexFile), OciJson.Serialize(index), cancellationToken);

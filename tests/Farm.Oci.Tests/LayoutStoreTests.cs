@@ -87,6 +87,29 @@ public sealed class LayoutStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task Tagging_again_leaves_the_index_as_it_is_and_a_new_image_takes_the_tag()
+    {
+        using var store = await OciLayoutStore.OpenOrCreateAsync(_dir, CancellationToken.None);
+        var first = RegistryTestImage.Create("first", layers: 1);
+        var second = RegistryTestImage.Create("second", layers: 1);
+        await first.WriteToAsync(store, "app");
+        await second.WriteToAsync(store, "other");
+        var index = Path.Combine(_dir, "index.json");
+        var before = await File.ReadAllBytesAsync(index);
+        var written = new FileInfo(index).LastWriteTimeUtc;
+
+        await first.WriteToAsync(store, "app");
+        Assert.Equal(before, await File.ReadAllBytesAsync(index));
+        Assert.Equal(written, new FileInfo(index).LastWriteTimeUtc);
+
+        await second.WriteToAsync(store, "app");
+        var entries = (await store.ReadIndexAsync(CancellationToken.None)).Manifests;
+        Assert.Equal(2, entries.Count);
+        Assert.All(entries, e => Assert.Equal(second.ManifestDescriptor.Digest, e.Digest));
+        Assert.Equal(second.ManifestDescriptor.Digest, (await store.ReadTaggedManifestAsync("app", CancellationToken.None)).Descriptor.Digest);
+    }
+
+    [Fact]
     public async Task Unknown_tag_lists_the_tags_there_are()
     {
         using var store = await OciLayoutStore.OpenOrCreateAsync(_dir, CancellationToken.None);
