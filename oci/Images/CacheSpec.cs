@@ -62,10 +62,7 @@ public sealed record CacheSpec
                 : new CacheSpec { Reference = ParseReference(flag, value, value.Trim()) };
         }
 
-        string? type = null;
-        string? reference = null;
-        var mode = CacheExportMode.Min;
-        var ignoreError = false;
+        var fields = new List<(string Key, string Value)>();
         foreach (var field in value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
         {
             var eq = field.IndexOf('=', StringComparison.Ordinal);
@@ -74,12 +71,24 @@ public sealed record CacheSpec
                 throw new InvalidCacheOptionException(flag, value, $"'{field}' is not key=value");
             }
 
-            var key = field[..eq].ToLowerInvariant();
-            var v = field[(eq + 1)..];
+            fields.Add((field[..eq].ToLowerInvariant(), field[(eq + 1)..]));
+        }
+
+        // The type first: another backend's options (dest=, src=, url=) are refused as that backend, not as unknown keys.
+        var type = fields.LastOrDefault(f => f.Key == "type").Value?.ToLowerInvariant();
+        if (type is not null and not "registry")
+        {
+            throw new UnsupportedCacheTypeException(flag, value, type);
+        }
+
+        string? reference = null;
+        var mode = CacheExportMode.Min;
+        var ignoreError = false;
+        foreach (var (key, v) in fields)
+        {
             switch (key)
             {
                 case "type":
-                    type = v.ToLowerInvariant();
                     break;
                 case "ref":
                     reference = v;
@@ -106,11 +115,6 @@ public sealed record CacheSpec
         if (type is null)
         {
             throw new InvalidCacheOptionException(flag, value, "type= is missing");
-        }
-
-        if (type != "registry")
-        {
-            throw new UnsupportedCacheTypeException(flag, value, type);
         }
 
         if (string.IsNullOrEmpty(reference))
