@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Farm.Testing;
 
@@ -116,6 +117,35 @@ public sealed class RegistryCacheTests(RegistryCacheFixture farm) : IClassFixtur
         var again = await Build(b, context);
         RegistryCacheFixture.Ok(again);
         Assert.Equal(4, Regex.Count(again.Stderr, @"^#\d+ CACHED$", RegexOptions.Multiline));
+    }
+
+    [Fact]
+    public async Task The_exported_cache_is_an_OCI_artifact_of_keys_layers_and_dates_only()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var cache = $"{farm.Repository}/cache:{marker}";
+        RegistryCacheFixture.Ok(await Build(farm.NewState(), Context(marker), "--build-arg", $"TOKEN=arg-{marker}", "--cache-to", $"type=registry,ref={cache}"));
+
+        // skopeo, an independent client, reads the manifest; the config is fetched from the registry as a blob.
+        var manifest = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--raw", "--tls-verify=false", $"docker://{cache}"))!;
+        Assert.Equal("application/vnd.oci.image.manifest.v1+json", (string?)manifest["mediaType"]);
+        Assert.Equal("application/vnd.farm.buildcache.v1", (string?)manifest["artifactType"]);
+        Assert.Equal("application/vnd.farm.buildcache.config.v1+json", (string?)manifest["config"]!["mediaType"]);
+        Assert.Equal(4, manifest["layers"]!.AsArray().Count);
+        using var http = new HttpClient();
+        var repository = $"{farm.Repository}/cache"[(TestRegistries.Anonymous.Length + 1)..];
+        var config = await http.GetStringAsync($"http://{TestRegistries.Anonymous}/v2/{repository}/blobs/{(string?)manifest["config"]!["digest"]}");
+        var entries = JsonNode.Parse(config)!["entries"]!.AsArray();
+        Assert.Equal(4, entries.Count);
+        Assert.All(entries, e => Assert.Equal(["key", "layer", "created"], e!.AsObject().Select(p => p.Key)));
+        // Nothing of the build's inputs: no file content, build arg, command or worker.
+        Assert.DoesNotContain(marker, config, StringComparison.Ordinal);
+        Assert.DoesNotContain("echo", config, StringComparison.Ordinal);
+        foreach (var layer in manifest["layers"]!.AsArray())
+        {
+            using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"http://{TestRegistries.Anonymous}/v2/{repository}/blobs/{(string?)layer!["digest"]}"));
+            Assert.True(head.IsSuccessStatusCode, $"layer {layer["digest"]} is not in {repository}: {head.StatusCode}");
+        }
     }
 
     [Fact]
