@@ -155,7 +155,14 @@ public sealed class RegistryCacheTests(RegistryCacheFixture farm) : IClassFixtur
         var cache = $"{farm.Repository}/cache:{marker}";
         RegistryCacheFixture.Ok(await Build(farm.NewState(), Context(marker), "--cache-to", $"type=registry,ref={cache}"));
 
-        var changed = await Build(farm.NewState(), Context(marker, b: "changed"), "--cache-from", $"type=registry,ref={cache}");
+        var state = farm.NewState();
+        var changedContext = Context(marker, b: "changed");
+        var dryRun = await farm.Farm(state, "build", "--dry-run", "--cache-from", cache, changedContext);
+        var changed = await Build(state, changedContext, "--cache-from", $"type=registry,ref={cache}");
+
+        // A dry run on the fresh machine asks the imported cache too.
+        RegistryCacheFixture.Ok(dryRun);
+        Assert.Contains("dry run: 2 of 4 layer steps would run", dryRun.Stdout, StringComparison.Ordinal);
 
         RegistryCacheFixture.Ok(changed);
         var steps = Steps(changed.Stderr);
