@@ -268,6 +268,14 @@ public static class FarmErrorCodes
     /// <summary>A blob store address is neither <c>registry://HOST/REPO</c> nor <c>oci-layout:/PATH</c> (<c>InvalidBlobStoreAddressException</c>).</summary>
     public const string InvalidBlobStoreAddress = "FARM2240";
 
+    // FARM226x: --cache-to and --cache-from (Farm.Oci.Images.CacheSpec).
+
+    /// <summary>A <c>--cache-to</c> or <c>--cache-from</c> value is malformed: not <c>key=value</c> fields, no <c>ref=</c>, a bad <c>mode=</c> or reference (<c>InvalidCacheOptionException</c>).</summary>
+    public const string InvalidCacheOption = "FARM2260";
+
+    /// <summary>A <c>--cache-to</c> or <c>--cache-from</c> names a cache type Farm does not support (only <c>type=registry</c>) (<c>UnsupportedCacheTypeException</c>).</summary>
+    public const string UnsupportedCacheType = "FARM2261";
+
     // FARM30xx: worker and sandbox (Farm.Worker.Jobs, Farm.Containers.Sandbox).
 
     /// <summary>A job failed with an exception that carries no Farm code; reported by the worker in <c>LayerBuildFailed</c>.</summary>
@@ -555,6 +563,23 @@ public static class FarmErrorCodes
 
     /// <summary>The <c>Farm-Build-Secrets</c> header is malformed or too large, or passes an SSH agent to a coordinator that is not the local farm (<c>InvalidBuildSecretsException</c>).</summary>
     public const string InvalidBuildSecrets = "FARM4312";
+
+    // FARM435x: the build cache exported to and imported from registries (coordinator/Cache/RegistryBuildCache).
+
+    /// <summary>
+    /// A <c>--cache-from</c> reference could not be used (no such manifest, the registry refused or failed, not a farm
+    /// build cache): a warning, the build goes on without it, as buildx (<c>CacheImportSkippedException</c>).
+    /// </summary>
+    public const string CacheImportSkipped = "FARM4350";
+
+    /// <summary>Exporting the build cache to a <c>--cache-to</c> reference failed: the build fails, as buildx's does (<c>CacheExportFailedException</c>).</summary>
+    public const string CacheExportFailed = "FARM4351";
+
+    /// <summary>
+    /// The layer of an imported cache entry could not be copied from the cache's registry into the farm's store: the step
+    /// runs instead; logged, never fatal (<c>CacheImportLayerUnavailableException</c>).
+    /// </summary>
+    public const string CacheImportLayerUnavailable = "FARM4352";
 
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 

@@ -116,6 +116,19 @@ public sealed record SubmitBuildOptions
     /// that names no stage reads this instead of the image or stage of that name.
     /// </summary>
     public IReadOnlyList<NamedContext> NamedContexts { get; init; } = [];
+
+    /// <summary>
+    /// <c>--cache-from</c>: registry references of build caches another build exported, in buildx's form
+    /// (<c>type=registry,ref=HOST/REPO:TAG</c>); a step the farm's own cache misses is taken from the first that holds
+    /// its key. Not part of any cache key. The registries' credentials are the build's, never in here.
+    /// </summary>
+    public IReadOnlyList<string> CacheFrom { get; init; } = [];
+
+    /// <summary>
+    /// <c>--cache-to</c>: where to export the build's cache once the image is built, in buildx's form
+    /// (<c>type=registry,ref=HOST/REPO:TAG,mode=min|max</c>). Not part of any cache key.
+    /// </summary>
+    public IReadOnlyList<string> CacheTo { get; init; } = [];
 }
 
 /// <summary>A resource limit of a RUN step's processes (<c>--ulimit nofile=1024:2048</c>), as setrlimit(2) takes it.</summary>

@@ -9,6 +9,8 @@
 #   (c) cold multi-stage build             farm build --no-cache vs buildah build --layers --no-cache --jobs 2
 #   (e) 10 small RUN steps, no cache       farm build --no-cache vs buildah build --layers --no-cache
 #   (f) (a) as the first command after the daemon stopped (its cold start) vs buildah build --layers
+#   (h) an empty state seeded from a registry cache (--cache-from, exported once with --cache-to mode=max) vs the
+#       same empty state built cold: farm against farm, daemon start and base pull in both (not against buildah)
 #   (d) warm rebuild through a cluster     farm build --farm URL (only with FARM_BENCH_CLUSTER=URL, e.g. after
 #                                          infra/cluster.sh start 2: FARM_BENCH_CLUSTER=http://127.0.0.1:8480)
 # As root, with infra/up.sh's registry on 127.0.0.1:5100 (both builders take the base image from it).
@@ -61,7 +63,7 @@ bb="buildah build --layers --runtime runc --tls-verify=false -q -t buildah-bench
 change="date +%s%N > $ctx/src/changed.txt"
 change_app="date +%s%N > $ctx/app.txt"
 hf() { hyperfine --runs "$runs" --style basic "$@"; }
-cases="${CASES:-a b g c d e f}"
+cases="${CASES:-a b g c d e f h}"
 want() { [[ " $cases " == *" $1 "* ]]; }
 
 if want a; then
@@ -96,8 +98,18 @@ if want f; then
   $fb "$ctx" >/dev/null 2>&1
   hf --prepare "$farm daemon stop >/dev/null" --export-json "$work/f.json" -n "farm (daemon cold start)" "$fb $ctx >/dev/null 2>&1" -n "buildah --layers" "$bb $ctx >/dev/null 2>&1"
 fi
+if want h; then
+  echo "== (h) an empty state seeded from a registry cache vs the same built cold"
+  cache="$registry/farm-bench/cache:h"
+  FARM_STATE_DIR="$work/state-h" $fb --cache-to "type=registry,ref=$cache,mode=max" "$ctx" >/dev/null 2>&1
+  fresh="FARM_STATE_DIR=$work/state-h $farm daemon stop >/dev/null 2>&1; rm -rf $work/state-h"
+  hf --prepare "$fresh" --export-json "$work/h.json" \
+    -n "farm --cache-from (empty state)" "FARM_STATE_DIR=$work/state-h $fb --cache-from $cache $ctx >/dev/null 2>&1" \
+    -n "farm cold (empty state)" "FARM_STATE_DIR=$work/state-h $fb $ctx >/dev/null 2>&1"
+  eval "$fresh"
+fi
 "$farm" daemon stop >/dev/null
-for f in "$work"/[a-g].json; do if [ -e "$f" ]; then cp "$f" "$results/build-$(basename "$f")"; fi; done
+for f in "$work"/[a-h].json; do if [ -e "$f" ]; then cp "$f" "$results/build-$(basename "$f")"; fi; done
 
 python3 - "$work" "$results/build.md" "$runs" "$(nproc)" "$(buildah --version)" <<'PY'
 import json, os, sys
@@ -114,6 +126,13 @@ for key, title in names.items():
     ratio = farm["mean"] / other["mean"]
     lines.append(f"| {title} | {farm['mean']:.3f} ± {farm['stddev']:.3f} | {other['mean']:.3f} ± {other['stddev']:.3f} | {ratio:.3f} |")
     print(f"{title}: farm {farm['mean']:.3f}s, buildah {other['mean']:.3f}s, ratio {ratio:.3f}")
+h = os.path.join(work, "h.json")
+if os.path.exists(h):
+    seeded, cold = json.load(open(h))["results"]
+    ratio = seeded["mean"] / cold["mean"]
+    lines += ["", "| case | --cache-from mean ± σ (s) | cold mean ± σ (s) | seeded / cold |", "| --- | --- | --- | --- |",
+              f"| (h) empty state seeded from a registry cache | {seeded['mean']:.3f} ± {seeded['stddev']:.3f} | {cold['mean']:.3f} ± {cold['stddev']:.3f} | {ratio:.3f} |"]
+    print(f"(h) seeded {seeded['mean']:.3f}s, cold {cold['mean']:.3f}s, ratio {ratio:.3f}")
 lines += ["", "Targets (issue 12): (a) at most 0.10, one file changed ((b), (g)) at most 0.30, (c) at most 0.60, (e) at most 0.13 of buildah's time."]
 open(out, "w").write("\n".join(lines) + "\n")
 PY

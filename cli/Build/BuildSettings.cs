@@ -114,6 +114,10 @@ internal sealed class BuildOptions
 
     public Option<string> ShmSize { get; } = new("--shm-size") { Description = "The size of /dev/shm in RUN steps, e.g. 128m (default 64m)." };
 
+    public Option<string[]> CacheFrom { get; } = new("--cache-from") { Description = "Seed the build from a build cache another build exported: type=registry,ref=HOST/REPO:TAG, or the reference alone (repeatable; a missing one is a warning).", AllowMultipleArgumentsPerToken = false };
+
+    public Option<string[]> CacheTo { get; } = new("--cache-to") { Description = "Export the build cache once built: type=registry,ref=HOST/REPO:TAG[,mode=min|max][,ignore-error=true] (min: the image's stages; max: every step).", AllowMultipleArgumentsPerToken = false };
+
     public Option<string[]> Ulimits { get; } = new("--ulimit") { Description = "A resource limit of RUN steps, NAME=SOFT[:HARD], e.g. nofile=1024:2048 (repeatable).", AllowMultipleArgumentsPerToken = false };
 
     public Option<string[]> Tags { get; } = new("--tag", "-t") { Description = "Name the image NAME[:TAG] (repeatable).", AllowMultipleArgumentsPerToken = false };
@@ -150,7 +154,7 @@ internal sealed class BuildOptions
     public void AddTo(Command command)
     {
         command.Arguments.Add(Context);
-        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Allow, Output, Platform, Progress, Farm, Secret, Ssh, IidFile, MetadataFile, Quiet, BuildContexts, AddHosts, Network, ShmSize, Ulimits })
+        foreach (var option in new Option[] { File, Tags, BuildArgs, Labels, Target, NoCache, Pull, Push, Allow, Output, Platform, Progress, Farm, Secret, Ssh, IidFile, MetadataFile, Quiet, BuildContexts, AddHosts, Network, ShmSize, Ulimits, CacheFrom, CacheTo })
         {
             command.Options.Add(option);
         }
@@ -194,6 +198,8 @@ internal sealed class BuildOptions
             ShmSizeBytes = parse.GetValue(ShmSize) is { } shm ? BuildFlags.ParseShmSize(shm) : null,
             Ulimits = [.. (parse.GetValue(Ulimits) ?? []).Select(BuildFlags.ParseUlimit)],
             NamedContexts = [.. namedContexts.Where(c => c.Kind == NamedContextKind.Image).Select(c => new NamedContext { Name = c.Name, Image = c.Value })],
+            CacheFrom = [.. (parse.GetValue(CacheFrom) ?? []).Select(v => CacheSpec.ParseImport(v).Format(export: false))],
+            CacheTo = [.. (parse.GetValue(CacheTo) ?? []).Select(v => CacheSpec.ParseExport(v).Format(export: true))],
         };
         var dockerfile = parse.GetValue(File);
         var farm = parse.GetValue(Farm) is { Length: > 0 } f ? f : Environment.GetEnvironmentVariable("FARM_HOST") is { Length: > 0 } h ? h : null;
@@ -218,7 +224,7 @@ internal sealed class BuildOptions
             IidFile = parse.GetValue(IidFile),
             MetadataFile = parse.GetValue(MetadataFile),
             Quiet = parse.GetValue(Quiet),
-            Options = runOptions.Network is null && runOptions.ExtraHosts.Count == 0 && runOptions.ShmSizeBytes is null && runOptions.Ulimits.Count == 0 && namedContexts.Count == 0 ? null : runOptions,
+            Options = runOptions.Network is null && runOptions.ExtraHosts.Count == 0 && runOptions.ShmSizeBytes is null && runOptions.Ulimits.Count == 0 && namedContexts.Count == 0 && runOptions.CacheFrom.Count == 0 && runOptions.CacheTo.Count == 0 ? null : runOptions,
             NamedContexts = namedContexts,
         };
     }

@@ -77,6 +77,26 @@ internal sealed class PlainRenderer(StepLabels labels, TextWriter output) : IPro
                     break;
                 }
 
+            case "CacheImported":
+                {
+                    // buildx's lines: a reference that cannot be used is a warning, and the build goes on.
+                    var n = _next++;
+                    Line($"#{n} importing cache manifest from {Str(buildEvent, "reference")}");
+                    Line(Str(buildEvent, "warning") is { Length: > 0 } warning ? $"#{n} WARNING: {warning}" : $"#{n} DONE {(long)Num(buildEvent, "entries")} entries");
+                    break;
+                }
+
+            case "CacheExported":
+                {
+                    var n = _next++;
+                    Line($"#{n} exporting cache to registry {Str(buildEvent, "reference")}");
+                    Line(Str(buildEvent, "warning") is { Length: > 0 } warning
+                        ? $"#{n} WARNING: {warning}"
+                        : $"#{n} writing cache manifest {Str(buildEvent, "digest")}: {(long)Num(buildEvent, "entries")} entries, {(long)Num(buildEvent, "layers")} layers");
+                    Line($"#{n} DONE");
+                    break;
+                }
+
             case "BuildFinished":
                 {
                     var n = _next++;

@@ -92,6 +92,16 @@ internal sealed class TtyRenderer : IProgressRenderer
                         break;
                     }
 
+                case "CacheImported":
+                    _rows.Add(new Row(
+                        Str(buildEvent, "warning") is { Length: > 0 } notImported ? $"WARNING: {notImported}" : $"importing cache manifest from {Str(buildEvent, "reference")}",
+                        DateTimeOffset.UtcNow) { State = "done", Duration = TimeSpan.Zero });
+                    break;
+                case "CacheExported":
+                    _rows.Add(new Row(
+                        Str(buildEvent, "warning") is { Length: > 0 } notExported ? $"WARNING: {notExported}" : $"exporting cache to {Str(buildEvent, "reference")}",
+                        DateTimeOffset.UtcNow) { State = "done", Duration = TimeSpan.Zero });
+                    break;
                 case "BuildFinished":
                     _rows.Add(new Row($"exporting to image {Str(buildEvent, "imageDigest")}", DateTimeOffset.UtcNow) { State = "done", Duration = TimeSpan.Zero });
                     break;

@@ -181,14 +181,21 @@ internal sealed class RemoteFarm : IDisposable
     /// </summary>
     internal async Task<IReadOnlyDictionary<string, RegistryCredential>?> PushCredentialsAsync(SubmitBuild submit, CancellationToken cancellationToken)
     {
-        if (!submit.Push || Environment.GetEnvironmentVariable("FARM_PUSH_CREDENTIALS") is "0" or "false")
+        // The push targets' registries and those of --cache-to and --cache-from, which the build also writes or reads
+        // for this user; never another.
+        var registries = (submit.Push ? submit.Tags.Select(t => ImageReference.TryParse(t, out var r) ? r.Registry : null) : [])
+            .Concat(CacheRegistries(submit))
+            .OfType<string>()
+            .Distinct(StringComparer.OrdinalIgnoreCase)
+            .ToList();
+        if (registries.Count == 0 || Environment.GetEnvironmentVariable("FARM_PUSH_CREDENTIALS") is "0" or "false")
         {
             return null;
         }
 
         var config = DockerConfig.Default();
         var found = new Dictionary<string, RegistryCredential>(StringComparer.OrdinalIgnoreCase);
-        foreach (var registry in submit.Tags.Select(t => ImageReference.TryParse(t, out var r) ? r.Registry : null).OfType<string>().Distinct(StringComparer.OrdinalIgnoreCase))
+        foreach (var registry in registries)
         {
             if (await config.GetCredentialAsync(registry, cancellationToken).ConfigureAwait(false) is { } credential)
             {
@@ -209,6 +216,12 @@ internal sealed class RemoteFarm : IDisposable
 
         return found;
     }
+
+    /// <summary>The registries of the submission's <c>--cache-to</c> and <c>--cache-from</c> references.</summary>
+    internal static IEnumerable<string> CacheRegistries(SubmitBuild submit) =>
+        (submit.Options?.CacheTo ?? []).Select(Farm.Oci.Images.CacheSpec.ParseExport)
+            .Concat((submit.Options?.CacheFrom ?? []).Select(Farm.Oci.Images.CacheSpec.ParseImport))
+            .Select(c => c.Reference.Registry);
 
     /// <summary>Packs the context, uploads the tar and index to <paramref name="cacheStore"/> unless there, and returns the submission.</summary>
     public static async Task<SubmitBuild> UploadAsync(BuildSettings settings, string dockerfile, string cacheStore, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)

@@ -35,6 +35,8 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),
                 InvalidPushCredentialsException f => (StatusCodes.Status400BadRequest, f.Code),
                 InvalidBuildSecretsException f => (StatusCodes.Status400BadRequest, f.Code),
+                Farm.Oci.Images.InvalidCacheOptionException f => (StatusCodes.Status400BadRequest, f.Code),
+                Farm.Oci.Images.UnsupportedCacheTypeException f => (StatusCodes.Status400BadRequest, f.Code),
                 ClusterUnavailableException f => (StatusCodes.Status503ServiceUnavailable, f.Code),
                 BadHttpRequestException bad => (bad.StatusCode, FarmErrorCodes.InvalidSubmission),
                 JsonException => (StatusCodes.Status400BadRequest, FarmErrorCodes.InvalidSubmission),

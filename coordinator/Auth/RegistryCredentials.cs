@@ -260,9 +260,12 @@ public static class PushCredentials
             throw new InvalidPushCredentialsException("it is not base64url");
         }
 
-        var targets = submission.Push
-            ? submission.Tags.Select(t => ImageReference.TryParse(t, out var r) ? r.Registry : null).OfType<string>().ToHashSet(StringComparer.OrdinalIgnoreCase)
-            : [];
+        // The push targets' registries, and those of the build's --cache-to and --cache-from, which it writes or reads too.
+        var targets = (submission.Push ? submission.Tags.Select(t => ImageReference.TryParse(t, out var r) ? r.Registry : null) : [])
+            .Concat((submission.Options?.CacheTo ?? []).Select(Farm.Oci.Images.CacheSpec.ParseExport).Select(c => c.Reference.Registry))
+            .Concat((submission.Options?.CacheFrom ?? []).Select(Farm.Oci.Images.CacheSpec.ParseImport).Select(c => c.Reference.Registry))
+            .OfType<string>()
+            .ToHashSet(StringComparer.OrdinalIgnoreCase);
         var credentials = new Dictionary<string, RegistryCredential>(StringComparer.OrdinalIgnoreCase);
         try
         {
@@ -277,7 +280,7 @@ public static class PushCredentials
                 if (!targets.Contains(entry.Name))
                 {
                     // Named, as the client sent it: a host is no secret, and the user needs to know which one.
-                    throw new InvalidPushCredentialsException($"it holds credentials for {entry.Name}, which no tag of the build pushes to (credentials go only to the push targets' registries)");
+                    throw new InvalidPushCredentialsException($"it holds credentials for {entry.Name}, which no tag of the build pushes to and no --cache-to or --cache-from names (credentials go only to the push targets' and the build caches' registries)");
                 }
 
                 var username = entry.Value.ValueKind == JsonValueKind.Object && entry.Value.TryGetProperty("username", out var u) && u.ValueKind == JsonValueKind.String ? u.GetString() : null;

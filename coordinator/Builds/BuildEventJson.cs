@@ -17,7 +17,7 @@ public static class BuildEventJson
     private static readonly Dictionary<string, Type> Types = new[]
     {
         typeof(BuildStarted), typeof(BuildResumed), typeof(BaseImageResolved), typeof(StepStarted), typeof(StepFinished),
-        typeof(StepLog), typeof(BuildFinished), typeof(BuildFailed), typeof(ContextPacked), typeof(ImageStored),
+        typeof(StepLog), typeof(BuildFinished), typeof(BuildFailed), typeof(ContextPacked), typeof(ImageStored), typeof(CacheImported), typeof(CacheExported),
     }.ToDictionary(t => t.Name, StringComparer.Ordinal);
 
     public static JsonObject ToNode(BuildEvent buildEvent) => ToNode(buildEvent, seq: null);

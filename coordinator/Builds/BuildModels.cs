@@ -217,6 +217,18 @@ public sealed record BuildFailed(Guid BuildId, DateTimeOffset At, string Code, s
 /// <summary>The local farm packed the context directory in place: its regular files, the tar's size and digest, and how long it took.</summary>
 public sealed record ContextPacked(Guid BuildId, DateTimeOffset At, int Files, long Bytes, string Digest, double DurationMs) : BuildEvent(BuildId, At);
 
+/// <summary>
+/// A <c>--cache-from</c> reference was read before the steps: <paramref name="Entries"/> cache entries from it, or, when
+/// it could not be used, none and a <paramref name="Warning"/> (FARM4350: the build goes on without it, as buildx).
+/// </summary>
+public sealed record CacheImported(Guid BuildId, DateTimeOffset At, string Reference, int Entries, string? Warning = null) : BuildEvent(BuildId, At);
+
+/// <summary>
+/// The build cache was exported to a <c>--cache-to</c> reference: its manifest digest, entries and layers; or, with
+/// <c>ignore-error=true</c>, a <paramref name="Warning"/> that it failed (FARM4351).
+/// </summary>
+public sealed record CacheExported(Guid BuildId, DateTimeOffset At, string Reference, string? Digest, int Entries, int Layers, string? Warning = null) : BuildEvent(BuildId, At);
+
 /// <summary>The local farm named the image in its image store: its id (config digest), manifest digest and names.</summary>
 public sealed record ImageStored(Guid BuildId, DateTimeOffset At, string Id, string Digest, IReadOnlyList<string> Names) : BuildEvent(BuildId, At);
 

@@ -40,6 +40,7 @@ public sealed partial class BuildOrchestrator
     private readonly ILogger _logger;
     private readonly BaseImageResolver _baseImages;
     private readonly IKeyInputHistory? _history;
+    private readonly RegistryBuildCache _registryCache;
 
     public BuildOrchestrator(
         ILayerBuilds layers,
@@ -63,6 +64,7 @@ public sealed partial class BuildOrchestrator
         _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
         _baseImages = new BaseImageResolver(_logger);
         _history = history;
+        _registryCache = new RegistryBuildCache(_logger);
     }
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
@@ -101,11 +103,13 @@ public sealed partial class BuildOrchestrator
         var cacheStore = await _stores.OpenAsync(request.CacheStore, cancellationToken).ConfigureAwait(false);
         using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
         var planned = await PlanAsync(request, cacheStore, clients, progress: null, cancellationToken).ConfigureAwait(false);
+        var imported = await ImportCachesAsync(request, clients, progress: null, cancellationToken).ConfigureAwait(false);
         var steps = new List<PlannedStep>();
         foreach (var key in planned.Plan.Steps)
         {
             var step = planned.Graph.Stages[key.StageIndex].Steps.First(s => s.Id == key.StepId);
-            var cached = key.Cacheable && !request.NoCache && await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) is not null;
+            var cached = key.Cacheable && !request.NoCache
+                && (await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) is not null || imported.TryGet(key.Key, out _, out _));
             steps.Add(new PlannedStep(key.StepId, step.Text, key.Key, cached, cached ? null : planned.Explainer?.Explain(key)));
         }
 
@@ -223,11 +227,12 @@ public sealed partial class BuildOrchestrator
         var planned = await PlanAsync(request, cacheStore, clients, progress, cancellationToken).ConfigureAwait(false);
         var (graph, plan, images) = (planned.Graph, planned.Plan, planned.Images);
         var stagesToBuild = graph.StagesToBuild.ToList();
+        var imported = await ImportCachesAsync(request, clients, progress, cancellationToken).ConfigureAwait(false);
         progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), stagesToBuild.Count, plan.Steps.Count));
 
         // 3. One task per stage; a stage awaits only the stages it depends on. The first failure cancels the rest.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var run = new BuildRun(request, graph, plan, images, progress) { Epoch = planned.Epoch, Explainer = planned.Explainer };
+        var run = new BuildRun(request, graph, plan, images, progress) { Epoch = planned.Epoch, Explainer = planned.Explainer, CacheStore = cacheStore, Imported = imported };
         // Concurrent: stage tasks read their dependencies' entries while later stages are still being added.
         var stageTasks = new ConcurrentDictionary<int, Task<StageResult>>();
         foreach (var stage in stagesToBuild)
@@ -277,6 +282,8 @@ public sealed partial class BuildOrchestrator
         {
             await ImageExporter.WriteAsync(image, output, request.Tags, [cacheStore], cancellationToken).ConfigureAwait(false);
         }
+
+        await ExportCachesAsync(run, clients, cancellationToken).ConfigureAwait(false);
 
         if (request.LocalImages is { } local)
         {
@@ -372,6 +379,87 @@ public sealed partial class BuildOrchestrator
         {
             LogHistoryUnavailable(_logger, e, request.BuildId, e.Code);
             return (null, null);
+        }
+    }
+
+    /// <summary>
+    /// Reads the build's <c>--cache-from</c> references before any step (docs/architecture.md, "Build caches in
+    /// registries"). One that cannot be used is a warning (FARM4350), never a failure, as with buildx.
+    /// </summary>
+    private async Task<ImportedBuildCache> ImportCachesAsync(BuildRequest request, BuildRegistryClients clients, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
+    {
+        var specs = request.Options?.CacheFrom ?? [];
+        if (specs.Count == 0 || request.NoCache)
+        {
+            return ImportedBuildCache.Empty;
+        }
+
+        var imported = new ImportedBuildCache();
+        foreach (var value in specs)
+        {
+            var spec = CacheSpec.ParseImport(value);
+            try
+            {
+                var (entries, source) = await RegistryBuildCache.ImportAsync(spec, clients.ClientFor, cancellationToken).ConfigureAwait(false);
+                imported.Add(entries, source);
+                var reference = spec.Reference.ToString();
+                progress?.Report(new CacheImported(request.BuildId, _time.GetUtcNow(), reference, entries.Count));
+                LogCacheImported(_logger, request.BuildId, reference, entries.Count);
+            }
+            catch (CacheImportSkippedException e)
+            {
+                progress?.Report(new CacheImported(request.BuildId, _time.GetUtcNow(), spec.Reference.ToString(), 0, e.Message));
+                LogCacheImportSkipped(_logger, e, request.BuildId, spec.Reference.ToString());
+            }
+        }
+
+        return imported;
+    }
+
+    /// <summary>
+    /// Exports the build cache to each <c>--cache-to</c> reference once the image is built: with <c>mode=min</c> the
+    /// layer steps of the stages the image is made of, with <c>mode=max</c> every layer step of the build; steps whose key
+    /// does not determine their layer never. A failed export fails the build (FARM4351), as buildx's does, unless the
+    /// value says <c>ignore-error=true</c>.
+    /// </summary>
+    private async Task ExportCachesAsync(BuildRun run, BuildRegistryClients clients, CancellationToken cancellationToken)
+    {
+        var specs = run.Request.Options?.CacheTo ?? [];
+        if (specs.Count == 0)
+        {
+            return;
+        }
+
+        var imageStages = new HashSet<int>();
+        for (var stage = run.Graph.Target; ; stage = run.Graph.Stages[stage.BaseStage!.Value])
+        {
+            imageStages.Add(stage.Index);
+            if (stage.BaseKind != StageBaseKind.Stage)
+            {
+                break;
+            }
+        }
+
+        foreach (var value in specs)
+        {
+            var spec = CacheSpec.ParseExport(value);
+            var entries = run.Plan.Steps
+                .Where(k => k.Cacheable && (spec.Mode == CacheExportMode.Max || imageStages.Contains(k.StageIndex)))
+                .Where(k => run.Outcomes.ContainsKey(k.StepId))
+                .Select(k => new ExportedCacheEntry(k.Key, run.Outcomes[k.StepId].Layer, run.LayerTimes[k.StepId]))
+                .ToList();
+            try
+            {
+                var (digest, layers) = await RegistryBuildCache.ExportAsync(spec, entries, run.CacheStore, clients.ClientFor, cancellationToken).ConfigureAwait(false);
+                var (reference, manifest) = (spec.Reference.ToString(), digest.ToString());
+                run.Progress?.Report(new CacheExported(run.Request.BuildId, _time.GetUtcNow(), reference, manifest, entries.Count, layers));
+                LogCacheExported(_logger, run.Request.BuildId, reference, manifest, entries.Count, layers);
+            }
+            catch (CacheExportFailedException e) when (spec.IgnoreError)
+            {
+                run.Progress?.Report(new CacheExported(run.Request.BuildId, _time.GetUtcNow(), spec.Reference.ToString(), null, 0, 0, e.Message));
+                LogCacheExportIgnored(_logger, e, run.Request.BuildId, spec.Reference.ToString());
+            }
         }
     }
 
@@ -547,6 +635,15 @@ public sealed partial class BuildOrchestrator
         using var stepSpan = CoordinatorTelemetry.StartStep(step.Id, step.Text, key.Key);
         StepOutcome outcome;
         var entry = key.Cacheable && !request.NoCache ? await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) : null;
+        if (entry is null && key.Cacheable && !request.NoCache && run.Imported.TryGet(key.Key, out var imported, out var source)
+            && (imported.Layer is not { } importedLayer || await _registryCache.FetchLayerAsync(request.BuildId, key.Key, importedLayer, source, run.CacheStore, cancellationToken).ConfigureAwait(false)))
+        {
+            // --cache-from: the layer is in the build's store now; the farm's own cache takes the entry too, so the next
+            // build hits without the import. Dated as the exporting farm dated it, so the image is the same.
+            entry = new ActionCacheEntry { Layer = imported.Layer, Worker = $"cache {source}", Created = imported.Created, BuildId = request.BuildId };
+            run.CacheWrites.Add(PutEntryAsync(request.BuildId, key.Key, entry, cancellationToken));
+        }
+
         // A miss says why it runs: the explanation goes with the step's start, before any of its output.
         run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key, entry is null ? run.Explainer?.Explain(key) : null, dependsOn));
         if (entry is not null)
@@ -630,6 +727,18 @@ public sealed partial class BuildOrchestrator
         });
     }
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: imported {Entries} cache entries from {CacheReference}")]
+    private static partial void LogCacheImported(ILogger logger, Guid buildId, string cacheReference, int entries);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: the build cache {CacheReference} was not imported; the build goes on without it")]
+    private static partial void LogCacheImportSkipped(ILogger logger, Exception exception, Guid buildId, string cacheReference);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Build {BuildId}: exported {Entries} cache entries with {Layers} layers to {CacheReference} as {Digest}")]
+    private static partial void LogCacheExported(ILogger logger, Guid buildId, string cacheReference, string digest, int entries, int layers);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Build {BuildId}: exporting the build cache to {CacheReference} failed; ignored as its --cache-to asks")]
+    private static partial void LogCacheExportIgnored(ILogger logger, Exception exception, Guid buildId, string cacheReference);
+
     [LoggerMessage(Level = LogLevel.Debug, Message = "Build {BuildId}: step {StepId} cached under {CacheKey}")]
     private static partial void LogStepCached(ILogger logger, Guid buildId, string stepId, string cacheKey);
 
@@ -690,6 +799,12 @@ public sealed partial class BuildOrchestrator
 
         /// <summary>The action cache writes of the steps run so far; they never throw (see <see cref="PutEntryAsync"/>).</summary>
         public ConcurrentBag<Task> CacheWrites { get; } = [];
+
+        /// <summary>The build's blob store, where imported layers are put.</summary>
+        public required IBlobStore CacheStore { get; init; }
+
+        /// <summary>The entries of the build's <c>--cache-from</c> references.</summary>
+        public ImportedBuildCache Imported { get; init; } = ImportedBuildCache.Empty;
 
         /// <summary>The build's SOURCE_DATE_EPOCH; null dates the image by the build.</summary>
         public DateTimeOffset? Epoch { get; init; }

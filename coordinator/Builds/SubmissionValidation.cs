@@ -85,6 +85,20 @@ public static class SubmissionValidation
             CheckDigest($"options.namedContexts[{context.Name}].contextDigest", context.ContextDigest);
             CheckDigest($"options.namedContexts[{context.Name}].contextIndexDigest", context.ContextIndexDigest);
         }
+
+        // The cache options are checked as the CLI checks them (FARM2260, FARM2261), so a queued or posted build with a
+        // bad one is refused before it runs rather than failing after its steps.
+        RequireItems(options.CacheFrom, "options.cacheFrom");
+        RequireItems(options.CacheTo, "options.cacheTo");
+        foreach (var value in options.CacheFrom)
+        {
+            Farm.Oci.Images.CacheSpec.ParseImport(value);
+        }
+
+        foreach (var value in options.CacheTo)
+        {
+            Farm.Oci.Images.CacheSpec.ParseExport(value);
+        }
     }
 
     private static readonly HashSet<string> UlimitNames = new(StringComparer.Ordinal)

@@ -68,6 +68,56 @@ public sealed class TenantCredentialsTests(TenantCredentialsFarmFixture farm) : 
     }
 
     [Fact]
+    public async Task A_build_cache_goes_to_a_private_registry_with_the_tenants_or_the_passed_credentials_and_holds_none()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var context = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-cache-" + marker)).FullName;
+        File.WriteAllText(Path.Combine(context, "Dockerfile"), $"""
+            FROM {farm.Base}
+            RUN echo "cache-output {marker}" > /out
+            """);
+        var loggedIn = Path.GetDirectoryName(TenantCredentialsFarmFixture.DockerConfigWith(
+            Path.Combine(farm.Directory, "docker-cache-" + marker), (TestRegistries.Basic, TestRegistries.BasicUser, TestRegistries.BasicPassword)))!;
+        var empty = Path.Combine(farm.Directory, "docker-cache-empty-" + marker);
+        var acmeCache = $"{farm.Private}/cache:acme-{marker}";
+        var passedCache = $"{farm.Private}/cache:passed-{marker}";
+        var refusedCache = $"{farm.Private}/cache:refused-{marker}";
+
+        // Acme's user has none: the tenant's on the farm; globex's user passes their own (no tag, no --push); a globex
+        // user without any is refused by the registry, and the build fails as buildx's does.
+        var acme = await FarmCli.RunAsync(farm.Env(farm.AcmeToken, empty), null, "build", "--progress", "plain", "--cache-to", $"type=registry,ref={acmeCache}", context);
+        var passed = await FarmCli.RunAsync(farm.Env(farm.GlobexToken, loggedIn), null, "build", "--progress", "plain", "--cache-to", $"type=registry,ref={passedCache}", context);
+        var refused = await FarmCli.RunAsync(farm.Env(farm.GlobexToken, empty), null, "build", "--progress", "plain", "--cache-to", $"type=registry,ref={refusedCache}", context);
+
+        Assert.True(acme.ExitCode == 0, acme + farm.Diagnostics());
+        Assert.True(passed.ExitCode == 0, passed + farm.Diagnostics());
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains($"FARM4351: The build cache could not be exported to {refusedCache}", refused.Stderr, StringComparison.Ordinal);
+        using var client = FarmUserClient();
+        foreach (var cache in new[] { acmeCache, passedCache })
+        {
+            var reference = ImageReference.Parse(cache);
+            var manifest = await client.GetManifestAsync(reference.Repository, reference.Reference, CancellationToken.None);
+            var parsed = OciJson.ParseManifest(manifest.Content.Span);
+            var config = Encoding.UTF8.GetString(await client.GetBlobBytesAsync(reference.Repository, parsed.Config, CancellationToken.None));
+            Assert.Equal("application/vnd.farm.buildcache.v1", parsed.ArtifactType);
+            foreach (var secret in farm.Secrets)
+            {
+                Assert.DoesNotContain(secret, Encoding.UTF8.GetString(manifest.Content.Span), StringComparison.Ordinal);
+                Assert.DoesNotContain(secret, config, StringComparison.Ordinal);
+            }
+        }
+
+        var output = farm.Coordinator.Output();
+        Assert.Contains(passedCache, output, StringComparison.Ordinal);
+        foreach (var secret in farm.Secrets)
+        {
+            Assert.DoesNotContain(secret, output, StringComparison.Ordinal);
+            Assert.DoesNotContain(secret, passed.Stderr + passed.Stdout, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Credentials_for_a_registry_no_tag_pushes_to_are_refused_and_nothing_starts()
     {
         using var http = farm.Http(farm.GlobexToken);

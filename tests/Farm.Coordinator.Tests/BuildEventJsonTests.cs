@@ -21,6 +21,9 @@ public sealed class BuildEventJsonTests
         new StepLog(Id, At, new StepLogLine(Id, "s0/1", Guid.NewGuid(), "stdout", "hello", At)),
         new BuildFinished(Id, At, "sha256:" + new string('c', 64), ["r/app:1"]),
         new BuildFailed(Id, At, "FARM4201", "Step s0/1 failed"),
+        new CacheImported(Id, At, "127.0.0.1:5100/team/cache:1", 4),
+        new CacheImported(Id, At, "127.0.0.1:5100/team/cache:2", 0, "FARM4350: The build cache ... was not imported"),
+        new CacheExported(Id, At, "127.0.0.1:5100/team/cache:1", "sha256:" + new string('d', 64), 4, 3),
     ];
 
     [Theory]
