@@ -263,11 +263,12 @@ internal static class ImageCommands
         var name = new Argument<string?>("NAME") { Arity = ArgumentArity.ZeroOrOne };
         var changes = new Option<string[]>("--change", "-c") { Description = "A Dockerfile instruction applied to the config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL.", AllowMultipleArgumentsPerToken = false };
         var message = new Option<string?>("--message", "-m") { Description = "The history comment." };
-        var command = new Command("import", "Make a one-layer image from a root filesystem tar.") { file, name, changes, message };
+        var platform = new Option<string?>("--platform") { Description = "The platform the root filesystem's programs run on (os/arch[/variant]; default linux/amd64)." };
+        var command = new Command("import", "Make a one-layer image from a root filesystem tar.") { file, name, changes, message, platform };
         command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
         {
             var path = parse.GetValue(file)!;
-            var config = ImageConfig.CreateEmpty();
+            var config = ImageConfig.CreateEmpty(PlatformOption(parse.GetValue(platform)));
             ConfigChanges.Apply(config, parse.GetValue(changes) ?? []);
             var input = path == "-" ? Console.OpenStandardInput() : (Stream)OpenFile(path);
             await using (input.ConfigureAwait(false))
@@ -314,6 +315,11 @@ internal static class ImageCommands
     }
 
     private static bool IsNamed(string name) => !Digest.TryParse(name, out _);
+
+    /// <summary>A <c>--platform</c> value as a platform; null when none was given.</summary>
+    /// <exception cref="InvalidCliArgumentException">It is not <c>os/arch[/variant]</c> (FARM5010).</exception>
+    internal static Platform? PlatformOption(string? value) =>
+        value is null ? null : Platform.TryParse(value) ?? throw new InvalidCliArgumentException($"--platform {value} is not a platform: write os/arch[/variant], e.g. linux/arm64");
 
     private static FileStream OpenFile(string path)
     {
