@@ -575,12 +575,6 @@ public static class FarmErrorCodes
     /// </summary>
     public const string MultiPlatformOutput = "FARM4320";
 
-    /// <summary>
-    /// A step is for a platform no live worker runs, natively or emulated: start a worker there, or install
-    /// qemu-user-static with infra/install.sh (<c>NoWorkerForPlatformException</c>).
-    /// </summary>
-    public const string NoWorkerForPlatform = "FARM4321";
-
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

@@ -32,7 +32,7 @@ public sealed class MultiPlatformBuildTests(BuildFixture fixture) : IClassFixtur
     [Fact]
     public async Task Two_platforms_make_one_index_whose_arm64_image_runs_aarch64_under_podman_and_exports_as_oci()
     {
-        var base_ = await PushBaseIndexAsync();
+        var base_ = await MultiPlatformBase.PushAsync(fixture.Farm, fixture.Directory);
         var remote = $"{TestRegistries.Anonymous}/t{Guid.NewGuid():N}/cross:1";
         var layout = Path.Combine(fixture.Directory, "oci-" + Guid.NewGuid().ToString("N")[..8]);
         var context = fixture.Context(("Dockerfile", CrossDockerfile.Replace("BASE", base_, StringComparison.Ordinal)));
@@ -98,37 +98,6 @@ public sealed class MultiPlatformBuildTests(BuildFixture fixture) : IClassFixtur
 
         Assert.NotEqual(0, result.ExitCode);
         Assert.StartsWith("farm: FARM5010: --platform linux// is not a platform", result.Stderr, StringComparison.Ordinal);
-    }
-
-    /// <summary>
-    /// Pushes a busybox index (linux/amd64 from the host's busybox-static, linux/arm64 from Debian's
-    /// busybox-static:arm64) to the anonymous test registry; returns its reference.
-    /// </summary>
-    private async Task<string> PushBaseIndexAsync()
-    {
-        await TestRegistries.EnsureAnsweringAsync(TestRegistries.Anonymous);
-        var repository = $"t{Guid.NewGuid():N}/busybox";
-        var armTar = Path.Combine(fixture.Directory, "busybox-arm64.tar");
-        await Tool.RunAsync(Path.Combine(RepoPaths.RepoRoot, "examples", "base", "busybox.sh"), "--platform", "linux/arm64", "--tar-only", armTar);
-        var amdTar = BuildFixture.BusyboxRootfs(fixture.Directory);
-        foreach (var (arch, tar) in new[] { ("amd64", amdTar), ("arm64", armTar) })
-        {
-            var name = $"{TestRegistries.Anonymous}/{repository}:{arch}";
-            Ok(await fixture.Farm("import", "--platform", "linux/" + arch, "-c", "CMD [\"sh\"]", tar, name));
-            Ok(await fixture.Farm("push", name));
-        }
-
-        using var client = new RegistryClient(TestRegistries.Anonymous);
-        var manifests = new List<Descriptor>();
-        foreach (var arch in new[] { "amd64", "arm64" })
-        {
-            var manifest = await client.GetManifestAsync(repository, arch, CancellationToken.None);
-            manifests.Add(manifest.ToDescriptor() with { Platform = new Platform { Os = "linux", Architecture = arch } });
-        }
-
-        var index = new ImageIndex { Manifests = manifests };
-        await client.PushManifestAsync(repository, "multi", OciJson.Serialize(index), MediaTypes.OciIndex, CancellationToken.None);
-        return $"{TestRegistries.Anonymous}/{repository}:multi";
     }
 
     private static CliProcess.Result Ok(CliProcess.Result result)
