@@ -32,7 +32,8 @@ internal static class ImageCommands
         yield return Load();
     }
 
-    private static readonly string[] ImagesHeader = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+    // PLATFORM last: scripts that cut docker's five columns keep working.
+    private static readonly string[] ImagesHeader = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "PLATFORM"];
 
     private static Command Images()
     {
@@ -56,11 +57,11 @@ internal static class ImageCommands
             table.AddRange(rows.Select(r => new[]
             {
                 r.Repository ?? "<none>", r.Tag ?? "<none>", r.ShortId,
-                r.Created is { } created ? HumanTime.Since(created, now) + " ago" : "N/A", HumanSize(r.Size),
+                r.Created is { } created ? HumanTime.Since(created, now) + " ago" : "N/A", HumanSize(r.Size), r.Platform ?? "unknown",
             }));
 
             // Columns as wide as their widest cell plus three spaces, as docker's tabwriter lays them out.
-            var widths = Enumerable.Range(0, 5).Select(i => table.Max(row => row[i].Length) + 3).ToArray();
+            var widths = Enumerable.Range(0, ImagesHeader.Length).Select(i => table.Max(row => row[i].Length) + 3).ToArray();
             foreach (var row in table)
             {
                 output.WriteLine(string.Concat(row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))));
@@ -235,10 +236,17 @@ internal static class ImageCommands
     private static Command Pull()
     {
         var name = new Argument<string>("NAME");
-        var command = new Command("pull", "Fetch an image (its linux/amd64 manifest) from a registry into the local store.") { name };
+        var platform = new Option<string?>("--platform") { Description = "The platform whose image to take from an index (os/arch[/variant]; default linux/amd64)." };
+        var command = new Command("pull", "Fetch an image (from an index, its image for --platform, linux/amd64 by default) from a registry into the local store.") { name, platform };
         command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
         {
-            var image = await store.PullAsync(parse.GetValue(name)!, DockerConfig.Default(), CliRegistryOptions.FromEnvironment(), new Progress(output), ct).ConfigureAwait(false);
+            var registry = CliRegistryOptions.FromEnvironment();
+            if (PlatformOption(parse.GetValue(platform)) is { } wanted)
+            {
+                registry = registry with { Platform = wanted };
+            }
+
+            var image = await store.PullAsync(parse.GetValue(name)!, DockerConfig.Default(), registry, new Progress(output), ct).ConfigureAwait(false);
             output.WriteLine($"Digest: {image.ManifestDescriptor.Digest}");
             output.WriteLine(image.Names.Count > 0 ? image.Names[0] : string.Empty);
         }));
@@ -315,6 +323,10 @@ internal static class ImageCommands
     }
 
     private static bool IsNamed(string name) => !Digest.TryParse(name, out _);
+
+    /// <summary>Whether an image config is for <paramref name="platform"/> (its os and architecture).</summary>
+    internal static bool IsFor(ImageConfig config, Platform platform) =>
+        config.Os == platform.Os && (Platform.TryParse(config.Architecture)?.Architecture ?? config.Architecture) == platform.Architecture;
 
     /// <summary>A <c>--platform</c> value as a platform; null when none was given.</summary>
     /// <exception cref="InvalidCliArgumentException">It is not <c>os/arch[/variant]</c> (FARM5010).</exception>

@@ -76,6 +76,25 @@ public sealed class MultiPlatformBuildTests(BuildFixture fixture) : IClassFixtur
     }
 
     [Fact]
+    public async Task Pull_and_run_take_the_platform_asked_for_from_an_index_and_images_shows_it()
+    {
+        var base_ = await MultiPlatformBase.PushAsync(fixture.Farm, fixture.Directory);
+        var repository = base_[..base_.LastIndexOf(':')];
+
+        Ok(await fixture.Farm("pull", "--platform", "linux/arm64", base_));
+        var row = Ok(await fixture.Farm("images")).Stdout.Split('\n').Single(l => l.StartsWith(repository + " ", StringComparison.Ordinal) && l.Contains(" multi ", StringComparison.Ordinal));
+        Assert.EndsWith(" linux/arm64", row.TrimEnd(), StringComparison.Ordinal);
+
+        // The local arm64 image runs under qemu; asked for amd64, run pulls that one in its place.
+        Assert.Equal("aarch64\n", Ok(await fixture.Farm("run", "--rm", "--network", "none", "--platform", "linux/arm64", base_, "uname", "-m")).Stdout);
+        var amd = Ok(await fixture.Farm("run", "--rm", "--network", "none", "--platform", "linux/amd64", base_, "uname", "-m"));
+        Assert.Equal("x86_64\n", amd.Stdout);
+        Assert.Contains("is for linux/arm64, not linux/amd64", amd.Stderr, StringComparison.Ordinal);
+        row = Ok(await fixture.Farm("images")).Stdout.Split('\n').Single(l => l.StartsWith(repository + " ", StringComparison.Ordinal) && l.Contains(" multi ", StringComparison.Ordinal));
+        Assert.EndsWith(" linux/amd64", row.TrimEnd(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Several_platforms_to_a_docker_archive_are_refused_before_anything_runs()
     {
         var context = fixture.Context(("Dockerfile", "FROM farm-test-busybox:1\nRUN echo never > /x\n"));
