@@ -575,6 +575,12 @@ public static class FarmErrorCodes
     /// </summary>
     public const string MultiPlatformOutput = "FARM4320";
 
+    /// <summary>
+    /// A step missed the cache and is for a platform none of the farm's live workers runs, natively or emulated: start
+    /// a worker that runs it, or install qemu-user-static on one (infra/install.sh) (<c>NoWorkerForPlatformException</c>).
+    /// </summary>
+    public const string NoWorkerForPlatform = "FARM4321";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

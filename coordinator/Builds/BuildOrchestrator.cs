@@ -49,7 +49,8 @@ public sealed partial class BuildOrchestrator
         CacheKeyOptions? keyOptions = null,
         TimeProvider? time = null,
         ILogger<BuildOrchestrator>? logger = null,
-        IKeyInputHistory? history = null)
+        IKeyInputHistory? history = null,
+        Func<string, IReadOnlyList<string>?>? livePlatforms = null)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(cache);
@@ -63,7 +64,14 @@ public sealed partial class BuildOrchestrator
         _logger = logger ?? NullLogger<BuildOrchestrator>.Instance;
         _baseImages = new BaseImageResolver(_logger);
         _history = history;
+        _livePlatforms = livePlatforms;
     }
+
+    /// <summary>
+    /// The platforms the farm's live workers run, all together; null when no worker has been heard of yet (a farm just
+    /// started), and then a step of any platform is sent and waits for one. The argument is the platform asked about.
+    /// </summary>
+    private readonly Func<string, IReadOnlyList<string>?>? _livePlatforms;
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
     /// <exception cref="BuildStepFailedException">A step failed (FARM4201).</exception>
@@ -599,6 +607,12 @@ public sealed partial class BuildOrchestrator
         }
         else
         {
+            // A step of a platform no live worker runs would wait in its queue for good: refused now, and said why.
+            if (platform is not null && _livePlatforms?.Invoke(platform) is { } live && !live.Contains(platform, StringComparer.Ordinal))
+            {
+                throw new NoWorkerForPlatformException(stepId, platform, live);
+            }
+
             // A key that does not determine the layer, or --no-cache, must never meet a layer a grain remembers.
             var grainKey = key.Cacheable && !request.NoCache ? key.Key : $"{key.Key}#{request.BuildId:N}";
             var job = await _layers.BuildOrJoinAsync(

@@ -103,4 +103,23 @@ public sealed class PlatformRoutingTests(PlatformFarmFixture farm) : IClassFixtu
         Assert.Equal("[\"linux/amd64\",\"linux/arm64\"]", emulating["platforms"]!.ToJsonString());
         Assert.Equal("[\"linux/arm64\"]", emulating["emulatedPlatforms"]!.ToJsonString());
     }
+
+    [Fact]
+    public async Task A_step_for_a_platform_no_worker_runs_fails_at_once_and_says_so()
+    {
+        using var http = new HttpClient();
+        await Wait.UntilAsync(
+            async () => (await CoordinatorWorkers.NamesAsync(http, farm.Coordinator.Url)).Count == 2,
+            TimeSpan.FromSeconds(60),
+            () => "the coordinator to hear from both workers" + farm.Diagnostics());
+        var context = System.IO.Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), "FROM scratch\nCOPY a /a\n");
+        await File.WriteAllTextAsync(Path.Combine(context, "a"), Guid.NewGuid().ToString("N"));
+
+        var build = await farm.Farm("build", "--progress", "plain", "--platform", "linux/s390x", context);
+
+        Assert.NotEqual(0, build.ExitCode);
+        Assert.Contains("FARM4321", build.Stderr, StringComparison.Ordinal);
+        Assert.Contains("linux/s390x, which none of the farm's workers runs (they run linux/amd64, linux/arm64)", build.Stderr, StringComparison.Ordinal);
+    }
 }
