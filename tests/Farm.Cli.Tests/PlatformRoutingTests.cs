@@ -6,7 +6,8 @@ namespace Farm.Cli.Tests;
 /// <summary>
 /// A farm of processes on RabbitMQ with two workers of one slot each: <see cref="AmdOnly"/>, told it runs only
 /// linux/amd64 (<c>Farm:Worker:Platforms</c>), and <see cref="Emulating"/>, which runs linux/arm64 too through
-/// qemu-user-static (infra/install.sh); a two-platform busybox base in the anonymous registry.
+/// qemu-user-static (infra/install.sh); a two-platform busybox base in the anonymous registry. Coordinator and
+/// workers export their traces to an <see cref="OtlpSink"/>.
 /// </summary>
 public sealed class PlatformFarmFixture : IAsyncLifetime
 {
@@ -19,6 +20,9 @@ public sealed class PlatformFarmFixture : IAsyncLifetime
     private WorkerProcess? _amdOnly;
     private WorkerProcess? _emulating;
     private RabbitMqVirtualHost? _vhost;
+    private OtlpSink? _otlp;
+
+    internal OtlpSink Otlp => _otlp!;
 
     public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("farm-platforms-").FullName;
 
@@ -42,9 +46,10 @@ public sealed class PlatformFarmFixture : IAsyncLifetime
     {
         await TestRegistries.EnsureAnsweringAsync(TestRegistries.Anonymous);
         _vhost = await RabbitMqVirtualHost.CreateAsync("farm-platforms-");
-        _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, 0, $"registry://{Repository}/cache", Path.Combine(Directory, "coordinator"));
-        _amdOnly = WorkerProcess.Start(AmdOnly, Path.Combine(Directory, "w1"), _vhost.Name, new Dictionary<string, string> { ["Farm__Worker__Platforms__0"] = "linux/amd64" });
-        _emulating = WorkerProcess.Start(Emulating, Path.Combine(Directory, "w2"), _vhost.Name);
+        _otlp = new OtlpSink();
+        _coordinator = CoordinatorProcess.Start(_vhost.AmqpUrl, 0, $"registry://{Repository}/cache", Path.Combine(Directory, "coordinator"), _otlp.Environment);
+        _amdOnly = WorkerProcess.Start(AmdOnly, Path.Combine(Directory, "w1"), _vhost.Name, new Dictionary<string, string>(_otlp.Environment) { ["Farm__Worker__Platforms__0"] = "linux/amd64" });
+        _emulating = WorkerProcess.Start(Emulating, Path.Combine(Directory, "w2"), _vhost.Name, _otlp.Environment);
 
         Base = await MultiPlatformBase.PushAsync(Farm, Directory);
         await _coordinator.WaitHealthyAsync(TimeSpan.FromSeconds(90));
@@ -60,6 +65,7 @@ public sealed class PlatformFarmFixture : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await Teardown.InOrderAsync(_amdOnly, _emulating, _coordinator, _vhost);
+        _otlp?.Dispose();
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 }
@@ -102,6 +108,35 @@ public sealed class PlatformRoutingTests(PlatformFarmFixture farm) : IClassFixtu
         Assert.Equal("[\"linux/amd64\"]", amdOnly["platforms"]!.ToJsonString());
         Assert.Equal("[\"linux/amd64\",\"linux/arm64\"]", emulating["platforms"]!.ToJsonString());
         Assert.Equal("[\"linux/arm64\"]", emulating["emulatedPlatforms"]!.ToJsonString());
+
+        // The traces say each step's platform and that the arm64 ones ran emulated (protobuf keeps strings as their
+        // bytes: an attribute is its key, then its value; a true bool value is 0x12 0x02 0x10 0x01).
+        await Wait.UntilAsync(
+            () => Task.FromResult(farm.Otlp.Bodies("/v1/traces").Any(b => Follows(b, "farm.platform", "linux/arm64")) && farm.Otlp.Bodies("/v1/traces").Any(b => Follows(b, "farm.emulated", [0x12, 0x02, 0x10, 0x01]))),
+            TimeSpan.FromSeconds(60),
+            () => "spans with farm.platform=linux/arm64 and farm.emulated=true" + farm.Diagnostics());
+    }
+
+    /// <summary>Whether <paramref name="key"/>'s bytes occur in <paramref name="body"/> followed within a few bytes by <paramref name="value"/>'s.</summary>
+    private static bool Follows(byte[] body, string key, string value) => Follows(body, key, System.Text.Encoding.UTF8.GetBytes(value));
+
+    private static bool Follows(byte[] body, string key, byte[] value)
+    {
+        var keyBytes = System.Text.Encoding.UTF8.GetBytes(key);
+        var span = body.AsSpan();
+        for (var at = span.IndexOf(keyBytes); at >= 0; )
+        {
+            var after = span[(at + keyBytes.Length)..];
+            if (after[..Math.Min(after.Length, value.Length + 4)].IndexOf(value) >= 0)
+            {
+                return true;
+            }
+
+            var next = after.IndexOf(keyBytes);
+            at = next < 0 ? -1 : at + keyBytes.Length + next;
+        }
+
+        return false;
     }
 
     [Fact]
