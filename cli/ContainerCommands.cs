@@ -127,11 +127,13 @@ internal static partial class ContainerCommands
             new Dictionary<char, string> { ['d'] = "detach", ['i'] = "interactive", ['t'] = "tty", ['P'] = "publish-all" },
             ["rm"],
             [('\0', "name"), ('e', "env"), ('w', "workdir"), ('u', "user"), ('p', "publish"), ('\0', "network"), ('\0', "net"),
-                ('\0', "entrypoint"), ('v', "volume"), ('\0', "mount")]);
+                ('\0', "entrypoint"), ('v', "volume"), ('\0', "mount"), ('\0', "platform")]);
         if (parsed.Positional.Count == 0)
         {
             throw new ContainerUsageException("run", "an IMAGE is needed");
         }
+
+        var platform = ImageCommands.PlatformOption(parsed.Last("platform"));
 
         var network = (parsed.Last("network") ?? parsed.Last("net") ?? "private") switch
         {
@@ -178,15 +180,27 @@ internal static partial class ContainerCommands
         ContainerState container;
         using (var images = await LocalImageStore.OpenAsync(null, CancellationToken.None).ConfigureAwait(false))
         {
-            LocalImage image;
+            LocalImage? image;
             try
             {
                 image = await images.GetAsync(options.Image, CancellationToken.None).ConfigureAwait(false);
+                if (platform is not null && !ImageCommands.IsFor(image.Config, platform))
+                {
+                    // As docker: a local image of another platform is replaced by the one asked for.
+                    Console.Error.WriteLine($"The local image '{options.Image}' is for {image.Config.Os}/{image.Config.Architecture}, not {platform}");
+                    image = null;
+                }
             }
             catch (NoSuchImageException)
             {
                 Console.Error.WriteLine($"Unable to find image '{options.Image}' locally");
-                image = await images.PullAsync(options.Image, DockerConfig.Default(), CliRegistryOptions.FromEnvironment(), new Progress<string>(Console.Error.WriteLine), CancellationToken.None).ConfigureAwait(false);
+                image = null;
+            }
+
+            if (image is null)
+            {
+                var registry = CliRegistryOptions.FromEnvironment();
+                image = await images.PullAsync(options.Image, DockerConfig.Default(), platform is null ? registry : registry with { Platform = platform }, new Progress<string>(Console.Error.WriteLine), CancellationToken.None).ConfigureAwait(false);
             }
 
             container = await runtime.CreateAsync(options, image, images, CancellationToken.None).ConfigureAwait(false);

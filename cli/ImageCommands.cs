@@ -32,7 +32,8 @@ internal static class ImageCommands
         yield return Load();
     }
 
-    private static readonly string[] ImagesHeader = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+    // PLATFORM last: scripts that cut docker's five columns keep working.
+    private static readonly string[] ImagesHeader = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "PLATFORM"];
 
     private static Command Images()
     {
@@ -56,11 +57,11 @@ internal static class ImageCommands
             table.AddRange(rows.Select(r => new[]
             {
                 r.Repository ?? "<none>", r.Tag ?? "<none>", r.ShortId,
-                r.Created is { } created ? HumanTime.Since(created, now) + " ago" : "N/A", HumanSize(r.Size),
+                r.Created is { } created ? HumanTime.Since(created, now) + " ago" : "N/A", HumanSize(r.Size), r.Platform ?? "unknown",
             }));
 
             // Columns as wide as their widest cell plus three spaces, as docker's tabwriter lays them out.
-            var widths = Enumerable.Range(0, 5).Select(i => table.Max(row => row[i].Length) + 3).ToArray();
+            var widths = Enumerable.Range(0, ImagesHeader.Length).Select(i => table.Max(row => row[i].Length) + 3).ToArray();
             foreach (var row in table)
             {
                 output.WriteLine(string.Concat(row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))));
@@ -235,10 +236,17 @@ internal static class ImageCommands
     private static Command Pull()
     {
         var name = new Argument<string>("NAME");
-        var command = new Command("pull", "Fetch an image (its linux/amd64 manifest) from a registry into the local store.") { name };
+        var platform = new Option<string?>("--platform") { Description = "The platform whose image to take from an index (os/arch[/variant]; default linux/amd64)." };
+        var command = new Command("pull", "Fetch an image (from an index, its image for --platform, linux/amd64 by default) from a registry into the local store.") { name, platform };
         command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
         {
-            var image = await store.PullAsync(parse.GetValue(name)!, DockerConfig.Default(), CliRegistryOptions.FromEnvironment(), new Progress(output), ct).ConfigureAwait(false);
+            var registry = CliRegistryOptions.FromEnvironment();
+            if (PlatformOption(parse.GetValue(platform)) is { } wanted)
+            {
+                registry = registry with { Platform = wanted };
+            }
+
+            var image = await store.PullAsync(parse.GetValue(name)!, DockerConfig.Default(), registry, new Progress(output), ct).ConfigureAwait(false);
             output.WriteLine($"Digest: {image.ManifestDescriptor.Digest}");
             output.WriteLine(image.Names.Count > 0 ? image.Names[0] : string.Empty);
         }));
@@ -263,11 +271,12 @@ internal static class ImageCommands
         var name = new Argument<string?>("NAME") { Arity = ArgumentArity.ZeroOrOne };
         var changes = new Option<string[]>("--change", "-c") { Description = "A Dockerfile instruction applied to the config: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL.", AllowMultipleArgumentsPerToken = false };
         var message = new Option<string?>("--message", "-m") { Description = "The history comment." };
-        var command = new Command("import", "Make a one-layer image from a root filesystem tar.") { file, name, changes, message };
+        var platform = new Option<string?>("--platform") { Description = "The platform the root filesystem's programs run on (os/arch[/variant]; default linux/amd64)." };
+        var command = new Command("import", "Make a one-layer image from a root filesystem tar.") { file, name, changes, message, platform };
         command.SetAction((parse, ct) => RunAsync(parse, async (store, output) =>
         {
             var path = parse.GetValue(file)!;
-            var config = ImageConfig.CreateEmpty();
+            var config = ImageConfig.CreateEmpty(PlatformOption(parse.GetValue(platform)));
             ConfigChanges.Apply(config, parse.GetValue(changes) ?? []);
             var input = path == "-" ? Console.OpenStandardInput() : (Stream)OpenFile(path);
             await using (input.ConfigureAwait(false))
@@ -314,6 +323,15 @@ internal static class ImageCommands
     }
 
     private static bool IsNamed(string name) => !Digest.TryParse(name, out _);
+
+    /// <summary>Whether an image config is for <paramref name="platform"/> (its os and architecture).</summary>
+    internal static bool IsFor(ImageConfig config, Platform platform) =>
+        config.Os == platform.Os && (Platform.TryParse(config.Architecture)?.Architecture ?? config.Architecture) == platform.Architecture;
+
+    /// <summary>A <c>--platform</c> value as a platform; null when none was given.</summary>
+    /// <exception cref="InvalidCliArgumentException">It is not <c>os/arch[/variant]</c> (FARM5010).</exception>
+    internal static Platform? PlatformOption(string? value) =>
+        value is null ? null : Platform.TryParse(value) ?? throw new InvalidCliArgumentException($"--platform {value} is not a platform: write os/arch[/variant], e.g. linux/arm64");
 
     private static FileStream OpenFile(string path)
     {

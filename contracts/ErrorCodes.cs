@@ -369,6 +369,17 @@ public static class FarmErrorCodes
     /// <summary>A step mounts a build secret or SSH agent that the worker could not get for its build (<c>BuildSecretUnavailableException</c>).</summary>
     public const string BuildSecretUnavailable = "FARM3121";
 
+    // FARM313x: platforms on the worker (Farm.Worker, docs/architecture.md "Platforms").
+
+    /// <summary>
+    /// A job reached a worker that does not run its platform (a coordinator that routes by platform sends it only to
+    /// workers that do): the job fails instead of running the wrong programs (<c>PlatformNotRunException</c>).
+    /// </summary>
+    public const string PlatformNotRun = "FARM3130";
+
+    /// <summary><c>Farm:Worker:Platforms</c> names something that is not a platform (<c>os/arch[/variant]</c>): the worker does not start.</summary>
+    public const string InvalidWorkerPlatform = "FARM3131";
+
     // FARM40xx: coordinator action cache and job dispatch (Farm.Coordinator.Cache, Farm.Coordinator.Grains).
 
     /// <summary>A cache key is not <c>sha256:</c> and 64 lower-case hex digits (<c>InvalidCacheKeyException</c>).</summary>
@@ -563,6 +574,20 @@ public static class FarmErrorCodes
 
     /// <summary>The <c>Farm-Build-Secrets</c> header is malformed or too large, or passes an SSH agent to a coordinator that is not the local farm (<c>InvalidBuildSecretsException</c>).</summary>
     public const string InvalidBuildSecrets = "FARM4312";
+
+    // FARM432x: multi-platform builds (docs/architecture.md "Platforms").
+
+    /// <summary>
+    /// A build for several platforms asked for an <c>--output</c> that holds one image (<c>type=docker</c>,
+    /// <c>type=local</c>): only <c>type=oci</c> (or <c>--push</c>) takes an image index (<c>MultiPlatformOutputException</c>).
+    /// </summary>
+    public const string MultiPlatformOutput = "FARM4320";
+
+    /// <summary>
+    /// A step missed the cache and is for a platform none of the farm's live workers runs, natively or emulated: start
+    /// a worker that runs it, or install qemu-user-static on one (infra/install.sh) (<c>NoWorkerForPlatformException</c>).
+    /// </summary>
+    public const string NoWorkerForPlatform = "FARM4321";
 
     // FARM435x: the build cache exported to and imported from registries (coordinator/Cache/RegistryBuildCache).
 

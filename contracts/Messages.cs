@@ -90,6 +90,12 @@ public sealed record SubmitBuild
     /// none of them. One record, so a submission from an older client and a coordinator that ignores it stay compatible.
     /// </summary>
     public SubmitBuildOptions? Options { get; init; }
+
+    /// <summary>
+    /// The platforms to build for (<c>farm build --platform linux/amd64,linux/arm64</c>), <c>os/arch[/variant]</c>:
+    /// more than one makes an OCI image index with one image per platform. Empty: linux/amd64, one image, as before.
+    /// </summary>
+    public IReadOnlyList<string> Platforms { get; init; } = [];
 }
 
 /// <summary>
@@ -191,6 +197,12 @@ public sealed record BuildLayer
     public DateTimeOffset? SourceDateEpoch { get; init; }
 
     public DateTimeOffset EnqueuedAt { get; init; }
+
+    /// <summary>
+    /// The platform the step's programs run on (<c>os/arch[/variant]</c>): jobs for linux/amd64 (null) go to the farm's
+    /// queue, others to that platform's queue, which only workers that run it consume (docs/architecture.md, "Platforms").
+    /// </summary>
+    public string? Platform { get; init; }
 }
 
 /// <summary>A layer blob: compressed digest, uncompressed digest (diff_id), media type and size.</summary>
@@ -343,6 +355,12 @@ public sealed record LayerBuilt
     public required string Worker { get; init; }
 
     public required PhaseTimings Timings { get; init; }
+
+    /// <summary>The platform the step ran for (<see cref="BuildLayer.Platform"/>); null for linux/amd64.</summary>
+    public string? Platform { get; init; }
+
+    /// <summary>The worker ran the step's programs through an emulator (qemu-user-static), not natively.</summary>
+    public bool Emulated { get; init; }
 }
 
 /// <summary>A worker could not build a layer.</summary>
@@ -468,6 +486,15 @@ public sealed record WorkerHeartbeat
     /// from the farm's queue.
     /// </summary>
     public string? AffinityQueue { get; init; }
+
+    /// <summary>
+    /// The platforms it runs steps for, <c>os/arch[/variant]</c>: its own first, then those it emulates
+    /// (<see cref="EmulatedPlatforms"/>). Empty from an older worker: linux/amd64 only.
+    /// </summary>
+    public IReadOnlyList<string> Platforms { get; init; } = [];
+
+    /// <summary>The platforms of <see cref="Platforms"/> it runs through qemu-user-static rather than natively.</summary>
+    public IReadOnlyList<string> EmulatedPlatforms { get; init; } = [];
 
     /// <summary>Compressed layer bytes it downloaded from blob stores since it started.</summary>
     public long BytesDownloaded { get; init; }

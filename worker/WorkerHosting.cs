@@ -41,6 +41,7 @@ public static class WorkerHosting
         services.AddOptions<RegistryAccessOptions>().BindConfiguration(RegistryAccessOptions.Section);
         services.TryAddSingleton(sp => new BlobStoreLocator(sp.GetRequiredService<IOptions<RegistryAccessOptions>>().Value.ToClientOptions()));
         services.TryAddSingleton<RunningJobs>();
+        services.TryAddSingleton(sp => Platforms.WorkerPlatforms.Detect(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Platforms));
         services.TryAddSingleton(sp => new JobSlots(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Slots));
         services.TryAddSingleton<WorkerReadiness>();
         services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>(), secrets: sp.GetService<RunMounts.IBuildSecretSource>()));
@@ -75,16 +76,30 @@ public static class WorkerHosting
     /// <paramref name="affinityQueue"/> (RabbitMQ workers), also the consumer of that queue of the worker's own; both
     /// share the worker's <see cref="JobSlots"/>.
     /// </summary>
-    public static void AddFarmWorkerConsumers(this IBusRegistrationConfigurator bus, int slots, string? affinityQueue = null)
+    /// <remarks>
+    /// Jobs of other platforms than linux/amd64 come from their platforms' queues, configured by
+    /// <see cref="ConfigureFarmPlatformEndpoints"/>; a worker configured without linux/amd64
+    /// (<paramref name="platforms"/>) takes nothing from the farm's queue.
+    /// </remarks>
+    public static void AddFarmWorkerConsumers(this IBusRegistrationConfigurator bus, int slots, string? affinityQueue = null, IReadOnlyList<string>? platforms = null)
     {
         ArgumentNullException.ThrowIfNull(bus);
-        bus.AddConsumer<BuildLayerConsumer>()
-            .Endpoint(e =>
+        var consumer = bus.AddConsumer<BuildLayerConsumer>();
+        if (platforms is null || platforms.Count == 0 || platforms.Any(p => Oci.Platform.TryParse(p)?.ToString() == FarmPlatforms.Default))
+        {
+            consumer.Endpoint(e =>
             {
                 e.Name = QueueName;
                 e.ConcurrentMessageLimit = slots;
                 e.PrefetchCount = slots;
             });
+        }
+        else
+        {
+            consumer.ExcludeFromConfigureEndpoints();
+        }
+
+        bus.AddConsumer<PlatformJobConsumer>().ExcludeFromConfigureEndpoints();
         if (affinityQueue is not null)
         {
             bus.AddConsumer<AffinityJobConsumer>()
@@ -119,6 +134,46 @@ public static class WorkerHosting
             });
     }
 
+    /// <summary>
+    /// Adds a receive endpoint per platform other than linux/amd64 that this worker runs (<see cref="Platforms.WorkerPlatforms"/>):
+    /// its queue <see cref="FarmPlatforms.QueueName"/>, bound to nothing (coordinators send there, nobody publishes).
+    /// On RabbitMQ a worker that runs the platform natively consumes with a higher priority than one that emulates it:
+    /// the broker gives a job to a native worker with a free slot first, and to an emulating one only when none has.
+    /// Call it in the transport's configuration, beside <c>ConfigureEndpoints</c>; it adds nothing without a worker.
+    /// </summary>
+    public static void ConfigureFarmPlatformEndpoints(this IBusFactoryConfigurator cfg, IBusRegistrationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(cfg);
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.GetService<Platforms.WorkerPlatforms>() is not { } platforms)
+        {
+            return;
+        }
+
+        var slots = context.GetRequiredService<IOptions<WorkerOptions>>().Value.Slots;
+        foreach (var platform in platforms.All.Where(p => p.Name != FarmPlatforms.Default))
+        {
+            cfg.ReceiveEndpoint(FarmPlatforms.QueueName(platform.Name), e =>
+            {
+                e.ConfigureConsumeTopology = false;
+                e.ConcurrentMessageLimit = slots;
+                e.PrefetchCount = slots;
+                if (e is IRabbitMqReceiveEndpointConfigurator rabbit)
+                {
+                    rabbit.ConsumerPriority = platform.Emulated ? EmulatedConsumerPriority : NativeConsumerPriority;
+                }
+
+                e.ConfigureConsumer<PlatformJobConsumer>(context);
+            });
+        }
+    }
+
+    /// <summary>RabbitMQ's <c>x-priority</c> of a worker consuming a platform's queue natively.</summary>
+    public const int NativeConsumerPriority = 10;
+
+    /// <summary>RabbitMQ's <c>x-priority</c> of a worker consuming a platform's queue through an emulator.</summary>
+    public const int EmulatedConsumerPriority = 0;
+
     /// <summary>How long an affinity queue without a consumer lives on (RabbitMQ's <c>x-expires</c>).</summary>
     public static readonly TimeSpan AffinityQueueExpiry = TimeSpan.FromDays(1);
 
@@ -141,7 +196,7 @@ public static class WorkerHosting
         services.Configure<MassTransitHostOptions>(o => o.ConsumerStopTimeout = worker.StopGrace);
         services.AddMassTransit(x =>
         {
-            x.AddFarmWorkerConsumers(worker.Slots, AffinityQueueName(worker.Name));
+            x.AddFarmWorkerConsumers(worker.Slots, AffinityQueueName(worker.Name), worker.Platforms);
             x.UsingFarmRabbitMq();
         });
         return services;

@@ -66,6 +66,13 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The platforms this worker runs steps for, <c>os/arch[/variant]</c> (<c>Farm:Worker:Platforms:0=linux/amd64</c>);
+    /// empty (default): every one it can, its machine's own and those qemu-user-static emulates here
+    /// (<see cref="Platforms.WorkerPlatforms"/>). A platform it can run neither way stops it from starting (FARM3131).
+    /// </summary>
+    public List<string> Platforms { get; set; } = [];
+
     /// <summary>Defaults and caps of RUN steps' memory, processes, CPU and time (<c>Farm:Worker:StepLimits</c>).</summary>
     public StepLimitsOptions StepLimits { get; set; } = new();
 

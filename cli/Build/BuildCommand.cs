@@ -153,10 +153,19 @@ internal static class BuildCommand
             };
         }
         // The daemon names the image; the push is this client's, with this user's credentials (docker's login), as
-        // docker pushes with the client's and not the daemon's.
-        var exit = await farm.RunAsync(submit with { Push = false }, settings.Secrets, renderer, cancellationToken).ConfigureAwait(false);
+        // docker pushes with the client's and not the daemon's. An image index is not in the local store (it names one
+        // image per name): the daemon, running as this user, pushes it itself.
+        var multi = settings.Platforms.Count > 1;
+        var exit = await farm.RunAsync(submit with { Push = multi && settings.Push }, settings.Secrets, renderer, cancellationToken).ConfigureAwait(false);
         BuildTimings.Mark("built");
-        if (exit == 0 && settings.Push)
+        if (exit == 0 && settings.Push && multi)
+        {
+            foreach (var tag in settings.Tags)
+            {
+                status?.Write($"farm: pushed {LocalImageStore.NormalizeName(tag)} (an index of {string.Join(", ", settings.Platforms)})\n");
+            }
+        }
+        else if (exit == 0 && settings.Push)
         {
             using var store = await LocalImageStore.OpenAsync(daemon.StateDirectory, cancellationToken).ConfigureAwait(false);
             foreach (var tag in settings.Tags)

@@ -31,7 +31,14 @@ internal sealed record BuildSettings
 
     public OutputSpec? Output { get; init; }
 
+    /// <summary>The first platform of <c>--platform</c> (linux/amd64 without it): what the CLI plans with to check the Dockerfile.</summary>
     public string Platform { get; init; } = "linux/amd64";
+
+    /// <summary>
+    /// <c>--platform a,b</c>, normalized, each once; empty for linux/amd64 alone, so such a build is submitted exactly
+    /// as one without the flag (and keeps its cache).
+    /// </summary>
+    public IReadOnlyList<string> Platforms { get; init; } = [];
 
     public string? Progress { get; init; }
 
@@ -90,7 +97,30 @@ internal sealed record BuildSettings
         Pull = Pull,
         Entitlements = Entitlements,
         Options = Options,
+        Platforms = Platforms,
     };
+
+    /// <summary>
+    /// <c>--platform</c>'s value: platforms separated by commas (the flag may be repeated), each <c>os/arch[/variant]</c>
+    /// or a bare architecture, normalized as the farm does (<c>x86_64</c> is amd64, <c>arm64/v8</c> is arm64).
+    /// </summary>
+    /// <exception cref="InvalidCliArgumentException">One is not a platform (FARM5010).</exception>
+    public static IReadOnlyList<string> ParsePlatforms(IEnumerable<string> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        var platforms = new List<string>();
+        foreach (var value in values.SelectMany(v => v.Split(',', StringSplitOptions.TrimEntries)))
+        {
+            var platform = Oci.Platform.TryParse(value)?.ToString()
+                ?? throw new InvalidCliArgumentException($"--platform {value} is not a platform: write os/arch[/variant], several separated by commas, e.g. linux/amd64,linux/arm64");
+            if (!platforms.Contains(platform, StringComparer.Ordinal))
+            {
+                platforms.Add(platform);
+            }
+        }
+
+        return platforms;
+    }
 }
 
 /// <summary>The flags <c>farm build</c> and <c>farm submit</c> share, docker buildx's names.</summary>
@@ -138,7 +168,7 @@ internal sealed class BuildOptions
 
     public Option<string> Output { get; } = new("--output", "-o") { Description = "Export: type=oci|docker|local,dest=PATH (buildx's CSV form)." };
 
-    public Option<string> Platform { get; } = new("--platform") { Description = "The target platform; only linux/amd64." };
+    public Option<string[]> Platform { get; } = new("--platform") { Description = "The target platforms, os/arch[/variant] separated by commas (default linux/amd64); several make an image index, one image per platform.", AllowMultipleArgumentsPerToken = false };
 
     public Option<string> Progress { get; } = new("--progress") { Description = "auto, tty, plain or rawjson (one JSON object per event)." };
 
@@ -165,11 +195,7 @@ internal sealed class BuildOptions
     {
         ArgumentNullException.ThrowIfNull(parse);
         var context = parse.GetValue(Context)!;
-        var platform = parse.GetValue(Platform) ?? "linux/amd64";
-        if (platform is not ("linux/amd64" or "linux/x86_64" or "amd64"))
-        {
-            throw new InvalidCliArgumentException($"--platform {platform} is not supported: Farm builds linux/amd64 images only");
-        }
+        var platforms = BuildSettings.ParsePlatforms(parse.GetValue(Platform) ?? []);
 
         var output = parse.GetValue(Output);
         var network = parse.GetValue(Network) is { } n ? BuildFlags.ParseNetwork(n) : null;
@@ -216,7 +242,8 @@ internal sealed class BuildOptions
             Push = parse.GetValue(Push),
             Entitlements = entitlements,
             Output = output is null ? null : OutputSpec.Parse(output),
-            Platform = "linux/amd64",
+            Platform = platforms.Count > 0 ? platforms[0] : FarmPlatforms.Default,
+            Platforms = platforms is [FarmPlatforms.Default] ? [] : platforms,
             Progress = parse.GetValue(Progress),
             DryRun = parse.GetValue(DryRun),
             FarmUrl = farm?.TrimEnd('/'),

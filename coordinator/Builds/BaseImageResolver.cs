@@ -13,29 +13,45 @@ namespace Farm.Coordinator.Builds;
 /// </summary>
 internal sealed partial class BaseImageResolver(ILogger logger)
 {
-    /// <summary>The images the stages to build use, each once.</summary>
-    public static IEnumerable<string> ImagesOf(BuildGraph graph) =>
+    /// <summary>
+    /// The images the stages to build use, each once per platform it is needed for: the platform of the stage that
+    /// names it (a <c>FROM --platform=$BUILDPLATFORM</c> stage takes the builder's image from an index, the others the
+    /// target's).
+    /// </summary>
+    public static IEnumerable<(string Reference, string Platform)> ImagesOf(BuildGraph graph) =>
         graph.StagesToBuild
-            .SelectMany(s => (s.BaseKind == StageBaseKind.Image && s.BaseImage is { } b ? [b] : Array.Empty<string>()).Concat(s.ImageReferences))
-            .Distinct(StringComparer.Ordinal);
+            .SelectMany(s => (s.BaseKind == StageBaseKind.Image && s.BaseImage is { } b ? [b] : Array.Empty<string>()).Concat(s.ImageReferences).Select(r => (r, s.Platform)))
+            .Distinct();
+
+    /// <summary>The key of an image pinned for one platform, in a build's table of resolved images.</summary>
+    public static string Key(string reference, string platform) => platform + " " + reference;
 
     /// <summary>Pins an image to its manifest digest and makes its layers readable from the cache store.</summary>
     /// <param name="buildId">The build, for the log.</param>
     /// <param name="reference">The image as the Dockerfile names it.</param>
+    /// <param name="platform">The platform whose manifest an index is followed to; a local image is used only when it is for it.</param>
     /// <param name="cacheStore">Where its layers are copied for the workers.</param>
     /// <param name="localImages">The local farm's image store, looked in first; null on a cluster.</param>
     /// <param name="clientFor">The client of a registry host, with the build's credentials.</param>
     /// <param name="cancellationToken">Cancels the pull.</param>
-    public async Task<ResolvedImage> ResolveAsync(Guid buildId, string reference, IBlobStore cacheStore, ILocalImageSource? localImages, Func<string, RegistryClient> clientFor, CancellationToken cancellationToken)
+    public async Task<ResolvedImage> ResolveAsync(Guid buildId, string reference, Platform platform, IBlobStore cacheStore, ILocalImageSource? localImages, Func<string, RegistryClient> clientFor, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(platform);
         if (!ImageReference.TryParse(reference, out var parsed))
         {
             throw new BaseImageUnavailableException(reference, "it is not a valid image reference");
         }
 
+        string? elsewhere = null;
         if (localImages is not null && await localImages.TryGetAsync(reference, cancellationToken).ConfigureAwait(false) is { } local)
         {
-            return Resolved(buildId, reference, local.Digest, local.Manifest, local.Config);
+            if (IsFor(local.Config, platform))
+            {
+                return Resolved(buildId, reference, local.Digest, local.Manifest, local.Config);
+            }
+
+            // The local store names one image per name: one for another platform sends this one to the registry.
+            elsewhere = $"the local image {reference} is for {local.Config.Os}/{local.Config.Architecture}, not {platform}";
         }
 
         PulledImage pulled;
@@ -43,12 +59,12 @@ internal sealed partial class BaseImageResolver(ILogger logger)
         var client = clientFor(parsed.Registry);
         try
         {
-            pulled = await client.PullManifestAsync(parsed, cancellationToken).ConfigureAwait(false);
+            pulled = await client.PullManifestAsync(parsed, platform, cancellationToken).ConfigureAwait(false);
             config = await client.GetConfigAsync(parsed.Repository, pulled.Manifest.Config, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is FarmException or HttpRequestException)
         {
-            throw new BaseImageUnavailableException(reference, e.Message, e);
+            throw new BaseImageUnavailableException(reference, elsewhere is null ? e.Message : $"{elsewhere}, and from its registry: {e.Message}", e);
         }
 
         foreach (var layer in pulled.Manifest.Layers)
@@ -58,6 +74,11 @@ internal sealed partial class BaseImageResolver(ILogger logger)
 
         return Resolved(buildId, reference, pulled.Digest, pulled.Manifest, config);
     }
+
+    /// <summary>Whether a config is for <paramref name="platform"/>: its os and architecture (a config names no variant reliably).</summary>
+    internal static bool IsFor(ImageConfig config, Platform platform) =>
+        string.Equals(config.Os, platform.Os, StringComparison.Ordinal)
+        && string.Equals(Platform.TryParse(config.Architecture)?.Architecture ?? config.Architecture, platform.Architecture, StringComparison.Ordinal);
 
     private ResolvedImage Resolved(Guid buildId, string reference, Digest digest, ImageManifest manifest, ImageConfig config)
     {

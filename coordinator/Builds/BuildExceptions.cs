@@ -44,6 +44,16 @@ public sealed class BuildStepFailedException : FarmException
     }
 }
 
+/// <summary>
+/// FARM4321: a step that must run is for a platform no live worker runs. Refused before its job is sent: it would wait
+/// in its platform's queue until a worker for it started, or the job deadline ended it.
+/// </summary>
+public sealed class NoWorkerForPlatformException(string stepId, string platform, IEnumerable<string> available)
+    : FarmException(FarmErrorCodes.NoWorkerForPlatform, $"Step {stepId} is for {platform}, which none of the farm's workers runs (they run {string.Join(", ", available)}). Start a worker on a {platform} machine, or install qemu-user-static on one (infra/install.sh registers it with binfmt_misc), or build for the platforms the farm has.")
+{
+    public string Platform { get; } = platform;
+}
+
 /// <summary>FARM4202: a base image (or a <c>COPY --from</c> image) could not be pinned or copied into the cache store.</summary>
 public sealed class BaseImageUnavailableException(string reference, string reason, Exception? inner = null)
     : FarmException(FarmErrorCodes.BaseImageUnavailable, $"The image '{reference}' could not be resolved: {reason}. Check the name and tag, that the registry answers, and your credentials (docker login).", inner)

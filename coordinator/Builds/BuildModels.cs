@@ -82,6 +82,12 @@ public sealed record BuildRequest
     /// <summary>The ids of the secrets passed with the build (<see cref="SubmitBuild.SecretIds"/>); the values stay in <see cref="Auth.BuildSecrets"/>.</summary>
     public IReadOnlyList<string> SecretIds { get; init; } = [];
 
+    /// <summary>
+    /// The platforms to build for, normalized (<see cref="Oci.Platform.TryParse"/>), each once: several make an image
+    /// index; empty builds linux/amd64 alone (<see cref="SubmitBuild.Platforms"/>).
+    /// </summary>
+    public IReadOnlyList<string> Platforms { get; init; } = [];
+
     /// <summary>The ids of the SSH agents passed with the build (<see cref="SubmitBuild.SshIds"/>).</summary>
     public IReadOnlyList<string> SshIds { get; init; } = [];
 
@@ -132,6 +138,7 @@ public sealed record BuildRequest
             SshIds = submit.SshIds,
             Options = submit.Options,
             Lineages = Explain.BuildLineage.Of(submit),
+            Platforms = [.. submit.Platforms.Select(p => Oci.Platform.TryParse(p)?.ToString() ?? p).Distinct(StringComparer.Ordinal)],
         };
     }
 }
@@ -140,7 +147,7 @@ public sealed record BuildRequest
 public sealed record NamedContextInput(string ContextDigest, ContextIndex Index);
 
 /// <summary>What happened to one layer step.</summary>
-/// <param name="StepId">The graph's step id, <c>s{stage}/{n}</c>.</param>
+/// <param name="StepId">The graph's step id, <c>s{stage}/{n}</c>; in a build for several platforms after the platform, <c>linux/arm64:s1/2</c>.</param>
 /// <param name="Display">The instruction as expanded.</param>
 /// <param name="CacheKey">The step's cache key.</param>
 /// <param name="Cached">True when the action cache answered and no grain was asked.</param>
@@ -150,6 +157,8 @@ public sealed record NamedContextInput(string ContextDigest, ContextIndex Index)
 /// <param name="Started">When the orchestrator started the step.</param>
 /// <param name="Finished">When the step's layer was known.</param>
 /// <param name="Timings">The worker's phase timings; null when cached.</param>
+/// <param name="Platform">The platform the step ran for, <c>os/arch[/variant]</c>; null for linux/amd64.</param>
+/// <param name="Emulated">The worker ran it through an emulator (qemu-user-static), not natively.</param>
 public sealed record StepOutcome(
     string StepId,
     string Display,
@@ -160,7 +169,9 @@ public sealed record StepOutcome(
     Guid? JobId,
     DateTimeOffset Started,
     DateTimeOffset Finished,
-    JobTimings? Timings)
+    JobTimings? Timings,
+    string? Platform = null,
+    bool Emulated = false)
 {
     public TimeSpan Duration => Finished - Started;
 }
@@ -180,6 +191,12 @@ public sealed record BuildResult
 
     /// <summary>The references pushed; empty when the image was not pushed.</summary>
     public IReadOnlyList<string> Pushed { get; init; } = [];
+
+    /// <summary>
+    /// A build for several platforms: the image index (its digest is <see cref="ImageDigest"/>) and its images, one
+    /// per platform; <see cref="Image"/> is then the first platform's. Null for one platform.
+    /// </summary>
+    public Oci.Images.ImageIndexContent? Index { get; init; }
 
     public int JobsRun => Steps.Count(s => !s.Cached);
 }

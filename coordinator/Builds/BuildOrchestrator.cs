@@ -50,7 +50,8 @@ public sealed partial class BuildOrchestrator
         CacheKeyOptions? keyOptions = null,
         TimeProvider? time = null,
         ILogger<BuildOrchestrator>? logger = null,
-        IKeyInputHistory? history = null)
+        IKeyInputHistory? history = null,
+        Func<string, IReadOnlyList<string>?>? livePlatforms = null)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(cache);
@@ -65,7 +66,14 @@ public sealed partial class BuildOrchestrator
         _baseImages = new BaseImageResolver(_logger);
         _history = history;
         _registryCache = new RegistryBuildCache(_logger);
+        _livePlatforms = livePlatforms;
     }
+
+    /// <summary>
+    /// The platforms the farm's live workers run, all together; null when no worker has been heard of yet (a farm just
+    /// started), and then a step of any platform is sent and waits for one. The argument is the platform asked about.
+    /// </summary>
+    private readonly Func<string, IReadOnlyList<string>?>? _livePlatforms;
 
     /// <summary>Runs the build; reports progress to <paramref name="progress"/> (from several threads at once).</summary>
     /// <exception cref="BuildStepFailedException">A step failed (FARM4201).</exception>
@@ -79,7 +87,8 @@ public sealed partial class BuildOrchestrator
         try
         {
             var result = await RunCoreAsync(request with { BuildId = buildId }, progress, cancellationToken).ConfigureAwait(false);
-            progress?.Report(new BuildFinished(buildId, _time.GetUtcNow(), result.ImageDigest, result.Pushed, result.Image.ConfigDescriptor.Digest.ToString()));
+            // The id of a multi-platform image is its index's digest, as buildx's --iidfile writes it.
+            progress?.Report(new BuildFinished(buildId, _time.GetUtcNow(), result.ImageDigest, result.Pushed, result.Index is null ? result.Image.ConfigDescriptor.Digest.ToString() : result.ImageDigest));
             LogBuildFinished(_logger, buildId, result.ImageDigest, result.JobsRun, result.Steps.Count);
             return result;
         }
@@ -102,7 +111,7 @@ public sealed partial class BuildOrchestrator
         ArgumentNullException.ThrowIfNull(request);
         var cacheStore = await _stores.OpenAsync(request.CacheStore, cancellationToken).ConfigureAwait(false);
         using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
-        var planned = await PlanAsync(request, cacheStore, clients, progress: null, cancellationToken).ConfigureAwait(false);
+        var planned = await PlanAsync(request, request.Platforms.Count > 0 ? request.Platforms[0] : null, withHistory: true, cacheStore, clients, progress: null, cancellationToken).ConfigureAwait(false);
         var imported = await ImportCachesAsync(request, clients, progress: null, cancellationToken).ConfigureAwait(false);
         var steps = new List<PlannedStep>();
         foreach (var key in planned.Plan.Steps)
@@ -220,32 +229,50 @@ public sealed partial class BuildOrchestrator
 
     private async Task<BuildResult> RunCoreAsync(BuildRequest request, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
     {
+        // Several platforms: one plan and one run per platform, side by side, then one index (docs/architecture.md,
+        // "Platforms"). One platform (the usual case) goes the way it always did: no index, no extra round trip.
+        var multi = request.Platforms.Count > 1;
+        if (multi && request.Output is { Type: not OutputType.Oci } output)
+        {
+            throw new MultiPlatformOutputException(output.Type.ToString().ToLowerInvariant(), request.Platforms.Count);
+        }
+
         var cacheStore = await _stores.OpenAsync(request.CacheStore, cancellationToken).ConfigureAwait(false);
         // Push targets and base images with the build's own credentials (its tenant's, or passed with it); the cache
         // store, a source of every push, stays the farm's.
         using var clients = new BuildRegistryClients(_stores, request.RegistryAccess);
-        var planned = await PlanAsync(request, cacheStore, clients, progress, cancellationToken).ConfigureAwait(false);
-        var (graph, plan, images) = (planned.Graph, planned.Plan, planned.Images);
-        var stagesToBuild = graph.StagesToBuild.ToList();
+        IReadOnlyList<string?> platforms = request.Platforms.Count == 0 ? [null] : [.. request.Platforms];
+        var plans = new List<PlannedBuild>();
+        foreach (var platform in platforms)
+        {
+            plans.Add(await PlanAsync(request, platform, withHistory: !multi, cacheStore, clients, progress, cancellationToken).ConfigureAwait(false));
+        }
+
         var imported = await ImportCachesAsync(request, clients, progress, cancellationToken).ConfigureAwait(false);
-        progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), stagesToBuild.Count, plan.Steps.Count));
+        progress?.Report(new BuildStarted(request.BuildId, _time.GetUtcNow(), plans.Sum(p => p.Graph.StagesToBuild.Count()), plans.Sum(p => p.Plan.Steps.Count)));
 
         // 3. One task per stage; a stage awaits only the stages it depends on. The first failure cancels the rest.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var run = new BuildRun(request, graph, plan, images, progress) { Epoch = planned.Epoch, Explainer = planned.Explainer, CacheStore = cacheStore, Imported = imported };
+        var runs = plans.Select(p => new BuildRun(request, p.Graph, p.Plan, p.Images, progress) { Epoch = p.Epoch, Explainer = p.Explainer, Label = multi ? p.Platform : null, CacheStore = cacheStore, Imported = imported }).ToList();
         // Concurrent: stage tasks read their dependencies' entries while later stages are still being added.
-        var stageTasks = new ConcurrentDictionary<int, Task<StageResult>>();
-        foreach (var stage in stagesToBuild)
+        var stageTaskSets = runs.Select(_ => new ConcurrentDictionary<int, Task<StageResult>>()).ToList();
+        var all = new List<Task<StageResult>>();
+        for (var i = 0; i < runs.Count; i++)
         {
-            var dependencies = stage.Dependencies.Select(d => stageTasks[d]).ToList();
-            stageTasks[stage.Index] = RunStageGuardedAsync(run, stage, dependencies, stageTasks, failed);
+            var (run, stageTasks) = (runs[i], stageTaskSets[i]);
+            foreach (var stage in run.Graph.StagesToBuild)
+            {
+                var dependencies = stage.Dependencies.Select(d => stageTasks[d]).ToList();
+                stageTasks[stage.Index] = RunStageGuardedAsync(run, stage, dependencies, stageTasks, failed);
+                all.Add(stageTasks[stage.Index]);
+            }
         }
 
         try
         {
-            await Task.WhenAll(stagesToBuild.Select(s => stageTasks[s.Index])).ConfigureAwait(false);
+            await Task.WhenAll(all).ConfigureAwait(false);
         }
-        catch (Exception) when (stagesToBuild.Select(s => stageTasks[s.Index]).Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException) is { } first)
+        catch (Exception) when (all.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException) is { } first)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
             throw;
@@ -253,11 +280,13 @@ public sealed partial class BuildOrchestrator
         finally
         {
             // Nothing of the build goes on after it returns: its action cache entries are written (or given up).
-            await Task.WhenAll(run.CacheWrites).ConfigureAwait(false);
+            await Task.WhenAll(runs.SelectMany(r => r.CacheWrites)).ConfigureAwait(false);
         }
 
         // 4. Assemble the target (its chain of stages down to an image or scratch), then push and export.
-        var image = Assemble(run, stageTasks.ToDictionary(p => p.Key, p => p.Value.Result));
+        var images = runs.Select((r, i) => Assemble(r, stageTaskSets[i].ToDictionary(p => p.Key, p => p.Value.Result))).ToList();
+        var image = images[0];
+        var index = multi ? ImageIndexContent.Create([.. images.Select((m, i) => (Platform.TryParse(plans[i].Platform)!, (ImageContent)m))]) : null;
         var pushed = new List<string>();
         if (request.Push && request.Tags.Count > 0)
         {
@@ -266,7 +295,9 @@ public sealed partial class BuildOrchestrator
             ImagePushResult result;
             try
             {
-                result = await pusher.PushAsync(image, request.Tags, [cacheStore], null, cancellationToken).ConfigureAwait(false);
+                result = index is null
+                    ? await pusher.PushAsync(image, request.Tags, [cacheStore], null, cancellationToken).ConfigureAwait(false)
+                    : await pusher.PushIndexAsync(index, request.Tags, [cacheStore], null, cancellationToken).ConfigureAwait(false);
             }
             catch (FarmException e) when (e is RegistryAuthenticationException or RegistryAccessDeniedException && request.RegistryAccess is { } access)
             {
@@ -278,28 +309,42 @@ public sealed partial class BuildOrchestrator
             pushed.AddRange(result.References);
         }
 
-        if (request.Output is { } output)
+        if (request.Output is { } exported)
         {
-            await ImageExporter.WriteAsync(image, output, request.Tags, [cacheStore], cancellationToken).ConfigureAwait(false);
+            if (index is null)
+            {
+                await ImageExporter.WriteAsync(image, exported, request.Tags, [cacheStore], cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await ImageExporter.WriteAsync(index, exported, request.Tags, [cacheStore], cancellationToken).ConfigureAwait(false);
+            }
         }
 
-        await ExportCachesAsync(run, clients, cancellationToken).ConfigureAwait(false);
+        await ExportCachesAsync(runs, clients, cancellationToken).ConfigureAwait(false);
 
-        if (request.LocalImages is { } local)
+        // The local image store names one image per name: of several platforms, the one this machine runs natively
+        // (as `docker buildx build --load` loads one); the index itself is pushed or exported.
+        var local = index is null ? image : images.Where((_, i) => plans[i].Platform == FarmPlatforms.Native).FirstOrDefault();
+        if (request.LocalImages is { } store && local is not null)
         {
-            var stored = await local.NameAsync(image, request.Tags, cancellationToken).ConfigureAwait(false);
+            var stored = await store.NameAsync(local, request.Tags, cancellationToken).ConfigureAwait(false);
             progress?.Report(new ImageStored(request.BuildId, _time.GetUtcNow(), stored.Id.ToString(), stored.ManifestDescriptor.Digest.ToString(), [.. request.Tags.Select(LocalImageStore.NormalizeName)]));
         }
 
-        await RecordInputsAsync(request, planned, cancellationToken).ConfigureAwait(false);
+        if (!multi)
+        {
+            await RecordInputsAsync(request, plans[0], cancellationToken).ConfigureAwait(false);
+        }
 
         return new BuildResult
         {
             BuildId = request.BuildId,
-            ImageDigest = image.Digest.ToString(),
+            ImageDigest = (index?.Digest ?? image.Digest).ToString(),
             Image = image,
-            Steps = [.. plan.Steps.Select(k => run.Outcomes[k.StepId])],
+            Steps = [.. runs.SelectMany(r => r.Plan.Steps.Select(k => r.Outcomes[k.StepId]))],
             Pushed = pushed,
+            Index = index,
         };
     }
 
@@ -307,25 +352,26 @@ public sealed partial class BuildOrchestrator
     /// Steps 1 and 2 of a build: parses and plans the Dockerfile, pins every base image the target needs, keys every
     /// layer step and, with a key input history, finds the previous build of the same lineage to explain misses against.
     /// </summary>
-    private async Task<PlannedBuild> PlanAsync(BuildRequest request, IBlobStore cacheStore, BuildRegistryClients clients, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
+    private async Task<PlannedBuild> PlanAsync(BuildRequest request, string? platform, bool withHistory, IBlobStore cacheStore, BuildRegistryClients clients, IProgress<BuildEvent>? progress, CancellationToken cancellationToken)
     {
         // SOURCE_DATE_EPOCH (a build arg, as BuildKit takes it) dates the image and clamps the layers' times; without it
         // the image is dated by the build, as docker's are.
         var epoch = request.Created ?? SourceDateEpoch.FromBuildArgs(request.BuildArgs);
 
         // 1. Plan once to learn which images the needed stages use, pin them, then plan with their configs.
-        var graphOptions = request.GraphOptions();
+        var graphOptions = platform is null ? request.GraphOptions() : request.GraphOptions() with { Platform = platform };
         // Parsed once; planned twice, the second time with the pinned images' configs (their ENV, WORKDIR, SHELL).
         var ast = DockerfileParser.Parse(request.Dockerfile, request.DockerfilePath);
         var draft = BuildGraph.Create(ast, graphOptions);
         var images = new Dictionary<string, ResolvedImage>(StringComparer.Ordinal);
         var localImages = request.LocalImages?.BaseImages(request.Pull);
-        foreach (var reference in BaseImageResolver.ImagesOf(draft))
+        foreach (var (reference, imagePlatform) in BaseImageResolver.ImagesOf(draft))
         {
             ResolvedImage resolved;
             try
             {
-                resolved = await _baseImages.ResolveAsync(request.BuildId, reference, cacheStore, localImages, clients.ClientFor, cancellationToken).ConfigureAwait(false);
+                var wanted = Platform.TryParse(imagePlatform) ?? Platform.LinuxAmd64;
+                resolved = await _baseImages.ResolveAsync(request.BuildId, reference, wanted, cacheStore, localImages, clients.ClientFor, cancellationToken).ConfigureAwait(false);
             }
             catch (BaseImageUnavailableException e) when (e.InnerException is RegistryAuthenticationException or RegistryAccessDeniedException && request.RegistryAccess is { } access)
             {
@@ -333,29 +379,29 @@ public sealed partial class BuildOrchestrator
                 throw await access.ExplainAsync(e.InnerException, registry, $"pull the base image {reference}", cancellationToken).ConfigureAwait(false);
             }
 
-            images[reference] = resolved;
+            images[BaseImageResolver.Key(reference, imagePlatform)] = resolved;
             progress?.Report(new BaseImageResolved(request.BuildId, _time.GetUtcNow(), reference, resolved.Digest.ToString()));
         }
 
         var graph = BuildGraph.Create(
             ast,
-            graphOptions with { ResolveBaseImage = (reference, _) => images.TryGetValue(reference, out var image) ? image.BaseConfig : null });
+            graphOptions with { ResolveBaseImage = (reference, stagePlatform) => images.TryGetValue(BaseImageResolver.Key(reference, stagePlatform), out var image) ? image.BaseConfig : null });
 
         RefuseUnsupported(graph);
         RefuseUnrequested(graph, request.Entitlements);
         RequireSecrets(graph, request.SecretIds, request.SshIds);
 
         // 2. Cache keys, with every image pinned to the digest resolved above, and what went into each.
-        var (inputs, previous) = await HistoryAsync(request, cancellationToken).ConfigureAwait(false);
+        var (inputs, previous) = withHistory ? await HistoryAsync(request, cancellationToken).ConfigureAwait(false) : (null, null);
         var plan = CacheKeyPlanner.Compute(
             graph,
             request.ContextIndex,
-            reference => images.TryGetValue(reference, out var image) ? image.Digest.ToString() : reference,
+            (reference, stagePlatform) => images.TryGetValue(BaseImageResolver.Key(reference, stagePlatform), out var image) ? image.Digest.ToString() : reference,
             _keyOptions with { SourceDateEpoch = epoch },
             request.NamedContexts.ToDictionary(p => p.Key, p => p.Value.Index, StringComparer.Ordinal),
             inputs);
         var explainer = inputs is null ? null : new StepExplainer(plan, previous, request.NoCache);
-        return new PlannedBuild(graph, plan, images, explainer, epoch);
+        return new PlannedBuild(graph, plan, images, explainer, epoch, graphOptions.Platform);
     }
 
     /// <summary>
@@ -422,14 +468,44 @@ public sealed partial class BuildOrchestrator
     /// does not determine their layer never. A failed export fails the build (FARM4351), as buildx's does, unless the
     /// value says <c>ignore-error=true</c>.
     /// </summary>
-    private async Task ExportCachesAsync(BuildRun run, BuildRegistryClients clients, CancellationToken cancellationToken)
+    private async Task ExportCachesAsync(IReadOnlyList<BuildRun> runs, BuildRegistryClients clients, CancellationToken cancellationToken)
     {
-        var specs = run.Request.Options?.CacheTo ?? [];
+        var first = runs[0];
+        var specs = first.Request.Options?.CacheTo ?? [];
         if (specs.Count == 0)
         {
             return;
         }
 
+        foreach (var value in specs)
+        {
+            var spec = CacheSpec.ParseExport(value);
+            // Every platform's steps go in one export; a key two platforms share (a step of a stage FROM scratch that
+            // does not depend on the platform) is listed once.
+            var entries = runs.SelectMany(run => ExportedEntries(run, spec.Mode))
+                .DistinctBy(e => e.Key, StringComparer.Ordinal)
+                .ToList();
+            try
+            {
+                var (digest, layers) = await RegistryBuildCache.ExportAsync(spec, entries, first.CacheStore, clients.ClientFor, cancellationToken).ConfigureAwait(false);
+                var (reference, manifest) = (spec.Reference.ToString(), digest.ToString());
+                first.Progress?.Report(new CacheExported(first.Request.BuildId, _time.GetUtcNow(), reference, manifest, entries.Count, layers));
+                LogCacheExported(_logger, first.Request.BuildId, reference, manifest, entries.Count, layers);
+            }
+            catch (CacheExportFailedException e) when (spec.IgnoreError)
+            {
+                first.Progress?.Report(new CacheExported(first.Request.BuildId, _time.GetUtcNow(), spec.Reference.ToString(), null, 0, 0, e.Message));
+                LogCacheExportIgnored(_logger, e, first.Request.BuildId, spec.Reference.ToString());
+            }
+        }
+    }
+
+    /// <summary>
+    /// The entries of one platform's run to export: with <c>mode=min</c> the cacheable layer steps of the stages the image is
+    /// made of, with <c>mode=max</c> every cacheable layer step.
+    /// </summary>
+    private static IEnumerable<ExportedCacheEntry> ExportedEntries(BuildRun run, CacheExportMode mode)
+    {
         var imageStages = new HashSet<int>();
         for (var stage = run.Graph.Target; ; stage = run.Graph.Stages[stage.BaseStage!.Value])
         {
@@ -440,27 +516,10 @@ public sealed partial class BuildOrchestrator
             }
         }
 
-        foreach (var value in specs)
-        {
-            var spec = CacheSpec.ParseExport(value);
-            var entries = run.Plan.Steps
-                .Where(k => k.Cacheable && (spec.Mode == CacheExportMode.Max || imageStages.Contains(k.StageIndex)))
-                .Where(k => run.Outcomes.ContainsKey(k.StepId))
-                .Select(k => new ExportedCacheEntry(k.Key, run.Outcomes[k.StepId].Layer, run.LayerTimes[k.StepId]))
-                .ToList();
-            try
-            {
-                var (digest, layers) = await RegistryBuildCache.ExportAsync(spec, entries, run.CacheStore, clients.ClientFor, cancellationToken).ConfigureAwait(false);
-                var (reference, manifest) = (spec.Reference.ToString(), digest.ToString());
-                run.Progress?.Report(new CacheExported(run.Request.BuildId, _time.GetUtcNow(), reference, manifest, entries.Count, layers));
-                LogCacheExported(_logger, run.Request.BuildId, reference, manifest, entries.Count, layers);
-            }
-            catch (CacheExportFailedException e) when (spec.IgnoreError)
-            {
-                run.Progress?.Report(new CacheExported(run.Request.BuildId, _time.GetUtcNow(), spec.Reference.ToString(), null, 0, 0, e.Message));
-                LogCacheExportIgnored(_logger, e, run.Request.BuildId, spec.Reference.ToString());
-            }
-        }
+        return run.Plan.Steps
+            .Where(k => k.Cacheable && (mode == CacheExportMode.Max || imageStages.Contains(k.StageIndex)))
+            .Where(k => run.Outcomes.ContainsKey(k.StepId))
+            .Select(k => new ExportedCacheEntry(k.Key, run.Outcomes[k.StepId].Layer, run.LayerTimes[k.StepId]));
     }
 
     /// <summary>Records a finished build's key inputs as the latest of its lineages (a failure is logged: the next build only explains less).</summary>
@@ -568,7 +627,7 @@ public sealed partial class BuildOrchestrator
         // Dependencies have completed: reading their results does not block.
         var layers = stage.BaseKind switch
         {
-            StageBaseKind.Image => [.. run.Images[stage.BaseImage!].Layers],
+            StageBaseKind.Image => [.. run.Images[BaseImageResolver.Key(stage.BaseImage!, stage.Platform)].Layers],
             StageBaseKind.Stage => [.. stageTasks[stage.BaseStage!.Value].Result.Layers],
             _ => new List<LayerRef>(),
         };
@@ -576,7 +635,7 @@ public sealed partial class BuildOrchestrator
         var stepLayers = new List<LayerRef?>();
         // What each step waited for, for the dashboard's critical path: the layer step below it, and for the stage's
         // first one the last layer step of every stage this one waited for (its base, COPY --from sources).
-        IReadOnlyList<string> waited = [.. stage.Dependencies.Append(stage.BaseStage ?? -1).Where(d => d >= 0).Distinct().Select(run.FinalLayerStep).OfType<string>().Distinct(StringComparer.Ordinal)];
+        IReadOnlyList<string> waited = [.. stage.Dependencies.Append(stage.BaseStage ?? -1).Where(d => d >= 0).Distinct().Select(run.FinalLayerStep).OfType<string>().Distinct(StringComparer.Ordinal).Select(run.EventId)];
         string? below = null;
         foreach (var step in stage.Steps)
         {
@@ -591,15 +650,15 @@ public sealed partial class BuildOrchestrator
             var layerStep = LayerSteps.For(
                 step,
                 stageIndex => stageTasks[stageIndex].Result.Layers,
-                image => run.Images[image].Layers,
+                image => run.Images[BaseImageResolver.Key(image, stage.Platform)].Layers,
                 name => name is null ? run.Request.ContextDigest : run.Request.NamedContexts[name].ContextDigest,
                 name => run.Graph.Stages.FirstOrDefault(s => s.Index < stage.Index && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))?.Index,
                 run.Request.Tenant);
-            IReadOnlyList<string> dependsOn = below is null ? waited : [below];
+            IReadOnlyList<string> dependsOn = below is null ? waited : [run.EventId(below)];
             // COPY --link: the worker makes the layer on an empty root, which its cache key assumes; the layer is still
             // stacked on the others below.
             ImmutableArray<LayerRef> parents = step.Payload is CopyPayload { Link: true } ? [] : [.. layers];
-            var outcome = await RunStepAsync(run, step, key, layerStep, parents, dependsOn, cancellationToken).ConfigureAwait(false);
+            var outcome = await RunStepAsync(run, stage, step, key, layerStep, parents, dependsOn, cancellationToken).ConfigureAwait(false);
             below = step.Id;
             run.Outcomes[step.Id] = outcome;
             stepLayers.Add(outcome.Layer);
@@ -628,11 +687,15 @@ public sealed partial class BuildOrchestrator
         }
     }
 
-    private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, IReadOnlyList<string> dependsOn, CancellationToken cancellationToken)
+    private async Task<StepOutcome> RunStepAsync(BuildRun run, BuildStage stage, BuildStep step, StepCacheKey key, LayerStep layerStep, ImmutableArray<LayerRef> parents, IReadOnlyList<string> dependsOn, CancellationToken cancellationToken)
     {
         var request = run.Request;
         var started = _time.GetUtcNow();
-        using var stepSpan = CoordinatorTelemetry.StartStep(step.Id, step.Text, key.Key);
+        // In a build for several platforms, events and jobs name a step with its platform (the plan's id is per platform).
+        var (stepId, text) = (run.EventId(step.Id), run.Label is null ? step.Text : $"[{run.Label}] {step.Text}");
+        // The platform the step's programs run for: the stage's (a FROM --platform=$BUILDPLATFORM stage runs the builder's).
+        var platform = stage.Platform == FarmPlatforms.Default ? null : stage.Platform;
+        using var stepSpan = CoordinatorTelemetry.StartStep(stepId, text, key.Key, stage.Platform);
         StepOutcome outcome;
         var entry = key.Cacheable && !request.NoCache ? await _cache.TryGetAsync(key.Key, cancellationToken).ConfigureAwait(false) : null;
         if (entry is null && key.Cacheable && !request.NoCache && run.Imported.TryGet(key.Key, out var imported, out var source)
@@ -645,15 +708,21 @@ public sealed partial class BuildOrchestrator
         }
 
         // A miss says why it runs: the explanation goes with the step's start, before any of its output.
-        run.Progress?.Report(new StepStarted(request.BuildId, started, step.Id, step.Text, key.Key, entry is null ? run.Explainer?.Explain(key) : null, dependsOn));
+        run.Progress?.Report(new StepStarted(request.BuildId, started, stepId, text, key.Key, entry is null ? run.Explainer?.Explain(key) : null, dependsOn));
         if (entry is not null)
         {
-            outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: true, entry.Layer, entry.Worker, JobId: null, started, _time.GetUtcNow(), Timings: null);
+            outcome = new StepOutcome(stepId, text, key.Key, Cached: true, entry.Layer, entry.Worker, JobId: null, started, _time.GetUtcNow(), Timings: null, platform);
             run.LayerTimes[step.Id] = entry.Created; // the history dates a cached layer by when it was built, as BuildKit does
             LogStepCached(_logger, request.BuildId, step.Id, key.Key);
         }
         else
         {
+            // A step of a platform no live worker runs would wait in its queue for good: refused now, and said why.
+            if (platform is not null && _livePlatforms?.Invoke(platform) is { } live && !live.Contains(platform, StringComparer.Ordinal))
+            {
+                throw new NoWorkerForPlatformException(stepId, platform, live);
+            }
+
             // A key that does not determine the layer, or --no-cache, must never meet a layer a grain remembers.
             var grainKey = key.Cacheable && !request.NoCache ? key.Key : $"{key.Key}#{request.BuildId:N}";
             var job = await _layers.BuildOrJoinAsync(
@@ -661,19 +730,20 @@ public sealed partial class BuildOrchestrator
                 new LayerJobRequest
                 {
                     BuildId = request.BuildId,
-                    StepId = step.Id,
+                    StepId = stepId,
                     BlobStore = request.CacheStore,
                     Parents = parents,
                     Step = layerStep,
                     Compression = request.Compression,
                     SourceDateEpoch = run.Epoch,
+                    Platform = platform,
                 },
                 cancellationToken).ConfigureAwait(false);
             if (job.Success is not { } success)
             {
                 var failure = job.Failure ?? new JobFailure { Code = FarmErrorCodes.BuildInternal, Message = "the layer grain returned neither a layer nor a failure" };
                 CoordinatorTelemetry.StepFailed(stepSpan, failure.Code, failure.ExitCode, failure.Worker, failure.Message);
-                throw new BuildStepFailedException(step.Id, step.Text, step.Location.ToString(), failure.Code, failure.Message, failure.ExitCode, failure.OutputTail);
+                throw new BuildStepFailedException(stepId, text, step.Location.ToString(), failure.Code, failure.Message, failure.ExitCode, failure.OutputTail);
             }
 
             var layer = success.Layer?.ToLayerRef();
@@ -686,7 +756,7 @@ public sealed partial class BuildOrchestrator
                 run.CacheWrites.Add(PutEntryAsync(request.BuildId, key.Key, new ActionCacheEntry { Layer = layer, Worker = success.Worker, Created = built, BuildId = request.BuildId }, cancellationToken));
             }
 
-            outcome = new StepOutcome(step.Id, step.Text, key.Key, Cached: false, layer, success.Worker, job.JobId, started, built, success.Timings);
+            outcome = new StepOutcome(stepId, text, key.Key, Cached: false, layer, success.Worker, job.JobId, started, built, success.Timings, platform, success.Emulated);
             run.LayerTimes[step.Id] = built;
             LogStepBuilt(_logger, request.BuildId, step.Id, key.Key, success.Worker);
         }
@@ -712,8 +782,8 @@ public sealed partial class BuildOrchestrator
 
         var root = chain[0];
         var baseImage = root.BaseKind == StageBaseKind.Image
-            ? new BaseImage { Config = images[root.BaseImage!].Config, Layers = images[root.BaseImage!].Manifest.Layers }
-            : BaseImage.Scratch();
+            ? new BaseImage { Config = images[BaseImageResolver.Key(root.BaseImage!, root.Platform)].Config, Layers = images[BaseImageResolver.Key(root.BaseImage!, root.Platform)].Manifest.Layers }
+            : BaseImage.Scratch(Platform.TryParse(root.Platform));
         var steps = chain.SelectMany(s => s.Steps.Zip(stages[s.Index].StepLayers, (step, layer) =>
             AssemblyStep.From(step, layer) with { Created = run.LayerTimes.TryGetValue(step.Id, out var built) ? built : null })).ToList();
         return new ImageAssembler(_time).Assemble(new AssemblyRequest
@@ -761,7 +831,7 @@ public sealed partial class BuildOrchestrator
     private sealed record StageResult(IReadOnlyList<LayerRef> Layers, IReadOnlyList<LayerRef?> StepLayers);
 
     /// <summary>A planned build: its graph, keys, pinned images, and (with a history) what explains its misses.</summary>
-    private sealed record PlannedBuild(BuildGraph Graph, CacheKeyPlan Plan, Dictionary<string, ResolvedImage> Images, StepExplainer? Explainer, DateTimeOffset? Epoch);
+    private sealed record PlannedBuild(BuildGraph Graph, CacheKeyPlan Plan, Dictionary<string, ResolvedImage> Images, StepExplainer? Explainer, DateTimeOffset? Epoch, string Platform);
 
     private sealed class BuildRun(BuildRequest request, BuildGraph graph, CacheKeyPlan plan, IReadOnlyDictionary<string, ResolvedImage> images, IProgress<BuildEvent>? progress)
     {
@@ -777,6 +847,12 @@ public sealed partial class BuildOrchestrator
 
         /// <summary>Says why a step missed the cache; null without a key input history.</summary>
         public StepExplainer? Explainer { get; init; }
+
+        /// <summary>The platform this run builds, in a build for several; null in a build for one.</summary>
+        public string? Label { get; init; }
+
+        /// <summary>A step's id in events and jobs: the plan's, after the platform in a build for several (<c>linux/arm64:s1/2</c>).</summary>
+        public string EventId(string stepId) => Label is null ? stepId : Label + ":" + stepId;
 
         /// <summary>The last layer step of a stage, or of the stage it is built on when it has none; null down to an image.</summary>
         public string? FinalLayerStep(int stageIndex)

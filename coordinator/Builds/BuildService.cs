@@ -47,6 +47,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly ILayerBuilds _layers;
     private readonly BuildEventStream? _stream;
     private readonly RegistryCredentials _credentials;
+    private readonly Workers.WorkerRegistry? _workers;
 
     /// <summary>The secrets and SSH agents passed with the builds this coordinator runs, for its workers to fetch.</summary>
     public BuildSecrets Secrets { get; }
@@ -75,7 +76,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         BuildEventStream? stream = null,
         RegistryCredentials? credentials = null,
         IHostApplicationLifetime? lifetime = null,
-        BuildSecrets? secrets = null)
+        BuildSecrets? secrets = null,
+        Workers.WorkerRegistry? workers = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(coordinator);
@@ -95,6 +97,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _stream = stream is { Enabled: true } ? stream : null;
         _credentials = credentials ?? RegistryCredentials.None;
         Secrets = secrets ?? new BuildSecrets(_time);
+        _workers = workers;
         // The host stops its services in reverse order of registration, the bus before the silo: runs must learn that
         // this process stops before anything they use does, or a publish cut short would end a build as failed (in
         // its grain, for good) instead of leaving it to be resumed on a silo still up.
@@ -867,7 +870,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = DeletesBlobsOnPrune ? _localImages : null;
                 _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time, referenced as ReferencingActionCache);
-                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>(), history: history);
+                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>(), history: history, livePlatforms: LivePlatforms);
             }
 
             return _orchestrator;
@@ -877,6 +880,10 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             _initLock.Release();
         }
     }
+
+    /// <summary>What the live workers run, all together; null while this coordinator has heard of none.</summary>
+    private IReadOnlyList<string>? LivePlatforms(string platform) =>
+        _workers?.All is { Count: > 0 } live ? [.. live.SelectMany(w => w.Platforms ?? [FarmPlatforms.Default]).Distinct(StringComparer.Ordinal)] : null;
 
     /// <summary>
     /// Stops the builds running on this silo before the silo stops (they stay running in their grains, which resume

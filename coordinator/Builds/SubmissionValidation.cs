@@ -41,6 +41,15 @@ public static class SubmissionValidation
         RequireValues(submit.Labels, "labels");
         RequireItems(submit.Tags, "tags");
         RequireItems(submit.Entitlements, "entitlements");
+        RequireItems(submit.Platforms, "platforms");
+        foreach (var platform in submit.Platforms)
+        {
+            if (Oci.Platform.TryParse(platform) is null)
+            {
+                throw new InvalidSubmissionException($"\"platforms\" has '{platform}', which is not a platform: write os/arch[/variant], e.g. linux/arm64.");
+            }
+        }
+
         if (submit.Options is { } options)
         {
             ValidateOptions(options);

@@ -1,3 +1,4 @@
+using Farm.Contracts;
 using Farm.Coordinator.Api;
 using Farm.Coordinator.Auth;
 using Farm.Coordinator.Builds;
@@ -120,7 +121,11 @@ public static class DashboardApi
                         o.Layer?.Size,
                         o.Started,
                         o.Finished,
-                        o.Timings is { } t ? [.. CoordinatorTelemetry.Phases(t).Where(p => p.Start != default && p.End >= p.Start).Select(p => new PhaseBar(p.Phase, p.Start, p.End))] : []);
+                        o.Timings is { } t ? [.. CoordinatorTelemetry.Phases(t).Where(p => p.Start != default && p.End >= p.Start).Select(p => new PhaseBar(p.Phase, p.Start, p.End))] : [])
+                    {
+                        Platform = o.Platform ?? FarmPlatforms.Default,
+                        Emulated = o.Emulated,
+                    };
                     if (index.TryGetValue(o.StepId, out var at))
                     {
                         steps[at] = bar with { Explanation = steps[at].Explanation, DependsOn = steps[at].DependsOn };
@@ -202,6 +207,12 @@ public static class DashboardApi
 
         /// <summary>On the chain of steps that set the build's duration (<see cref="CriticalPath"/>).</summary>
         public bool Critical { get; init; }
+
+        /// <summary>The platform the step ran for (<c>os/arch[/variant]</c>); null until it finished.</summary>
+        public string? Platform { get; init; }
+
+        /// <summary>Its worker ran it through an emulator (qemu-user-static).</summary>
+        public bool Emulated { get; init; }
     }
 
     internal sealed record PhaseBar(string Phase, DateTimeOffset Start, DateTimeOffset End);

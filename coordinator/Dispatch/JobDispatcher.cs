@@ -39,6 +39,17 @@ public sealed partial class JobDispatcher(
     public async Task<string?> DispatchAsync(BuildLayer job, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(job);
+        if (job.Platform is { } platform && platform != FarmPlatforms.Default)
+        {
+            // Another platform's job goes to that platform's queue, which only workers that run it consume (natively
+            // first: their consumers have the higher priority). A queue address: RabbitMQ keeps the job even before a
+            // worker for it has ever started.
+            var platformQueue = await bus.GetSendEndpoint(new Uri("queue:" + FarmPlatforms.QueueName(platform))).ConfigureAwait(false);
+            await platformQueue.Send(job, cancellationToken).ConfigureAwait(false);
+            LogSentToPlatform(logger, job.JobId, job.StepId, platform);
+            return null;
+        }
+
         if (await PreferredAsync(job, cancellationToken).ConfigureAwait(false) is { AffinityQueue: { } queue } worker)
         {
             try
@@ -183,6 +194,9 @@ public sealed partial class JobDispatcher(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Job {JobId} ({StepId}) sent to {Worker}, which holds its inputs; the farm's queue after {Wait}")]
     private static partial void LogSentToWorker(ILogger logger, Guid jobId, string stepId, string worker, TimeSpan wait);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Job {JobId} ({StepId}) sent to the queue of {Platform}")]
+    private static partial void LogSentToPlatform(ILogger logger, Guid jobId, string stepId, string platform);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} could not be sent to {Worker}'s queue; publishing it to the farm's queue")]
     private static partial void LogAffinitySendFailed(ILogger logger, Exception exception, Guid jobId, string worker);

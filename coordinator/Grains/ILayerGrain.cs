@@ -83,6 +83,10 @@ public sealed record LayerJobRequest
     /// <summary>The build's SOURCE_DATE_EPOCH, the latest modification time of the layer's entries (<see cref="BuildLayer.SourceDateEpoch"/>).</summary>
     [Id(6)]
     public DateTimeOffset? SourceDateEpoch { get; init; }
+
+    /// <summary>The platform the step runs for (<see cref="BuildLayer.Platform"/>); null for linux/amd64.</summary>
+    [Id(7)]
+    public string? Platform { get; init; }
 }
 
 /// <summary>
@@ -125,6 +129,10 @@ public sealed record JobSuccess
     [Id(2)]
     public JobTimings Timings { get; init; } = new();
 
+    /// <summary>The worker ran the step through an emulator (<see cref="LayerBuilt.Emulated"/>).</summary>
+    [Id(3)]
+    public bool Emulated { get; init; }
+
     public static JobSuccess From(LayerBuilt built)
     {
         ArgumentNullException.ThrowIfNull(built);
@@ -133,6 +141,7 @@ public sealed record JobSuccess
             Layer = built.Layer is { } l ? new BuiltLayer { Digest = l.Digest, DiffId = l.DiffId, MediaType = l.MediaType, Size = l.Size } : null,
             Worker = built.Worker,
             Timings = JobTimings.From(built.Timings),
+            Emulated = built.Emulated,
         };
     }
 }

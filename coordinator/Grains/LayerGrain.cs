@@ -200,6 +200,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             Compression = request.Compression,
             SourceDateEpoch = request.SourceDateEpoch,
             EnqueuedAt = DateTimeOffset.UtcNow,
+            Platform = request.Platform,
         };
 
         _deadline?.Dispose();

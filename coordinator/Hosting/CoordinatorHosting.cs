@@ -101,8 +101,8 @@ public static class CoordinatorHosting
             // The worker runs beside the coordinator: it takes a build's secrets from the coordinator's memory directly.
             builder.Services.TryAddSingleton<Worker.RunMounts.IBuildSecretSource>(sp => new Worker.RunMounts.InProcessBuildSecrets(sp.GetRequiredService<BuildSecrets>().Values));
             builder.Services.AddFarmWorker();
-            var slots = FarmSettings.Read<WorkerOptions>(builder.Configuration, WorkerOptions.Section).Slots;
-            configureBus += bus => bus.AddFarmWorkerConsumers(slots);
+            var worker = FarmSettings.Read<WorkerOptions>(builder.Configuration, WorkerOptions.Section);
+            configureBus += bus => bus.AddFarmWorkerConsumers(worker.Slots, platforms: worker.Platforms);
         }
         builder.Services.AddFarmCoordinatorMonitoring();
         builder.UseOrleans(silo => silo.AddFarmCoordinatorSilo(options));
@@ -129,7 +129,11 @@ public static class CoordinatorHosting
             }
             else
             {
-                x.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+                x.UsingInMemory((context, cfg) =>
+                {
+                    cfg.ConfigureEndpoints(context);
+                    cfg.ConfigureFarmPlatformEndpoints(context);
+                });
             }
         });
         return builder;

@@ -99,12 +99,13 @@ public static class CoordinatorTelemetry
     }
 
     /// <summary>Starts the span of one layer step; keep it current while the layer grain is called.</summary>
-    public static Activity? StartStep(string stepId, string display, string cacheKey)
+    public static Activity? StartStep(string stepId, string display, string cacheKey, string? platform = null)
     {
         var span = Source.StartActivity($"step {stepId}", ActivityKind.Internal);
         span?.SetTag("farm.step_id", stepId);
         span?.SetTag("farm.step", display);
         span?.SetTag("farm.cache_key", cacheKey);
+        span?.SetTag("farm.platform", platform ?? FarmPlatforms.Default);
         return span;
     }
 
@@ -147,6 +148,7 @@ public static class CoordinatorTelemetry
 
         span.SetTag("farm.cached", outcome.Cached);
         span.SetTag("farm.worker", outcome.Worker);
+        span.SetTag("farm.emulated", outcome.Emulated);
         span.SetTag("farm.exit_code", 0);
         span.SetTag("farm.job_id", outcome.JobId?.ToString());
         span.SetTag("farm.layer.digest", outcome.Layer?.Digest);

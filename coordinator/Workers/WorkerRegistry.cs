@@ -22,7 +22,9 @@ public sealed record WorkerView(
     DateTimeOffset StartedAt,
     DateTimeOffset LastHeartbeat,
     string? AffinityQueue = null,
-    long BytesDownloaded = 0)
+    long BytesDownloaded = 0,
+    IReadOnlyList<string>? Platforms = null,
+    IReadOnlyList<string>? EmulatedPlatforms = null)
 {
     public int FreeSlots => Math.Max(0, Slots - BusySlots);
 }
@@ -100,7 +102,9 @@ public sealed class WorkerRegistry : IDisposable
             heartbeat.StartedAt,
             _time.GetUtcNow(),
             heartbeat.AffinityQueue,
-            heartbeat.BytesDownloaded);
+            heartbeat.BytesDownloaded,
+            heartbeat.Platforms.Count == 0 ? [FarmPlatforms.Default] : heartbeat.Platforms,
+            heartbeat.EmulatedPlatforms);
     }
 
     public void Dispose() => _meter.Dispose();

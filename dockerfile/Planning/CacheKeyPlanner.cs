@@ -67,6 +67,18 @@ public static class CacheKeyPlanner
     /// <exception cref="ContextIndexUnavailableException">A step reads a context whose index is not given (FARM4203).</exception>
     public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string> resolveImageDigest, CacheKeyOptions? options, IReadOnlyDictionary<string, ContextIndex>? namedContexts, KeyInputsOptions? inputs = null)
     {
+        ArgumentNullException.ThrowIfNull(resolveImageDigest);
+        return Compute(graph, index, (reference, _) => resolveImageDigest(reference), options, namedContexts, inputs);
+    }
+
+    /// <summary>
+    /// Computes keys with images pinned per platform: <paramref name="resolveImageDigest"/> takes the reference and the
+    /// platform of the stage that names it (<c>FROM --platform=$BUILDPLATFORM</c> stages and the others of one build
+    /// may name one image for two platforms, and an index gives each its own manifest).
+    /// </summary>
+    /// <exception cref="ContextIndexUnavailableException">A step reads a context whose index is not given (FARM4203).</exception>
+    public static CacheKeyPlan Compute(BuildGraph graph, ContextIndex? index, Func<string, string, string> resolveImageDigest, CacheKeyOptions? options, IReadOnlyDictionary<string, ContextIndex>? namedContexts, KeyInputsOptions? inputs = null)
+    {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(resolveImageDigest);
         var context = index is null ? null : new CopySourceResolver(new ContextIndexTree(index));
@@ -85,7 +97,7 @@ public static class CacheKeyPlanner
         || source.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase)
         || (IsUrl(source) && (source.Split('#')[0].EndsWith(".git", StringComparison.OrdinalIgnoreCase)));
 
-    private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string> resolve, CacheKeyOptions options, Dictionary<string, CopySourceResolver> namedContexts, KeyInputsOptions? inputsOptions)
+    private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string, string> resolve, CacheKeyOptions options, Dictionary<string, CopySourceResolver> namedContexts, KeyInputsOptions? inputsOptions)
     {
         private readonly Dictionary<int, StageCacheKey> _stages = [];
         private readonly Dictionary<string, string> _images = new(StringComparer.Ordinal);
@@ -161,7 +173,7 @@ public static class CacheKeyPlanner
                     return (w.Finish(), from.Cacheable, from.Cacheable ? null : $"base stage {from.StageIndex} is not cacheable: {from.NotCacheableReason}");
                 default:
                     var image = stage.BaseImage ?? string.Empty;
-                    var (digest, pinned) = Image(image);
+                    var (digest, pinned) = Image(image, stage.Platform);
                     w.Add("base", "image").Add("platform", stage.Platform).Add("digest", digest);
                     return (w.Finish(), pinned, pinned ? null : Unpinned(image));
             }
@@ -198,6 +210,13 @@ public static class CacheKeyPlanner
                 .Add("network", run.Network)
                 .Add("security", run.Security)
                 .Add("mounts", run.Mounts.Count);
+            // A stage that comes down to scratch keys no platform in its FROM (an empty root is the same everywhere, so
+            // its COPY layers are shared by every platform), but what a RUN does depends on the platform it runs on.
+            if (RootsAtScratch(stage))
+            {
+                w.Add("platform", stage.Platform);
+            }
+
             // Only when set, so the keys of builds without them stay what they were.
             if (run.ExtraHosts.Count > 0 || run.ShmSizeBytes is not null || run.Ulimits.Count > 0)
             {
@@ -266,7 +285,7 @@ public static class CacheKeyPlanner
                     return from.Cacheable ? null : $"--from stage {from.StageIndex} is not cacheable: {from.NotCacheableReason}";
                 case CopySourceKind.Image:
                     var image = copy.From.Image ?? string.Empty;
-                    var (digest, pinned) = Image(image);
+                    var (digest, pinned) = Image(image, stage.Platform);
                     w.Add("from", "image").Add("platform", stage.Platform).Add("from-digest", digest);
                     _inputs?.Source(image, digest);
                     return pinned ? null : Unpinned(image);
@@ -353,7 +372,7 @@ public static class CacheKeyPlanner
                 return (key.FinalKey, key.Cacheable ? null : $"--mount from stage {i} is not cacheable: {key.NotCacheableReason}");
             }
 
-            var (digest, pinned) = Image(from);
+            var (digest, pinned) = Image(from, stage.Platform);
             return (stage.Platform + "@" + digest, pinned ? null : Unpinned(from));
         }
 
@@ -362,8 +381,18 @@ public static class CacheKeyPlanner
         {
             StageBaseKind.Scratch => ("scratch", string.Empty),
             StageBaseKind.Stage => (StageName(stage.BaseStage!.Value), StageKey(stage.BaseStage!.Value).FinalKey),
-            _ => (stage.BaseImage ?? string.Empty, Image(stage.BaseImage ?? string.Empty).Digest),
+            _ => (stage.BaseImage ?? string.Empty, Image(stage.BaseImage ?? string.Empty, stage.Platform).Digest),
         };
+
+        private bool RootsAtScratch(BuildStage stage)
+        {
+            while (stage.BaseKind == StageBaseKind.Stage)
+            {
+                stage = graph.Stages[stage.BaseStage!.Value];
+            }
+
+            return stage.BaseKind == StageBaseKind.Scratch;
+        }
 
         private string StageName(int index) => graph.Stages[index].Name is { } name ? $"stage {name}" : $"stage {index}";
 
@@ -372,12 +401,13 @@ public static class CacheKeyPlanner
                 ? key
                 : throw new InvalidOperationException($"Stage {index} is used before it was planned; the graph must list dependencies first.");
 
-        private (string Digest, bool Pinned) Image(string reference)
+        private (string Digest, bool Pinned) Image(string reference, string platform)
         {
-            if (!_images.TryGetValue(reference, out var digest))
+            var at = platform + " " + reference;
+            if (!_images.TryGetValue(at, out var digest))
             {
-                digest = resolve(reference) ?? string.Empty;
-                _images[reference] = digest;
+                digest = resolve(reference, platform) ?? string.Empty;
+                _images[at] = digest;
             }
 
             return (digest, Digest.TryParse(digest, out _));

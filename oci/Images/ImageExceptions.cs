@@ -59,3 +59,10 @@ public sealed class ImageInUseException(string name, string container, Digest im
 
     public string Container { get; } = container;
 }
+
+/// <summary>A multi-platform image was to be exported as a type that holds one image (FARM4320).</summary>
+public sealed class MultiPlatformOutputException(string type, int platforms)
+    : FarmException(FarmErrorCodes.MultiPlatformOutput, $"--output type={type} holds one image, but this build makes {platforms} (one per platform). Use --output type=oci (an image index), --push, or build one --platform.")
+{
+    public string Type { get; } = type;
+}

@@ -41,6 +41,63 @@ public static class ImageExporter
         };
     }
 
+    /// <summary>
+    /// Exports a multi-platform image: <c>type=oci</c> writes the index and every platform's image into one layout
+    /// (directory or tar), the index tagged; the other types hold one image and are refused (FARM4320).
+    /// </summary>
+    /// <exception cref="MultiPlatformOutputException">The output type holds one platform's image only (FARM4320).</exception>
+    public static async Task WriteAsync(ImageIndexContent index, OutputSpec output, IReadOnlyList<string> tags, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(tags);
+        if (output.Type != OutputType.Oci)
+        {
+            throw new MultiPlatformOutputException(output.Type.ToString().ToLowerInvariant(), index.Images.Count);
+        }
+
+        var names = output.Names ?? tags;
+        var name = names.Count > 0 ? names[0] : null;
+        if (!output.Tar)
+        {
+            await WriteOciLayoutAsync(index, output.Destination, name, sources, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var staging = StagingDirectory(output.Destination);
+        try
+        {
+            await WriteOciLayoutAsync(index, staging, name, sources, cancellationToken).ConfigureAwait(false);
+            await WriteTarAsync(staging, output.Destination, index.Images[0].Image, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            DeleteDirectory(staging);
+        }
+    }
+
+    /// <summary>Adds a multi-platform image to the OCI layout <paramref name="directory"/>: every image's blobs and manifest, then the index, tagged.</summary>
+    public static async Task WriteOciLayoutAsync(ImageIndexContent index, string directory, string? name, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        using var layout = await OciLayoutStore.OpenOrCreateAsync(Path.GetFullPath(directory), cancellationToken).ConfigureAwait(false);
+        foreach (var (_, image) in index.Images)
+        {
+            foreach (var layer in image.Manifest.Layers)
+            {
+                await BlobCopy.CopyBlobAsync(sources, layout, layer, cancellationToken).ConfigureAwait(false);
+            }
+
+            await layout.PutBytesAsync(image.ConfigBytes, image.ConfigDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+            await layout.PutBytesAsync(image.ManifestBytes, image.ManifestDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+        }
+
+        await layout.PutBytesAsync(index.IndexBytes, index.IndexDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+        var (tag, annotations) = RefName(name);
+        await layout.TagAsync(tag, index.IndexDescriptor with { Annotations = annotations }, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Adds the image to the OCI layout directory <paramref name="directory"/> (created when missing) and tags it.</summary>
     public static async Task WriteOciLayoutAsync(ImageContent image, string directory, string? name, IReadOnlyList<IBlobStore> sources, CancellationToken cancellationToken)
     {

@@ -20,7 +20,7 @@ public sealed record LocalImage : ImageContent
 }
 
 /// <summary>One row of <c>farm images</c>: a name (repository and tag) and the image it points at.</summary>
-public sealed record ImageSummary(string? Repository, string? Tag, Digest Id, Digest ManifestDigest, DateTimeOffset? Created, long Size)
+public sealed record ImageSummary(string? Repository, string? Tag, Digest Id, Digest ManifestDigest, DateTimeOffset? Created, long Size, string? Platform = null)
 {
     public string ShortId => Id.Encoded[..12];
 }

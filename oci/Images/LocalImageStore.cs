@@ -91,7 +91,8 @@ public sealed class LocalImageStore : IDisposable
 
             var (repository, tag) = SplitName(RefName(entry));
             var size = image.Manifest.Config.Size + image.Manifest.Layers.Sum(l => l.Size);
-            rows.Add(new ImageSummary(repository, tag, image.Manifest.Config.Digest, entry.Digest, image.Config.Created, size));
+            var variant = (string?)image.Config.Root["variant"];
+            rows.Add(new ImageSummary(repository, tag, image.Manifest.Config.Digest, entry.Digest, image.Config.Created, size, $"{image.Config.Os}/{image.Config.Architecture}" + (variant is null ? string.Empty : "/" + variant)));
         }
 
         return rows;
@@ -216,7 +217,8 @@ public sealed class LocalImageStore : IDisposable
     }
 
     /// <summary>
-    /// Pulls <paramref name="name"/> (its linux/amd64 manifest when it is an index) with its config and layers,
+    /// Pulls <paramref name="name"/> (its manifest for <see cref="RegistryClientOptions.Platform"/>, linux/amd64 by
+    /// default, when it is an index) with its config and layers,
     /// each verified against its digest, and names it in the store.
     /// </summary>
     public async Task<LocalImage> PullAsync(string name, ICredentialProvider? credentials, RegistryClientOptions? options, IProgress<string>? progress, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using Farm.Oci.Images;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -99,6 +100,70 @@ public sealed partial class ImagePusher
         }
 
         return new ImagePushResult(image.Digest, references, outcomes);
+    }
+
+    /// <summary>
+    /// Pushes a multi-platform image to every reference in <paramref name="tags"/>: each platform's blobs and its
+    /// manifest (by digest, untagged) to every destination repository, then the index under each tag, last, so a tag
+    /// never names an index whose images are not all there.
+    /// </summary>
+    public async Task<ImagePushResult> PushIndexAsync(
+        ImageIndexContent index,
+        IReadOnlyList<string> tags,
+        IReadOnlyList<IBlobStore> sources,
+        IProgress<BlobPushed>? progress,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        ArgumentNullException.ThrowIfNull(tags);
+        ArgumentNullException.ThrowIfNull(sources);
+        var targets = tags.Select(ParseTarget).ToList();
+        if (targets.Count == 0)
+        {
+            throw new InvalidPushTargetException(string.Empty, "no tag was given");
+        }
+
+        var outcomes = new List<BlobPushed>();
+        var candidates = sources.ToList();
+        foreach (var (registry, repository) in targets.Select(t => (t.Registry, t.Repository)).Distinct())
+        {
+            var target = new RegistryBlobStore(_clientFor(registry), repository);
+            // Platforms often share layers (a COPY of the same files on scratch): each blob once per destination.
+            var layers = index.Images.SelectMany(i => i.Image.Manifest.Layers).DistinctBy(l => l.Digest).ToList();
+            var results = new BlobPushed[layers.Count];
+            await Parallel.ForEachAsync(
+                Enumerable.Range(0, results.Length),
+                new ParallelOptions { MaxDegreeOfParallelism = BlobParallelism, CancellationToken = cancellationToken },
+                async (i, ct) =>
+                {
+                    var copied = await BlobCopy.CopyBlobAsync(candidates, target, layers[i], ct).ConfigureAwait(false);
+                    results[i] = new BlobPushed(target.ToString(), layers[i], copied.Outcome, copied.Outcome == BlobOutcome.Mounted ? (copied.From as RegistryBlobStore)?.Repository : null);
+                    Log.BlobSettled(_logger, layers[i].Digest, target, copied.Outcome, copied.From);
+                    progress?.Report(results[i]);
+                }).ConfigureAwait(false);
+            outcomes.AddRange(results);
+            foreach (var (_, image) in index.Images)
+            {
+                var config = await PushConfigAsync(target, image, cancellationToken).ConfigureAwait(false);
+                progress?.Report(config);
+                outcomes.Add(config);
+                await target.Client.PushManifestAsync(repository, image.Digest.ToString(), image.ManifestBytes, image.ManifestDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+            }
+
+            candidates.Add(target);
+        }
+
+        var references = new List<string>();
+        foreach (var target in targets)
+        {
+            var digest = await _clientFor(target.Registry)
+                .PushManifestAsync(target.Repository, target.Reference, index.IndexBytes, index.IndexDescriptor.MediaType, cancellationToken)
+                .ConfigureAwait(false);
+            Log.ManifestTagged(_logger, digest, target);
+            references.Add(target.ToString());
+        }
+
+        return new ImagePushResult(index.Digest, references, outcomes);
     }
 
     /// <summary>The config is sent from the image's bytes: an assembled image's config is in no store yet.</summary>

@@ -161,9 +161,15 @@ public sealed partial class RegistryClient : IDisposable
     /// Resolves a reference to one image manifest: an index (or Docker manifest list) is followed to its entry
     /// for <see cref="RegistryClientOptions.Platform"/> (linux/amd64 by default).
     /// </summary>
-    public async Task<PulledImage> PullManifestAsync(ImageReference image, CancellationToken cancellationToken)
+    public Task<PulledImage> PullManifestAsync(ImageReference image, CancellationToken cancellationToken) =>
+        PullManifestAsync(image, _options.Platform, cancellationToken);
+
+    /// <summary>Resolves a reference to one image manifest: an index is followed to its entry for <paramref name="platform"/>.</summary>
+    /// <exception cref="PlatformNotFoundException">The index has no manifest for <paramref name="platform"/> (FARM2218).</exception>
+    public async Task<PulledImage> PullManifestAsync(ImageReference image, Platform platform, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(platform);
         EnsureSameRegistry(image);
         var first = await GetManifestAsync(image.Repository, image.Reference, cancellationToken).ConfigureAwait(false);
         if (!MediaTypes.IsIndex(first.MediaType))
@@ -172,8 +178,8 @@ public sealed partial class RegistryClient : IDisposable
         }
 
         var index = OciJson.ParseIndex(first.Content.Span);
-        var entry = index.FindManifest(_options.Platform)
-            ?? throw new PlatformNotFoundException(image.ToString(), _options.Platform, [.. index.Manifests.Where(m => m.Platform is not null).Select(m => m.Platform!.ToString())]);
+        var entry = index.FindManifest(platform)
+            ?? throw new PlatformNotFoundException(image.ToString(), platform, [.. index.Manifests.Where(m => m.Platform is not null).Select(m => m.Platform!.ToString())]);
         var chosen = await GetManifestAsync(image.Repository, entry.Digest.ToString(), cancellationToken).ConfigureAwait(false);
         return new PulledImage { Reference = image, Manifest = OciJson.ParseManifest(chosen.Content.Span), Raw = chosen, Index = first };
     }

@@ -299,6 +299,24 @@ public sealed class CacheKeyTests
     }
 
     [Fact]
+    public void On_scratch_a_copy_is_shared_by_every_platform_and_a_run_is_not()
+    {
+        // COPY a binary into scratch, then RUN it: the copied layer is the same for both platforms, what the RUN makes
+        // depends on the platform it runs on (an arm64 build must never reuse the amd64 run's layer).
+        const string df = "FROM scratch AS tools\nCOPY go.mod /bin/tool\nRUN [\"/bin/tool\"]\n\nFROM tools\nRUN [\"/bin/tool\", \"again\"]\n";
+        CacheKeyPlan For(string platform) => CacheKeyPlanner.Compute(
+            BuildGraph.Create(df, options: new BuildGraphOptions { Platform = platform }),
+            Context(BaseFiles),
+            _ => throw new InvalidOperationException("scratch needs no resolution"),
+            new CacheKeyOptions());
+
+        var amd64 = For("linux/amd64");
+        var arm64 = For("linux/arm64");
+        Assert.Equal(["s0/2", "s1/1"], Changed(amd64, arm64));
+        Assert.Equal(Keys(amd64), Keys(For("linux/amd64")));
+    }
+
+    [Fact]
     public void Add_of_a_url_without_checksum_is_not_cacheable_and_neither_is_anything_on_top()
     {
         const string df = """

@@ -77,6 +77,7 @@ public static class FarmRabbitMq
             cfg.ConfigureSend(s => s.UseSendExecute(c => c.TrySetUserId(user)));
             cfg.ConfigurePublish(p => p.UseExecute(c => c.TrySetUserId(user)));
             cfg.ConfigureEndpoints(context);
+            cfg.ConfigureFarmPlatformEndpoints(context);
         });
     }
 

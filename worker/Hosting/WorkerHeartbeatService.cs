@@ -24,7 +24,8 @@ public sealed partial class WorkerHeartbeatService(
     LayerJobExecutor executor,
     ILogger<WorkerHeartbeatService> logger,
     AffinityQueue? affinity = null,
-    TimeProvider? time = null) : BackgroundService, IHostedLifecycleService
+    TimeProvider? time = null,
+    Platforms.WorkerPlatforms? platforms = null) : BackgroundService, IHostedLifecycleService
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly SemaphoreSlim _publishing = new(1, 1);
@@ -67,6 +68,8 @@ public sealed partial class WorkerHeartbeatService(
         Host = Environment.MachineName,
         MetricsPort = options.Value.MetricsPort,
         AffinityQueue = affinity?.Name,
+        Platforms = [.. (platforms?.All ?? []).Select(p => p.Name)],
+        EmulatedPlatforms = [.. (platforms?.All ?? []).Where(p => p.Emulated).Select(p => p.Name)],
         BytesDownloaded = executor.BytesDownloaded,
         StartedAt = _startedAt,
         SentAt = _time.GetUtcNow(),

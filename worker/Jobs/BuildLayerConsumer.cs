@@ -27,13 +27,18 @@ public sealed partial class BuildLayerConsumer(
     JobSlots slots,
     IOptions<WorkerOptions> options,
     WorkerTelemetry telemetry,
-    ILogger<BuildLayerConsumer> logger) : IConsumer<BuildLayer>
+    ILogger<BuildLayerConsumer> logger,
+    Platforms.WorkerPlatforms? platforms = null) : IConsumer<BuildLayer>
 {
     /// <summary>The delivery number of a job's copy (a header; 1 when absent).</summary>
     public const string DeliveryHeader = "Farm-Delivery";
 
     /// <summary>The farm's queue, where a job this worker will not run goes back to.</summary>
     private static readonly Uri SharedQueue = new("queue:" + WorkerHosting.QueueName);
+
+    /// <summary>Where a job this worker will not run goes back to: the farm's queue, or its platform's (any worker there runs it).</summary>
+    private static Uri SharedQueueOf(BuildLayer job) =>
+        job.Platform is null or FarmPlatforms.Default ? SharedQueue : new Uri("queue:" + FarmPlatforms.QueueName(job.Platform));
 
     public Task Consume(ConsumeContext<BuildLayer> context) => ConsumeAsync(context, affinityWait: null);
 
@@ -68,9 +73,18 @@ public sealed partial class BuildLayerConsumer(
         LogJobStarted(logger, job.JobId, job.StepId, worker);
         using var busy = telemetry.TrackBusySlot();
         using var activity = WorkerTelemetry.StartJob(job, worker);
+        var emulated = platforms?.IsEmulated(job.Platform) == true;
+        activity?.SetTag("farm.platform", job.Platform ?? FarmPlatforms.Default);
+        activity?.SetTag("farm.emulated", emulated);
         using var registration = running.Start(job.JobId, context.CancellationToken);
         try
         {
+            if (platforms is not null && !platforms.Runs(job.Platform))
+            {
+                // Misrouted (an older coordinator put it on the farm's queue): failing beats running the wrong programs.
+                throw new Platforms.PlatformNotRunException(job.Platform ?? FarmPlatforms.Default, worker, platforms.All.Select(p => p.Name));
+            }
+
             var result = await executor.ExecuteAsync(
                 job,
                 (stream, line) => context.Publish(new StepLogLine(job.BuildId, job.StepId, job.JobId, stream, line, DateTimeOffset.UtcNow)),
@@ -84,6 +98,8 @@ public sealed partial class BuildLayerConsumer(
                 Layer = result.Layer,
                 Worker = worker,
                 Timings = result.Timings,
+                Platform = job.Platform,
+                Emulated = emulated,
             }).ConfigureAwait(false);
             telemetry.JobBuilt(activity, result.Layer, result.Timings);
             LogJobFinished(logger, job.JobId, result.Layer?.Digest ?? "no layer");
@@ -135,14 +151,14 @@ public sealed partial class BuildLayerConsumer(
         }
 
         // Not the consume token: it is already cancelled when this worker stops.
-        var queue = await context.GetSendEndpoint(toSharedQueue ? SharedQueue : context.ReceiveContext.InputAddress).ConfigureAwait(false);
+        var queue = await context.GetSendEndpoint(toSharedQueue ? SharedQueueOf(job) : context.ReceiveContext.InputAddress).ConfigureAwait(false);
         await queue.Send(job, s => s.Headers.Set(DeliveryHeader, (ended + 1).ToString(CultureInfo.InvariantCulture)), CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>Sends the job to the farm's queue as delivery <paramref name="delivery"/> again (the original is then acknowledged).</summary>
     private static async Task SendToSharedQueueAsync(ConsumeContext<BuildLayer> context, int delivery)
     {
-        var queue = await context.GetSendEndpoint(SharedQueue).ConfigureAwait(false);
+        var queue = await context.GetSendEndpoint(SharedQueueOf(context.Message)).ConfigureAwait(false);
         await queue.Send(context.Message, s => s.Headers.Set(DeliveryHeader, delivery.ToString(CultureInfo.InvariantCulture)), CancellationToken.None).ConfigureAwait(false);
     }
 
@@ -188,6 +204,7 @@ public sealed partial class BuildLayerConsumer(
     internal static bool IsRetryable(Exception e) => e switch
     {
         IStepFailure => false,
+        Platforms.PlatformNotRunException => false,
         FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot,
         _ => true,
     };

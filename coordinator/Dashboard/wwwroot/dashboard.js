@@ -101,6 +101,12 @@ function explain(x) {
   return lines.join("\n");
 }
 
+// A step's platform as the timeline shows it: "linux/arm64, emulated"; nothing until it finished.
+function platformText(s) {
+  if (!s.platform) return "";
+  return s.platform + (s.emulated ? ", emulated" : "");
+}
+
 function stepBar(s, pct) {
   const stepEnd = s.finished ?? new Date().toISOString();
   const bar = el("div", { class: "bar" + (s.critical ? " critical" : ""), "data-step-id": s.stepId, "data-critical": String(!!s.critical),
@@ -110,7 +116,7 @@ function stepBar(s, pct) {
     const width = 100 * (Date.parse(p.end) - Date.parse(p.start)) / total;
     bar.append(el("div", { class: `seg ${p.phase}`, "data-phase": p.phase, style: `width:${width.toFixed(3)}%`, title: `${p.phase} ${seconds(Date.parse(p.end) - Date.parse(p.start))}` }));
   }
-  bar.title = `${s.stepId} ${s.display}\n${s.status}${s.worker ? " on " + s.worker : ""}, ${seconds(total)}` + (s.layerSize ? `, ${bytes(s.layerSize)}` : "")
+  bar.title = `${s.stepId} ${s.display}\n${s.status}${s.worker ? " on " + s.worker : ""}${platformText(s) ? " (" + platformText(s) + ")" : ""}, ${seconds(total)}` + (s.layerSize ? `, ${bytes(s.layerSize)}` : "")
     + (s.critical ? "\non the critical path" : "") + (s.explanation ? `\nrebuilt: ${s.explanation.summary}` : "");
   return bar;
 }
@@ -149,12 +155,13 @@ async function refreshTimeline() {
     });
   } else {
     rows = t.steps.map((s) => el("div", { class: "step" + (s.critical ? " critical" : ""), "data-step-id": s.stepId, "data-status": s.status, "data-worker": s.worker ?? "",
-      "data-critical": String(!!s.critical), onclick: open(s) },
+      "data-critical": String(!!s.critical), "data-platform": s.platform ?? "", "data-emulated": String(!!s.emulated), onclick: open(s) },
       el("div", { class: "name", title: s.explanation ? `${s.display}\n${explain(s.explanation)}` : s.display },
         el("span", { class: "id" }, s.stepId), s.display,
         s.explanation ? el("div", { class: "why", "data-explanation": s.explanation.summary }, `rebuilt: ${s.explanation.summary}`) : null),
       el("div", { class: "track" }, stepBar(s, pct)),
-      el("div", { class: "who" }, el("span", { class: `tag ${s.status}` }, s.status), s.worker ?? "")));
+      el("div", { class: "who" }, el("span", { class: `tag ${s.status}` }, s.status), s.worker ?? "",
+        platformText(s) ? el("span", { class: "platform", "data-platform": s.platform }, " " + platformText(s)) : null)));
   }
   const box = $("timeline");
   box.replaceChildren(...rows);
@@ -205,6 +212,7 @@ async function refreshStats() {
     el("td", {}, `${w.busySlots} busy, ${w.freeSlots} free`),
     el("td", {}, w.jobsDone),
     el("td", {}, bytes(w.layerStoreBytes)),
+    el("td", { "data-platforms": (w.platforms ?? []).join(",") }, (w.platforms ?? []).map((p) => (w.emulatedPlatforms ?? []).includes(p) ? p + " (emulated)" : p).join(", ")),
     el("td", {}, ago(w.lastHeartbeat)))));
   $("no-workers").hidden = workers.length > 0;
 }
