@@ -556,6 +556,11 @@ public static class FarmErrorCodes
     /// <summary>The <c>Farm-Build-Secrets</c> header is malformed or too large, or passes an SSH agent to a coordinator that is not the local farm (<c>InvalidBuildSecretsException</c>).</summary>
     public const string InvalidBuildSecrets = "FARM4312";
 
+    // FARM434x: a worker fetching its job's build secrets from the coordinator (Farm.Coordinator.Auth).
+
+    /// <summary>A worker's job credential for a build's secrets is unknown, ended with its job, or for another build or secret (<c>JobCredentialRefusedException</c>, HTTP 403).</summary>
+    public const string JobCredentialRefused = "FARM4340";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

@@ -83,6 +83,13 @@ public sealed record LayerJobRequest
     /// <summary>The build's SOURCE_DATE_EPOCH, the latest modification time of the layer's entries (<see cref="BuildLayer.SourceDateEpoch"/>).</summary>
     [Id(6)]
     public DateTimeOffset? SourceDateEpoch { get; init; }
+
+    /// <summary>
+    /// Where the job's worker fetches the build secrets the step mounts, and the job's credential
+    /// (<see cref="BuildLayer.Secrets"/>). Passed through into the job, never stored: the grain's state holds outcomes only.
+    /// </summary>
+    [Id(7)]
+    public JobSecretsGrant? Secrets { get; init; }
 }
 
 /// <summary>
