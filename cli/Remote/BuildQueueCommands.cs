@@ -26,11 +26,11 @@ internal static class BuildQueueCommands
     /// <c>farm logs ID</c> for a build: its steps' output (<c>[stepId] line</c>) from the farm. A build id is a
     /// GUID; any other argument of <c>farm logs</c> names a container (<see cref="ContainerCommands.LogsAsync"/>).
     /// </summary>
-    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, int? tail, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         // Standard error says when a follow goes on on another coordinator; standard output holds only the lines.
         using var farm = new RemoteFarm(FarmUrl(farmUrl)) { Notices = error };
-        await farm.LogsAsync(id, follow, output, cancellationToken).ConfigureAwait(false);
+        await farm.LogsAsync(id, follow, tail, output, cancellationToken).ConfigureAwait(false);
         return 0;
     }
 
@@ -120,7 +120,7 @@ internal static class BuildQueueCommands
         var target = new Argument<string>("ID") { Description = "A build id (a GUID), or a container's name or id." };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing until the build or the container ends." };
         var farmUrl = new Option<string>("--farm") { Description = "The coordinator's HTTP address (default: $FARM_HOST, else http://127.0.0.1:8480)." };
-        var tailOption = new Option<string>("--tail", "-n") { Description = "Only the last N lines of a container's output (\"all\" for every line).", DefaultValueFactory = _ => "all" };
+        var tailOption = new Option<string>("--tail", "-n") { Description = "Only the last N lines of the build's or the container's output so far (\"all\" for every line).", DefaultValueFactory = _ => "all" };
         var command = new Command("logs", "Print the output of a build's steps, or of a container.") { target, follow, farmUrl, tailOption };
         command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
         {
@@ -131,12 +131,7 @@ internal static class BuildQueueCommands
                 : throw new InvalidCliArgumentException($"--tail takes a number of lines or all, not '{tailText}'");
             if (Guid.TryParse(value, out var build))
             {
-                if (tail is not null)
-                {
-                    throw new InvalidCliArgumentException("--tail is for a container's logs; a build's are printed whole (pipe them to tail)");
-                }
-
-                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
+                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), tail, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
             }
 
             // Anything else names a local container (farm run -d).

@@ -112,6 +112,30 @@ public sealed class RemoteBuildTests(RemoteFarmFixture farm) : IClassFixture<Rem
     }
 
     [Fact]
+    public async Task Logs_tail_shows_the_last_lines_of_a_builds_output_and_follows_from_there()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+        var context = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-tail-" + marker)).FullName;
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), $"FROM {farm.Base}\nRUN for i in 1 2 3 4 5; do echo {marker}-$i; done\n");
+        var built = await farm.Farm("build", "--progress", "rawjson", context);
+        Assert.True(built.ExitCode == 0, built.ToString());
+        var id = new FarmBuild("tail", string.Empty, marker, built).Id;
+        var all = (await farm.Farm("logs", id)).Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(5, all.Count(l => l.Contains(marker, StringComparison.Ordinal)));
+
+        // The lines in the order the build's log has them (a step's output lines travel apart and may arrive out of order).
+        var two = await farm.Farm("logs", "--tail", "2", id);
+        var followed = await farm.Farm("logs", "-f", "-n", "2", id);
+        var none = await farm.Farm("logs", "--tail", "0", id);
+        var more = await farm.Farm("logs", "--tail", "1000", id);
+
+        Assert.Equal(string.Join("\n", all[^2..]) + "\n", two.Stdout);
+        Assert.Equal(two.Stdout, followed.Stdout);
+        Assert.Equal(string.Empty, none.Stdout);
+        Assert.Equal(string.Join("\n", all) + "\n", more.Stdout);
+    }
+
+    [Fact]
     public async Task Submit_wait_follows_the_build_to_its_end()
     {
         var marker = Guid.NewGuid().ToString("N")[..8];
