@@ -96,10 +96,12 @@ internal static partial class ContainerCommands
     }
 
     /// <summary>
-    /// <c>farm logs [-f] [--tail N] CONTAINER</c>: the container's output so far (its last <paramref name="tail"/>
-    /// lines when given), and with <paramref name="follow"/> what it writes until it ends. Returns the exit code for farm.
+    /// <c>farm logs [-f] [--tail N] [--since T] [-t] CONTAINER</c>: the container's output so far (its last
+    /// <paramref name="tail"/> lines when given; of those, the lines from <paramref name="since"/> on), and with
+    /// <paramref name="follow"/> what it writes until it ends; each line after its time with <paramref name="timestamps"/>.
+    /// Returns the exit code for farm.
     /// </summary>
-    public static async Task<int> LogsAsync(string nameOrId, bool follow, int? tail, CancellationToken cancellationToken)
+    public static async Task<int> LogsAsync(string nameOrId, bool follow, int? tail, DateTimeOffset? since, bool timestamps, CancellationToken cancellationToken)
     {
         try
         {
@@ -108,7 +110,7 @@ internal static partial class ContainerCommands
             var stdout = Console.OpenStandardOutput();
             await using (stdout.ConfigureAwait(false))
             {
-                await runtime.CopyLogAsync(container, follow, tail, stdout, cancellationToken).ConfigureAwait(false);
+                await runtime.CopyLogAsync(container, follow, tail, since, timestamps, stdout, cancellationToken).ConfigureAwait(false);
             }
 
             return 0;

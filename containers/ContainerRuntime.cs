@@ -299,6 +299,20 @@ public sealed class ContainerRuntime
         return ContainerLog.CopyAsync(LogPath(container), follow, tail, () => Refresh(container).Status == ContainerStatus.Running, output, cancellationToken);
     }
 
+    /// <summary>
+    /// As <see cref="CopyLogAsync(ContainerState, bool, int?, Stream, CancellationToken)"/>, only the lines dated at or
+    /// after <paramref name="since"/> (<c>farm logs --since</c>; null: all), each after its time with
+    /// <paramref name="timestamps"/> (<c>--timestamps</c>).
+    /// </summary>
+    public Task CopyLogAsync(ContainerState container, bool follow, int? tail, DateTimeOffset? since, bool timestamps, Stream output, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        ArgumentNullException.ThrowIfNull(output);
+        return since is null && !timestamps
+            ? CopyLogAsync(container, follow, tail, output, cancellationToken)
+            : ContainerLog.CopyLinesAsync(LogPath(container), follow, tail, since, timestamps, () => Refresh(container).Status == ContainerStatus.Running, output, cancellationToken);
+    }
+
     /// <summary><c>-e K</c> takes K's value from the caller's environment, as docker does.</summary>
     private static string WithCallerValue(string env) =>
         env.Contains('=', StringComparison.Ordinal) ? env : $"{env}={Environment.GetEnvironmentVariable(env)}";

@@ -170,14 +170,18 @@ internal sealed class ContainerSupervisor(ContainerStore store, RuncExecutor exe
         var terminal = UsesTerminal(state);
         using var console = HostConsole.Attach(stdin: state.Interactive || state.Tty, terminal);
         var io = console.Io;
-        // A terminal's output is the user's screen, not a log; otherwise the output is teed into the log for farm logs.
-        var log = recordOutput && !terminal ? ContainerLog.OpenForAppend(paths.Log) : null;
-        using var gate = new SemaphoreSlim(1, 1);
+        // A terminal's output is the user's screen, not a log; otherwise the output goes into the log for farm logs,
+        // through a writer that dates its lines (farm logs --since, --timestamps): teed to the console of a foreground
+        // run, and only there for a detached one, whose standard streams are the log itself (left for the supervisor's
+        // own messages).
+        var log = !terminal ? new ContainerLog.Writer(paths.Log) : null;
         try
         {
             if (log is not null)
             {
-                io = io with { Stdout = new ContainerLog.Tee(io.Stdout!, log, gate), Stderr = new ContainerLog.Tee(io.Stderr!, log, gate) };
+                io = recordOutput
+                    ? io with { Stdout = new ContainerLog.Tee(io.Stdout!, log), Stderr = new ContainerLog.Tee(io.Stderr!, log) }
+                    : io with { Stdout = new ContainerLog.Tee(Stream.Null, log), Stderr = new ContainerLog.Tee(Stream.Null, log) };
             }
 
             // Not cancellable: the container is ended by signals (forwarded by runc) or farm stop, and its exit recorded.

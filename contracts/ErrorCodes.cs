@@ -123,7 +123,7 @@ public static class FarmErrorCodes
     /// <summary>An entry of a build context archive (a tar on standard input or from a URL) would land outside the context's root: an absolute path, <c>..</c>, or a path through a symbolic link (<c>ContextArchiveException</c>).</summary>
     public const string ContextArchiveEscape = "FARM1220";
 
-    /// <summary>A named build context (<c>--build-context NAME=...</c>) cannot be used: its directory is missing, it is an <c>oci-layout://</c> context (not supported yet), or a <c>FROM</c> names a directory context (<c>NamedContextException</c>; <c>BuildGraphException</c> for the <c>FROM</c>).</summary>
+    /// <summary>A named build context (<c>--build-context NAME=...</c>) cannot be used: its directory is missing, its <c>oci-layout://</c> directory is not a layout or lacks the image named, an <c>oci-layout://</c> context goes to a remote farm, or a <c>FROM</c> names a directory context (<c>NamedContextException</c>; <c>BuildGraphException</c> for the <c>FROM</c>).</summary>
     public const string NamedContextUnusable = "FARM1221";
 
     // FARM13xx: stages and the build graph (BuildGraphException, Farm.Dockerfile.Graph).
@@ -588,6 +588,11 @@ public static class FarmErrorCodes
     /// a worker that runs it, or install qemu-user-static on one (infra/install.sh) (<c>NoWorkerForPlatformException</c>).
     /// </summary>
     public const string NoWorkerForPlatform = "FARM4321";
+
+    // FARM434x: a worker fetching its job's build secrets from the coordinator (Farm.Coordinator.Auth).
+
+    /// <summary>A worker's job credential for a build's secrets is unknown, ended with its job, or for another build or secret (<c>JobCredentialRefusedException</c>, HTTP 403).</summary>
+    public const string JobCredentialRefused = "FARM4340";
 
     // FARM435x: the build cache exported to and imported from registries (coordinator/Cache/RegistryBuildCache).
 

@@ -203,6 +203,38 @@ public sealed record BuildLayer
     /// queue, others to that platform's queue, which only workers that run it consume (docs/architecture.md, "Platforms").
     /// </summary>
     public string? Platform { get; init; }
+
+    /// <summary>
+    /// Where the worker fetches the secrets the step mounts, when it starts it (docs/architecture.md, "RUN --mount and
+    /// build secrets"): the coordinator that holds them and a credential of this job's own. Null when the step mounts
+    /// no secret, or when the worker runs in the coordinator's process. Never a value.
+    /// </summary>
+    public JobSecretsGrant? Secrets { get; init; }
+}
+
+/// <summary>
+/// A job's right to the secrets of its build: <see cref="Url"/> is the coordinator that accepted the build (the only
+/// one holding the values, in memory), <see cref="Credential"/> a random token that coordinator minted for this step
+/// of this build, good for the secret ids the step mounts and refused once the step's job has ended. It travels in the
+/// job message, so it is worth nothing after the job; it is sent in an <c>Authorization</c> header, never in a URL,
+/// and never printed (<see cref="ToString"/> leaves it out).
+/// </summary>
+public sealed record JobSecretsGrant
+{
+    /// <summary>The <c>Authorization</c> scheme of a worker's fetch: <c>FarmJob CREDENTIAL</c>.</summary>
+    public const string Scheme = "FarmJob";
+
+    /// <summary>The coordinator's endpoint for this build's secrets, e.g. <c>http://127.0.0.1:8480/jobs/secrets/BUILD-ID</c>.</summary>
+    public required string Url { get; init; }
+
+    /// <summary>The job's credential; what <see cref="Url"/> answers is <see cref="BuildSecretsHeader"/>'s encoding of the values.</summary>
+    public required string Credential { get; init; }
+
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Url = ").Append(Url).Append(", Credential = (redacted)");
+        return true;
+    }
 }
 
 /// <summary>A layer blob: compressed digest, uncompressed digest (diff_id), media type and size.</summary>

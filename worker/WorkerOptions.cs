@@ -73,6 +73,13 @@ public sealed class WorkerOptions : IValidatableObject
     /// </summary>
     public List<string> Platforms { get; set; } = [];
 
+    /// <summary>
+    /// The CA file (PEM) that signed the coordinators' HTTPS certificates, which a worker trusts, instead of the system's
+    /// roots, when it fetches a job's build secrets from the coordinator that accepted the build (a
+    /// <see cref="Contracts.JobSecretsGrant"/>); empty: the system's roots.
+    /// </summary>
+    public string? CoordinatorCaPath { get; set; }
+
     /// <summary>Defaults and caps of RUN steps' memory, processes, CPU and time (<c>Farm:Worker:StepLimits</c>).</summary>
     public StepLimitsOptions StepLimits { get; set; } = new();
 

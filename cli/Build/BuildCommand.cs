@@ -43,7 +43,7 @@ internal static class BuildCommand
         ArgumentNullException.ThrowIfNull(settings);
         BuildTimings.Mark("start");
         using var source = await BuildContextSource.ResolveAsync(settings, Console.OpenStandardInput, cancellationToken).ConfigureAwait(false);
-        settings = source.Settings;
+        settings = await OciLayoutContexts.LoadAsync(source.Settings, cancellationToken).ConfigureAwait(false);
         var text = source.Dockerfile;
 
         // Parsed here, beside the packing of the context (the two take most of a warm rebuild's start-up): a bad

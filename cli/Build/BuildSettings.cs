@@ -207,11 +207,6 @@ internal sealed class BuildOptions
         }
 
         var namedContexts = (parse.GetValue(BuildContexts) ?? []).Select(BuildFlags.ParseBuildContext).ToList();
-        if (namedContexts.FirstOrDefault(c => c.Kind == NamedContextKind.OciLayout) is { } layout)
-        {
-            // Not built yet: the image would have to be copied into the farm's store under a name the farm pins.
-            throw new NamedContextException(layout.Name, $"oci-layout:// contexts are not supported yet; load the image first (farm load -i ARCHIVE, or skopeo copy oci:{layout.Value} docker://REGISTRY/REPO:TAG) and name it with docker-image://");
-        }
         if (namedContexts.GroupBy(c => c.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
         {
             throw new InvalidBuildContextException(twice.Key + "=...", $"the name '{twice.Key}' is given twice");

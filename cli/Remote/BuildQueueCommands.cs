@@ -26,11 +26,11 @@ internal static class BuildQueueCommands
     /// <c>farm logs ID</c> for a build: its steps' output (<c>[stepId] line</c>) from the farm. A build id is a
     /// GUID; any other argument of <c>farm logs</c> names a container (<see cref="ContainerCommands.LogsAsync"/>).
     /// </summary>
-    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, int? tail, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         // Standard error says when a follow goes on on another coordinator; standard output holds only the lines.
         using var farm = new RemoteFarm(FarmUrl(farmUrl)) { Notices = error };
-        await farm.LogsAsync(id, follow, output, cancellationToken).ConfigureAwait(false);
+        await farm.LogsAsync(id, follow, tail, output, cancellationToken).ConfigureAwait(false);
         return 0;
     }
 
@@ -47,6 +47,11 @@ internal static class BuildQueueCommands
             var error = parse.InvocationConfiguration.Error;
             using var source = await BuildContextSource.ResolveAsync(options.Read(parse), Console.OpenStandardInput, ct).ConfigureAwait(false);
             var settings = source.Settings;
+            if (settings.NamedContexts.FirstOrDefault(c => c.Kind == NamedContextKind.OciLayout) is { } layout)
+            {
+                OciLayoutContexts.RefuseRemote(layout);
+            }
+
             var text = source.Dockerfile;
             var graph = BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions());
             if (settings.Secrets is not null)
@@ -120,8 +125,10 @@ internal static class BuildQueueCommands
         var target = new Argument<string>("ID") { Description = "A build id (a GUID), or a container's name or id." };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing until the build or the container ends." };
         var farmUrl = new Option<string>("--farm") { Description = "The coordinator's HTTP address (default: $FARM_HOST, else http://127.0.0.1:8480)." };
-        var tailOption = new Option<string>("--tail", "-n") { Description = "Only the last N lines of a container's output (\"all\" for every line).", DefaultValueFactory = _ => "all" };
-        var command = new Command("logs", "Print the output of a build's steps, or of a container.") { target, follow, farmUrl, tailOption };
+        var tailOption = new Option<string>("--tail", "-n") { Description = "Only the last N lines of the build's or the container's output so far (\"all\" for every line).", DefaultValueFactory = _ => "all" };
+        var sinceOption = new Option<string>("--since") { Description = "Only a container's lines from this time on: a duration back (10m, 1h30m), an RFC 3339 time, a date or a Unix timestamp." };
+        var timestampsOption = new Option<bool>("--timestamps", "-t") { Description = "Print each of a container's lines after its time (RFC 3339, UTC, nanoseconds)." };
+        var command = new Command("logs", "Print the output of a build's steps, or of a container.") { target, follow, farmUrl, tailOption, sinceOption, timestampsOption };
         command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
         {
             var value = parse.GetValue(target)!;
@@ -129,18 +136,20 @@ internal static class BuildQueueCommands
             int? tail = tailText == "all" ? null
                 : int.TryParse(tailText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n
                 : throw new InvalidCliArgumentException($"--tail takes a number of lines or all, not '{tailText}'");
+            var since = parse.GetValue(sinceOption) is { Length: > 0 } sinceText ? LogSince.Parse(sinceText, DateTimeOffset.Now) : (DateTimeOffset?)null;
+            var timestamps = parse.GetValue(timestampsOption);
             if (Guid.TryParse(value, out var build))
             {
-                if (tail is not null)
+                if (since is not null || timestamps)
                 {
-                    throw new InvalidCliArgumentException("--tail is for a container's logs; a build's are printed whole (pipe them to tail)");
+                    throw new InvalidCliArgumentException("--since and --timestamps are for a container's logs; a build's events carry their times (farm build --progress rawjson)");
                 }
 
-                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
+                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), tail, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
             }
 
             // Anything else names a local container (farm run -d).
-            return await ContainerCommands.LogsAsync(value, parse.GetValue(follow), tail, ct).ConfigureAwait(false);
+            return await ContainerCommands.LogsAsync(value, parse.GetValue(follow), tail, since, timestamps, ct).ConfigureAwait(false);
         }));
         return command;
     }

@@ -522,14 +522,52 @@ internal sealed class RemoteFarm : IDisposable
     /// <see cref="FollowAsync"/> follows (on from the last event seen on another coordinator when one goes away). A
     /// followed build that failed ends the lines as one that succeeded does, as <c>docker logs -f</c> does.
     /// </summary>
-    public async Task LogsAsync(Guid id, bool follow, TextWriter output, CancellationToken cancellationToken)
+    public Task LogsAsync(Guid id, bool follow, TextWriter output, CancellationToken cancellationToken) =>
+        LogsAsync(id, follow, tail: null, output, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="LogsAsync(Guid, bool, TextWriter, CancellationToken)"/>, from the last <paramref name="tail"/> lines
+    /// the build has so far (<c>farm logs --tail N</c>, docker's semantics: with <paramref name="follow"/>, those lines and
+    /// then every new one); null for all.
+    /// </summary>
+    public async Task LogsAsync(Guid id, bool follow, int? tail, TextWriter output, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(output);
+        var skip = 0L;
+        if (tail is { } last)
+        {
+            // Counted from what the build has now; a follow replays the build's lines from its start, in order, so it
+            // skips the same number and goes on from there.
+            var lines = new Queue<string>();
+            var total = 0L;
+            await ReadLogLinesAsync(id, line =>
+            {
+                total++;
+                lines.Enqueue(line);
+                if (lines.Count > last)
+                {
+                    lines.Dequeue();
+                }
+            }, cancellationToken).ConfigureAwait(false);
+            if (!follow)
+            {
+                foreach (var line in lines)
+                {
+                    output.Write(line + "\n");
+                }
+
+                output.Flush();
+                return;
+            }
+
+            skip = Math.Max(0, total - last);
+        }
+
         if (follow)
         {
             try
             {
-                await FollowAsync(id, new StepLogLines(output), cancellationToken).ConfigureAwait(false);
+                await FollowAsync(id, new StepLogLines(output, skip), cancellationToken).ConfigureAwait(false);
             }
             catch (RemoteBuildFailedException)
             {
@@ -538,13 +576,22 @@ internal sealed class RemoteFarm : IDisposable
             return;
         }
 
-        using var response = await SendAsync($"builds/{id}/logs", uri => _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
-        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
-        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } line)
+        await ReadLogLinesAsync(id, line =>
         {
             output.Write(line + "\n");
             output.Flush();
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Hands every line <c>GET /builds/{id}/logs</c> has so far to <paramref name="line"/>.</summary>
+    private async Task ReadLogLinesAsync(Guid id, Action<string> line, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync($"builds/{id}/logs", uri => _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
+        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } text)
+        {
+            line(text);
         }
     }
 
@@ -576,13 +623,22 @@ internal sealed class RemoteFarm : IDisposable
         }
     }
 
-    /// <summary>The step output lines of a build's events, as <c>GET /builds/{id}/logs</c> writes them.</summary>
-    private sealed class StepLogLines(TextWriter output) : IProgressRenderer
+    /// <summary>The step output lines of a build's events, as <c>GET /builds/{id}/logs</c> writes them, after the first <c>skip</c>.</summary>
+    private sealed class StepLogLines(TextWriter output, long skip = 0) : IProgressRenderer
     {
+        private long _skip = skip;
+
         public void Render(JsonObject buildEvent)
         {
             if (BuildProgress.Str(buildEvent, "type") == "StepLog" && buildEvent["line"] is { } line)
             {
+                if (_skip > 0)
+                {
+                    // Before the tail (farm logs -f --tail N).
+                    _skip--;
+                    return;
+                }
+
                 output.Write($"[{BuildProgress.Str(line, "stepId")}] {BuildProgress.Str(line, "line")}\n");
                 output.Flush();
             }

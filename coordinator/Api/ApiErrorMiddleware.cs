@@ -9,7 +9,7 @@ namespace Farm.Coordinator.Api;
 
 /// <summary>
 /// The one place exceptions become status codes: an unknown build (or another tenant's) 404, no token 401, a token
-/// whose role does not allow the request 403, a body that is not a valid submission 400, a cluster that cannot reach
+/// whose role does not allow the request (or a job credential refused) 403, a body that is not a valid submission 400, a cluster that cannot reach
 /// the build right now 503 (with <c>Retry-After</c>), another Farm error 422, anything else 500. The body is
 /// <c>{ "code": "FARMnnnn", "error": "..." }</c>.
 /// </summary>
@@ -30,6 +30,7 @@ public sealed partial class ApiErrorMiddleware(RequestDelegate next, ILogger<Api
                 UnauthenticatedException f => (StatusCodes.Status401Unauthorized, f.Code),
                 NotPermittedException f => (StatusCodes.Status403Forbidden, f.Code),
                 AdminRequiredException f => (StatusCodes.Status403Forbidden, f.Code),
+                JobCredentialRefusedException f => (StatusCodes.Status403Forbidden, f.Code),
                 InvalidPruneRequestException f => (StatusCodes.Status400BadRequest, f.Code),
                 BuildsRunningException f => (StatusCodes.Status409Conflict, f.Code),
                 InvalidSubmissionException f => (StatusCodes.Status400BadRequest, f.Code),

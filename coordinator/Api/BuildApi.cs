@@ -64,9 +64,9 @@ public static class BuildApi
 
             if (secrets is { Secrets.Count: > 0 } && !builds.AcceptsSecrets)
             {
-                // Workers in processes of their own would have to fetch the values from this coordinator when a step
-                // starts; until that channel exists, refusing is better than running the steps without them.
-                throw new InvalidBuildSecretsException("this farm's workers run in processes of their own and cannot fetch a build's secrets from the coordinator yet; only the local farm (farm build without --farm) takes --secret");
+                // Workers in processes of their own fetch the values from this coordinator when a step starts: without
+                // an address to give them, refusing is better than running the steps without them.
+                throw new InvalidBuildSecretsException("this coordinator cannot tell its workers where to fetch a build's secrets (it listens on every interface without Farm:Coordinator:AdvertisedAddress); its operator sets Farm:Coordinator:WorkerApiUrl to the address workers reach its API at");
             }
 
             var record = builds.Submit(submission, passed, secrets);

@@ -66,3 +66,13 @@ public sealed class BuildSecretsLostException(Guid buildId, IReadOnlyList<string
 /// <summary>FARM4312: the secrets passed with a submission are unusable (HTTP 400); the message never repeats them.</summary>
 public sealed class InvalidBuildSecretsException(string reason)
     : FarmException(FarmErrorCodes.InvalidBuildSecrets, $"The secrets passed with the build (header {BuildSecretsHeader.Name}) cannot be used: {reason}. Pass them with farm build --secret id=ID,src=FILE (or env=VAR) and --ssh.");
+
+/// <summary>
+/// FARM4340: a worker's job credential for a build's secrets was refused (HTTP 403): unknown, minted for another build,
+/// or its job has ended. One message for every reason, so that the answer tells nothing about other builds.
+/// </summary>
+public sealed class JobCredentialRefusedException(Guid buildId)
+    : FarmException(
+        FarmErrorCodes.JobCredentialRefused,
+        $"The job credential does not give access to the secrets of build {buildId}: it is unknown here, its job has ended, or it was minted for another build. " +
+        "A worker fetches a build's secrets only while the job it received for that build runs, from the coordinator that accepted the build.");

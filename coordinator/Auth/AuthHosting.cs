@@ -48,6 +48,11 @@ public static class AuthHosting
                 listen.UseHttps(certificate);
             }
         }));
+        // Where this coordinator's jobs tell workers to fetch build secrets: the configured address, or the one bound.
+        builder.Services.AddSingleton(sp => new JobSecretsEndpoint(
+            coordinator.WorkerApiUrl,
+            coordinator.AdvertisedAddress,
+            () => sp.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses ?? []));
         return builder;
     }
 

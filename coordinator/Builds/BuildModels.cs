@@ -73,6 +73,13 @@ public sealed record BuildRequest
     [System.Text.Json.Serialization.JsonIgnore]
     public Auth.BuildRegistryAccess? RegistryAccess { get; init; }
 
+    /// <summary>
+    /// Mints the job credentials with which a shared farm's workers fetch this build's secrets (null on the local farm,
+    /// whose worker reads them in-process, and for a build without secrets). In memory only: never serialized.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Auth.BuildJobSecrets? JobSecrets { get; init; }
+
     /// <summary>The entitlements the build asked for and the farm granted (<see cref="SubmitBuild.Entitlements"/>).</summary>
     public IReadOnlyList<string> Entitlements { get; init; } = [];
 

@@ -725,6 +725,9 @@ public sealed partial class BuildOrchestrator
 
             // A key that does not determine the layer, or --no-cache, must never meet a layer a grain remembers.
             var grainKey = key.Cacheable && !request.NoCache ? key.Key : $"{key.Key}#{request.BuildId:N}";
+            // The step's secrets, for its worker to fetch while the job runs: the credential is refused once this
+            // build stops waiting for the job.
+            using var secrets = request.JobSecrets?.For(layerStep);
             var job = await _layers.BuildOrJoinAsync(
                 grainKey,
                 new LayerJobRequest
@@ -737,6 +740,7 @@ public sealed partial class BuildOrchestrator
                     Compression = request.Compression,
                     SourceDateEpoch = run.Epoch,
                     Platform = platform,
+                    Secrets = secrets?.Grant,
                 },
                 cancellationToken).ConfigureAwait(false);
             if (job.Success is not { } success)

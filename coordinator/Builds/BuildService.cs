@@ -48,6 +48,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly BuildEventStream? _stream;
     private readonly RegistryCredentials _credentials;
     private readonly Workers.WorkerRegistry? _workers;
+    private readonly JobSecretsEndpoint? _jobSecrets;
 
     /// <summary>The secrets and SSH agents passed with the builds this coordinator runs, for its workers to fetch.</summary>
     public BuildSecrets Secrets { get; }
@@ -77,7 +78,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         RegistryCredentials? credentials = null,
         IHostApplicationLifetime? lifetime = null,
         BuildSecrets? secrets = null,
-        Workers.WorkerRegistry? workers = null)
+        Workers.WorkerRegistry? workers = null,
+        JobSecretsEndpoint? jobSecrets = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(coordinator);
@@ -98,6 +100,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         _credentials = credentials ?? RegistryCredentials.None;
         Secrets = secrets ?? new BuildSecrets(_time);
         _workers = workers;
+        _jobSecrets = jobSecrets;
         // The host stops its services in reverse order of registration, the bus before the silo: runs must learn that
         // this process stops before anything they use does, or a publish cut short would end a build as failed (in
         // its grain, for good) instead of leaving it to be resumed on a silo still up.
@@ -505,7 +508,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             Secrets.Check(record.Submission);
             var orchestrator = await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
             var request = await LoadRequestAsync(orchestrator, record.Submission, progress, cancellationToken).ConfigureAwait(false);
-            await orchestrator.RunAsync(request with { RegistryAccess = access }, progress, cancellationToken).ConfigureAwait(false);
+            await orchestrator.RunAsync(request with { RegistryAccess = access, JobSecrets = JobSecretsOf(record.Submission) }, progress, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (cancellationToken.IsCancellationRequested && !_stopping.IsCancellationRequested)
         {
@@ -683,10 +686,17 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     public bool AcceptsSshAgents => _options.LocalClient;
 
     /// <summary>
-    /// Whether build secrets may be passed: only where the worker runs in this process and takes them from its memory
-    /// (the local farm); a cluster's workers have no channel to fetch them from the coordinator yet.
+    /// Whether build secrets may be passed: where the worker runs in this process and takes them from its memory (the
+    /// local farm), or where workers in processes of their own can be told this coordinator's address to fetch them
+    /// from with their job's credential (<see cref="JobSecretsEndpoint"/>).
     /// </summary>
-    public bool AcceptsSecrets => _options.LocalClient && _coordinator.InProcessWorker;
+    public bool AcceptsSecrets => _coordinator.InProcessWorker ? _options.LocalClient : _jobSecrets?.Url is not null;
+
+    /// <summary>The job credentials of a run of <paramref name="submission"/>: null in-process, or without secrets.</summary>
+    private BuildJobSecrets? JobSecretsOf(SubmitBuild submission) =>
+        _coordinator.InProcessWorker || submission.SecretIds.Count == 0 || _jobSecrets?.Url is not { } url
+            ? null
+            : new BuildJobSecrets(Secrets, submission.BuildId, url);
 
     public bool DeletesBlobsOnPrune => _localImages is not null && _options.LocalClient;
 

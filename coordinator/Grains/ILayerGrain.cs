@@ -87,6 +87,13 @@ public sealed record LayerJobRequest
     /// <summary>The platform the step runs for (<see cref="BuildLayer.Platform"/>); null for linux/amd64.</summary>
     [Id(7)]
     public string? Platform { get; init; }
+
+    /// <summary>
+    /// Where the job's worker fetches the build secrets the step mounts, and the job's credential
+    /// (<see cref="BuildLayer.Secrets"/>). Passed through into the job, never stored: the grain's state holds outcomes only.
+    /// </summary>
+    [Id(8)]
+    public JobSecretsGrant? Secrets { get; init; }
 }
 
 /// <summary>

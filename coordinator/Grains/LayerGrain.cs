@@ -199,6 +199,7 @@ public sealed partial class LayerGrain : Grain, ILayerGrain
             Step = request.Step!,
             Compression = request.Compression,
             SourceDateEpoch = request.SourceDateEpoch,
+            Secrets = request.Secrets,
             EnqueuedAt = DateTimeOffset.UtcNow,
             Platform = request.Platform,
         };

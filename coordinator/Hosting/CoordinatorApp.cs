@@ -78,6 +78,7 @@ public static class CoordinatorApp
         app.UseAuthorization();
         app.MapFarmCoordinatorProbes();
         app.MapFarmBuildApi();
+        app.MapFarmJobSecretsApi();
         app.MapFarmTelemetry();
         app.MapFarmStoreApi();
         app.MapFarmSystemApi();

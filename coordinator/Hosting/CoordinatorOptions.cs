@@ -127,6 +127,14 @@ public sealed class CoordinatorOptions
     [Range(1, 20)]
     public int MissedProbesLimit { get; set; } = 3;
 
+    /// <summary>
+    /// This coordinator's API as its workers reach it (e.g. <c>https://coord-1.farm.internal:8480</c>): a worker running
+    /// a step that mounts a build secret fetches it there, with its job's credential. Empty: the listener's own address
+    /// (<see cref="HttpAddress"/> and the port it listens on; <see cref="AdvertisedAddress"/> when it listens on every
+    /// interface). A coordinator that cannot tell refuses <c>--secret</c> (FARM4312).
+    /// </summary>
+    public string? WorkerApiUrl { get; set; }
+
     /// <summary>Port of the coordinator process's HTTP endpoints (API, <c>/healthz</c>, dashboard, <c>/metrics</c>); 0 picks a free one.</summary>
     [Range(0, 65535)]
     public int HttpPort { get; set; } = 8480;

@@ -78,7 +78,7 @@ internal sealed partial class BuildGraphBuilder
         switch (instruction)
         {
             case RunInstruction run:
-                return PlanRun(run, state, step);
+                return PlanRun(run, state, step, Expand);
 
             case FileTransferInstruction copy:
                 return PlanCopy(copy, header, state, step, headers, Expand, used);
@@ -277,8 +277,25 @@ internal sealed partial class BuildGraphBuilder
             "in scope for the steps below, until the end of the stage");
     }
 
-    private BuildStep PlanRun(RunInstruction run, StageState state, StepBuilder step)
+    private BuildStep PlanRun(RunInstruction run, StageState state, StepBuilder step, Func<string, string> expand)
     {
+        // BuildKit expands mount options with the ARGs and ENV in scope (id=$NAME, target=${DIR}/c), then checks them.
+        var mounts = new List<string>(run.MountsRaw.Count);
+        foreach (var raw in run.MountsRaw)
+        {
+            var expanded = RunMount.Expand(raw, expand);
+            try
+            {
+                _ = RunMount.Parse(expanded);
+            }
+            catch (RunMountFormatException e)
+            {
+                throw Error(FarmErrorCodes.InvalidFlag, run.Location, $"invalid --mount={raw} (expanded: {expanded}): {e.Message}", e);
+            }
+
+            mounts.Add(expanded);
+        }
+
         IReadOnlyList<string> argv;
         var files = run.Heredocs.Select(h => new InlineFile(h.Name, h.FileDescriptor, h.Expand, h.Content)).ToList();
         string? note = null;
@@ -336,7 +353,7 @@ internal sealed partial class BuildGraphBuilder
             // The build's --network is the default of a RUN that names none; "default" is no choice at all.
             Network = run.Network ?? (_options.RunOptions?.Network is { } network and not "default" ? network : null),
             Security = run.Security,
-            Mounts = run.MountsRaw,
+            Mounts = mounts,
             Files = files,
             ExtraHosts = _options.RunOptions?.ExtraHosts ?? [],
             ShmSizeBytes = _options.RunOptions?.ShmSizeBytes,

@@ -165,7 +165,8 @@ public static partial class DockerfileInstructions
             {
                 try
                 {
-                    _ = RunMount.Parse(mount);
+                    // Fields holding variables are checked once the graph has expanded them.
+                    _ = RunMount.ParseDeferred(mount);
                 }
                 catch (RunMountFormatException e)
                 {

@@ -93,18 +93,73 @@ public sealed record RunMount
     };
 
     /// <summary>
-    /// Parses one <c>--mount</c> value.
+    /// Parses one <c>--mount</c> value, its variables expanded (<see cref="Expand"/>).
     /// </summary>
     /// <exception cref="RunMountFormatException">The value is malformed; its message says what to write instead.</exception>
-    public static RunMount Parse(string value)
+    public static RunMount Parse(string value) => Parse(value, deferVariables: false);
+
+    /// <summary>
+    /// Checks one <c>--mount</c> value as written, before build args are known: a field whose value holds a variable is
+    /// left for after <see cref="Expand"/> (as BuildKit defers it), except <c>from</c>, which BuildKit never expands.
+    /// </summary>
+    /// <exception cref="RunMountFormatException">The value is malformed, or <c>from</c> holds a variable.</exception>
+    public static RunMount ParseDeferred(string value) => Parse(value, deferVariables: true);
+
+    /// <summary>
+    /// <paramref name="value"/> with the value of every field but <c>from</c> expanded by <paramref name="expand"/> (the
+    /// ARGs and ENV in scope of the RUN), as BuildKit expands mount options (<c>id=$NAME</c>, <c>target=${DIR}/c</c>); a
+    /// value that expands to something holding a comma or a quote is written back quoted.
+    /// </summary>
+    public static string Expand(string value, Func<string, string> expand)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(expand);
+        if (!value.Contains('$', StringComparison.Ordinal))
+        {
+            return value;
+        }
+
+        var fields = new List<string>();
+        foreach (var raw in SplitFields(value))
+        {
+            var eq = raw.IndexOf('=', StringComparison.Ordinal);
+            var key = eq < 0 ? raw : raw[..eq];
+            if (eq < 0 || key.Trim().Equals("from", StringComparison.OrdinalIgnoreCase) || !raw.Contains('$', StringComparison.Ordinal))
+            {
+                fields.Add(raw);
+                continue;
+            }
+
+            var expanded = expand(Unquote(raw[(eq + 1)..].Trim()));
+            fields.Add(key + "=" + (expanded.Contains(',', StringComparison.Ordinal) || expanded.Contains('"', StringComparison.Ordinal)
+                ? "\"" + expanded.Replace("\"", "\"\"", StringComparison.Ordinal) + "\""
+                : expanded));
+        }
+
+        return string.Join(',', fields);
+    }
+
+    private static RunMount Parse(string value, bool deferVariables)
     {
         ArgumentNullException.ThrowIfNull(value);
         var fields = new List<(string Key, string? Value, string Raw)>();
+        var deferred = false;
         foreach (var raw in SplitFields(value))
         {
             var eq = raw.IndexOf('=', StringComparison.Ordinal);
             var key = (eq < 0 ? raw : raw[..eq]).Trim().ToLowerInvariant();
             var v = eq < 0 ? null : Unquote(raw[(eq + 1)..].Trim());
+            if (deferVariables && v is not null && v.Contains('$', StringComparison.Ordinal))
+            {
+                if (key == "from")
+                {
+                    throw new RunMountFormatException(raw, "'from' does not support variable expansion (as with BuildKit); define a stage FROM the image with the variable (FROM $IMAGE AS tools) and mount from=tools");
+                }
+
+                deferred = true;
+                continue;
+            }
+
             fields.Add((key, v, raw));
         }
 
@@ -149,6 +204,12 @@ public sealed record RunMount
                 "size" or "tmpfs-size" when type == RunMountType.Tmpfs => mount with { SizeBytes = Size(raw, v) },
                 _ => throw new RunMountFormatException(raw, $"'{key}' is not an option of a {type.ToString().ToLowerInvariant()} mount; see the Dockerfile reference, RUN --mount"),
             };
+        }
+
+        if (deferred)
+        {
+            // What a deferred field would have given is not known yet: the whole value is checked once expanded.
+            return mount;
         }
 
         if (mount.Target is null && type is RunMountType.Bind or RunMountType.Cache or RunMountType.Tmpfs)
@@ -197,7 +258,7 @@ public sealed record RunMount
         return [.. fields.Where(f => f.Trim().Length > 0)];
     }
 
-    private static string Unquote(string v) => v.Length >= 2 && v[0] == '"' && v[^1] == '"' ? v[1..^1] : v;
+    private static string Unquote(string v) => v.Length >= 2 && v[0] == '"' && v[^1] == '"' ? v[1..^1].Replace("\"\"", "\"", StringComparison.Ordinal) : v;
 
     private static string NonEmpty(string raw, string? v) =>
         string.IsNullOrEmpty(v) ? throw new RunMountFormatException(raw, $"'{raw}' needs a value") : v;

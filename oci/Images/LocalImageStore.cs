@@ -370,6 +370,43 @@ public sealed class LocalImageStore : IDisposable
     }
 
     /// <summary>
+    /// Adds one image of the OCI image layout directory <paramref name="directory"/> to the store (its blobs verified)
+    /// under <paramref name="name"/>: the manifest or index entry whose digest is <paramref name="selector"/>, or whose
+    /// <c>org.opencontainers.image.ref.name</c> is it (a tag), or the layout's only image when it is null. What
+    /// <c>farm build --build-context NAME=oci-layout://PATH[@DIGEST]</c> reads.
+    /// </summary>
+    /// <exception cref="InvalidImageArchiveException">The directory is not a layout, or holds no such image, or more than one without a selector.</exception>
+    public async Task<LocalImage> LoadLayoutAsync(string directory, string? selector, string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (!File.Exists(Path.Combine(directory, "index.json")) || !File.Exists(Path.Combine(directory, "oci-layout")))
+        {
+            throw new InvalidImageArchiveException(directory, "it is not an OCI image layout (no index.json and oci-layout file); write one with skopeo copy ... oci:DIR:TAG or farm build --output type=oci");
+        }
+
+        IReadOnlyList<Descriptor> entries;
+        using (var source = await OciLayoutStore.OpenOrCreateAsync(directory, cancellationToken).ConfigureAwait(false))
+        {
+            entries = (await source.ReadIndexAsync(cancellationToken).ConfigureAwait(false)).Manifests;
+        }
+
+        var chosen = selector is null
+            ? (entries.Count == 1 ? 0 : throw new InvalidImageArchiveException(directory, $"it holds {entries.Count} images; name one with @sha256:DIGEST or :TAG"))
+            : entries.ToList().FindIndex(e => e.Digest.ToString() == selector || RefName(e) == selector);
+        if (chosen < 0)
+        {
+            throw new InvalidImageArchiveException(directory, $"no image of its index.json has the digest or tag '{selector}'");
+        }
+
+        // The loader reads every entry of the index in order: the chosen one is at its place.
+        var loaded = await new ArchiveLoader(_layout, directory, directory).LoadOciArchiveAsync(cancellationToken).ConfigureAwait(false);
+        var (descriptor, manifest, _) = loaded[chosen];
+        var normalized = NormalizeName(name);
+        await CommitAsync(descriptor, manifest, [normalized], cancellationToken).ConfigureAwait(false);
+        return await GetAsync(normalized, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Stores an image built elsewhere (its layers already in <see cref="Layout"/>, as the embedded farm writes them):
     /// puts its config and manifest bytes as they are and names it <paramref name="names"/>, or by its manifest digest
     /// (an unnamed image) when there is none.

@@ -182,6 +182,32 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
     }
 
     [Fact]
+    public async Task An_oci_layout_named_context_is_the_base_image_and_copy_source_of_that_name()
+    {
+        // An OCI layout made by the farm itself: an image exported with --output type=oci, unpacked.
+        var marker = Guid.NewGuid().ToString("N");
+        var source = fixture.Context(("Dockerfile", $"FROM {Base}\nRUN echo {marker} > /from-layout\n"));
+        var archive = Dest() + ".tar";
+        Ok(await fixture.Farm("build", "--progress", "plain", "--output", $"type=oci,dest={archive}", source));
+        var layoutDir = Directory.CreateDirectory(archive + ".d").FullName;
+        await TarFile.ExtractToDirectoryAsync(archive, layoutDir, overwriteFiles: true);
+        var manifest = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(layoutDir, "index.json")))!["manifests"]![0]!["digest"]!;
+        var context = fixture.Context(("Dockerfile", "FROM base\nCOPY --from=tools /from-layout /copied\nRUN cat /from-layout /copied > /both\n"));
+        var dest = Dest();
+
+        Ok(await fixture.Farm("build", "--progress", "plain", "--build-context", $"base=oci-layout://{layoutDir}", "--build-context", $"tools=oci-layout://{layoutDir}@{manifest}", "--output", $"type=local,dest={dest}", context));
+
+        Assert.Equal($"{marker}\n{marker}\n", File.ReadAllText(Path.Combine(dest, "both")));
+        var wrong = await fixture.Farm("build", "--progress", "plain", "--build-context", $"base=oci-layout://{layoutDir}@sha256:{new string('b', 64)}", context);
+        Assert.Equal(1, wrong.ExitCode);
+        Assert.Contains("FARM1221: the build context 'base' (--build-context) cannot be used", wrong.Stderr, StringComparison.Ordinal);
+        Assert.Contains("no image of its index.json has the digest or tag", wrong.Stderr, StringComparison.Ordinal);
+        var remote = await fixture.Farm("build", "--progress", "plain", "--farm", "http://127.0.0.1:1", "--build-context", $"base=oci-layout://{layoutDir}", context);
+        Assert.Equal(1, remote.ExitCode);
+        Assert.Contains("a remote farm cannot read", remote.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_docker_image_named_context_replaces_FROM_and_COPY_from_of_that_name()
     {
         var marker = Guid.NewGuid().ToString("N");
@@ -197,7 +223,8 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
 
         var layout = await fixture.Farm("build", "--build-context", "tools=oci-layout:///tmp/no-layout@sha256:" + new string('a', 64), context);
         Assert.Equal(1, layout.ExitCode);
-        Assert.StartsWith("farm: FARM1221: the build context 'tools' (--build-context) cannot be used: oci-layout:// contexts are not supported yet", layout.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith("farm: FARM1221: the build context 'tools' (--build-context) cannot be used: oci-layout:///tmp/no-layout@sha256:", layout.Stderr, StringComparison.Ordinal);
+        Assert.Contains("it is not an OCI image layout", layout.Stderr, StringComparison.Ordinal);
 
         var bad = await fixture.Farm("build", "--build-context", "tools=ftp://x", context);
         Assert.Equal(1, bad.ExitCode);

@@ -141,6 +141,23 @@ public sealed class BuildSecretsTests(BuildFixture fixture) : IClassFixture<Buil
     }
 
     [Fact]
+    public async Task Mount_options_expand_build_args_so_a_cache_id_from_an_arg_is_the_cache_it_names()
+    {
+        var marker = Guid.NewGuid().ToString("N");
+        var id = "arg-" + marker[..8];
+        // The cache's id and target come from build args; the second build names the same cache literally.
+        var first = fixture.Context(("Dockerfile", $"FROM farm-test-busybox:1\nARG NAME\nARG DIR=/var/cache\nRUN --mount=type=cache,id=$NAME,target=${{DIR}}/$NAME echo {marker} >> /var/cache/{id}/log\n"));
+        var second = fixture.Context(("Dockerfile", $"FROM farm-test-busybox:1\nRUN --mount=type=cache,id={id},target=/c cat /c/log > /seen\n"));
+        var dest = Path.Combine(fixture.Directory, "argcache-" + marker[..6]);
+
+        Ok(await Farm("build", "--progress", "plain", "--build-arg", "NAME=" + id, "--output", $"type=local,dest={dest}-1", first));
+        Ok(await Farm("build", "--progress", "plain", "--output", $"type=local,dest={dest}-2", second));
+
+        Assert.Equal(marker, File.ReadAllText(Path.Combine(dest + "-2", "seen")).Trim());
+        Assert.False(Directory.Exists(Path.Combine(dest + "-1", "var", "cache", id)), "the cache's mount point is in the first image");
+    }
+
+    [Fact]
     public async Task A_bind_from_a_stage_and_a_tmpfs_serve_the_step_and_leave_nothing_in_the_image()
     {
         var marker = Guid.NewGuid().ToString("N");

@@ -54,4 +54,51 @@ public sealed class RunMountParseTests
         Assert.Contains(problem, error.Message, StringComparison.Ordinal);
         Assert.StartsWith($"FARM1012: Dockerfile:{line}:{column}: invalid --mount=", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Build_args_and_env_in_scope_expand_in_mount_options_as_with_BuildKit()
+    {
+        var graph = Farm.Dockerfile.Graph.BuildGraph.Create(
+            """
+            FROM a
+            ARG NAME=pip
+            ARG DIR=/root
+            ENV MODE=0700
+            RUN --mount=type=cache,id=$NAME,target=${DIR}/.cache,mode=$MODE,sharing=${SHARING:-locked} --mount=type=secret,id=${NAME}-token,required=true true
+            """,
+            "Dockerfile",
+            new Farm.Dockerfile.Graph.BuildGraphOptions { BuildArgs = new Dictionary<string, string> { ["NAME"] = "npm", ["UNUSED"] = "x" } });
+
+        var run = Assert.IsType<Farm.Dockerfile.Graph.RunPayload>(graph.Stages[0].Steps[^1].Payload);
+        var cache = RunMount.Parse(run.Mounts[0]);
+        var secret = RunMount.Parse(run.Mounts[1]);
+
+        Assert.Equal(("npm", "/root/.cache", 0x1C0, CacheSharing.Locked), (cache.Id, cache.Target, cache.Mode, cache.Sharing));
+        Assert.Equal(("npm-token", "/run/secrets/npm-token"), (secret.EffectiveId, secret.Target));
+    }
+
+    [Fact]
+    public void An_expanded_value_with_a_comma_stays_one_field_and_from_is_never_expanded()
+    {
+        Assert.Equal("type=cache,id=\"a,b\",target=/c", RunMount.Expand("type=cache,id=$X,target=/c", _ => "a,b"));
+        Assert.Equal("a,b", RunMount.Parse(RunMount.Expand("type=cache,id=$X,target=/c", _ => "a,b")).Id);
+        Assert.Equal("type=bind,from=$S,target=/x", RunMount.Expand("type=bind,from=$S,target=/x", _ => "expanded"));
+
+        var error = Assert.Throws<DockerfileSyntaxException>(() => DockerfileInstructions.Parse("FROM a\nARG S=tools\nRUN --mount=type=bind,from=$S,target=/x true\n"));
+        Assert.Equal(DockerfileErrorCodes.InvalidFlag, error.Code);
+        Assert.Contains("'from' does not support variable expansion", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_mount_option_that_is_malformed_once_expanded_fails_with_FARM1012_at_its_RUN()
+    {
+        const string Dockerfile = "FROM a\nARG SIZE=lots\nRUN --mount=type=tmpfs,target=/t,size=$SIZE true\n";
+        _ = DockerfileInstructions.Parse(Dockerfile);
+
+        var error = Assert.Throws<Farm.Dockerfile.Graph.BuildGraphException>(() => Farm.Dockerfile.Graph.BuildGraph.Create(Dockerfile, "Dockerfile", new Farm.Dockerfile.Graph.BuildGraphOptions()));
+
+        Assert.Equal(DockerfileErrorCodes.InvalidFlag, error.Code);
+        Assert.StartsWith("FARM1012: Dockerfile:3:1: invalid --mount=type=tmpfs,target=/t,size=$SIZE (expanded: type=tmpfs,target=/t,size=lots)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("not a size", error.Message, StringComparison.Ordinal);
+    }
 }

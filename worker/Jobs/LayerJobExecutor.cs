@@ -27,6 +27,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
     private readonly TimeProvider _time;
     private readonly StepLimitsOptions _limits;
     private readonly IBuildSecretSource _secrets;
+    private readonly HttpClient _coordinatorHttp;
     private long _bytesDownloaded;
 
     public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null, IBuildSecretSource? secrets = null)
@@ -49,6 +50,19 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         _copy = new CopyOperation(_http);
         Caches = new CacheMounts(Path.Combine(state, "cache-mounts"));
         _secrets = secrets ?? NoBuildSecrets.Instance;
+        _coordinatorHttp = CoordinatorClient(options.CoordinatorCaPath);
+    }
+
+    /// <summary>The client for coordinators' APIs (a job's build secrets): no redirects, the operator's CA when given.</summary>
+    private static HttpClient CoordinatorClient(string? caPath)
+    {
+        var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10), AllowAutoRedirect = false };
+        if (!string.IsNullOrEmpty(caPath))
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = ServiceCertificates.TrustOnly(ServiceCertificates.LoadCa(caPath, "Farm:Worker:CoordinatorCaPath"));
+        }
+
+        return new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(2) };
     }
 
     /// <summary>The directories of <c>RUN --mount=type=cache</c> on this worker.</summary>
@@ -218,7 +232,9 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 AcquireAsync = async (from, leases, ct) => await AcquireCopySourceAsync(from, job.BlobStore, leases, ct).ConfigureAwait(false) ?? [],
                 Caches = Caches,
                 Copy = _copy,
-                Secrets = _secrets,
+                // A shared farm's job names where its build's secrets are and carries a credential for them; the
+                // local farm's worker reads them from the coordinator in its process.
+                Secrets = job.Secrets is { } grant ? new CoordinatorBuildSecrets(grant, _coordinatorHttp) : _secrets,
             },
             cancellationToken).ConfigureAwait(false);
         await using var undoMounts = stepMounts.ConfigureAwait(false);
@@ -442,6 +458,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
     public async ValueTask DisposeAsync()
     {
         _http.Dispose();
+        _coordinatorHttp.Dispose();
         await _runner.DisposeAsync().ConfigureAwait(false);
         Firewall?.Dispose();
     }
