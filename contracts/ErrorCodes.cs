@@ -361,6 +361,11 @@ public static class FarmErrorCodes
     /// <summary>A step mounts a build secret or SSH agent that the worker could not get for its build (<c>BuildSecretUnavailableException</c>).</summary>
     public const string BuildSecretUnavailable = "FARM3121";
 
+    // FARM314x: cache mounts across the farm on the worker (Farm.Worker.RunMounts).
+
+    /// <summary>A step with a farm-wide cache mount could not reach the coordinators that hold its lease and snapshot pointer (<c>CacheMountCoordinationException</c>).</summary>
+    public const string CacheMountCoordination = "FARM3140";
+
     // FARM40xx: coordinator action cache and job dispatch (Farm.Coordinator.Cache, Farm.Coordinator.Grains).
 
     /// <summary>A cache key is not <c>sha256:</c> and 64 lower-case hex digits (<c>InvalidCacheKeyException</c>).</summary>
@@ -555,6 +560,11 @@ public static class FarmErrorCodes
 
     /// <summary>The <c>Farm-Build-Secrets</c> header is malformed or too large, or passes an SSH agent to a coordinator that is not the local farm (<c>InvalidBuildSecretsException</c>).</summary>
     public const string InvalidBuildSecrets = "FARM4312";
+
+    // FARM433x: cache mounts across the farm on the coordinator (Farm.Coordinator.Dispatch).
+
+    /// <summary>A cache mount request came from a RabbitMQ user that is not one of the farm's workers (<c>CacheMountRequestNotAuthorizedException</c>).</summary>
+    public const string CacheMountRequestNotAuthorized = "FARM4330";
 
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 

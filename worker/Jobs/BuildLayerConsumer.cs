@@ -188,7 +188,7 @@ public sealed partial class BuildLayerConsumer(
     internal static bool IsRetryable(Exception e) => e switch
     {
         IStepFailure => false,
-        FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot,
+        FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot or FarmErrorCodes.CacheMountCoordination,
         _ => true,
     };
 
