@@ -60,6 +60,7 @@ public static class WorkerHosting
         });
         services.AddHostedService<WorkerRecoveryService>();
         services.AddHostedService<WorkerHeartbeatService>();
+        services.AddHostedService<CacheMountDrain>();
         return services;
     }
 
