@@ -83,13 +83,11 @@ start_worker() {
   echo $! > "$work/worker.pid"
   for _ in $(seq 1 180); do
     curl -fsS "$coordinator/api/workers" 2>/dev/null \
-      | python3 -c "import json,sys; sys.exit(0 if any(w['name']=='cm-worker$n' for w in json.load(sys.stdin)) else 1)" && return 0
+      | python3 -c "import json,sys; sys.exit(0 if any(w['name']=='cm-worker$n' for w in json.load(sys.stdin)) else 1)" 2>/dev/null && return 0
     sleep 1
   done
   echo "worker $n did not come up; see $work/worker$n.log and $work/coordinator.log" >&2; return 1
 }
-export -f start_worker
-export work rabbit worker_dll coordinator
 start_worker
 
 client_env=(env FARM_STATE_DIR="$work/client" FARM_HOST=)
@@ -118,8 +116,11 @@ EOF
       ;;
   esac
 }
-export -f dockerfile
-export base
+# hyperfine's --prepare runs in a shell of its own: the two functions as scripts, with what they use.
+for f in dockerfile start_worker; do
+  { echo '#!/usr/bin/env bash'; echo 'set -euo pipefail'; declare -p work base rabbit worker_dll coordinator; declare -f "$f"; echo "$f \"\$@\""; } > "$work/$f.sh"
+  chmod +x "$work/$f.sh"
+done
 
 fb="env FARM_STATE_DIR=$work/client FARM_HOST= $farm build --farm $coordinator --progress plain --build-arg SALT=\$(date +%s%N)"
 bb="buildah build --layers --runtime runc --tls-verify=false -q -t buildah-cm:1 --build-arg SALT=\$(date +%s%N)"
@@ -136,7 +137,7 @@ for kind in apt npm; do
     || { tail -n 30 "$work/$kind-seed-buildah.log" >&2; exit 1; }
 
   echo "== $kind: cold"
-  hf --prepare "bash -c 'dockerfile $kind cold-\$(date +%s%N)'" --export-json "$work/$kind-cold-farm.json" -n "farm, cold" "$fb $ctx >>$work/$kind-builds.log 2>&1"
+  hf --prepare "$work/dockerfile.sh $kind cold-\$(date +%s%N)" --export-json "$work/$kind-cold-farm.json" -n "farm, cold" "$fb $ctx >>$work/$kind-builds.log 2>&1"
   hf --prepare "rm -rf $buildah_cache" --export-json "$work/$kind-cold-buildah.json" -n "buildah, cold" "$bb $ctx >>$work/$kind-builds.log 2>&1"
 
   echo "== $kind: warm, same worker"
@@ -145,7 +146,7 @@ for kind in apt npm; do
   hf --warmup 1 --export-json "$work/$kind-warm-buildah.json" -n "buildah, warm" "$bb $ctx >>$work/$kind-builds.log 2>&1"
 
   echo "== $kind: warm, fresh worker"
-  hf --prepare "bash -c start_worker" --export-json "$work/$kind-fresh-farm.json" -n "farm, fresh worker" "$fb $ctx >>$work/$kind-builds.log 2>&1"
+  hf --prepare "$work/start_worker.sh" --export-json "$work/$kind-fresh-farm.json" -n "farm, fresh worker" "$fb $ctx >>$work/$kind-builds.log 2>&1"
 done
 
 # What the snapshots weigh: the coordinator logs each one it takes.

@@ -52,18 +52,20 @@ public sealed class FarmCacheMountTests(CacheMountFarmFixture farm) : IClassFixt
         // One job each, one slot each: both workers ran one of the steps.
         Assert.NotEqual(Step(first).Worker, Step(second).Worker);
 
-        // The step that ran last printed the whole log: its own lines after the other's, which another worker wrote,
-        // and its start no earlier than the other's end.
+        // The step that ran last printed the whole log: the other's lines, which another worker wrote, and its own, with
+        // no start of one between the start and the end of the other. (Output lines can reach the events out of order:
+        // they are put in order by the uptime each holds, an end before a start at the same instant.)
         var (earlier, later) = Log(first).Count > Log(second).Count ? (second, first) : (first, second);
         var log = Log(later);
         Assert.True(log.Count == 4, "the later step's log: " + string.Join(" | ", log) + Describe(later) + farm.Diagnostics());
-        var name = log[0].Split(' ')[1];
-        Assert.Equal(["start", "end", "start", "end"], log.Select(l => l.Split(' ')[0]));
-        Assert.Equal([name, name], log.Take(2).Select(l => l.Split(' ')[1]));
-        Assert.NotEqual(name, log[2].Split(' ')[1]);
-        Assert.Equal(Log(earlier), log.Take(2));
-        var times = log.Select(l => double.Parse(l.Split(' ')[2], CultureInfo.InvariantCulture)).ToList();
-        Assert.True(times[1] <= times[2], $"the second holder started at {times[2]} s of uptime, before the first ended at {times[1]} s");
+        Assert.Equal(Log(earlier).Order(StringComparer.Ordinal), log.Where(l => Log(earlier).Contains(l)).Order(StringComparer.Ordinal));
+        var entries = log.Select(l => l.Split(' '))
+            .Select(f => (Kind: f[0], Name: f[1], Time: double.Parse(f[2], CultureInfo.InvariantCulture)))
+            .OrderBy(e => e.Time).ThenBy(e => e.Kind == "start")
+            .ToList();
+        Assert.True(
+            entries.Select(e => e.Kind).SequenceEqual(["start", "end", "start", "end"]) && entries[0].Name == entries[1].Name && entries[2].Name == entries[3].Name && entries[1].Name != entries[2].Name,
+            "the two steps held the cache at once: " + string.Join(" | ", entries));
     }
 
     [Fact]
@@ -129,6 +131,54 @@ public sealed class FarmCacheMountTests(CacheMountFarmFixture farm) : IClassFixt
             Assert.Contains($"{i} sees: 0", Output(read));
             Assert.DoesNotContain(marker, Output(read));
         }
+    }
+
+    [Fact]
+    public async Task A_locked_lease_whose_holder_stops_renewing_goes_to_the_next_worker_when_it_runs_out_and_the_late_holders_cache_is_refused()
+    {
+        var id = "lease-" + Guid.NewGuid().ToString("N")[..8];
+        var grain = farm.Coordinator.Grains.GetGrain<Grains.ICacheMountGrain>(CacheMounts.Key("acme", id));
+        var killed = Guid.NewGuid();
+        var next = Guid.NewGuid();
+        AcquireCacheMount Ask(Guid holder, string worker) => new() { Tenant = "acme", Id = id, Sharing = "locked", Worker = worker, Holder = holder, LeaseTime = TimeSpan.FromSeconds(2) };
+
+        Assert.True((await grain.AcquireAsync(Ask(killed, "worker-killed"))).Granted);
+        var refused = await grain.AcquireAsync(Ask(next, "worker-next"));
+        Assert.False(refused.Granted);
+        Assert.Equal("worker-killed", refused.HeldBy);
+
+        // The holder was killed: it renews nothing, and after its lease the next worker gets the cache.
+        await Wait.UntilAsync(async () => (await grain.AcquireAsync(Ask(next, "worker-next"))).Granted, TimeSpan.FromMinutes(1),
+            () => "the lease of the killed holder to run out");
+        Assert.False((await grain.RenewAsync(new RenewCacheMount { Tenant = "acme", Id = id, Holder = killed })).Granted);
+        var late = await grain.ReleaseAsync(new ReleaseCacheMount
+        {
+            Tenant = "acme",
+            Id = id,
+            Sharing = "locked",
+            Worker = "worker-killed",
+            Holder = killed,
+            Snapshot = new CacheSnapshot { Digest = "sha256:" + new string('0', 64), DiffId = "sha256:" + new string('1', 64), MediaType = "application/vnd.oci.image.layer.v1.tar+gzip", Size = 1, BlobStore = farm.Store.StoreAddress, Worker = "worker-killed" },
+        });
+        Assert.False(late.Granted);
+        Assert.Null(late.Latest);
+        Assert.False((await grain.AcquireAsync(Ask(Guid.NewGuid(), "worker-third"))).Granted);
+    }
+
+    [Fact]
+    public async Task Snapshots_over_the_budget_are_evicted_least_recently_used_first()
+    {
+        // An index of its own (the farm's is key 0), so the budget here touches no other test's caches.
+        var index = farm.Coordinator.Grains.GetGrain<Grains.ICacheMountIndexGrain>(Random.Shared.NextInt64(1, long.MaxValue));
+        Assert.Empty(await index.UsedAsync("old", "sha256:old", 400, 1000));
+        Assert.Empty(await index.UsedAsync("used", "sha256:used", 400, 1000));
+        Assert.Empty(await index.UsedAsync("old", "sha256:old", 400, 1000));
+
+        var evicted = await index.UsedAsync("new", "sha256:new", 400, 1000);
+
+        // "used" was used longest ago: "old" was used again after it.
+        Assert.Equal(["used"], evicted.Select(e => e.Key));
+        Assert.Equal("sha256:used", evicted[0].Digest);
     }
 
     private async Task<BuildRecord> BuildAsync(string dockerfile, string? tenant = null)
