@@ -114,6 +114,7 @@ public sealed partial class CacheMounts
 
             var directory = Path.Combine(_root, instance.Name);
             var fresh = !Directory.Exists(directory);
+            Directory.CreateDirectory(directory);
             var restored = false;
             if (_farm is not null && _snapshots is not null && blobStore is not null)
             {
@@ -142,7 +143,6 @@ public sealed partial class CacheMounts
                 setup = false;
             }
 
-            Directory.CreateDirectory(directory);
             var lease = new CacheLease(directory, fresh && !restored, restored, succeeded => Finish(instance, directory, locked, farm, succeeded));
             return lease;
         }
