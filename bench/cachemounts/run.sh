@@ -14,6 +14,7 @@
 #                 another worker published; buildah has no equivalent (a new machine starts cold)
 # As root, with dotnet, runc, slirp4netns, buildah, hyperfine, a running registry (127.0.0.1:5100) and RabbitMQ
 # (infra/up.sh). Results: bench/results/cachemounts.md. RUNS=3 by default.
+#   KINDS="apt npm" (default): the examples to run.
 #   FARM_BENCH_PREBUILT=1: use the Debug output of `dotnet build Farm.sln` instead of Release builds.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -38,8 +39,8 @@ else
 fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mgmt="http://guest:guest@127.0.0.1:15672/api"
-# buildah keeps cache mounts in TMPDIR-or-/var/tmp/buildah-cache-UID (buildah 1.28); "cold" removes it (and /tmp's, in case).
-buildah_cache="${TMPDIR:-/var/tmp}/buildah-cache-$(id -u) /tmp/buildah-cache-$(id -u)"
+# buildah 1.28 keeps cache mounts in /var/tmp/buildah-cache (by id); "cold" removes it.
+buildah_cache="/var/tmp/buildah-cache"
 
 pids=()
 cleanup() {
@@ -127,7 +128,7 @@ bb="buildah build --layers --runtime runc --tls-verify=false -q -t buildah-cm:1 
 hf() { hyperfine --runs "$runs" --style basic "$@"; }
 
 rows=()
-for kind in apt npm; do
+for kind in ${KINDS:-apt npm}; do
   ctx="$work/ctx/$kind"
   # The layers below the measured step (npm: nodejs and npm from Debian's mirror) into both caches, outside the timings.
   dockerfile "$kind" "$kind-seed"
@@ -168,7 +169,8 @@ lines = ["# Cache mounts across the farm", "",
          "that wrote it, buildah's cache kept; fresh worker: each run on a new worker with an empty state directory, which",
          "starts from the snapshot another worker published (buildah has nothing like it: a new machine is cold).", "",
          "| example | case | farm mean ± σ (s) | buildah mean ± σ (s) | farm / buildah |", "| --- | --- | --- | --- | --- |"]
-for kind in ("apt", "npm"):
+import os
+for kind in [k for k in ("apt", "npm") if os.path.exists(f"{work}/{k}-fresh-farm.json")]:
     for case, label in (("cold", "cold"), ("warm", "warm, same worker"), ("fresh", "warm, fresh worker")):
         f, fs = stat(f"{kind}-{case}-farm")
         if case == "fresh":
