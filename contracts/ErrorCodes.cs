@@ -379,6 +379,10 @@ public static class FarmErrorCodes
 
     /// <summary><c>Farm:Worker:Platforms</c> names something that is not a platform (<c>os/arch[/variant]</c>): the worker does not start.</summary>
     public const string InvalidWorkerPlatform = "FARM3131";
+    // FARM314x: cache mounts across the farm on the worker (Farm.Worker.RunMounts).
+
+    /// <summary>A step with a farm-wide cache mount could not reach the coordinators that hold its lease and snapshot pointer (<c>CacheMountCoordinationException</c>).</summary>
+    public const string CacheMountCoordination = "FARM3140";
 
     // FARM40xx: coordinator action cache and job dispatch (Farm.Coordinator.Cache, Farm.Coordinator.Grains).
 
@@ -588,6 +592,11 @@ public static class FarmErrorCodes
     /// a worker that runs it, or install qemu-user-static on one (infra/install.sh) (<c>NoWorkerForPlatformException</c>).
     /// </summary>
     public const string NoWorkerForPlatform = "FARM4321";
+
+    // FARM433x: cache mounts across the farm on the coordinator (Farm.Coordinator.Dispatch).
+
+    /// <summary>A cache mount request came from a RabbitMQ user that is not one of the farm's workers (<c>CacheMountRequestNotAuthorizedException</c>).</summary>
+    public const string CacheMountRequestNotAuthorized = "FARM4330";
 
     // FARM434x: a worker fetching its job's build secrets from the coordinator (Farm.Coordinator.Auth).
 

@@ -44,7 +44,12 @@ public static class WorkerHosting
         services.TryAddSingleton(sp => Platforms.WorkerPlatforms.Detect(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Platforms));
         services.TryAddSingleton(sp => new JobSlots(sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Slots));
         services.TryAddSingleton<WorkerReadiness>();
-        services.TryAddSingleton(sp => new LayerJobExecutor(sp.GetRequiredService<IOptions<WorkerOptions>>().Value, sp.GetRequiredService<BlobStoreLocator>(), secrets: sp.GetService<RunMounts.IBuildSecretSource>()));
+        services.TryAddSingleton(sp => new LayerJobExecutor(
+            sp.GetRequiredService<IOptions<WorkerOptions>>().Value,
+            sp.GetRequiredService<BlobStoreLocator>(),
+            secrets: sp.GetService<RunMounts.IBuildSecretSource>(),
+            cacheCoordinator: sp.GetService<RunMounts.ICacheMountCoordinator>(),
+            logger: sp.GetService<Microsoft.Extensions.Logging.ILoggerFactory>()?.CreateLogger("Farm.Worker.RunMounts.CacheMounts")));
         services.TryAddSingleton<ILayerJobExecutor>(sp => sp.GetRequiredService<LayerJobExecutor>());
         services.TryAddSingleton(sp =>
         {
@@ -56,6 +61,7 @@ public static class WorkerHosting
         });
         services.AddHostedService<WorkerRecoveryService>();
         services.AddHostedService<WorkerHeartbeatService>();
+        services.AddHostedService<CacheMountDrain>();
         return services;
     }
 
@@ -184,6 +190,8 @@ public static class WorkerHosting
         // First, so that it starts before the recovery (answering "not ready") and stops last: /readyz keeps saying
         // "draining" while the bus lets running jobs finish within StopGrace.
         services.AddHostedService<WorkerHealthEndpoint>();
+        // Cache mounts are the farm's: a locked one is held across workers, snapshots go through the blob store.
+        services.TryAddSingleton<RunMounts.ICacheMountCoordinator>(sp => new RunMounts.BusCacheMountCoordinator(sp.GetRequiredService<IBus>()));
         services.AddFarmWorker();
         services.AddFarmRabbitMqOptions(configuration);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);

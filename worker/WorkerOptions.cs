@@ -80,6 +80,20 @@ public sealed class WorkerOptions : IValidatableObject
     /// </summary>
     public string? CoordinatorCaPath { get; set; }
 
+    /// <summary>
+    /// A cache mount whose files take more bytes than this after a step is not published to the farm's other workers
+    /// (a log line says so); they keep the previous snapshot. 1 GiB by default.
+    /// </summary>
+    [Range(0L, long.MaxValue)]
+    public long CacheSnapshotMaxBytes { get; set; } = 1L << 30;
+
+    /// <summary>
+    /// How long a <c>sharing=locked</c> cache stays held by this worker without renewal (renewed every third of it while
+    /// its step runs): when the worker dies, another takes the cache after at most this long. 30 s by default.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan CacheLeaseTime { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Defaults and caps of RUN steps' memory, processes, CPU and time (<c>Farm:Worker:StepLimits</c>).</summary>
     public StepLimitsOptions StepLimits { get; set; } = new();
 

@@ -233,13 +233,17 @@ public sealed class LayerStore
 
     private static long MeasureBytes(string dir)
     {
-        long total = 0;
-        foreach (var entry in new DirectoryInfo(dir).EnumerateFileSystemInfos("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        var sizes = new System.IO.Enumeration.FileSystemEnumerable<long>(
+            dir,
+            (ref System.IO.Enumeration.FileSystemEntry e) => e.IsDirectory || (e.Attributes & FileAttributes.ReparsePoint) != 0 ? 512 : e.Length,
+            new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
         {
-            total += entry is FileInfo { LinkTarget: null } file ? file.Length : 512;
-        }
-
-        return total;
+            // A symbolic link to a directory is a link, not a directory to walk: Debian's node packages link directories
+            // to their siblings (usr/share/doc/node-object-keys/node-resolve -> ../node-resolve), and following them
+            // never ends.
+            ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => (e.Attributes & FileAttributes.ReparsePoint) == 0,
+        };
+        return sizes.Sum();
     }
 
     private static void TryDelete(string dir)

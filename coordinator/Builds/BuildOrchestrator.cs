@@ -397,7 +397,7 @@ public sealed partial class BuildOrchestrator
             graph,
             request.ContextIndex,
             (reference, stagePlatform) => images.TryGetValue(BaseImageResolver.Key(reference, stagePlatform), out var image) ? image.Digest.ToString() : reference,
-            _keyOptions with { SourceDateEpoch = epoch },
+            _keyOptions with { SourceDateEpoch = epoch, Tenant = request.Tenant },
             request.NamedContexts.ToDictionary(p => p.Key, p => p.Value.Index, StringComparer.Ordinal),
             inputs);
         var explainer = inputs is null ? null : new StepExplainer(plan, previous, request.NoCache);

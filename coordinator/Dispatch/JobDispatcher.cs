@@ -129,9 +129,26 @@ public sealed partial class JobDispatcher(
         return count;
     }
 
-    /// <summary>The layers a job extracts before it runs: its parents and, for COPY --from, the source's layers.</summary>
+    /// <summary>
+    /// The layers a job extracts before it runs: its parents and, for COPY --from, the source's layers; and, for each
+    /// cache mount of a RUN, the cache as a pseudo-layer <c>farm-cache:KEY</c> weighing <see cref="CacheMountWeight"/>,
+    /// so that a worker that ran a step with the cache (and so holds it warm) is preferred as much as one holding that
+    /// many bytes of layers (docs/architecture.md, "Cache mounts across the farm").
+    /// </summary>
     public static IReadOnlyList<LayerRef> Inputs(IEnumerable<LayerRef> parents, LayerStep? step) =>
-        [.. parents.Concat(step?.Copy?.From.Layers ?? []).DistinctBy(l => l.Digest, StringComparer.Ordinal)];
+        [.. parents.Concat(step?.Copy?.From.Layers ?? [])
+            .Concat((step?.Run?.Mounts ?? []).Where(m => m.Type == "cache").Select(m => CacheMountInput(m.Tenant, m.Id ?? m.Target ?? string.Empty)))
+            .DistinctBy(l => l.Digest, StringComparer.Ordinal)];
+
+    /// <summary>What a warm cache mount counts for in the choice of a worker: as much as 256 MiB of layers held.</summary>
+    public const long CacheMountWeight = 256L << 20;
+
+    /// <summary>The pseudo-layer standing for cache mount <paramref name="id"/> of <paramref name="tenant"/> in the locality record.</summary>
+    public static LayerRef CacheMountInput(string? tenant, string id)
+    {
+        var name = "farm-cache:" + Worker.RunMounts.CacheMounts.Key(tenant, id);
+        return new LayerRef(name, name, "application/vnd.farm.cache-mount", CacheMountWeight);
+    }
 
     /// <summary>The worker to prefer for <paramref name="job"/>, or null: none holds any of its inputs, or affinity cannot help.</summary>
     internal async Task<WorkerView?> PreferredAsync(BuildLayer job, CancellationToken cancellationToken)

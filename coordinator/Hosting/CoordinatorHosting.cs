@@ -197,6 +197,9 @@ public static class CoordinatorHosting
         // A grain call fails while a silo joins or leaves; a result must still arrive, so retry before faulting.
         bus.AddConsumer<LayerResultsConsumer>(c => c.UseMessageRetry(r => r.Exponential(8, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500))))
             .Endpoint(e => e.Name = LayerResultsConsumer.QueueName);
+        // Workers wait on these answers before a step with a cache mount runs: a few quick retries, then their own.
+        bus.AddConsumer<CacheMountConsumer>(c => c.UseMessageRetry(r => r.Exponential(4, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(500))))
+            .Endpoint(e => e.Name = CacheMountConsumer.QueueName);
         bus.AddConsumer<StepLogConsumer>()
             .Endpoint(e =>
             {

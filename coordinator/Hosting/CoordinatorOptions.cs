@@ -78,6 +78,14 @@ public sealed class CoordinatorOptions
     public TimeSpan AffinityWait { get; set; }
 
     /// <summary>
+    /// Budget of the cache mounts' snapshots in the blob store, all tenants together (docs/architecture.md, "Cache
+    /// mounts across the farm"): past it, the least recently used caches' snapshots are forgotten (their next user
+    /// starts empty). 10 GiB by default.
+    /// </summary>
+    [Range(0L, long.MaxValue)]
+    public long CacheMountSnapshotBytes { get; set; } = 10L << 30;
+
+    /// <summary>
     /// How often the reminder of an unfinished build checks that a silo runs it: after the silo running a build stops,
     /// another silo resumes it within about this long.
     /// </summary>

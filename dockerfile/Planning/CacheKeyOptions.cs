@@ -16,5 +16,12 @@ public sealed record CacheKeyOptions
     /// </summary>
     public DateTimeOffset? SourceDateEpoch { get; init; }
 
+    /// <summary>
+    /// The build's tenant on a shared farm, or null: mixed into the key of a RUN step that mounts a secret, an SSH agent
+    /// or a cache (what it makes may depend on what only that tenant has); every other key is the same for all tenants,
+    /// so they share those layers. Null leaves every key as it was.
+    /// </summary>
+    public string? Tenant { get; init; }
+
     public override string ToString() => $"CacheKeyOptions {{ Salt = {(Salt.Length == 0 ? "(none)" : "***")} }}";
 }

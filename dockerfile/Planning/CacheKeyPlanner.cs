@@ -246,6 +246,14 @@ public static class CacheKeyPlanner
                 }
             }
 
+            // What a step makes with a secret, an SSH agent or a cache may depend on what only its tenant has (a private
+            // package fetched with the tenant's token, files left in its cache): on a shared farm such a step is keyed
+            // by its tenant, so another tenant's build of the same Dockerfile never takes (or joins) its layer.
+            if (options.Tenant is { } tenant && run.Mounts.Any(m => (ParseMount(m).GetValueOrDefault("type") ?? "bind") is "secret" or "ssh" or "cache"))
+            {
+                w.Add("tenant", tenant);
+            }
+
             w.Add("files", run.Files.Count);
             foreach (var file in run.Files)
             {

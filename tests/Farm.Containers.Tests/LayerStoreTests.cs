@@ -41,6 +41,25 @@ public sealed class LayerStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_layer_whose_directories_link_to_each_other_is_stored_and_measured_without_following_the_links()
+    {
+        var store = new LayerStore(_root, 1 << 30, (layer, source, dir, ct) =>
+        {
+            // As Debian's node packages do: doc directories linking to their siblings, both ways.
+            Directory.CreateDirectory(Path.Combine(dir, "doc", "a"));
+            Directory.CreateDirectory(Path.Combine(dir, "doc", "b"));
+            File.CreateSymbolicLink(Path.Combine(dir, "doc", "a", "b"), "../b");
+            File.CreateSymbolicLink(Path.Combine(dir, "doc", "b", "a"), "../a");
+            return File.WriteAllBytesAsync(Path.Combine(dir, "doc", "a", "content"), new byte[1000], ct);
+        });
+
+        using var lease = await store.AcquireAsync(Layer('a'), "test", CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.True(File.Exists(Path.Combine(lease.Directory, "doc", "b", "a", "content")));
+        Assert.InRange(store.SizeBytes, 1000, 10_000);
+    }
+
+    [Fact]
     public async Task Least_recently_used_layers_are_evicted_beyond_the_budget_but_never_a_leased_one()
     {
         var store = new LayerStore(_root, 2500, Writing(1000));

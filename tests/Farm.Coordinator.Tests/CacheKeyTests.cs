@@ -317,6 +317,36 @@ public sealed class CacheKeyTests
     }
 
     [Fact]
+    public void A_run_with_a_secret_an_ssh_agent_or_a_cache_is_keyed_by_its_tenant_and_nothing_else_is()
+    {
+        // Tenant B must never take (or join) the layer tenant A's step made with A's token or A's cache: B could then
+        // read what only A may, by building the same Dockerfile.
+        const string df = """
+            FROM alpine:3.20
+            COPY go.mod /src/
+            RUN --mount=type=secret,id=token cat /run/secrets/token > /dev/null
+            RUN --mount=type=cache,target=/root/.cache echo cached
+            RUN --mount=type=ssh echo ssh
+            RUN --mount=type=bind,target=/ctx echo bound
+            RUN echo plain
+            """;
+        CacheKeyPlan For(string? tenant) => CacheKeyPlanner.Compute(
+            BuildGraph.Create(df), Context(BaseFiles), name => Images[name], new CacheKeyOptions { Tenant = tenant });
+
+        var none = For(null);
+        Assert.Equal(Keys(Plan(df)), Keys(none));
+        Assert.Equal(["s0/2", "s0/3", "s0/4", "s0/5", "s0/6"], Changed(none, For("acme")));
+        Assert.Equal(["s0/2", "s0/3", "s0/4", "s0/5", "s0/6"], Changed(For("acme"), For("globex")));
+        Assert.Equal(Keys(For("acme")), Keys(For("acme")));
+
+        // Steps without such a mount stay shared by every tenant.
+        const string shared = "FROM alpine:3.20\nRUN --mount=type=bind,target=/ctx echo bound\nRUN --mount=type=tmpfs,target=/t echo plain\n";
+        Assert.Equal(
+            Keys(CacheKeyPlanner.Compute(BuildGraph.Create(shared), Context(BaseFiles), name => Images[name], new CacheKeyOptions { Tenant = "acme" })),
+            Keys(CacheKeyPlanner.Compute(BuildGraph.Create(shared), Context(BaseFiles), name => Images[name], new CacheKeyOptions())));
+    }
+
+    [Fact]
     public void Add_of_a_url_without_checksum_is_not_cacheable_and_neither_is_anything_on_top()
     {
         const string df = """

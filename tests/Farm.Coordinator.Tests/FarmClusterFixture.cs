@@ -116,10 +116,13 @@ public class FarmClusterFixture : IAsyncLifetime
     {
     }
 
+    /// <summary>More settings (environment variables) for each worker process this fixture starts.</summary>
+    protected virtual IReadOnlyDictionary<string, string>? WorkerEnvironment => null;
+
     /// <summary>A worker process with an empty layer store of its own.</summary>
     public WorkerProcess StartWorker(string name)
     {
-        var worker = WorkerProcess.Start(name, Path.Combine(Store.Root, "w" + name[^1]), VirtualHost);
+        var worker = WorkerProcess.Start(name, Path.Combine(Store.Root, "w" + name[^1]), VirtualHost, WorkerEnvironment);
         Workers.Add(worker);
         return worker;
     }

@@ -63,6 +63,28 @@ public sealed class JobDispatcherTests
         Assert.Equal([Base, Small, Large], JobDispatcher.Inputs([Base, Small], step));
     }
 
+    [Fact]
+    public void A_worker_holding_a_steps_cache_mount_warm_is_preferred_over_one_holding_a_small_parent_and_tenants_caches_are_apart()
+    {
+        var step = new LayerStep
+        {
+            Kind = StepKind.Run,
+            Display = "RUN --mount=type=cache,target=/root/.npm npm install",
+            Run = new RunStep
+            {
+                Args = ["/bin/sh", "-c", "npm install"],
+                Mounts = [new RunStepMount { Type = "cache", Target = "/root/.npm", Tenant = "acme" }, new RunStepMount { Type = "tmpfs", Target = "/tmp" }],
+            },
+        };
+
+        var inputs = JobDispatcher.Inputs([Small], step);
+
+        // The cache (id: its target) of acme, not of another tenant, weighs as much as 256 MiB of layers.
+        Assert.Equal([Small, JobDispatcher.CacheMountInput("acme", "/root/.npm")], inputs);
+        Assert.NotEqual(JobDispatcher.CacheMountInput("globex", "/root/.npm").Digest, inputs[1].Digest);
+        Assert.Equal("b", JobDispatcher.Choose([Worker("a"), Worker("b")], inputs, [["a"], ["b"]])?.Name);
+    }
+
     private static LayerRef Layer(string name, long size) => new("sha256:" + name, "sha256:diff-" + name, "application/vnd.oci.image.layer.v1.tar+gzip", size);
 
     private static WorkerView Worker(string name, int busy = 0) =>

@@ -205,7 +205,7 @@ public sealed partial class BuildLayerConsumer(
     {
         IStepFailure => false,
         Platforms.PlatformNotRunException => false,
-        FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot,
+        FarmException f => f.Code.StartsWith("FARM22", StringComparison.Ordinal) || f.Code is FarmErrorCodes.Sandbox or FarmErrorCodes.Snapshot or FarmErrorCodes.CacheMountCoordination,
         _ => true,
     };
 

@@ -30,7 +30,13 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
     private readonly HttpClient _coordinatorHttp;
     private long _bytesDownloaded;
 
-    public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null, IBuildSecretSource? secrets = null)
+    /// <param name="options">The worker's settings.</param>
+    /// <param name="stores">Opens the jobs' blob stores.</param>
+    /// <param name="time">The clock of the phase timings.</param>
+    /// <param name="secrets">Where build secrets come from; none by default.</param>
+    /// <param name="cacheCoordinator">The farm's side of cache mounts; null keeps them on this worker (the local farm).</param>
+    /// <param name="logger">Logs of cache mounts.</param>
+    public LayerJobExecutor(WorkerOptions options, BlobStoreLocator stores, TimeProvider? time = null, IBuildSecretSource? secrets = null, ICacheMountCoordinator? cacheCoordinator = null, Microsoft.Extensions.Logging.ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _stores = stores ?? throw new ArgumentNullException(nameof(stores));
@@ -48,7 +54,18 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         _runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run"), Firewall = Firewall });
         _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10) }) { Timeout = TimeSpan.FromMinutes(30) };
         _copy = new CopyOperation(_http);
-        Caches = new CacheMounts(Path.Combine(state, "cache-mounts"));
+        Caches = new CacheMounts(
+            Path.Combine(state, "cache-mounts"),
+            cacheCoordinator is null ? null : new FarmCacheSettings
+            {
+                Coordinator = cacheCoordinator,
+                Worker = options.Name,
+                Stores = stores,
+                Scratch = _scratch,
+                MaxSnapshotBytes = options.CacheSnapshotMaxBytes,
+                LeaseTime = options.CacheLeaseTime,
+                Logger = logger,
+            });
         _secrets = secrets ?? NoBuildSecrets.Instance;
         _coordinatorHttp = CoordinatorClient(options.CoordinatorCaPath);
     }
@@ -231,6 +248,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 Snapshotter = _snapshotter,
                 AcquireAsync = async (from, leases, ct) => await AcquireCopySourceAsync(from, job.BlobStore, leases, ct).ConfigureAwait(false) ?? [],
                 Caches = Caches,
+                BlobStore = job.BlobStore,
                 Copy = _copy,
                 // A shared farm's job names where its build's secrets are and carries a credential for them; the
                 // local farm's worker reads them from the coordinator in its process.
@@ -275,6 +293,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 },
                 (line, _) => new ValueTask(output(line.Stream == OutputStream.Stdout ? "stdout" : "stderr", line.Text)),
                 cancellationToken).ConfigureAwait(false);
+            stepMounts.Succeeded();
             return result.MountStubs;
         }
         finally

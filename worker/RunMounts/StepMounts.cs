@@ -31,6 +31,7 @@ public sealed class StepMounts : IAsyncDisposable
     public const string SshAgentTarget = "/run/buildkit/ssh_agent.";
 
     private readonly List<Func<ValueTask>> _undo = [];
+    private readonly List<CacheLease> _caches = [];
 
     private StepMounts()
     {
@@ -140,6 +141,18 @@ public sealed class StepMounts : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The step succeeded: its caches may be published to the farm when the mounts are undone (a failed step's never
+    /// are).
+    /// </summary>
+    public void Succeeded()
+    {
+        foreach (var cache in _caches)
+        {
+            cache.Succeeded();
+        }
+    }
+
     /// <summary>Undoes every mount, last made first.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -172,13 +185,20 @@ public sealed class StepMounts : IAsyncDisposable
 
     private async Task<string> CacheAsync(RunStepMount mount, StepMountContext context, CancellationToken cancellationToken)
     {
-        var lease = await context.Caches.AcquireAsync(mount.Tenant, mount.Id ?? mount.Target!, mount.Sharing, cancellationToken).ConfigureAwait(false);
+        var lease = await context.Caches.AcquireAsync(mount.Tenant, mount.Id ?? mount.Target!, mount.Sharing, context.BlobStore, mount.ReadOnly, cancellationToken).ConfigureAwait(false);
         _undo.Add(() =>
         {
             lease.Dispose();
             return ValueTask.CompletedTask;
         });
-        if (lease.Fresh)
+        _caches.Add(lease);
+        if (lease.Restored)
+        {
+            // Another worker's snapshot: the mount's owner and mode as for a new one, its content as that worker left it.
+            UnixFile.Lchown(lease.Directory, (uint)mount.Uid, (uint)mount.Gid);
+            UnixFile.Chmod(lease.Directory, (uint)(mount.Mode ?? 0x1ED /* 0755 */));
+        }
+        else if (lease.Fresh)
         {
             try
             {
@@ -264,6 +284,9 @@ public sealed record StepMountContext
 
     /// <summary>The worker's cache directories.</summary>
     public required CacheMounts Caches { get; init; }
+
+    /// <summary>The job's blob store, where a farm-wide cache's snapshots are kept; null keeps caches on this worker.</summary>
+    public string? BlobStore { get; init; }
 
     /// <summary>Copies a cache's <c>from</c> content.</summary>
     public required CopyOperation Copy { get; init; }
