@@ -160,10 +160,11 @@ public sealed class ComposeTests(ITestOutputHelper output)
             },
             async () =>
             {
-                var present = Lines(await Tool.RunAsync("podman", "images", "--format", "{{.Repository}}:{{.Tag}}"));
-                foreach (var image in images.Where(present.Contains))
+                // rmi --ignore rather than a listing first: `podman images` fails outright when another test removes an
+                // image while it lists (the multi-platform tests pull and remove theirs).
+                foreach (var image in images)
                 {
-                    await Tool.RunAsync("podman", "rmi", "-f", image);
+                    await Tool.RunAsync("podman", "rmi", "-f", "--ignore", image);
                 }
             },
         ];
