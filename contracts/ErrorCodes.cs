@@ -126,6 +126,12 @@ public static class FarmErrorCodes
     /// <summary>A named build context (<c>--build-context NAME=...</c>) cannot be used: its directory is missing, its <c>oci-layout://</c> directory is not a layout or lacks the image named, an <c>oci-layout://</c> context goes to a remote farm, or a <c>FROM</c> names a directory context (<c>NamedContextException</c>; <c>BuildGraphException</c> for the <c>FROM</c>).</summary>
     public const string NamedContextUnusable = "FARM1221";
 
+    /// <summary>
+    /// The ref of an <c>ADD</c> git source could not be resolved to a commit when the build was planned: no such branch
+    /// or tag, the repository unreachable or refused, an ssh remote on a farm (<c>GitSourceUnavailableException</c>).
+    /// </summary>
+    public const string GitSourceUnavailable = "FARM1230";
+
     // FARM13xx: stages and the build graph (BuildGraphException, Farm.Dockerfile.Graph).
 
     /// <summary><c>--target</c> names no stage.</summary>

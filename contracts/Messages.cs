@@ -358,6 +358,15 @@ public sealed record CopyStep
     /// as BuildKit's <c>COPY --parents</c>. False from a coordinator older than this field.
     /// </summary>
     public bool Parents { get; init; }
+
+    /// <summary>ADD <c>--keep-git-dir</c>: a git source's <c>.git</c> directory stays in the layer.</summary>
+    public bool KeepGitDir { get; init; }
+
+    /// <summary>
+    /// The commit each git source of an ADD named when the build was planned (source as written → commit id), the
+    /// commit its cache key is of: the worker checks out exactly it, so a branch that moved since is not what it adds.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> GitCommits { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>The source of a COPY: a context tar blob, or a root filesystem made of layers.</summary>

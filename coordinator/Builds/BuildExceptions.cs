@@ -77,6 +77,17 @@ public sealed class EntitlementNotGrantedException(string message)
         new($"this farm does not grant the {entitlement} entitlement (it grants {(granted.Count == 0 ? "none" : string.Join(", ", granted))}). Build without --allow {entitlement}, or ask the farm's operator to add it to Farm:Builds:Entitlements.");
 }
 
+/// <summary>FARM1230: an ADD git source's ref could not be resolved to a commit when the build was planned; no job ran.</summary>
+public sealed class GitSourceUnavailableException(string fileName, string location, string source, string reason, Exception? inner = null)
+    : FarmException(
+        FarmErrorCodes.GitSourceUnavailable,
+        $"{fileName}:{location}: ADD {Farm.Dockerfile.Context.GitSource.Redact(source)}: {Farm.Dockerfile.Context.GitSource.Redact(reason)}. Check the URL and the ref; a farm fetches git sources over git://, http(s):// and without credentials (never ssh with its own keys).",
+        inner)
+{
+    /// <summary>The git source as written.</summary>
+    public string GitSource { get; } = source;
+}
+
 /// <summary>FARM4204: the Dockerfile uses a feature the farm cannot build yet; refused before any job rather than built wrong.</summary>
 public sealed class UnsupportedBuildFeatureException(string fileName, string location, string feature)
     : FarmException(FarmErrorCodes.UnsupportedBuildFeature, $"{fileName}:{location}: {feature} is not supported by Farm yet. Remove it from the Dockerfile (or build this image with docker buildx) and build again.")

@@ -253,7 +253,7 @@ public sealed partial class BuildOrchestrator
 
         // 3. One task per stage; a stage awaits only the stages it depends on. The first failure cancels the rest.
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var runs = plans.Select(p => new BuildRun(request, p.Graph, p.Plan, p.Images, progress) { Epoch = p.Epoch, Explainer = p.Explainer, Label = multi ? p.Platform : null, CacheStore = cacheStore, Imported = imported }).ToList();
+        var runs = plans.Select(p => new BuildRun(request, p.Graph, p.Plan, p.Images, progress) { Epoch = p.Epoch, Explainer = p.Explainer, Label = multi ? p.Platform : null, CacheStore = cacheStore, Imported = imported, GitCommits = p.GitCommits }).ToList();
         // Concurrent: stage tasks read their dependencies' entries while later stages are still being added.
         var stageTaskSets = runs.Select(_ => new ConcurrentDictionary<int, Task<StageResult>>()).ToList();
         var all = new List<Task<StageResult>>();
@@ -390,6 +390,7 @@ public sealed partial class BuildOrchestrator
         RefuseUnsupported(graph);
         RefuseUnrequested(graph, request.Entitlements);
         RequireSecrets(graph, request.SecretIds, request.SshIds);
+        var gitCommits = await ResolveGitSourcesAsync(graph, cancellationToken).ConfigureAwait(false);
 
         // 2. Cache keys, with every image pinned to the digest resolved above, and what went into each.
         var (inputs, previous) = withHistory ? await HistoryAsync(request, cancellationToken).ConfigureAwait(false) : (null, null);
@@ -397,11 +398,11 @@ public sealed partial class BuildOrchestrator
             graph,
             request.ContextIndex,
             (reference, stagePlatform) => images.TryGetValue(BaseImageResolver.Key(reference, stagePlatform), out var image) ? image.Digest.ToString() : reference,
-            _keyOptions with { SourceDateEpoch = epoch, Tenant = request.Tenant },
+            _keyOptions with { SourceDateEpoch = epoch, Tenant = request.Tenant, GitCommits = gitCommits },
             request.NamedContexts.ToDictionary(p => p.Key, p => p.Value.Index, StringComparer.Ordinal),
             inputs);
         var explainer = inputs is null ? null : new StepExplainer(plan, previous, request.NoCache);
-        return new PlannedBuild(graph, plan, images, explainer, epoch, graphOptions.Platform);
+        return new PlannedBuild(graph, plan, images, explainer, epoch, graphOptions.Platform, gitCommits);
     }
 
     /// <summary>
@@ -520,6 +521,38 @@ public sealed partial class BuildOrchestrator
             .Where(k => k.Cacheable && (mode == CacheExportMode.Max || imageStages.Contains(k.StageIndex)))
             .Where(k => run.Outcomes.ContainsKey(k.StepId))
             .Select(k => new ExportedCacheEntry(k.Key, run.Outcomes[k.StepId].Layer, run.LayerTimes[k.StepId]));
+    }
+
+    /// <summary>
+    /// The commit each <c>ADD</c> git source of the steps to build names now (<c>git ls-remote</c>), once per source:
+    /// the step is keyed by it and its worker checks out exactly it, so a moved branch is a new key and a build never
+    /// mixes two commits of one ref. ssh remotes are refused: the coordinator's keys are not the build's.
+    /// </summary>
+    /// <exception cref="GitSourceUnavailableException">A ref could not be resolved (FARM1230, at the ADD's line).</exception>
+    private static async Task<IReadOnlyDictionary<string, string>> ResolveGitSourcesAsync(BuildGraph graph, CancellationToken cancellationToken)
+    {
+        var commits = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var step in graph.StagesToBuild.SelectMany(s => s.Steps))
+        {
+            if (step.Payload is not CopyPayload { Instruction: "ADD" } add)
+            {
+                continue;
+            }
+
+            foreach (var source in add.Sources.Where(GitSource.IsGit).Where(s => !commits.ContainsKey(s)))
+            {
+                try
+                {
+                    commits[source] = await GitSource.Parse(source).ResolveCommitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (GitCommandException e)
+                {
+                    throw new GitSourceUnavailableException(graph.FileName, step.Location.ToString(), source, e.Reason, e);
+                }
+            }
+        }
+
+        return commits;
     }
 
     /// <summary>Records a finished build's key inputs as the latest of its lineages (a failure is logged: the next build only explains less).</summary>
@@ -653,7 +686,8 @@ public sealed partial class BuildOrchestrator
                 image => run.Images[BaseImageResolver.Key(image, stage.Platform)].Layers,
                 name => name is null ? run.Request.ContextDigest : run.Request.NamedContexts[name].ContextDigest,
                 name => run.Graph.Stages.FirstOrDefault(s => s.Index < stage.Index && string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase))?.Index,
-                run.Request.Tenant);
+                run.Request.Tenant,
+                run.GitCommits);
             IReadOnlyList<string> dependsOn = below is null ? waited : [run.EventId(below)];
             // COPY --link: the worker makes the layer on an empty root, which its cache key assumes; the layer is still
             // stacked on the others below.
@@ -835,7 +869,7 @@ public sealed partial class BuildOrchestrator
     private sealed record StageResult(IReadOnlyList<LayerRef> Layers, IReadOnlyList<LayerRef?> StepLayers);
 
     /// <summary>A planned build: its graph, keys, pinned images, and (with a history) what explains its misses.</summary>
-    private sealed record PlannedBuild(BuildGraph Graph, CacheKeyPlan Plan, Dictionary<string, ResolvedImage> Images, StepExplainer? Explainer, DateTimeOffset? Epoch, string Platform);
+    private sealed record PlannedBuild(BuildGraph Graph, CacheKeyPlan Plan, Dictionary<string, ResolvedImage> Images, StepExplainer? Explainer, DateTimeOffset? Epoch, string Platform, IReadOnlyDictionary<string, string> GitCommits);
 
     private sealed class BuildRun(BuildRequest request, BuildGraph graph, CacheKeyPlan plan, IReadOnlyDictionary<string, ResolvedImage> images, IProgress<BuildEvent>? progress)
     {
@@ -851,6 +885,9 @@ public sealed partial class BuildOrchestrator
 
         /// <summary>Says why a step missed the cache; null without a key input history.</summary>
         public StepExplainer? Explainer { get; init; }
+
+        /// <summary>The commits the build's ADD git sources were resolved to when it was planned.</summary>
+        public IReadOnlyDictionary<string, string> GitCommits { get; init; } = new Dictionary<string, string>();
 
         /// <summary>The platform this run builds, in a build for several; null in a build for one.</summary>
         public string? Label { get; init; }

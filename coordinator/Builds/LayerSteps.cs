@@ -15,13 +15,15 @@ internal static class LayerSteps
     /// <param name="contextDigest">The digest of a context tar: the build's (null) or a named directory context's.</param>
     /// <param name="mountStage">The index of the stage a <c>--mount from=</c> names (by name, as BuildKit looks it up), or null for an image.</param>
     /// <param name="tenant">The build's tenant, whose cache mounts the step uses.</param>
+    /// <param name="gitCommits">The commits the build's ADD git sources were resolved to (<see cref="CopyStep.GitCommits"/>).</param>
     public static LayerStep For(
         BuildStep step,
         Func<int, IReadOnlyList<LayerRef>> stageLayers,
         Func<string, IReadOnlyList<LayerRef>> imageLayers,
         Func<string?, string> contextDigest,
         Func<string, int?>? mountStage = null,
-        string? tenant = null)
+        string? tenant = null,
+        IReadOnlyDictionary<string, string>? gitCommits = null)
     {
         Contracts.CopySource From(string? name) => name is null
             ? new Contracts.CopySource { ContextDigest = contextDigest(null) }
@@ -70,6 +72,8 @@ internal static class LayerSteps
                 },
                 Files = [.. c.InlineFiles.Select(f => new Contracts.InlineFile(f.Name, f.Content, 0b110_100_100))],
                 Parents = c.Parents,
+                KeepGitDir = c.KeepGitDir,
+                GitCommits = gitCommits is null ? new Dictionary<string, string>() : c.Sources.Where(gitCommits.ContainsKey).ToDictionary(source => source, source => gitCommits[source], StringComparer.Ordinal),
             },
         },
         WorkdirPayload w => new LayerStep { Kind = StepKind.Workdir, Display = step.Text, Workdir = w.Path, WorkdirUser = w.User ?? string.Empty },

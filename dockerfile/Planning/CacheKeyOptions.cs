@@ -23,5 +23,11 @@ public sealed record CacheKeyOptions
     /// </summary>
     public string? Tenant { get; init; }
 
+    /// <summary>
+    /// The commit each <c>ADD</c> git source of the build named when it was planned (source as written → commit id): the
+    /// step's key is of that commit, and the worker checks out exactly it. A git source missing here is not cacheable.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? GitCommits { get; init; }
+
     public override string ToString() => $"CacheKeyOptions {{ Salt = {(Salt.Length == 0 ? "(none)" : "***")} }}";
 }

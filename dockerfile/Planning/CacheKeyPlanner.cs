@@ -91,12 +91,6 @@ public static class CacheKeyPlanner
     internal static bool IsUrl(string source) =>
         source.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || source.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Git sources ADD accepts in BuildKit; a branch or tag moves, so they are never cached.</summary>
-    internal static bool IsGit(string source) =>
-        source.StartsWith("git@", StringComparison.Ordinal) || source.StartsWith("git://", StringComparison.OrdinalIgnoreCase)
-        || source.StartsWith("ssh://", StringComparison.OrdinalIgnoreCase)
-        || (IsUrl(source) && (source.Split('#')[0].EndsWith(".git", StringComparison.OrdinalIgnoreCase)));
-
     private sealed class Planner(BuildGraph graph, CopySourceResolver? context, Func<string, string, string> resolve, CacheKeyOptions options, Dictionary<string, CopySourceResolver> namedContexts, KeyInputsOptions? inputsOptions)
     {
         private readonly Dictionary<int, StageCacheKey> _stages = [];
@@ -311,9 +305,19 @@ public static class CacheKeyPlanner
             var local = new List<string>();
             foreach (var source in copy.Sources)
             {
-                if (copy.Instruction == "ADD" && IsGit(source))
+                if (copy.Instruction == "ADD" && GitSource.IsGit(source))
                 {
-                    reason ??= $"ADD of the git source '{source}' is never cached: a branch or tag can move";
+                    // A branch or tag moves: the key is of the commit it named when the build was planned, which the
+                    // worker then checks out (and nothing else).
+                    if (options.GitCommits?.GetValueOrDefault(source) is { } commit)
+                    {
+                        w.Add("git-commit", commit);
+                        _inputs?.Source(source, commit);
+                    }
+                    else
+                    {
+                        reason ??= $"ADD of the git source '{source}' is not cached: its ref was not resolved to a commit";
+                    }
                 }
                 else if (copy.Instruction == "ADD" && IsUrl(source))
                 {

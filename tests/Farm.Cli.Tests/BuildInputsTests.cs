@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Farm.Testing;
 
 namespace Farm.Cli.Tests;
@@ -138,12 +139,72 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
 
         var missing = await fixture.Farm("build", $"{url}#no-such-branch:svc");
         Assert.Equal(1, missing.ExitCode);
-        Assert.StartsWith($"farm: FARM5065: cannot use the git context {url}#no-such-branch:svc: git fetch --quiet --depth=1 --no-tags origin no-such-branch failed with exit code 128: fatal: couldn't find remote ref no-such-branch", missing.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith($"farm: FARM5065: cannot use the git context {url}#no-such-branch:svc: the repository has no branch or tag 'no-such-branch'", missing.Stderr, StringComparison.Ordinal);
 
         var subdir = await fixture.Farm("build", $"{url}#main:nowhere");
         Assert.Equal(1, subdir.ExitCode);
         Assert.StartsWith("farm: FARM5065: ", subdir.Stderr, StringComparison.Ordinal);
         Assert.Contains("'nowhere' is not a directory of the repository", subdir.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ADD_of_a_git_source_adds_the_commit_its_ref_names_and_stays_cached_until_the_ref_moves()
+    {
+        var repos = Path.Combine(fixture.Directory, "add-repos-" + Guid.NewGuid().ToString("N")[..8]);
+        var work = Path.Combine(fixture.Directory, "add-work-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(Path.Combine(work, "svc"));
+        await Git(work, "init", "-q", "-b", "main");
+        await File.WriteAllTextAsync(Path.Combine(work, "svc", "version"), "one\n");
+        await Git(work, "add", "-A");
+        await Git(work, "commit", "-q", "-m", "one");
+        await Git(work, "tag", "-a", "v1", "-m", "release one");
+        var first = (await Git(work, "rev-parse", "HEAD")).Trim();
+        await File.WriteAllTextAsync(Path.Combine(work, "svc", "version"), "two\n");
+        await Git(work, "commit", "-q", "-am", "two");
+        var bare = Path.Combine(repos, "lib.git");
+        Directory.CreateDirectory(repos);
+        await Git(fixture.Directory, "clone", "-q", "--bare", work, bare);
+        await using var daemon = await GitDaemon.StartAsync(repos);
+        var url = $"git://127.0.0.1:{daemon.Port}/lib.git";
+        var context = fixture.Context(("Dockerfile", $"""
+            FROM {Base}
+            ADD --keep-git-dir=true {url}#v1 /kept
+            ADD {url}#{first}:svc /pinned/
+            ADD {url}#main /src
+            """));
+
+        var dest = Dest();
+        Ok(await fixture.Farm("build", "--progress", "plain", "--output", $"type=local,dest={dest}", context));
+        Assert.Equal("two\n", File.ReadAllText(Path.Combine(dest, "src", "svc", "version")));
+        Assert.False(Directory.Exists(Path.Combine(dest, "src", ".git")), "ADD of a git source leaves .git out unless --keep-git-dir");
+        Assert.Equal("one\n", File.ReadAllText(Path.Combine(dest, "kept", "svc", "version")));
+        Assert.True(File.Exists(Path.Combine(dest, "kept", ".git", "HEAD")), "--keep-git-dir=true keeps .git");
+        Assert.Equal("one\n", File.ReadAllText(Path.Combine(dest, "pinned", "version")));
+
+        // Nothing moved: every ADD is a cache hit (keyed by the commit each ref names, not by the URL alone).
+        var again = Ok(await fixture.Farm("build", "--progress", "plain", "--output", $"type=local,dest={Dest()}", context));
+        Assert.Equal(3, Regex.Count(again.Stderr, @"^#\d+ CACHED$", RegexOptions.Multiline));
+
+        // main moves: its ADD (the last step) runs again and adds the new commit; the tag's and the commit's stay cached.
+        await File.WriteAllTextAsync(Path.Combine(work, "svc", "version"), "three\n");
+        await Git(work, "commit", "-q", "-am", "three");
+        await Git(work, "push", "-q", bare, "main");
+        var moved = Dest();
+        var rebuilt = Ok(await fixture.Farm("build", "--progress", "plain", "--output", $"type=local,dest={moved}", context));
+        Assert.Equal("three\n", File.ReadAllText(Path.Combine(moved, "src", "svc", "version")));
+        Assert.Equal("one\n", File.ReadAllText(Path.Combine(moved, "kept", "svc", "version")));
+        Assert.Equal(2, Regex.Count(rebuilt.Stderr, @"^#\d+ CACHED$", RegexOptions.Multiline));
+
+        var missing = await fixture.Farm("build", fixture.Context(("Dockerfile", $"FROM {Base}\nADD {url}#no-such-tag /x\n")));
+        Assert.Equal(1, missing.ExitCode);
+        Assert.True(Regex.IsMatch(missing.Stderr, @"^farm: FARM1230: \S*Dockerfile:2:1: ADD git://", RegexOptions.Multiline), missing.Stderr);
+        Assert.Contains("no branch or tag 'no-such-tag'", missing.Stderr, StringComparison.Ordinal);
+
+        // The farm never fetches over ssh with its own keys (no connection is tried: git refuses the transport).
+        var ssh = await fixture.Farm("build", fixture.Context(("Dockerfile", $"FROM {Base}\nADD ssh://git@127.0.0.1:1/lib.git /x\n")));
+        Assert.Equal(1, ssh.ExitCode);
+        Assert.True(Regex.IsMatch(ssh.Stderr, @"^farm: FARM1230: \S*Dockerfile:2:1: ADD ssh://", RegexOptions.Multiline), ssh.Stderr);
+        Assert.Contains("not allowed", ssh.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -59,6 +59,7 @@ public sealed class CopyOperation
         var destination = ImageDestination(request);
         var destinationIsDirectory = EndsAsDirectory(request.Destination);
         var downloads = new List<Download>();
+        var checkouts = new List<string>();
         try
         {
             // Plan: match, resolve and download everything before the first write.
@@ -66,6 +67,14 @@ public sealed class CopyOperation
             foreach (var source in request.Sources)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (isAdd && GitSource.IsGit(source))
+                {
+                    var checkout = Path.Combine(Path.GetTempPath(), "farm-git-" + Guid.NewGuid().ToString("N"));
+                    checkouts.Add(checkout);
+                    local.Add(await CheckoutAsync(source, request, checkout, cancellationToken).ConfigureAwait(false));
+                    continue;
+                }
+
                 if (isAdd && IsUrl(source))
                 {
                     downloads.Add(await DownloadAsync(new Uri(source), checksum, cancellationToken).ConfigureAwait(false));
@@ -126,6 +135,35 @@ public sealed class CopyOperation
             {
                 File.Delete(download.TempPath);
             }
+
+            foreach (var checkout in checkouts.Where(Directory.Exists))
+            {
+                Directory.Delete(checkout, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>
+    /// ADD of a git repository: checks out the commit the coordinator keyed the step with (resolved here only for a job
+    /// that does not say) into <paramref name="checkout"/>, and returns the checkout's directory (SUBDIR) as a source
+    /// whose contents are added, <c>.git</c> only with <c>--keep-git-dir</c>. ssh remotes are refused: the worker's keys
+    /// are not the build's.
+    /// </summary>
+    /// <exception cref="RemoteSourceException">git failed (FARM1209).</exception>
+    private static async Task<SourceMatch> CheckoutAsync(string source, CopyRequest request, string checkout, CancellationToken cancellationToken)
+    {
+        var git = GitSource.Parse(source);
+        try
+        {
+            var commit = request.GitCommits.GetValueOrDefault(source) ?? await git.ResolveCommitAsync(cancellationToken).ConfigureAwait(false);
+            var root = await git.CheckoutAsync(commit, checkout, request.KeepGitDir, cancellationToken).ConfigureAwait(false);
+            var tree = new DirectorySourceTree(root, null);
+            var node = Selecting(source, () => new CopySourceResolver(tree, SourceRootKind.RootFilesystem).Expand(".", new CopyExcludeMatcher([]), "ADD")).Single();
+            return new SourceMatch(source, node, tree.HostPath(node.ResolvedPath));
+        }
+        catch (GitCommandException e)
+        {
+            throw new RemoteSourceException(GitSource.Redact(source), $"{GitSource.Redact(e.Reason)}; check the URL and the ref (a worker fetches git sources without credentials, never over ssh)", e);
         }
     }
 

@@ -53,6 +53,12 @@ public sealed record CopyRequest
 
     /// <summary>ADD <c>--checksum=sha256:...</c> for URL sources.</summary>
     public string? Checksum { get; init; }
+
+    /// <summary>ADD <c>--keep-git-dir</c>: a git source's <c>.git</c> directory is added too.</summary>
+    public bool KeepGitDir { get; init; }
+
+    /// <summary>The commit to check out for each git source (as written); one missing is resolved here, now.</summary>
+    public IReadOnlyDictionary<string, string> GitCommits { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>What a COPY/ADD wrote, for progress reporting.</summary>

@@ -361,6 +361,8 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
             Excludes = copy.Exclude,
             Checksum = copy.Checksum,
             Parents = copy.Parents,
+            KeepGitDir = copy.KeepGitDir,
+            GitCommits = copy.GitCommits,
         };
         _ = isAdd ? await _copy.AddAsync(request, cancellationToken).ConfigureAwait(false) : await _copy.CopyAsync(request, cancellationToken).ConfigureAwait(false);
     }
