@@ -45,7 +45,7 @@ public sealed partial class ImagePusher
     /// <c>latest</c>), reading layers from <paramref name="sources"/> (in order of preference) and telling
     /// <paramref name="progress"/> about each blob as it is settled.
     /// </summary>
-    public async Task<ImagePushResult> PushAsync(
+    public Task<ImagePushResult> PushAsync(
         ImageContent image,
         IReadOnlyList<string> tags,
         IReadOnlyList<IBlobStore> sources,
@@ -53,53 +53,7 @@ public sealed partial class ImagePusher
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
-        ArgumentNullException.ThrowIfNull(tags);
-        ArgumentNullException.ThrowIfNull(sources);
-        var targets = tags.Select(ParseTarget).ToList();
-        if (targets.Count == 0)
-        {
-            throw new InvalidPushTargetException(string.Empty, "no tag was given");
-        }
-
-        var outcomes = new List<BlobPushed>();
-        var candidates = sources.ToList();
-        foreach (var (registry, repository) in targets.Select(t => (t.Registry, t.Repository)).Distinct())
-        {
-            var target = new RegistryBlobStore(_clientFor(registry), repository);
-            var results = new BlobPushed[image.Manifest.Layers.Count];
-            await Parallel.ForEachAsync(
-                Enumerable.Range(0, results.Length),
-                new ParallelOptions { MaxDegreeOfParallelism = BlobParallelism, CancellationToken = cancellationToken },
-                async (i, ct) =>
-                {
-                    var layer = image.Manifest.Layers[i];
-                    var copied = await BlobCopy.CopyBlobAsync(candidates, target, layer, ct).ConfigureAwait(false);
-                    results[i] = new BlobPushed(target.ToString(), layer, copied.Outcome, copied.Outcome == BlobOutcome.Mounted ? (copied.From as RegistryBlobStore)?.Repository : null);
-                    Log.BlobSettled(_logger, layer.Digest, target, copied.Outcome, copied.From);
-                    progress?.Report(results[i]);
-                }).ConfigureAwait(false);
-            outcomes.AddRange(results);
-
-            var config = await PushConfigAsync(target, image, cancellationToken).ConfigureAwait(false);
-            progress?.Report(config);
-            outcomes.Add(config);
-
-            // A later destination in the same registry mounts from this one.
-            candidates.Add(target);
-        }
-
-        // Only now that every destination holds every blob do tags move: the manifest goes last.
-        var references = new List<string>();
-        foreach (var target in targets)
-        {
-            var digest = await _clientFor(target.Registry)
-                .PushManifestAsync(target.Repository, target.Reference, image.ManifestBytes, image.ManifestDescriptor.MediaType, cancellationToken)
-                .ConfigureAwait(false);
-            Log.ManifestTagged(_logger, digest, target);
-            references.Add(target.ToString());
-        }
-
-        return new ImagePushResult(image.Digest, references, outcomes);
+        return PushCoreAsync([image], image.ManifestBytes, image.ManifestDescriptor.MediaType, image.Digest, tags, sources, progress, cancellationToken);
     }
 
     /// <summary>
@@ -107,7 +61,7 @@ public sealed partial class ImagePusher
     /// manifest (by digest, untagged) to every destination repository, then the index under each tag, last, so a tag
     /// never names an index whose images are not all there.
     /// </summary>
-    public async Task<ImagePushResult> PushIndexAsync(
+    public Task<ImagePushResult> PushIndexAsync(
         ImageIndexContent index,
         IReadOnlyList<string> tags,
         IReadOnlyList<IBlobStore> sources,
@@ -115,6 +69,24 @@ public sealed partial class ImagePusher
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(index);
+        return PushCoreAsync([.. index.Images.Select(i => i.Image)], index.IndexBytes, index.IndexDescriptor.MediaType, index.Digest, tags, sources, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Every destination repository gets the images' blobs (in parallel, each once) and configs, and with several images
+    /// each image's manifest by digest; only then is <paramref name="top"/> (the image's manifest, or the index) tagged in
+    /// each, last, so a tag never names content that is not all there.
+    /// </summary>
+    private async Task<ImagePushResult> PushCoreAsync(
+        IReadOnlyList<ImageContent> images,
+        ReadOnlyMemory<byte> top,
+        string topMediaType,
+        Digest topDigest,
+        IReadOnlyList<string> tags,
+        IReadOnlyList<IBlobStore> sources,
+        IProgress<BlobPushed>? progress,
+        CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(tags);
         ArgumentNullException.ThrowIfNull(sources);
         var targets = tags.Select(ParseTarget).ToList();
@@ -123,47 +95,54 @@ public sealed partial class ImagePusher
             throw new InvalidPushTargetException(string.Empty, "no tag was given");
         }
 
+        // Platforms often share layers (a COPY of the same files on scratch): each blob once per destination.
+        var layers = images.Count == 1 ? images[0].Manifest.Layers : [.. images.SelectMany(i => i.Manifest.Layers).DistinctBy(l => l.Digest)];
         var outcomes = new List<BlobPushed>();
         var candidates = sources.ToList();
         foreach (var (registry, repository) in targets.Select(t => (t.Registry, t.Repository)).Distinct())
         {
             var target = new RegistryBlobStore(_clientFor(registry), repository);
-            // Platforms often share layers (a COPY of the same files on scratch): each blob once per destination.
-            var layers = index.Images.SelectMany(i => i.Image.Manifest.Layers).DistinctBy(l => l.Digest).ToList();
             var results = new BlobPushed[layers.Count];
             await Parallel.ForEachAsync(
                 Enumerable.Range(0, results.Length),
                 new ParallelOptions { MaxDegreeOfParallelism = BlobParallelism, CancellationToken = cancellationToken },
                 async (i, ct) =>
                 {
-                    var copied = await BlobCopy.CopyBlobAsync(candidates, target, layers[i], ct).ConfigureAwait(false);
-                    results[i] = new BlobPushed(target.ToString(), layers[i], copied.Outcome, copied.Outcome == BlobOutcome.Mounted ? (copied.From as RegistryBlobStore)?.Repository : null);
-                    Log.BlobSettled(_logger, layers[i].Digest, target, copied.Outcome, copied.From);
+                    var layer = layers[i];
+                    var copied = await BlobCopy.CopyBlobAsync(candidates, target, layer, ct).ConfigureAwait(false);
+                    results[i] = new BlobPushed(target.ToString(), layer, copied.Outcome, copied.Outcome == BlobOutcome.Mounted ? (copied.From as RegistryBlobStore)?.Repository : null);
+                    Log.BlobSettled(_logger, layer.Digest, target, copied.Outcome, copied.From);
                     progress?.Report(results[i]);
                 }).ConfigureAwait(false);
             outcomes.AddRange(results);
-            foreach (var (_, image) in index.Images)
+
+            foreach (var image in images)
             {
                 var config = await PushConfigAsync(target, image, cancellationToken).ConfigureAwait(false);
                 progress?.Report(config);
                 outcomes.Add(config);
-                await target.Client.PushManifestAsync(repository, image.Digest.ToString(), image.ManifestBytes, image.ManifestDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+                if (images.Count > 1)
+                {
+                    await target.Client.PushManifestAsync(repository, image.Digest.ToString(), image.ManifestBytes, image.ManifestDescriptor.MediaType, cancellationToken).ConfigureAwait(false);
+                }
             }
 
+            // A later destination in the same registry mounts from this one.
             candidates.Add(target);
         }
 
+        // Only now that every destination holds every blob do tags move: the top manifest goes last.
         var references = new List<string>();
         foreach (var target in targets)
         {
             var digest = await _clientFor(target.Registry)
-                .PushManifestAsync(target.Repository, target.Reference, index.IndexBytes, index.IndexDescriptor.MediaType, cancellationToken)
+                .PushManifestAsync(target.Repository, target.Reference, top, topMediaType, cancellationToken)
                 .ConfigureAwait(false);
             Log.ManifestTagged(_logger, digest, target);
             references.Add(target.ToString());
         }
 
-        return new ImagePushResult(index.Digest, references, outcomes);
+        return new ImagePushResult(topDigest, references, outcomes);
     }
 
     /// <summary>The config is sent from the image's bytes: an assembled image's config is in no store yet.</summary>
