@@ -24,6 +24,23 @@ bench_build() {
   dotnet build "$repo/$1" -c Release -nologo -v q -o "$2" >/dev/null
 }
 
+# bench_farm_binaries WORK: the coordinator, worker and CLI a cluster bench runs: Release builds under WORK (the CLI
+# compiled ahead of time, as ./farm makes it), or with FARM_BENCH_PREBUILT=1 the Debug builds `dotnet build Farm.sln`
+# left. Sets coordinator_dll, worker_dll, farm and built (what the results file says was measured).
+bench_farm_binaries() {
+  local work="$1"
+  if [ "${FARM_BENCH_PREBUILT:-}" = 1 ]; then
+    coordinator_dll="$repo/coordinator/host/bin/Debug/net10.0/farm-coordinator.dll"
+    worker_dll="$repo/worker/host/bin/Debug/net10.0/farm-worker.dll"
+    printf '#!/bin/sh\nexec dotnet %s "$@"\n' "$repo/cli/bin/Debug/net10.0/farm.dll" > "$work/farm"; chmod +x "$work/farm"
+    farm="$work/farm"; built="Debug (dotnet build Farm.sln)"
+  else
+    bench_build coordinator/host "$work/coordinator-bin"; coordinator_dll="$work/coordinator-bin/farm-coordinator.dll"
+    bench_build worker/host "$work/worker-bin"; worker_dll="$work/worker-bin/farm-worker.dll"
+    "$repo/farm" --help >/dev/null; farm="$repo/.farm/cli/farm"; built="Release"
+  fi
+}
+
 # bench_unmount_under DIR: lazily unmounts everything mounted below DIR (overlays a run left), deepest first.
 bench_unmount_under() {
   { grep -o " $1/[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done

@@ -27,16 +27,7 @@ bench_need_root "workers run steps with runc; debootstrap and buildah need root"
 
 id="cmbench-$(date +%s)"
 rm -rf "$work"; mkdir -p "$work"
-if [ "${FARM_BENCH_PREBUILT:-}" = 1 ]; then
-  coordinator_dll="$repo/coordinator/host/bin/Debug/net10.0/farm-coordinator.dll"
-  worker_dll="$repo/worker/host/bin/Debug/net10.0/farm-worker.dll"
-  printf '#!/bin/sh\nexec dotnet %s "$@"\n' "$repo/cli/bin/Debug/net10.0/farm.dll" > "$work/farm"; chmod +x "$work/farm"
-  farm="$work/farm"; built="Debug (dotnet build Farm.sln)"
-else
-  bench_build coordinator/host "$work/coordinator-bin"; coordinator_dll="$work/coordinator-bin/farm-coordinator.dll"
-  bench_build worker/host "$work/worker-bin"; worker_dll="$work/worker-bin/farm-worker.dll"
-  "$repo/farm" --help >/dev/null; farm="$repo/.farm/cli/farm"; built="Release"
-fi
+bench_farm_binaries "$work"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mgmt="http://guest:guest@127.0.0.1:15672/api"
 # buildah 1.28 keeps cache mounts in /var/tmp/buildah-cache (by id); "cold" removes it.
