@@ -120,6 +120,9 @@ public static class FarmErrorCodes
     /// <summary>A submitted context index does not describe its context tar; nothing is built or cached (<c>ContextIndexMismatchException</c>).</summary>
     public const string ContextIndexMismatch = "FARM1212";
 
+    /// <summary>A worker refused to fetch an ADD source (a URL, a git repository) from an address a build may not reach: this machine, the farm's services, link-local (<c>FetchRefusedException</c>).</summary>
+    public const string FetchRefused = "FARM1213";
+
     /// <summary>An entry of a build context archive (a tar on standard input or from a URL) would land outside the context's root: an absolute path, <c>..</c>, or a path through a symbolic link (<c>ContextArchiveException</c>).</summary>
     public const string ContextArchiveEscape = "FARM1220";
 

@@ -22,4 +22,12 @@ public sealed class WorkerSandboxOptions
     /// registry). Add the farm's Redis and anything else that is the farm's, e.g. <c>10.20.0.0/24</c>.
     /// </summary>
     public List<string> DeniedNetworks { get; set; } = [];
+
+    /// <summary>
+    /// Whether what the worker fetches for a build (ADD of an http(s) URL or a git repository) is held to where RUN
+    /// steps may connect (default true; <see cref="Copy.FetchFence"/>): not this machine, not the denied networks or the
+    /// farm's services, not link-local. The local farm turns it off: its machine is its user's, and
+    /// <c>ADD http://localhost:8000/file</c> works there as with docker build.
+    /// </summary>
+    public bool FenceFetches { get; set; } = true;
 }

@@ -180,7 +180,9 @@ public sealed class SandboxFirewall : IDisposable
         return rules.Append("COMMIT\n").ToString();
     }
 
-    private static IPNetwork ParseNetwork(string text)
+    /// <summary>An IPv4 address or CIDR block of <c>Farm:Worker:Sandbox:DeniedNetworks</c>.</summary>
+    /// <exception cref="SandboxFirewallException">It is neither (FARM3109).</exception>
+    public static IPNetwork ParseNetwork(string text)
     {
         var trimmed = text.Trim();
         if (IPNetwork.TryParse(trimmed, out var network) && network.BaseAddress.AddressFamily == AddressFamily.InterNetwork)

@@ -160,6 +160,8 @@ public static class CoordinatorHosting
             [$"{WorkerOptions.Section}:StepLimits:MaxMemory"] = "0",
             [$"{WorkerOptions.Section}:StepLimits:Timeout"] = "00:00:00",
             [$"{WorkerOptions.Section}:StepLimits:MaxTimeout"] = "00:00:00",
+            // ... and ADD fetches from wherever its user can (ADD http://localhost:8000/file, as docker build does).
+            [$"{WorkerOptions.Section}:Sandbox:FenceFetches"] = "false",
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.CacheStore)}"] = "oci-layout:" + Path.Combine(state, "images"),
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.StateDirectory)}"] = state,
             [$"{BuildServiceOptions.Section}:{nameof(BuildServiceOptions.LocalClient)}"] = "true",

@@ -23,6 +23,14 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
     /// </summary>
     public bool AllowSsh { get; init; }
 
+    /// <summary>
+    /// Asked before git connects to a host (the repository's, then each submodule's) with that host's name: throws when
+    /// the fetch may not go there, else returns the addresses it may use, which git is then held to (an http(s) host is
+    /// pinned with <c>http.curloptResolve</c>, a <c>git://</c> host replaced by its address, redirects are not followed),
+    /// so a second lookup cannot send it elsewhere. Null lets git go wherever the URL says (the CLI, the local farm).
+    /// </summary>
+    public Func<string, CancellationToken, Task<IReadOnlyList<System.Net.IPAddress>>>? Fence { get; init; }
+
     private string SshSetting => AllowSsh ? "protocol.ssh.allow=always" : "protocol.ssh.allow=never";
 
     /// <summary>Whether ADD takes <paramref name="source"/> as a git repository (BuildKit's forms).</summary>
@@ -73,7 +81,8 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
             return Reference!.ToLowerInvariant();
         }
 
-        var listing = await RunAsync(null, SshSetting, cancellationToken, "ls-remote", Url).ConfigureAwait(false);
+        var (url, pins) = await FencedAsync(Url, cancellationToken).ConfigureAwait(false);
+        var listing = await RunAsync(null, SshSetting, cancellationToken, [.. pins, "ls-remote", url]).ConfigureAwait(false);
         var refs = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -106,18 +115,19 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
     {
         ArgumentException.ThrowIfNullOrEmpty(commit);
         Directory.CreateDirectory(directory);
+        var (url, pins) = await FencedAsync(Url, cancellationToken).ConfigureAwait(false);
         await RunAsync(directory, SshSetting, cancellationToken, "init", "--quiet").ConfigureAwait(false);
-        await RunAsync(directory, SshSetting, cancellationToken, "remote", "add", "origin", Url).ConfigureAwait(false);
+        await RunAsync(directory, SshSetting, cancellationToken, "remote", "add", "origin", url).ConfigureAwait(false);
         try
         {
-            await RunAsync(directory, SshSetting, cancellationToken, "fetch", "--quiet", "--depth=1", "--no-tags", "origin", commit).ConfigureAwait(false);
+            await RunAsync(directory, SshSetting, cancellationToken, [.. pins, "fetch", "--quiet", "--depth=1", "--no-tags", "origin", commit]).ConfigureAwait(false);
         }
         catch (GitCommandException shallow)
         {
             // A server that will not serve a commit by id (uploadpack.allowReachableSHA1InWant off): every branch and tag.
             try
             {
-                await RunAsync(directory, SshSetting, cancellationToken, "fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*").ConfigureAwait(false);
+                await RunAsync(directory, SshSetting, cancellationToken, [.. pins, "fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*"]).ConfigureAwait(false);
             }
             catch (GitCommandException everything)
             {
@@ -126,10 +136,7 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
         }
 
         await RunAsync(directory, SshSetting, cancellationToken, "checkout", "--quiet", "--detach", commit).ConfigureAwait(false);
-        if (File.Exists(Path.Combine(directory, ".gitmodules")))
-        {
-            await RunAsync(directory, SshSetting, cancellationToken, "submodule", "update", "--quiet", "--init", "--recursive", "--depth=1").ConfigureAwait(false);
-        }
+        await UpdateSubmodulesAsync(directory, pins, 0, cancellationToken).ConfigureAwait(false);
 
         if (!keepGitDir)
         {
@@ -148,6 +155,108 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
         }
 
         return full;
+    }
+
+    /// <summary>
+    /// Checks out the submodules of the checkout in <paramref name="directory"/>, one level at a time so that each level's
+    /// hosts pass the <see cref="Fence"/> before git connects to them; <paramref name="inherited"/> holds git to the hosts
+    /// that passed above (a relative URL, <c>../lib.git</c>, is on the host of the repository it is relative to).
+    /// </summary>
+    private async Task UpdateSubmodulesAsync(string directory, IReadOnlyList<string> inherited, int depth, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(Path.Combine(directory, ".gitmodules")))
+        {
+            return;
+        }
+
+        if (depth >= MaxSubmoduleDepth)
+        {
+            throw new GitCommandException($"submodules nest deeper than {MaxSubmoduleDepth} levels");
+        }
+
+        var pins = new List<string>(inherited);
+        var paths = new List<string>();
+        var rewrites = new List<(string Key, string Url)>();
+        var entries = await RunAsync(directory, SshSetting, cancellationToken, "config", "--file", ".gitmodules", "--get-regexp", @"^submodule\..*\.(url|path)$").ConfigureAwait(false);
+        foreach (var line in entries.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
+            var (key, value) = (line[..space], line[(space + 1)..]);
+            if (key.EndsWith(".path", StringComparison.Ordinal))
+            {
+                paths.Add(value);
+            }
+            else if (!value.StartsWith("./", StringComparison.Ordinal) && !value.StartsWith("../", StringComparison.Ordinal))
+            {
+                var (fenced, hostPins) = await FencedAsync(value, cancellationToken).ConfigureAwait(false);
+                if (fenced != value)
+                {
+                    rewrites.Add((key, fenced));
+                }
+
+                pins.AddRange(hostPins);
+            }
+        }
+
+        await RunAsync(directory, SshSetting, cancellationToken, "submodule", "init", "--quiet").ConfigureAwait(false);
+        foreach (var (key, url) in rewrites)
+        {
+            // A git:// submodule goes to the address that passed, as the repository does.
+            await RunAsync(directory, SshSetting, cancellationToken, "config", key, url).ConfigureAwait(false);
+        }
+
+        await RunAsync(directory, SshSetting, cancellationToken, [.. pins, "submodule", "update", "--quiet", "--depth=1"]).ConfigureAwait(false);
+        foreach (var path in paths)
+        {
+            var full = Path.GetFullPath(Path.Combine(directory, path));
+            if (full.StartsWith(directory.TrimEnd('/') + "/", StringComparison.Ordinal) && Directory.Exists(full))
+            {
+                await UpdateSubmodulesAsync(full, pins, depth + 1, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>How deep submodules of submodules are followed.</summary>
+    private const int MaxSubmoduleDepth = 8;
+
+    /// <summary>
+    /// <paramref name="url"/> as git is to fetch it under the <see cref="Fence"/>, with the <c>-c</c> settings that hold
+    /// git to the addresses that passed; the URL and no settings without a fence.
+    /// </summary>
+    /// <exception cref="GitCommandException">The host does not resolve.</exception>
+    private async Task<(string Url, IReadOnlyList<string> Settings)> FencedAsync(string url, CancellationToken cancellationToken)
+    {
+        if (Fence is null)
+        {
+            return (url, []);
+        }
+
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https" or "git") || string.IsNullOrEmpty(uri.Host))
+        {
+            // ssh:// and git@ are refused by protocol.ssh.allow=never, file:// and ext:: by their own settings.
+            return (url, []);
+        }
+
+        IReadOnlyList<System.Net.IPAddress> addresses;
+        try
+        {
+            addresses = await Fence(uri.Host, cancellationToken).ConfigureAwait(false);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new GitCommandException($"the host {uri.Host} does not resolve ({e.Message})", e);
+        }
+
+        var port = uri.IsDefaultPort ? (uri.Scheme == "git" ? 9418 : uri.Port) : uri.Port;
+        if (uri.Scheme == "git")
+        {
+            var first = addresses[0];
+            var host = first.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{first}]" : first.ToString();
+            return (new UriBuilder(uri) { Host = host, Port = port }.Uri.ToString(), []);
+        }
+
+        var resolve = $"{uri.IdnHost}:{port}:{string.Join(',', addresses.Select(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{a}]" : a.ToString()))}";
+        return (url, ["-c", "http.curloptResolve=" + resolve, "-c", "http.followRedirects=false"]);
     }
 
     /// <summary>

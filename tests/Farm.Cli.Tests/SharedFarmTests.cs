@@ -313,6 +313,23 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         Assert.DoesNotContain("forged-worker", workers, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_tenants_ADD_cannot_fetch_from_the_farms_own_machine()
+    {
+        // What a Dockerfile could read into a layer: a service on the worker's loopback (here, one the test listens with).
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var dir = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        File.WriteAllText(Path.Combine(dir, "Dockerfile"), $"FROM {farm.Base}\nADD http://127.0.0.1:{port}/v2/_catalog /catalog.json\n");
+
+        var built = await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", dir);
+
+        Assert.True(built.ExitCode != 0, built + farm.Diagnostics());
+        Assert.True(built.Stderr.Contains($"(FARM1213): ADD source 'http://127.0.0.1:{port}/v2/_catalog': a worker does not fetch from 127.0.0.1: it is this machine.", StringComparison.Ordinal), built.ToString());
+        Assert.False(listener.Pending(), "the worker connected to the loopback service");
+    }
+
     /// <summary>A well-formed LayerBuilt that says the step changed nothing, from a worker that does not exist.</summary>
     private static JsonObject ForgedResult(Guid buildId, string cacheKey)
     {

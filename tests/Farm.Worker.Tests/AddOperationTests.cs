@@ -211,6 +211,76 @@ public sealed class AddOperationTests : IDisposable
             () => Add(_box.Request("/a.txt", "a.txt") with { Checksum = "sha256:" + new string('0', 64) }));
     }
 
+    [Fact]
+    public async Task With_the_fence_an_ADD_from_this_machine_is_refused_before_any_request_and_writes_nothing()
+    {
+        using var server = new TinyServer("payload"u8.ToArray(), null);
+        var fence = new FetchFence(() => []);
+        using var http = new HttpClient(fence.Handler(TimeSpan.FromSeconds(10)));
+        var fenced = new CopyOperation(http, fence);
+
+        var refused = await Assert.ThrowsAsync<FetchRefusedException>(
+            () => fenced.AddAsync(_box.Request("/dl/", server.Url("secret.txt")), CancellationToken.None));
+
+        Assert.StartsWith($"FARM1213: ADD source '{server.Url("secret.txt")}': a worker does not fetch from 127.0.0.1: it is this machine.", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0, server.Requests);
+        Assert.False(Directory.Exists(_box.InTarget("dl")));
+    }
+
+    [Fact]
+    public async Task With_the_fence_a_git_source_on_this_machine_is_refused_before_git_connects()
+    {
+        using var server = new TinyServer([], null);
+        var fence = new FetchFence(() => []);
+        var fenced = new CopyOperation(_http, fence);
+        var source = $"git://127.0.0.1:{server.Port}/repo.git#main";
+
+        var refused = await Assert.ThrowsAsync<FetchRefusedException>(
+            () => fenced.AddAsync(_box.Request("/src/", source), CancellationToken.None));
+
+        Assert.StartsWith($"FARM1213: ADD source '{source}': a worker does not fetch from 127.0.0.1: it is this machine.", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0, server.Requests);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.5", "this machine")]
+    [InlineData("::1", "this machine")]
+    [InlineData("::ffff:127.0.0.1", "this machine")]
+    [InlineData("0.0.0.0", "this machine")]
+    [InlineData("169.254.169.254", "link-local")]
+    [InlineData("224.0.0.251", "multicast")]
+    [InlineData("255.255.255.255", "broadcast")]
+    [InlineData("fe80::1", "link-local")]
+    [InlineData("10.20.0.7", "10.20.0.0/24")]
+    [InlineData("10.20.1.7", null)]
+    [InlineData("198.51.100.7", null)]
+    public void The_fence_refuses_this_machine_link_local_multicast_and_the_denied_networks(string address, string? why)
+    {
+        var fence = new FetchFence(() => [IPNetwork.Parse("10.20.0.0/24")]);
+
+        var refused = fence.Refuses(IPAddress.Parse(address));
+
+        if (why is null)
+        {
+            Assert.Null(refused);
+        }
+        else
+        {
+            Assert.Contains(why, refused, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void The_fence_refuses_every_address_of_this_machine_not_only_loopback()
+    {
+        var fence = new FetchFence(() => []);
+        var own = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses).Select(u => u.Address).ToList();
+
+        Assert.Contains(own, a => !IPAddress.IsLoopback(a));
+        Assert.All(own, a => Assert.Equal("it is this machine", fence.Refuses(a)));
+    }
+
     private static PaxTarEntry TarFile(string name, string content) =>
         new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(content)) };
 
@@ -223,6 +293,7 @@ public sealed class AddOperationTests : IDisposable
         private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
         private readonly CancellationTokenSource _stop = new();
         private readonly Task _loop;
+        private int _requests;
 
         public TinyServer(byte[] body, DateTimeOffset? lastModified)
         {
@@ -246,6 +317,7 @@ public sealed class AddOperationTests : IDisposable
                         return;
                     }
 
+                    Interlocked.Increment(ref _requests);
                     using (client)
                     try
                     {
@@ -275,6 +347,9 @@ public sealed class AddOperationTests : IDisposable
         }
 
         public int Port { get; }
+
+        /// <summary>How many connections the server accepted.</summary>
+        public int Requests => Volatile.Read(ref _requests);
 
         public string Url(string path) => $"http://127.0.0.1:{Port}/{path}";
 

@@ -19,12 +19,15 @@ namespace Farm.Worker.Copy;
 public sealed class CopyOperation
 {
     private readonly HttpClient _http;
+    private readonly FetchFence? _fence;
 
-    /// <param name="http">The worker's one HttpClient, used for ADD of http(s) URLs.</param>
-    public CopyOperation(HttpClient http)
+    /// <param name="http">The worker's one HttpClient, used for ADD of http(s) URLs (made with <paramref name="fence"/>'s handler when there is one).</param>
+    /// <param name="fence">Where ADD may fetch git sources from; null: anywhere (the local farm).</param>
+    public CopyOperation(HttpClient http, FetchFence? fence = null)
     {
         ArgumentNullException.ThrowIfNull(http);
         _http = http;
+        _fence = fence;
     }
 
     /// <summary>Runs a COPY instruction.</summary>
@@ -150,9 +153,10 @@ public sealed class CopyOperation
     /// are not the build's.
     /// </summary>
     /// <exception cref="RemoteSourceException">git failed (FARM1209).</exception>
-    private static async Task<SourceMatch> CheckoutAsync(string source, CopyRequest request, string checkout, CancellationToken cancellationToken)
+    /// <exception cref="FetchRefusedException">The fence refused a host of the repository or its submodules (FARM1213).</exception>
+    private async Task<SourceMatch> CheckoutAsync(string source, CopyRequest request, string checkout, CancellationToken cancellationToken)
     {
-        var git = GitSource.Parse(source);
+        var git = GitSource.Parse(source) with { Fence = _fence is null ? null : _fence.ResolveAsync };
         try
         {
             var commit = request.GitCommits.GetValueOrDefault(source) ?? await git.ResolveCommitAsync(cancellationToken).ConfigureAwait(false);
@@ -164,6 +168,10 @@ public sealed class CopyOperation
         catch (GitCommandException e)
         {
             throw new RemoteSourceException(GitSource.Redact(source), $"{GitSource.Redact(e.Reason)}; check the URL and the ref (a worker fetches git sources without credentials, never over ssh)", e);
+        }
+        catch (FetchRefusedException e)
+        {
+            throw new FetchRefusedException(GitSource.Redact(source), e.Address, e.Why);
         }
     }
 
@@ -283,7 +291,7 @@ public sealed class CopyOperation
             using var response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
-                throw new RemoteSourceException(url.ToString(), $"the server answered {(int)response.StatusCode} {response.ReasonPhrase}; check the URL");
+                throw new RemoteSourceException(GitSource.Redact(url.ToString()), $"the server answered {(int)response.StatusCode} {response.ReasonPhrase}; check the URL");
             }
 
             using var hash = IncrementalHash.CreateHash(checksum?.Algorithm ?? HashAlgorithmName.SHA256);
@@ -310,7 +318,7 @@ public sealed class CopyOperation
                 var actual = checksum.Prefix + Convert.ToHexStringLower(hash.GetHashAndReset());
                 if (!string.Equals(actual, checksum.Text, StringComparison.Ordinal))
                 {
-                    throw new ChecksumMismatchException(url.ToString(), checksum.Text, actual);
+                    throw new ChecksumMismatchException(GitSource.Redact(url.ToString()), checksum.Text, actual);
                 }
             }
 
@@ -318,10 +326,15 @@ public sealed class CopyOperation
             name = name[(name.LastIndexOf('/') + 1)..];
             return new Download(url, tempPath, name, length, response.Content.Headers.LastModified);
         }
+        catch (HttpRequestException e) when (e.InnerException is FetchRefusedException refused)
+        {
+            File.Delete(tempPath);
+            throw new FetchRefusedException(GitSource.Redact(url.ToString()), refused.Address, refused.Why);
+        }
         catch (HttpRequestException e)
         {
             File.Delete(tempPath);
-            throw new RemoteSourceException(url.ToString(), $"the download failed ({e.Message}); check the URL and the network", e);
+            throw new RemoteSourceException(GitSource.Redact(url.ToString()), $"the download failed ({e.Message}); check the URL and the network", e);
         }
         catch
         {

@@ -52,8 +52,12 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         _snapshotter = new OverlaySnapshotter(Path.Combine(state, "ov"));
         Firewall = options.Sandbox.Firewall ? new SandboxFirewall(options.Sandbox.Group, options.Sandbox.DeniedNetworks) : null;
         _runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run"), Firewall = Firewall });
-        _http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(10) }) { Timeout = TimeSpan.FromMinutes(30) };
-        _copy = new CopyOperation(_http);
+        var connectTimeout = TimeSpan.FromSeconds(10);
+        var fence = options.Sandbox.FenceFetches
+            ? new FetchFence(Firewall is { } firewall ? () => firewall.DeniedNetworks : () => [.. options.Sandbox.DeniedNetworks.Select(SandboxFirewall.ParseNetwork)])
+            : null;
+        _http = new HttpClient(fence?.Handler(connectTimeout) ?? new SocketsHttpHandler { ConnectTimeout = connectTimeout }) { Timeout = TimeSpan.FromMinutes(30) };
+        _copy = new CopyOperation(_http, fence);
         Caches = new CacheMounts(
             Path.Combine(state, "cache-mounts"),
             cacheCoordinator is null ? null : new FarmCacheSettings
