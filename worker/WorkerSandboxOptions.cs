@@ -25,7 +25,7 @@ public sealed class WorkerSandboxOptions
 
     /// <summary>
     /// Whether what the worker fetches for a build (ADD of an http(s) URL or a git repository) is held to where RUN
-    /// steps may connect (default true; <see cref="Copy.FetchFence"/>): not this machine, not the denied networks or the
+    /// steps may connect (default true; <see cref="Copy.WorkerFetchRules"/>): not this machine, not the denied networks or the
     /// farm's services, not link-local. The local farm turns it off: its machine is its user's, and
     /// <c>ADD http://localhost:8000/file</c> works there as with docker build.
     /// </summary>

@@ -24,12 +24,13 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
     public bool AllowSsh { get; init; }
 
     /// <summary>
-    /// Asked before git connects to a host (the repository's, then each submodule's) with that host's name: throws when
-    /// the fetch may not go there, else returns the addresses it may use, which git is then held to (an http(s) host is
-    /// pinned with <c>http.curloptResolve</c>, a <c>git://</c> host replaced by its address, redirects are not followed),
-    /// so a second lookup cannot send it elsewhere. Null lets git go wherever the URL says (the CLI, the local farm).
+    /// Asked before git connects to a host (the repository's, then each submodule's): refuses
+    /// (<see cref="Farm.Oci.Net.AddressRefusedException"/>) when the fetch may not go there, else git is held to the
+    /// addresses that passed (an http(s) host is pinned with <c>http.curloptResolve</c>, a <c>git://</c> host replaced
+    /// by its address, redirects are not followed), so a second lookup cannot send it elsewhere. Null lets git go
+    /// wherever the URL says (the CLI, the local farm).
     /// </summary>
-    public Func<string, CancellationToken, Task<IReadOnlyList<System.Net.IPAddress>>>? Fence { get; init; }
+    public Farm.Oci.Net.FetchFence? Fence { get; init; }
 
     private string SshSetting => AllowSsh ? "protocol.ssh.allow=always" : "protocol.ssh.allow=never";
 
@@ -237,17 +238,17 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
             return (url, []);
         }
 
+        var port = uri.IsDefaultPort ? (uri.Scheme == "git" ? 9418 : uri.Port) : uri.Port;
         IReadOnlyList<System.Net.IPAddress> addresses;
         try
         {
-            addresses = await Fence(uri.Host, cancellationToken).ConfigureAwait(false);
+            addresses = await Fence.ResolveAsync(uri.IdnHost, port, cancellationToken).ConfigureAwait(false);
         }
         catch (System.Net.Sockets.SocketException e)
         {
-            throw new GitCommandException($"the host {uri.Host} does not resolve ({e.Message})", e);
+            throw new GitCommandException($"the host {uri.IdnHost} does not resolve ({e.Message})", e);
         }
 
-        var port = uri.IsDefaultPort ? (uri.Scheme == "git" ? 9418 : uri.Port) : uri.Port;
         if (uri.Scheme == "git")
         {
             var first = addresses[0];

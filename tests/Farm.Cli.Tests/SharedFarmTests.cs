@@ -326,7 +326,7 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         var built = await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", dir);
 
         Assert.True(built.ExitCode != 0, built + farm.Diagnostics());
-        Assert.True(built.Stderr.Contains($"(FARM1213): ADD source 'http://127.0.0.1:{port}/v2/_catalog': a worker does not fetch from 127.0.0.1: it is this machine.", StringComparison.Ordinal), built.ToString());
+        Assert.True(built.Stderr.Contains($"(FARM1213): ADD source 'http://127.0.0.1:{port}/v2/_catalog': a worker does not fetch from 127.0.0.1, which is this machine.", StringComparison.Ordinal), built.ToString());
         Assert.False(listener.Pending(), "the worker connected to the loopback service");
     }
 

@@ -215,14 +215,14 @@ public sealed class AddOperationTests : IDisposable
     public async Task With_the_fence_an_ADD_from_this_machine_is_refused_before_any_request_and_writes_nothing()
     {
         using var server = new TinyServer("payload"u8.ToArray(), null);
-        var fence = new FetchFence(() => []);
+        var fence = WorkerFetchRules.Fence(() => []);
         using var http = new HttpClient(fence.Handler(TimeSpan.FromSeconds(10)));
         var fenced = new CopyOperation(http, fence);
 
         var refused = await Assert.ThrowsAsync<FetchRefusedException>(
             () => fenced.AddAsync(_box.Request("/dl/", server.Url("secret.txt")), CancellationToken.None));
 
-        Assert.StartsWith($"FARM1213: ADD source '{server.Url("secret.txt")}': a worker does not fetch from 127.0.0.1: it is this machine.", refused.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"FARM1213: ADD source '{server.Url("secret.txt")}': a worker does not fetch from 127.0.0.1, which is this machine.", refused.Message, StringComparison.Ordinal);
         Assert.Equal(0, server.Requests);
         Assert.False(Directory.Exists(_box.InTarget("dl")));
     }
@@ -231,14 +231,13 @@ public sealed class AddOperationTests : IDisposable
     public async Task With_the_fence_a_git_source_on_this_machine_is_refused_before_git_connects()
     {
         using var server = new TinyServer([], null);
-        var fence = new FetchFence(() => []);
-        var fenced = new CopyOperation(_http, fence);
+        var fenced = new CopyOperation(_http, WorkerFetchRules.Fence(() => []));
         var source = $"git://127.0.0.1:{server.Port}/repo.git#main";
 
         var refused = await Assert.ThrowsAsync<FetchRefusedException>(
             () => fenced.AddAsync(_box.Request("/src/", source), CancellationToken.None));
 
-        Assert.StartsWith($"FARM1213: ADD source '{source}': a worker does not fetch from 127.0.0.1: it is this machine.", refused.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"FARM1213: ADD source '{source}': a worker does not fetch from 127.0.0.1, which is this machine.", refused.Message, StringComparison.Ordinal);
         Assert.Equal(0, server.Requests);
     }
 
@@ -256,9 +255,7 @@ public sealed class AddOperationTests : IDisposable
     [InlineData("198.51.100.7", null)]
     public void The_fence_refuses_this_machine_link_local_multicast_and_the_denied_networks(string address, string? why)
     {
-        var fence = new FetchFence(() => [IPNetwork.Parse("10.20.0.0/24")]);
-
-        var refused = fence.Refuses(IPAddress.Parse(address));
+        var refused = WorkerFetchRules.Refusal(IPAddress.Parse(address), [IPNetwork.Parse("10.20.0.0/24")]);
 
         if (why is null)
         {
@@ -273,12 +270,11 @@ public sealed class AddOperationTests : IDisposable
     [Fact]
     public void The_fence_refuses_every_address_of_this_machine_not_only_loopback()
     {
-        var fence = new FetchFence(() => []);
         var own = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
             .SelectMany(i => i.GetIPProperties().UnicastAddresses).Select(u => u.Address).ToList();
 
         Assert.Contains(own, a => !IPAddress.IsLoopback(a));
-        Assert.All(own, a => Assert.Equal("it is this machine", fence.Refuses(a)));
+        Assert.All(own, a => Assert.Equal("this machine", WorkerFetchRules.Refusal(a, [])));
     }
 
     private static PaxTarEntry TarFile(string name, string content) =>

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Farm.Contracts;
 
 using Farm.Oci.IO;
+using Farm.Oci.Net;
 
 using Farm.Dockerfile.Context;
 
@@ -153,10 +154,10 @@ public sealed class CopyOperation
     /// are not the build's.
     /// </summary>
     /// <exception cref="RemoteSourceException">git failed (FARM1209).</exception>
-    /// <exception cref="FetchRefusedException">The fence refused a host of the repository or its submodules (FARM1213).</exception>
+    /// <exception cref="FetchRefusedException">The fence refused an address of the repository or its submodules (FARM1213).</exception>
     private async Task<SourceMatch> CheckoutAsync(string source, CopyRequest request, string checkout, CancellationToken cancellationToken)
     {
-        var git = GitSource.Parse(source) with { Fence = _fence is null ? null : _fence.ResolveAsync };
+        var git = GitSource.Parse(source) with { Fence = _fence };
         try
         {
             var commit = request.GitCommits.GetValueOrDefault(source) ?? await git.ResolveCommitAsync(cancellationToken).ConfigureAwait(false);
@@ -169,9 +170,9 @@ public sealed class CopyOperation
         {
             throw new RemoteSourceException(GitSource.Redact(source), $"{GitSource.Redact(e.Reason)}; check the URL and the ref (a worker fetches git sources without credentials, never over ssh)", e);
         }
-        catch (FetchRefusedException e)
+        catch (AddressRefusedException e)
         {
-            throw new FetchRefusedException(GitSource.Redact(source), e.Address, e.Why);
+            throw new FetchRefusedException(GitSource.Redact(source), e);
         }
     }
 
@@ -326,10 +327,10 @@ public sealed class CopyOperation
             name = name[(name.LastIndexOf('/') + 1)..];
             return new Download(url, tempPath, name, length, response.Content.Headers.LastModified);
         }
-        catch (HttpRequestException e) when (e.InnerException is FetchRefusedException refused)
+        catch (HttpRequestException e) when (FetchFence.RefusalIn(e) is { } refused)
         {
             File.Delete(tempPath);
-            throw new FetchRefusedException(GitSource.Redact(url.ToString()), refused.Address, refused.Why);
+            throw new FetchRefusedException(GitSource.Redact(url.ToString()), refused);
         }
         catch (HttpRequestException e)
         {

@@ -54,7 +54,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
         _runner = new SandboxRunner(new SandboxRunnerOptions { StateDirectory = Path.Combine(state, "run"), Firewall = Firewall });
         var connectTimeout = TimeSpan.FromSeconds(10);
         var fence = options.Sandbox.FenceFetches
-            ? new FetchFence(Firewall is { } firewall ? () => firewall.DeniedNetworks : () => [.. options.Sandbox.DeniedNetworks.Select(SandboxFirewall.ParseNetwork)])
+            ? WorkerFetchRules.Fence(Firewall is { } firewall ? () => firewall.DeniedNetworks : () => [.. options.Sandbox.DeniedNetworks.Select(SandboxFirewall.ParseNetwork)])
             : null;
         _http = new HttpClient(fence?.Handler(connectTimeout) ?? new SocketsHttpHandler { ConnectTimeout = connectTimeout }) { Timeout = TimeSpan.FromMinutes(30) };
         _copy = new CopyOperation(_http, fence);
