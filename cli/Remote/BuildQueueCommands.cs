@@ -47,11 +47,6 @@ internal static class BuildQueueCommands
             var error = parse.InvocationConfiguration.Error;
             using var source = await BuildContextSource.ResolveAsync(options.Read(parse), Console.OpenStandardInput, ct).ConfigureAwait(false);
             var settings = source.Settings;
-            if (settings.NamedContexts.FirstOrDefault(c => c.Kind == NamedContextKind.OciLayout) is { } layout)
-            {
-                OciLayoutContexts.RefuseRemote(layout);
-            }
-
             var text = source.Dockerfile;
             var graph = BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions());
             if (settings.Secrets is not null)

@@ -248,6 +248,12 @@ internal sealed class RemoteFarm : IDisposable
             named.Add(new NamedContext { Name = context.Name, ContextDigest = namedTar, ContextIndexDigest = namedIndex });
         }
 
+        foreach (var context in settings.NamedContexts.Where(c => c.Kind == NamedContextKind.OciLayout))
+        {
+            using var upload = BuildTrace.StartChild("upload oci-layout context");
+            named.Add(await OciLayoutContexts.UploadAsync(context, submit.BuildId, submit.Platforms, client, repository, cancellationToken).ConfigureAwait(false));
+        }
+
         return named.Count == 0 ? submit : submit with
         {
             Options = (submit.Options ?? new SubmitBuildOptions()) with { NamedContexts = [.. submit.Options?.NamedContexts ?? [], .. named] },
