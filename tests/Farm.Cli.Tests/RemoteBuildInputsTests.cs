@@ -122,6 +122,46 @@ public sealed class RemoteBuildInputsTests(RemoteFarmFixture farm) : IClassFixtu
         }
     }
 
+    [Fact]
+    public async Task Build_with_farm_takes_the_builds_platform_from_an_oci_layout_index()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/layout-index:{marker}";
+        var (layout, manifest) = await LayoutAsync(marker);
+        // The layout's one entry becomes an image index holding the busybox manifest for linux/amd64, as a
+        // multi-platform image's layout has it (skopeo copy --all of an index).
+        var entry = JsonNode.Parse(File.ReadAllText(Path.Combine(layout, "index.json")))!["manifests"]![0]!.AsObject();
+        var index = new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["mediaType"] = "application/vnd.oci.image.index.v1+json",
+            ["manifests"] = new JsonArray(new JsonObject
+            {
+                ["mediaType"] = (string?)entry["mediaType"],
+                ["digest"] = manifest,
+                ["size"] = (long)entry["size"]!,
+                ["platform"] = new JsonObject { ["architecture"] = "amd64", ["os"] = "linux" },
+            }),
+        };
+        var bytes = Encoding.UTF8.GetBytes(index.ToJsonString());
+        var digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        File.WriteAllBytes(Path.Combine(layout, "blobs", "sha256", digest["sha256:".Length..]), bytes);
+        var top = new JsonObject { ["schemaVersion"] = 2, ["manifests"] = new JsonArray(new JsonObject { ["mediaType"] = "application/vnd.oci.image.index.v1+json", ["digest"] = digest, ["size"] = bytes.Length }) };
+        File.WriteAllText(Path.Combine(layout, "index.json"), top.ToJsonString());
+        var dockerfile = Encoding.UTF8.GetBytes($"FROM base\nRUN echo {marker} > /m\n");
+
+        var result = await StdinCli.RunAsync(farm.Env, dockerfile, "build", "--progress", "plain", "--push", "-t", image, "--build-context", $"base=oci-layout://{layout}", "-");
+
+        Assert.True(result.ExitCode == 0, result + farm.Diagnostics());
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "cat", "/m");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.Equal(marker + "\n", seen);
+
+        var arm = await StdinCli.RunAsync(farm.Env, dockerfile, "build", "--progress", "plain", "--platform", "linux/arm64", "--build-context", $"base=oci-layout://{layout}", "-");
+        Assert.Equal(1, arm.ExitCode);
+        Assert.Contains($"farm: FARM1221: the build context 'base' (--build-context) cannot be used: oci-layout://{layout}: its index has no image for linux/arm64 (it has linux/amd64)", arm.Stderr, StringComparison.Ordinal);
+    }
+
     /// <summary>An OCI layout of the farm's busybox base, copied by skopeo under the tag <c>base</c>: its directory and manifest digest.</summary>
     private async Task<(string Directory, string Manifest)> LayoutAsync(string marker)
     {
