@@ -376,9 +376,21 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         // Globex names the same manifest digest, without proofs of its blobs or with made-up ones: the build fails
         // before any step, and nothing of acme's image reaches globex.
         using var globex = farm.Http(farm.GlobexToken);
-        foreach (var proofs in new[] { string.Empty, $$""","storedImageProofs":{"{{manifest}}":"{{new string('0', 64)}}"}""" })
+        // A manifest and config globex holds (here: the very ones, as if it had written a manifest of its own listing
+        // acme's layers) proven for its build, the layers not: the first layer without a proof stops the build.
+        var globexBuild = Guid.NewGuid();
+        var blobs = Path.Combine(layout, "blobs", "sha256");
+        var config = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(blobs, manifest["sha256:".Length..])))!["config"]!["digest"]!;
+        var firstLayer = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(blobs, manifest["sha256:".Length..])))!["layers"]![0]!["digest"]!;
+        string Proof(string digest) => Farm.Oci.Stores.PossessionProof.Compute(globexBuild, File.ReadAllBytes(Path.Combine(blobs, digest["sha256:".Length..])));
+        foreach (var (buildId, proofs, unproven) in new[]
         {
-            var body = $$"""{"dockerfile":"FROM app\nRUN cat /msg.txt\n","contextDigest":"sha256:{{new string('0', 64)}}","options":{"namedContexts":[{"name":"app","storedImage":"{{manifest}}" """ + proofs + "}]}}";
+            (Guid.NewGuid(), string.Empty, manifest),
+            (Guid.NewGuid(), $$""","storedImageProofs":{"{{manifest}}":"{{new string('0', 64)}}"}""", manifest),
+            (globexBuild, $$""","storedImageProofs":{"{{manifest}}":"{{Proof(manifest)}}","{{config}}":"{{Proof(config)}}"}""", firstLayer),
+        })
+        {
+            var body = $$"""{"buildId":"{{buildId}}","dockerfile":"FROM app\nRUN cat /msg.txt\n","contextDigest":"sha256:{{new string('0', 64)}}","options":{"namedContexts":[{"name":"app","storedImage":"{{manifest}}" """ + proofs + "}]}}";
             using var response = await globex.PostAsync("builds", new StringContent(body, Encoding.UTF8, "application/json"));
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
             var id = (string)JsonNode.Parse(await response.Content.ReadAsStringAsync())!["buildId"]!;
@@ -386,7 +398,7 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
             var events = await globex.GetStringAsync($"builds/{id}/events?follow=true");
 
             var failed = events.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).Single(e => (string?)e["type"] == "BuildFailed");
-            Assert.StartsWith($"FARM4370: The named context 'app' (oci-layout://, image {manifest} in the farm's cache store) cannot be used: the submission holds no valid proof of the content of the blob {manifest}", (string?)failed["message"], StringComparison.Ordinal);
+            Assert.StartsWith($"FARM4370: The named context 'app' (oci-layout://, image {manifest} in the farm's cache store) cannot be used: the submission holds no valid proof of the content of the blob {unproven}", (string?)failed["message"], StringComparison.Ordinal);
             Assert.DoesNotContain(marker, events, StringComparison.Ordinal);
         }
     }
