@@ -26,6 +26,13 @@ internal static class LogSince
         "yyyy-MM-dd",
     ];
 
+    /// <summary>
+    /// A time as <c>farm logs -t</c> prints it before a line, as docker does: RFC 3339 in UTC with nanoseconds (.NET
+    /// keeps ticks of 100 ns, so the last two digits are 0), the same form as a container's lines.
+    /// </summary>
+    public static string Stamp(DateTimeOffset at) =>
+        at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff", CultureInfo.InvariantCulture) + "00Z";
+
     /// <summary>The instant <paramref name="value"/> names, durations counted back from <paramref name="now"/>.</summary>
     /// <exception cref="InvalidCliArgumentException">None of the forms above (FARM5010).</exception>
     public static DateTimeOffset Parse(string value, DateTimeOffset now)
@@ -46,6 +53,8 @@ internal static class LogSince
             return DateTimeOffset.FromUnixTimeSeconds(seconds).AddTicks(fraction);
         }
 
+        // Nanoseconds (what -t prints, docker's form) are kept to .NET's 100 ns ticks.
+        text = System.Text.RegularExpressions.Regex.Replace(text, @"(T\d\d:\d\d:\d\d\.\d{7})\d+", "$1");
         if (DateTimeOffset.TryParseExact(text, ZonedFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out var zoned) && (text.EndsWith('Z') || text.EndsWith('z') || HasOffset(text)))
         {
             return zoned;

@@ -629,6 +629,15 @@ public static class FarmErrorCodes
     /// </summary>
     public const string CacheImportLayerUnavailable = "FARM4352";
 
+    // FARM437x: images a client put in the cache store (oci-layout:// contexts through a remote farm; coordinator/Builds/StoredImages.cs).
+
+    /// <summary>
+    /// A named context's image in the cache store (<c>NamedContext.StoredImage</c>) is missing, does not match its
+    /// digest, has no manifest for the build's platform, or one of its blobs comes without the submission's proof of its
+    /// content (naming another tenant's digest): give the build the <c>oci-layout://</c> directory again (<c>StoredImageUnavailableException</c>).
+    /// </summary>
+    public const string StoredImageUnavailable = "FARM4370";
+
     // FARM50xx: the local image store of farm pull/images/tag/import (Farm.Oci.Images).
 
     /// <summary>A name or id matches no local image (<c>NoSuchImageException</c>).</summary>

@@ -144,14 +144,14 @@ public sealed record SubmitBuildOptions
 public sealed record Ulimit(string Name, long Soft, long Hard);
 
 /// <summary>
-/// A named build context (buildx's <c>--build-context</c>). Exactly one of <see cref="Image"/> and
-/// <see cref="ContextDigest"/>/<see cref="Directory"/> is set.
+/// A named build context (buildx's <c>--build-context</c>). Exactly one of <see cref="Image"/>,
+/// <see cref="ContextDigest"/>/<see cref="Directory"/> and <see cref="StoredImage"/> is set.
 /// </summary>
 public sealed record NamedContext
 {
     public required string Name { get; init; }
 
-    /// <summary>An image reference (<c>docker-image://REF</c>, or an <c>oci-layout://</c> image the client put in the cache store as <c>REPO@DIGEST</c>).</summary>
+    /// <summary>An image reference (<c>docker-image://REF</c>, or on the local farm the name an <c>oci-layout://</c> image was loaded under).</summary>
     public string? Image { get; init; }
 
     /// <summary>A directory context packed and uploaded like the main one: its tar's digest in the cache store.</summary>
@@ -162,6 +162,20 @@ public sealed record NamedContext
 
     /// <summary>A directory on the farm's own machine, read in place (the local farm only, as <see cref="SubmitBuild.ContextDirectory"/>).</summary>
     public string? Directory { get; init; }
+
+    /// <summary>
+    /// An image the client put in the cache store itself (<c>--build-context NAME=oci-layout://PATH</c> through a remote
+    /// farm): the digest of its manifest, or of an image index whose manifests for the build's platforms it put there
+    /// too. Resolved as an image pinned by digest, read from the cache store instead of a registry.
+    /// </summary>
+    public string? StoredImage { get; init; }
+
+    /// <summary>
+    /// With <see cref="StoredImage"/>: by blob digest (the index, manifests, configs and layers), proof that the client
+    /// holds the content (SHA-256 over a prefix with the build id and the blob, as <c>Farm.Oci.Stores.PossessionProof</c>
+    /// computes it), so that naming a digest another tenant uploaded reads nothing.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? StoredImageProofs { get; init; }
 }
 
 /// <summary>Build one layer: run one step on top of its parent layers and upload the diff.</summary>

@@ -76,7 +76,9 @@ internal sealed record BuildSettings
         Target = Target,
         Platform = Platform,
         RunOptions = Options,
-        NamedImages = NamedContexts.Where(c => c.Kind == NamedContextKind.Image).ToDictionary(c => c.Name, c => c.Value, StringComparer.Ordinal),
+        // An oci-layout context not loaded yet (a remote farm's) is an image all the same: named here only to label steps.
+        NamedImages = NamedContexts.Where(c => c.Kind is NamedContextKind.Image or NamedContextKind.OciLayout)
+            .ToDictionary(c => c.Name, c => c.Kind == NamedContextKind.Image ? c.Value : OciLayoutContexts.NamePrefix + "context", StringComparer.Ordinal),
         NamedDirectories = [.. NamedContexts.Where(c => c.Kind == NamedContextKind.Directory).Select(c => c.Name)],
     };
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Farm.Cli.Build;
+using Farm.Cli.Local;
 using Farm.Cli.Progress;
 using Farm.Contracts;
 using Farm.Dockerfile.Graph;
@@ -26,11 +27,18 @@ internal static class BuildQueueCommands
     /// <c>farm logs ID</c> for a build: its steps' output (<c>[stepId] line</c>) from the farm. A build id is a
     /// GUID; any other argument of <c>farm logs</c> names a container (<see cref="ContainerCommands.LogsAsync"/>).
     /// </summary>
-    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, int? tail, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    /// <remarks>
+    /// From <paramref name="farmUrl"/>, else <c>FARM_HOST</c>, else the local farm daemon when it runs (the builds
+    /// <c>farm build</c> ran there), else <c>http://127.0.0.1:8480</c>. With <paramref name="since"/> only the lines
+    /// from then on; with <paramref name="timestamps"/> each after its time.
+    /// </remarks>
+    public static async Task<int> BuildLogsAsync(Guid id, string? farmUrl, bool follow, int? tail, DateTimeOffset? since, bool timestamps, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
         // Standard error says when a follow goes on on another coordinator; standard output holds only the lines.
-        using var farm = new RemoteFarm(FarmUrl(farmUrl)) { Notices = error };
-        await farm.LogsAsync(id, follow, tail, output, cancellationToken).ConfigureAwait(false);
+        var url = farmUrl is { Length: > 0 } ? farmUrl : Environment.GetEnvironmentVariable("FARM_HOST") is { Length: > 0 } host ? host : null;
+        var daemon = new LocalDaemon().Socket;
+        using var farm = url is null && File.Exists(daemon) ? RemoteFarm.OverSocket(daemon) : new RemoteFarm(url ?? DefaultFarm) { Notices = error };
+        await farm.LogsAsync(id, follow, tail, since, timestamps, output, cancellationToken).ConfigureAwait(false);
         return 0;
     }
 
@@ -47,11 +55,6 @@ internal static class BuildQueueCommands
             var error = parse.InvocationConfiguration.Error;
             using var source = await BuildContextSource.ResolveAsync(options.Read(parse), Console.OpenStandardInput, ct).ConfigureAwait(false);
             var settings = source.Settings;
-            if (settings.NamedContexts.FirstOrDefault(c => c.Kind == NamedContextKind.OciLayout) is { } layout)
-            {
-                OciLayoutContexts.RefuseRemote(layout);
-            }
-
             var text = source.Dockerfile;
             var graph = BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions());
             if (settings.Secrets is not null)
@@ -124,10 +127,10 @@ internal static class BuildQueueCommands
     {
         var target = new Argument<string>("ID") { Description = "A build id (a GUID), or a container's name or id." };
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing until the build or the container ends." };
-        var farmUrl = new Option<string>("--farm") { Description = "The coordinator's HTTP address (default: $FARM_HOST, else http://127.0.0.1:8480)." };
+        var farmUrl = new Option<string>("--farm") { Description = "The coordinator's HTTP address (default: $FARM_HOST, else the local farm daemon when it runs, else http://127.0.0.1:8480)." };
         var tailOption = new Option<string>("--tail", "-n") { Description = "Only the last N lines of the build's or the container's output so far (\"all\" for every line).", DefaultValueFactory = _ => "all" };
-        var sinceOption = new Option<string>("--since") { Description = "Only a container's lines from this time on: a duration back (10m, 1h30m), an RFC 3339 time, a date or a Unix timestamp." };
-        var timestampsOption = new Option<bool>("--timestamps", "-t") { Description = "Print each of a container's lines after its time (RFC 3339, UTC, nanoseconds)." };
+        var sinceOption = new Option<string>("--since") { Description = "Only the build's or the container's lines from this time on: a duration back (10m, 1h30m), an RFC 3339 time, a date or a Unix timestamp." };
+        var timestampsOption = new Option<bool>("--timestamps", "-t") { Description = "Print each line of the build's or the container's output after its time (RFC 3339, UTC, nanoseconds)." };
         var command = new Command("logs", "Print the output of a build's steps, or of a container.") { target, follow, farmUrl, tailOption, sinceOption, timestampsOption };
         command.SetAction((parse, ct) => BuildCommand.RunAsync(parse, async () =>
         {
@@ -140,12 +143,7 @@ internal static class BuildQueueCommands
             var timestamps = parse.GetValue(timestampsOption);
             if (Guid.TryParse(value, out var build))
             {
-                if (since is not null || timestamps)
-                {
-                    throw new InvalidCliArgumentException("--since and --timestamps are for a container's logs; a build's events carry their times (farm build --progress rawjson)");
-                }
-
-                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), tail, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
+                return await BuildLogsAsync(build, parse.GetValue(farmUrl), parse.GetValue(follow), tail, since, timestamps, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, ct).ConfigureAwait(false);
             }
 
             // Anything else names a local container (farm run -d).

@@ -248,6 +248,12 @@ internal sealed class RemoteFarm : IDisposable
             named.Add(new NamedContext { Name = context.Name, ContextDigest = namedTar, ContextIndexDigest = namedIndex });
         }
 
+        foreach (var context in settings.NamedContexts.Where(c => c.Kind == NamedContextKind.OciLayout))
+        {
+            using var upload = BuildTrace.StartChild("upload oci-layout context");
+            named.Add(await OciLayoutContexts.UploadAsync(context, submit.BuildId, submit.Platforms, client, repository, cancellationToken).ConfigureAwait(false));
+        }
+
         return named.Count == 0 ? submit : submit with
         {
             Options = (submit.Options ?? new SubmitBuildOptions()) with { NamedContexts = [.. submit.Options?.NamedContexts ?? [], .. named] },
@@ -583,6 +589,69 @@ internal sealed class RemoteFarm : IDisposable
         }, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// As <see cref="LogsAsync(Guid, bool, int?, TextWriter, CancellationToken)"/>, keeping only the lines from
+    /// <paramref name="since"/> on (<c>farm logs --since</c>) and, with <paramref name="timestamps"/> (<c>-t</c>), each
+    /// after its time as docker prints a container's (RFC 3339, UTC, nanoseconds). A line's time is when the worker
+    /// read it from the step (<see cref="StepLogLine.At"/>), carried by the build's events; the plain text of
+    /// <c>GET /builds/{id}/logs</c> has none, so these read <c>GET /builds/{id}/events</c>. <paramref name="tail"/> counts
+    /// the lines kept, as docker's <c>--since</c> with <c>--tail</c>.
+    /// </summary>
+    public async Task LogsAsync(Guid id, bool follow, int? tail, DateTimeOffset? since, bool timestamps, TextWriter output, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        if (since is null && !timestamps)
+        {
+            await LogsAsync(id, follow, tail, output, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var kept = new List<string>();
+        await ReadEventsAsync(id, e =>
+        {
+            if (StepLogLines.Format(e, since, timestamps) is { } line)
+            {
+                kept.Add(line);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+        var skip = tail is { } last ? Math.Max(0, kept.Count - last) : 0;
+        if (follow)
+        {
+            try
+            {
+                // A follow replays the build's events from its start, in order: the same lines are kept and skipped.
+                await FollowAsync(id, new StepLogLines(output, skip, since, timestamps), cancellationToken).ConfigureAwait(false);
+            }
+            catch (RemoteBuildFailedException)
+            {
+            }
+
+            return;
+        }
+
+        foreach (var line in kept.Skip(skip))
+        {
+            output.Write(line + "\n");
+        }
+
+        output.Flush();
+    }
+
+    /// <summary>Hands every event <c>GET /builds/{id}/events</c> has so far to <paramref name="handle"/>.</summary>
+    private async Task ReadEventsAsync(Guid id, Action<JsonObject> handle, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync($"builds/{id}/events", uri => _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken)).ConfigureAwait(false);
+        await EnsureAsync(response, id, cancellationToken).ConfigureAwait(false);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+        while (await reader.ReadLineAsync(cancellationToken).ConfigureAwait(false) is { } text)
+        {
+            if (text.Length > 0 && JsonNode.Parse(text) is JsonObject buildEvent)
+            {
+                handle(buildEvent);
+            }
+        }
+    }
+
     /// <summary>Hands every line <c>GET /builds/{id}/logs</c> has so far to <paramref name="line"/>.</summary>
     private async Task ReadLogLinesAsync(Guid id, Action<string> line, CancellationToken cancellationToken)
     {
@@ -624,13 +693,41 @@ internal sealed class RemoteFarm : IDisposable
     }
 
     /// <summary>The step output lines of a build's events, as <c>GET /builds/{id}/logs</c> writes them, after the first <c>skip</c>.</summary>
-    private sealed class StepLogLines(TextWriter output, long skip = 0) : IProgressRenderer
+    /// <remarks>With <c>since</c>, only the lines from then on; with <c>timestamps</c>, each after its time.</remarks>
+    private sealed class StepLogLines(TextWriter output, long skip = 0, DateTimeOffset? since = null, bool timestamps = false) : IProgressRenderer
     {
         private long _skip = skip;
 
+        /// <summary>
+        /// A <c>StepLog</c> event as a line of <c>farm logs</c>: <c>[STEP] TEXT</c>, after its time with
+        /// <paramref name="stamped"/>; null for any other event or a line before <paramref name="from"/>. The line's
+        /// own time, else (an event written before lines carried one) the event's.
+        /// </summary>
+        public static string? Format(JsonObject buildEvent, DateTimeOffset? from, bool stamped)
+        {
+            if (BuildProgress.Str(buildEvent, "type") != "StepLog" || buildEvent["line"] is not JsonObject line)
+            {
+                return null;
+            }
+
+            var text = $"[{BuildProgress.Str(line, "stepId")}] {BuildProgress.Str(line, "line")}";
+            if (from is null && !stamped)
+            {
+                return text;
+            }
+
+            var at = Time(line) ?? Time(buildEvent);
+            if (from is { } start && (at is null || at < start))
+            {
+                return null;
+            }
+
+            return stamped && at is { } time ? $"{LogSince.Stamp(time)} {text}" : text;
+        }
+
         public void Render(JsonObject buildEvent)
         {
-            if (BuildProgress.Str(buildEvent, "type") == "StepLog" && buildEvent["line"] is { } line)
+            if (Format(buildEvent, since, timestamps) is { } text)
             {
                 if (_skip > 0)
                 {
@@ -639,10 +736,14 @@ internal sealed class RemoteFarm : IDisposable
                     return;
                 }
 
-                output.Write($"[{BuildProgress.Str(line, "stepId")}] {BuildProgress.Str(line, "line")}\n");
+                output.Write(text + "\n");
                 output.Flush();
             }
         }
+
+        private static DateTimeOffset? Time(JsonObject node) =>
+            BuildProgress.Str(node, "at") is { Length: > 0 } text
+            && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.RoundtripKind, out var at) ? at : null;
 
         public void Complete() => output.Flush();
 

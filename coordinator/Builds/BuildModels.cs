@@ -107,9 +107,16 @@ public sealed record BuildRequest
         BuildArgs = BuildArgs,
         Target = Target,
         RunOptions = Options,
-        NamedImages = (Options?.NamedContexts ?? []).Where(c => c.Image is not null).ToDictionary(c => c.Name, c => c.Image!, StringComparer.Ordinal),
-        NamedDirectories = [.. (Options?.NamedContexts ?? []).Where(c => c.Image is null).Select(c => c.Name)],
+        NamedImages = (Options?.NamedContexts ?? []).Where(c => c.Image is not null || c.StoredImage is not null)
+            .ToDictionary(c => c.Name, c => c.Image ?? StoredImageContexts.Reference(c), StringComparer.Ordinal),
+        NamedDirectories = [.. (Options?.NamedContexts ?? []).Where(c => c.Image is null && c.StoredImage is null).Select(c => c.Name)],
     };
+
+    /// <summary>The images the client put in the cache store (<see cref="NamedContext.StoredImage"/>), by the reference the graph names them with.</summary>
+    public IReadOnlyDictionary<string, NamedContext> StoredImages() =>
+        (Options?.NamedContexts ?? []).Where(c => c.StoredImage is not null)
+            .GroupBy(StoredImageContexts.Reference, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
 
     /// <summary>The named directory contexts (<c>--build-context NAME=DIR</c>) as stored: their tar's digest and their index, by name.</summary>
     public IReadOnlyDictionary<string, NamedContextInput> NamedContexts { get; init; } = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);

@@ -138,7 +138,7 @@ public sealed partial class BuildOrchestrator
         var named = new Dictionary<string, NamedContextInput>(StringComparer.Ordinal);
         foreach (var context in submit.Options?.NamedContexts ?? [])
         {
-            if (context.Image is not null)
+            if (context.Image is not null || context.StoredImage is not null)
             {
                 continue;
             }
@@ -365,13 +365,16 @@ public sealed partial class BuildOrchestrator
         var draft = BuildGraph.Create(ast, graphOptions);
         var images = new Dictionary<string, ResolvedImage>(StringComparer.Ordinal);
         var localImages = request.LocalImages?.BaseImages(request.Pull);
+        var storedImages = request.StoredImages();
         foreach (var (reference, imagePlatform) in BaseImageResolver.ImagesOf(draft))
         {
             ResolvedImage resolved;
             try
             {
                 var wanted = Platform.TryParse(imagePlatform) ?? Platform.LinuxAmd64;
-                resolved = await _baseImages.ResolveAsync(request.BuildId, reference, wanted, cacheStore, localImages, clients.ClientFor, cancellationToken).ConfigureAwait(false);
+                resolved = storedImages.TryGetValue(reference, out var stored)
+                    ? await _baseImages.ResolveStoredAsync(request.BuildId, reference, stored, wanted, cacheStore, cancellationToken).ConfigureAwait(false)
+                    : await _baseImages.ResolveAsync(request.BuildId, reference, wanted, cacheStore, localImages, clients.ClientFor, cancellationToken).ConfigureAwait(false);
             }
             catch (BaseImageUnavailableException e) when (e.InnerException is RegistryAuthenticationException or RegistryAccessDeniedException && request.RegistryAccess is { } access)
             {

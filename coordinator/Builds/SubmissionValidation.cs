@@ -84,13 +84,14 @@ public static class SubmissionValidation
             throw new InvalidSubmissionException($"\"options.ulimits\" holds a limit that is not {{name, soft, hard}} with a name of {string.Join(", ", UlimitNames)} and soft no higher than hard (-1: unlimited).");
         }
 
-        if (options.NamedContexts is null || options.NamedContexts.Any(c => c is null || string.IsNullOrWhiteSpace(c.Name) || (c.Image is null) == (c.ContextDigest is null && c.Directory is null)))
+        if (options.NamedContexts is null || options.NamedContexts.Any(c => c is null || string.IsNullOrWhiteSpace(c.Name) || (c.Image is null ? 0 : 1) + (c.ContextDigest is null && c.Directory is null ? 0 : 1) + (c.StoredImage is null ? 0 : 1) != 1))
         {
-            throw new InvalidSubmissionException("\"options.namedContexts\" holds a context without a name, or with none or more than one of image, contextDigest and directory.");
+            throw new InvalidSubmissionException("\"options.namedContexts\" holds a context without a name, or with none or more than one of image, contextDigest, directory and storedImage.");
         }
 
         foreach (var context in options.NamedContexts)
         {
+            CheckDigest($"options.namedContexts[{context.Name}].storedImage", context.StoredImage);
             CheckDigest($"options.namedContexts[{context.Name}].contextDigest", context.ContextDigest);
             CheckDigest($"options.namedContexts[{context.Name}].contextIndexDigest", context.ContextIndexDigest);
         }

@@ -263,9 +263,6 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
         Assert.Equal(1, wrong.ExitCode);
         Assert.Contains("FARM1221: the build context 'base' (--build-context) cannot be used", wrong.Stderr, StringComparison.Ordinal);
         Assert.Contains("no image of its index.json has the digest or tag", wrong.Stderr, StringComparison.Ordinal);
-        var remote = await fixture.Farm("build", "--progress", "plain", "--farm", "http://127.0.0.1:1", "--build-context", $"base=oci-layout://{layoutDir}", context);
-        Assert.Equal(1, remote.ExitCode);
-        Assert.Contains("a remote farm cannot read", remote.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Farm.Testing;
 
 namespace Farm.Cli.Tests;
@@ -68,5 +69,105 @@ public sealed class RemoteBuildInputsTests(RemoteFarmFixture farm) : IClassFixtu
         var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "cat", "/net");
         await Tool.RunAsync("podman", "rmi", "-f", image);
         Assert.Equal("lo\n", seen);
+    }
+
+    [Fact]
+    public async Task Build_with_farm_uploads_an_oci_layout_context_for_FROM_and_COPY_from_and_hits_the_cache_again()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/layout:{marker}";
+        var (layout, manifest) = await LayoutAsync(marker);
+        var dockerfile = Encoding.UTF8.GetBytes($"FROM base\nRUN echo {marker} > /m\nCOPY --from=tools /bin/busybox /copied-busybox\n");
+        string[] args = ["build", "--progress", "plain", "--push", "-t", image, "--build-context", $"base=oci-layout://{layout}:base", "--build-context", $"tools=oci-layout://{layout}@{manifest}", "-"];
+
+        var first = await StdinCli.RunAsync(farm.Env, dockerfile, args);
+
+        Assert.True(first.ExitCode == 0, first + farm.Diagnostics());
+        Assert.DoesNotContain("CACHED", first.Stderr, StringComparison.Ordinal);
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "sh", "-c", "cat /m && wc -c < /copied-busybox");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.Equal($"{marker}\n{new FileInfo("/bin/busybox").Length}\n", seen);
+        // The base's layers are the layout's, as pushed: the built image's first layer is the busybox layer.
+        var built = JsonNode.Parse(await Tool.RunAsync("skopeo", "inspect", "--raw", "--tls-verify=false", $"docker://{image}"))!;
+        var based = JsonNode.Parse(File.ReadAllText(Path.Combine(layout, "blobs", "sha256", manifest["sha256:".Length..])))!;
+        Assert.Equal((string?)based["layers"]![0]!["digest"], (string?)built["layers"]![0]!["digest"]);
+
+        var again = await StdinCli.RunAsync(farm.Env, dockerfile, args);
+
+        Assert.True(again.ExitCode == 0, again + farm.Diagnostics());
+        Assert.Equal(2, Regex.Count(again.Stderr, @"^#\d+ CACHED$", RegexOptions.Multiline));
+    }
+
+    [Fact]
+    public async Task Submit_uploads_an_oci_layout_context_and_a_wrong_digest_is_refused_before_anything_is_sent()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/submitted-layout:{marker}";
+        var (layout, _) = await LayoutAsync(marker);
+        var dockerfile = Encoding.UTF8.GetBytes($"FROM base\nRUN echo {marker} > /m\n");
+
+        var result = await StdinCli.RunAsync(farm.Env, dockerfile, "submit", "--wait", "--progress", "plain", "--push", "-t", image, "--build-context", $"base=oci-layout://{layout}", "-");
+
+        Assert.True(result.ExitCode == 0, result + farm.Diagnostics());
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "cat", "/m");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.Equal(marker + "\n", seen);
+
+        var wrong = "sha256:" + new string('b', 64);
+        foreach (var command in new[] { "submit", "build" })
+        {
+            var refused = await StdinCli.RunAsync(farm.Env, dockerfile, command, "--progress", "plain", "--build-context", $"base=oci-layout://{layout}@{wrong}", "-");
+            Assert.Equal(1, refused.ExitCode);
+            Assert.Contains($"farm: FARM1221: the build context 'base' (--build-context) cannot be used: oci-layout://{layout}@{wrong}: no image of its index.json has the digest or tag '{wrong}' (it has base)", refused.Stderr, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Build_with_farm_takes_the_builds_platform_from_an_oci_layout_index()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var image = $"{farm.Repository}/layout-index:{marker}";
+        var (layout, manifest) = await LayoutAsync(marker);
+        // The layout's one entry becomes an image index holding the busybox manifest for linux/amd64, as a
+        // multi-platform image's layout has it (skopeo copy --all of an index).
+        var entry = JsonNode.Parse(File.ReadAllText(Path.Combine(layout, "index.json")))!["manifests"]![0]!.AsObject();
+        var index = new JsonObject
+        {
+            ["schemaVersion"] = 2,
+            ["mediaType"] = "application/vnd.oci.image.index.v1+json",
+            ["manifests"] = new JsonArray(new JsonObject
+            {
+                ["mediaType"] = (string?)entry["mediaType"],
+                ["digest"] = manifest,
+                ["size"] = (long)entry["size"]!,
+                ["platform"] = new JsonObject { ["architecture"] = "amd64", ["os"] = "linux" },
+            }),
+        };
+        var bytes = Encoding.UTF8.GetBytes(index.ToJsonString());
+        var digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        File.WriteAllBytes(Path.Combine(layout, "blobs", "sha256", digest["sha256:".Length..]), bytes);
+        var top = new JsonObject { ["schemaVersion"] = 2, ["manifests"] = new JsonArray(new JsonObject { ["mediaType"] = "application/vnd.oci.image.index.v1+json", ["digest"] = digest, ["size"] = bytes.Length }) };
+        File.WriteAllText(Path.Combine(layout, "index.json"), top.ToJsonString());
+        var dockerfile = Encoding.UTF8.GetBytes($"FROM base\nRUN echo {marker} > /m\n");
+
+        var result = await StdinCli.RunAsync(farm.Env, dockerfile, "build", "--progress", "plain", "--push", "-t", image, "--build-context", $"base=oci-layout://{layout}", "-");
+
+        Assert.True(result.ExitCode == 0, result + farm.Diagnostics());
+        var seen = await Tool.RunAsync("podman", "run", "--rm", "--runtime", "runc", "--tls-verify=false", image, "cat", "/m");
+        await Tool.RunAsync("podman", "rmi", "-f", image);
+        Assert.Equal(marker + "\n", seen);
+
+        var arm = await StdinCli.RunAsync(farm.Env, dockerfile, "build", "--progress", "plain", "--platform", "linux/arm64", "--build-context", $"base=oci-layout://{layout}", "-");
+        Assert.Equal(1, arm.ExitCode);
+        Assert.Contains($"farm: FARM1221: the build context 'base' (--build-context) cannot be used: oci-layout://{layout}: its index has no image for linux/arm64 (it has linux/amd64)", arm.Stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>An OCI layout of the farm's busybox base, copied by skopeo under the tag <c>base</c>: its directory and manifest digest.</summary>
+    private async Task<(string Directory, string Manifest)> LayoutAsync(string marker)
+    {
+        var layout = Path.Combine(farm.Directory, "layout-" + marker);
+        await Tool.RunAsync("skopeo", "copy", "--src-tls-verify=false", $"docker://{farm.Base}", $"oci:{layout}:base");
+        var manifest = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(layout, "index.json")))!["manifests"]![0]!["digest"]!;
+        return (layout, manifest);
     }
 }

@@ -136,6 +136,18 @@ public sealed class RemoteBuildTests(RemoteFarmFixture farm) : IClassFixture<Rem
     }
 
     [Fact]
+    public async Task Logs_since_and_timestamps_work_for_a_builds_output_through_the_farm()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+        var context = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-since-" + marker)).FullName;
+        await File.WriteAllTextAsync(Path.Combine(context, "Dockerfile"), BuildLogTimes.Dockerfile(farm.Base, marker));
+        var built = await farm.Farm("build", "--progress", "rawjson", context);
+        Assert.True(built.ExitCode == 0, built.ToString());
+
+        await BuildLogTimes.CheckAsync(farm.Farm, BuildLogTimes.Id(built), marker);
+    }
+
+    [Fact]
     public async Task Submit_wait_follows_the_build_to_its_end()
     {
         var marker = Guid.NewGuid().ToString("N")[..8];

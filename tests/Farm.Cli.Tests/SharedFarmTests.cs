@@ -373,6 +373,53 @@ public sealed class SharedFarmTests(SharedFarmFixture farm) : IClassFixture<Shar
         await channel.BasicPublishAsync(exchange, string.Empty, mandatory: false, properties, Encoding.UTF8.GetBytes(envelope.ToJsonString()));
     }
 
+    [Fact]
+    public async Task An_oci_layout_image_a_tenant_uploaded_is_not_readable_by_another_tenant_naming_its_digest()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..10];
+        var image = $"{farm.Repository}/acme-layout:{marker}";
+        Assert.True((await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", "--progress", "plain", "--push", "-t", image, Context(marker))).ExitCode == 0, farm.Diagnostics());
+        var layout = Path.Combine(farm.Directory, "layout-" + marker);
+        await Tool.RunAsync("skopeo", "copy", "--src-tls-verify=false", $"docker://{image}", $"oci:{layout}:app");
+        var manifest = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(layout, "index.json")))!["manifests"]![0]!["digest"]!;
+        var context = Directory.CreateDirectory(Path.Combine(farm.Directory, "ctx-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        File.WriteAllText(Path.Combine(context, "Dockerfile"), "FROM app\nRUN cat /msg.txt\n");
+
+        // Acme's own build uploads the layout's image to the farm's cache store and reads it.
+        var own = await FarmCli.RunAsync(farm.Env(farm.AcmeToken), null, "build", "--progress", "plain", "--build-context", $"app=oci-layout://{layout}", context);
+        Assert.True(own.ExitCode == 0, own + farm.Diagnostics());
+        Assert.Contains($"secret of acme {marker}", own.Stderr, StringComparison.Ordinal);
+
+        // Globex names the same manifest digest, without proofs of its blobs or with made-up ones: the build fails
+        // before any step, and nothing of acme's image reaches globex.
+        using var globex = farm.Http(farm.GlobexToken);
+        // A manifest and config globex holds (here: the very ones, as if it had written a manifest of its own listing
+        // acme's layers) proven for its build, the layers not: the first layer without a proof stops the build.
+        var globexBuild = Guid.NewGuid();
+        var blobs = Path.Combine(layout, "blobs", "sha256");
+        var config = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(blobs, manifest["sha256:".Length..])))!["config"]!["digest"]!;
+        var firstLayer = (string)JsonNode.Parse(File.ReadAllText(Path.Combine(blobs, manifest["sha256:".Length..])))!["layers"]![0]!["digest"]!;
+        string Proof(string digest) => Farm.Oci.Stores.PossessionProof.Compute(globexBuild, File.ReadAllBytes(Path.Combine(blobs, digest["sha256:".Length..])));
+        foreach (var (buildId, proofs, unproven) in new[]
+        {
+            (Guid.NewGuid(), string.Empty, manifest),
+            (Guid.NewGuid(), $$""","storedImageProofs":{"{{manifest}}":"{{new string('0', 64)}}"}""", manifest),
+            (globexBuild, $$""","storedImageProofs":{"{{manifest}}":"{{Proof(manifest)}}","{{config}}":"{{Proof(config)}}"}""", firstLayer),
+        })
+        {
+            var body = $$"""{"buildId":"{{buildId}}","dockerfile":"FROM app\nRUN cat /msg.txt\n","contextDigest":"sha256:{{new string('0', 64)}}","options":{"namedContexts":[{"name":"app","storedImage":"{{manifest}}" """ + proofs + "}]}}";
+            using var response = await globex.PostAsync("builds", new StringContent(body, Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            var id = (string)JsonNode.Parse(await response.Content.ReadAsStringAsync())!["buildId"]!;
+
+            var events = await globex.GetStringAsync($"builds/{id}/events?follow=true");
+
+            var failed = events.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).Single(e => (string?)e["type"] == "BuildFailed");
+            Assert.StartsWith($"FARM4370: The named context 'app' (oci-layout://, image {manifest} in the farm's cache store) cannot be used: the submission holds no valid proof of the content of the blob {unproven}", (string?)failed["message"], StringComparison.Ordinal);
+            Assert.DoesNotContain(marker, events, StringComparison.Ordinal);
+        }
+    }
+
     private static async Task<(HttpStatusCode Code, string Body)> GetAsync(HttpClient http, string route)
     {
         using var response = await http.GetAsync(route);
