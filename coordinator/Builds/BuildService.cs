@@ -49,6 +49,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly RegistryCredentials _credentials;
     private readonly Workers.WorkerRegistry? _workers;
     private readonly JobSecretsEndpoint? _jobSecrets;
+    private readonly RabbitMqOptions? _rabbitMq;
+    private UrlContexts.UrlContextFetcher? _urlContexts;
 
     /// <summary>The secrets and SSH agents passed with the builds this coordinator runs, for its workers to fetch.</summary>
     public BuildSecrets Secrets { get; }
@@ -79,7 +81,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         IHostApplicationLifetime? lifetime = null,
         BuildSecrets? secrets = null,
         Workers.WorkerRegistry? workers = null,
-        JobSecretsEndpoint? jobSecrets = null)
+        JobSecretsEndpoint? jobSecrets = null,
+        IOptions<RabbitMqOptions>? rabbitMq = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(coordinator);
@@ -101,6 +104,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         Secrets = secrets ?? new BuildSecrets(_time);
         _workers = workers;
         _jobSecrets = jobSecrets;
+        _rabbitMq = rabbitMq?.Value;
         // The host stops its services in reverse order of registration, the bus before the silo: runs must learn that
         // this process stops before anything they use does, or a publish cut short would end a build as failed (in
         // its grain, for good) instead of leaving it to be resumed on a silo still up.
@@ -597,6 +601,17 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             throw EntitlementNotGrantedException.NotGranted(ungranted, _options.Entitlements);
         }
 
+        if (submission.ContextUrl is { } url)
+        {
+            // Fetched here once, before planning, into the cache store as an uploaded context is: from here on the
+            // build is one like any other (a coordinator that resumes it fetches again, and a git ref that has not
+            // moved comes from the cache).
+            await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
+            var fetched = await _urlContexts!.FetchAsync(submission, url, cancellationToken).ConfigureAwait(false);
+            progress.Report(new ContextFetched(submission.BuildId, _time.GetUtcNow(), url.Kind, GitSource.Redact(url.Url), fetched.Commit, fetched.ContextDigest, fetched.Bytes, fetched.Cached));
+            submission = submission with { ContextDigest = fetched.ContextDigest, ContextIndexDigest = fetched.IndexDigest, Dockerfile = fetched.Dockerfile };
+        }
+
         BuildRequest request;
         if (submission.ContextDirectory is { } directory)
         {
@@ -880,6 +895,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = DeletesBlobsOnPrune ? _localImages : null;
                 _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time, referenced as ReferencingActionCache);
+                _urlContexts = new UrlContexts.UrlContextFetcher(
+                    new UrlContexts.UrlContextPolicy(_options.UrlContexts, FarmServices()),
+                    store,
+                    new VerifyingActionCache(inner, store, _loggers.CreateLogger<VerifyingActionCache>()),
+                    Path.Combine(_options.StateDirectory, "tmp"));
                 _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>(), history: history, livePlatforms: LivePlatforms);
             }
 
@@ -889,6 +909,43 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         {
             _initLock.Release();
         }
+    }
+
+    /// <summary>The farm's own services, which a URL context may never name: Redis, RabbitMQ and the cache store's registry.</summary>
+    private List<(string Host, int Port)> FarmServices()
+    {
+        var services = new List<(string Host, int Port)>();
+        if (!string.IsNullOrWhiteSpace(_coordinator.Redis))
+        {
+            foreach (var endpoint in ConfigurationOptions.Parse(_coordinator.Redis, ignoreUnknown: true).EndPoints)
+            {
+                switch (endpoint)
+                {
+                    case System.Net.DnsEndPoint dns:
+                        services.Add((dns.Host, dns.Port == 0 ? 6379 : dns.Port));
+                        break;
+                    case System.Net.IPEndPoint ip:
+                        services.Add((ip.Address.ToString(), ip.Port == 0 ? 6379 : ip.Port));
+                        break;
+                }
+            }
+        }
+
+        if (_rabbitMq is { } rabbit)
+        {
+            services.Add((rabbit.Host, rabbit.Port));
+        }
+
+        foreach (var store in new[] { CacheStore, ClientCacheStore })
+        {
+            const string scheme = "registry://";
+            if (store.StartsWith(scheme, StringComparison.Ordinal) && Uri.TryCreate("http://" + store[scheme.Length..], UriKind.Absolute, out var registry))
+            {
+                services.Add((registry.Host, registry.Port));
+            }
+        }
+
+        return services;
     }
 
     /// <summary>What the live workers run, all together; null while this coordinator has heard of none.</summary>

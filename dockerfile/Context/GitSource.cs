@@ -25,6 +25,15 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
 
     private string SshSetting => AllowSsh ? "protocol.ssh.allow=always" : "protocol.ssh.allow=never";
 
+    /// <summary>
+    /// More git settings (<c>name=value</c>, passed as <c>-c</c>) for every command: a farm pins the address an http(s)
+    /// remote is fetched from (<c>http.curloptResolve</c>) to the one its policy checked, and turns redirects off.
+    /// </summary>
+    public IReadOnlyList<string> Settings { get; init; } = [];
+
+    private Task<string> GitAsync(string? directory, CancellationToken cancellationToken, params string[] args) =>
+        RunCoreAsync(directory, [SshSetting, .. Settings], args, cancellationToken);
+
     /// <summary>Whether ADD takes <paramref name="source"/> as a git repository (BuildKit's forms).</summary>
     public static bool IsGit(string source)
     {
@@ -73,7 +82,7 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
             return Reference!.ToLowerInvariant();
         }
 
-        var listing = await RunAsync(null, SshSetting, cancellationToken, "ls-remote", Url).ConfigureAwait(false);
+        var listing = await GitAsync(null, cancellationToken, "ls-remote", Url).ConfigureAwait(false);
         var refs = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -106,18 +115,18 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
     {
         ArgumentException.ThrowIfNullOrEmpty(commit);
         Directory.CreateDirectory(directory);
-        await RunAsync(directory, SshSetting, cancellationToken, "init", "--quiet").ConfigureAwait(false);
-        await RunAsync(directory, SshSetting, cancellationToken, "remote", "add", "origin", Url).ConfigureAwait(false);
+        await GitAsync(directory, cancellationToken, "init", "--quiet").ConfigureAwait(false);
+        await GitAsync(directory, cancellationToken, "remote", "add", "origin", Url).ConfigureAwait(false);
         try
         {
-            await RunAsync(directory, SshSetting, cancellationToken, "fetch", "--quiet", "--depth=1", "--no-tags", "origin", commit).ConfigureAwait(false);
+            await GitAsync(directory, cancellationToken, "fetch", "--quiet", "--depth=1", "--no-tags", "origin", commit).ConfigureAwait(false);
         }
         catch (GitCommandException shallow)
         {
             // A server that will not serve a commit by id (uploadpack.allowReachableSHA1InWant off): every branch and tag.
             try
             {
-                await RunAsync(directory, SshSetting, cancellationToken, "fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*").ConfigureAwait(false);
+                await GitAsync(directory, cancellationToken, "fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*").ConfigureAwait(false);
             }
             catch (GitCommandException everything)
             {
@@ -125,10 +134,10 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
             }
         }
 
-        await RunAsync(directory, SshSetting, cancellationToken, "checkout", "--quiet", "--detach", commit).ConfigureAwait(false);
+        await GitAsync(directory, cancellationToken, "checkout", "--quiet", "--detach", commit).ConfigureAwait(false);
         if (File.Exists(Path.Combine(directory, ".gitmodules")))
         {
-            await RunAsync(directory, SshSetting, cancellationToken, "submodule", "update", "--quiet", "--init", "--recursive", "--depth=1").ConfigureAwait(false);
+            await GitAsync(directory, cancellationToken, "submodule", "update", "--quiet", "--init", "--recursive", "--depth=1").ConfigureAwait(false);
         }
 
         if (!keepGitDir)
@@ -165,7 +174,10 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
 
     /// <summary>Runs git in <paramref name="directory"/> (or the current one) with <paramref name="sshSetting"/>; returns its standard output.</summary>
     /// <exception cref="GitCommandException">git is missing, failed, or ran past the time limit.</exception>
-    public static async Task<string> RunAsync(string? directory, string sshSetting, CancellationToken cancellationToken, params string[] args)
+    public static Task<string> RunAsync(string? directory, string sshSetting, CancellationToken cancellationToken, params string[] args) =>
+        RunCoreAsync(directory, [sshSetting], args, cancellationToken);
+
+    private static async Task<string> RunCoreAsync(string? directory, IReadOnlyList<string> settings, string[] args, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(args);
         var start = new ProcessStartInfo("git")
@@ -179,7 +191,7 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
             start.WorkingDirectory = directory;
         }
 
-        foreach (var arg in (string[])["-c", "protocol.file.allow=never", "-c", "protocol.ext.allow=never", "-c", sshSetting, "-c", "core.hooksPath=/dev/null", .. args])
+        foreach (var arg in (string[])["-c", "protocol.file.allow=never", "-c", "protocol.ext.allow=never", .. settings.SelectMany(setting => (string[])["-c", setting]), "-c", "core.hooksPath=/dev/null", .. args])
         {
             start.ArgumentList.Add(arg);
         }
