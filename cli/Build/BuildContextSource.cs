@@ -1,4 +1,6 @@
 using System.Net;
+using System.Text;
+using Farm.Contracts;
 using Farm.Dockerfile.Context;
 
 namespace Farm.Cli.Build;
@@ -108,6 +110,42 @@ internal sealed class BuildContextSource : IDisposable
         }
     }
 
+    /// <summary>
+    /// The context as a remote farm fetches it itself (<c>farm submit URL</c>, <c>farm build --farm URL URL</c>): a git
+    /// or http(s) URL becomes a <see cref="UrlContext"/>, and the Dockerfile is the farm's to read from it at <c>-f</c>'s
+    /// path (default <c>Dockerfile</c>), unless <c>-f -</c> gives it here. Null for any other context, which the client
+    /// reads and uploads as before. Nothing is fetched here: a queue-only client need not reach the URL at all.
+    /// </summary>
+    public static async Task<FarmUrlContext?> ForFarmAsync(BuildSettings settings, Func<Stream> stdin, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(stdin);
+        var context = settings.ContextDirectory;
+        UrlContext url;
+        if (IsGitUrl(context))
+        {
+            var git = GitSource.Parse(context);
+            url = new UrlContext { Kind = "git", Url = git.Url, Ref = git.Reference, Subdirectory = git.Subdirectory };
+        }
+        else if (IsHttpUrl(context))
+        {
+            url = new UrlContext { Kind = "tarball", Url = context };
+        }
+        else
+        {
+            return null;
+        }
+
+        var dockerfileFlag = settings.DockerfilePath == Path.Combine(context, "Dockerfile") ? null : settings.DockerfilePath;
+        if (dockerfileFlag != "-")
+        {
+            return new FarmUrlContext(url, dockerfileFlag ?? "Dockerfile", string.Empty);
+        }
+
+        using var text = new StreamReader(stdin(), new UTF8Encoding(false));
+        return new FarmUrlContext(url, "Dockerfile", await text.ReadToEndAsync(cancellationToken).ConfigureAwait(false));
+    }
+
     /// <summary>docker's rule: <c>git://</c>, <c>git@</c>, <c>github.com/</c>, or an http(s) URL whose path ends in <c>.git</c> (before any <c>#</c>).</summary>
     public static bool IsGitUrl(string context)
     {
@@ -169,3 +207,6 @@ internal sealed class BuildContextSource : IDisposable
         }
     }
 }
+
+/// <summary>A URL context for a remote farm to fetch: the URL, the Dockerfile's path in it, and the Dockerfile when <c>-f -</c> gave it (else empty).</summary>
+internal sealed record FarmUrlContext(UrlContext Context, string DockerfilePath, string Dockerfile);
