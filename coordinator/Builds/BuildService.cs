@@ -51,6 +51,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly JobSecretsEndpoint? _jobSecrets;
     private readonly RabbitMqOptions? _rabbitMq;
     private UrlContexts.UrlContextFetcher? _urlContexts;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, string> _contextUrls = new();
 
     /// <summary>The secrets and SSH agents passed with the builds this coordinator runs, for its workers to fetch.</summary>
     public BuildSecrets Secrets { get; }
@@ -167,6 +168,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
         SubmissionValidation.Validate(submit, ClientCacheStore);
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
+        // A URL context's user information (https://USER:TOKEN@HOST/...) stays in this process's memory for the run,
+        // as passed registry credentials do: never in the record, the grain, Redis or an event.
+        string? credentialedUrl = null;
+        if (submit.ContextUrl is { } contextUrl && GitSource.Redact(contextUrl.Url) is var redacted && redacted != contextUrl.Url)
+        {
+            credentialedUrl = contextUrl.Url;
+            submit = submit with { ContextUrl = contextUrl with { Url = redacted } };
+        }
+
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
         var (record, added) = Registry.Add(submit with { BuildId = id }, _time.GetUtcNow());
         if (!added && !string.Equals(record.Submission.Tenant, submit.Tenant, StringComparison.Ordinal))
@@ -186,6 +196,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             if (secrets is not null && (secrets.Secrets.Count > 0 || secrets.SshAgents.Count > 0))
             {
                 Secrets.Hold(id, secrets);
+            }
+
+            if (credentialedUrl is not null)
+            {
+                _contextUrls[id] = credentialedUrl;
             }
 
             LogQueued(_logger, id, submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags), submit.Tenant ?? "none");
@@ -465,6 +480,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 Registry.Remove(record.BuildId);
                 _credentials.Release(record.BuildId);
                 Secrets.Release(record.BuildId);
+                _contextUrls.TryRemove(record.BuildId, out _);
                 LogIdTaken(_logger, record.BuildId);
                 return;
             }
@@ -488,6 +504,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         {
             _credentials.Release(record.BuildId);
             Secrets.Release(record.BuildId);
+            _contextUrls.TryRemove(record.BuildId, out _);
             var error = new BuildNotRecordedException(e);
             LogFailed(_logger, e, record.BuildId, error.Code);
             record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), error.Code, error.Message));
@@ -541,6 +558,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         // Passed registry credentials live no longer than the build's run here (a silo that resumes it has none).
         _credentials.Release(record.BuildId);
         Secrets.Release(record.BuildId);
+        _contextUrls.TryRemove(record.BuildId, out _);
         if (!_stopping.IsCancellationRequested)
         {
             CoordinatorTelemetry.BuildEnded(span, record.End, _time.GetUtcNow() - record.SubmittedAt);
@@ -607,7 +625,10 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             // build is one like any other (a coordinator that resumes it fetches again, and a git ref that has not
             // moved comes from the cache).
             await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
-            var fetched = await _urlContexts!.FetchAsync(submission, url, cancellationToken).ConfigureAwait(false);
+            // With the user information it was submitted with, when this coordinator holds it; a coordinator that resumes
+            // the build has none, and fetches without (the URL in the submission has only ***).
+            var fetchUrl = _contextUrls.TryGetValue(submission.BuildId, out var full) ? url with { Url = full } : url with { Url = url.Url.Replace("://***@", "://", StringComparison.Ordinal) };
+            var fetched = await _urlContexts!.FetchAsync(submission, fetchUrl, cancellationToken).ConfigureAwait(false);
             progress.Report(new ContextFetched(submission.BuildId, _time.GetUtcNow(), url.Kind, GitSource.Redact(url.Url), fetched.Commit, fetched.ContextDigest, fetched.Bytes, fetched.Cached));
             submission = submission with { ContextDigest = fetched.ContextDigest, ContextIndexDigest = fetched.IndexDigest, Dockerfile = fetched.Dockerfile };
         }

@@ -454,7 +454,7 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
     }
 
     /// <summary><c>git daemon</c> on 127.0.0.1, serving the repositories under a directory.</summary>
-    private sealed class GitDaemon(Process process, int port) : IAsyncDisposable
+    internal sealed class GitDaemon(Process process, int port) : IAsyncDisposable
     {
         public int Port { get; } = port;
 

@@ -98,7 +98,8 @@ public sealed class UrlContextFetcher
         }
         catch (GitCommandException e)
         {
-            throw new GitContextUnavailableException(shown, e.Reason, e);
+            // Not wrapped: git may print the URL, user information included, and an inner exception is logged as it is.
+            throw new GitContextUnavailableException(shown, e.Reason);
         }
 
         var key = CacheKey(submit.Tenant, url, commit, context.Subdirectory);
@@ -117,7 +118,7 @@ public sealed class UrlContextFetcher
         }
         catch (GitCommandException e)
         {
-            throw new UrlContextUnreachableException(shown, e.Reason, e);
+            throw new UrlContextUnreachableException(shown, e.Reason);
         }
 
         var fetched = await StoreAsync(submit, url, root, dockerfileText: null, commit, work, cancellationToken).ConfigureAwait(false);
@@ -171,7 +172,14 @@ public sealed class UrlContextFetcher
         using var http = new HttpClient(handler) { Timeout = TimeSpan.FromMinutes(30) };
         try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+            // User information is sent as Basic credentials to the URL's own host (a redirect elsewhere drops them), never
+            // left in the URL, where a message could quote it.
+            using var request = new HttpRequestMessage(HttpMethod.Get, new UriBuilder(uri) { UserName = string.Empty, Password = string.Empty }.Uri);
+            if (uri.UserInfo.Length > 0)
+            {
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(Uri.UnescapeDataString(uri.UserInfo))));
+            }
+
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             if (!response.IsSuccessStatusCode)
             {
