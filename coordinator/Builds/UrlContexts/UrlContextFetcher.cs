@@ -51,7 +51,7 @@ public sealed class UrlContextFetcher
         ArgumentNullException.ThrowIfNull(submit);
         ArgumentNullException.ThrowIfNull(context);
         Directory.CreateDirectory(_temporary);
-        var work = Directory.CreateTempSubdirectory(Path.Combine(_temporary, "url-context-")).FullName;
+        var work = Directory.CreateDirectory(Path.Combine(_temporary, "url-context-" + Guid.NewGuid().ToString("N"))).FullName;
         try
         {
             return context.Kind switch
