@@ -119,6 +119,14 @@ public sealed class UrlContextFarmTests(UrlContextFarmFixture farm) : IClassFixt
         Assert.True((bool)again["cached"]!, second.Stdout);
         Assert.Equal((string?)fetched["digest"], (string?)again["digest"]);
 
+        // farm build --farm (here FARM_HOST) sends the URL the same way, and -f names a path inside the fetched context.
+        var built = await farm.Farm("build", "--progress", "rawjson", "-f", "Dockerfile", url);
+        Assert.True(built.ExitCode == 0, built.ToString() + farm.Diagnostics());
+        Assert.True((bool)Events(built.Stdout, "ContextFetched").Single()["cached"]!, built.Stdout);
+        var noDockerfile = await farm.Farm("build", "-f", "nowhere/Dockerfile", url);
+        Assert.Equal(1, noDockerfile.ExitCode);
+        Assert.Contains($"FARM1244: the build context git://127.0.0.1:{daemon.Port}/app.git has no Dockerfile at 'nowhere/Dockerfile'", noDockerfile.Stderr, StringComparison.Ordinal);
+
         var unknown = await farm.Farm("submit", "--wait", $"git://127.0.0.1:{daemon.Port}/app.git#no-such-branch:svc");
         Assert.Equal(1, unknown.ExitCode);
         Assert.Contains("FARM1230: the git context git://127.0.0.1:", unknown.Stderr, StringComparison.Ordinal);
