@@ -31,6 +31,13 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
     /// </summary>
     public IReadOnlyList<string> Settings { get; init; } = [];
 
+    /// <summary>
+    /// Whether <see cref="CheckoutAsync"/> fetches the checkout's submodules (as docker does). A farm fetching a context
+    /// for a client does not: a submodule's URL is chosen by the repository, and its address would escape the checks
+    /// the farm made on the context's own.
+    /// </summary>
+    public bool Submodules { get; init; } = true;
+
     private Task<string> GitAsync(string? directory, CancellationToken cancellationToken, params string[] args) =>
         RunCoreAsync(directory, [SshSetting, .. Settings], args, cancellationToken);
 
@@ -135,7 +142,7 @@ public sealed partial record GitSource(string Url, string? Reference, string? Su
         }
 
         await GitAsync(directory, cancellationToken, "checkout", "--quiet", "--detach", commit).ConfigureAwait(false);
-        if (File.Exists(Path.Combine(directory, ".gitmodules")))
+        if (Submodules && File.Exists(Path.Combine(directory, ".gitmodules")))
         {
             await GitAsync(directory, cancellationToken, "submodule", "update", "--quiet", "--init", "--recursive", "--depth=1").ConfigureAwait(false);
         }

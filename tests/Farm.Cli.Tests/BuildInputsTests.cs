@@ -539,7 +539,8 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
 
         public async ValueTask DisposeAsync()
         {
-            listener.Stop();
+            // Close alone: Stop then Close removes the listener twice, and the second removal binds the port again
+            // (HttpListenerException "Address already in use" when another socket holds it by then).
             listener.Close();
             await serving;
         }

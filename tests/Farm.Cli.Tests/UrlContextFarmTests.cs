@@ -297,7 +297,8 @@ public sealed class UrlContextFarmTests(UrlContextFarmFixture farm) : IClassFixt
         public async ValueTask DisposeAsync()
         {
             gate.TrySetResult();
-            listener.Stop();
+            // Close alone: Stop then Close removes the listener twice, and the second removal binds the port again
+            // (HttpListenerException "Address already in use" when another socket holds it by then).
             listener.Close();
             await serving;
         }

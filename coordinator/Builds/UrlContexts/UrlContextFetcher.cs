@@ -90,7 +90,7 @@ public sealed class UrlContextFetcher
             $"http.curloptResolve={uri.IdnHost}:{port}:{(addresses[0].AddressFamily == AddressFamily.InterNetworkV6 ? $"[{addresses[0]}]" : addresses[0].ToString())}",
             "http.followRedirects=false",
         ];
-        var source = new GitSource(url, context.Ref, context.Subdirectory) { AllowSsh = false, Settings = settings };
+        var source = new GitSource(url, context.Ref, context.Subdirectory) { AllowSsh = false, Settings = settings, Submodules = false };
         string commit;
         try
         {
