@@ -82,6 +82,11 @@ public sealed class UrlContextPolicy
             address = address.MapToIPv4();
         }
 
+        if (_allowed.Length == 0 && Contains(Local, address))
+        {
+            return "a loopback, link-local or unspecified address, which the farm does not fetch from";
+        }
+
         foreach (var (host, servicePort) in _services)
         {
             foreach (var service in await ResolveServiceAsync(host, cancellationToken).ConfigureAwait(false))
@@ -104,7 +109,7 @@ public sealed class UrlContextPolicy
             return Contains(_allowed, address) ? null : "outside the networks this farm fetches from (Farm:Builds:UrlContexts:AllowedNetworks)";
         }
 
-        return Contains(Local, address) ? "a loopback, link-local or unspecified address, which the farm does not fetch from" : null;
+        return null;
     }
 
     private static bool Contains(IPNetwork[] networks, IPAddress address) => networks.Any(n => n.Contains(address));
