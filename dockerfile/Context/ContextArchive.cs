@@ -18,7 +18,15 @@ public static class ContextArchive
     /// Unpacks <paramref name="input"/> into <paramref name="root"/> when it is a tar (compressed or not), as docker
     /// detects it; returns the text when it is a Dockerfile instead, null for a tar.
     /// </summary>
-    public static async Task<string?> UnpackAsync(string input, string source, string root, CancellationToken cancellationToken)
+    public static Task<string?> UnpackAsync(string input, string source, string root, CancellationToken cancellationToken) =>
+        UnpackAsync(input, source, root, long.MaxValue, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="UnpackAsync(string, string, string, CancellationToken)"/>, reading at most
+    /// <paramref name="maxUnpackedBytes"/> of tar once decompressed: a small download must not fill the disk.
+    /// </summary>
+    /// <exception cref="ContextArchiveTooLargeException">The archive is larger than that once decompressed (FARM1242).</exception>
+    public static async Task<string?> UnpackAsync(string input, string source, string root, long maxUnpackedBytes, CancellationToken cancellationToken)
     {
         var head = new byte[512];
         int read;
@@ -47,7 +55,8 @@ public static class ContextArchive
             }
         }
 
-        var stream = await OpenDecompressedAsync(input, compression, source, cancellationToken).ConfigureAwait(false);
+        var decompressed = await OpenDecompressedAsync(input, compression, source, maxUnpackedBytes, cancellationToken).ConfigureAwait(false);
+        var stream = new BoundedReadStream(decompressed, maxUnpackedBytes, source);
         await using (stream.ConfigureAwait(false))
         {
             await ExtractAsync(stream, source, root, cancellationToken).ConfigureAwait(false);
@@ -88,7 +97,7 @@ public static class ContextArchive
         return recorded.Length > 0 && recorded.All(c => c is >= '0' and <= '7') && Convert.ToInt64(recorded, 8) == sum;
     }
 
-    private static async Task<Stream> OpenDecompressedAsync(string input, string? compression, string source, CancellationToken cancellationToken)
+    private static async Task<Stream> OpenDecompressedAsync(string input, string? compression, string source, long maxUnpackedBytes, CancellationToken cancellationToken)
     {
         var file = File.OpenRead(input);
         switch (compression)
@@ -125,7 +134,16 @@ public static class ContextArchive
                     await using (output.ConfigureAwait(false))
                     {
                         var errors = process.StandardError.ReadToEndAsync(cancellationToken);
-                        await process.StandardOutput.BaseStream.CopyToAsync(output, cancellationToken).ConfigureAwait(false);
+                        try
+                        {
+                            await new BoundedReadStream(process.StandardOutput.BaseStream, maxUnpackedBytes, source).CopyToAsync(output, cancellationToken).ConfigureAwait(false);
+                        }
+                        catch (ContextArchiveTooLargeException)
+                        {
+                            process.Kill();
+                            throw;
+                        }
+
                         await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
                         if (process.ExitCode != 0)
                         {
@@ -244,6 +262,69 @@ public static class ContextArchive
         }
     }
 }
+
+/// <summary>
+/// Reads another stream up to a number of bytes and throws past it; written by hand because the BCL has no bounded
+/// read-only wrapper. Disposes the stream it wraps.
+/// </summary>
+internal sealed class BoundedReadStream(Stream inner, long limit, string source) : Stream
+{
+    private long _read;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => false;
+
+    public override bool CanWrite => false;
+
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        Count(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            inner.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await inner.DisposeAsync().ConfigureAwait(false);
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private int Count(int read)
+    {
+        _read += read;
+        return _read > limit ? throw new ContextArchiveTooLargeException(source, limit) : read;
+    }
+}
+
+/// <summary>A context archive is larger, once decompressed, than its reader accepts (FARM1242).</summary>
+public sealed class ContextArchiveTooLargeException(string source, long limit)
+    : FarmException(FarmErrorCodes.UrlContextTooLarge, $"the build context {GitSource.Redact(source)} is larger than the {limit} bytes this farm unpacks (Farm:Builds:UrlContexts:MaxBytes, as a tar once decompressed): make it smaller, or fetch it yourself and build the directory.");
 
 /// <summary>A context on standard input or from a URL is neither a tar nor a Dockerfile (FARM5066).</summary>
 public sealed class NotAContextArchiveException(string source, string reason)

@@ -178,7 +178,10 @@ public sealed class UrlContextFarmTests(UrlContextFarmFixture farm) : IClassFixt
         var random = new byte[UrlContextFarmFixture.MaxBytes * 2];
         new Random(18).NextBytes(random);
         random[0] = 0x00;
-        await using var server = GatedFiles.Start(new() { ["/big.tar"] = random, ["/junk.tar"] = random[..1024] });
+        // A megabyte of zeros gzips to about a kilobyte: small to download, too large to unpack.
+        var bomb = BuildInputsTests.Compress(BuildInputsTests.Tar(("Dockerfile", "FROM scratch\n"), ("zeros", new string('\0', 1024 * 1024))), "gzip");
+        Assert.True(bomb.Length < UrlContextFarmFixture.MaxBytes, $"the gzip is {bomb.Length} bytes");
+        await using var server = GatedFiles.Start(new() { ["/big.tar"] = random, ["/junk.tar"] = random[..1024], ["/bomb.tar.gz"] = bomb });
         server.Open();
 
         // The registry of the farm's cache store is on an allowed address (127.0.0.1), and refused by its port.
@@ -190,6 +193,10 @@ public sealed class UrlContextFarmTests(UrlContextFarmFixture farm) : IClassFixt
         var big = await farm.Farm("submit", "--wait", $"{server.Url}/big.tar");
         Assert.Equal(1, big.ExitCode);
         Assert.Contains($"FARM1242: the build context {server.Url}/big.tar is larger than the {UrlContextFarmFixture.MaxBytes} bytes", big.Stderr, StringComparison.Ordinal);
+
+        var unpacked = await farm.Farm("submit", "--wait", $"{server.Url}/bomb.tar.gz");
+        Assert.Equal(1, unpacked.ExitCode);
+        Assert.Contains($"FARM1242: the build context {server.Url}/bomb.tar.gz is larger than the {UrlContextFarmFixture.MaxBytes} bytes this farm unpacks", unpacked.Stderr, StringComparison.Ordinal);
 
         var junk = await farm.Farm("submit", "--wait", $"{server.Url}/junk.tar");
         Assert.Equal(1, junk.ExitCode);

@@ -145,7 +145,8 @@ public sealed class UrlContextFetcher
         string? text;
         try
         {
-            text = await ContextArchive.UnpackAsync(input, url, root, cancellationToken).ConfigureAwait(false);
+            // The same bound on the tar once decompressed: a small gzip of zeros must not fill the coordinator's disk.
+            text = await ContextArchive.UnpackAsync(input, url, root, _policy.MaxBytes, cancellationToken).ConfigureAwait(false);
         }
         catch (NotAContextArchiveException e)
         {
