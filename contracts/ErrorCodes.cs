@@ -135,6 +135,23 @@ public static class FarmErrorCodes
     /// </summary>
     public const string GitSourceUnavailable = "FARM1230";
 
+    // FARM124x: build contexts a farm fetches from a URL (UrlContextException, Farm.Coordinator).
+
+    /// <summary>The farm could not fetch a URL context: the host did not answer, answered with an HTTP error, or git could not fetch the repository (<c>UrlContextUnreachableException</c>).</summary>
+    public const string UrlContextUnreachable = "FARM1240";
+
+    /// <summary>A tarball URL context is neither a tar archive (plain, gzip, bzip2 or xz) nor a text Dockerfile (<c>UrlContextNotAnArchiveException</c>).</summary>
+    public const string UrlContextNotAnArchive = "FARM1241";
+
+    /// <summary>A tarball URL context is larger than the farm accepts (<c>Farm:Builds:UrlContexts:MaxBytes</c>) (<c>UrlContextTooLargeException</c>).</summary>
+    public const string UrlContextTooLarge = "FARM1242";
+
+    /// <summary>An <c>ssh://</c> or <c>git@</c> context went to a farm, which never fetches with its own ssh keys (<c>UrlContextSshRefusedException</c>).</summary>
+    public const string UrlContextSshRefused = "FARM1243";
+
+    /// <summary>The Dockerfile a submission names is not in the context the farm fetched (<c>UrlContextDockerfileMissingException</c>).</summary>
+    public const string UrlContextDockerfileMissing = "FARM1244";
+
     // FARM13xx: stages and the build graph (BuildGraphException, Farm.Dockerfile.Graph).
 
     /// <summary><c>--target</c> names no stage.</summary>
@@ -628,6 +645,15 @@ public static class FarmErrorCodes
     /// runs instead; logged, never fatal (<c>CacheImportLayerUnavailableException</c>).
     /// </summary>
     public const string CacheImportLayerUnavailable = "FARM4352";
+
+    // FARM436x: the farm's policy on URL contexts (Farm.Coordinator).
+
+    /// <summary>
+    /// A URL context was refused by the farm's policy (<c>Farm:Builds:UrlContexts</c>): URL contexts are off, or the
+    /// host resolves to an address the farm does not fetch from (loopback, link-local, its own services, outside the
+    /// allowed networks) (<c>UrlContextRefusedException</c>).
+    /// </summary>
+    public const string UrlContextRefused = "FARM4360";
 
     // FARM437x: images a client put in the cache store (oci-layout:// contexts through a remote farm; coordinator/Builds/StoredImages.cs).
 

@@ -96,6 +96,34 @@ public sealed record SubmitBuild
     /// more than one makes an OCI image index with one image per platform. Empty: linux/amd64, one image, as before.
     /// </summary>
     public IReadOnlyList<string> Platforms { get; init; } = [];
+
+    /// <summary>
+    /// A context the farm fetches itself (<c>farm submit URL</c>, <c>farm build --farm URL URL</c>): a git repository or
+    /// a tarball over HTTP(S), instead of a context the client uploaded (<see cref="ContextDigest"/> is then empty). The
+    /// coordinator that accepts the build fetches it once, before planning, stores it in the cache store as an uploaded
+    /// context is stored, and reads the Dockerfile from it at <see cref="DockerfilePath"/> when <see cref="Dockerfile"/>
+    /// is empty. Null: the context was uploaded (every client before this field).
+    /// </summary>
+    public UrlContext? ContextUrl { get; init; }
+}
+
+/// <summary>
+/// A build context named by URL, as docker takes one: <c>https://HOST/REPO.git#REF:SUBDIR</c> or <c>git://...</c>
+/// (<see cref="Kind"/> <c>git</c>), or an http(s) URL of a tar archive, plain or compressed (<c>tarball</c>).
+/// </summary>
+public sealed record UrlContext
+{
+    /// <summary><c>git</c> or <c>tarball</c>.</summary>
+    public required string Kind { get; init; }
+
+    /// <summary>The repository or the archive, without <c>#REF:SUBDIR</c>.</summary>
+    public required string Url { get; init; }
+
+    /// <summary>For git: the branch, tag or commit; null for the default branch.</summary>
+    public string? Ref { get; init; }
+
+    /// <summary>For git: the context directory within the checkout; null for its root.</summary>
+    public string? Subdirectory { get; init; }
 }
 
 /// <summary>

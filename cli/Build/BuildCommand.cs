@@ -42,13 +42,19 @@ internal static class BuildCommand
     {
         ArgumentNullException.ThrowIfNull(settings);
         BuildTimings.Mark("start");
-        using var source = await BuildContextSource.ResolveAsync(settings, Console.OpenStandardInput, cancellationToken).ConfigureAwait(false);
-        settings = await OciLayoutContexts.LoadAsync(source.Settings, cancellationToken).ConfigureAwait(false);
-        var text = source.Dockerfile;
+        // A URL context given to a remote farm is fetched by the farm; the local farm's client fetches it here, as
+        // before (it is this machine either way), and so does a dry run.
+        var farmContext = settings.FarmUrl is not null && !settings.DryRun
+            ? await BuildContextSource.ForFarmAsync(settings, Console.OpenStandardInput, cancellationToken).ConfigureAwait(false)
+            : null;
+        using var source = farmContext is null ? await BuildContextSource.ResolveAsync(settings, Console.OpenStandardInput, cancellationToken).ConfigureAwait(false) : null;
+        settings = await OciLayoutContexts.LoadAsync(source?.Settings ?? settings with { DockerfilePath = farmContext!.DockerfilePath }, cancellationToken).ConfigureAwait(false);
+        var text = source?.Dockerfile ?? farmContext!.Dockerfile;
 
         // Parsed here, beside the packing of the context (the two take most of a warm rebuild's start-up): a bad
-        // Dockerfile still fails with its file:line:col before anything is built, and stops the packing.
-        var graph = Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions()), cancellationToken);
+        // Dockerfile still fails with its file:line:col before anything is built, and stops the packing. The farm
+        // parses a Dockerfile it reads from a URL context itself.
+        var graph = text.Length == 0 ? Task.FromResult<BuildGraph>(null!) : Task.Run(() => BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions()), cancellationToken);
         var mode = BuildProgress.ParseMode(settings.Progress);
         var status = mode == ProgressMode.RawJson || settings.Quiet ? null : error;
         using var trace = BuildTrace.Start("farm build", settings.FarmUrl is null ? "local" : "remote", settings, status);
@@ -66,7 +72,7 @@ internal static class BuildCommand
             if (settings.FarmUrl is { } url)
             {
                 await graph.ConfigureAwait(false);
-                exit = await RemoteFarm.BuildAsync(url, settings, text, results, status, cancellationToken).ConfigureAwait(false);
+                exit = await RemoteFarm.BuildAsync(url, settings, text, results, status, cancellationToken, farmContext?.Context).ConfigureAwait(false);
             }
             else
             {

@@ -44,14 +44,6 @@ internal static partial class UrlText
     private static partial Regex UserInfo();
 }
 
-/// <summary>A context on standard input or from a URL is neither a tar nor a Dockerfile (FARM5066).</summary>
-public sealed class NotAContextArchiveException(string source, string reason)
-    : FarmException(FarmErrorCodes.NotAContextArchive, $"the build context from {source} is {reason}: give a tar archive (plain, gzip, bzip2 or xz) holding the context and its Dockerfile, or a Dockerfile as text.");
-
-/// <summary>An entry of a context archive would land outside the context (FARM1220).</summary>
-public sealed class ContextArchiveEscapeException(string source, string entry)
-    : FarmException(FarmErrorCodes.ContextArchiveEscape, $"the build context archive from {source} has an entry '{entry}' that would land outside the context (an absolute path, '..' or a path through a symbolic link); nothing was built. Make the archive with paths relative to the context root.");
-
 /// <summary><c>-f -</c> together with the context <c>-</c> (FARM5067).</summary>
 public sealed class StdinTwiceException()
     : FarmException(FarmErrorCodes.StdinTwice, "standard input cannot be both the Dockerfile (-f -) and the build context (-). Give the context as a directory, URL or tar on standard input with its Dockerfile inside.");

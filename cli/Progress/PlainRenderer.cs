@@ -29,6 +29,16 @@ internal sealed class PlainRenderer(StepLabels labels, TextWriter output) : IPro
                     break;
                 }
 
+            case "ContextFetched":
+                {
+                    // Fetched by the farm, not this client (a URL context sent to a remote farm).
+                    var n = _next++;
+                    Line($"#{n} [internal] farm fetched build context {Str(buildEvent, "url")}");
+                    Line($"#{n} {Str(buildEvent, "kind")} {(Str(buildEvent, "commit") is { Length: > 0 } commit ? "commit " + commit + ", " : string.Empty)}{HumanBytes((long)Num(buildEvent, "bytes"))}");
+                    Line(buildEvent["cached"]?.GetValue<bool>() == true ? $"#{n} CACHED" : $"#{n} DONE");
+                    break;
+                }
+
             case "BaseImageResolved":
                 {
                     var n = _next++;

@@ -49,6 +49,13 @@ internal sealed class TtyRenderer : IProgressRenderer
                         Duration = TimeSpan.FromMilliseconds(Num(buildEvent, "durationMs")),
                     });
                     break;
+                case "ContextFetched":
+                    _rows.Add(new Row($"[internal] farm fetched build context {Str(buildEvent, "url")}{(Str(buildEvent, "commit") is { Length: > 0 } c ? " at " + c[..Math.Min(12, c.Length)] : string.Empty)} {HumanBytes((long)Num(buildEvent, "bytes"))}", DateTimeOffset.UtcNow)
+                    {
+                        State = buildEvent["cached"]?.GetValue<bool>() == true ? "cached" : "done",
+                        Duration = TimeSpan.Zero,
+                    });
+                    break;
                 case "BaseImageResolved":
                     _rows.Add(new Row($"[internal] load metadata for {Str(buildEvent, "reference")}", DateTimeOffset.UtcNow) { State = "done", Duration = TimeSpan.Zero });
                     break;

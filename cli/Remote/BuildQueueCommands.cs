@@ -53,10 +53,13 @@ internal static class BuildQueueCommands
         {
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
-            using var source = await BuildContextSource.ResolveAsync(options.Read(parse), Console.OpenStandardInput, ct).ConfigureAwait(false);
-            var settings = source.Settings;
-            var text = source.Dockerfile;
-            var graph = BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions());
+            // A URL context is the farm's to fetch: the client may not reach it at all (docs/architecture.md, "A build, step by step", 1).
+            var read = options.Read(parse);
+            var farmContext = await BuildContextSource.ForFarmAsync(read, Console.OpenStandardInput, ct).ConfigureAwait(false);
+            using var source = farmContext is null ? await BuildContextSource.ResolveAsync(read, Console.OpenStandardInput, ct).ConfigureAwait(false) : null;
+            var settings = source?.Settings ?? read with { DockerfilePath = farmContext!.DockerfilePath };
+            var text = source?.Dockerfile ?? farmContext!.Dockerfile;
+            var graph = text.Length == 0 ? null : BuildGraph.Create(text, settings.DockerfilePath, settings.GraphOptions());
             if (settings.Secrets is not null)
             {
                 // RabbitMQ keeps messages on disk: a secret in one would be stored.
@@ -76,7 +79,7 @@ internal static class BuildQueueCommands
                 : settings.FarmUrl is { } url ? await StoreOfAsync(url, ct).ConfigureAwait(false)
                 : Environment.GetEnvironmentVariable("FARM_CACHE_STORE") is { Length: > 0 } e ? e
                 : DefaultCacheStore;
-            var submit = await RemoteFarm.UploadAsync(settings, text, store, renderer, mode == ProgressMode.RawJson ? null : error, ct).ConfigureAwait(false);
+            var submit = await RemoteFarm.UploadAsync(settings, text, store, renderer, mode == ProgressMode.RawJson ? null : error, ct, farmContext?.Context).ConfigureAwait(false);
             await QueuePublisher.PublishAsync(submit, ct).ConfigureAwait(false);
             if (!following)
             {

@@ -154,7 +154,7 @@ internal sealed class RemoteFarm : IDisposable
     }
 
     /// <summary>Packs and uploads the context, submits, and renders the build's events until it ends; 0 when it succeeded.</summary>
-    public static async Task<int> BuildAsync(string url, BuildSettings settings, string dockerfile, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
+    public static async Task<int> BuildAsync(string url, BuildSettings settings, string dockerfile, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken, UrlContext? urlContext = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(renderer);
@@ -167,7 +167,7 @@ internal sealed class RemoteFarm : IDisposable
         using var farm = new RemoteFarm(url) { Notices = status ?? Console.Error };
         farm.CheckSecrets(settings.Secrets);
         var store = await farm.CacheStoreAsync(cancellationToken).ConfigureAwait(false);
-        var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken).ConfigureAwait(false);
+        var submit = await UploadAsync(settings, dockerfile, store, renderer, status, cancellationToken, urlContext).ConfigureAwait(false);
         var credentials = await farm.PushCredentialsAsync(submit, cancellationToken).ConfigureAwait(false);
         var id = await farm.SubmitAsync(submit, credentials, settings.Secrets, cancellationToken).ConfigureAwait(false);
         return await farm.FollowOrCancelAsync(id, renderer, cancellationToken).ConfigureAwait(false);
@@ -223,8 +223,12 @@ internal sealed class RemoteFarm : IDisposable
             .Concat((submit.Options?.CacheFrom ?? []).Select(Farm.Oci.Images.CacheSpec.ParseImport))
             .Select(c => c.Reference.Registry);
 
-    /// <summary>Packs the context, uploads the tar and index to <paramref name="cacheStore"/> unless there, and returns the submission.</summary>
-    public static async Task<SubmitBuild> UploadAsync(BuildSettings settings, string dockerfile, string cacheStore, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken)
+    /// <summary>
+    /// Packs the context, uploads the tar and index to <paramref name="cacheStore"/> unless there, and returns the
+    /// submission; with <paramref name="urlContext"/>, the farm fetches the context itself and only named directory
+    /// contexts are uploaded.
+    /// </summary>
+    public static async Task<SubmitBuild> UploadAsync(BuildSettings settings, string dockerfile, string cacheStore, IProgressRenderer renderer, TextWriter? status, CancellationToken cancellationToken, UrlContext? urlContext = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(renderer);
@@ -238,8 +242,17 @@ internal sealed class RemoteFarm : IDisposable
 
         var (registry, repository) = (rest[..slash], rest[(slash + 1)..]);
         using var client = new RegistryClient(registry, CliRegistryOptions.FromEnvironment(), DockerConfig.Default());
-        var (tar, index) = await UploadContextAsync(client, repository, cacheStore, settings.ContextDirectory, settings.DockerfilePath, renderer, status, cancellationToken).ConfigureAwait(false);
-        var submit = settings.ToSubmit(dockerfile, tar, index);
+        SubmitBuild submit;
+        if (urlContext is null)
+        {
+            var (tar, index) = await UploadContextAsync(client, repository, cacheStore, settings.ContextDirectory, settings.DockerfilePath, renderer, status, cancellationToken).ConfigureAwait(false);
+            submit = settings.ToSubmit(dockerfile, tar, index);
+        }
+        else
+        {
+            submit = settings.ToSubmit(dockerfile, string.Empty, string.Empty) with { ContextIndexDigest = null, ContextUrl = urlContext };
+        }
+
         var named = new List<NamedContext>();
         foreach (var context in settings.NamedContexts.Where(c => c.Kind == NamedContextKind.Directory))
         {

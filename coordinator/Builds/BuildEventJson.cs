@@ -18,6 +18,7 @@ public static class BuildEventJson
     {
         typeof(BuildStarted), typeof(BuildResumed), typeof(BaseImageResolved), typeof(StepStarted), typeof(StepFinished),
         typeof(StepLog), typeof(BuildFinished), typeof(BuildFailed), typeof(ContextPacked), typeof(ImageStored), typeof(CacheImported), typeof(CacheExported),
+        typeof(ContextFetched),
     }.ToDictionary(t => t.Name, StringComparer.Ordinal);
 
     public static JsonObject ToNode(BuildEvent buildEvent) => ToNode(buildEvent, seq: null);

@@ -249,6 +249,13 @@ public sealed record BuildFailed(Guid BuildId, DateTimeOffset At, string Code, s
 public sealed record ContextPacked(Guid BuildId, DateTimeOffset At, int Files, long Bytes, string Digest, double DurationMs) : BuildEvent(BuildId, At);
 
 /// <summary>
+/// The farm fetched a context the client named by URL (<see cref="SubmitBuild.ContextUrl"/>) into the cache store:
+/// its kind, the URL without user information, the commit a git ref named, the context tar's digest and size, and
+/// whether a build of the same commit had fetched it already (<paramref name="Cached"/>).
+/// </summary>
+public sealed record ContextFetched(Guid BuildId, DateTimeOffset At, string Kind, string Url, string? Commit, string Digest, long Bytes, bool Cached) : BuildEvent(BuildId, At);
+
+/// <summary>
 /// A <c>--cache-from</c> reference was read before the steps: <paramref name="Entries"/> cache entries from it, or, when
 /// it could not be used, none and a <paramref name="Warning"/> (FARM4350: the build goes on without it, as buildx).
 /// </summary>

@@ -42,6 +42,9 @@ public sealed partial class BuildOrchestrator
     private readonly IKeyInputHistory? _history;
     private readonly RegistryBuildCache _registryCache;
 
+    /// <summary>Where the coordinator may ask git for an ADD source's commit; null: anywhere (the local farm).</summary>
+    private readonly Oci.Net.FetchFence? _gitFence;
+
     public BuildOrchestrator(
         ILayerBuilds layers,
         IActionCache cache,
@@ -51,7 +54,8 @@ public sealed partial class BuildOrchestrator
         TimeProvider? time = null,
         ILogger<BuildOrchestrator>? logger = null,
         IKeyInputHistory? history = null,
-        Func<string, IReadOnlyList<string>?>? livePlatforms = null)
+        Func<string, IReadOnlyList<string>?>? livePlatforms = null,
+        Oci.Net.FetchFence? gitFence = null)
     {
         ArgumentNullException.ThrowIfNull(layers);
         ArgumentNullException.ThrowIfNull(cache);
@@ -67,6 +71,7 @@ public sealed partial class BuildOrchestrator
         _history = history;
         _registryCache = new RegistryBuildCache(_logger);
         _livePlatforms = livePlatforms;
+        _gitFence = gitFence;
     }
 
     /// <summary>
@@ -529,10 +534,11 @@ public sealed partial class BuildOrchestrator
     /// <summary>
     /// The commit each <c>ADD</c> git source of the steps to build names now (<c>git ls-remote</c>), once per source:
     /// the step is keyed by it and its worker checks out exactly it, so a moved branch is a new key and a build never
-    /// mixes two commits of one ref. ssh remotes are refused: the coordinator's keys are not the build's.
+    /// mixes two commits of one ref. ssh remotes are refused: the coordinator's keys are not the build's; on a shared farm
+    /// the repository's addresses pass the URL context policy first (<c>Farm:Builds:UrlContexts</c>).
     /// </summary>
     /// <exception cref="GitSourceUnavailableException">A ref could not be resolved (FARM1230, at the ADD's line).</exception>
-    private static async Task<IReadOnlyDictionary<string, string>> ResolveGitSourcesAsync(BuildGraph graph, CancellationToken cancellationToken)
+    private async Task<IReadOnlyDictionary<string, string>> ResolveGitSourcesAsync(BuildGraph graph, CancellationToken cancellationToken)
     {
         var commits = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var step in graph.StagesToBuild.SelectMany(s => s.Steps))
@@ -546,11 +552,15 @@ public sealed partial class BuildOrchestrator
             {
                 try
                 {
-                    commits[source] = await GitSource.Parse(source).ResolveCommitAsync(cancellationToken).ConfigureAwait(false);
+                    commits[source] = await (GitSource.Parse(source) with { Fence = _gitFence }).ResolveCommitAsync(cancellationToken).ConfigureAwait(false);
                 }
                 catch (GitCommandException e)
                 {
                     throw new GitSourceUnavailableException(graph.FileName, step.Location.ToString(), source, e.Reason, e);
+                }
+                catch (Oci.Net.AddressRefusedException e)
+                {
+                    throw new GitSourceUnavailableException(graph.FileName, step.Location.ToString(), source, $"the farm does not fetch from it: {e.Message}", e);
                 }
             }
         }

@@ -49,6 +49,9 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     private readonly RegistryCredentials _credentials;
     private readonly Workers.WorkerRegistry? _workers;
     private readonly JobSecretsEndpoint? _jobSecrets;
+    private readonly RabbitMqOptions? _rabbitMq;
+    private UrlContexts.UrlContextFetcher? _urlContexts;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, string> _contextUrls = new();
 
     /// <summary>The secrets and SSH agents passed with the builds this coordinator runs, for its workers to fetch.</summary>
     public BuildSecrets Secrets { get; }
@@ -79,7 +82,8 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         IHostApplicationLifetime? lifetime = null,
         BuildSecrets? secrets = null,
         Workers.WorkerRegistry? workers = null,
-        JobSecretsEndpoint? jobSecrets = null)
+        JobSecretsEndpoint? jobSecrets = null,
+        IOptions<RabbitMqOptions>? rabbitMq = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(coordinator);
@@ -101,6 +105,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         Secrets = secrets ?? new BuildSecrets(_time);
         _workers = workers;
         _jobSecrets = jobSecrets;
+        _rabbitMq = rabbitMq?.Value;
         // The host stops its services in reverse order of registration, the bus before the silo: runs must learn that
         // this process stops before anything they use does, or a publish cut short would end a build as failed (in
         // its grain, for good) instead of leaving it to be resumed on a silo still up.
@@ -163,6 +168,15 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
 
         SubmissionValidation.Validate(submit, ClientCacheStore);
         ObjectDisposedException.ThrowIf(_stopping.IsCancellationRequested, this);
+        // A URL context's user information (https://USER:TOKEN@HOST/...) stays in this process's memory for the run,
+        // as passed registry credentials do: never in the record, the grain, Redis or an event.
+        string? credentialedUrl = null;
+        if (submit.ContextUrl is { } contextUrl && GitSource.Redact(contextUrl.Url) is var redacted && redacted != contextUrl.Url)
+        {
+            credentialedUrl = contextUrl.Url;
+            submit = submit with { ContextUrl = contextUrl with { Url = redacted } };
+        }
+
         var id = submit.BuildId == Guid.Empty ? Guid.NewGuid() : submit.BuildId;
         var (record, added) = Registry.Add(submit with { BuildId = id }, _time.GetUtcNow());
         if (!added && !string.Equals(record.Submission.Tenant, submit.Tenant, StringComparison.Ordinal))
@@ -182,6 +196,11 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
             if (secrets is not null && (secrets.Secrets.Count > 0 || secrets.SshAgents.Count > 0))
             {
                 Secrets.Hold(id, secrets);
+            }
+
+            if (credentialedUrl is not null)
+            {
+                _contextUrls[id] = credentialedUrl;
             }
 
             LogQueued(_logger, id, submit.Tags.Count == 0 ? "(no tags)" : string.Join(", ", submit.Tags), submit.Tenant ?? "none");
@@ -461,6 +480,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 Registry.Remove(record.BuildId);
                 _credentials.Release(record.BuildId);
                 Secrets.Release(record.BuildId);
+                _contextUrls.TryRemove(record.BuildId, out _);
                 LogIdTaken(_logger, record.BuildId);
                 return;
             }
@@ -484,6 +504,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         {
             _credentials.Release(record.BuildId);
             Secrets.Release(record.BuildId);
+            _contextUrls.TryRemove(record.BuildId, out _);
             var error = new BuildNotRecordedException(e);
             LogFailed(_logger, e, record.BuildId, error.Code);
             record.Add(new BuildFailed(record.BuildId, _time.GetUtcNow(), error.Code, error.Message));
@@ -537,6 +558,7 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         // Passed registry credentials live no longer than the build's run here (a silo that resumes it has none).
         _credentials.Release(record.BuildId);
         Secrets.Release(record.BuildId);
+        _contextUrls.TryRemove(record.BuildId, out _);
         if (!_stopping.IsCancellationRequested)
         {
             CoordinatorTelemetry.BuildEnded(span, record.End, _time.GetUtcNow() - record.SubmittedAt);
@@ -595,6 +617,20 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         if (submission.Entitlements.FirstOrDefault(e => !_options.Entitlements.Contains(e, StringComparer.Ordinal)) is { } ungranted)
         {
             throw EntitlementNotGrantedException.NotGranted(ungranted, _options.Entitlements);
+        }
+
+        if (submission.ContextUrl is { } url)
+        {
+            // Fetched here once, before planning, into the cache store as an uploaded context is: from here on the
+            // build is one like any other (a coordinator that resumes it fetches again, and a git ref that has not
+            // moved comes from the cache).
+            await OrchestratorAsync(cancellationToken).ConfigureAwait(false);
+            // With the user information it was submitted with, when this coordinator holds it; a coordinator that resumes
+            // the build has none, and fetches without (the URL in the submission has only ***).
+            var fetchUrl = _contextUrls.TryGetValue(submission.BuildId, out var full) ? url with { Url = full } : url with { Url = url.Url.Replace("://***@", "://", StringComparison.Ordinal) };
+            var fetched = await _urlContexts!.FetchAsync(submission, fetchUrl, cancellationToken).ConfigureAwait(false);
+            progress.Report(new ContextFetched(submission.BuildId, _time.GetUtcNow(), url.Kind, GitSource.Redact(url.Url), fetched.Commit, fetched.ContextDigest, fetched.Bytes, fetched.Cached));
+            submission = submission with { ContextDigest = fetched.ContextDigest, ContextIndexDigest = fetched.IndexDigest, Dockerfile = fetched.Dockerfile };
         }
 
         BuildRequest request;
@@ -880,7 +916,13 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
                 // The local farm's cache store is its image store: prune deletes layers there, never one an image needs.
                 var local = DeletesBlobsOnPrune ? _localImages : null;
                 _janitor = new BuildCacheJanitor((IActionCacheInventory)inner, referenced, CacheStore, local is null ? null : local.StoreAsync, ForgetLayerAsync, _time, referenced as ReferencingActionCache);
-                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>(), history: history, livePlatforms: LivePlatforms);
+                var policy = new UrlContexts.UrlContextPolicy(_options.UrlContexts, FarmServices());
+                _urlContexts = new UrlContexts.UrlContextFetcher(
+                    policy,
+                    store,
+                    new VerifyingActionCache(inner, store, _loggers.CreateLogger<VerifyingActionCache>()),
+                    Path.Combine(_options.StateDirectory, "tmp"));
+                _orchestrator = new BuildOrchestrator(_layers, cache, _stores, _logs, logger: _loggers.CreateLogger<BuildOrchestrator>(), history: history, livePlatforms: LivePlatforms, gitFence: _options.LocalClient ? null : policy.Fence);
             }
 
             return _orchestrator;
@@ -889,6 +931,43 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
         {
             _initLock.Release();
         }
+    }
+
+    /// <summary>The farm's own services, which a URL context may never name: Redis, RabbitMQ and the cache store's registry.</summary>
+    private List<(string Host, int Port)> FarmServices()
+    {
+        var services = new List<(string Host, int Port)>();
+        if (!string.IsNullOrWhiteSpace(_coordinator.Redis))
+        {
+            foreach (var endpoint in ConfigurationOptions.Parse(_coordinator.Redis, ignoreUnknown: true).EndPoints)
+            {
+                switch (endpoint)
+                {
+                    case System.Net.DnsEndPoint dns:
+                        services.Add((dns.Host, dns.Port == 0 ? 6379 : dns.Port));
+                        break;
+                    case System.Net.IPEndPoint ip:
+                        services.Add((ip.Address.ToString(), ip.Port == 0 ? 6379 : ip.Port));
+                        break;
+                }
+            }
+        }
+
+        if (_rabbitMq is { } rabbit)
+        {
+            services.Add((rabbit.Host, rabbit.Port));
+        }
+
+        foreach (var store in new[] { CacheStore, ClientCacheStore })
+        {
+            const string scheme = "registry://";
+            if (store.StartsWith(scheme, StringComparison.Ordinal) && Uri.TryCreate("http://" + store[scheme.Length..], UriKind.Absolute, out var registry))
+            {
+                services.Add((registry.Host, registry.Port));
+            }
+        }
+
+        return services;
     }
 
     /// <summary>What the live workers run, all together; null while this coordinator has heard of none.</summary>

@@ -54,4 +54,7 @@ public sealed class BuildServiceOptions
     /// <summary>How often a shared coordinator enforces <see cref="CacheMaxBytes"/>; at most once per interval in a cluster.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan CacheCapInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>The policy on build contexts the farm fetches from a URL for its clients (<c>Farm:Builds:UrlContexts</c>).</summary>
+    public UrlContexts.UrlContextOptions UrlContexts { get; set; } = new();
 }

@@ -16,12 +16,25 @@ public static class SubmissionValidation
     public static void Validate(SubmitBuild submit, string cacheStore)
     {
         ArgumentNullException.ThrowIfNull(submit);
-        if (string.IsNullOrWhiteSpace(submit.Dockerfile))
+        if (submit.ContextUrl is { } url)
+        {
+            // The farm fetches the context, and reads the Dockerfile from it when the submission has none.
+            if (url.Kind is not ("git" or "tarball") || string.IsNullOrWhiteSpace(url.Url))
+            {
+                throw new InvalidSubmissionException("\"contextUrl\" needs \"kind\" git or tarball and a \"url\".");
+            }
+
+            if (!string.IsNullOrWhiteSpace(submit.ContextDigest) || !string.IsNullOrWhiteSpace(submit.ContextDirectory))
+            {
+                throw new InvalidSubmissionException("\"contextUrl\" names the context: leave \"contextDigest\" and \"contextDirectory\" out.");
+            }
+        }
+        else if (string.IsNullOrWhiteSpace(submit.Dockerfile))
         {
             throw new InvalidSubmissionException("The submission has no Dockerfile text: set \"dockerfile\" to the Dockerfile's content.");
         }
 
-        if (string.IsNullOrWhiteSpace(submit.ContextDigest) && string.IsNullOrWhiteSpace(submit.ContextDirectory))
+        if (submit.ContextUrl is null && string.IsNullOrWhiteSpace(submit.ContextDigest) && string.IsNullOrWhiteSpace(submit.ContextDirectory))
         {
             throw new InvalidSubmissionException($"The submission has no context: upload the context tar (and its index, for COPY and ADD from it) to {cacheStore} and set \"contextDigest\" (and \"contextIndexDigest\").");
         }

@@ -451,7 +451,7 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
     }
 
     /// <summary><c>git daemon</c> on 127.0.0.1, serving the repositories under a directory.</summary>
-    private sealed class GitDaemon(Process process, int port) : IAsyncDisposable
+    internal sealed class GitDaemon(Process process, int port) : IAsyncDisposable
     {
         public int Port { get; } = port;
 
@@ -536,7 +536,8 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
 
         public async ValueTask DisposeAsync()
         {
-            listener.Stop();
+            // Close alone: Stop then Close removes the listener twice, and the second removal binds the port again
+            // (HttpListenerException "Address already in use" when another socket holds it by then).
             listener.Close();
             await serving;
         }
