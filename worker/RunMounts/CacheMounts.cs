@@ -173,12 +173,24 @@ public sealed partial class CacheMounts
     }
 
     /// <summary>Waits until every snapshot started so far is published (or given up), for tests and a stopping worker.</summary>
-    public Task WhenPublishedAsync()
+    public async Task WhenPublishedAsync()
     {
-        lock (_gate)
+        // Until none is left: the end of a step starts its snapshot's publishing.
+        while (true)
         {
-            _publishing.RemoveAll(t => t.IsCompleted);
-            return Task.WhenAll(_publishing);
+            Task[] publishing;
+            lock (_gate)
+            {
+                _publishing.RemoveAll(t => t.IsCompleted);
+                publishing = [.. _publishing];
+            }
+
+            if (publishing.Length == 0)
+            {
+                return;
+            }
+
+            await Task.WhenAll(publishing).ConfigureAwait(false);
         }
     }
 
