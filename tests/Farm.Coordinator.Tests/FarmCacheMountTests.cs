@@ -310,6 +310,42 @@ public sealed class FarmCacheMountTests(CacheMountFarmFixture farm) : IClassFixt
         Assert.Equal("9", File.ReadAllText(Path.Combine(read.Directory, "f9")));
     }
 
+    [Fact]
+    public async Task A_worker_waits_for_a_generation_that_is_never_published_only_up_to_its_bound_then_goes_on_from_the_latest_published()
+    {
+        var id = "late-" + Guid.NewGuid().ToString("N")[..8];
+        using var open = new GatedCoordinator(farm.Coordinator.Grains, open: true);
+        using var held = new GatedCoordinator(farm.Coordinator.Grains);
+        using var first = new InProcessWorker(farm, "in-first", open);
+        using var stuck = new InProcessWorker(farm, "in-stuck", held);
+        using var next = new InProcessWorker(farm, "in-next", open, publishWait: TimeSpan.FromSeconds(2));
+
+        using (var one = await first.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None))
+        {
+            File.WriteAllText(Path.Combine(one.Directory, "published"), "1");
+            one.Succeeded();
+        }
+
+        await first.Caches.WhenPublishedAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        // Generation 2 is made on a worker whose snapshot never reaches the farm (its publication is held for good).
+        using (var two = await stuck.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None))
+        {
+            Assert.True(two.Restored);
+            File.WriteAllText(Path.Combine(two.Directory, "never-published"), "2");
+            two.Succeeded();
+        }
+
+        await Wait.UntilAsync(async () => (await Grain(id).AcquireAsync(new AcquireCacheMount { Id = id, Sharing = "shared", Worker = "test", Holder = Guid.NewGuid() })).NewestOn == "in-stuck",
+            TimeSpan.FromMinutes(2), () => "in-stuck's release to reach the grain" + Environment.NewLine + stuck.Log.Tail(50));
+
+        using var three = await next.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Contains($"Cache '{id}': in-stuck did not publish generation 2 within", next.Log.Tail(200), StringComparison.Ordinal);
+        Assert.True(three.Restored);
+        Assert.Equal(["published"], Directory.EnumerateFiles(three.Directory).Select(Path.GetFileName));
+        held.Open();
+    }
+
     private Grains.ICacheMountGrain Grain(string id) => farm.Coordinator.Grains.GetGrain<Grains.ICacheMountGrain>(CacheMounts.Key(null, id));
 
     private async Task<CacheSnapshot?> LatestAsync(string id) =>
@@ -343,7 +379,7 @@ internal sealed class InProcessWorker : IDisposable
     private readonly BlobStoreLocator _stores = new();
     private readonly string _root;
 
-    public InProcessWorker(FarmClusterFixture farm, string name, ICacheMountCoordinator coordinator)
+    public InProcessWorker(FarmClusterFixture farm, string name, ICacheMountCoordinator coordinator, TimeSpan? publishWait = null)
     {
         _root = Path.Combine(farm.Store.Root, name + "-" + Guid.NewGuid().ToString("N")[..6]);
         Directory.CreateDirectory(Path.Combine(_root, "scratch"));
@@ -353,7 +389,7 @@ internal sealed class InProcessWorker : IDisposable
             Worker = name,
             Stores = _stores,
             Scratch = Path.Combine(_root, "scratch"),
-            PublishWait = TimeSpan.FromMinutes(5),
+            PublishWait = publishWait ?? TimeSpan.FromMinutes(5),
             Logger = Log.CreateLogger(name),
         });
     }
