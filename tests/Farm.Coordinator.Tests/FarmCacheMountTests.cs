@@ -225,10 +225,11 @@ public sealed class FarmCacheMountTests(CacheMountFarmFixture farm) : IClassFixt
 
         await b.Caches.WhenPublishedAsync().WaitAsync(TimeSpan.FromMinutes(2));
 
-        // Back on A: B's changes, applied as a delta over A's chain.
+        // Back on A: B's changes, B's one delta applied over what A had published, nothing fetched again.
         using var four = await a.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
         Assert.True(four.Restored);
         Assert.Equal(["three", "two"], Directory.EnumerateFiles(four.Directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Contains("caught up with: 1 deltas", a.Log.Tail(200), StringComparison.Ordinal);
         var latest = (await Grain(id).AcquireAsync(new AcquireCacheMount { Id = id, Sharing = "shared", Worker = "test", Holder = Guid.NewGuid() })).Latest!;
         Assert.Equal("in-b", latest.Worker);
         Assert.NotNull(latest.Parent);

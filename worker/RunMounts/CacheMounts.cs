@@ -499,7 +499,8 @@ public sealed partial class CacheMounts
             return false;
         }
 
-        var restored = await _snapshots!.RestoreAsync(latest, directory, cancellationToken).ConfigureAwait(false);
+        var restored = await CatchUpInPlaceAsync(latest, tip?.Digest ?? ReadMark(directory), directory, cancellationToken).ConfigureAwait(false)
+            ?? await _snapshots!.RestoreAsync(latest, directory, cancellationToken).ConfigureAwait(false);
         if (restored is null)
         {
             return false;
@@ -515,6 +516,32 @@ public sealed partial class CacheMounts
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// When the latest snapshot is a chain over the one the directory is at (<paramref name="at"/>: another worker went
+    /// on from what this one published or applied), and the directory is still exactly as that one left it, applies
+    /// only the deltas above it, in place; null when that is not the case, or it failed (then the directory is
+    /// restored whole).
+    /// </summary>
+    private async Task<CacheManifest?> CatchUpInPlaceAsync(CacheSnapshot latest, string? at, string directory, CancellationToken cancellationToken)
+    {
+        var below = false;
+        for (var s = latest.Parent; s is not null && !below; s = s.Parent)
+        {
+            below = s.Digest == at;
+        }
+
+        var manifest = below ? CacheManifest.Read(directory + ManifestSuffix) : null;
+        if (manifest is null || !CacheManifest.Walk(directory).Since(manifest).None)
+        {
+            return null;
+        }
+
+        // Half applied is at no snapshot: neither mark nor manifest stands until it is done.
+        DeleteMark(directory);
+        File.Delete(directory + ManifestSuffix);
+        return await _snapshots!.CatchUpAsync(latest, at!, directory, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The directory is at <paramref name="snapshot"/>: the next delta goes over it, and its chain counts for compaction.</summary>

@@ -137,19 +137,7 @@ internal sealed partial class CacheSnapshots(FarmCacheSettings settings)
             }
 
             chain.Reverse();
-            foreach (var link in chain)
-            {
-                var store = await settings.Stores.OpenAsync(link.BlobStore, cancellationToken).ConfigureAwait(false);
-                var blob = await store.OpenReadAsync(Digest.Parse(link.Digest), cancellationToken).ConfigureAwait(false);
-                await using (blob.ConfigureAwait(false))
-                {
-                    var applied = await LayerReader.ApplyAsync(blob, restore, new LayerApplyOptions(), cancellationToken).ConfigureAwait(false);
-                    if (applied.DiffId.ToString() != link.DiffId)
-                    {
-                        throw new DigestMismatchException(Digest.Parse(link.DiffId), applied.DiffId, $"The cache snapshot {link.Digest}");
-                    }
-                }
-            }
+            await ApplyAsync(chain, restore, cancellationToken).ConfigureAwait(false);
 
             var old = directory + ".old";
             if (Directory.Exists(directory))
@@ -193,6 +181,55 @@ internal sealed partial class CacheSnapshots(FarmCacheSettings settings)
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Cache snapshot {Digest} from {Worker} ({Blobs} blobs, {Size} bytes) applied")]
     private static partial void LogRestored(ILogger logger, string digest, string worker, int blobs, long size);
+
+    /// <summary>
+    /// Brings <paramref name="directory"/>, which is exactly as the snapshot <paramref name="below"/> left it, to
+    /// <paramref name="snapshot"/> by applying in place only the deltas between them; returns the manifest of what it
+    /// holds, or null when a blob could not be read or applied (logged; the directory is then at no known snapshot,
+    /// and the caller restores it whole).
+    /// </summary>
+    public async Task<CacheManifest?> CatchUpAsync(CacheSnapshot snapshot, string below, string directory, CancellationToken cancellationToken)
+    {
+        var deltas = new List<CacheSnapshot>();
+        for (var s = snapshot; s is not null && s.Digest != below; s = s.Parent)
+        {
+            deltas.Add(s);
+        }
+
+        deltas.Reverse();
+        try
+        {
+            await ApplyAsync(deltas, directory, cancellationToken).ConfigureAwait(false);
+            var bytes = deltas.Sum(c => c.Size);
+            LogCaughtUp(_logger, snapshot.Digest, snapshot.Worker, deltas.Count, bytes, below);
+            return CacheManifest.Walk(directory);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogRestoreFailed(_logger, e, snapshot.Digest);
+            return null;
+        }
+    }
+
+    private async Task ApplyAsync(IEnumerable<CacheSnapshot> blobs, string target, CancellationToken cancellationToken)
+    {
+        foreach (var link in blobs)
+        {
+            var store = await settings.Stores.OpenAsync(link.BlobStore, cancellationToken).ConfigureAwait(false);
+            var blob = await store.OpenReadAsync(Digest.Parse(link.Digest), cancellationToken).ConfigureAwait(false);
+            await using (blob.ConfigureAwait(false))
+            {
+                var applied = await LayerReader.ApplyAsync(blob, target, new LayerApplyOptions(), cancellationToken).ConfigureAwait(false);
+                if (applied.DiffId.ToString() != link.DiffId)
+                {
+                    throw new DigestMismatchException(Digest.Parse(link.DiffId), applied.DiffId, $"The cache snapshot {link.Digest}");
+                }
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cache snapshot {Digest} from {Worker} caught up with: {Blobs} deltas ({Size} bytes) applied over {Below}, which this worker had")]
+    private static partial void LogCaughtUp(ILogger logger, string digest, string worker, int blobs, long size, string below);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cache snapshot {Digest} could not be applied; the step uses the cache as this worker has it")]
     private static partial void LogRestoreFailed(ILogger logger, Exception exception, string digest);
