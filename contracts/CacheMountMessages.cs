@@ -63,6 +63,32 @@ public sealed record ReleaseCacheMount
 
     /// <summary>The cache as the step left it; null: nothing to publish (the step failed, or the cache was over the size bound).</summary>
     public CacheSnapshot? Snapshot { get; init; }
+
+    /// <summary>
+    /// The step succeeded and changed the cache, and its snapshot is still being stored: the grain counts a new
+    /// generation held on <see cref="Worker"/> only, until a <see cref="PublishCacheSnapshot"/> of that generation
+    /// arrives (<see cref="CacheMountGranted.Generation"/> answers which). The lease is released at once all the same.
+    /// </summary>
+    public bool Changed { get; init; }
+}
+
+/// <summary>
+/// The snapshot of generation <see cref="Generation"/> (which <see cref="Worker"/>'s release made) is stored:
+/// it becomes the latest, unless a later one already is. <see cref="Snapshot"/> null: it could not be stored (the
+/// workers waiting for it stop waiting and use the latest published). Answered with <see cref="CacheMountGranted"/>.
+/// </summary>
+public sealed record PublishCacheSnapshot
+{
+    public string? Tenant { get; init; }
+
+    public required string Id { get; init; }
+
+    public required string Worker { get; init; }
+
+    /// <summary>The generation the release answered with.</summary>
+    public required long Generation { get; init; }
+
+    public CacheSnapshot? Snapshot { get; init; }
 }
 
 /// <summary>The answer to <see cref="AcquireCacheMount"/>, <see cref="RenewCacheMount"/> and <see cref="ReleaseCacheMount"/>.</summary>
@@ -79,11 +105,24 @@ public sealed record CacheMountGranted
 
     /// <summary>When not granted: the worker that holds the lease.</summary>
     public string? HeldBy { get; init; }
+
+    /// <summary>
+    /// The cache's newest generation (one more per release that changed it); for a release with
+    /// <see cref="ReleaseCacheMount.Changed"/>, the generation that release made.
+    /// </summary>
+    public long Generation { get; init; }
+
+    /// <summary>
+    /// The worker whose directory holds <see cref="Generation"/> while its snapshot is still being stored (newer than
+    /// <see cref="Latest"/>); null when the newest generation is published.
+    /// </summary>
+    public string? NewestOn { get; init; }
 }
 
 /// <summary>
-/// A cache directory stored as one uncompressed-then-gzipped tar blob (an OCI layer, so the stores and the layer
-/// reader and writer serve it) in the farm's blob store.
+/// A cache directory stored as gzipped tar blobs (OCI layers, so the stores and the layer reader and writer serve them)
+/// in the farm's blob store: this blob, applied over <see cref="Parent"/> (and its parents, in order, from the full one
+/// at the bottom); a snapshot without a parent is the whole cache.
 /// </summary>
 public sealed record CacheSnapshot
 {
@@ -106,4 +145,13 @@ public sealed record CacheSnapshot
 
     /// <summary>When the step that wrote it ended.</summary>
     public DateTimeOffset At { get; init; }
+
+    /// <summary>
+    /// The snapshot this blob is a difference to (changed and new files, whiteouts for deleted ones); null: this blob
+    /// is the whole cache.
+    /// </summary>
+    public CacheSnapshot? Parent { get; init; }
+
+    /// <summary>The cache's generation this snapshot holds (0: published before generations were counted).</summary>
+    public long Generation { get; init; }
 }

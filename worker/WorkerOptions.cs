@@ -94,6 +94,14 @@ public sealed class WorkerOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan CacheLeaseTime { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a <c>sharing=locked</c> step waits for its cache's newest state while another worker, which wrote it,
+    /// still publishes its snapshot; then it goes on from the latest published snapshot (a log line says so). 2 minutes
+    /// by default.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan CachePublishWait { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Defaults and caps of RUN steps' memory, processes, CPU and time (<c>Farm:Worker:StepLimits</c>).</summary>
     public StepLimitsOptions StepLimits { get; set; } = new();
 

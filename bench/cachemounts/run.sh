@@ -12,6 +12,8 @@
 #   warm          farm: the same id, on the worker that wrote it;         buildah: its cache kept
 #   fresh worker  farm: the same id, each run on a new worker (empty state directory) that starts from the snapshot
 #                 another worker published; buildah has no equivalent (a new machine starts cold)
+#   cold, fresh   farm: a new cache id each run, on a new worker: what "fresh worker" is to be compared with (the new
+#                 worker pays fetching the base layers in both)
 # As root, with dotnet, runc, slirp4netns, buildah, hyperfine, a running registry (127.0.0.1:5100) and RabbitMQ
 # (infra/up.sh). Results: bench/results/cachemounts.md. RUNS=3 by default.
 #   KINDS="apt npm" (default): the examples to run.
@@ -87,6 +89,14 @@ base="$registry/$id/debian:12"
 "${client_env[@]}" FARM="$farm" "$repo/examples/base/debian.sh" --unpack-tarball "$tarball" "$base" >/dev/null
 "${client_env[@]}" "$farm" push "$base" >/dev/null
 
+# HTTPS from this machine goes through an egress proxy that re-signs every certificate with its own CA, which the host
+# trusts (/usr/local/share/ca-certificates) and a Debian image does not: npm inside any RUN step (the farm's, buildah's,
+# docker's) then fails with SELF_SIGNED_CERT_IN_CHAIN after retrying for two minutes, silently at --loglevel=error (apt
+# is not hit: Debian's mirror is plain HTTP). The npm example takes that CA into the build (NODE_EXTRA_CA_CERTS), for
+# the farm and buildah alike; FARM_BENCH_EXTRA_CA names it (an empty file: none).
+extra_ca="${FARM_BENCH_EXTRA_CA:-/usr/local/share/ca-certificates/sandboxing-egress-ca.crt}"
+cp "$extra_ca" "$work/extra-ca.crt" 2>/dev/null || : > "$work/extra-ca.crt"
+
 # dockerfile KIND CACHE-ID: the Dockerfile of the example with its cache id(s).
 dockerfile() {
   local kind=$1 cache=$2
@@ -98,8 +108,11 @@ ARG SALT
 RUN --mount=type=cache,id=$cache-archives,target=/var/cache/apt,sharing=locked --mount=type=cache,id=$cache-lists,target=/var/lib/apt/lists,sharing=locked echo "\$SALT" > /salt && apt-get update -qq && apt-get install -y -qq --no-install-recommends -o APT::Keep-Downloaded-Packages=true python3 >/dev/null
 EOF
       ;;
-    npm) cat > "$work/ctx/$kind/Dockerfile" <<EOF
+    npm) cp "$work/extra-ca.crt" "$work/ctx/$kind/extra-ca.crt"
+      cat > "$work/ctx/$kind/Dockerfile" <<EOF
 FROM $base
+COPY extra-ca.crt /usr/local/share/ca-certificates/extra-ca.crt
+ENV NODE_EXTRA_CA_CERTS=/usr/local/share/ca-certificates/extra-ca.crt
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ARG SALT
@@ -139,19 +152,27 @@ for kind in ${KINDS:-apt npm}; do
 
   echo "== $kind: warm, fresh worker"
   hf --prepare "$work/start_worker.sh" --export-json "$work/$kind-fresh-farm.json" -n "farm, fresh worker" "$fb $ctx >>$work/$kind-builds.log 2>&1"
+
+  echo "== $kind: cold, fresh worker"
+  hf --prepare "$work/start_worker.sh && $work/dockerfile.sh $kind coldfresh-\$(date +%s%N)" --export-json "$work/$kind-coldfresh-farm.json" -n "farm, cold, fresh worker" "$fb $ctx >>$work/$kind-builds.log 2>&1"
 done
+uptime > "$work/load.txt"
 
 # What the snapshots weigh: the coordinator logs each one it takes.
 grep -o 'snapshot sha256:[0-9a-f]* ([0-9]* bytes) from cm-worker[0-9]*' "$work/coordinator.log" > "$work/snapshots.txt" || true
-python3 - "$work" "$results/cachemounts.md" "$runs" "$(nproc)" "$built" "$(buildah --version)" <<'PY'
+# What a step pays for publishing: the capture (walk, copy of what changed) before its cache is let go.
+cat "$work"/worker*.log | grep -o "Cache '[^']*' \(captured as [a-z]*: [0-9]* changed, [0-9]* deleted, [0-9]* bytes copied in [0-9]* ms\|unchanged ([0-9]* entries walked in [0-9]* ms)\)" > "$work/captures.txt" || true
+cat "$work"/worker*.log | grep -o "Cache '[^']*' stored as snapshot sha256:[0-9a-f]* ([0-9]* bytes, [a-z ]*)" > "$work/stored.txt" || true
+python3 - "$work" "$results/cachemounts.md" "$runs" "$(nproc)" "$built" "$(buildah --version)" "$(date -u '+%Y-%m-%d %H:%M UTC')" <<'PY'
 import json, re, sys
-work, out, runs, cores, built, buildah = sys.argv[1:7]
+work, out, runs, cores, built, buildah, when = sys.argv[1:8]
 def stat(name):
     r = json.load(open(f"{work}/{name}.json"))["results"][0]
     return r["mean"], r["stddev"] or 0.0
 snaps = [int(m) for m in re.findall(r"\((\d+) bytes\)", open(f"{work}/snapshots.txt").read())]
 lines = ["# Cache mounts across the farm", "",
-         f"`bench/cachemounts/run.sh`, {runs} runs per case under hyperfine, {cores} cores, farm built {built}, {buildah}.",
+         f"`bench/cachemounts/run.sh`, {when}, {runs} runs per case under hyperfine, {cores} cores, farm built {built}, {buildah};",
+         f"load at the end: {open(work + '/load.txt').read().strip()}.",
          "One coordinator (Redis, RabbitMQ) and one worker of two slots at a time, on this machine's loopback; the step runs",
          "again each time (a fresh `SALT`); base: Debian bookworm minbase. PyPI is not reachable from this machine, so npm",
          "(`--mount=type=cache,target=/root/.npm`, `npm install express lodash moment axios typescript`) stands in for pip;",
@@ -162,9 +183,14 @@ lines = ["# Cache mounts across the farm", "",
          "| example | case | farm mean ± σ (s) | buildah mean ± σ (s) | farm / buildah |", "| --- | --- | --- | --- | --- |"]
 import os
 for kind in [k for k in ("apt", "npm") if os.path.exists(f"{work}/{k}-fresh-farm.json")]:
-    for case, label in (("cold", "cold"), ("warm", "warm, same worker"), ("fresh", "warm, fresh worker")):
+    for case, label in (("cold", "cold"), ("warm", "warm, same worker"), ("fresh", "warm, fresh worker"), ("coldfresh", "cold, fresh worker")):
+        if not os.path.exists(f"{work}/{kind}-{case}-farm.json"):
+            continue
         f, fs = stat(f"{kind}-{case}-farm")
-        if case == "fresh":
+        if case == "coldfresh":
+            w, _ = stat(f"{kind}-fresh-farm")
+            lines.append(f"| {kind} | {label} | {f:.2f} ± {fs:.2f} | (none) | warm, fresh / cold, fresh: {w / f:.2f} |")
+        elif case == "fresh":
             c, _ = stat(f"{kind}-cold-buildah")
             lines.append(f"| {kind} | {label} | {f:.2f} ± {fs:.2f} | (cold: {c:.2f}) | {f / c:.2f} against buildah cold |")
         else:
@@ -172,7 +198,15 @@ for kind in [k for k in ("apt", "npm") if os.path.exists(f"{work}/{k}-fresh-farm
             lines.append(f"| {kind} | {label} | {f:.2f} ± {fs:.2f} | {b:.2f} ± {bs:.2f} | {f / b:.2f} |")
         print(lines[-1])
 if snaps:
-    lines += ["", f"Snapshots published: {len(snaps)}, {min(snaps) / 1e6:.1f} to {max(snaps) / 1e6:.1f} MB each (gzipped)."]
+    lines += ["", f"Snapshots published: {len(snaps)}, {min(snaps) / 1e6:.2f} to {max(snaps) / 1e6:.2f} MB each (gzipped)."]
+caps = open(f"{work}/captures.txt").read().splitlines()
+copied = [(int(m.group(1)), int(m.group(2))) for m in (re.search(r"(\d+) bytes copied in (\d+) ms", c) for c in caps) if m]
+unchanged = [int(m.group(1)) for m in (re.search(r"walked in (\d+) ms", c) for c in caps) if m]
+if copied:
+    lines += [f"Captures (paid by the step, before its cache is let go): {len(copied)} with changes, {min(b for b, _ in copied) / 1e6:.1f} to {max(b for b, _ in copied) / 1e6:.1f} MB copied in {min(t for _, t in copied)} to {max(t for _, t in copied)} ms; {len(unchanged)} unchanged (walk only, {min(unchanged, default=0)} to {max(unchanged, default=0)} ms)."]
+stored = open(f"{work}/stored.txt").read().splitlines()
+if stored:
+    lines += [f"Blobs stored by the workers: {sum('delta' in x for x in stored)} deltas, {sum('whole' in x for x in stored)} whole."]
 open(out, "w").write("\n".join(lines) + "\n")
 PY
 echo "results: $results/cachemounts.md"

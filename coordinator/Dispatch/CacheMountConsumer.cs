@@ -20,7 +20,7 @@ public sealed partial class CacheMountConsumer(
     JobResultSenders senders,
     IOptions<CoordinatorOptions> options,
     ILogger<CacheMountConsumer> logger)
-    : IConsumer<AcquireCacheMount>, IConsumer<RenewCacheMount>, IConsumer<ReleaseCacheMount>
+    : IConsumer<AcquireCacheMount>, IConsumer<RenewCacheMount>, IConsumer<ReleaseCacheMount>, IConsumer<PublishCacheSnapshot>
 {
     /// <summary>The queue the coordinators share for cache mount requests.</summary>
     public const string QueueName = "farm-coordinator-cache-mounts";
@@ -65,15 +65,43 @@ public sealed partial class CacheMountConsumer(
         await context.RespondAsync(granted).ConfigureAwait(false);
     }
 
+    public async Task Consume(ConsumeContext<PublishCacheSnapshot> context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var request = context.Message;
+        Believe(context, request.Tenant, request.Id);
+        var key = CacheMounts.Key(request.Tenant, request.Id);
+        var granted = await grains.GetGrain<ICacheMountGrain>(key).PublishAsync(request).ConfigureAwait(false);
+        if (granted.Granted && request.Snapshot is { } snapshot)
+        {
+            LogPublished(logger, key, snapshot.Worker, snapshot.Digest, snapshot.Size);
+            await UsedAsync(key, snapshot).ConfigureAwait(false);
+        }
+
+        await context.RespondAsync(granted).ConfigureAwait(false);
+    }
+
     /// <summary>Marks the snapshot used and makes the grains of the snapshots evicted for it forget theirs.</summary>
     private async Task UsedAsync(string key, CacheSnapshot snapshot)
     {
-        var evicted = await grains.GetGrain<ICacheMountIndexGrain>(0).UsedAsync(key, snapshot.Digest, snapshot.Size, options.Value.CacheMountSnapshotBytes).ConfigureAwait(false);
+        var evicted = await grains.GetGrain<ICacheMountIndexGrain>(0).UsedAsync(key, snapshot.Digest, ChainSize(snapshot), options.Value.CacheMountSnapshotBytes).ConfigureAwait(false);
         foreach (var eviction in evicted)
         {
             LogEvicted(logger, eviction.Key, eviction.Digest, options.Value.CacheMountSnapshotBytes);
             await grains.GetGrain<ICacheMountGrain>(eviction.Key).ForgetSnapshotAsync(eviction.Digest).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Bytes of the snapshot's blob and of its parents': a delta keeps its whole chain in the store.</summary>
+    private static long ChainSize(CacheSnapshot snapshot)
+    {
+        long size = 0;
+        for (var s = snapshot; s is not null; s = s.Parent)
+        {
+            size += s.Size;
+        }
+
+        return size;
     }
 
     private void Believe(ConsumeContext context, string? tenant, string id)

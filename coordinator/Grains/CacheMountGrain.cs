@@ -11,6 +11,9 @@ namespace Farm.Coordinator.Grains;
 /// silo that dies does not hand a held lease to a second worker from empty state. A lease ends when released or when
 /// its holder stops renewing it (a killed worker): after <see cref="AcquireCacheMount.LeaseTime"/> the next worker
 /// takes it and starts from the latest published snapshot; what the dead holder wrote is lost, never published.
+/// A lease is released when its step ends, before the step's snapshot is stored: the grain then counts a new
+/// generation held on that worker only (<see cref="CacheMountStateV1.NewestOn"/>) until the worker publishes it, so
+/// that the same worker goes on from its own directory at once and another worker knows to wait for the snapshot.
 /// </summary>
 /// <remarks>Grain code must not use ConfigureAwait(false): continuations have to come back to the grain's scheduler.</remarks>
 public sealed partial class CacheMountGrain(
@@ -29,16 +32,15 @@ public sealed partial class CacheMountGrain(
     {
         ArgumentNullException.ThrowIfNull(request);
         var current = state.State;
-        var latest = current.Latest?.ToContract();
         if (request.Sharing != "locked")
         {
-            return new CacheMountGranted { Granted = true, Latest = latest };
+            return Answer(current, granted: true);
         }
 
         var now = _time.GetUtcNow();
         if (current.Holder != Guid.Empty && current.Holder != request.Holder && current.ExpiresAt > now)
         {
-            return new CacheMountGranted { Granted = false, Latest = latest, HeldBy = current.HolderWorker };
+            return Answer(current, granted: false) with { HeldBy = current.HolderWorker };
         }
 
         if (current.Holder != Guid.Empty && current.Holder != request.Holder)
@@ -49,7 +51,7 @@ public sealed partial class CacheMountGrain(
         var expires = now + Clamp(request.LeaseTime);
         state.State = current with { Holder = request.Holder, HolderWorker = request.Worker, ExpiresAt = expires };
         await state.WriteStateAsync();
-        return new CacheMountGranted { Granted = true, Latest = latest, ExpiresAt = expires };
+        return Answer(state.State, granted: true) with { ExpiresAt = expires };
     }
 
     public async Task<CacheMountGranted> RenewAsync(RenewCacheMount request)
@@ -88,7 +90,13 @@ public sealed partial class CacheMountGrain(
 
         if (accepted && request.Snapshot is { } snapshot)
         {
-            next = next with { Latest = CacheSnapshotRecord.From(snapshot) };
+            // Published with the release (a worker from before generations): the newest, and published.
+            var generation = next.Generation + 1;
+            next = next with { Latest = CacheSnapshotRecord.From(snapshot) with { Generation = generation }, Generation = generation, PublishedGeneration = generation, NewestOn = string.Empty };
+        }
+        else if (accepted && request.Changed)
+        {
+            next = next with { Generation = next.Generation + 1, NewestOn = request.Worker };
         }
 
         if (next != current)
@@ -97,14 +105,54 @@ public sealed partial class CacheMountGrain(
             await state.WriteStateAsync();
         }
 
-        return new CacheMountGranted { Granted = accepted && request.Snapshot is not null, Latest = next.Latest?.ToContract() };
+        return Answer(next, granted: accepted && (request.Snapshot is not null || request.Changed));
     }
+
+    public async Task<CacheMountGranted> PublishAsync(PublishCacheSnapshot request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var current = state.State;
+        var next = current;
+        // A snapshot older than the latest published is of no use; one between it and the newest still is (the newest
+        // is a delta over it, on its way).
+        var taken = request.Snapshot is not null && request.Generation > current.PublishedGeneration && request.Generation <= current.Generation;
+        if (taken)
+        {
+            next = next with { Latest = CacheSnapshotRecord.From(request.Snapshot!) with { Generation = request.Generation }, PublishedGeneration = request.Generation };
+        }
+
+        if (request.Generation == current.Generation && current.NewestOn == request.Worker)
+        {
+            if (!taken)
+            {
+                LogNewestLost(logger, Key, request.Worker, request.Generation, current.PublishedGeneration);
+            }
+
+            next = next with { NewestOn = string.Empty };
+        }
+
+        if (next != current)
+        {
+            state.State = next;
+            await state.WriteStateAsync();
+        }
+
+        return Answer(next, granted: taken);
+    }
+
+    private static CacheMountGranted Answer(CacheMountStateV1 current, bool granted) => new()
+    {
+        Granted = granted,
+        Latest = current.Latest?.ToContract(),
+        Generation = current.Generation,
+        NewestOn = current.NewestOn.Length == 0 ? null : current.NewestOn,
+    };
 
     public async Task ForgetSnapshotAsync(string digest)
     {
         if (state.State.Latest?.Digest == digest)
         {
-            state.State = state.State with { Latest = null };
+            state.State = state.State with { Latest = null, PublishedGeneration = state.State.Generation, NewestOn = string.Empty };
             await state.WriteStateAsync();
         }
     }
@@ -113,6 +161,9 @@ public sealed partial class CacheMountGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The lease of cache mount {Key} held by {Holder} expired without a release (its worker died or lost the coordinators); {Worker} takes it, from the latest published snapshot")]
     private static partial void LogLeaseExpired(ILogger logger, string key, string holder, string worker);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cache mount {Key}: {Worker} could not store the snapshot of generation {Generation}; the latest published one (generation {Published}) stands")]
+    private static partial void LogNewestLost(ILogger logger, string key, string worker, long generation, long published);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cache mount {Key}: {Worker} released a lease that had expired and gone to {Holder}; its snapshot is not taken")]
     private static partial void LogLostLease(ILogger logger, string key, string worker, string holder);

@@ -20,6 +20,9 @@ public interface ICacheMountGrain : IGrainWithStringKey
     /// <summary>A use ended: its snapshot (if any) becomes the latest, and the lease (if it held it) is free.</summary>
     Task<CacheMountGranted> ReleaseAsync(ReleaseCacheMount request);
 
+    /// <summary>The snapshot of a generation a release made is stored (or could not be): see <see cref="PublishCacheSnapshot"/>.</summary>
+    Task<CacheMountGranted> PublishAsync(PublishCacheSnapshot request);
+
     /// <summary>Drops the latest snapshot when it is <paramref name="digest"/> (evicted: the next worker starts empty).</summary>
     Task ForgetSnapshotAsync(string digest);
 }
@@ -38,7 +41,10 @@ public interface ICacheMountIndexGrain : IGrainWithIntegerKey
     Task<ImmutableArray<CacheSnapshotEviction>> UsedAsync(string key, string digest, long size, long budget);
 }
 
-/// <summary>A cache mount's persisted state: its latest snapshot and its <c>locked</c> lease. Version 1.</summary>
+/// <summary>
+/// A cache mount's persisted state: its latest snapshot, its <c>locked</c> lease, and its generations (fields 4 to 6,
+/// added to version 1: state written before them reads as generation 0, published).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("farm.cache-mount-state.v1")]
 public sealed record CacheMountStateV1
 {
@@ -54,6 +60,18 @@ public sealed record CacheMountStateV1
 
     [Id(3)]
     public DateTimeOffset ExpiresAt { get; init; }
+
+    /// <summary>The newest generation: one more per release of a step that changed the cache.</summary>
+    [Id(4)]
+    public long Generation { get; init; }
+
+    /// <summary>The worker whose directory holds <see cref="Generation"/> while its snapshot is stored; empty when published.</summary>
+    [Id(5)]
+    public string NewestOn { get; init; } = string.Empty;
+
+    /// <summary>The generation <see cref="Latest"/> holds.</summary>
+    [Id(6)]
+    public long PublishedGeneration { get; init; }
 }
 
 /// <summary>A snapshot as the grain keeps it (its own type, so a change of the wire contract does not break state).</summary>
@@ -81,6 +99,16 @@ public sealed record CacheSnapshotRecord
     [Id(6)]
     public DateTimeOffset At { get; init; }
 
+    /// <summary>The snapshot this one is a delta over; null for a whole one (and for every snapshot written before deltas).</summary>
+    [Id(7)]
+    public CacheSnapshotRecord? Parent { get; init; }
+
+    [Id(8)]
+    public long Generation { get; init; }
+
+    /// <summary>Bytes of every blob of the chain, this one and its parents': what the snapshot costs the store.</summary>
+    public long ChainSize => Size + (Parent?.ChainSize ?? 0);
+
     public static CacheSnapshotRecord From(CacheSnapshot s) => new()
     {
         Digest = s.Digest,
@@ -90,6 +118,8 @@ public sealed record CacheSnapshotRecord
         BlobStore = s.BlobStore,
         Worker = s.Worker,
         At = s.At,
+        Parent = s.Parent is null ? null : From(s.Parent),
+        Generation = s.Generation,
     };
 
     public CacheSnapshot ToContract() => new()
@@ -101,6 +131,8 @@ public sealed record CacheSnapshotRecord
         BlobStore = BlobStore,
         Worker = Worker,
         At = At,
+        Parent = Parent?.ToContract(),
+        Generation = Generation,
     };
 }
 

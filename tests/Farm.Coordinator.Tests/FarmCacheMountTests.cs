@@ -1,6 +1,7 @@
 using System.Globalization;
 using Farm.Contracts;
 using Farm.Coordinator.Builds;
+using Farm.Oci.Stores;
 using Farm.Testing;
 using Farm.Worker.RunMounts;
 
@@ -181,6 +182,176 @@ public sealed class FarmCacheMountTests(CacheMountFarmFixture farm) : IClassFixt
         Assert.Equal("sha256:used", evicted[0].Digest);
     }
 
+    [Fact]
+    public async Task The_same_worker_takes_a_locked_cache_again_without_waiting_for_its_upload_and_another_worker_waits_for_it_then_sees_every_change_in_order()
+    {
+        var id = "gen-" + Guid.NewGuid().ToString("N")[..8];
+        using var farmSide = new GatedCoordinator(farm.Coordinator.Grains);
+        using var a = new InProcessWorker(farm, "in-a", farmSide);
+        using var b = new InProcessWorker(farm, "in-b", farmSide);
+
+        // Step one on A writes, and its upload is held back at the farm's door.
+        using (var one = await a.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None))
+        {
+            File.WriteAllText(Path.Combine(one.Directory, "one"), "1");
+            one.Succeeded();
+        }
+
+        // Step two on A gets the cache, as step one left it, while step one's snapshot is still not published.
+        using (var two = await a.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2)))
+        {
+            Assert.Equal("1", File.ReadAllText(Path.Combine(two.Directory, "one")));
+            Assert.Equal(0, farmSide.Published);
+            File.WriteAllText(Path.Combine(two.Directory, "two"), "2");
+            File.WriteAllText(Path.Combine(two.Directory, "one"), "1, changed");
+            two.Succeeded();
+        }
+
+        // B waits for A's newest generation rather than start from nothing.
+        var waiting = b.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None);
+        await Wait.UntilAsync(() => b.Log.Tail(200).Contains($"Cache '{id}': its newest generation 2 is still being published by in-a: waiting for it", StringComparison.Ordinal), TimeSpan.FromMinutes(2),
+            () => "B to wait for A's snapshot" + Environment.NewLine + b.Log.Tail(50) + Environment.NewLine + a.Log.Tail(50));
+        Assert.False(waiting.IsCompleted, "B took the cache before A's snapshot was published");
+        farmSide.Open();
+        using (var three = await waiting.WaitAsync(TimeSpan.FromMinutes(2)))
+        {
+            Assert.True(three.Restored);
+            Assert.Equal("1, changed", File.ReadAllText(Path.Combine(three.Directory, "one")));
+            Assert.Equal("2", File.ReadAllText(Path.Combine(three.Directory, "two")));
+            File.Delete(Path.Combine(three.Directory, "one"));
+            File.WriteAllText(Path.Combine(three.Directory, "three"), "3");
+            three.Succeeded();
+        }
+
+        await b.Caches.WhenPublishedAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        // Back on A: B's changes, B's one delta applied over what A had published, nothing fetched again.
+        using var four = await a.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.True(four.Restored);
+        Assert.Equal(["three", "two"], Directory.EnumerateFiles(four.Directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Contains("caught up with: 1 deltas", a.Log.Tail(200), StringComparison.Ordinal);
+        var latest = (await Grain(id).AcquireAsync(new AcquireCacheMount { Id = id, Sharing = "shared", Worker = "test", Holder = Guid.NewGuid() })).Latest!;
+        Assert.Equal("in-b", latest.Worker);
+        Assert.NotNull(latest.Parent);
+        Assert.Equal(3, latest.Generation);
+    }
+
+    [Fact]
+    public async Task An_unchanged_cache_and_a_failed_step_publish_nothing()
+    {
+        var id = "same-" + Guid.NewGuid().ToString("N")[..8];
+        using var farmSide = new GatedCoordinator(farm.Coordinator.Grains, open: true);
+        using var a = new InProcessWorker(farm, "in-a", farmSide);
+        async Task StepAsync(Action<string> write, bool succeed)
+        {
+            using (var lease = await a.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None))
+            {
+                write(lease.Directory);
+                if (succeed)
+                {
+                    lease.Succeeded();
+                }
+            }
+
+            await a.Caches.WhenPublishedAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        }
+
+        await StepAsync(d => File.WriteAllText(Path.Combine(d, "pkg"), "x"), succeed: true);
+        Assert.Equal(1, farmSide.Published);
+        var first = await LatestAsync(id);
+
+        await StepAsync(d => _ = File.ReadAllText(Path.Combine(d, "pkg")), succeed: true);
+        await StepAsync(d => File.WriteAllText(Path.Combine(d, "half-written"), "y"), succeed: false);
+
+        Assert.Equal(1, farmSide.Published);
+        Assert.Contains($"Cache '{id}' unchanged", a.Log.Tail(200), StringComparison.Ordinal);
+        var granted = await Grain(id).AcquireAsync(new AcquireCacheMount { Id = id, Sharing = "shared", Worker = "test", Holder = Guid.NewGuid() });
+        Assert.Equal(first!.Digest, granted.Latest!.Digest);
+        Assert.Equal(1, granted.Generation);
+        Assert.Null(granted.NewestOn);
+    }
+
+    [Fact]
+    public async Task A_chain_is_compacted_to_a_whole_snapshot_after_eight_blobs_and_a_fresh_worker_restores_it()
+    {
+        var id = "chain-" + Guid.NewGuid().ToString("N")[..8];
+        using var farmSide = new GatedCoordinator(farm.Coordinator.Grains, open: true);
+        using var a = new InProcessWorker(farm, "in-a", farmSide);
+        var lengths = new List<int>();
+        for (var i = 0; i < 10; i++)
+        {
+            using (var lease = await a.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None))
+            {
+                if (i == 0)
+                {
+                    File.WriteAllText(Path.Combine(lease.Directory, "base"), new string('b', 100_000));
+                }
+
+                File.WriteAllText(Path.Combine(lease.Directory, "f" + i), i.ToString(CultureInfo.InvariantCulture));
+                lease.Succeeded();
+            }
+
+            await a.Caches.WhenPublishedAsync().WaitAsync(TimeSpan.FromMinutes(2));
+            var latest = await LatestAsync(id);
+            var length = 0;
+            for (var s = latest; s is not null; s = s.Parent)
+            {
+                length++;
+            }
+
+            lengths.Add(length);
+        }
+
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 1, 2], lengths);
+
+        using var fresh = new InProcessWorker(farm, "in-fresh", farmSide);
+        using var read = await fresh.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None);
+        Assert.True(read.Restored);
+        Assert.Equal(11, Directory.EnumerateFiles(read.Directory).Count());
+        Assert.Equal("9", File.ReadAllText(Path.Combine(read.Directory, "f9")));
+    }
+
+    [Fact]
+    public async Task A_worker_waits_for_a_generation_that_is_never_published_only_up_to_its_bound_then_goes_on_from_the_latest_published()
+    {
+        var id = "late-" + Guid.NewGuid().ToString("N")[..8];
+        using var open = new GatedCoordinator(farm.Coordinator.Grains, open: true);
+        using var held = new GatedCoordinator(farm.Coordinator.Grains);
+        using var first = new InProcessWorker(farm, "in-first", open);
+        using var stuck = new InProcessWorker(farm, "in-stuck", held);
+        using var next = new InProcessWorker(farm, "in-next", open, publishWait: TimeSpan.FromSeconds(2));
+
+        using (var one = await first.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None))
+        {
+            File.WriteAllText(Path.Combine(one.Directory, "published"), "1");
+            one.Succeeded();
+        }
+
+        await first.Caches.WhenPublishedAsync().WaitAsync(TimeSpan.FromMinutes(2));
+
+        // Generation 2 is made on a worker whose snapshot never reaches the farm (its publication is held for good).
+        using (var two = await stuck.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None))
+        {
+            Assert.True(two.Restored);
+            File.WriteAllText(Path.Combine(two.Directory, "never-published"), "2");
+            two.Succeeded();
+        }
+
+        await Wait.UntilAsync(async () => (await Grain(id).AcquireAsync(new AcquireCacheMount { Id = id, Sharing = "shared", Worker = "test", Holder = Guid.NewGuid() })).NewestOn == "in-stuck",
+            TimeSpan.FromMinutes(2), () => "in-stuck's release to reach the grain" + Environment.NewLine + stuck.Log.Tail(50));
+
+        using var three = await next.Caches.AcquireAsync(null, id, "locked", farm.Store.StoreAddress, readOnly: false, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Contains($"Cache '{id}': in-stuck did not publish generation 2 within", next.Log.Tail(200), StringComparison.Ordinal);
+        Assert.True(three.Restored);
+        Assert.Equal(["published"], Directory.EnumerateFiles(three.Directory).Select(Path.GetFileName));
+        held.Open();
+    }
+
+    private Grains.ICacheMountGrain Grain(string id) => farm.Coordinator.Grains.GetGrain<Grains.ICacheMountGrain>(CacheMounts.Key(null, id));
+
+    private async Task<CacheSnapshot?> LatestAsync(string id) =>
+        (await Grain(id).AcquireAsync(new AcquireCacheMount { Id = id, Sharing = "shared", Worker = "test", Holder = Guid.NewGuid() })).Latest;
+
     private async Task<BuildRecord> BuildAsync(string dockerfile, string? tenant = null)
     {
         var submit = await farm.SubmissionAsync(dockerfile, Files, []);
@@ -198,4 +369,85 @@ public sealed class FarmCacheMountTests(CacheMountFarmFixture farm) : IClassFixt
         [.. record.Events.OfType<StepLog>().Select(l => l.Line.Line.Trim()).Where(l => l.StartsWith("start ", StringComparison.Ordinal) || l.StartsWith("end ", StringComparison.Ordinal))];
 
     private static string Describe(BuildRecord record) => Environment.NewLine + "build " + record.BuildId + ":" + FarmCoordinator.Describe(record);
+}
+
+/// <summary>
+/// A worker's cache mounts in the test process, with the coordinators' real cache mount grains (the farm's silo) and
+/// the farm's registry as the blob store, and its log lines kept.
+/// </summary>
+internal sealed class InProcessWorker : IDisposable
+{
+    private readonly BlobStoreLocator _stores = new();
+    private readonly string _root;
+
+    public InProcessWorker(FarmClusterFixture farm, string name, ICacheMountCoordinator coordinator, TimeSpan? publishWait = null)
+    {
+        _root = Path.Combine(farm.Store.Root, name + "-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(Path.Combine(_root, "scratch"));
+        Caches = new CacheMounts(Path.Combine(_root, "caches"), new FarmCacheSettings
+        {
+            Coordinator = coordinator,
+            Worker = name,
+            Stores = _stores,
+            Scratch = Path.Combine(_root, "scratch"),
+            PublishWait = publishWait ?? TimeSpan.FromMinutes(5),
+            Logger = Log.CreateLogger(name),
+        });
+    }
+
+    public LogLines Log { get; } = new();
+
+    public CacheMounts Caches { get; }
+
+    public void Dispose()
+    {
+        Caches.WhenPublishedAsync().Wait(TimeSpan.FromMinutes(2));
+        _stores.Dispose();
+        Directory.Delete(_root, recursive: true);
+    }
+}
+
+/// <summary>
+/// The farm side of cache mounts straight to the cache mount grains (what CacheMountConsumer does over the bus), whose
+/// snapshot publications wait at a gate until the test opens it: the way to see what happens while an upload is on its
+/// way without timing anything.
+/// </summary>
+internal sealed class GatedCoordinator(IGrainFactory grains, bool open = false) : ICacheMountCoordinator, IDisposable
+{
+    private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _published;
+
+    /// <summary>Snapshots published (let through the gate and taken by the grain).</summary>
+    public int Published => Volatile.Read(ref _published);
+
+    public void Open() => _gate.TrySetResult();
+
+    public Task<CacheMountGranted> AcquireAsync(AcquireCacheMount request, CancellationToken cancellationToken) =>
+        Grain(request.Tenant, request.Id).AcquireAsync(request);
+
+    public Task<CacheMountGranted> RenewAsync(RenewCacheMount request, CancellationToken cancellationToken) =>
+        Grain(request.Tenant, request.Id).RenewAsync(request);
+
+    public Task<CacheMountGranted> ReleaseAsync(ReleaseCacheMount request, CancellationToken cancellationToken) =>
+        Grain(request.Tenant, request.Id).ReleaseAsync(request);
+
+    public async Task<CacheMountGranted> PublishAsync(PublishCacheSnapshot request, CancellationToken cancellationToken)
+    {
+        if (!open)
+        {
+            await _gate.Task.WaitAsync(cancellationToken);
+        }
+
+        var granted = await Grain(request.Tenant, request.Id).PublishAsync(request);
+        if (granted.Granted)
+        {
+            Interlocked.Increment(ref _published);
+        }
+
+        return granted;
+    }
+
+    public void Dispose() => Open();
+
+    private Grains.ICacheMountGrain Grain(string? tenant, string id) => grains.GetGrain<Grains.ICacheMountGrain>(CacheMounts.Key(tenant, id));
 }

@@ -68,6 +68,7 @@ public sealed class LayerJobExecutor : ILayerJobExecutor, IDisposable, IAsyncDis
                 Scratch = _scratch,
                 MaxSnapshotBytes = options.CacheSnapshotMaxBytes,
                 LeaseTime = options.CacheLeaseTime,
+                PublishWait = options.CachePublishWait,
                 Logger = logger,
             });
         _secrets = secrets ?? NoBuildSecrets.Instance;

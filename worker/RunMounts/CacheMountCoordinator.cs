@@ -18,6 +18,9 @@ public interface ICacheMountCoordinator
 
     /// <summary>Ends a use, publishing its snapshot; see <see cref="ReleaseCacheMount"/>.</summary>
     Task<CacheMountGranted> ReleaseAsync(ReleaseCacheMount request, CancellationToken cancellationToken);
+
+    /// <summary>Publishes the snapshot of a generation a release made; see <see cref="PublishCacheSnapshot"/>.</summary>
+    Task<CacheMountGranted> PublishAsync(PublishCacheSnapshot request, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -36,6 +39,9 @@ public sealed class BusCacheMountCoordinator(IBus bus) : ICacheMountCoordinator
         AskAsync(request, cancellationToken);
 
     public Task<CacheMountGranted> ReleaseAsync(ReleaseCacheMount request, CancellationToken cancellationToken) =>
+        AskAsync(request, cancellationToken);
+
+    public Task<CacheMountGranted> PublishAsync(PublishCacheSnapshot request, CancellationToken cancellationToken) =>
         AskAsync(request, cancellationToken);
 
     private async Task<CacheMountGranted> AskAsync<T>(T request, CancellationToken cancellationToken)

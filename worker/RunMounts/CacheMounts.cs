@@ -20,8 +20,10 @@ namespace Farm.Worker.RunMounts;
 /// "Cache mounts across the farm"): a <c>locked</c> step also holds the cache's lease from the coordinators' grain, so
 /// one step at a time uses it across every worker; before the step, a directory that is not at the cache's latest
 /// snapshot (never held here, or another worker wrote since) is replaced by that snapshot, fetched from the blob store;
-/// after a step that succeeded, the directory is stored as a new snapshot and published, off the step's path (the
-/// job's result does not wait for it; a locked lease is held until it is done, so the next holder starts from it).
+/// after a step that succeeded, what it changed in the directory is captured (<see cref="CacheSnapshots.Capture"/>),
+/// the lease is released at once with a new generation that this worker holds, and the capture is stored and published
+/// off the step's path. The next step here goes on from the directory without waiting; a step on another worker waits
+/// for the snapshot (<see cref="FarmCacheSettings.PublishWait"/>).
 /// </remarks>
 public sealed partial class CacheMounts
 {
@@ -127,17 +129,10 @@ public sealed partial class CacheMounts
                 if (locked)
                 {
                     farm.StartRenewing(this);
+                    granted = await WaitForNewestAsync(farm, instance, granted, cancellationToken).ConfigureAwait(false);
                 }
 
-                if (granted.Latest is { } latest && latest.Digest != ReadMark(directory) && instance.Active == 0)
-                {
-                    restored = await _snapshots.RestoreAsync(latest, directory, cancellationToken).ConfigureAwait(false);
-                    if (restored)
-                    {
-                        WriteMark(directory, latest.Digest);
-                    }
-                }
-
+                restored = await CatchUpAsync(instance, directory, farm.Id, granted, cancellationToken).ConfigureAwait(false);
                 instance.Active++;
                 instance.Setup.Release();
                 setup = false;
@@ -178,12 +173,24 @@ public sealed partial class CacheMounts
     }
 
     /// <summary>Waits until every snapshot started so far is published (or given up), for tests and a stopping worker.</summary>
-    public Task WhenPublishedAsync()
+    public async Task WhenPublishedAsync()
     {
-        lock (_gate)
+        // Until none is left: the end of a step starts its snapshot's publishing.
+        while (true)
         {
-            _publishing.RemoveAll(t => t.IsCompleted);
-            return Task.WhenAll(_publishing);
+            Task[] publishing;
+            lock (_gate)
+            {
+                _publishing.RemoveAll(t => t.IsCompleted);
+                publishing = [.. _publishing];
+            }
+
+            if (publishing.Length == 0)
+            {
+                return;
+            }
+
+            await Task.WhenAll(publishing).ConfigureAwait(false);
         }
     }
 
@@ -218,35 +225,341 @@ public sealed partial class CacheMounts
 
         var task = Task.Run(async () =>
         {
+            CacheCapture? capture = null;
+            var capturing = false;
             try
             {
-                CacheSnapshot? snapshot = null;
                 if (succeeded && !farm.ReadOnly)
                 {
-                    snapshot = await _snapshots!.TakeAsync(directory, farm, ReadMark(directory), CancellationToken.None).ConfigureAwait(false);
+                    // Captured before the cache is let go, so that what is published is what this step left, whatever
+                    // the next step writes; one capture at a time per directory (shared users end together).
+                    await instance.Capturing.WaitAsync().ConfigureAwait(false);
+                    capturing = true;
+                    var before = CacheManifest.Read(directory + ManifestSuffix);
+                    int chain;
+                    long room;
+                    lock (_gate)
+                    {
+                        chain = instance.Chain;
+                        room = instance.BaseBytes / 2 - instance.DeltaBytes;
+                    }
+
+                    capture = _snapshots!.Capture(directory, farm.Id, before, delta => chain >= MaxChain || delta > room);
                 }
 
                 await farm.StopRenewingAsync().ConfigureAwait(false);
-                var answer = await ReleaseFarmAsync(farm, snapshot, CancellationToken.None).ConfigureAwait(false);
-                if (snapshot is not null && answer?.Granted == true)
+                var answer = await ReleaseFarmAsync(farm, null, CancellationToken.None, changed: capture is not null).ConfigureAwait(false);
+                if (capture is not null)
                 {
-                    WriteMark(directory, snapshot.Digest);
+                    var taken = capture;
+                    capture = null;
+                    Adopt(instance, directory, farm, taken, answer);
                 }
             }
             catch (Exception e)
             {
                 LogPublishFailed(_logger, e, farm.Id);
+                if (capture is not null)
+                {
+                    CacheSnapshots.Discard(capture);
+                }
             }
             finally
             {
+                if (capturing)
+                {
+                    instance.Capturing.Release();
+                }
+
                 ReleaseLocal();
             }
         });
+        Track(task);
+    }
+
+    private void Track(Task task)
+    {
         lock (_gate)
         {
             _publishing.RemoveAll(t => t.IsCompleted);
             _publishing.Add(task);
         }
+    }
+
+    /// <summary>Blobs in a chain past which the next change is published whole (the chain starts again).</summary>
+    internal const int MaxChain = 8;
+
+    private const string ManifestSuffix = ".manifest";
+
+    /// <summary>
+    /// The farm took (or refused) a capture of the directory: when it took it, the directory is its generation, the
+    /// manifest becomes the capture's and its snapshot is stored and published in the background, after the snapshots
+    /// captured before it on this worker (a delta needs the blob below it); when it refused it (the lease had gone to
+    /// another worker), the directory is at no snapshot the farm knows.
+    /// </summary>
+    private void Adopt(Instance instance, string directory, FarmUse farm, CacheCapture capture, CacheMountGranted? answer)
+    {
+        DeleteMark(directory);
+        if (answer?.Granted != true)
+        {
+            CacheSnapshots.Discard(capture);
+            File.Delete(directory + ManifestSuffix);
+            lock (_gate)
+            {
+                instance.Epoch++;
+                instance.Generation = 0;
+                instance.Tip = Task.FromResult<CacheSnapshot?>(null);
+            }
+
+            return;
+        }
+
+        capture.Manifest.Write(directory + ManifestSuffix);
+        lock (_gate)
+        {
+            var epoch = ++instance.Epoch;
+            instance.Generation = answer.Generation;
+            if (capture.Delta)
+            {
+                instance.Chain++;
+                instance.DeltaBytes += capture.Bytes;
+            }
+            else
+            {
+                instance.Chain = 1;
+                instance.BaseBytes = capture.Bytes;
+                instance.DeltaBytes = 0;
+            }
+
+            var parent = instance.Tip;
+            var publishing = PublishAsync(instance, directory, farm, capture, answer.Generation, parent, epoch);
+            instance.Tip = publishing;
+            Track(publishing);
+        }
+    }
+
+    /// <summary>Stores a capture once the one before it is stored, then tells the farm; the snapshot, or null when it could not be stored.</summary>
+    private async Task<CacheSnapshot?> PublishAsync(Instance instance, string directory, FarmUse farm, CacheCapture capture, long generation, Task<CacheSnapshot?> below, int epoch)
+    {
+        await Task.Yield();
+        CacheSnapshot? snapshot = null;
+        try
+        {
+            var parent = await below.ConfigureAwait(false);
+            if (capture.Delta && parent is null)
+            {
+                CacheSnapshots.Discard(capture);
+                throw new InvalidOperationException("the snapshot this delta is over was not stored");
+            }
+
+            snapshot = await _snapshots!.PublishAsync(capture, parent, farm, generation, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogPublishFailed(_logger, e, farm.Id);
+            lock (_gate)
+            {
+                if (instance.Epoch == epoch)
+                {
+                    // The next change goes whole: no delta can stand on this one.
+                    File.Delete(directory + ManifestSuffix);
+                }
+            }
+        }
+
+        var answer = await PublishFarmAsync(farm, generation, snapshot).ConfigureAwait(false);
+        if (snapshot is not null && answer?.Granted == true)
+        {
+            lock (_gate)
+            {
+                if (instance.Epoch == epoch)
+                {
+                    WriteMark(directory, snapshot.Digest);
+                }
+            }
+        }
+
+        return snapshot;
+    }
+
+    private async Task<CacheMountGranted?> PublishFarmAsync(FarmUse use, long generation, CacheSnapshot? snapshot)
+    {
+        var farm = _farm!;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await farm.Coordinator.PublishAsync(
+                    new PublishCacheSnapshot { Tenant = use.Tenant, Id = use.Id, Worker = farm.Worker, Generation = generation, Snapshot = snapshot },
+                    CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception) when (attempt < MaxFailures)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt)).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // Workers waiting for this generation wait out Farm:Worker:CachePublishWait, then use the latest published.
+                LogReleaseFailed(_logger, e, use.Id);
+                return null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A <c>locked</c> holder whose cache's newest generation is still being published by another worker waits for
+    /// that snapshot (it holds the lease meanwhile, so nobody else writes), up to <see cref="FarmCacheSettings.PublishWait"/>;
+    /// then it goes on from the latest published snapshot, with a log line. The newest generation on this worker's own
+    /// directory needs no wait.
+    /// </summary>
+    private async Task<CacheMountGranted> WaitForNewestAsync(FarmUse use, Instance instance, CacheMountGranted granted, CancellationToken cancellationToken)
+    {
+        var farm = _farm!;
+        var deadline = DateTimeOffset.UtcNow + farm.PublishWait;
+        var delay = TimeSpan.FromMilliseconds(100);
+        var logged = false;
+        while (granted.NewestOn is { } newest && !IsMine(instance, granted))
+        {
+            if (newest == farm.Worker)
+            {
+                // This worker's, from before it restarted: the snapshot will not come.
+                LogNewestGone(_logger, use.Id, granted.Generation, newest);
+                break;
+            }
+
+            if (DateTimeOffset.UtcNow >= deadline)
+            {
+                LogNewestLate(_logger, use.Id, newest, granted.Generation, farm.PublishWait);
+                break;
+            }
+
+            if (!logged)
+            {
+                LogWaitingForNewest(_logger, use.Id, newest, granted.Generation);
+                logged = true;
+            }
+
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+            granted = await AcquireFarmAsync(use, cancellationToken).ConfigureAwait(false);
+        }
+
+        return granted;
+    }
+
+    private bool IsMine(Instance instance, CacheMountGranted granted)
+    {
+        lock (_gate)
+        {
+            return granted.NewestOn == _farm!.Worker && granted.Generation > 0 && instance.Generation == granted.Generation;
+        }
+    }
+
+    /// <summary>
+    /// Brings the directory to the farm's newest state before a step: as it is when it holds the newest generation
+    /// (this worker wrote it, its snapshot may still be on its way) or the latest snapshot; otherwise replaced by the
+    /// latest snapshot, unless another step on this worker uses it. True when it was replaced.
+    /// </summary>
+    private async Task<bool> CatchUpAsync(Instance instance, string directory, string id, CacheMountGranted granted, CancellationToken cancellationToken)
+    {
+        if (IsMine(instance, granted))
+        {
+            LogNewestHere(_logger, id, granted.Generation);
+            return false;
+        }
+
+        if (granted.Latest is not { } latest)
+        {
+            return false;
+        }
+
+        var tip = instance.Tip.IsCompletedSuccessfully ? instance.Tip.Result : null;
+        if (latest.Digest == tip?.Digest)
+        {
+            return false;
+        }
+
+        if (latest.Digest == ReadMark(directory))
+        {
+            // At it already (this worker restarted since, say): deltas can go on from it.
+            var manifest = CacheManifest.Read(directory + ManifestSuffix);
+            lock (_gate)
+            {
+                if (instance.Tip.IsCompleted)
+                {
+                    Chained(instance, latest, manifest?.FileBytes ?? 0);
+                }
+            }
+
+            return false;
+        }
+
+        if (instance.Active > 0)
+        {
+            return false;
+        }
+
+        var restored = await CatchUpInPlaceAsync(latest, tip?.Digest ?? ReadMark(directory), directory, cancellationToken).ConfigureAwait(false)
+            ?? await _snapshots!.RestoreAsync(latest, directory, cancellationToken).ConfigureAwait(false);
+        if (restored is null)
+        {
+            return false;
+        }
+
+        restored.Write(directory + ManifestSuffix);
+        WriteMark(directory, latest.Digest);
+        lock (_gate)
+        {
+            instance.Epoch++;
+            instance.Generation = 0;
+            Chained(instance, latest, restored.FileBytes);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// When the latest snapshot is a chain over the one the directory is at (<paramref name="at"/>: another worker went
+    /// on from what this one published or applied), and the directory is still exactly as that one left it, applies
+    /// only the deltas above it, in place; null when that is not the case, or it failed (then the directory is
+    /// restored whole).
+    /// </summary>
+    private async Task<CacheManifest?> CatchUpInPlaceAsync(CacheSnapshot latest, string? at, string directory, CancellationToken cancellationToken)
+    {
+        var below = false;
+        for (var s = latest.Parent; s is not null && !below; s = s.Parent)
+        {
+            below = s.Digest == at;
+        }
+
+        var manifest = below ? CacheManifest.Read(directory + ManifestSuffix) : null;
+        if (manifest is null || !CacheManifest.Walk(directory).Since(manifest).None)
+        {
+            return null;
+        }
+
+        // Half applied is at no snapshot: neither mark nor manifest stands until it is done.
+        DeleteMark(directory);
+        File.Delete(directory + ManifestSuffix);
+        return await _snapshots!.CatchUpAsync(latest, at!, directory, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The directory is at <paramref name="snapshot"/>: the next delta goes over it, and its chain counts for compaction.</summary>
+    private static void Chained(Instance instance, CacheSnapshot snapshot, long fileBytes)
+    {
+        instance.Tip = Task.FromResult<CacheSnapshot?>(snapshot);
+        var blobs = new List<CacheSnapshot>();
+        for (var s = snapshot; s is not null; s = s.Parent)
+        {
+            blobs.Add(s);
+        }
+
+        instance.Chain = blobs.Count;
+        // The file bytes of the deltas are not recorded: estimated from the blobs' sizes against the whole one's.
+        var whole = blobs[^1].Size;
+        var deltas = blobs.Sum(b => b.Size) - whole;
+        instance.BaseBytes = fileBytes;
+        instance.DeltaBytes = whole > 0 ? (long)(fileBytes * ((double)deltas / whole)) : 0;
     }
 
     /// <summary>Asks for the cache until it is granted (a <c>locked</c> one waits for its holder); a few failed requests in a row fail the step.</summary>
@@ -299,7 +612,7 @@ public sealed partial class CacheMounts
         }
     }
 
-    private async Task<CacheMountGranted?> ReleaseFarmAsync(FarmUse use, CacheSnapshot? snapshot, CancellationToken cancellationToken)
+    private async Task<CacheMountGranted?> ReleaseFarmAsync(FarmUse use, CacheSnapshot? snapshot, CancellationToken cancellationToken, bool changed = false)
     {
         var farm = _farm!;
         for (var attempt = 1; ; attempt++)
@@ -307,7 +620,7 @@ public sealed partial class CacheMounts
             try
             {
                 return await farm.Coordinator.ReleaseAsync(
-                    new ReleaseCacheMount { Tenant = use.Tenant, Id = use.Id, Sharing = use.Sharing, Worker = farm.Worker, Holder = use.Holder, Snapshot = snapshot },
+                    new ReleaseCacheMount { Tenant = use.Tenant, Id = use.Id, Sharing = use.Sharing, Worker = farm.Worker, Holder = use.Holder, Snapshot = snapshot, Changed = changed },
                     cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (attempt < MaxFailures && e is not OperationCanceledException)
@@ -337,6 +650,8 @@ public sealed partial class CacheMounts
             return null;
         }
     }
+
+    private static void DeleteMark(string directory) => File.Delete(directory + ".snapshot");
 
     private static void WriteMark(string directory, string digest)
     {
@@ -371,6 +686,18 @@ public sealed partial class CacheMounts
     [LoggerMessage(Level = LogLevel.Information, Message = "Cache '{Id}' lock taken by {Worker}")]
     private static partial void LogLockTaken(ILogger logger, string id, string worker);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cache '{Id}': its newest generation {Generation} is still being published by {Worker}: waiting for it")]
+    private static partial void LogWaitingForNewest(ILogger logger, string id, string worker, long generation);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cache '{Id}': {Worker} did not publish generation {Generation} within {Wait} (Farm:Worker:CachePublishWait); going on from the latest published snapshot")]
+    private static partial void LogNewestLate(ILogger logger, string id, string worker, long generation, TimeSpan wait);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cache '{Id}': generation {Generation} was this worker's ({Worker}) before it restarted and will not be published; going on from the latest published snapshot")]
+    private static partial void LogNewestGone(ILogger logger, string id, long generation, string worker);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cache '{Id}': this worker holds its newest generation {Generation}: used as it is")]
+    private static partial void LogNewestHere(ILogger logger, string id, long generation);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cache '{Id}': its snapshot could not be published; the next worker starts from the previous one")]
     private static partial void LogPublishFailed(ILogger logger, Exception exception, string id);
 
@@ -393,6 +720,26 @@ public sealed partial class CacheMounts
         public SemaphoreSlim Turn { get; } = new(1, 1);
 
         public SemaphoreSlim Setup { get; } = new(1, 1);
+
+        /// <summary>One capture at a time of the directory.</summary>
+        public SemaphoreSlim Capturing { get; } = new(1, 1);
+
+        /// <summary>The farm's generation the directory holds as the newest (made by a release here); 0: none known.</summary>
+        public long Generation { get; set; }
+
+        /// <summary>The snapshot the directory's manifest is at, once the publishing before it ends (null: none).</summary>
+        public Task<CacheSnapshot?> Tip { get; set; } = Task.FromResult<CacheSnapshot?>(null);
+
+        /// <summary>Blobs in <see cref="Tip"/>'s chain.</summary>
+        public int Chain { get; set; }
+
+        /// <summary>Bytes of files of the whole snapshot at the bottom of the chain, and of the deltas over it.</summary>
+        public long BaseBytes { get; set; }
+
+        public long DeltaBytes { get; set; }
+
+        /// <summary>Changes with each capture and restore: a publishing that finds it changed leaves the mark alone.</summary>
+        public int Epoch { get; set; }
     }
 
     /// <summary>One step's farm-wide use of a cache: what it asked for and, when locked, the renewal of its lease.</summary>
@@ -485,6 +832,12 @@ public sealed record FarmCacheSettings
 
     /// <summary>How long a <c>locked</c> lease lasts unless renewed (renewed every third of it while the step runs).</summary>
     public TimeSpan LeaseTime { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a <c>locked</c> step waits for the newest generation of its cache, still being published by the worker
+    /// that wrote it, before it goes on from the latest published snapshot. 2 minutes by default.
+    /// </summary>
+    public TimeSpan PublishWait { get; init; } = TimeSpan.FromMinutes(2);
 
     public ILogger? Logger { get; init; }
 }
