@@ -440,6 +440,50 @@ public sealed class BuildInputsTests(BuildFixture fixture) : IClassFixture<Build
         }
     }
 
+    [Fact]
+    public async Task A_fenced_git_checkout_checks_each_submodules_host_before_git_connects_to_it()
+    {
+        var root = Path.Combine(fixture.Directory, "fence-git-" + Guid.NewGuid().ToString("N")[..8]);
+        var repos = Path.Combine(root, "repos");
+        Directory.CreateDirectory(repos);
+        await using var daemon = await GitDaemon.StartAsync(repos);
+        // What a repository could name as a submodule: a service the fence refuses (here, one the test listens with).
+        using var service = new TcpListener(IPAddress.Loopback, 0);
+        service.Start();
+        var servicePort = ((IPEndPoint)service.LocalEndpoint).Port;
+        await MakeRepoAsync("sub", null);
+        await MakeRepoAsync("top-ok", $"git://127.0.0.1:{daemon.Port}/sub.git");
+        await MakeRepoAsync("top-bad", $"git://127.0.0.1:{servicePort}/sub.git");
+        var fence = new Farm.Oci.Net.FetchFence((_, port, _) => ValueTask.FromResult(port == daemon.Port ? null : "not the test's git daemon"));
+
+        var ok = Farm.Dockerfile.Context.GitSource.Parse($"git://127.0.0.1:{daemon.Port}/top-ok.git#main") with { Fence = fence };
+        var checkout = await ok.CheckoutAsync(await ok.ResolveCommitAsync(CancellationToken.None), Path.Combine(root, "ok"), keepGitDir: false, CancellationToken.None);
+        Assert.Equal("sub\n", await File.ReadAllTextAsync(Path.Combine(checkout, "sub", "name")));
+
+        var bad = Farm.Dockerfile.Context.GitSource.Parse($"git://127.0.0.1:{daemon.Port}/top-bad.git#main") with { Fence = fence };
+        var commit = await bad.ResolveCommitAsync(CancellationToken.None);
+        var refused = await Assert.ThrowsAsync<Farm.Oci.Net.AddressRefusedException>(() => bad.CheckoutAsync(commit, Path.Combine(root, "bad"), keepGitDir: false, CancellationToken.None));
+        Assert.Equal("not the test's git daemon", refused.Why);
+        Assert.False(service.Pending(), "git connected to the submodule's refused host");
+
+        async Task MakeRepoAsync(string name, string? submodule)
+        {
+            var work = Path.Combine(root, name);
+            Directory.CreateDirectory(work);
+            await Git(work, "init", "-q", "-b", "main");
+            await File.WriteAllTextAsync(Path.Combine(work, "name"), name + "\n");
+            if (submodule is not null)
+            {
+                await Git(work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", Path.Combine(repos, "sub.git"), "sub");
+                await Git(work, "config", "-f", ".gitmodules", "submodule.sub.url", submodule);
+            }
+
+            await Git(work, "add", "-A");
+            await Git(work, "commit", "-q", "-m", name);
+            await Git(root, "clone", "-q", "--bare", work, Path.Combine(repos, name + ".git"));
+        }
+    }
+
     private static Task<string> Git(string directory, params string[] args) =>
         Tool.RunAsync("git", ["-C", directory, "-c", "user.name=farm", "-c", "user.email=farm@example.invalid", .. args]);
 
