@@ -34,13 +34,7 @@ public sealed class PlatformFarmFixture : IAsyncLifetime
 
     public CoordinatorProcess Coordinator => _coordinator!;
 
-    public Dictionary<string, string> Env => new()
-    {
-        ["FARM_STATE_DIR"] = Path.Combine(Directory, "state"),
-        ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
-        ["FARM_HOST"] = _coordinator?.Url ?? string.Empty,
-        ["FARM_RABBITMQ"] = _vhost?.AmqpUrl ?? string.Empty,
-    };
+    public Dictionary<string, string> Env => FarmCli.ClientEnv(Directory, _coordinator?.Url, _vhost?.AmqpUrl ?? string.Empty);
 
     public async Task InitializeAsync()
     {

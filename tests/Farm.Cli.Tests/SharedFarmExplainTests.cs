@@ -29,11 +29,8 @@ public sealed class SharedFarmExplainFixture : IAsyncLifetime
 
     public string GlobexToken { get; private set; } = string.Empty;
 
-    public Dictionary<string, string> Env(string? token) => new()
+    public Dictionary<string, string> Env(string? token) => new(FarmCli.ClientEnv(Directory, _coordinator?.Url))
     {
-        ["FARM_STATE_DIR"] = Path.Combine(Directory, "state"),
-        ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
-        ["FARM_HOST"] = _coordinator?.Url ?? string.Empty,
         ["FARM_TOKEN"] = token ?? string.Empty,
     };
 

@@ -61,11 +61,8 @@ public sealed class SharedFarmFixture : IAsyncLifetime
     public IReadOnlyList<string> Tokens => [AcmeToken, GlobexToken, AcmeReadToken, AdminToken];
 
     /// <summary>The CLI's environment for tenant <paramref name="token"/>'s user: the coordinator over HTTPS, its CA, the token.</summary>
-    public Dictionary<string, string> Env(string? token) => new()
+    public Dictionary<string, string> Env(string? token) => new(FarmCli.ClientEnv(Directory, _coordinator?.Url))
     {
-        ["FARM_STATE_DIR"] = Path.Combine(Directory, "state"),
-        ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
-        ["FARM_HOST"] = _coordinator?.Url ?? string.Empty,
         ["FARM_CA"] = Certificates.CaPath,
         ["FARM_TOKEN"] = token ?? string.Empty,
         ["FARM_RABBITMQ"] = _vhost?.AmqpUrl ?? string.Empty,

@@ -38,12 +38,8 @@ public sealed class TlsServicesFixture : IAsyncLifetime
     public string RedisPassword { get; } = "redis-" + Guid.NewGuid().ToString("N");
 
     /// <summary>The CLI's environment: the coordinator's API (plain HTTP on loopback), RabbitMQ over AMQPS and its CA.</summary>
-    public Dictionary<string, string> Env() => new()
+    public Dictionary<string, string> Env() => new(FarmCli.ClientEnv(Directory, _coordinator?.Url, _rabbit?.AmqpsUrl ?? string.Empty))
     {
-        ["FARM_STATE_DIR"] = Path.Combine(Directory, "state"),
-        ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
-        ["FARM_HOST"] = _coordinator?.Url ?? string.Empty,
-        ["FARM_RABBITMQ"] = _rabbit?.AmqpsUrl ?? string.Empty,
         ["FARM_RABBITMQ_CA"] = Certificates.CaPath,
     };
 

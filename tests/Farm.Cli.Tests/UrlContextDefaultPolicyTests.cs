@@ -12,13 +12,7 @@ public sealed class UrlContextDefaultPolicyFixture : IAsyncLifetime
 
     public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("farm-urlpolicy-").FullName;
 
-    public Dictionary<string, string> Env => new()
-    {
-        ["FARM_STATE_DIR"] = Path.Combine(Directory, "state"),
-        ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
-        ["FARM_HOST"] = _coordinator?.Url ?? string.Empty,
-        ["FARM_RABBITMQ"] = _vhost?.AmqpUrl ?? string.Empty,
-    };
+    public Dictionary<string, string> Env => FarmCli.ClientEnv(Directory, _coordinator?.Url, _vhost?.AmqpUrl ?? string.Empty);
 
     public async Task InitializeAsync()
     {

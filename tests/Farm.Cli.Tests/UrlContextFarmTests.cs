@@ -36,13 +36,7 @@ public sealed class UrlContextFarmFixture : IAsyncLifetime
         ["PATH"] = System.IO.Directory.CreateDirectory(Path.Combine(Directory, "empty-path")).FullName,
     };
 
-    private Dictionary<string, string> SetupEnv => new()
-    {
-        ["FARM_STATE_DIR"] = Path.Combine(Directory, "state"),
-        ["DOCKER_CONFIG"] = Path.Combine(Directory, "docker"),
-        ["FARM_HOST"] = _coordinator?.Url ?? string.Empty,
-        ["FARM_RABBITMQ"] = _vhost?.AmqpUrl ?? string.Empty,
-    };
+    private Dictionary<string, string> SetupEnv => FarmCli.ClientEnv(Directory, _coordinator?.Url, _vhost?.AmqpUrl ?? string.Empty);
 
     public async Task InitializeAsync()
     {

@@ -158,13 +158,16 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
     {
         // The listener's RUN only ends when the talker's RUN reaches it (both on the host network): built one stage after the
         // other, the build could never finish. The token only bounds a broken build; nothing is timed.
+        // The listener keeps listening until the talker's own word arrives: a stray connection from another test's loop
+        // to a port it picked too (seen once under a full suite run) is not the talker.
         var port = FreePorts.Tcp();
+        var word = "hi-" + Guid.NewGuid().ToString("N")[..8];
         var dockerfile = $$"""
             ARG BASE
             FROM ${BASE} AS listener
-            RUN --network=host nc -l -p {{port}} > /got < /dev/null
+            RUN --network=host until nc -l -p {{port}} > /got < /dev/null && grep -qx {{word}} /got; do :; done
             FROM ${BASE} AS talker
-            RUN --network=host until echo hi | nc 127.0.0.1 {{port}}; do :; done; echo sent > /sent
+            RUN --network=host until echo {{word}} | nc 127.0.0.1 {{port}}; do :; done; echo sent > /sent
             FROM ${BASE}
             COPY --from=listener /got /got
             COPY --from=talker /sent /sent
@@ -176,7 +179,7 @@ public sealed class BuildOrchestratorTests(GrainFixture fixture) : IAsyncLifetim
         var result = await Orchestrator().RunAsync(request, null, guard.Token);
 
         Assert.Equal(4, result.JobsRun);
-        Assert.Equal("hi\n", await File.ReadAllTextAsync(Path.Combine(rootfs, "got")));
+        Assert.Equal(word + "\n", await File.ReadAllTextAsync(Path.Combine(rootfs, "got")));
         Assert.Equal("sent\n", await File.ReadAllTextAsync(Path.Combine(rootfs, "sent")));
     }
 
