@@ -56,12 +56,7 @@ public sealed partial class CacheMountConsumer(
         Believe(context, request.Tenant, request.Id);
         var key = CacheMounts.Key(request.Tenant, request.Id);
         var granted = await grains.GetGrain<ICacheMountGrain>(key).ReleaseAsync(request).ConfigureAwait(false);
-        if (granted.Granted && request.Snapshot is { } snapshot)
-        {
-            LogPublished(logger, key, snapshot.Worker, snapshot.Digest, snapshot.Size);
-            await UsedAsync(key, snapshot).ConfigureAwait(false);
-        }
-
+        await PublishedAsync(key, granted, request.Snapshot).ConfigureAwait(false);
         await context.RespondAsync(granted).ConfigureAwait(false);
     }
 
@@ -72,13 +67,18 @@ public sealed partial class CacheMountConsumer(
         Believe(context, request.Tenant, request.Id);
         var key = CacheMounts.Key(request.Tenant, request.Id);
         var granted = await grains.GetGrain<ICacheMountGrain>(key).PublishAsync(request).ConfigureAwait(false);
-        if (granted.Granted && request.Snapshot is { } snapshot)
+        await PublishedAsync(key, granted, request.Snapshot).ConfigureAwait(false);
+        await context.RespondAsync(granted).ConfigureAwait(false);
+    }
+
+    /// <summary>When the grain took <paramref name="snapshot"/> as the cache's latest: logs it and counts it in the LRU index.</summary>
+    private async Task PublishedAsync(string key, CacheMountGranted granted, CacheSnapshot? snapshot)
+    {
+        if (granted.Granted && snapshot is not null)
         {
             LogPublished(logger, key, snapshot.Worker, snapshot.Digest, snapshot.Size);
             await UsedAsync(key, snapshot).ConfigureAwait(false);
         }
-
-        await context.RespondAsync(granted).ConfigureAwait(false);
     }
 
     /// <summary>Marks the snapshot used and makes the grains of the snapshots evicted for it forget theirs.</summary>
