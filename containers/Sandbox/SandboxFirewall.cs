@@ -15,7 +15,8 @@ namespace Farm.Containers.Sandbox;
 /// machine, and the farm's Redis, RabbitMQ and registry on other machines. So slirp4netns runs with a group of its own
 /// (<see cref="Group"/>, no user needs to be in it), and one iptables chain, matched on that group for the packets
 /// this machine sends (<c>-m owner --gid-owner</c>), rejects what it sends to this machine's addresses (DNS excepted:
-/// slirp4netns forwards the step's lookups to the resolvers of <c>/etc/resolv.conf</c>, which may be local) and to the
+/// slirp4netns forwards the step's lookups to the resolvers of <c>/etc/resolv.conf</c>, which may be local), to
+/// link-local addresses (a cloud's metadata service, which would hand a step the worker machine's credentials) and to the
 /// denied networks. The chain is written whole in one <c>iptables-restore</c> transaction, so a step never meets it
 /// half-written. IPv4 only: a step's private network has no IPv6.
 /// </summary>
@@ -40,6 +41,9 @@ public sealed class SandboxFirewall : IDisposable
             _denied.Add(ParseNetwork(network));
         }
     }
+
+    /// <summary>IPv4 link-local addresses (a cloud's metadata service at 169.254.169.254 among them): always refused.</summary>
+    public const string LinkLocal = "169.254.0.0/16";
 
     /// <summary>The group slirp4netns runs with; the firewall matches its packets by it.</summary>
     public int Group { get; }
@@ -171,6 +175,9 @@ public sealed class SandboxFirewall : IDisposable
         {
             rules.Append(CultureInfo.InvariantCulture, $"-A {Chain} -m addrtype --dst-type {type} -j REJECT\n");
         }
+
+        // Link-local: where a cloud's metadata service hands out the worker machine's own credentials.
+        rules.Append(CultureInfo.InvariantCulture, $"-A {Chain} -d {LinkLocal} -j REJECT\n");
 
         foreach (var network in denied.OrderBy(n => n.ToString(), StringComparer.Ordinal))
         {

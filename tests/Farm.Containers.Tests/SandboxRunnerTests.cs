@@ -87,7 +87,7 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
     }
 
     [Fact]
-    public async Task The_default_network_reaches_other_hosts_but_not_the_workers_addresses_nor_the_farms_services()
+    public async Task The_default_network_reaches_other_hosts_but_not_the_workers_addresses_the_farms_services_nor_link_local()
     {
         // A service the worker keeps on every address of its machine (as a farm's Redis may be), a host standing for
         // the internet, and one standing for the machine of the farm's services, which the worker is told to refuse.
@@ -111,12 +111,15 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
         await using var services = await TestHost.CreateAsync();
         await services.ServeHttpAsync(site, 8080);
         await fx.Firewall.DenyHostAsync(services.Address, CancellationToken.None);
+        // A host on the link-local network stands for a cloud's metadata service (169.254.169.254).
+        await using var metadata = await TestHost.CreateAsync(TestHost.LinkLocalPrefix);
+        await metadata.ServeHttpAsync(site, 8080);
         await using var snap = await fx.Snapshotter.CreateAsync([fx.BaseLayer], CancellationToken.None);
 
         var (_, output) = await fx.RunAsync(snap, ["sh", "-c",
             // busybox-static's wget crashes on Debian 12; a request by hand is the same traffic.
             $"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 30 {internet.Address} 8080; " +
-            $"for a in 127.0.0.1:{port} 10.0.2.2:{port} {internet.MachineAddress}:{port} {services.MachineAddress}:{port} {services.Address}:8080; do " +
+            $"for a in 127.0.0.1:{port} 10.0.2.2:{port} {internet.MachineAddress}:{port} {services.MachineAddress}:{port} {services.Address}:8080 {metadata.Address}:8080; do " +
             "if echo probe | nc -w 3 ${a%:*} ${a#*:}; then echo reached-$a; else echo refused-$a; fi; done; " +
             "readlink /proc/self/ns/net; cat /etc/resolv.conf"]);
 
@@ -124,7 +127,7 @@ public sealed class SandboxRunnerTests(SandboxFixture fx)
         Assert.True(
             stdout.Contains("from the other host", StringComparison.Ordinal),
             $"the step did not get the page of the internet host {internet}; services host {services}; the step printed:\n{stdout}");
-        foreach (var refused in (string[])[$"127.0.0.1:{port}", $"10.0.2.2:{port}", $"{internet.MachineAddress}:{port}", $"{services.MachineAddress}:{port}", $"{services.Address}:8080"])
+        foreach (var refused in (string[])[$"127.0.0.1:{port}", $"10.0.2.2:{port}", $"{internet.MachineAddress}:{port}", $"{services.MachineAddress}:{port}", $"{services.Address}:8080", $"{metadata.Address}:8080"])
         {
             Assert.Contains("refused-" + refused, stdout, StringComparison.Ordinal);
         }

@@ -13,11 +13,17 @@ public sealed class TestHost : IAsyncDisposable
 {
     private readonly List<Process> _processes = [];
 
-    private TestHost(string name, int subnet)
+    /// <summary>The network of hosts that stand for other machines.</summary>
+    public const string OrdinaryPrefix = "10.213";
+
+    /// <summary>The link-local network (169.254.0.0/16), where a cloud's metadata service answers: a host there stands for it.</summary>
+    public const string LinkLocalPrefix = "169.254";
+
+    private TestHost(string name, string prefix, int subnet)
     {
         Name = name;
-        Address = $"10.213.{subnet}.2";
-        MachineAddress = $"10.213.{subnet}.1";
+        Address = $"{prefix}.{subnet}.2";
+        MachineAddress = $"{prefix}.{subnet}.1";
     }
 
     /// <summary>The namespace's name (<c>ip netns</c>).</summary>
@@ -35,18 +41,21 @@ public sealed class TestHost : IAsyncDisposable
     /// process or by another test run, never share an address (a shared one would route one host's traffic to the
     /// other).
     /// </summary>
-    public static async Task<TestHost> CreateAsync()
+    public static async Task<TestHost> CreateAsync() => await CreateAsync(OrdinaryPrefix);
+
+    /// <summary>As <see cref="CreateAsync()"/>, the host's /30 under <paramref name="prefix"/> (<see cref="OrdinaryPrefix"/>, <see cref="LinkLocalPrefix"/>).</summary>
+    public static async Task<TestHost> CreateAsync(string prefix)
     {
         using var allocation = await LockAsync();
         var used = await Tool.RunAsync("ip", "-o", "-4", "addr", "show");
-        var free = Enumerable.Range(1, 249).Where(n => !used.Contains($" 10.213.{n}.", StringComparison.Ordinal)).ToArray();
+        var free = Enumerable.Range(1, 249).Where(n => !used.Contains($" {prefix}.{n}.", StringComparison.Ordinal)).ToArray();
         if (free.Length == 0)
         {
-            throw new InvalidOperationException("Every 10.213.N.0/30 subnet is taken: remove leftover test hosts (ip netns list | grep farm-th-).");
+            throw new InvalidOperationException($"Every {prefix}.N.0/30 subnet is taken: remove leftover test hosts (ip netns list | grep farm-th-).");
         }
 
         var subnet = free[RandomNumberGenerator.GetInt32(free.Length)];
-        var host = new TestHost("farm-th-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)), subnet);
+        var host = new TestHost("farm-th-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)), prefix, subnet);
         var outside = "fth" + host.Name[^8..];
         try
         {
