@@ -1072,14 +1072,22 @@ public sealed partial class BuildService : IAsyncDisposable, ILifecycleParticipa
     /// </summary>
     private sealed class RecordProgress(BuildRecord record, GrainEventForwarder forwarder, StreamEventForwarder? shared, CancellationToken stopping) : IProgress<BuildEvent>
     {
+        private readonly Lock _order = new();
+
         public void Report(BuildEvent value)
         {
-            var seq = record.Append(value);
-            if (seq > 0 && !stopping.IsCancellationRequested)
+            // Steps report from many threads at once: numbering and posting happen together, so the forwarders get the
+            // events in their numbers' order. (Posted apart, event 10 could reach the shared stream before event 9,
+            // which Redis then refused as not above the last id: a follower on another coordinator lost a log line.)
+            lock (_order)
             {
-                var line = BuildEventJson.Serialize(new SequencedBuildEvent(seq, value));
-                forwarder.Post(line);
-                shared?.Post(seq, line);
+                var seq = record.Append(value);
+                if (seq > 0 && !stopping.IsCancellationRequested)
+                {
+                    var line = BuildEventJson.Serialize(new SequencedBuildEvent(seq, value));
+                    forwarder.Post(line);
+                    shared?.Post(seq, line);
+                }
             }
         }
     }

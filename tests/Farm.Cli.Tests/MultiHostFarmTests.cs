@@ -193,13 +193,21 @@ public sealed class MultiHostFarmTests(MultiHostFarmFixture farm, ITestOutputHel
         using var cli = RunningCli.StartOnHost(farm.Hosts.Client.Netns, farm.Env(farm.Token), "build", "--farm", farm.Coordinator2.Url, "--progress", "rawjson", "--push", "-t", image, context);
         int Started() => Enumerable.Range(1, Stages).Count(i => cli.Stdout.Any(l => IsLog(l, $"started-{i}-{marker}")));
         var busy = farm.ReachableWorkers;
-        await Wait.UntilAsync(() => Started() == busy, TimeSpan.FromMinutes(3),
-            () => $"{busy} steps to start on the {busy} workers{Environment.NewLine}{cli}{farm.Diagnostics()}");
+        try
+        {
+            await Wait.UntilAsync(() => Started() == busy, TimeSpan.FromMinutes(3),
+                () => $"{busy} steps to start on the {busy} workers{Environment.NewLine}{cli}{farm.Diagnostics()}");
 
-        farm.StartWorker(farm.Hosts.Worker4);
-        await Wait.UntilAsync(() => Started() == busy + 1, TimeSpan.FromMinutes(2),
-            () => $"the worker added on {farm.Hosts.Worker4.Address} to start a waiting step{Environment.NewLine}{cli}{farm.Diagnostics()}");
-        await File.WriteAllTextAsync(Path.Combine(gate, "go"), "go\n");
+            farm.StartWorker(farm.Hosts.Worker4);
+            await Wait.UntilAsync(() => Started() == busy + 1, TimeSpan.FromMinutes(2),
+                () => $"the worker added on {farm.Hosts.Worker4.Address} to start a waiting step{Environment.NewLine}{cli}{farm.Diagnostics()}");
+        }
+        finally
+        {
+            // Opened whatever happened above: steps left waiting on it would hold the workers the next tests need.
+            await File.WriteAllTextAsync(Path.Combine(gate, "go"), "go\n");
+        }
+
         var exit = await cli.ExitCodeAsync(TimeSpan.FromMinutes(4), farm.Diagnostics);
 
         Assert.True(exit == 0, $"farm exited {exit}{Environment.NewLine}{cli}{farm.Diagnostics()}");
