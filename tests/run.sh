@@ -27,9 +27,10 @@ read -r passed failed skipped < <(totals "$results/console.log")
 # in flaky.txt, never hidden) and does not fail the run; one that fails again does. Only when every failure
 # is a test that can be named: an aborted test host or a build error fails the run as before.
 flaky="$results/flaky.txt"; : > "$flaky"
-failed_lines=$(grep -cP '^\s+Failed ' "$results/console.log" || true)
 failed_tests=$(grep -oP '^\s+Failed \KFarm\.[A-Za-z0-9_.]+' "$results/console.log" | sort -u || true)
-if [ "$status" -ne 0 ] && [ "$failed" -gt 0 ] && [ "$failed_lines" = "$failed" ] && [ "${FARM_TEST_RERUN:-1}" != 0 ] \
+# Failures are counted by their "Failed Farm.…" lines only: a test's captured process output may hold other lines
+# that start with "Failed" (a worker's "Failed to stop bus" warning did, and kept a run from its rerun).
+if [ "$status" -ne 0 ] && [ "$failed" -gt 0 ] && [ "${FARM_TEST_RERUN:-1}" != 0 ] \
    && [ "$(grep -cP '^\s+Failed Farm\.' "$results/console.log")" = "$failed" ] \
    && ! grep -qiE 'test run (was )?aborted|test host process crashed' "$results/console.log"; then
   again=0
